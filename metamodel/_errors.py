@@ -1,0 +1,81 @@
+"""Definition errors are data: where, what, and how to fix it.
+
+Every problem found while loading a package becomes a :class:`Problem`; the loader
+collects them all and raises one :class:`DefinitionError` at the end, so an author sees
+every mistake in one run::
+
+    entities/contact.yaml:14:7: fields.birthday.type: unknown type 'dat' (did you mean 'date'?)
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Origin:
+    """Where a definition value came from: a package, a file and a 1-based position."""
+
+    file: str
+    line: int = 0
+    col: int = 0
+    package: str = ""
+
+    def __str__(self) -> str:
+        if self.line:
+            return f"{self.file}:{self.line}:{self.col}"
+        return self.file
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One error in a definition, located as precisely as the loader can."""
+
+    origin: Origin
+    path: str
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.origin}: "
+        if self.path:
+            text += f"{self.path}: "
+        text += self.message
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.origin.file, self.origin.line, self.origin.col, self.message)
+
+
+class DefinitionError(Exception):
+    """Raised once per load with every problem found, most useful first."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(sorted(set(problems), key=Problem.sort_key))
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        count = len(self.problems)
+        head = f"{count} error{'s' if count != 1 else ''} in definitions"
+        return "\n".join([head, *(str(problem) for problem in self.problems)])
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """A hint naming the closest candidate, or '' when nothing is close."""
+    matches = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"did you mean '{matches[0]}'?" if matches else ""
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    """``('fields', 'name', 'type')`` → ``fields.name.type``; list items as ``[2]``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text

@@ -1,0 +1,753 @@
+"""The expression language of guards, validations, visibility rules, formulas and filters.
+
+Expressions read like Python and are parsed with Python's own parser, then checked
+against a whitelist and compiled into a small typed tree::
+
+    amount >= 100000 and stage in ['won', 'lost']
+    days_between(created_at, today()) > 30 and account.grade == 'A'
+
+Nothing in an expression can reach a Python object: only the names of the entity's
+fields (and paths through references), literals, the operators below and the functions
+of :data:`FUNCTIONS`. There are no loops, attribute access on values, subscripts or
+keyword arguments, and sources and trees are size-limited, so evaluation time is bounded
+by the size of the expression. Each expression is type-checked once against the fields
+and compiled once, to a Python callable (:meth:`Expression.evaluate`) and on demand to a
+SQLAlchemy expression (:meth:`Expression.to_sql`).
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, DivisionByZero, InvalidOperation
+from typing import Any, Protocol
+
+MAX_SOURCE = 2000
+MAX_NODES = 300
+MAX_DEPTH = 40
+MAX_INT = 10**18
+
+# Value types. Lists carry their element type: "list:string".
+INTEGER, DECIMAL, STRING, BOOLEAN = "integer", "decimal", "string", "boolean"
+DATE, DATETIME, NULL, ANY = "date", "datetime", "null", "any"
+NUMERIC = (INTEGER, DECIMAL)
+TEMPORAL = (DATE, DATETIME)
+
+Path = tuple[str, ...]
+Values = Mapping[str, Any]
+Evaluator = Callable[[Values], Any]
+
+
+class ExpressionError(Exception):
+    """An expression that does not parse, names unknown fields or mixes types."""
+
+    def __init__(self, message: str, hint: str = "", offset: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.offset = offset
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class Scope(Protocol):
+    """What names an expression may use and their types."""
+
+    def type_of(self, path: Path) -> str:
+        """The type of a field path, or raise :class:`ExpressionError` naming the problem."""
+        ...
+
+
+# --- the typed tree ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Literal(Node):
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRef(Node):
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf(Node):
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Unary(Node):
+    op: str  # "not" | "-"
+    operand: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Binary(Node):
+    op: str  # + - * / %
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Compare(Node):
+    op: str  # == != < <= > >= in not_in
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Logical(Node):
+    op: str  # and | or
+    values: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Conditional(Node):
+    test: Node
+    body: Node
+    orelse: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Node):
+    name: str
+    args: tuple[Node, ...]
+
+
+# --- functions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    """A function expressions may call: its arity, argument check and Python body."""
+
+    min_args: int
+    max_args: int
+    result: Callable[[Sequence[str]], str]
+    accepts: Callable[[Sequence[str]], str | None]  # an error message, or None
+    body: Callable[..., Any]
+    doc: str
+
+
+def _want(*allowed: str) -> Callable[[Sequence[str]], str | None]:
+    def check(types: Sequence[str]) -> str | None:
+        for t in types:
+            if t not in (*allowed, NULL, ANY):
+                return f"expects {' or '.join(allowed)}, got {t}"
+        return None
+
+    return check
+
+
+def _same(types: Sequence[str]) -> str | None:
+    known = {_family(t) for t in types if t not in (NULL, ANY)}
+    return None if len(known) <= 1 else f"arguments must share one type, got {', '.join(types)}"
+
+
+def _first_known(types: Sequence[str]) -> str:
+    known = [t for t in types if t not in (NULL, ANY)]
+    if not known:
+        return ANY
+    return DECIMAL if DECIMAL in known else known[0]
+
+
+def _fixed(result: str) -> Callable[[Sequence[str]], str]:
+    return lambda _types: result
+
+
+def _as_date(value: Any) -> dt.date:
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+def _nullsafe(func: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any) -> Any:
+        if any(arg is None for arg in args):
+            return None
+        return func(*args)
+
+    return call
+
+
+def _round(value: Any, places: int = 0) -> Any:
+    if value is None or places is None:
+        return None
+    return Decimal(str(value)).quantize(Decimal(1).scaleb(-int(places)))
+
+
+FUNCTIONS: dict[str, Function] = {
+    "today": Function(0, 0, _fixed(DATE), _want(), lambda: dt.date.today(), "Today's date."),
+    "now": Function(
+        0, 0, _fixed(DATETIME), _want(), lambda: dt.datetime.now(dt.UTC), "The current time (UTC)."
+    ),
+    "days_between": Function(
+        2,
+        2,
+        _fixed(INTEGER),
+        _want(DATE, DATETIME),
+        _nullsafe(lambda a, b: (_as_date(b) - _as_date(a)).days),
+        "Calendar days from the first date to the second: `days_between(created_at, today())`.",
+    ),
+    "add_days": Function(
+        2,
+        2,
+        _fixed(DATE),
+        lambda ts: _want(DATE, DATETIME)(ts[:1]) or _want(INTEGER)(ts[1:]),
+        _nullsafe(lambda d, n: _as_date(d) + dt.timedelta(days=int(n))),
+        "The date n days after (or before, if negative): `add_days(sign_date, 30)`.",
+    ),
+    "year": Function(
+        1,
+        1,
+        _fixed(INTEGER),
+        _want(DATE, DATETIME),
+        _nullsafe(lambda d: d.year),
+        "The year of a date.",
+    ),
+    "month": Function(
+        1,
+        1,
+        _fixed(INTEGER),
+        _want(DATE, DATETIME),
+        _nullsafe(lambda d: d.month),
+        "The month (1–12) of a date.",
+    ),
+    "day": Function(
+        1,
+        1,
+        _fixed(INTEGER),
+        _want(DATE, DATETIME),
+        _nullsafe(lambda d: d.day),
+        "The day of the month of a date.",
+    ),
+    "len": Function(
+        1,
+        1,
+        _fixed(INTEGER),
+        lambda ts: None if ts[0].startswith("list") else _want(STRING)(ts),
+        _nullsafe(len),
+        "Length of a text or a multichoice.",
+    ),
+    "lower": Function(1, 1, _fixed(STRING), _want(STRING), _nullsafe(str.lower), "Lowercase text."),
+    "upper": Function(1, 1, _fixed(STRING), _want(STRING), _nullsafe(str.upper), "Uppercase text."),
+    "trim": Function(
+        1,
+        1,
+        _fixed(STRING),
+        _want(STRING),
+        _nullsafe(str.strip),
+        "Text without leading and trailing spaces.",
+    ),
+    "startswith": Function(
+        2,
+        2,
+        _fixed(BOOLEAN),
+        _want(STRING),
+        lambda s, p: s is not None and p is not None and s.startswith(p),
+        "Whether text starts with a prefix.",
+    ),
+    "concat": Function(
+        1,
+        20,
+        _fixed(STRING),
+        _want(STRING),
+        lambda *parts: "".join(p for p in parts if p is not None),
+        "Joins texts; empty values count as ''.",
+    ),
+    "coalesce": Function(
+        2,
+        10,
+        _first_known,
+        _same,
+        lambda *args: next((a for a in args if a is not None), None),
+        "The first argument that is not empty.",
+    ),
+    "is_empty": Function(
+        1,
+        1,
+        _fixed(BOOLEAN),
+        lambda ts: None,
+        lambda v: v is None or v == "" or v == [],
+        "Whether a value is empty.",
+    ),
+    "round": Function(
+        1,
+        2,
+        _fixed(DECIMAL),
+        lambda ts: _want(*NUMERIC)(ts[:1]) or _want(INTEGER)(ts[1:]),
+        _round,
+        "A number rounded to n decimal places (default 0).",
+    ),
+    "abs": Function(1, 1, _first_known, _want(*NUMERIC), _nullsafe(abs), "Absolute value."),
+    "min": Function(
+        2,
+        10,
+        _first_known,
+        _same,
+        lambda *a: min((x for x in a if x is not None), default=None),
+        "The smallest argument.",
+    ),
+    "max": Function(
+        2,
+        10,
+        _first_known,
+        _same,
+        lambda *a: max((x for x in a if x is not None), default=None),
+        "The largest argument.",
+    ),
+}
+
+_CONSTANTS = {
+    "true": True,
+    "false": False,
+    "null": None,
+    "True": True,
+    "False": False,
+    "None": None,
+}
+
+_BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Mod: "%"}
+_COMPARE = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.In: "in",
+    ast.NotIn: "not_in",
+    ast.Is: "==",
+    ast.IsNot: "!=",
+}
+
+
+def _family(t: str) -> str:
+    if t in NUMERIC:
+        return "number"
+    if t in TEMPORAL:
+        return "date"
+    return t
+
+
+def _literal_type(value: Any) -> str:
+    if value is None:
+        return NULL
+    if isinstance(value, bool):
+        return BOOLEAN
+    if isinstance(value, int):
+        return INTEGER
+    if isinstance(value, Decimal):
+        return DECIMAL
+    return STRING
+
+
+# --- parsing and checking -------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self, source: str, scope: Scope) -> None:
+        self.source = source
+        self.scope = scope
+        self.count = 0
+        self.fields: set[Path] = set()
+
+    def error(self, node: ast.AST, message: str, hint: str = "") -> ExpressionError:
+        return ExpressionError(message, hint, getattr(node, "col_offset", 0))
+
+    def build(self, node: ast.AST, depth: int = 0) -> Node:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self.error(node, f"expression too complex (more than {MAX_NODES} parts)")
+        if depth > MAX_DEPTH:
+            raise self.error(node, f"expression nested deeper than {MAX_DEPTH} levels")
+        method = getattr(self, f"_{type(node).__name__}", None)
+        if method is None:
+            raise self.error(node, f"{_describe(node)} is not allowed in expressions")
+        result: Node = method(node, depth + 1)
+        return result
+
+    def _Constant(self, node: ast.Constant, depth: int) -> Node:
+        value: Any = node.value
+        if isinstance(value, float):
+            value = Decimal(repr(value))
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+            raise self.error(node, f"number {value} is too large")
+        elif not (value is None or isinstance(value, bool | int | str)):
+            raise self.error(node, f"{_describe(node)} is not allowed in expressions")
+        return Literal(_literal_type(value), value)
+
+    def _Name(self, node: ast.Name, depth: int) -> Node:
+        if node.id in _CONSTANTS:
+            value = _CONSTANTS[node.id]
+            return Literal(_literal_type(value), value)
+        return self._field(node, (node.id,))
+
+    def _Attribute(self, node: ast.Attribute, depth: int) -> Node:
+        parts = [node.attr]
+        target: ast.AST = node.value
+        while isinstance(target, ast.Attribute):
+            parts.append(target.attr)
+            target = target.value
+        if not isinstance(target, ast.Name):
+            raise self.error(node, "only field paths like account.grade may use '.'")
+        parts.append(target.id)
+        return self._field(node, tuple(reversed(parts)))
+
+    def _field(self, node: ast.AST, path: Path) -> Node:
+        if any(part.startswith("_") for part in path):
+            raise self.error(node, f"'{'.'.join(path)}' is not a field")
+        try:
+            kind = self.scope.type_of(path)
+        except ExpressionError as exc:
+            exc.offset = getattr(node, "col_offset", 0)
+            raise
+        self.fields.add(path)
+        return FieldRef(kind, path)
+
+    def _List(self, node: ast.List | ast.Tuple, depth: int) -> Node:
+        items = tuple(self.build(item, depth) for item in node.elts)
+        if len(items) > 100:
+            raise self.error(node, "a list may hold at most 100 items")
+        kinds = {_family(i.type) for i in items if i.type not in (NULL, ANY)}
+        if len(kinds) > 1:
+            raise self.error(node, "a list's items must share one type")
+        elem = _first_known([i.type for i in items])
+        return ListOf(f"list:{elem}", items)
+
+    _Tuple = _List
+
+    def _UnaryOp(self, node: ast.UnaryOp, depth: int) -> Node:
+        operand = self.build(node.operand, depth)
+        if isinstance(node.op, ast.Not):
+            return Unary(BOOLEAN, "not", operand)
+        if isinstance(node.op, ast.USub | ast.UAdd):
+            if operand.type not in (*NUMERIC, NULL, ANY):
+                raise self.error(node, f"cannot negate a {operand.type}")
+            if isinstance(node.op, ast.UAdd):
+                return operand
+            if isinstance(operand, Literal) and operand.value is not None:
+                return Literal(operand.type, -operand.value)
+            return Unary(operand.type, "-", operand)
+        raise self.error(node, f"{_describe(node.op)} is not allowed in expressions")
+
+    def _BinOp(self, node: ast.BinOp, depth: int) -> Node:
+        op = _BINARY.get(type(node.op))
+        if op is None:
+            raise self.error(node, f"operator {_describe(node.op)} is not allowed in expressions")
+        left, right = self.build(node.left, depth), self.build(node.right, depth)
+        lt, rt = left.type, right.type
+        if op == "+" and STRING in (lt, rt) and {lt, rt} <= {STRING, NULL, ANY}:
+            return Binary(STRING, op, left, right)
+        if {lt, rt} <= {*NUMERIC, NULL, ANY}:
+            kind = INTEGER if lt == rt == INTEGER and op != "/" else DECIMAL
+            if ANY in (lt, rt):
+                kind = ANY
+            return Binary(kind, op, left, right)
+        raise self.error(node, f"cannot use '{op}' on {lt} and {rt}")
+
+    def _BoolOp(self, node: ast.BoolOp, depth: int) -> Node:
+        op = "and" if isinstance(node.op, ast.And) else "or"
+        return Logical(BOOLEAN, op, tuple(self.build(v, depth) for v in node.values))
+
+    def _IfExp(self, node: ast.IfExp, depth: int) -> Node:
+        test = self.build(node.test, depth)
+        body, orelse = self.build(node.body, depth), self.build(node.orelse, depth)
+        if _same([body.type, orelse.type]):
+            raise self.error(
+                node, f"both branches must have one type, got {body.type} and {orelse.type}"
+            )
+        return Conditional(_first_known([body.type, orelse.type]), test, body, orelse)
+
+    def _Compare(self, node: ast.Compare, depth: int) -> Node:
+        left = self.build(node.left, depth)
+        parts: list[Node] = []
+        for op_node, right_node in zip(node.ops, node.comparators, strict=True):
+            op = _COMPARE[type(op_node)]
+            right = self.build(right_node, depth)
+            self._check_compare(node, op, left, right)
+            parts.append(Compare(BOOLEAN, op, left, right))
+            left = right
+        return parts[0] if len(parts) == 1 else Logical(BOOLEAN, "and", tuple(parts))
+
+    def _check_compare(self, node: ast.AST, op: str, left: Node, right: Node) -> None:
+        lt, rt = left.type, right.type
+        if op in ("in", "not_in"):
+            if rt.startswith("list:"):
+                elem = rt[5:]
+                if _compatible(lt, elem):
+                    return
+                raise self.error(node, f"cannot look for a {lt} in a list of {elem}")
+            if rt in (STRING, ANY) and lt in (STRING, NULL, ANY):
+                return
+            raise self.error(node, f"'in' needs a list or a text on its right, got {rt}")
+        if not _compatible(lt, rt):
+            raise self.error(node, f"cannot compare {lt} with {rt}")
+        if op not in ("==", "!=") and (BOOLEAN in (lt, rt) or lt.startswith("list")):
+            raise self.error(node, f"cannot order {lt} values with '{op}'")
+
+    def _Call(self, node: ast.Call, depth: int) -> Node:
+        if not isinstance(node.func, ast.Name):
+            raise self.error(node, "only the built-in functions may be called")
+        name = node.func.id
+        function = FUNCTIONS.get(name)
+        if function is None:
+            from ._errors import did_you_mean
+
+            raise self.error(node, f"unknown function '{name}'", did_you_mean(name, FUNCTIONS))
+        if node.keywords:
+            raise self.error(node, f"{name}() takes no keyword arguments")
+        args = tuple(self.build(arg, depth) for arg in node.args)
+        if not function.min_args <= len(args) <= function.max_args:
+            expected = (
+                str(function.min_args)
+                if function.min_args == function.max_args
+                else f"{function.min_args} to {function.max_args}"
+            )
+            raise self.error(node, f"{name}() takes {expected} arguments, got {len(args)}")
+        types = [a.type for a in args]
+        problem = function.accepts(types)
+        if problem:
+            raise self.error(node, f"{name}() {problem}")
+        return Call(function.result(types), name, args)
+
+
+def _compatible(a: str, b: str) -> bool:
+    return NULL in (a, b) or ANY in (a, b) or _family(a) == _family(b)
+
+
+def _describe(node: ast.AST) -> str:
+    names = {
+        "Subscript": "indexing ([...])",
+        "Lambda": "lambda",
+        "ListComp": "a comprehension",
+        "GeneratorExp": "a comprehension",
+        "DictComp": "a comprehension",
+        "SetComp": "a comprehension",
+        "Dict": "a mapping ({...})",
+        "Set": "a set",
+        "JoinedStr": "an f-string",
+        "NamedExpr": "assignment (:=)",
+        "Starred": "unpacking (*)",
+        "Await": "await",
+        "Pow": "'**'",
+        "FloorDiv": "'//'",
+        "BitAnd": "'&'",
+        "BitOr": "'|'",
+        "BitXor": "'^'",
+        "LShift": "'<<'",
+        "RShift": "'>>'",
+        "MatMult": "'@'",
+        "Invert": "'~'",
+    }
+    return names.get(type(node).__name__, type(node).__name__)
+
+
+def parse(source: str, scope: Scope, *, expect: str | None = None) -> Expression:
+    """Parse, check and compile ``source`` against ``scope``.
+
+    ``expect`` names the type the result must have (``"boolean"`` for guards and rules).
+
+    >>> parse("amount >= 100 and stage in ['won']", scope).evaluate({"amount": 150, "stage": "won"})
+    True
+    """
+    if not isinstance(source, str) or not source.strip():
+        raise ExpressionError("empty expression")
+    if len(source) > MAX_SOURCE:
+        raise ExpressionError(f"expression longer than {MAX_SOURCE} characters")
+    text = " ".join(source.splitlines()).strip()
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        message = (exc.msg or "invalid syntax").replace("invalid syntax. ", "")
+        raise ExpressionError(f"syntax error: {message}", offset=(exc.offset or 1) - 1) from None
+    except (ValueError, RecursionError, MemoryError):
+        raise ExpressionError("expression cannot be parsed") from None
+    checker = _Checker(text, scope)
+    try:
+        root = checker.build(tree.body)
+    except RecursionError:
+        raise ExpressionError(f"expression nested deeper than {MAX_DEPTH} levels") from None
+    if expect is not None and not _compatible(root.type, expect):
+        raise ExpressionError(f"expression gives a {root.type}, expected a {expect}")
+    return Expression(source, root.type, root, frozenset(checker.fields))
+
+
+# --- evaluation ------------------------------------------------------------------------
+
+
+def _number_pair(a: Any, b: Any) -> tuple[Any, Any]:
+    if isinstance(a, float) and isinstance(b, Decimal):
+        return Decimal(repr(a)), b
+    if isinstance(b, float) and isinstance(a, Decimal):
+        return a, Decimal(repr(b))
+    return a, b
+
+
+def _comparable(a: Any, b: Any) -> tuple[Any, Any]:
+    """Make two non-null values comparable: dates with datetimes, floats with decimals."""
+    if isinstance(a, dt.datetime) != isinstance(b, dt.datetime) and all(
+        isinstance(v, dt.date) for v in (a, b)
+    ):
+        a, b = (_as_datetime(a), _as_datetime(b))
+    if (
+        isinstance(a, dt.datetime)
+        and isinstance(b, dt.datetime)
+        and (a.tzinfo is None) != (b.tzinfo is None)
+    ):
+        a, b = a.replace(tzinfo=a.tzinfo or dt.UTC), b.replace(tzinfo=b.tzinfo or dt.UTC)
+    return _number_pair(a, b)
+
+
+def _as_datetime(value: dt.date) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value
+    return dt.datetime(value.year, value.month, value.day)
+
+
+_ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def _compare(op: str, a: Any, b: Any) -> bool:
+    if op in ("in", "not_in"):
+        found = a is not None and b is not None and a in b
+        return found if op == "in" else not found and b is not None and a is not None
+    if a is None or b is None:
+        if op == "==":
+            return a is b
+        if op == "!=":
+            return a is not b
+        return False
+    a, b = _comparable(a, b)
+    try:
+        if op == "==":
+            return bool(a == b)
+        if op == "!=":
+            return bool(a != b)
+        return bool(_ORDER[op](a, b))
+    except TypeError:
+        return False
+
+
+def _arith(op: str, a: Any, b: Any) -> Any:
+    if a is None or b is None:
+        return None
+    a, b = _number_pair(a, b)
+    try:
+        if op == "+":
+            return a + b
+        if op == "-":
+            return a - b
+        if op == "*":
+            return a * b
+        if op == "/":
+            return Decimal(a) / Decimal(b) if not isinstance(a, float) else a / b
+        return a % b
+    except (ZeroDivisionError, DivisionByZero, InvalidOperation):
+        return None
+    except TypeError:
+        return None
+
+
+def _lookup(values: Values, path: Path) -> Any:
+    value: Any = values
+    for part in path:
+        if isinstance(value, Mapping):
+            value = value.get(part)
+        else:
+            return values.get(".".join(path)) if isinstance(values, Mapping) else None
+        if value is None:
+            return None
+    return value
+
+
+def _compile_py(node: Node) -> Evaluator:
+    if isinstance(node, Literal):
+        constant = node.value
+        return lambda values: constant
+    if isinstance(node, FieldRef):
+        path = node.path
+        if len(path) == 1:
+            name = path[0]
+            return lambda values: values.get(name)
+        return lambda values: _lookup(values, path)
+    if isinstance(node, ListOf):
+        items = [_compile_py(item) for item in node.items]
+        return lambda values: [item(values) for item in items]
+    if isinstance(node, Unary):
+        inner = _compile_py(node.operand)
+        if node.op == "not":
+            return lambda values: not inner(values)
+        return lambda values: None if (v := inner(values)) is None else -v
+    if isinstance(node, Binary):
+        left, right, op = _compile_py(node.left), _compile_py(node.right), node.op
+        return lambda values: _arith(op, left(values), right(values))
+    if isinstance(node, Compare):
+        left, right, cop = _compile_py(node.left), _compile_py(node.right), node.op
+        return lambda values: _compare(cop, left(values), right(values))
+    if isinstance(node, Logical):
+        parts = [_compile_py(v) for v in node.values]
+        if node.op == "and":
+            return lambda values: all(bool(p(values)) for p in parts)
+        return lambda values: any(bool(p(values)) for p in parts)
+    if isinstance(node, Conditional):
+        test, body, orelse = (_compile_py(n) for n in (node.test, node.body, node.orelse))
+        return lambda values: body(values) if test(values) else orelse(values)
+    if isinstance(node, Call):
+        function = FUNCTIONS[node.name].body
+        args = [_compile_py(a) for a in node.args]
+        return lambda values: function(*(a(values) for a in args))
+    raise TypeError(f"unknown node {node!r}")  # pragma: no cover - the checker builds only these
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A checked expression: its source, result type, tree and the field paths it reads."""
+
+    source: str
+    type: str
+    tree: Node = field(repr=False)
+    fields: frozenset[Path] = field(repr=False)
+    _evaluate: Evaluator = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_evaluate", _compile_py(self.tree))
+
+    def evaluate(self, values: Values) -> Any:
+        """The value for one record's ``values``.
+
+        Paths read nested mappings: ``account.grade`` reads ``{"account": {"grade": "A"}}``.
+        """
+        return self._evaluate(values)
+
+    def to_sql(self, resolve: Callable[[Path], Any], dialect: str = "postgresql") -> Any:
+        """A SQLAlchemy expression; ``resolve`` maps each field path to a column expression."""
+        from ._expr_sql import to_sql
+
+        return to_sql(self.tree, resolve, dialect)
+
+    def __str__(self) -> str:
+        return self.source
+
+
+@dataclass(frozen=True)
+class MappingScope:
+    """A scope from a flat map of path → type; handy for tests and parameters."""
+
+    types: Mapping[str, str]
+
+    def type_of(self, path: Path) -> str:
+        name = ".".join(path)
+        if name in self.types:
+            return self.types[name]
+        from ._errors import did_you_mean
+
+        raise ExpressionError(f"unknown field '{name}'", did_you_mean(name, self.types))

@@ -1,0 +1,403 @@
+"""Load definition packages: files → documents → overlays → schema → compiled Model.
+
+A package is a folder holding a ``package.yaml`` (``kind: package``) and any number of
+YAML or JSON files in sub-folders, each with one or more documents; or a single YAML file
+whose documents include the package document. Folders named ``demo``, ``tests``,
+``translations`` or starting with ``.`` or ``_`` hold no definitions and are skipped.
+
+Every problem in every file is collected; :func:`load_packages` raises one
+:class:`DefinitionError` listing them all, each as ``file:line:col: path: message``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from ._errors import DefinitionError, Origin, Problem, did_you_mean, format_path
+from ._merge import Document, Patcher
+from ._yaml import Location, SourceDocument, read_documents
+from .model import Model
+from .schema import IDENTIFIER, KINDS, kind_schema
+
+SUFFIXES = (".yaml", ".yml", ".json")
+SKIPPED_FOLDERS = frozenset({"demo", "tests", "translations", "node_modules"})
+
+
+@dataclass(slots=True)
+class PackageSource:
+    """One package as read from disk: its own document and the others."""
+
+    name: str
+    path: Path
+    header: SourceDocument
+    documents: list[SourceDocument] = field(default_factory=list)
+
+    @property
+    def extends(self) -> str | None:
+        value = self.header.value.get("extends")
+        return value if isinstance(value, str) else None
+
+
+def _display(path: Path) -> str:
+    absolute = path.resolve()
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)
+
+
+def _files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    found: list[Path] = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(
+            d for d in dirs if d not in SKIPPED_FOLDERS and not d.startswith((".", "_"))
+        )
+        found.extend(Path(folder) / n for n in sorted(names) if n.endswith(SUFFIXES))
+    return found
+
+
+def read_package(path: str | Path, problems: list[Problem]) -> PackageSource | None:
+    """Read every document of the package at ``path``; problems go to ``problems``."""
+    root = Path(path)
+    where = Origin(_display(root))
+    if not root.exists():
+        problems.append(Problem(where, "", "no such file or folder"))
+        return None
+    documents: list[SourceDocument] = []
+    for file in _files(root):
+        docs, found = read_documents(file, _display(file), "")
+        problems.extend(found)
+        documents.extend(docs)
+    headers = [
+        d for d in documents if isinstance(d.value, dict) and d.value.get("kind") == "package"
+    ]
+    if not headers:
+        if root.is_dir() and not (documents or problems):
+            problems.append(Problem(where, "", "no definition files (.yaml, .yml, .json) here"))
+        elif not any(p.origin.file.startswith(_display(root)) for p in problems):
+            problems.append(
+                Problem(
+                    where,
+                    "",
+                    "no package document: add package.yaml with 'kind: package' and a name",
+                )
+            )
+        return None
+    if len(headers) > 1:
+        for extra in headers[1:]:
+            problems.append(
+                Problem(
+                    extra.origin(()),
+                    "kind",
+                    f"a second package document (the first is at {headers[0].origin(())})",
+                )
+            )
+    header = headers[0]
+    name = header.value.get("name")
+    if not isinstance(name, str):
+        name = root.stem
+    for doc in documents:
+        doc.package = name
+        for table in (doc.positions, doc.key_positions):
+            for key, origin in table.items():
+                table[key] = Origin(origin.file, origin.line, origin.col, name)
+    others = [d for d in documents if d is not header]
+    return PackageSource(name, root, header, others)
+
+
+def load_packages(paths: Sequence[str | Path]) -> Model:
+    """Load, check and compile the packages at ``paths`` (base first, overlays after).
+
+    Raises :class:`DefinitionError` with every problem found.
+    """
+    problems: list[Problem] = []
+    sources = [s for s in (read_package(p, problems) for p in paths) if s is not None]
+    if not sources and not problems:
+        problems.append(Problem(Origin("<packages>"), "", "no packages given"))
+    model = None
+    if sources:
+        model = _Loader(problems).load(sources)
+    if problems or model is None:
+        raise DefinitionError(problems)
+    return model
+
+
+class _Loader:
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        self.validators = {
+            (kind, patch): Draft202012Validator(kind_schema(kind, patch=patch))
+            for kind in KINDS
+            for patch in (False, True)
+        }
+
+    def problem(self, origin: Origin, path: Location | str, message: str, hint: str = "") -> None:
+        text = path if isinstance(path, str) else format_path(path)
+        self.problems.append(Problem(origin, text, message, hint))
+
+    def load(self, sources: list[PackageSource]) -> Model | None:
+        from ._compile import compile_model
+
+        ancestors = self._check_packages(sources)
+        documents: dict[tuple[str, str], Document] = {}
+        patched: set[tuple[str, str]] = set()
+        patcher = Patcher(ancestors, self.problems)
+        for source in sources:
+            bases, patches = self._sort(source)
+            for base_doc in bases:
+                key = (base_doc.value["kind"], base_doc.value["name"])
+                if key in documents:
+                    first = documents[key]
+                    self.problem(
+                        base_doc.origin(("name",)),
+                        "name",
+                        f"{key[0]} '{key[1]}' is already defined in package '{first.package}' "
+                        f"({first.origin(())})",
+                        f"to change it from another package, write 'extend: {key[1]}'",
+                    )
+                    continue
+                if self._schema_ok(base_doc, base_doc.value["kind"], patch=False):
+                    documents[key] = Document.from_source(base_doc, *key)
+            for patch in patches:
+                kind, target = patch.value["kind"], patch.value["extend"]
+                if not self._schema_ok(patch, kind, patch=True):
+                    continue
+                base = documents.get((kind, target))
+                if base is None:
+                    names = [n for k, n in documents if k == kind]
+                    self.problem(
+                        patch.origin(("extend",)),
+                        "extend",
+                        f"cannot extend {kind} '{target}': no package loaded before "
+                        f"'{source.name}' defines it",
+                        did_you_mean(target, names),
+                    )
+                    continue
+                if base.package != source.name and base.package not in ancestors[source.name]:
+                    self.problem(
+                        patch.origin(("extend",)),
+                        "extend",
+                        f"{kind} '{target}' belongs to package '{base.package}', which "
+                        f"'{source.name}' does not extend",
+                        f"add 'extends: {base.package}' to {source.name}'s package.yaml",
+                    )
+                    continue
+                patcher.apply(base, patch)
+                patched.add((kind, target))
+        for key in sorted(patched):
+            doc = documents[key]
+            self._validate(doc.value, key[0], False, doc.origin, doc.key_origin)
+        if self.problems:
+            return None
+        return compile_model(sources, list(documents.values()), self.problems)
+
+    def _check_packages(self, sources: list[PackageSource]) -> dict[str, frozenset[str]]:
+        ancestors: dict[str, frozenset[str]] = {}
+        for source in sources:
+            header = source.header
+            self._validate(
+                header.value,
+                "package",
+                False,
+                header.origin,
+                lambda p, h=header: h.key_positions.get(tuple(p)) or h.origin(p),
+            )
+            if source.name in ancestors:
+                self.problem(
+                    header.origin(("name",)), "name", f"package '{source.name}' is loaded twice"
+                )
+                continue
+            parent = source.extends
+            if parent is None:
+                ancestors[source.name] = frozenset()
+            elif parent in ancestors:
+                ancestors[source.name] = ancestors[parent] | {parent}
+            else:
+                self.problem(
+                    header.origin(("extends",)),
+                    "extends",
+                    f"package '{source.name}' extends '{parent}', which is not loaded before it",
+                    f"list the '{parent}' package before '{source.name}' in HEDDLE_PACKAGES"
+                    if parent not in {s.name for s in sources}
+                    else f"put '{parent}' before '{source.name}' in the package list",
+                )
+                ancestors[source.name] = frozenset()
+        return ancestors
+
+    def _sort(self, source: PackageSource) -> tuple[list[SourceDocument], list[SourceDocument]]:
+        """Split documents into definitions and patches, reporting malformed envelopes."""
+        bases: list[SourceDocument] = []
+        patches: list[SourceDocument] = []
+        for doc in source.documents:
+            value = doc.value
+            if not isinstance(value, dict):
+                self.problem(
+                    doc.origin(()), "", "a document must be a mapping with 'kind' and 'name'"
+                )
+                continue
+            kind = value.get("kind")
+            if kind is None:
+                self.problem(doc.origin(()), "", "missing 'kind'", f"one of: {', '.join(KINDS)}")
+                continue
+            if kind not in KINDS or kind == "package":
+                hint = did_you_mean(str(kind), KINDS) or f"one of: {', '.join(KINDS[1:])}"
+                self.problem(doc.origin(("kind",)), "kind", f"unknown kind '{kind}'", hint)
+                continue
+            has_name, has_extend = "name" in value, "extend" in value
+            if has_name and has_extend:
+                self.problem(
+                    doc.origin(("extend",)),
+                    "extend",
+                    "a document either defines ('name') or patches ('extend'), not both",
+                )
+            elif has_extend:
+                if self._identifier(doc, "extend"):
+                    patches.append(doc)
+            elif not has_name:
+                self.problem(doc.origin(()), "", f"{kind} has no 'name'")
+            elif self._identifier(doc, "name"):
+                bases.append(doc)
+        return bases, patches
+
+    def _identifier(self, doc: SourceDocument, key: str) -> bool:
+        import re
+
+        value = doc.value[key]
+        if isinstance(value, str) and re.match(IDENTIFIER, value) and len(value) <= 63:
+            return True
+        self.problem(doc.origin((key,)), key, _bad_name(value))
+        return False
+
+    def _schema_ok(self, doc: SourceDocument, kind: str, *, patch: bool) -> bool:
+        before = len(self.problems)
+        self._validate(
+            doc.value,
+            kind,
+            patch,
+            doc.origin,
+            lambda p: doc.key_positions.get(tuple(p)) or doc.origin(p),
+        )
+        return len(self.problems) == before
+
+    def _validate(self, value: Any, kind: str, patch: bool, origin: Any, key_origin: Any) -> None:
+        validator = self.validators[(kind, patch)]
+        for error in validator.iter_errors(value):
+            for path, message, hint, at_key in _explain(error):
+                where = key_origin(path) if at_key else origin(path)
+                self.problem(where, path, message, hint)
+
+
+def _bad_name(value: Any) -> str:
+    if not isinstance(value, str):
+        return f"a name must be text, got {_json_type(value)}"
+    return (
+        f"'{value}' is not a valid name: use lowercase letters, digits and underscores, "
+        "starting with a letter (at most 63)"
+    )
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    return "a mapping"
+
+
+_TYPE_NAMES = {
+    "string": "text",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+}
+
+Explained = tuple[Location, str, str, bool]
+
+
+def _explain(error: ValidationError) -> Iterable[Explained]:
+    """Turn one jsonschema error into messages that say how to fix it."""
+    path: Location = tuple(error.absolute_path)
+    validator: Any = error.validator
+    instance: Any = error.instance
+    schema: Any = error.schema
+    expected: Any = error.validator_value
+    if validator == "additionalProperties":
+        allowed = list(schema.get("properties", {}))
+        for key in instance:
+            if key not in allowed:
+                yield (*path, key), f"unknown property '{key}'", did_you_mean(key, allowed), True
+        return
+    if validator == "required":
+        for key in expected:
+            if isinstance(instance, dict) and key not in instance:
+                kind = instance.get("type") if len(path) >= 2 and path[-2] == "fields" else None
+                owner = f"a {kind} field" if isinstance(kind, str) else "this"
+                yield path, f"missing required property '{key}' ({owner} needs it)", "", False
+        return
+    if validator == "propertyNames":
+        for sub in error.context or ():
+            bad: Any = sub.instance
+            yield (*path, bad), _bad_name(bad), "", True
+        return
+    if validator == "enum":
+        options = [str(o) for o in expected]
+        what = "type" if path and path[-1] == "type" else "value"
+        shown = ", ".join(options) if len(options) <= 8 else ", ".join(options[:8]) + ", …"
+        hint = did_you_mean(str(instance), options) or f"one of: {shown}"
+        yield path, f"unknown {what} {instance!r}", hint, False
+        return
+    if validator == "pattern":
+        if expected == IDENTIFIER:
+            yield path, _bad_name(instance), "", False
+        else:
+            yield (
+                path,
+                f"{instance!r} does not have the expected form "
+                f"({schema.get('description') or expected})",
+                "",
+                False,
+            )
+        return
+    if validator == "type":
+        expected = expected
+        names = [expected] if isinstance(expected, str) else list(expected)
+        wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
+        yield path, f"expected {wanted}, got {_json_type(instance)}", "", False
+        return
+    if validator in ("oneOf", "anyOf"):
+        description = schema.get("description")
+        if isinstance(instance, dict | list) and error.context:
+            deepest = best_match(error.context)
+            if deepest is not None and deepest.validator not in ("type", "oneOf"):
+                yield from _explain(deepest)
+                return
+        if description:
+            yield path, f"unexpected {_json_type(instance)}: {description}", "", False
+        else:
+            yield path, error.message, "", False
+        return
+    if validator in ("minItems", "minProperties"):
+        yield path, "must not be empty", "", False
+        return
+    if validator == "uniqueItems":
+        yield path, "items must not repeat", "", False
+        return
+    yield path, error.message, "", False

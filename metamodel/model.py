@@ -1,0 +1,550 @@
+"""The compiled, immutable Model: what every other layer reads.
+
+Definitions compile once into these frozen objects; hot paths look things up by name and
+never re-read YAML. A Model is hashable by content (:attr:`Model.hash`) and round-trips
+through JSON (:meth:`Model.to_json`, :meth:`Model.from_json`), which is how the engine
+stores each applied version.
+
+>>> model = load_packages(["apps/crm_definitions"])
+>>> model.entity("opportunity").field("amount").type
+'money'
+>>> [f.name for _, f in model.references_to("account")][:2]
+['parent_account', 'account']
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from ._errors import Origin, did_you_mean
+from .expressions import (
+    BOOLEAN,
+    DATE,
+    DATETIME,
+    DECIMAL,
+    INTEGER,
+    STRING,
+    Expression,
+)
+
+#: Columns every table has; ownable entities add ``owner_id`` and ``team_id``.
+SYSTEM_FIELDS: Mapping[str, str] = MappingProxyType(
+    {
+        "id": INTEGER,
+        "created_at": DATETIME,
+        "updated_at": DATETIME,
+        "created_by": INTEGER,
+        "updated_by": INTEGER,
+        "version": INTEGER,
+        "owner_id": INTEGER,
+        "team_id": INTEGER,
+    }
+)
+
+#: The expression type of each field type (formula and rollup depend on their options).
+VALUE_TYPES: Mapping[str, str] = MappingProxyType(
+    {
+        "string": STRING,
+        "text": STRING,
+        "email": STRING,
+        "phone": STRING,
+        "url": STRING,
+        "file": STRING,
+        "autonumber": STRING,
+        "choice": STRING,
+        "multichoice": "list:string",
+        "integer": INTEGER,
+        "decimal": DECIMAL,
+        "money": DECIMAL,
+        "percent": DECIMAL,
+        "boolean": BOOLEAN,
+        "date": DATE,
+        "datetime": DATETIME,
+        "reference": INTEGER,
+        "user": INTEGER,
+        "team": INTEGER,
+    }
+)
+
+Frozen = Any  # a deep-frozen JSON value: MappingProxyType, tuple, str, number, bool, None
+
+
+def freeze(value: Any) -> Frozen:
+    """A read-only copy of a JSON value: mappings become proxies, lists tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """The plain JSON value of a frozen one."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value
+
+
+class UnknownName(KeyError):
+    """A look-up of a name the Model does not have; the message suggests the closest."""
+
+    def __init__(self, what: str, name: str, known: Any) -> None:
+        hint = did_you_mean(name, known)
+        self.message = f"unknown {what} '{name}'" + (f" ({hint})" if hint else "")
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """Text in one or more locales; falls back to English, then to any text it has."""
+
+    texts: Mapping[str, str]
+
+    @classmethod
+    def of(cls, value: Any, fallback: str = "") -> Label:
+        if isinstance(value, Mapping):
+            return cls(MappingProxyType(dict(value)))
+        if isinstance(value, str):
+            return cls(MappingProxyType({"*": value}))
+        return cls(MappingProxyType({"*": fallback}))
+
+    def get(self, locale: str = "en") -> str:
+        texts = self.texts
+        if locale in texts:
+            return texts[locale]
+        base = locale.split("-")[0]
+        for key in (base, "*", "en"):
+            if key in texts:
+                return texts[key]
+        return next(iter(texts.values()), "")
+
+    def __str__(self) -> str:
+        return self.get("en")
+
+    def to_json(self) -> Any:
+        if set(self.texts) == {"*"}:
+            return self.texts["*"]
+        return dict(self.texts)
+
+
+def _humanize(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    value: str
+    label: Label
+    color: str | None = None
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of an entity, with its options and compiled expressions."""
+
+    name: str
+    type: str
+    label: Label
+    entity: str
+    help: Label | None = None
+    placeholder: Label | None = None
+    required: bool = False
+    unique: bool = False
+    default: Any = None
+    default_expression: Expression | None = None
+    min: Any = None
+    max: Any = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    index: bool = False
+    readonly: bool = False
+    searchable: bool = False
+    visible_when: Expression | None = None
+    required_when: Expression | None = None
+    readonly_when: Expression | None = None
+    renamed_from: str | None = None
+    options: tuple[Choice, ...] = ()
+    to: str | None = None
+    on_delete: str = "restrict"
+    children: str | None = None
+    via: str | None = None
+    precision: int | None = None
+    scale: int | None = None
+    currency: str | None = None
+    format: str | None = None
+    expression: Expression | None = None
+    returns: str | None = None
+    of: str | None = None
+    aggregate: str | None = None
+    rollup_field: str | None = None
+    filter: Expression | None = None
+    accept: tuple[str, ...] = ()
+    max_size: int | None = None
+    multiple: bool = False
+
+    @property
+    def value_type(self) -> str:
+        """The field's type as expressions see it (``string``, ``decimal``, ``date``…)."""
+        return value_type(self.type, self.returns, self.aggregate, self.multiple)
+
+    @property
+    def computed(self) -> bool:
+        """Formula, rollup and autonumber values are set by the platform, never by input."""
+        return self.type in ("formula", "rollup", "autonumber")
+
+    @property
+    def choice_values(self) -> tuple[str, ...]:
+        return tuple(choice.value for choice in self.options)
+
+    def choice(self, value: str) -> Choice:
+        for choice in self.options:
+            if choice.value == value:
+                return choice
+        raise UnknownName(f"option of {self.entity}.{self.name}", value, self.choice_values)
+
+
+def value_type(
+    kind: str, returns: str | None = None, aggregate: str | None = None, multiple: bool = False
+) -> str:
+    if kind == "user" and multiple:
+        return "list:integer"
+    if kind == "formula":
+        return VALUE_TYPES.get(returns or "", returns or STRING)
+    if kind == "rollup":
+        return INTEGER if aggregate == "count" else DECIMAL
+    return VALUE_TYPES.get(kind, STRING)
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    name: str
+    rule: Expression
+    message: Label
+    when: Expression | None = None
+    fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateRule:
+    name: str
+    label: Label
+    fields: tuple[str, ...]
+    normalize: tuple[str, ...] = ()
+    action: str = "warn"
+    match: str = "all"
+    also_check: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    name: str
+    fields: tuple[str, ...]
+    unique: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    field: str
+    descending: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> SortKey:
+        text = text.strip()
+        return cls(text[1:], True) if text.startswith("-") else cls(text)
+
+    def __str__(self) -> str:
+        return f"-{self.field}" if self.descending else self.field
+
+
+def parse_sort(value: Any) -> tuple[SortKey, ...]:
+    """``"-amount, name"`` or ``["-amount", "name"]`` → sort keys."""
+    if not value:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(SortKey.parse(item) for item in items if item.strip())
+
+
+@dataclass(frozen=True)
+class Entity:
+    """An entity: a table, a record schema and its screens' layout."""
+
+    name: str
+    label: Label
+    plural_label: Label
+    package: str
+    fields: Mapping[str, Field]
+    description: Label | None = None
+    icon: str | None = None
+    table: str = ""
+    title_field: str | None = None
+    search_fields: tuple[str, ...] = ()
+    ownable: bool = False
+    child: bool = False
+    parent: str | None = None
+    parent_field: str | None = None
+    audit: bool = True
+    validations: tuple[Validation, ...] = ()
+    duplicate_rules: tuple[DuplicateRule, ...] = ()
+    indexes: tuple[Index, ...] = ()
+    default_sort: tuple[SortKey, ...] = ()
+    form: Frozen = None
+    list_views: Frozen = ()
+    kanban: Frozen = None
+    calendar: Frozen = None
+
+    def field(self, name: str) -> Field:
+        try:
+            return self.fields[name]
+        except KeyError:
+            raise UnknownName(f"field of {self.name}", name, self.fields) from None
+
+    def has_field(self, name: str) -> bool:
+        return name in self.fields
+
+    @property
+    def system_fields(self) -> tuple[str, ...]:
+        return tuple(n for n in SYSTEM_FIELDS if self.ownable or n not in ("owner_id", "team_id"))
+
+    def fields_of_type(self, *types: str) -> tuple[Field, ...]:
+        return tuple(f for f in self.fields.values() if f.type in types)
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    name: str
+    label: Label
+    initial: bool = False
+    final: bool = False
+    color: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    name: str
+    label: Label
+    sources: tuple[str, ...]  # ("*",) means from any state
+    to: str
+    guard: Expression | None = None
+    roles: tuple[str, ...] = ()
+    comment: str = "optional"
+    required_fields: tuple[str, ...] = ()
+    set: Frozen = None
+    approval: str | None = None
+
+    def allowed_from(self, state: str) -> bool:
+        return "*" in self.sources or state in self.sources
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str
+    label: Label
+    entity: str
+    field: str
+    states: tuple[State, ...]
+    transitions: tuple[Transition, ...]
+    approvals: Frozen = ()
+    package: str = ""
+
+    @property
+    def initial(self) -> State:
+        return next((s for s in self.states if s.initial), self.states[0])
+
+    def transition(self, name: str) -> Transition:
+        for transition in self.transitions:
+            if transition.name == name:
+                return transition
+        raise UnknownName(f"transition of {self.name}", name, [t.name for t in self.transitions])
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """What one role may do on one entity: a scope per action and field rules."""
+
+    read: str = "none"
+    create: str = "none"
+    update: str = "none"
+    delete: str = "none"
+    export: str = "none"
+    import_: str = "none"
+    fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def scope(self, action: str) -> str:
+        scope: str = getattr(self, "import_" if action == "import" else action)
+        return scope
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    label: Label
+    description: Label | None
+    permissions: Mapping[str, Permission]
+    package: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    label: Label
+    entity: str
+    spec: Frozen
+    filter: Expression | None = None
+    package: str = ""
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    name: str
+    label: Label
+    spec: Frozen
+    package: str = ""
+
+
+@dataclass(frozen=True)
+class Automation:
+    name: str
+    label: Label
+    entity: str
+    spec: Frozen
+    condition: Expression | None = None
+    package: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    name: str
+    label: Label
+    version: str = "0"
+    extends: str | None = None
+    locales: tuple[str, ...] = ("en",)
+    default_locale: str = "en"
+    table_prefix: str = ""
+    currency: str = "USD"
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class Model:
+    """Everything the definitions say, compiled, frozen and cheap to query."""
+
+    packages: tuple[Package, ...]
+    entities: Mapping[str, Entity]
+    workflows: Mapping[str, Workflow]
+    roles: Mapping[str, Role]
+    reports: Mapping[str, Report]
+    dashboards: Mapping[str, Dashboard]
+    automations: Mapping[str, Automation]
+    documents: Frozen = field(repr=False)
+    origins: Mapping[tuple[str, str], Mapping[tuple[str | int, ...], Origin]] = field(
+        repr=False, default_factory=lambda: MappingProxyType({})
+    )
+    hash: str = ""
+    _refs_to: Mapping[str, tuple[tuple[Entity, Field], ...]] = field(
+        repr=False, default_factory=lambda: MappingProxyType({})
+    )
+
+    # look-ups -------------------------------------------------------------------------
+
+    def entity(self, name: str) -> Entity:
+        try:
+            return self.entities[name]
+        except KeyError:
+            raise UnknownName("entity", name, self.entities) from None
+
+    def workflow(self, name: str) -> Workflow:
+        try:
+            return self.workflows[name]
+        except KeyError:
+            raise UnknownName("workflow", name, self.workflows) from None
+
+    def role(self, name: str) -> Role:
+        try:
+            return self.roles[name]
+        except KeyError:
+            raise UnknownName("role", name, self.roles) from None
+
+    def workflows_of(self, entity: str) -> tuple[Workflow, ...]:
+        return tuple(w for w in self.workflows.values() if w.entity == entity)
+
+    def references_to(self, entity: str) -> tuple[tuple[Entity, Field], ...]:
+        """Every (entity, reference field) that points at ``entity``."""
+        return self._refs_to.get(entity, ())
+
+    def references_from(self, entity: str) -> tuple[Field, ...]:
+        """The reference fields of ``entity``."""
+        return self.entity(entity).fields_of_type("reference")
+
+    @property
+    def package(self) -> Package:
+        """The last package loaded: the one a deployment is made of."""
+        return self.packages[-1]
+
+    @property
+    def locales(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for package in self.packages:
+            seen.update(dict.fromkeys(package.locales))
+        return tuple(seen)
+
+    def origin(self, kind: str, name: str, *path: str | int) -> Origin | None:
+        """Which package, file and line set a property.
+
+        ``model.origin("entity", "account", "fields", "name", "label")``
+        """
+        table = self.origins.get((kind, name))
+        if not table:
+            return None
+        key = tuple(path)
+        while key:
+            if key in table:
+                return table[key]
+            key = key[:-1]
+        return table.get(())
+
+    def __iter__(self) -> Iterator[Entity]:
+        return iter(self.entities.values())
+
+    # JSON form ------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "hash": self.hash,
+            "packages": [
+                {
+                    "name": p.name,
+                    "label": p.label.to_json(),
+                    "version": p.version,
+                    "extends": p.extends,
+                    "locales": list(p.locales),
+                    "default_locale": p.default_locale,
+                    "table_prefix": p.table_prefix,
+                    "currency": p.currency,
+                }
+                for p in self.packages
+            ],
+            "documents": thaw(self.documents),
+        }
+
+    def to_json(self) -> str:
+        """The definitions behind this Model as one JSON document (no file positions)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes | Mapping[str, Any]) -> Model:
+        """Recompile a Model from :meth:`to_json`'s output."""
+        from ._compile import compile_documents_json
+
+        data = json.loads(text) if isinstance(text, str | bytes) else text
+        return compile_documents_json(data)

@@ -1,0 +1,590 @@
+"""The JSON Schema (draft 2020-12) of every definition kind.
+
+The schema is the contract editors see (``heddle schema``; a YAML file with
+``# yaml-language-server: $schema=…`` validates and completes as it is typed) and the
+first check the loader runs. Rules that need the whole package — unknown entities,
+expressions, cycles — are the semantic checks in :mod:`metamodel._checks`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from typing import Any
+
+SCHEMA_ID = "https://heddle.dev/schema/heddle.schema.json"
+
+KINDS = ("package", "entity", "workflow", "report", "dashboard", "automation", "role")
+
+FIELD_TYPES = (
+    "string",
+    "text",
+    "integer",
+    "decimal",
+    "money",
+    "percent",
+    "boolean",
+    "date",
+    "datetime",
+    "choice",
+    "multichoice",
+    "reference",
+    "children",
+    "email",
+    "phone",
+    "url",
+    "file",
+    "autonumber",
+    "formula",
+    "rollup",
+    "user",
+    "team",
+)
+
+FORMULA_RETURNS = (
+    "string",
+    "integer",
+    "decimal",
+    "money",
+    "percent",
+    "boolean",
+    "date",
+    "datetime",
+)
+ON_DELETE = ("restrict", "cascade", "set_null")
+AGGREGATES = ("sum", "count", "min", "max", "avg")
+SCOPES = ("none", "own", "team", "team_and_below", "all")
+ACTIONS = ("read", "create", "update", "delete", "export", "import")
+DUPLICATE_ACTIONS = ("block", "warn", "claim")
+NORMALIZERS = ("case", "space", "width", "company_suffix", "region_prefix", "phone", "punctuation")
+
+IDENTIFIER = r"^[a-z][a-z0-9_]*$"
+
+Schema = dict[str, Any]
+
+
+def _obj(properties: Schema, required: tuple[str, ...] = (), **extra: Any) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    schema.update(extra)
+    return schema
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/$defs/{name}"}
+
+
+def _array(items: Schema, **extra: Any) -> Schema:
+    return {"type": "array", "items": items, **extra}
+
+
+def _names() -> Schema:
+    return _array(_ref("identifier"), uniqueItems=True)
+
+
+_DEFS: Schema = {
+    "identifier": {
+        "type": "string",
+        "pattern": IDENTIFIER,
+        "maxLength": 63,
+        "description": (
+            "snake_case: lowercase letters, digits and underscores, starting with a letter."
+        ),
+    },
+    "label": {
+        "description": "Text, or text per locale: {en: Account, zh: 客户, ja: 顧客}.",
+        "oneOf": [
+            {"type": "string", "minLength": 1},
+            {
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": {"pattern": r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"},
+                "additionalProperties": {"type": "string", "minLength": 1},
+            },
+        ],
+    },
+    "expression": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 2000,
+        "description": "An expression: `amount >= 100000 and stage in ['won', 'lost']`.",
+    },
+    "field_path": {
+        "type": "string",
+        "pattern": r"^-?[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$",
+        "description": "A field name, or a path through references (`account.grade`).",
+    },
+    "sort": {
+        "description": "Field names, `-` before a name for descending: `-amount, name`.",
+        "oneOf": [
+            {"type": "string", "minLength": 1},
+            _array({"$ref": "#/$defs/field_path"}, minItems=1),
+        ],
+    },
+    "choice_option": {
+        "oneOf": [
+            {"type": "string", "minLength": 1, "maxLength": 63},
+            _obj(
+                {
+                    "value": {"type": "string", "minLength": 1, "maxLength": 63},
+                    "label": _ref("label"),
+                    "color": {"type": "string", "pattern": r"^(#[0-9a-fA-F]{6}|[a-z]+)$"},
+                    "description": _ref("label"),
+                },
+                ("value",),
+            ),
+        ]
+    },
+    "field": _obj(
+        {
+            "type": {"enum": list(FIELD_TYPES), "description": "The field's type."},
+            "label": _ref("label"),
+            "help": _ref("label"),
+            "placeholder": _ref("label"),
+            "required": {"type": "boolean"},
+            "unique": {"type": "boolean"},
+            "default": {"description": "A constant, or `=expression` computed on create."},
+            "min": {"type": ["number", "string"]},
+            "max": {"type": ["number", "string"]},
+            "min_length": {"type": "integer", "minimum": 0},
+            "max_length": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+            "pattern": {"type": "string", "minLength": 1},
+            "index": {"type": "boolean"},
+            "readonly": {"type": "boolean"},
+            "searchable": {"type": "boolean"},
+            "visible_when": _ref("expression"),
+            "required_when": _ref("expression"),
+            "readonly_when": _ref("expression"),
+            "renamed_from": _ref("identifier"),
+            "options": _array(_ref("choice_option"), minItems=1),
+            "to": _ref("identifier"),
+            "on_delete": {"enum": list(ON_DELETE)},
+            "entity": _ref("identifier"),
+            "precision": {"type": "integer", "minimum": 1, "maximum": 38},
+            "scale": {"type": "integer", "minimum": 0, "maximum": 18},
+            "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+            "format": {"type": "string", "minLength": 1, "maxLength": 100},
+            "expression": _ref("expression"),
+            "returns": {"enum": list(FORMULA_RETURNS)},
+            "of": _ref("identifier"),
+            "via": _ref("identifier"),
+            "aggregate": {"enum": list(AGGREGATES)},
+            "field": _ref("identifier"),
+            "filter": _ref("expression"),
+            "accept": _array({"type": "string", "minLength": 1}),
+            "max_size": {"type": "integer", "minimum": 1},
+            "multiple": {"type": "boolean"},
+        },
+        ("type",),
+        allOf=[
+            {
+                "if": {"properties": {"type": {"enum": ["choice", "multichoice"]}}},
+                "then": {"required": ["options"]},
+            },
+            {"if": {"properties": {"type": {"const": "reference"}}}, "then": {"required": ["to"]}},
+            {
+                "if": {"properties": {"type": {"const": "children"}}},
+                "then": {"required": ["entity"]},
+            },
+            {
+                "if": {"properties": {"type": {"const": "autonumber"}}},
+                "then": {"required": ["format"]},
+            },
+            {
+                "if": {"properties": {"type": {"const": "formula"}}},
+                "then": {"required": ["expression", "returns"]},
+            },
+            {
+                "if": {"properties": {"type": {"const": "rollup"}}},
+                "then": {"required": ["of", "via", "aggregate"]},
+            },
+        ],
+    ),
+    "validation": _obj(
+        {
+            "name": _ref("identifier"),
+            "rule": {**_ref("expression"), "description": "Must hold for every saved record."},
+            "message": _ref("label"),
+            "when": _ref("expression"),
+            "fields": _names(),
+        },
+        ("name", "rule", "message"),
+    ),
+    "duplicate_rule": _obj(
+        {
+            "name": _ref("identifier"),
+            "label": _ref("label"),
+            "fields": _array(_ref("identifier"), minItems=1),
+            "normalize": _array({"enum": list(NORMALIZERS)}, uniqueItems=True),
+            "action": {"enum": list(DUPLICATE_ACTIONS)},
+            "match": {"enum": ["all", "any"]},
+            "also_check": _names(),
+        },
+        ("name", "fields"),
+    ),
+    "index": _obj(
+        {
+            "name": _ref("identifier"),
+            "fields": _array(_ref("identifier"), minItems=1),
+            "unique": {"type": "boolean"},
+        },
+        ("name", "fields"),
+    ),
+    "form_section": _obj(
+        {
+            "name": _ref("identifier"),
+            "label": _ref("label"),
+            "columns": {"type": "integer", "minimum": 1, "maximum": 4},
+            "fields": _array(_ref("identifier"), minItems=1),
+            "visible_when": _ref("expression"),
+            "collapsed": {"type": "boolean"},
+        },
+        ("name", "fields"),
+    ),
+    "related_list": _obj(
+        {
+            "name": _ref("identifier"),
+            "label": _ref("label"),
+            "entity": _ref("identifier"),
+            "via": _ref("identifier"),
+            "columns": _names(),
+            "sort": _ref("sort"),
+        },
+        ("name", "entity", "via"),
+    ),
+    "form": _obj(
+        {
+            "sections": _array(_ref("form_section")),
+            "tabs": _array(
+                _obj(
+                    {
+                        "name": _ref("identifier"),
+                        "label": _ref("label"),
+                        "sections": _array(_ref("form_section"), minItems=1),
+                    },
+                    ("name", "sections"),
+                )
+            ),
+            "related": _array(_ref("related_list")),
+        }
+    ),
+    "list_view": _obj(
+        {
+            "name": _ref("identifier"),
+            "label": _ref("label"),
+            "columns": _array(_ref("field_path"), minItems=1),
+            "filter": _ref("expression"),
+            "sort": _ref("sort"),
+            "default": {"type": "boolean"},
+            "page_size": {"type": "integer", "minimum": 1, "maximum": 500},
+        },
+        ("name", "columns"),
+    ),
+    "kanban": _obj(
+        {
+            "field": _ref("identifier"),
+            "title": _ref("identifier"),
+            "card_fields": _names(),
+            "sum": _ref("identifier"),
+        },
+        ("field",),
+    ),
+    "calendar": _obj(
+        {
+            "start": _ref("identifier"),
+            "end": _ref("identifier"),
+            "title": _ref("identifier"),
+            "color": _ref("identifier"),
+        },
+        ("start",),
+    ),
+}
+
+_COMMON = {
+    "kind": {"type": "string"},
+    "name": _ref("identifier"),
+    "label": _ref("label"),
+    "description": _ref("label"),
+}
+
+_KIND_SCHEMAS: dict[str, Schema] = {
+    "package": _obj(
+        {
+            **_COMMON,
+            "version": {"type": "string", "pattern": r"^\d+(\.\d+){0,2}([-+.].+)?$"},
+            "extends": _ref("identifier"),
+            "locales": _array(
+                {"type": "string", "pattern": "^[a-z]{2,3}(-[A-Za-z0-9]+)*$"},
+                minItems=1,
+                uniqueItems=True,
+            ),
+            "default_locale": {"type": "string"},
+            "table_prefix": {"type": "string", "pattern": "^[a-z][a-z0-9]*_$"},
+            "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        },
+        ("kind", "name"),
+    ),
+    "entity": _obj(
+        {
+            **_COMMON,
+            "plural_label": _ref("label"),
+            "icon": {"type": "string"},
+            "table": _ref("identifier"),
+            "title_field": _ref("identifier"),
+            "search_fields": _names(),
+            "ownable": {"type": "boolean", "description": "Records have an owner and a team."},
+            "child": {
+                "type": "boolean",
+                "description": "Rows live inside a parent's children field.",
+            },
+            "audit": {"type": "boolean"},
+            "fields": {
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": _ref("identifier"),
+                "additionalProperties": _ref("field"),
+            },
+            "validations": _array(_ref("validation")),
+            "duplicate_rules": _array(_ref("duplicate_rule")),
+            "indexes": _array(_ref("index")),
+            "default_sort": _ref("sort"),
+            "form": _ref("form"),
+            "list_views": _array(_ref("list_view")),
+            "kanban": _ref("kanban"),
+            "calendar": _ref("calendar"),
+        },
+        ("kind", "name", "fields"),
+    ),
+    "workflow": _obj(
+        {
+            **_COMMON,
+            "entity": _ref("identifier"),
+            "field": _ref("identifier"),
+            "states": _array(
+                _obj(
+                    {
+                        "name": _ref("identifier"),
+                        "label": _ref("label"),
+                        "initial": {"type": "boolean"},
+                        "final": {"type": "boolean"},
+                        "color": {"type": "string"},
+                    },
+                    ("name",),
+                ),
+                minItems=1,
+            ),
+            "transitions": _array(
+                _obj(
+                    {
+                        "name": _ref("identifier"),
+                        "label": _ref("label"),
+                        "from": {"oneOf": [{"type": "string"}, _names()]},
+                        "to": _ref("identifier"),
+                        "guard": _ref("expression"),
+                        "roles": _names(),
+                        "comment": {"enum": ["optional", "required", "none"]},
+                        "required_fields": _names(),
+                        "set": {"type": "object", "propertyNames": _ref("identifier")},
+                        "approval": _ref("identifier"),
+                    },
+                    ("name", "from", "to"),
+                )
+            ),
+            "approvals": _array(
+                _obj(
+                    {
+                        "name": _ref("identifier"),
+                        "label": _ref("label"),
+                        "steps": _array(
+                            _obj(
+                                {
+                                    "name": _ref("identifier"),
+                                    "label": _ref("label"),
+                                    "approver": {"type": "string", "minLength": 1},
+                                    "when": _ref("expression"),
+                                },
+                                ("name", "approver"),
+                            ),
+                            minItems=1,
+                        ),
+                        "on_approve": _ref("identifier"),
+                        "on_reject": _ref("identifier"),
+                    },
+                    ("name", "steps"),
+                )
+            ),
+        },
+        ("kind", "name", "entity", "field", "states"),
+    ),
+    "role": _obj(
+        {
+            **_COMMON,
+            "permissions": {
+                "type": "object",
+                "propertyNames": _ref("identifier"),
+                "additionalProperties": _obj(
+                    {
+                        **{action: {"enum": list(SCOPES)} for action in ACTIONS},
+                        "fields": {
+                            "type": "object",
+                            "propertyNames": _ref("identifier"),
+                            "additionalProperties": {"enum": ["hidden", "readonly"]},
+                        },
+                    }
+                ),
+            },
+        },
+        ("kind", "name"),
+    ),
+    "report": _obj(
+        {
+            **_COMMON,
+            "entity": _ref("identifier"),
+            "params": _array(
+                _obj(
+                    {
+                        "name": _ref("identifier"),
+                        "label": _ref("label"),
+                        "type": {"enum": list(FORMULA_RETURNS)},
+                        "default": {},
+                    },
+                    ("name", "type"),
+                )
+            ),
+            "filter": _ref("expression"),
+            "group_by": _array(_ref("field_path")),
+            "measures": _array(
+                _obj(
+                    {
+                        "name": _ref("identifier"),
+                        "label": _ref("label"),
+                        "aggregate": {"enum": list(AGGREGATES)},
+                        "field": _ref("field_path"),
+                    },
+                    ("name", "aggregate"),
+                )
+            ),
+            "sort": _ref("sort"),
+            "chart": {"type": "object"},
+        },
+        ("kind", "name", "entity"),
+    ),
+    "dashboard": _obj(
+        {
+            **_COMMON,
+            "roles": _names(),
+            "widgets": _array(
+                _obj(
+                    {
+                        "name": _ref("identifier"),
+                        "label": _ref("label"),
+                        "type": {
+                            "enum": ["report", "list", "metric", "chart", "calendar", "tasks"]
+                        },
+                        "report": _ref("identifier"),
+                        "entity": _ref("identifier"),
+                        "filter": _ref("expression"),
+                        "width": {"type": "integer", "minimum": 1, "maximum": 12},
+                    },
+                    ("name", "type"),
+                )
+            ),
+        },
+        ("kind", "name"),
+    ),
+    "automation": _obj(
+        {
+            **_COMMON,
+            "entity": _ref("identifier"),
+            "trigger": _obj(
+                {
+                    "event": {"enum": ["created", "updated", "deleted", "transition"]},
+                    "schedule": {"type": "string", "minLength": 1},
+                    "date_field": _ref("identifier"),
+                    "offset_days": {"type": "integer"},
+                    "fields": _names(),
+                }
+            ),
+            "condition": _ref("expression"),
+            "actions": _array(
+                {
+                    "type": "object",
+                    "required": ["type"],
+                    "properties": {"type": {"type": "string", "pattern": IDENTIFIER}},
+                },
+                minItems=1,
+            ),
+            "enabled": {"type": "boolean"},
+        },
+        ("kind", "name", "entity", "trigger", "actions"),
+    ),
+}
+
+
+def _strip_required(schema: Any) -> Any:
+    """A patch may name any part of a document, so nothing in it is required."""
+    if isinstance(schema, dict):
+        return {
+            key: _strip_required(value)
+            for key, value in schema.items()
+            if key not in ("required", "minItems", "minProperties")
+        }
+    if isinstance(schema, list):
+        return [_strip_required(item) for item in schema]
+    return schema
+
+
+def _patch_schema(kind: str) -> Schema:
+    base: Schema = _strip_required(copy.deepcopy(_KIND_SCHEMAS[kind]))
+    base["properties"].pop("name", None)
+    base["properties"]["extend"] = {**_ref("identifier"), "description": "The document to patch."}
+    base["properties"]["remove"] = _array(
+        {"type": "string", "pattern": r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$|^[a-z][a-z0-9_]*$"},
+        description="Dotted paths to drop: `fields.fax`, `validations.old_rule`.",
+    )
+    base["required"] = ["kind", "extend"]
+    return base
+
+
+@cache
+def definition_schema() -> Schema:
+    """The whole schema: one document of any kind, base or patch (``extend:``)."""
+    defs = dict(_DEFS)
+    branches = []
+    for kind, schema in _KIND_SCHEMAS.items():
+        defs[kind] = schema
+        defs[f"{kind}_patch"] = _patch_schema(kind)
+        branches.append(
+            {
+                "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
+                "then": {
+                    "if": {"required": ["extend"]},
+                    "then": _ref(f"{kind}_patch"),
+                    "else": _ref(kind),
+                },
+            }
+        )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "Heddle definition",
+        "description": "One document of a Heddle definition package.",
+        "type": "object",
+        "required": ["kind"],
+        "properties": {"kind": {"enum": list(KINDS)}},
+        "allOf": branches,
+        "$defs": defs,
+    }
+
+
+def kind_schema(kind: str, *, patch: bool = False) -> Schema:
+    """The schema of one kind, resolvable on its own (it carries the shared ``$defs``)."""
+    whole = definition_schema()
+    return {"$defs": whole["$defs"], **_ref(f"{kind}_patch" if patch else kind)}
+
+
+def schema_json() -> str:
+    """The schema as published by ``heddle schema``."""
+    return json.dumps(definition_schema(), indent=2, ensure_ascii=False) + "\n"
