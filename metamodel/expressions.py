@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 MAX_SOURCE = 2000
 MAX_NODES = 300
-MAX_DEPTH = 40
+MAX_DEPTH = 100
 MAX_INT = 10**18
 
 # Value types. Lists carry their element type: "list:string".
@@ -382,7 +382,8 @@ class _Checker:
         elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
             raise self.error(node, f"number {value} is too large")
         elif not (value is None or isinstance(value, bool | int | str)):
-            raise self.error(node, f"{_describe(node)} is not allowed in expressions")
+            what = type(value).__name__
+            raise self.error(node, f"a {what} value is not allowed in expressions")
         return Literal(_literal_type(value), value)
 
     def _Name(self, node: ast.Name, depth: int) -> Node:

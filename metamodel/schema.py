@@ -60,6 +60,7 @@ DUPLICATE_ACTIONS = ("block", "warn", "claim")
 NORMALIZERS = ("case", "space", "width", "company_suffix", "region_prefix", "phone", "punctuation")
 
 IDENTIFIER = r"^[a-z][a-z0-9_]*$"
+PATCH_SUFFIX = "_patch"
 
 Schema = dict[str, Any]
 
@@ -78,6 +79,14 @@ def _ref(name: str) -> Schema:
 
 def _array(items: Schema, **extra: Any) -> Schema:
     return {"type": "array", "items": items, **extra}
+
+
+def _when_type(types: tuple[str, ...], *needed: str) -> Schema:
+    """A field of one of ``types`` needs the ``needed`` options."""
+    return {
+        "if": {"properties": {"type": {"enum": list(types)}}, "required": ["type"]},
+        "then": {"required": list(needed)},
+    }
 
 
 def _names() -> Schema:
@@ -179,27 +188,12 @@ _DEFS: Schema = {
         },
         ("type",),
         allOf=[
-            {
-                "if": {"properties": {"type": {"enum": ["choice", "multichoice"]}}},
-                "then": {"required": ["options"]},
-            },
-            {"if": {"properties": {"type": {"const": "reference"}}}, "then": {"required": ["to"]}},
-            {
-                "if": {"properties": {"type": {"const": "children"}}},
-                "then": {"required": ["entity"]},
-            },
-            {
-                "if": {"properties": {"type": {"const": "autonumber"}}},
-                "then": {"required": ["format"]},
-            },
-            {
-                "if": {"properties": {"type": {"const": "formula"}}},
-                "then": {"required": ["expression", "returns"]},
-            },
-            {
-                "if": {"properties": {"type": {"const": "rollup"}}},
-                "then": {"required": ["of", "via", "aggregate"]},
-            },
+            _when_type(("choice", "multichoice"), "options"),
+            _when_type(("reference",), "to"),
+            _when_type(("children",), "entity"),
+            _when_type(("autonumber",), "format"),
+            _when_type(("formula",), "expression", "returns"),
+            _when_type(("rollup",), "of", "via", "aggregate"),
         ],
     ),
     "validation": _obj(
@@ -529,15 +523,29 @@ def _strip_required(schema: Any) -> Any:
         return {
             key: _strip_required(value)
             for key, value in schema.items()
-            if key not in ("required", "minItems", "minProperties")
+            # keywords only: a property may itself be called "required"
+            if not (key == "required" and isinstance(value, list))
+            and not (key in ("minItems", "minProperties") and isinstance(value, int))
         }
     if isinstance(schema, list):
         return [_strip_required(item) for item in schema]
     return schema
 
 
+def _patched_refs(schema: Any) -> Any:
+    """Point every ``$ref`` at the patch variant of its definition."""
+    if isinstance(schema, dict):
+        return {
+            key: (f"{value}{PATCH_SUFFIX}" if key == "$ref" else _patched_refs(value))
+            for key, value in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_patched_refs(item) for item in schema]
+    return schema
+
+
 def _patch_schema(kind: str) -> Schema:
-    base: Schema = _strip_required(copy.deepcopy(_KIND_SCHEMAS[kind]))
+    base: Schema = _patched_refs(_strip_required(copy.deepcopy(_KIND_SCHEMAS[kind])))
     base["properties"].pop("name", None)
     base["properties"]["extend"] = {**_ref("identifier"), "description": "The document to patch."}
     base["properties"]["remove"] = _array(
@@ -552,10 +560,12 @@ def _patch_schema(kind: str) -> Schema:
 def definition_schema() -> Schema:
     """The whole schema: one document of any kind, base or patch (``extend:``)."""
     defs = dict(_DEFS)
+    for name, schema in _DEFS.items():
+        defs[f"{name}{PATCH_SUFFIX}"] = _patched_refs(_strip_required(copy.deepcopy(schema)))
     branches = []
     for kind, schema in _KIND_SCHEMAS.items():
         defs[kind] = schema
-        defs[f"{kind}_patch"] = _patch_schema(kind)
+        defs[f"{kind}{PATCH_SUFFIX}"] = _patch_schema(kind)
         branches.append(
             {
                 "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
