@@ -291,7 +291,7 @@ def test_a_patch_that_breaks_the_document_is_reported_where_the_patch_is(tmp_pat
     assert found == [
         "overlay0.yaml:8:20: fields.grade.default: default 'z' is not one of the options "
         "(options: a, b)",
-        "overlay0.yaml:9:48: fields.budget.min: min 10 is greater than max 1",
+        "overlay0.yaml:9:45: fields.budget.min: min 10 is greater than max 1",
     ]
 
 
