@@ -1,0 +1,56 @@
+"""The published JSON Schema: valid draft 2020-12, and it accepts and rejects what the
+loader does, so an editor's squiggles agree with ``heddle validate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator
+
+from metamodel import FIELD_TYPES, KINDS, definition_schema
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_schema_is_valid_draft_2020_12() -> None:
+    Draft202012Validator.check_schema(definition_schema())
+
+
+def test_every_kind_and_field_type_is_in_the_schema() -> None:
+    schema = definition_schema()
+    assert schema["properties"]["kind"]["enum"] == list(KINDS)
+    assert schema["$defs"]["field"]["properties"]["type"]["enum"] == list(FIELD_TYPES)
+    for kind in KINDS:
+        assert kind in schema["$defs"] and f"{kind}_patch" in schema["$defs"]
+
+
+def test_every_crm_document_validates_against_the_published_schema() -> None:
+    validator = Draft202012Validator(definition_schema())
+    files = sorted((ROOT / "apps" / "crm_definitions").rglob("*.yaml"))
+    assert files
+    for file in files:
+        text = file.read_text(encoding="utf-8")
+        assert text.startswith("# yaml-language-server: $schema="), file
+        for document in yaml.safe_load_all(text):
+            errors = [e.message for e in validator.iter_errors(document)]
+            assert errors == [], (file, errors)
+
+
+def test_the_whole_schema_rejects_what_the_loader_rejects() -> None:
+    validator = Draft202012Validator(definition_schema())
+    bad = [
+        {"kind": "entity", "name": "x", "fields": {"a": {"type": "dat"}}},
+        {"kind": "entity", "name": "x", "fields": {"a": {"type": "choice"}}},
+        {"kind": "entity", "name": "X", "fields": {"a": {"type": "string"}}},
+        {"kind": "entity", "extend": "x", "fields": {"a": {"lable": "A"}}},
+        {"kind": "widget", "name": "x"},
+    ]
+    for document in bad:
+        assert list(validator.iter_errors(document)), document
+    good = [
+        {"kind": "entity", "extend": "x", "fields": {"a": {"label": "A"}}},
+        {"kind": "entity", "extend": "x", "remove": ["fields.b"]},
+    ]
+    for document in good:
+        assert not list(validator.iter_errors(document)), document
