@@ -111,7 +111,7 @@ def measure(func: Callable[[], object], repeat: int) -> list[float]:
 
 
 def p95(values: list[float]) -> float:
-    return sorted(values)[max(0, int(round(0.95 * len(values))) - 1)]
+    return sorted(values)[max(0, round(0.95 * len(values)) - 1)]
 
 
 def main() -> None:
@@ -135,7 +135,9 @@ def main() -> None:
             rows.append((title, entities, count, heddle, floor))
     print(f"load + validate + compile, {args.repeat} runs each, Python {sys.version.split()[0]}")
     print()
-    print("| package | entities | fields | median ms | p95 ms | YAML parse only, median ms | ratio |")
+    print(
+        "| package | entities | fields | median ms | p95 ms | YAML parse only, median ms | ratio |"
+    )
     print("|---|---|---|---|---|---|---|")
     for title, entities, count, heddle, floor in rows:
         med, base = statistics.median(heddle), statistics.median(floor)

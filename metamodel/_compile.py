@@ -57,7 +57,7 @@ COMPUTED = frozenset({"formula", "rollup", "autonumber"})
 #: Which field types each type-specific option applies to.
 APPLIES_TO: Mapping[str, frozenset[str]] = MappingProxyType(
     {
-        "options": frozenset({"choice", "multichoice"}),
+        "options": frozenset({"choice", "multichoice", "formula"}),
         "to": frozenset({"reference"}),
         "on_delete": frozenset({"reference", "user", "team"}),
         "entity": frozenset({"children"}),
@@ -74,7 +74,8 @@ APPLIES_TO: Mapping[str, frozenset[str]] = MappingProxyType(
         "filter": frozenset({"rollup"}),
         "accept": frozenset({"file"}),
         "max_size": frozenset({"file"}),
-        "multiple": frozenset({"file", "user"}),
+        "multiple": frozenset({"file", "user", "team"}),
+        "columns": frozenset({"children"}),
         "max_length": TEXTUAL,
         "min_length": TEXTUAL,
         "pattern": TEXTUAL,
@@ -99,6 +100,8 @@ APPLIES_TO: Mapping[str, frozenset[str]] = MappingProxyType(
                 "choice",
                 "multichoice",
                 "reference",
+                "user",
+                "team",
             }
         ),
         "required": frozenset(
@@ -358,6 +361,10 @@ class _Compiler:
         if kind == "rollup":
             rollup_filter = self.rollup(doc, path, spec)
         formula = None
+        if kind == "formula" and options and spec["returns"] != "string":
+            self.error(
+                doc, (*path, "options"), "only a formula that returns string may have options"
+            )
         if kind == "formula":
             formula = self.expression(
                 doc,
@@ -416,6 +423,7 @@ class _Compiler:
             accept=tuple(spec.get("accept") or ()),
             max_size=spec.get("max_size"),
             multiple=bool(spec.get("multiple", False)),
+            columns=tuple(spec.get("columns") or ()),
         )
 
     def choices(self, doc: Document, path: Location, options: Iterable[Any]) -> Iterable[Choice]:
@@ -554,13 +562,15 @@ class _Compiler:
                 )
         return self.expression(doc, (*path, "filter"), spec.get("filter"), source)
 
-    def check_formula_cycles(self, doc: Document) -> None:
-        fields = doc.value["fields"]
+    def check_formula_cycles(self, doc: Document, fields: Mapping[str, Field]) -> None:
         graph: dict[str, set[str]] = {}
-        for name, spec in fields.items():
-            if spec.get("type") == "formula":
-                names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", spec.get("expression", "")))
-                graph[name] = {n for n in names if fields.get(n, {}).get("type") == "formula"}
+        for name, field in fields.items():
+            if field.expression is not None:
+                graph[name] = {
+                    path[0]
+                    for path in field.expression.fields
+                    if len(path) == 1 and fields.get(path[0], field).type == "formula"
+                }
         for cycle in _cycles(graph):
             self.error(
                 doc,
@@ -577,7 +587,7 @@ class _Compiler:
         for field_name, spec in value["fields"].items():
             if self.check_field_name(doc, field_name):
                 fields[field_name] = self.compile_field(doc, field_name, spec)
-        self.check_formula_cycles(doc)
+        self.check_formula_cycles(doc, fields)
         for key in ("title_field",):
             if key in value:
                 self.known_field(doc, (key,), name, value[key])
@@ -816,6 +826,8 @@ class _Compiler:
                     )
                     continue
                 parents[child] = (doc.name, field_name)
+                for index, column in enumerate(spec.get("columns", ())):
+                    self.known_field(doc, (*path, "columns", index), child, column)
                 if child in entities:
                     entities[child] = _replace(entities[child], parent=doc.name, parent_field=via)
         for cycle in _cycles(graph):
@@ -1108,7 +1120,7 @@ def _constant_fits(kind: str, value: Any) -> bool:
         return isinstance(value, bool)
     if kind in DATES:
         return isinstance(value, str) and _as_date_text(value) is not None
-    return kind not in ("reference",)
+    return kind not in ("reference", "user", "team")
 
 
 def _as_date_text(value: str) -> Any:

@@ -9,7 +9,6 @@ SQL is built, so build it per query.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +26,7 @@ from .expressions import (
     Call,
     Compare,
     Conditional,
+    Context,
     FieldRef,
     ListOf,
     Literal,
@@ -48,13 +48,14 @@ _SQL_TYPES: dict[str, Any] = {
 }
 
 
-def to_sql(node: Node, resolve: Resolve, dialect: str) -> Any:
-    return _Compiler(resolve, dialect).build(node)
+def to_sql(node: Node, resolve: Resolve, dialect: str, context: Context) -> Any:
+    return _Compiler(resolve, dialect, context).build(node)
 
 
 class _Compiler:
-    def __init__(self, resolve: Resolve, dialect: str) -> None:
+    def __init__(self, resolve: Resolve, dialect: str, context: Context) -> None:
         self.resolve = resolve
+        self.context = context
         self.sqlite = dialect == "sqlite"
 
     def build(self, node: Node) -> Any:
@@ -126,9 +127,7 @@ class _Compiler:
                 return sa.exists(
                     sa.select(sa.literal(1)).select_from(each).where(each.c.value == left)
                 )
-            return sa.type_coerce(right, postgresql.JSONB).contains(
-                sa.func.jsonb_build_array(left)
-            )
+            return sa.type_coerce(right, postgresql.JSONB).contains(sa.func.jsonb_build_array(left))
         # text in text: a substring test; LIKE wildcards in the needle are escaped.
         return (
             sa.func.strpos(right, left) > 0 if not self.sqlite else sa.func.instr(right, left) > 0
@@ -146,9 +145,14 @@ class _Compiler:
         args = [self.build(a) for a in node.args]
         name = node.name
         if name == "today":
-            return sa.literal(dt.date.today(), sa.Date())
+            return sa.literal(self.context.current_date(), sa.Date())
         if name == "now":
-            return sa.literal(dt.datetime.now(dt.UTC), sa.DateTime(timezone=True))
+            return sa.literal(self.context.current_time(), sa.DateTime(timezone=True))
+        if name in ("current_user", "current_team"):
+            value = self.context.user_id if name == "current_user" else self.context.team_id
+            return sa.null() if value is None else sa.literal(value, sa.Integer())
+        if name == "text":
+            return sa.cast(args[0], sa.String)
         if name == "days_between":
             a, b = args
             if self.sqlite:

@@ -38,7 +38,7 @@ TEMPORAL = (DATE, DATETIME)
 
 Path = tuple[str, ...]
 Values = Mapping[str, Any]
-Evaluator = Callable[[Values], Any]
+Evaluator = Callable[[Values, "Context"], Any]
 
 
 class ExpressionError(Exception):
@@ -137,6 +137,30 @@ class Function:
     accepts: Callable[[Sequence[str]], str | None]  # an error message, or None
     body: Callable[..., Any]
     doc: str
+    contextual: bool = False  # the body's first argument is the evaluation Context
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What an expression may know beyond the record: who evaluates it, and when.
+
+    ``today`` and ``now`` default to the server's clock (UTC); pass the user's local date
+    so that "overdue" means overdue where the user is.
+    """
+
+    user_id: int | None = None
+    team_id: int | None = None
+    today: dt.date | None = None
+    now: dt.datetime | None = None
+
+    def current_date(self) -> dt.date:
+        return self.today or dt.datetime.now(dt.UTC).date()
+
+    def current_time(self) -> dt.datetime:
+        return self.now or dt.datetime.now(dt.UTC)
+
+
+NO_CONTEXT = Context()
 
 
 def _want(*allowed: str) -> Callable[[Sequence[str]], str | None]:
@@ -169,6 +193,16 @@ def _as_date(value: Any) -> dt.date:
     return value.date() if isinstance(value, dt.datetime) else value
 
 
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
 def _nullsafe(func: Callable[..., Any]) -> Callable[..., Any]:
     def call(*args: Any) -> Any:
         if any(arg is None for arg in args):
@@ -185,9 +219,37 @@ def _round(value: Any, places: int = 0) -> Any:
 
 
 FUNCTIONS: dict[str, Function] = {
-    "today": Function(0, 0, _fixed(DATE), _want(), lambda: dt.date.today(), "Today's date."),
+    "today": Function(
+        0, 0, _fixed(DATE), _want(), Context.current_date, "Today's date.", contextual=True
+    ),
     "now": Function(
-        0, 0, _fixed(DATETIME), _want(), lambda: dt.datetime.now(dt.UTC), "The current time (UTC)."
+        0, 0, _fixed(DATETIME), _want(), Context.current_time, "The current time.", contextual=True
+    ),
+    "current_user": Function(
+        0,
+        0,
+        _fixed(INTEGER),
+        _want(),
+        lambda ctx: ctx.user_id,
+        "The id of the user evaluating the expression: `owner_id == current_user()`.",
+        contextual=True,
+    ),
+    "current_team": Function(
+        0,
+        0,
+        _fixed(INTEGER),
+        _want(),
+        lambda ctx: ctx.team_id,
+        "The id of the current user's team.",
+        contextual=True,
+    ),
+    "text": Function(
+        1,
+        1,
+        _fixed(STRING),
+        lambda ts: None,
+        _nullsafe(_as_text),
+        "A value as text, dates as 2024-07-09: `concat(number, ' #', text(period))`.",
     ),
     "days_between": Function(
         2,
@@ -673,39 +735,42 @@ def _lookup(values: Values, path: Path) -> Any:
 def _compile_py(node: Node) -> Evaluator:
     if isinstance(node, Literal):
         constant = node.value
-        return lambda values: constant
+        return lambda values, ctx: constant
     if isinstance(node, FieldRef):
         path = node.path
         if len(path) == 1:
             name = path[0]
-            return lambda values: values.get(name)
-        return lambda values: _lookup(values, path)
+            return lambda values, ctx: values.get(name)
+        return lambda values, ctx: _lookup(values, path)
     if isinstance(node, ListOf):
         items = [_compile_py(item) for item in node.items]
-        return lambda values: [item(values) for item in items]
+        return lambda values, ctx: [item(values, ctx) for item in items]
     if isinstance(node, Unary):
         inner = _compile_py(node.operand)
         if node.op == "not":
-            return lambda values: not inner(values)
-        return lambda values: None if (v := inner(values)) is None else -v
+            return lambda values, ctx: not inner(values, ctx)
+        return lambda values, ctx: None if (v := inner(values, ctx)) is None else -v
     if isinstance(node, Binary):
         left, right, op = _compile_py(node.left), _compile_py(node.right), node.op
-        return lambda values: _arith(op, left(values), right(values))
+        return lambda values, ctx: _arith(op, left(values, ctx), right(values, ctx))
     if isinstance(node, Compare):
         left, right, cop = _compile_py(node.left), _compile_py(node.right), node.op
-        return lambda values: _compare(cop, left(values), right(values))
+        return lambda values, ctx: _compare(cop, left(values, ctx), right(values, ctx))
     if isinstance(node, Logical):
         parts = [_compile_py(v) for v in node.values]
         if node.op == "and":
-            return lambda values: all(bool(p(values)) for p in parts)
-        return lambda values: any(bool(p(values)) for p in parts)
+            return lambda values, ctx: all(bool(p(values, ctx)) for p in parts)
+        return lambda values, ctx: any(bool(p(values, ctx)) for p in parts)
     if isinstance(node, Conditional):
         test, body, orelse = (_compile_py(n) for n in (node.test, node.body, node.orelse))
-        return lambda values: body(values) if test(values) else orelse(values)
+        return lambda values, ctx: body(values, ctx) if test(values, ctx) else orelse(values, ctx)
     if isinstance(node, Call):
-        function = FUNCTIONS[node.name].body
+        spec = FUNCTIONS[node.name]
+        function = spec.body
         args = [_compile_py(a) for a in node.args]
-        return lambda values: function(*(a(values) for a in args))
+        if spec.contextual:
+            return lambda values, ctx: function(ctx, *(a(values, ctx) for a in args))
+        return lambda values, ctx: function(*(a(values, ctx) for a in args))
     raise TypeError(f"unknown node {node!r}")  # pragma: no cover - the checker builds only these
 
 
@@ -722,18 +787,25 @@ class Expression:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_evaluate", _compile_py(self.tree))
 
-    def evaluate(self, values: Values) -> Any:
+    def evaluate(self, values: Values, context: Context = NO_CONTEXT) -> Any:
         """The value for one record's ``values``.
 
         Paths read nested mappings: ``account.grade`` reads ``{"account": {"grade": "A"}}``.
         """
-        return self._evaluate(values)
+        return self._evaluate(values, context)
 
-    def to_sql(self, resolve: Callable[[Path], Any], dialect: str = "postgresql") -> Any:
-        """A SQLAlchemy expression; ``resolve`` maps each field path to a column expression."""
+    def to_sql(
+        self,
+        resolve: Callable[[Path], Any],
+        dialect: str = "postgresql",
+        context: Context = NO_CONTEXT,
+    ) -> Any:
+        """A SQLAlchemy expression; ``resolve`` maps each field path to a column expression.
+
+        Build it per query: ``today()`` and ``current_user()`` are bound as values."""
         from ._expr_sql import to_sql
 
-        return to_sql(self.tree, resolve, dialect)
+        return to_sql(self.tree, resolve, dialect, context)
 
     def __str__(self) -> str:
         return self.source

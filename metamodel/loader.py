@@ -110,7 +110,7 @@ def read_package(path: str | Path, problems: list[Problem]) -> PackageSource | N
         for table in (doc.positions, doc.key_positions):
             for key, origin in table.items():
                 table[key] = Origin(origin.file, origin.line, origin.col, name)
-    others = [d for d in documents if d is not header]
+    others = [d for d in documents if all(d is not h for h in headers)]
     return PackageSource(name, root, header, others)
 
 

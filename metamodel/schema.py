@@ -185,6 +185,7 @@ _DEFS: Schema = {
             "accept": _array({"type": "string", "minLength": 1}),
             "max_size": {"type": "integer", "minimum": 1},
             "multiple": {"type": "boolean"},
+            "columns": {**_names(), "description": "The columns of a children field's grid."},
         },
         ("type",),
         allOf=[

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from heddle.cli import main
+
 from metamodel import definition_schema
 
 ROOT = Path(__file__).resolve().parent.parent

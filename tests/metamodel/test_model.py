@@ -83,7 +83,9 @@ def test_look_ups(model: Model) -> None:
 def test_unknown_names_suggest_the_closest(model: Model) -> None:
     with pytest.raises(UnknownName, match=r"unknown entity 'acount' \(did you mean 'account'\?\)"):
         model.entity("acount")
-    with pytest.raises(UnknownName, match=r"unknown field of deal 'amout' \(did you mean 'amount'\?\)"):
+    with pytest.raises(
+        UnknownName, match=r"unknown field of deal 'amout' \(did you mean 'amount'\?\)"
+    ):
         model.entity("deal").field("amout")
     with pytest.raises(KeyError):
         model.role("nobody")
@@ -118,7 +120,9 @@ def test_hash_is_stable_across_layout_and_sensitive_to_content(tmp_path: Path) -
     two = load_packages([folder])
     assert one.hash == two.hash
     assert len(one.hash) == 64
-    changed = load_packages([write(tmp_path / "three.yaml", PACKAGE.replace("default: 10", "default: 20"))])
+    changed = load_packages(
+        [write(tmp_path / "three.yaml", PACKAGE.replace("default: 10", "default: 20"))]
+    )
     assert changed.hash != one.hash
     reordered = PACKAGE.replace(
         "  title: {type: string}\n  account: {type: reference, to: account, required: true}\n",
@@ -133,8 +137,11 @@ def test_json_round_trip(model: Model) -> None:
     assert again.hash == model.hash
     assert again.to_json() == text
     assert again.entity("deal").field("weighted").expression is not None
-    assert again.entity("deal").field("weighted").expression.evaluate(
-        {"amount": 200, "probability": 10}
-    ) == 20
+    assert (
+        again.entity("deal")
+        .field("weighted")
+        .expression.evaluate({"amount": 200, "probability": 10})
+        == 20
+    )
     assert again.entity("deal_line").parent == "deal"
     assert again.origin("entity", "deal") is not None
