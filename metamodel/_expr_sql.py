@@ -90,26 +90,21 @@ class _Compiler:
     def _Compare(self, node: Compare) -> Any:
         op = node.op
         if op in ("in", "not_in"):
-            clause = self._contains(node)
-            return (
-                clause
-                if op == "in"
-                else sa.and_(self.build(node.left).is_not(None), sa.not_(clause))
-            )
+            clause = sa.func.coalesce(self._contains(node), False)
+            if op == "in":
+                return clause
+            return sa.and_(self.build(node.left).is_not(None), sa.not_(clause))
         left, right = self.build(node.left), self.build(node.right)
         if isinstance(node.right, Literal) and node.right.value is None:
             return left.is_(None) if op == "==" else left.is_not(None)
         if isinstance(node.left, Literal) and node.left.value is None:
             return right.is_(None) if op == "==" else right.is_not(None)
+        # Two empty values are equal and an empty value differs from any other, where
+        # SQL's = and <> would say "unknown".
         if op == "==":
-            return left == right
+            return left.is_not_distinct_from(right)
         if op == "!=":
-            # SQL's <> is unknown when a side is NULL; the language says 'different'.
-            return sa.or_(
-                sa.and_(left.is_(None), right.is_not(None)),
-                sa.and_(left.is_not(None), right.is_(None)),
-                left != right,
-            )
+            return left.is_distinct_from(right)
         return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
 
     def _contains(self, node: Compare) -> Any:
@@ -152,6 +147,12 @@ class _Compiler:
             value = self.context.user_id if name == "current_user" else self.context.team_id
             return sa.null() if value is None else sa.literal(value, sa.Integer())
         if name == "text":
+            if node.args[0].type == "boolean":
+                return sa.case((args[0], "true"), (sa.not_(args[0]), "false"))
+            if node.args[0].type == "date":
+                if self.sqlite:
+                    return sa.func.date(args[0])
+                return sa.func.to_char(args[0], "YYYY-MM-DD")
             return sa.cast(args[0], sa.String)
         if name == "days_between":
             a, b = args
@@ -178,7 +179,8 @@ class _Compiler:
         if name == "trim":
             return sa.func.trim(args[0])
         if name == "startswith":
-            return args[0].startswith(args[1], autoescape=False)
+            # substr, not LIKE: '_' and '%' in the prefix are plain characters.
+            return sa.func.substr(args[0], 1, sa.func.length(args[1])) == args[1]
         if name == "concat":
             result: ColumnElement[Any] = sa.func.coalesce(args[0], "")
             for arg in args[1:]:
@@ -188,11 +190,19 @@ class _Compiler:
             value = args[0]
             if node.args[0].type == STRING:
                 return sa.or_(value.is_(None), value == "")
+            if node.args[0].type.startswith("list"):
+                length = sa.func.json_array_length if self.sqlite else sa.func.jsonb_array_length
+                return sa.or_(value.is_(None), sa.func.coalesce(length(value), 0) == 0)
             return value.is_(None)
         if name == "round":
-            return sa.func.round(sa.cast(args[0], sa.Numeric), *(args[1:] or [0]))
+            if len(args) == 1:
+                return sa.cast(sa.func.round(sa.cast(args[0], sa.Numeric), 0), sa.Integer)
+            return sa.func.round(sa.cast(args[0], sa.Numeric), args[1])
         if name in ("min", "max"):
             if self.sqlite:
-                return getattr(sa.func, name)(*args)
+                # SQLite's min()/max() give NULL if any argument is NULL; the language
+                # ignores empty arguments. Fill each from the others.
+                filled = [sa.func.coalesce(a, *(b for b in args if b is not a)) for a in args]
+                return getattr(sa.func, name)(*filled)
             return (sa.func.least if name == "min" else sa.func.greatest)(*args)
         raise ValueError(f"no SQL form for {name}()")  # pragma: no cover

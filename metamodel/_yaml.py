@@ -130,7 +130,7 @@ class _Converter:
     def scalar(self, node: Any, path: Location) -> Any:
         try:
             value = self.loader.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, OverflowError, TypeError):
+        except Exception:  # PyYAML's constructors raise assorted errors on bad tagged scalars
             raise self.fail(node, f"cannot read value {node.value!r}", path) from None
         if isinstance(value, dt.date | dt.datetime):
             return value.isoformat()

@@ -22,7 +22,7 @@ import datetime as dt
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, DivisionByZero, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, DivisionByZero, InvalidOperation
 from typing import Any, Protocol
 
 MAX_SOURCE = 2000
@@ -196,10 +196,10 @@ def _as_date(value: Any) -> dt.date:
 def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
     return str(value)
 
 
@@ -212,10 +212,13 @@ def _nullsafe(func: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def _round(value: Any, places: int = 0) -> Any:
-    if value is None or places is None:
+def _round(value: Any, places: int | None = None) -> Any:
+    if value is None:
         return None
-    return Decimal(str(value)).quantize(Decimal(1).scaleb(-int(places)))
+    # Half away from zero, as SQL's round() does (2.5 → 3, -2.5 → -3).
+    exponent = Decimal(1).scaleb(-int(places or 0))
+    rounded = Decimal(str(value)).quantize(exponent, rounding=ROUND_HALF_UP)
+    return int(rounded) if places is None else rounded
 
 
 FUNCTIONS: dict[str, Function] = {
@@ -247,9 +250,10 @@ FUNCTIONS: dict[str, Function] = {
         1,
         1,
         _fixed(STRING),
-        lambda ts: None,
+        _want(INTEGER, STRING, DATE, BOOLEAN),
         _nullsafe(_as_text),
-        "A value as text, dates as 2024-07-09: `concat(number, ' #', text(period))`.",
+        "An integer, date or boolean as text (dates as 2024-07-09, booleans as true/false): "
+        "`concat(number, ' #', text(period))`.",
     ),
     "days_between": Function(
         2,
@@ -344,10 +348,11 @@ FUNCTIONS: dict[str, Function] = {
     "round": Function(
         1,
         2,
-        _fixed(DECIMAL),
+        lambda ts: INTEGER if len(ts) == 1 else DECIMAL,
         lambda ts: _want(*NUMERIC)(ts[:1]) or _want(INTEGER)(ts[1:]),
         _round,
-        "A number rounded to n decimal places (default 0).",
+        "A number rounded to n decimal places, half away from zero; "
+        "with no n, to an integer: `round(amount)`, `round(amount, 2)`.",
     ),
     "abs": Function(1, 1, _first_known, _want(*NUMERIC), _nullsafe(abs), "Absolute value."),
     "min": Function(
@@ -681,8 +686,12 @@ _ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.
 
 def _compare(op: str, a: Any, b: Any) -> bool:
     if op in ("in", "not_in"):
-        found = a is not None and b is not None and a in b
-        return found if op == "in" else not found and b is not None and a is not None
+        # An empty value on the left is in nothing, nor "not in" anything; an empty list
+        # or text on the right holds nothing.
+        if a is None:
+            return False
+        found = b is not None and a in b
+        return found if op == "in" else not found
     if a is None or b is None:
         if op == "==":
             return a is b
@@ -701,6 +710,8 @@ def _compare(op: str, a: Any, b: Any) -> bool:
 
 
 def _arith(op: str, a: Any, b: Any) -> Any:
+    if op == "+" and (isinstance(a, str) or isinstance(b, str)):
+        return (a or "") + (b or "")  # text + text: an empty side counts as ''
     if a is None or b is None:
         return None
     a, b = _number_pair(a, b)
@@ -713,7 +724,9 @@ def _arith(op: str, a: Any, b: Any) -> Any:
             return a * b
         if op == "/":
             return Decimal(a) / Decimal(b) if not isinstance(a, float) else a / b
-        return a % b
+        # The remainder takes the dividend's sign, as in SQL: -7 % 3 == -1.
+        remainder = Decimal(a) % Decimal(b)
+        return int(remainder) if isinstance(a, int) and isinstance(b, int) else remainder
     except (ZeroDivisionError, DivisionByZero, InvalidOperation):
         return None
     except TypeError:

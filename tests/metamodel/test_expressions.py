@@ -175,7 +175,7 @@ ROWS = [
      "closed": None, "created": dt.datetime(2024, 2, 1, 23, tzinfo=dt.UTC),
      "flag": False, "tags": []},
     {"id": 3, "amount": None, "qty": None, "stage": None, "name": "",
-     "closed": TODAY - dt.timedelta(days=10), "created": None, "flag": None, "tags": ["new"]},
+     "closed": TODAY - dt.timedelta(days=10), "created": None, "flag": None, "tags": None},
     {"id": 4, "amount": Decimal("100000"), "qty": -2, "stage": "lost", "name": "gamma_%",
      "closed": TODAY, "created": dt.datetime(2023, 12, 31, tzinfo=dt.UTC),
      "flag": True, "tags": ["vip"]},
@@ -214,13 +214,31 @@ PARITY = [
     "('big' if amount > 1000 else 'small') == 'small'",
     "closed >= created",
     "1 < qty < 5",
+    # Where SQL's own rules differ, the SQL form follows the language's:
+    "amount == qty",  # two empty values are equal
+    "amount != qty",
+    "stage + name == ''",  # an empty side of text + text counts as ''
+    "round(amount / 4) == 23",  # 22.5 rounds half away from zero
+    "text(round(amount)) == '90'",
+    "round(amount / 7, 2) > 12.85",
+    "qty % 3 == -2",  # the remainder takes the dividend's sign
+    "is_empty(tags)",  # an empty list is empty
+    "startswith(name, 'gamma_')",
+    "startswith(name, 'g_')",  # '_' is a character, not a wildcard
+    "'x' not in tags",  # an empty or missing list holds nothing
+    "'new' in tags",
+    "min(amount, qty) < 1",  # empty arguments are ignored
+    "max(amount, qty) > 100",
+    "text(qty) == '3'",
+    "text(flag) == 'true'",
+    "text(closed) == '2024-03-01'",
 ]
 
 
 @pytest.fixture
 def table(db_engine: Engine) -> sa.Table:
     metadata = sa.MetaData()
-    json_type = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    json_type = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
     t = sa.Table(
         "expr_rows",
         metadata,
