@@ -9,15 +9,20 @@ document's origins, and the Model is built only when there are none.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import keyword
+import math
 import re
+import warnings
 from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ._errors import Origin, Problem, did_you_mean, format_path
+from ._errors import Origin, Problem, article, did_you_mean, format_path
+from ._errors import show as _show
 from ._merge import Document
 from ._yaml import Location
 from .expressions import NUMERIC, Expression, ExpressionError, parse
@@ -254,6 +259,20 @@ class _Compiler:
         )
         return False
 
+    def field_type(self, entity: str, name: str) -> str:
+        """The declared type of a field, or the type of a system column."""
+        spec = self.entity_docs.get(entity, {}).get("fields", {}).get(name)
+        if spec is not None:
+            return str(spec["type"])
+        return SYSTEM_FIELDS.get(name, "string")
+
+    def value_type(self, entity: str, name: str) -> str:
+        """A field's (or system column's) type as expressions see it."""
+        spec = self.entity_docs.get(entity, {}).get("fields", {}).get(name)
+        if spec is None:
+            return SYSTEM_FIELDS.get(name, "string")
+        return value_type(spec["type"], spec.get("returns"), spec.get("aggregate"))
+
     def known_path(self, doc: Document, path: Location, entity: str, dotted: str) -> str | None:
         """Check a field path like ``account.grade``; returns its type."""
         try:
@@ -292,7 +311,7 @@ class _Compiler:
                 doc,
                 ("name",),
                 f"'{name}' is reserved for the platform's own tables",
-                f"choose another name, such as 'crm_{name}'",
+                f"choose another name, such as '{doc.package}_{name}'",
             )
         elif "__" in name:
             self.error(
@@ -336,17 +355,16 @@ class _Compiler:
                 self.error(
                     doc,
                     (*path, option),
-                    f"'{option}' does not apply to a {kind} field",
+                    f"'{option}' does not apply to {article(kind)} field",
                     at_key=True,
                 )
         options = tuple(self.choices(doc, path, spec.get("options") or ()))
         default, default_expr = self.default(doc, path, spec, kind, options)
         self.bounds(doc, path, spec, kind)
         if "pattern" in spec:
-            try:
-                re.compile(spec["pattern"])
-            except re.error as exc:
-                self.error(doc, (*path, "pattern"), f"invalid regular expression: {exc}")
+            problem = _regex_problem(spec["pattern"])
+            if problem:
+                self.error(doc, (*path, "pattern"), f"invalid regular expression: {problem}")
         if kind == "autonumber":
             self.autonumber(doc, (*path, "format"), spec["format"])
         if kind == "reference":
@@ -450,7 +468,7 @@ class _Compiler:
         value = spec["default"]
         where = (*path, "default")
         if isinstance(value, str) and value.startswith("="):
-            expected = value_type(kind)
+            expected = value_type(kind, multiple=bool(spec.get("multiple")))
             expr = self.expression(doc, where, value[1:], doc.name, expect=expected)
             return None, expr
         values = [c.value for c in options]
@@ -459,25 +477,38 @@ class _Compiler:
                 self.error(
                     doc,
                     where,
-                    f"default '{value}' is not one of the options",
+                    f"default {_show(value)} is not one of the options",
                     did_you_mean(str(value), values) or f"options: {', '.join(values)}",
                 )
         elif kind == "multichoice":
             items = value if isinstance(value, list) else [value]
-            for item in items:
+            for index, item in enumerate(items):
                 if item not in values:
                     self.error(
                         doc,
-                        where,
-                        f"default '{item}' is not one of the options",
-                        did_you_mean(str(item), values),
+                        (*where, index) if isinstance(value, list) else where,
+                        f"default {_show(item)} is not one of the options",
+                        did_you_mean(str(item), values) or f"options: {', '.join(values)}",
                     )
-            value = list(items)
+            value = tuple(items)
+        elif kind in ("reference", "user", "team"):
+            self.error(
+                doc,
+                where,
+                f"{article(kind)} field takes no constant default: ids differ between databases",
+                "write an expression such as '=current_user()'"
+                if kind != "reference"
+                else "leave it empty, or set it in an automation",
+            )
+        elif kind in DATES and isinstance(value, str) and _date_error(kind, value):
+            self.error(
+                doc, where, f"{_show(value)} is not a valid {kind} ({_date_error(kind, value)})"
+            )
         elif not _constant_fits(kind, value):
             self.error(
                 doc,
                 where,
-                f"default {value!r} is not a valid {kind}",
+                f"default {_show(value)} is not a valid {kind}",
                 "write a constant of the field's type, or '=expression'",
             )
         return value, None
@@ -486,14 +517,11 @@ class _Compiler:
         low, high = spec.get("min"), spec.get("max")
         for key, value in (("min", low), ("max", high)):
             if value is not None and kind in (NUMBERS | DATES) and not _constant_fits(kind, value):
-                self.error(doc, (*path, key), f"{key} {value!r} is not a valid {kind}")
+                self.error(doc, (*path, key), f"{key} {_show(value)} is not a valid {kind}")
                 return
-        if low is not None and high is not None and kind in NUMBERS | DATES:
-            try:
-                if _as_comparable(kind, low) > _as_comparable(kind, high):
-                    self.error(doc, (*path, "min"), f"min {low!r} is greater than max {high!r}")
-            except (TypeError, ValueError):
-                pass
+        both = low is not None and high is not None and kind in NUMBERS | DATES
+        if both and _as_comparable(kind, low) > _as_comparable(kind, high):
+            self.error(doc, (*path, "min"), f"min {_show(low)} is greater than max {_show(high)}")
         lo, hi = spec.get("min_length"), spec.get("max_length")
         if lo is not None and hi is not None and lo > hi:
             self.error(
@@ -541,24 +569,16 @@ class _Compiler:
         aggregate = spec["aggregate"]
         target = spec.get("field")
         if target is None and aggregate != "count":
-            self.error(doc, path, f"a {aggregate} rollup needs 'field'")
+            self.error(doc, path, f"{article(aggregate)} rollup needs 'field'")
         elif target is not None and self.known_field(doc, (*path, "field"), source, target):
-            kind = (
-                value_type(
-                    fields[target]["type"],
-                    fields[target].get("returns"),
-                    fields[target].get("aggregate"),
-                )
-                if target in fields
-                else "integer"
-            )
+            kind = self.value_type(source, target)
             if aggregate in ("sum", "avg") and kind not in NUMERIC:
-                self.error(doc, (*path, "field"), f"cannot {aggregate} '{target}', a {kind}")
+                self.error(doc, (*path, "field"), f"cannot {aggregate} '{target}', {article(kind)}")
             elif aggregate in ("min", "max") and kind not in NUMERIC:
                 self.error(
                     doc,
                     (*path, "field"),
-                    f"a rollup's {aggregate} needs a number, '{target}' is a {kind}",
+                    f"a rollup's {aggregate} needs a number, '{target}' is {article(kind)}",
                 )
         return self.expression(doc, (*path, "filter"), spec.get("filter"), source)
 
@@ -601,7 +621,7 @@ class _Compiler:
                     self.error(
                         doc,
                         ("search_fields", index),
-                        f"cannot search a {kind} field '{field_name}'",
+                        f"cannot search {article(kind)} field '{field_name}'",
                     )
         search += [f.name for f in fields.values() if f.searchable and f.name not in search]
         validations = []
@@ -745,11 +765,16 @@ class _Compiler:
                     doc,
                     ("kanban", "field"),
                     f"a kanban groups by a choice field; "
-                    f"'{kanban['field']}' is a {field_spec['type']}",
+                    f"'{kanban['field']}' is {article(field_spec['type'])}",
                 )
-            for key in ("title", "sum"):
-                if key in kanban:
-                    self.known_field(doc, ("kanban", key), name, kanban[key])
+            if "title" in kanban:
+                self.known_field(doc, ("kanban", "title"), name, kanban["title"])
+            if "sum" in kanban and self.known_field(doc, ("kanban", "sum"), name, kanban["sum"]):
+                kind = self.value_type(name, kanban["sum"])
+                if kind not in NUMERIC:
+                    self.error(
+                        doc, ("kanban", "sum"), f"cannot sum '{kanban['sum']}', {article(kind)}"
+                    )
             for c, column in enumerate(kanban.get("card_fields", ())):
                 self.known_field(doc, ("kanban", "card_fields", c), name, column)
         calendar = value.get("calendar")
@@ -758,18 +783,19 @@ class _Compiler:
                 if key in calendar and self.known_field(
                     doc, ("calendar", key), name, calendar[key]
                 ):
-                    kind = value["fields"].get(calendar[key], {}).get("type", "datetime")
+                    kind = self.field_type(name, calendar[key])
                     if key in ("start", "end") and kind not in DATES:
                         self.error(
                             doc,
                             ("calendar", key),
                             f"a calendar's {key} must be a date or datetime; "
-                            f"'{calendar[key]}' is a {kind}",
+                            f"'{calendar[key]}' is {article(kind)}",
                         )
 
     def link_children(self, entities: dict[str, Entity]) -> None:
         """Check children fields and tell each child entity its parent."""
         parents: dict[str, tuple[str, str]] = {}
+        claimed: set[str] = set()  # named by some children field, linked or not
         graph: dict[str, set[str]] = {}
         for doc in self.by_kind.get("entity", {}).values():
             for field_name, spec in doc.value["fields"].items():
@@ -778,6 +804,7 @@ class _Compiler:
                 path = ("fields", field_name)
                 child = spec["entity"]
                 graph.setdefault(doc.name, set()).add(child)
+                claimed.add(child)
                 if not self.known_entity(doc, (*path, "entity"), child):
                     continue
                 child_doc = self.entity_docs[child]
@@ -843,7 +870,7 @@ class _Compiler:
                 f"children form a cycle: {' → '.join([*cycle, cycle[0]])}",
             )
         for name, value in self.entity_docs.items():
-            if value.get("child") and name not in parents:
+            if value.get("child") and name not in claimed:
                 doc = self.by_kind["entity"][name]
                 self.error(
                     doc,
@@ -869,7 +896,7 @@ class _Compiler:
                 doc,
                 ("field",),
                 f"a workflow's state field must be a choice; "
-                f"'{value['field']}' is a {field_spec['type']}",
+                f"'{value['field']}' is {article(field_spec['type'])}",
             )
         else:
             options = [o if isinstance(o, str) else o["value"] for o in field_spec["options"]]
@@ -1020,10 +1047,14 @@ class _Compiler:
                 kind = self.known_path(doc, ("measures", i, "field"), entity, measure["field"])
                 if kind and measure["aggregate"] in ("sum", "avg") and kind not in NUMERIC:
                     self.error(
-                        doc, ("measures", i, "field"), f"cannot {measure['aggregate']} a {kind}"
+                        doc,
+                        ("measures", i, "field"),
+                        f"cannot {measure['aggregate']} {article(kind)}",
                     )
             elif measure["aggregate"] != "count":
-                self.error(doc, ("measures", i), f"a {measure['aggregate']} measure needs 'field'")
+                self.error(
+                    doc, ("measures", i), f"{article(measure['aggregate'])} measure needs 'field'"
+                )
         if len(self.problems) > before:
             return None
         return Report(
@@ -1081,17 +1112,15 @@ class _Compiler:
         if "date_field" in trigger and self.known_field(
             doc, ("trigger", "date_field"), entity, trigger["date_field"]
         ):
-            spec = self.entity_docs[entity]["fields"].get(
-                trigger["date_field"], {"type": "datetime"}
-            )
-            if spec["type"] not in DATES:
+            kind = self.field_type(entity, trigger["date_field"])
+            if kind not in DATES:
                 self.error(
                     doc,
                     ("trigger", "date_field"),
-                    f"'{trigger['date_field']}' is a {spec['type']}, not a date",
+                    f"'{trigger['date_field']}' is {article(kind)}, not a date",
                 )
-        for field_name in trigger.get("fields", ()):
-            self.known_field(doc, ("trigger", "fields"), entity, field_name)
+        for index, field_name in enumerate(trigger.get("fields", ())):
+            self.known_field(doc, ("trigger", "fields", index), entity, field_name)
         condition = self.expression(doc, ("condition",), value.get("condition"), entity)
         if len(self.problems) > before:
             return None
@@ -1113,30 +1142,53 @@ def _constant_fits(kind: str, value: Any) -> bool:
     if kind in NUMBERS:
         if isinstance(value, bool):
             return False
-        if isinstance(value, int | float):
+        if isinstance(value, int):
             return True
+        if isinstance(value, float):
+            return math.isfinite(value)
         return isinstance(value, str) and re.fullmatch(r"-?\d+(\.\d+)?", value) is not None
     if kind == "boolean":
         return isinstance(value, bool)
     if kind in DATES:
-        return isinstance(value, str) and _as_date_text(value) is not None
+        return isinstance(value, str) and not _date_error(kind, value)
     return kind not in ("reference", "user", "team")
 
 
-def _as_date_text(value: str) -> Any:
-    import datetime as dt
+def _regex_problem(pattern: str) -> str:
+    """Why ``pattern`` is not a usable regular expression, or ''.
 
+    Python warns (FutureWarning) about patterns whose meaning will change, such as POSIX
+    classes ``[[:alpha:]]``; a definition should not depend on that, so they count too.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            re.compile(pattern)
+        except (re.error, FutureWarning, DeprecationWarning) as exc:
+            return str(exc)
+    return ""
+
+
+def _date_error(kind: str, value: str) -> str:
+    """Why ``value`` is not an ISO date (or date-time), or '' when it is one."""
     try:
-        return dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
+        if kind == "date":
+            dt.date.fromisoformat(value)
+        else:
+            dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        reason = str(exc)
+        return (
+            "write it as 2024-07-31, or as an expression like '=today()'"
+            if "Invalid isoformat" in reason
+            else reason
+        )
+    return ""
 
 
 def _as_comparable(kind: str, value: Any) -> Any:
-    from decimal import Decimal
-
     if kind in DATES:
-        return _as_date_text(str(value))
+        return dt.datetime.fromisoformat(str(value))
     return Decimal(str(value))
 
 
@@ -1168,34 +1220,45 @@ def _replace(entity: Entity, **changes: Any) -> Entity:
     return dataclasses.replace(entity, **changes)
 
 
-def _package(source: Any) -> Package:
+def _package(source: Any, parent: Package | None) -> Package:
+    """A package's settings; an overlay inherits those it does not restate."""
     value = source.header.value
-    locales = tuple(value.get("locales") or ("en",))
+    locales = tuple(value.get("locales") or (parent.locales if parent else ("en",)))
     return Package(
         name=source.name,
         label=Label.of(value.get("label"), source.name),
         version=str(value.get("version", "0")),
         extends=value.get("extends"),
         locales=locales,
-        default_locale=value.get("default_locale", locales[0]),
-        table_prefix=value.get("table_prefix", ""),
-        currency=value.get("currency", "USD"),
+        default_locale=value.get("default_locale", parent.default_locale if parent else locales[0]),
+        table_prefix=value.get("table_prefix", parent.table_prefix if parent else ""),
+        currency=value.get("currency", parent.currency if parent else "USD"),
         path=str(getattr(source, "path", "")),
     )
+
+
+def _packages(sources: list[Any]) -> tuple[Package, ...]:
+    by_name: dict[str, Package] = {}
+    for source in sources:
+        if isinstance(source, Package):
+            by_name[source.name] = source
+        else:
+            parent = by_name.get(source.header.value.get("extends") or "")
+            by_name[source.name] = _package(source, parent)
+    return tuple(by_name.values())
 
 
 def compile_model(
     sources: list[PackageSource] | list[Package], documents: list[Document], problems: list[Problem]
 ) -> Model | None:
     """Check ``documents`` as a whole and build the Model; ``None`` when problems were found."""
-    packages = tuple(s if isinstance(s, Package) else _package(s) for s in sources)
+    packages = _packages(list(sources))
     prefixes = {p.name: p.table_prefix for p in packages}
-    base_prefix = {p.name: prefixes.get(_root(p, packages), "") for p in packages}
     compiler = _Compiler(documents, problems)
     by_kind = compiler.by_kind
     entities: dict[str, Entity] = {}
     for name, doc in by_kind.get("entity", {}).items():
-        entity = compiler.compile_entity(doc, base_prefix.get(doc.package, ""))
+        entity = compiler.compile_entity(doc, prefixes.get(doc.package, ""))
         if entity is not None:
             entities[name] = entity
     compiler.link_children(entities)
@@ -1247,13 +1310,6 @@ def compile_model(
         hash=content_hash(packages, ordered),
         _refs_to=MappingProxyType({k: tuple(v) for k, v in refs.items()}),
     )
-
-
-def _root(package: Package, packages: tuple[Package, ...]) -> str:
-    by_name = {p.name: p for p in packages}
-    while package.extends and package.extends in by_name:
-        package = by_name[package.extends]
-    return package.name
 
 
 T = Any

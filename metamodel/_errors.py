@@ -10,8 +10,10 @@ every mistake in one run::
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -68,6 +70,24 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """A hint naming the closest candidate, or '' when nothing is close."""
     matches = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"did you mean '{matches[0]}'?" if matches else ""
+
+
+def show(value: Any) -> str:
+    """A value as the author wrote it in YAML: true, null, 'text', 12."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+def article(word: str) -> str:
+    """``integer`` → ``an integer``; ``string`` → ``a string``."""
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
 
 
 def format_path(path: Sequence[str | int]) -> str:

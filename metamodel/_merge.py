@@ -103,6 +103,15 @@ class Patcher:
 
     def _remove(self, doc: Document, patch: SourceDocument, where: Location, dotted: str) -> None:
         parts = dotted.split(".")
+        if len(parts) == 1 and parts[0] in ("kind", "name"):
+            self.problems.append(
+                Problem(
+                    patch.origin(where),
+                    format_path(where),
+                    f"cannot remove '{dotted}': a document's kind and name cannot be removed",
+                )
+            )
+            return
         container: Any = doc.value
         path: list[str | int] = []
         for depth, part in enumerate(parts):

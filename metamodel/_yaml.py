@@ -58,8 +58,9 @@ class _Abort(Exception):
 
 
 class _Converter:
-    def __init__(self, loader: Any, file: str, package: str) -> None:
+    def __init__(self, loader: Any, file: str, package: str, text: str = "") -> None:
         self.loader = loader
+        self.lines = text.splitlines()
         self.file = file
         self.package = package
         self.nodes = 0
@@ -78,6 +79,19 @@ class _Converter:
 
         self.problems.append(Problem(self.origin(node.start_mark), format_path(path), message))
         return _Abort()
+
+    def fail_at(self, origin: Origin, message: str, path: Location) -> _Abort:
+        from ._errors import format_path
+
+        self.problems.append(Problem(origin, format_path(path), message))
+        return _Abort()
+
+    def alias_after(self, key_node: Any) -> Origin:
+        """Where the ``*alias`` after a key is written (the composer keeps only the anchor's)."""
+        line, col = key_node.end_mark.line, key_node.end_mark.column
+        text = self.lines[line] if line < len(self.lines) else ""
+        star = text.find("*", col)
+        return Origin(self.file, line + 1, (star if star >= 0 else col) + 1, self.package)
 
     def convert(
         self, node: Any, path: Location, doc: SourceDocument, stack: set[int], depth: int
@@ -102,12 +116,21 @@ class _Converter:
             ]
         if node.tag != _MAP_TAG:
             raise self.fail(node, f"unsupported YAML tag {node.tag!r}", path)
+        own = [pair for pair in node.value if pair[0].tag != "tag:yaml.org,2002:merge"]
         try:
             self.loader.flatten_mapping(node)
         except yaml.YAMLError as exc:
-            raise self.fail(node, f"invalid merge key: {exc.__class__.__name__}", path) from None
+            raise self.fail(node, f"invalid merge key: {exc.problem or exc}", path) from None
+        # Keys written in the mapping override keys merged in with `<<:`.
+        merged = [pair for pair in node.value if all(pair is not o for o in own)]
+        own_keys = {self.scalar(k, path) for k, _ in own if isinstance(k, yaml.ScalarNode)}
+        merged = [
+            pair
+            for pair in merged
+            if not (isinstance(pair[0], yaml.ScalarNode) and self.scalar(pair[0], path) in own_keys)
+        ]
         result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
+        for key_node, value_node in [*own, *merged]:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise self.fail(key_node, "a key must be plain text, not a list or mapping", path)
             key = self.scalar(key_node, path)
@@ -124,6 +147,12 @@ class _Converter:
                     key_node, f"duplicate key '{key}' (first defined at line {first.line})", path
                 )
             doc.key_positions[(*path, key)] = self.origin(key_node.start_mark)
+            if id(value_node) in stack:
+                raise self.fail_at(
+                    self.alias_after(key_node),
+                    "recursive alias: a value cannot contain itself",
+                    (*path, key),
+                )
             result[key] = self.convert(value_node, (*path, key), doc, stack, depth + 1)
         return result
 
@@ -131,6 +160,8 @@ class _Converter:
         try:
             value = self.loader.construct_object(node, deep=True)
         except Exception:  # PyYAML's constructors raise assorted errors on bad tagged scalars
+            if node.tag == "tag:yaml.org,2002:timestamp":
+                return node.value  # an impossible date: the checks say why it is not a date
             raise self.fail(node, f"cannot read value {node.value!r}", path) from None
         if isinstance(value, dt.date | dt.datetime):
             return value.isoformat()
@@ -173,9 +204,26 @@ def read_documents(
     return documents, problems
 
 
+def _yaml_message(exc: yaml.MarkedYAMLError, text: str) -> str:
+    """PyYAML's problem, with its context ("while parsing a flow mapping that starts at…")."""
+    mark = exc.problem_mark
+    lines = text.splitlines()
+    if mark is not None and mark.line < len(lines):
+        row = lines[mark.line]
+        if mark.column < len(row) and row[mark.column] == "\t":
+            return "tabs cannot be used for indentation (use spaces)"
+    message = exc.problem or exc.context or "invalid YAML"
+    context = exc.context_mark
+    if exc.problem and exc.context and context is not None:
+        message += (
+            f" ({exc.context} that starts at line {context.line + 1}, column {context.column + 1})"
+        )
+    return message
+
+
 def _read_yaml(text: str, file: str, package: str) -> tuple[list[SourceDocument], list[Problem]]:
     loader = _Loader(text)
-    converter = _Converter(loader, file, package)
+    converter = _Converter(loader, file, package, text)
     documents: list[SourceDocument] = []
     try:
         while loader.check_node():
@@ -193,7 +241,7 @@ def _read_yaml(text: str, file: str, package: str) -> tuple[list[SourceDocument]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = exc.problem or exc.context or "invalid YAML"
+        message = _yaml_message(exc, text)
         converter.problems.append(
             Problem(Origin(file, line, col, package), "", f"invalid YAML: {message}")
         )

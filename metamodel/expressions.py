@@ -20,10 +20,14 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import operator
+import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, DivisionByZero, InvalidOperation
 from typing import Any, Protocol
+
+from ._errors import article, did_you_mean
 
 MAX_SOURCE = 2000
 MAX_NODES = 300
@@ -450,7 +454,7 @@ class _Checker:
             raise self.error(node, f"number {value} is too large")
         elif not (value is None or isinstance(value, bool | int | str)):
             what = type(value).__name__
-            raise self.error(node, f"a {what} value is not allowed in expressions")
+            raise self.error(node, f"{article(what)} value is not allowed in expressions")
         return Literal(_literal_type(value), value)
 
     def _Name(self, node: ast.Name, depth: int) -> Node:
@@ -499,7 +503,7 @@ class _Checker:
             return Unary(BOOLEAN, "not", operand)
         if isinstance(node.op, ast.USub | ast.UAdd):
             if operand.type not in (*NUMERIC, NULL, ANY):
-                raise self.error(node, f"cannot negate a {operand.type}")
+                raise self.error(node, f"cannot negate {article(operand.type)}")
             if isinstance(node.op, ast.UAdd):
                 return operand
             if isinstance(operand, Literal) and operand.value is not None:
@@ -553,7 +557,7 @@ class _Checker:
                 elem = rt[5:]
                 if _compatible(lt, elem):
                     return
-                raise self.error(node, f"cannot look for a {lt} in a list of {elem}")
+                raise self.error(node, f"cannot look for {article(lt)} in a list of {elem}")
             if rt in (STRING, ANY) and lt in (STRING, NULL, ANY):
                 return
             raise self.error(node, f"'in' needs a list or a text on its right, got {rt}")
@@ -568,8 +572,6 @@ class _Checker:
         name = node.func.id
         function = FUNCTIONS.get(name)
         if function is None:
-            from ._errors import did_you_mean
-
             raise self.error(node, f"unknown function '{name}'", did_you_mean(name, FUNCTIONS))
         if node.keywords:
             raise self.error(node, f"{name}() takes no keyword arguments")
@@ -619,6 +621,27 @@ def _describe(node: ast.AST) -> str:
     return names.get(type(node).__name__, type(node).__name__)
 
 
+_MISTAKES = (
+    (re.compile(r"(?<![=!<>])=(?!=)"), "'=' assigns a value (to compare, write '==')"),
+    (re.compile(r"&&"), "write 'and' instead of '&&'"),
+    (re.compile(r"\|\|"), "write 'or' instead of '||'"),
+    (re.compile(r"!(?!=)"), "write 'not' instead of '!'"),
+)
+
+
+def _syntax_message(text: str, exc: SyntaxError) -> str:
+    """A syntax error that names the usual slips, or says where parsing stopped."""
+    outside_quotes = re.sub(r"'[^']*'|\"[^\"]*\"", "''", text)
+    for pattern, advice in _MISTAKES:
+        if pattern.search(outside_quotes):
+            return f"syntax error: {advice}"
+    message = (exc.msg or "invalid syntax").replace("invalid syntax. ", "")
+    offset = (exc.offset or 0) - 1
+    if 0 <= offset < len(text) and message == "invalid syntax":
+        message += f" at '{text[offset : offset + 20]}'"
+    return f"syntax error: {message}"
+
+
 def parse(source: str, scope: Scope, *, expect: str | None = None) -> Expression:
     """Parse, check and compile ``source`` against ``scope``.
 
@@ -633,10 +656,13 @@ def parse(source: str, scope: Scope, *, expect: str | None = None) -> Expression
         raise ExpressionError(f"expression longer than {MAX_SOURCE} characters")
     text = " ".join(source.splitlines()).strip()
     try:
-        tree = ast.parse(text, mode="eval")
+        with warnings.catch_warnings():
+            # '\d' in a text literal is a warning in Python, and an error under -W error;
+            # the meaning must not depend on the warning settings: keep it as written.
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
-        message = (exc.msg or "invalid syntax").replace("invalid syntax. ", "")
-        raise ExpressionError(f"syntax error: {message}", offset=(exc.offset or 1) - 1) from None
+        raise ExpressionError(_syntax_message(text, exc), offset=(exc.offset or 1) - 1) from None
     except (ValueError, RecursionError, MemoryError):
         raise ExpressionError("expression cannot be parsed") from None
     checker = _Checker(text, scope)
@@ -645,7 +671,7 @@ def parse(source: str, scope: Scope, *, expect: str | None = None) -> Expression
     except RecursionError:
         raise ExpressionError(f"expression nested deeper than {MAX_DEPTH} levels") from None
     if expect is not None and not _compatible(root.type, expect):
-        raise ExpressionError(f"expression gives a {root.type}, expected a {expect}")
+        raise ExpressionError(f"expression gives {article(root.type)}, expected {article(expect)}")
     return Expression(source, root.type, root, frozenset(checker.fields))
 
 
@@ -834,6 +860,4 @@ class MappingScope:
         name = ".".join(path)
         if name in self.types:
             return self.types[name]
-        from ._errors import did_you_mean
-
         raise ExpressionError(f"unknown field '{name}'", did_you_mean(name, self.types))

@@ -18,9 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError
 
-from ._errors import DefinitionError, Origin, Problem, did_you_mean, format_path
+from ._errors import (
+    DefinitionError,
+    Origin,
+    Problem,
+    article,
+    did_you_mean,
+    format_path,
+)
+from ._errors import show as _show
 from ._merge import Document, Patcher
 from ._yaml import Location, SourceDocument, read_documents
 from .model import Model
@@ -217,7 +225,14 @@ class _Loader:
                 )
                 continue
             parent = source.extends
-            if parent is None:
+            if parent == source.name:
+                self.problem(
+                    header.origin(("extends",)),
+                    "extends",
+                    f"package '{parent}' cannot extend itself",
+                )
+                ancestors[source.name] = frozenset()
+            elif parent is None:
                 ancestors[source.name] = frozenset()
             elif parent in ancestors:
                 ancestors[source.name] = ancestors[parent] | {parent}
@@ -332,6 +347,34 @@ _TYPE_NAMES = {
 Explained = tuple[Location, str, str, bool]
 
 
+def _values(options: list[Any]) -> str:
+    shown = [str(o) for o in options]
+    return ", ".join(shown) if len(shown) <= 8 else ", ".join(shown[:8]) + ", …"
+
+
+def _branch_type(schema: Any) -> set[str]:
+    """The JSON types a ``oneOf`` branch accepts ('' when it does not say)."""
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    if isinstance(kind, str):
+        return {kind}
+    if isinstance(kind, list):
+        return set(kind)
+    return {""}
+
+
+def _fits(instance: Any, types: set[str]) -> bool:
+    checks = {
+        "string": isinstance(instance, str),
+        "object": isinstance(instance, dict),
+        "array": isinstance(instance, list),
+        "boolean": isinstance(instance, bool),
+        "integer": isinstance(instance, int) and not isinstance(instance, bool),
+        "number": isinstance(instance, int | float) and not isinstance(instance, bool),
+        "": True,
+    }
+    return any(checks.get(t, False) for t in types)
+
+
 def _explain(error: ValidationError) -> Iterable[Explained]:
     """Turn one jsonschema error into messages that say how to fix it."""
     path: Location = tuple(error.absolute_path)
@@ -339,6 +382,14 @@ def _explain(error: ValidationError) -> Iterable[Explained]:
     instance: Any = error.instance
     schema: Any = error.schema
     expected: Any = error.validator_value
+    if "propertyNames" in error.relative_schema_path:
+        # A key of a mapping is wrong: point at the key itself.
+        if validator == "pattern" and expected != IDENTIFIER and schema.get("description"):
+            message = f"{instance!r} is not {schema['description']}"
+        else:
+            message = _bad_name(instance)
+        yield (*path, instance), message, "", True
+        return
     if validator == "additionalProperties":
         allowed = list(schema.get("properties", {}))
         for key in instance:
@@ -349,53 +400,56 @@ def _explain(error: ValidationError) -> Iterable[Explained]:
         for key in expected:
             if isinstance(instance, dict) and key not in instance:
                 kind = instance.get("type") if len(path) >= 2 and path[-2] == "fields" else None
-                owner = f"a {kind} field" if isinstance(kind, str) else "this"
-                yield path, f"missing required property '{key}' ({owner} needs it)", "", False
-        return
-    if validator == "propertyNames":
-        for sub in error.context or ():
-            bad: Any = sub.instance
-            yield (*path, bad), _bad_name(bad), "", True
+                owner = f" ({article(kind)} field needs it)" if isinstance(kind, str) else ""
+                yield path, f"missing required property '{key}'{owner}", "", False
         return
     if validator == "enum":
-        options = [str(o) for o in expected]
-        what = "type" if path and path[-1] == "type" else "value"
-        shown = ", ".join(options) if len(options) <= 8 else ", ".join(options[:8]) + ", …"
-        hint = did_you_mean(str(instance), options) or f"one of: {shown}"
-        yield path, f"unknown {what} {instance!r}", hint, False
+        if not all(isinstance(o, str) for o in expected) or isinstance(instance, str):
+            what = "type" if path and path[-1] == "type" else "value"
+            hint = did_you_mean(str(instance), expected) or f"one of: {_values(expected)}"
+            yield path, f"unknown {what} {_show(instance)}", hint, False
+        else:
+            got = _json_type(instance)
+            yield path, f"expected text, got {got}", f"one of: {_values(expected)}", False
         return
     if validator == "pattern":
         if expected == IDENTIFIER:
             yield path, _bad_name(instance), "", False
         else:
-            yield (
-                path,
-                f"{instance!r} does not have the expected form "
-                f"({schema.get('description') or expected})",
-                "",
-                False,
-            )
+            form = schema.get("description") or f"matching {expected}"
+            yield path, f"{instance!r} does not have the expected form ({form})", "", False
         return
     if validator == "type":
-        expected = expected
         names = [expected] if isinstance(expected, str) else list(expected)
         wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
         yield path, f"expected {wanted}, got {_json_type(instance)}", "", False
         return
     if validator in ("oneOf", "anyOf"):
-        description = schema.get("description")
-        if isinstance(instance, dict | list) and error.context:
-            deepest = best_match(error.context)
-            if deepest is not None and deepest.validator not in ("type", "oneOf"):
-                yield from _explain(deepest)
-                return
-        if description:
-            yield path, f"unexpected {_json_type(instance)}: {description}", "", False
-        else:
+        # Explain the branch made for this kind of value (the mapping form of a label,
+        # say); when no branch takes this kind of value, say which kinds would do.
+        branches = [_branch_type(b) for b in expected]
+        fitting = [i for i, types in enumerate(branches) if _fits(instance, types)]
+        if not fitting:
+            kinds = list(dict.fromkeys(t for types in branches for t in sorted(types) if t))
+            wanted = " or ".join(_TYPE_NAMES.get(k, k) for k in kinds)
+            yield path, f"expected {wanted}, got {_json_type(instance)}", "", False
+            return
+        inner = [
+            e
+            for e in error.context or ()
+            if e.relative_schema_path[0] in fitting and e.parent is error
+        ]
+        for sub_error in inner:
+            yield from _explain(sub_error)
+        if not inner:
             yield path, error.message, "", False
         return
-    if validator in ("minItems", "minProperties"):
+    if validator in ("minItems", "minProperties", "minLength"):
         yield path, "must not be empty", "", False
+        return
+    if validator == "maxLength":
+        title = schema.get("title", "text")
+        yield path, f"{title} longer than {expected} characters", "", False
         return
     if validator == "uniqueItems":
         yield path, "items must not repeat", "", False

@@ -61,6 +61,8 @@ NORMALIZERS = ("case", "space", "width", "company_suffix", "region_prefix", "pho
 
 IDENTIFIER = r"^[a-z][a-z0-9_]*$"
 PATCH_SUFFIX = "_patch"
+LOCALE_FORM = "a locale code (write it like en, zh or pt-BR)"
+CURRENCY_FORM = "a three-letter currency code in capitals, like USD"
 
 Schema = dict[str, Any]
 
@@ -109,12 +111,16 @@ _DEFS: Schema = {
             {
                 "type": "object",
                 "minProperties": 1,
-                "propertyNames": {"pattern": r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"},
+                "propertyNames": {
+                    "pattern": r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
+                    "description": LOCALE_FORM,
+                },
                 "additionalProperties": {"type": "string", "minLength": 1},
             },
         ],
     },
     "expression": {
+        "title": "expression",
         "type": "string",
         "minLength": 1,
         "maxLength": 2000,
@@ -123,7 +129,7 @@ _DEFS: Schema = {
     "field_path": {
         "type": "string",
         "pattern": r"^-?[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$",
-        "description": "A field name, or a path through references (`account.grade`).",
+        "description": "a field name or a path like account.grade",
     },
     "sort": {
         "description": "Field names, `-` before a name for descending: `-amount, name`.",
@@ -139,7 +145,11 @@ _DEFS: Schema = {
                 {
                     "value": {"type": "string", "minLength": 1, "maxLength": 63},
                     "label": _ref("label"),
-                    "color": {"type": "string", "pattern": r"^(#[0-9a-fA-F]{6}|[a-z]+)$"},
+                    "color": {
+                        "type": "string",
+                        "pattern": r"^(#[0-9a-fA-F]{6}|[a-z]+)$",
+                        "description": "a colour name like green, or #RRGGBB",
+                    },
                     "description": _ref("label"),
                 },
                 ("value",),
@@ -173,7 +183,7 @@ _DEFS: Schema = {
             "entity": _ref("identifier"),
             "precision": {"type": "integer", "minimum": 1, "maximum": 38},
             "scale": {"type": "integer", "minimum": 0, "maximum": 18},
-            "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+            "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "description": CURRENCY_FORM},
             "format": {"type": "string", "minLength": 1, "maxLength": 100},
             "expression": _ref("expression"),
             "returns": {"enum": list(FORMULA_RETURNS)},
@@ -308,16 +318,28 @@ _KIND_SCHEMAS: dict[str, Schema] = {
     "package": _obj(
         {
             **_COMMON,
-            "version": {"type": "string", "pattern": r"^\d+(\.\d+){0,2}([-+.].+)?$"},
+            "version": {
+                "type": "string",
+                "pattern": r"^\d+(\.\d+){0,2}([-+.].+)?$",
+                "description": "a version number like 1.2.0, in quotes",
+            },
             "extends": _ref("identifier"),
             "locales": _array(
-                {"type": "string", "pattern": "^[a-z]{2,3}(-[A-Za-z0-9]+)*$"},
+                {
+                    "type": "string",
+                    "pattern": "^[a-z]{2,3}(-[A-Za-z0-9]+)*$",
+                    "description": LOCALE_FORM,
+                },
                 minItems=1,
                 uniqueItems=True,
             ),
             "default_locale": {"type": "string"},
-            "table_prefix": {"type": "string", "pattern": "^[a-z][a-z0-9]*_$"},
-            "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+            "table_prefix": {
+                "type": "string",
+                "pattern": "^[a-z][a-z0-9]*_$",
+                "description": "lowercase letters and digits ending in _, like crm_",
+            },
+            "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "description": CURRENCY_FORM},
         },
         ("kind", "name"),
     ),
@@ -418,7 +440,8 @@ _KIND_SCHEMAS: dict[str, Schema] = {
             **_COMMON,
             "permissions": {
                 "type": "object",
-                "propertyNames": _ref("identifier"),
+                "description": "Per entity (or '*' for every entity): a scope per action.",
+                "propertyNames": {"anyOf": [_ref("identifier"), {"const": "*"}]},
                 "additionalProperties": _obj(
                     {
                         **{action: {"enum": list(SCOPES)} for action in ACTIONS},
@@ -550,7 +573,11 @@ def _patch_schema(kind: str) -> Schema:
     base["properties"].pop("name", None)
     base["properties"]["extend"] = {**_ref("identifier"), "description": "The document to patch."}
     base["properties"]["remove"] = _array(
-        {"type": "string", "pattern": r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$|^[a-z][a-z0-9_]*$"},
+        {
+            "type": "string",
+            "pattern": r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$|^[a-z][a-z0-9_]*$",
+            "description": "a dotted path like fields.fax",
+        },
         description="Dotted paths to drop: `fields.fax`, `validations.old_rule`.",
     )
     base["required"] = ["kind", "extend"]

@@ -38,65 +38,7 @@ EXPECT = re.compile(r"^# expect: (.+)$")
 ENTRY_NAME = re.compile(r"^\d{2,3}_[a-z0-9_]+(\.yaml)?$")
 
 #: Entries the loader gets wrong today: the expectation is what it should report.
-XFAIL: dict[str, str] = {
-    "01_yaml_unclosed_bracket": (
-        "the YAML error drops PyYAML's context: nothing says the '{' of line 8 is unclosed"
-    ),
-    "02_yaml_bad_indentation": (
-        "the YAML error drops PyYAML's context (which mapping the bad line should continue)"
-    ),
-    "03_yaml_tab": "a tab is reported as 'found character that cannot start any token'",
-    "06_recursive_alias": (
-        "the recursive alias is located at the anchor (line 7) instead of the alias (line 9)"
-    ),
-    "18_label_bad_locale_key": (
-        "a bad locale key gives 'unexpected a mapping: Text, or text per locale: …' at the "
-        "label instead of naming the key"
-    ),
-    "24_child_without_parent_reference": (
-        "also reports the child as 'not used by any children field', which is false and "
-        "advises removing 'child: true'"
-    ),
-    "31_multichoice_default_not_option": (
-        "points at the whole default list and, unlike choice, does not list the options"
-    ),
-    "36_option_not_applicable": "grammar: 'a integer field'",
-    "40_reserved_entity_name": "suggests 'crm_user' whatever the package is called",
-    "43_formula_syntax_error": "'syntax error: invalid syntax' does not say where",
-    "53_validation_not_boolean": "grammar: 'expression gives a integer'",
-    "63_search_fields_number": "grammar: 'cannot search a integer field'",
-    "85_decimal_bound_nan": "min: .nan on a decimal crashes with decimal.InvalidOperation",
-    "86_date_default_impossible": (
-        "an impossible date gives 'cannot read value' without saying it is not a date"
-    ),
-    "87_calendar_start_system_field": "a system column is taken for a datetime: loads",
-    "88_rollup_sum_system_field": "a system column is taken for an integer: loads",
-    "89_automation_date_field_system_field": "a system column is taken for a datetime: loads",
-    "90_kanban_sum_text": "kanban 'sum' is not checked to be a number: loads",
-    "91_trigger_fields_item_location": "points at the list, not at the unknown item",
-    "92_choice_options_numbers": "raw jsonschema text: '1 is not valid under any of …'",
-    "93_label_empty": "an empty label gives 'unexpected text: Text, or text per locale: …'",
-    "94_currency_pattern": "the message shows the regular expression ^[A-Z]{3}$",
-    "95_expression_too_long": "the message repeats the whole 2,000-character expression",
-    "96_package_extends_itself": "says to put 't' before 't' in the package list",
-    "97_default_shows_yaml_value": "shows Python's True instead of the YAML true",
-    "98_remove_document_name": (
-        "removing 'name' is reported as a missing name at the base document, not at "
-        "the remove entry"
-    ),
-    "99_expression_assign_instead_of_compare": (
-        "'=' for '==' gives only 'syntax error: invalid syntax'"
-    ),
-    "100_regex_posix_class": (
-        "re.compile's FutureWarning escapes load_packages (an exception under "
-        "filterwarnings=error, stderr noise and a silently wrong pattern otherwise)"
-    ),
-    "102_field_type_empty": "an empty type gives 'unknown type None (did you mean 'phone'?)'",
-    "103_enum_given_a_list": (
-        "a list where text is expected gives \"unknown value ['cascade'] (did you mean "
-        "'cascade'?)\""
-    ),
-}
+XFAIL: dict[str, str] = {}
 
 
 def _entries() -> list[Path]:

@@ -491,12 +491,6 @@ def test_text_literal_is_not_a_formula_dependency(tmp_path: Path) -> None:
     assert model.entity("contact").field("b").expression is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=DefinitionError,
-    reason="a key next to a YAML merge key ('<<: *text') is reported as a duplicate key, "
-    "although YAML lets it override the merged one",
-)
 def test_merge_key_can_be_overridden(tmp_path: Path) -> None:
     model = _load_text(
         tmp_path,
@@ -507,12 +501,6 @@ def test_merge_key_can_be_overridden(tmp_path: Path) -> None:
     assert model.entity("contact").field("last").label.get() == "Last"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=DefinitionError,
-    reason="compile_role handles a '*' entity (all entities), but the schema rejects '*' "
-    "as not a valid name",
-)
 def test_role_permission_on_every_entity(tmp_path: Path) -> None:
     model = _load_text(
         tmp_path,
@@ -522,20 +510,10 @@ def test_role_permission_on_every_entity(tmp_path: Path) -> None:
     assert model.role("reader").permissions["*"].read == "all"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an overlay package that does not repeat 'currency' gets USD, so model.package "
-    "(the deployed package) says USD while its base says EUR",
-)
 def test_overlay_inherits_package_settings(model: Model) -> None:
     assert model.package.currency == "EUR"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ast.parse warns about the invalid escape '\\d'; the rule loads when warnings "
-    "are ignored and is a 'syntax error' when they are errors (as under pytest)",
-)
 def test_outcome_does_not_depend_on_warning_filters(tmp_path: Path) -> None:
     text = (
         "kind: entity\nname: contact\nfields:\n  name: {type: string}\n"

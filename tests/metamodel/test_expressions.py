@@ -118,7 +118,7 @@ def test_evaluate(source: str, values: dict[str, Any], expected: Any) -> None:
         ("todya()", "unknown function 'todya' (did you mean 'today'?)"),
         ("amount >", "syntax error: invalid syntax"),
         ("", "empty expression"),
-        ("qty in tags", "cannot look for a integer in a list of string"),
+        ("qty in tags", "cannot look for an integer in a list of string"),
         ("'a' in qty", "'in' needs a list or a text on its right, got integer"),
         ("flag < true", "cannot order boolean values with '<'"),
         ("name - 1", "cannot use '-' on string and integer"),
@@ -140,7 +140,7 @@ def test_rejected(source: str, message: str) -> None:
 def test_expected_type() -> None:
     assert parse("qty > 1", SCOPE, expect="boolean").type == "boolean"
     assert parse("qty * 2", SCOPE, expect="decimal").type == "integer"
-    with pytest.raises(ExpressionError, match="expression gives a integer, expected a boolean"):
+    with pytest.raises(ExpressionError, match="expression gives an integer, expected a boolean"):
         parse("qty + 1", SCOPE, expect="boolean")
 
 
