@@ -120,7 +120,8 @@ class _Converter:
         try:
             self.loader.flatten_mapping(node)
         except yaml.YAMLError as exc:
-            raise self.fail(node, f"invalid merge key: {exc.problem or exc}", path) from None
+            reason = getattr(exc, "problem", None) or exc
+            raise self.fail(node, f"invalid merge key: {reason}", path) from None
         # Keys written in the mapping override keys merged in with `<<:`.
         merged = [pair for pair in node.value if all(pair is not o for o in own)]
         own_keys = {self.scalar(k, path) for k, _ in own if isinstance(k, yaml.ScalarNode)}
