@@ -164,6 +164,17 @@ class EntityScope:
         self.entity = entity
         self.extra = extra or {}
 
+    def options_of(self, path: tuple[str, ...]) -> list[str] | None:
+        """The options of a choice or multichoice field at ``path`` (None for others)."""
+        entity = self.entity
+        spec: Mapping[str, Any] = {}
+        for name in path:
+            spec = self.docs.get(entity, {}).get("fields", {}).get(name) or {}
+            entity = spec.get("to", "")
+        if spec.get("type") not in ("choice", "multichoice"):
+            return None
+        return [o if isinstance(o, str) else o["value"] for o in spec.get("options", ())]
+
     def type_of(self, path: tuple[str, ...]) -> str:
         dotted = ".".join(path)
         if dotted in self.extra:
@@ -177,6 +188,11 @@ class EntityScope:
                 system = SYSTEM_FIELDS.get(name)
                 if system and last and (doc.get("ownable") or name not in ("owner_id", "team_id")):
                     return system
+                if system and name in ("owner_id", "team_id"):
+                    raise ExpressionError(
+                        f"'{entity}' has no {name}: its records have no owner",
+                        f"add 'ownable: true' to entity '{entity}'",
+                    )
                 known = [*fields, *self.extra] if hop == 0 else list(fields)
                 raise ExpressionError(
                     f"unknown field '{name}'" + (f" of '{entity}'" if hop else ""),
@@ -359,6 +375,14 @@ class _Compiler:
                     at_key=True,
                 )
         options = tuple(self.choices(doc, path, spec.get("options") or ()))
+        old_name = spec.get("renamed_from")
+        if old_name is not None and old_name in doc.value["fields"]:
+            self.error(
+                doc,
+                (*path, "renamed_from"),
+                f"renamed_from '{old_name}' names a field that still exists",
+                "a rename keeps the data of a field that is gone; remove one of them",
+            )
         default, default_expr = self.default(doc, path, spec, kind, options)
         self.bounds(doc, path, spec, kind)
         if "pattern" in spec:
@@ -453,7 +477,8 @@ class _Compiler:
                 self.error(doc, (*path, "options", index), f"option '{value}' is listed twice")
                 continue
             seen.add(value)
-            yield Choice(value, Label.of(item.get("label"), value), item.get("color"))
+            description = Label.of(item["description"]) if "description" in item else None
+            yield Choice(value, Label.of(item.get("label"), value), item.get("color"), description)
 
     def default(
         self,
@@ -747,9 +772,24 @@ class _Compiler:
             for c, column in enumerate(related.get("columns", ())):
                 self.known_field(doc, (*where, "columns", c), other, column)
         self.unique_names(doc, ("list_views",), value.get("list_views", ()), "list view")
+        defaults = [i for i, v in enumerate(value.get("list_views", ())) if v.get("default")]
+        for i in defaults[1:]:
+            first = value["list_views"][defaults[0]]["name"]
+            self.error(
+                doc, ("list_views", i, "default"), f"list view '{first}' is already the default"
+            )
         for i, view in enumerate(value.get("list_views", ())):
             for c, column in enumerate(view["columns"]):
-                self.known_path(doc, ("list_views", i, "columns", c), name, column)
+                where = ("list_views", i, "columns", c)
+                if column.startswith("-"):
+                    self.error(
+                        doc,
+                        where,
+                        f"column '{column}' starts with '-'",
+                        "a column is a field name; write the order in 'sort'",
+                    )
+                    continue
+                self.known_path(doc, where, name, column)
             self.expression(doc, ("list_views", i, "filter"), view.get("filter"), name)
             for sort_key in parse_sort(view.get("sort")):
                 self.known_path(doc, ("list_views", i, "sort"), name, sort_key.field)
@@ -1307,6 +1347,7 @@ def compile_model(
         automations=MappingProxyType(automations),
         documents=freeze([d.value for d in ordered]),
         origins=MappingProxyType({(d.kind, d.name): MappingProxyType(d.origins) for d in ordered}),
+        owners=MappingProxyType({(d.kind, d.name): d.package for d in ordered}),
         hash=content_hash(packages, ordered),
         _refs_to=MappingProxyType({k: tuple(v) for k, v in refs.items()}),
     )
@@ -1332,7 +1373,7 @@ def content_hash(packages: tuple[Package, ...], documents: list[Document]) -> st
     payload = {
         "packages": [[p.name, p.version, p.extends, p.table_prefix] for p in packages],
         "documents": [
-            [d.kind, d.name, d.value, list(d.value.get("fields", {}))] for d in documents
+            [d.kind, d.name, d.package, d.value, list(d.value.get("fields", {}))] for d in documents
         ],
     }
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -1357,18 +1398,15 @@ def compile_documents_json(data: Mapping[str, Any]) -> Model:
         )
         for p in data["packages"]
     )
-    owner = packages[0].name if packages else ""
-    documents = [
-        Document(
-            d["kind"],
-            d["name"],
-            json.loads(json.dumps(d)),
-            owner,
-            "<model.json>",
-            {(): Origin("<model.json>", 0, 0, owner)},
+    first = packages[0].name if packages else ""
+    owners = {(o[0], o[1]): o[2] for o in data.get("owners", ())}
+    documents = []
+    for d in data["documents"]:
+        owner = owners.get((d["kind"], d["name"]), first)
+        where: dict[Location, Origin] = {(): Origin("<model.json>", 0, 0, owner)}
+        documents.append(
+            Document(d["kind"], d["name"], json.loads(json.dumps(d)), owner, "<model.json>", where)
         )
-        for d in data["documents"]
-    ]
     model = compile_model(list(packages), documents, problems)
     if model is None:
         raise DefinitionError(problems)

@@ -65,6 +65,9 @@ class Scope(Protocol):
         """The type of a field path, or raise :class:`ExpressionError` naming the problem."""
         ...
 
+    # A scope may also offer ``options_of(path) -> list[str] | None``: the options of a
+    # choice field, so that comparing it with a literal outside them is an error.
+
 
 # --- the typed tree ---------------------------------------------------------------
 
@@ -550,8 +553,32 @@ class _Checker:
             left = right
         return parts[0] if len(parts) == 1 else Logical(BOOLEAN, "and", tuple(parts))
 
+    def _check_options(self, node: ast.AST, field: Node, literal: Node) -> None:
+        """``stage == 'wonn'``: a literal compared with a choice must be one of its options."""
+        options_of = getattr(self.scope, "options_of", None)
+        if options_of is None or not isinstance(field, FieldRef):
+            return
+        options = options_of(field.path)
+        if not options:
+            return
+        items = literal.items if isinstance(literal, ListOf) else (literal,)
+        for item in items:
+            if (
+                isinstance(item, Literal)
+                and isinstance(item.value, str)
+                and item.value not in options
+            ):
+                raise self.error(
+                    node,
+                    f"'{item.value}' is not an option of {'.'.join(field.path)}",
+                    did_you_mean(item.value, options)
+                    or f"options: {', '.join(options[:8])}{', …' if len(options) > 8 else ''}",
+                )
+
     def _check_compare(self, node: ast.AST, op: str, left: Node, right: Node) -> None:
         lt, rt = left.type, right.type
+        self._check_options(node, left, right)
+        self._check_options(node, right, left)
         if op in ("in", "not_in"):
             if rt.startswith("list:"):
                 elem = rt[5:]
@@ -670,8 +697,18 @@ def parse(source: str, scope: Scope, *, expect: str | None = None) -> Expression
         root = checker.build(tree.body)
     except RecursionError:
         raise ExpressionError(f"expression nested deeper than {MAX_DEPTH} levels") from None
-    if expect is not None and not _compatible(root.type, expect):
-        raise ExpressionError(f"expression gives {article(root.type)}, expected {article(expect)}")
+    if expect is not None:
+        if root.type == NULL:
+            raise ExpressionError("expression is always empty (null)")
+        if not _compatible(root.type, expect):
+            raise ExpressionError(
+                f"expression gives {article(root.type)}, expected {article(expect)}"
+            )
+        if expect == INTEGER and root.type == DECIMAL:
+            raise ExpressionError(
+                "expression gives a decimal, expected an integer",
+                "round it with round(...), or return decimal",
+            )
     return Expression(source, root.type, root, frozenset(checker.fields))
 
 

@@ -165,13 +165,16 @@ class _Loader:
                 key = (base_doc.value["kind"], base_doc.value["name"])
                 if key in documents:
                     first = documents[key]
-                    self.problem(
-                        base_doc.origin(("name",)),
-                        "name",
-                        f"{key[0]} '{key[1]}' is already defined in package '{first.package}' "
-                        f"({first.origin(())})",
-                        f"to change it from another package, write 'extend: {key[1]}'",
-                    )
+                    if first.package == source.name:
+                        message = f"{key[0]} '{key[1]}' is already defined ({first.origin(())})"
+                        hint = "rename one of them"
+                    else:
+                        message = (
+                            f"{key[0]} '{key[1]}' is already defined in package "
+                            f"'{first.package}' ({first.origin(())})"
+                        )
+                        hint = f"to change it from another package, write 'extend: {key[1]}'"
+                    self.problem(base_doc.origin(("name",)), "name", message, hint)
                     continue
                 if self._schema_ok(base_doc, base_doc.value["kind"], patch=False):
                     documents[key] = Document.from_source(base_doc, *key)
@@ -219,6 +222,15 @@ class _Loader:
                 header.origin,
                 lambda p, h=header: h.key_positions.get(tuple(p)) or h.origin(p),
             )
+            locales = header.value.get("locales")
+            default = header.value.get("default_locale")
+            if isinstance(locales, list) and isinstance(default, str) and default not in locales:
+                self.problem(
+                    header.origin(("default_locale",)),
+                    "default_locale",
+                    f"default locale '{default}' is not among the locales",
+                    f"locales: {', '.join(map(str, locales))}",
+                )
             if source.name in ancestors:
                 self.problem(
                     header.origin(("name",)), "name", f"package '{source.name}' is loaded twice"

@@ -145,6 +145,7 @@ class Choice:
     value: str
     label: Label
     color: str | None = None
+    description: Label | None = None
 
 
 @dataclass(frozen=True)
@@ -450,6 +451,9 @@ class Model:
     origins: Mapping[tuple[str, str], Mapping[tuple[str | int, ...], Origin]] = field(
         repr=False, default_factory=lambda: MappingProxyType({})
     )
+    owners: Mapping[tuple[str, str], str] = field(
+        repr=False, default_factory=lambda: MappingProxyType({})
+    )
     hash: str = ""
     _refs_to: Mapping[str, tuple[tuple[Entity, Field], ...]] = field(
         repr=False, default_factory=lambda: MappingProxyType({})
@@ -536,6 +540,7 @@ class Model:
                 for p in self.packages
             ],
             "documents": thaw(self.documents),
+            "owners": [[kind, name, package] for (kind, name), package in self.owners.items()],
         }
 
     def to_json(self) -> str:

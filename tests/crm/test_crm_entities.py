@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import crm_definitions
 import pytest
 
-import crm_definitions
 from metamodel import Label, Model, load_packages
 
 # The entity names CRM.md fixes: tests and integrations rely on them.
@@ -46,7 +46,9 @@ def _labels(crm: Model) -> Iterator[tuple[str, Label]]:
 
 def test_every_label_speaks_english_chinese_and_japanese(crm: Model) -> None:
     untranslated = [
-        where for where, label in _labels(crm) if not all(locale in label.texts for locale in LOCALES)
+        where
+        for where, label in _labels(crm)
+        if not all(locale in label.texts for locale in LOCALES)
     ]
     assert untranslated == []
 

@@ -238,7 +238,9 @@ PARITY = [
 @pytest.fixture
 def table(db_engine: Engine) -> sa.Table:
     metadata = sa.MetaData()
-    json_type = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+    json_type = sa.JSON(none_as_null=True).with_variant(
+        postgresql.JSONB(none_as_null=True), "postgresql"
+    )
     t = sa.Table(
         "expr_rows",
         metadata,

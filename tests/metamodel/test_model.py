@@ -145,3 +145,34 @@ def test_json_round_trip(model: Model) -> None:
     )
     assert again.entity("deal_line").parent == "deal"
     assert again.origin("entity", "deal") is not None
+
+
+def test_json_round_trip_keeps_each_documents_package(tmp_path: Path) -> None:
+    base = write(tmp_path / "base.yaml", PACKAGE)
+    overlay = write(
+        tmp_path / "overlay.yaml",
+        "kind: package\nname: shop_plus\nextends: shop\n---\n"
+        "kind: entity\nname: coupon\nfields:\n  code: {type: string}\n",
+    )
+    model = load_packages([base, overlay])
+    again = Model.from_json(model.to_json())
+    assert again.entity("coupon").package == "shop_plus"
+    assert again.entity("deal").package == "shop"
+    assert again.hash == model.hash
+    # The overlay inherits the base's settings it does not restate.
+    assert again.package.currency == "JPY" and again.package.locales == ("en", "zh", "ja")
+
+
+def test_choice_descriptions_are_kept(tmp_path: Path) -> None:
+    model = load_packages(
+        [
+            write(
+                tmp_path / "p.yaml",
+                "kind: package\nname: p\n---\nkind: entity\nname: lead\nfields:\n"
+                "  source:\n    type: choice\n    options:\n"
+                "      - {value: web, label: Web, description: {en: From the site, zh: 官网}}\n",
+            )
+        ]
+    )
+    choice = model.entity("lead").field("source").choice("web")
+    assert choice.description is not None and choice.description.get("zh") == "官网"
