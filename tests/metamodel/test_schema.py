@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import fastjsonschema
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from metamodel import FIELD_TYPES, KINDS, definition_schema
+from metamodel.loader import _fast_validator, _full_validator
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,3 +58,47 @@ def test_the_whole_schema_rejects_what_the_loader_rejects() -> None:
     ]
     for document in good:
         assert not list(validator.iter_errors(document)), document
+
+
+# The loader asks a compiled validator (fastjsonschema) "valid?" and walks a failing
+# document again with jsonschema for every error. Both must judge alike.
+
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 5), st.sampled_from(["", "x", "Foo", "a_b", "en"])
+)
+_FIELD = st.fixed_dictionaries(
+    {"type": st.sampled_from([*FIELD_TYPES, "dat"])},
+    optional={
+        "label": st.one_of(_SCALARS, st.dictionaries(st.sampled_from(["en", "zh", "X"]), _SCALARS)),
+        "options": st.lists(st.one_of(_SCALARS, st.fixed_dictionaries({"value": _SCALARS})), max_size=3),
+        "to": _SCALARS,
+        "required": _SCALARS,
+        "min": _SCALARS,
+        "format": _SCALARS,
+        "expression": _SCALARS,
+        "returns": st.sampled_from(["string", "money", "bogus"]),
+        "lable": _SCALARS,
+    },
+)
+_ENTITY = st.fixed_dictionaries(
+    {"kind": st.just("entity"), "name": st.sampled_from(["deal", "Deal", "a__b"])},
+    optional={
+        "fields": st.dictionaries(st.sampled_from(["name", "amount", "Bad"]), _FIELD, max_size=3),
+        "search_fields": st.lists(_SCALARS, max_size=2),
+        "extend": st.just("deal"),
+        "remove": st.lists(st.sampled_from(["fields.x", "x", "X.y"]), max_size=2),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ENTITY)
+def test_fast_and_full_validators_agree(document: dict[str, object]) -> None:
+    patch = "extend" in document
+    fast_ok = True
+    try:
+        _fast_validator("entity", patch)(document)
+    except fastjsonschema.JsonSchemaException:
+        fast_ok = False
+    full_ok = not list(_full_validator("entity", patch).iter_errors(document))
+    assert fast_ok == full_ok
