@@ -1,0 +1,265 @@
+"""The Model as SQLAlchemy tables: one table per entity, typed columns, system tables.
+
+Each field type has a small column builder in :data:`COLUMN_TYPES`; formula and children
+fields have no column (a formula is computed when read, children live in the child
+entity's table). Constraint and index names follow one convention, so migrations can find
+them again.
+
+>>> schema = build_schema(model)
+>>> schema.table("account").c.grade.type
+String(length=63)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.types import TypeDecorator
+
+from metamodel import Entity, Field, Model
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+}
+
+USER_TABLE = "heddle_user"
+TEAM_TABLE = "heddle_team"
+HISTORY_TABLE = "heddle_schema_history"
+AUDIT_TABLE = "heddle_audit"
+SEQUENCE_TABLE = "heddle_sequence"
+ARCHIVE_TABLE = "heddle_archive"
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Times are stored in UTC and come back timezone-aware, on SQLite too."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+JSON = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+
+
+def _text(field: Field) -> sa.types.TypeEngine[Any]:
+    return sa.String(field.max_length or 255)
+
+
+def _number(field: Field) -> sa.types.TypeEngine[Any]:
+    return sa.Numeric(field.precision or 18, field.scale if field.scale is not None else 2)
+
+
+def _rollup(field: Field) -> sa.types.TypeEngine[Any]:
+    if field.aggregate == "count":
+        return sa.Integer()
+    return sa.Numeric(18, 6 if field.aggregate == "avg" else 2)
+
+
+def _user(field: Field) -> sa.types.TypeEngine[Any]:
+    return JSON if field.multiple else ID
+
+
+#: Field type → the column type that stores it. ``None``: no column.
+COLUMN_TYPES: Mapping[str, Callable[[Field], sa.types.TypeEngine[Any]] | None] = {
+    "string": _text,
+    "email": _text,
+    "phone": _text,
+    "url": _text,
+    "text": lambda field: sa.Text(),
+    "autonumber": lambda field: sa.String(64),
+    "choice": lambda field: sa.String(63),
+    "multichoice": lambda field: JSON,
+    "integer": lambda field: sa.Integer(),
+    "decimal": _number,
+    "money": _number,
+    "percent": _number,
+    "boolean": lambda field: sa.Boolean(create_constraint=False),
+    "date": lambda field: sa.Date(),
+    "datetime": lambda field: UTCDateTime(),
+    "reference": lambda field: ID,
+    "user": _user,
+    "team": _user,
+    "file": lambda field: JSON if field.multiple else sa.String(1024),
+    "rollup": _rollup,
+    "formula": None,
+    "children": None,
+}
+
+_ON_DELETE = {"restrict": "RESTRICT", "cascade": "CASCADE", "set_null": "SET NULL"}
+
+
+def stored(field: Field) -> bool:
+    """Whether a field has a column of its own."""
+    return COLUMN_TYPES[field.type] is not None
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The tables of one Model version."""
+
+    model: Model
+    metadata: sa.MetaData
+    tables: Mapping[str, sa.Table]
+
+    def table(self, entity: str) -> sa.Table:
+        return self.tables[entity]
+
+    @property
+    def system(self) -> Mapping[str, sa.Table]:
+        return {name: t for name, t in self.metadata.tables.items() if name.startswith("heddle_")}
+
+
+def system_tables(metadata: sa.MetaData) -> None:
+    """The platform's own tables, the same for every Model."""
+    sa.Table(
+        TEAM_TABLE,
+        metadata,
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(200), nullable=False, unique=True),
+        sa.Column("parent_id", ID, sa.ForeignKey(f"{TEAM_TABLE}.id", ondelete="SET NULL")),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+    )
+    sa.Table(
+        USER_TABLE,
+        metadata,
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("username", sa.String(150), nullable=False, unique=True),
+        sa.Column("name", sa.String(200), nullable=False, server_default=""),
+        sa.Column("email", sa.String(255)),
+        sa.Column("team_id", ID, sa.ForeignKey(f"{TEAM_TABLE}.id", ondelete="SET NULL")),
+        sa.Column("manager_id", ID, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL")),
+        sa.Column("roles", JSON, nullable=False),
+        sa.Column("locale", sa.String(16), nullable=False, server_default="en"),
+        sa.Column(
+            "active", sa.Boolean(create_constraint=False), nullable=False, server_default=sa.true()
+        ),
+        sa.Column("password_hash", sa.String(255)),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+    )
+    sa.Table(
+        HISTORY_TABLE,
+        metadata,
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("hash", sa.String(64), nullable=False),
+        sa.Column("model", sa.Text(), nullable=False),
+        sa.Column("operations", JSON, nullable=False),
+        sa.Column("applied_at", UTCDateTime(), nullable=False),
+        sa.Column("actor", sa.String(200), nullable=False),
+    )
+    sa.Table(
+        AUDIT_TABLE,
+        metadata,
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("entity", sa.String(63), nullable=False),
+        sa.Column("record_id", ID, nullable=False),
+        sa.Column("action", sa.String(16), nullable=False),
+        sa.Column("at", UTCDateTime(), nullable=False),
+        sa.Column("actor_id", ID),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("changes", JSON, nullable=False),
+        sa.Index("ix_heddle_audit_record", "entity", "record_id", "id"),
+    )
+    sa.Table(
+        SEQUENCE_TABLE,
+        metadata,
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("value", sa.BigInteger(), nullable=False),
+    )
+    sa.Table(
+        ARCHIVE_TABLE,
+        metadata,
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("source_table", sa.String(63), nullable=False),
+        sa.Column("source_column", sa.String(63)),
+        sa.Column("record_id", ID),
+        sa.Column("data", JSON, nullable=False),
+        sa.Column("archived_at", UTCDateTime(), nullable=False),
+        sa.Column("model_hash", sa.String(64), nullable=False),
+        sa.Index("ix_heddle_archive_source", "source_table", "source_column"),
+    )
+
+
+def field_column(entity: Entity, field: Field, model: Model) -> sa.Column[Any] | None:
+    """The column that stores ``field``, with its foreign key, or None."""
+    builder = COLUMN_TYPES[field.type]
+    if builder is None:
+        return None
+    args: list[Any] = []
+    if field.type == "reference" and field.to:
+        target = model.entity(field.to).table
+        args.append(sa.ForeignKey(f"{target}.id", ondelete=_ON_DELETE[field.on_delete]))
+    elif field.type in ("user", "team") and not field.multiple:
+        target = USER_TABLE if field.type == "user" else TEAM_TABLE
+        args.append(sa.ForeignKey(f"{target}.id", ondelete="SET NULL"))
+    default: Any = None
+    if field.type == "rollup":
+        default = sa.text("0")
+    return sa.Column(
+        field.name,
+        builder(field),
+        *args,
+        nullable=True,
+        server_default=default,
+        index=(field.type in ("reference", "user", "team") and not field.multiple) or field.index,
+        unique=field.unique or field.type == "autonumber",
+    )
+
+
+def entity_table(entity: Entity, model: Model, metadata: sa.MetaData) -> sa.Table:
+    columns: list[Any] = [
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column("created_by", ID, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL")),
+        sa.Column("updated_by", ID, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL")),
+        sa.Column("version", sa.Integer(), nullable=False, server_default=sa.text("1")),
+    ]
+    if entity.ownable:
+        columns += [
+            sa.Column(
+                "owner_id", ID, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL"), index=True
+            ),
+            sa.Column(
+                "team_id", ID, sa.ForeignKey(f"{TEAM_TABLE}.id", ondelete="SET NULL"), index=True
+            ),
+        ]
+    for field in entity.fields.values():
+        column = field_column(entity, field, model)
+        if column is not None:
+            columns.append(column)
+    table = sa.Table(entity.table, metadata, *columns, info={"entity": entity.name})
+    for index in entity.indexes:
+        sa.Index(
+            f"ix_{entity.table}_{index.name}", *index.fields, unique=index.unique, _table=table
+        )
+    return table
+
+
+def build_schema(model: Model) -> Schema:
+    """Tables for every entity of ``model`` plus the system tables."""
+    metadata = sa.MetaData(naming_convention=NAMING)
+    system_tables(metadata)
+    tables = {entity.name: entity_table(entity, model, metadata) for entity in model}
+    return Schema(model, metadata, tables)
