@@ -1,2 +1,47 @@
-"""The engine: turns the compiled Model into tables and is the only way records are read and
-written. Imports :mod:`metamodel` only. (Built in the engine issue.)"""
+"""The engine: turns the compiled Model into tables and is the only way records are read
+and written — the API, the screens, imports and jobs all go through it. It runs on SQLite
+(the embedded default) and PostgreSQL. Imports :mod:`metamodel` only.
+
+>>> from engine import Records, connect, Actor
+>>> records = Records(connect("sqlite:///instance/heddle.db"), model)
+>>> records.create(Actor(user_id=1), "account", {"name": "Acme"})
+"""
+
+from __future__ import annotations
+
+from .context import SYSTEM, Actor
+from .database import connect
+from .errors import (
+    BadRequest,
+    Conflict,
+    EngineError,
+    Forbidden,
+    MigrationRefused,
+    NotFound,
+    Restricted,
+    StaleVersion,
+    ValidationFailed,
+)
+from .events import EventBus, RecordEvent
+from .records import Records
+from .tables import Schema, build_schema
+
+__all__ = [
+    "SYSTEM",
+    "Actor",
+    "BadRequest",
+    "Conflict",
+    "EngineError",
+    "EventBus",
+    "Forbidden",
+    "MigrationRefused",
+    "NotFound",
+    "RecordEvent",
+    "Records",
+    "Restricted",
+    "Schema",
+    "StaleVersion",
+    "ValidationFailed",
+    "build_schema",
+    "connect",
+]

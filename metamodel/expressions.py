@@ -816,7 +816,10 @@ def _compile_py(node: Node) -> Evaluator:
         path = node.path
         if len(path) == 1:
             name = path[0]
-            return lambda values, ctx: values.get(name)
+            # A reference may be loaded as the record it points at: its value is the id.
+            return lambda values, ctx: (
+                v.get("id") if isinstance(v := values.get(name), Mapping) else v
+            )
         return lambda values, ctx: _lookup(values, path)
     if isinstance(node, ListOf):
         items = [_compile_py(item) for item in node.items]

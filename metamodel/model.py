@@ -459,6 +459,10 @@ class Model:
         repr=False, default_factory=lambda: MappingProxyType({})
     )
 
+    def __hash__(self) -> int:
+        # Hashable by content, so per-Model caches (input schemas, tables) can key on it.
+        return hash(self.hash)
+
     # look-ups -------------------------------------------------------------------------
 
     def entity(self, name: str) -> Entity:

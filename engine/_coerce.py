@@ -1,0 +1,160 @@
+"""Input schemas: marshmallow schemas generated from the Model, built once per version.
+
+Each field type has a small builder in :data:`FIELD_BUILDERS`. The schemas coerce and
+check what a client sends (types, lengths, patterns, ranges, options); rules that need
+the whole record — required, required_when, validations, references that must exist —
+are the record service's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from metamodel import Entity, Field, Model
+
+Builder = Callable[[Field], "fields.Field[Any]"]
+
+_PHONE = re.compile(r"^[0-9+()\-./ x#*]{3,40}$")
+
+
+def _length(field: Field) -> list[validate.Validator]:
+    checks: list[validate.Validator] = []
+    if field.max_length or field.min_length:
+        checks.append(validate.Length(min=field.min_length, max=field.max_length))
+    if field.pattern:
+        checks.append(validate.Regexp(field.pattern, error="Does not match the expected pattern."))
+    return checks
+
+
+def _range(field: Field, cast: Callable[[Any], Any]) -> list[validate.Validator]:
+    if field.min is None and field.max is None:
+        return []
+    low = cast(field.min) if field.min is not None else None
+    high = cast(field.max) if field.max is not None else None
+    return [validate.Range(min=low, max=high)]
+
+
+class _Decimal(fields.Decimal):
+    """A decimal with at most ``scale`` places: 10.005 is refused for money, not rounded."""
+
+    def __init__(self, scale: int, **kwargs: Any) -> None:
+        super().__init__(allow_nan=False, **kwargs)
+        self.scale = scale
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Decimal:
+        if isinstance(value, bool):
+            raise ValidationError("Not a valid number.")
+        number = super()._deserialize(value, attr, data, **kwargs)
+        exponent = number.as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > self.scale:
+            raise ValidationError(f"At most {self.scale} decimal places.")
+        return number
+
+
+class _Integer(fields.Integer):
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool):
+            raise ValidationError("Not a valid integer.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _date(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+def _decimal(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:  # pragma: no cover - the metamodel checked the bounds
+        raise ValueError(value) from None
+
+
+def _string(field: Field) -> fields.Field[Any]:
+    return fields.String(allow_none=True, validate=_length(field))
+
+
+def _email(field: Field) -> fields.Field[Any]:
+    return fields.Email(allow_none=True, validate=_length(field))
+
+
+def _url(field: Field) -> fields.Field[Any]:
+    return fields.URL(allow_none=True, validate=_length(field))
+
+
+def _phone(field: Field) -> fields.Field[Any]:
+    return fields.String(
+        allow_none=True,
+        validate=[*_length(field), validate.Regexp(_PHONE, error="Not a valid phone number.")],
+    )
+
+
+def _number(field: Field) -> fields.Field[Any]:
+    return _Decimal(
+        field.scale if field.scale is not None else 2,
+        allow_none=True,
+        validate=_range(field, _decimal),
+    )
+
+
+def _id(field: Field) -> fields.Field[Any]:
+    if field.multiple:
+        return fields.List(_Integer(strict=True), allow_none=True)
+    return _Integer(strict=True, allow_none=True)
+
+
+FIELD_BUILDERS: Mapping[str, Builder] = {
+    "string": _string,
+    "text": lambda f: fields.String(allow_none=True, validate=_length(f)),
+    "email": _email,
+    "phone": _phone,
+    "url": _url,
+    "integer": lambda f: _Integer(strict=False, allow_none=True, validate=_range(f, int)),
+    "decimal": _number,
+    "money": _number,
+    "percent": _number,
+    "boolean": lambda f: fields.Boolean(allow_none=True),
+    "date": lambda f: fields.Date(allow_none=True, validate=_range(f, _date)),
+    "datetime": lambda f: fields.AwareDateTime(default_timezone=dt.UTC, allow_none=True),
+    "choice": lambda f: fields.String(allow_none=True, validate=validate.OneOf(f.choice_values)),
+    "multichoice": lambda f: fields.List(
+        fields.String(validate=validate.OneOf(f.choice_values)), allow_none=True
+    ),
+    "reference": _id,
+    "user": _id,
+    "team": _id,
+    "file": lambda f: (
+        fields.List(fields.String(), allow_none=True)
+        if f.multiple
+        else fields.String(allow_none=True)
+    ),
+}
+
+#: Columns a client may set besides the entity's own fields.
+OWNERSHIP = ("owner_id", "team_id")
+
+
+def writable(field: Field) -> bool:
+    """Fields a client may send: not computed, not children (sent as nested lists)."""
+    return field.type in FIELD_BUILDERS
+
+
+@cache
+def input_schema(model: Model, entity_name: str) -> Schema:
+    """The marshmallow schema for one entity's input (cached per Model version)."""
+    entity: Entity = model.entity(entity_name)
+    declared: dict[str, fields.Field[Any]] = {
+        name: FIELD_BUILDERS[field.type](field)
+        for name, field in entity.fields.items()
+        if writable(field)
+    }
+    if entity.ownable:
+        for name in OWNERSHIP:
+            declared[name] = _Integer(strict=True, allow_none=True)
+    return Schema.from_dict(declared, name=f"{entity_name}_input")(unknown=RAISE)
