@@ -30,8 +30,16 @@ from ._coerce import OWNERSHIP, input_schema
 from ._compute import Computer
 from .audit import Audit, jsonable
 from .context import SYSTEM, Actor
-from .errors import BadRequest, NotFound, Restricted, StaleVersion, ValidationFailed
+from .errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    Restricted,
+    StaleVersion,
+    ValidationFailed,
+)
 from .events import EventBus, RecordEvent
+from .permissions import Grant, Permissions
 from .tables import SEQUENCE_TABLE, TEAM_TABLE, USER_TABLE, Schema, build_schema, stored
 
 Errors = dict[str, list[str]]
@@ -69,6 +77,7 @@ class Records:
         self.dialect = engine.dialect.name
         self.audit = Audit(self.schema)
         self.computer = Computer(self.schema, self.dialect)
+        self.permissions = Permissions(self.schema)
 
     # transactions ---------------------------------------------------------------------
 
@@ -106,14 +115,29 @@ class Records:
         ``trusted`` lets the platform itself (workflows, imports) set read-only fields.
         """
         ent = self.entity(entity)
-        return self._run(conn, lambda c: self._create(c, actor, ent, data, trusted))
+        grant = self._grant(actor, ent, "create")
+        if not trusted:
+            self._guard(actor, ent, data, grant, "create")
+
+        def work(c: sa.Connection) -> dict[str, Any]:
+            record = self._create(c, actor, ent, data, trusted)
+            self._stays_in_scope(c, actor, ent, grant, record["id"])
+            return self._visible(actor, ent, record)
+
+        return self._run(conn, work)
 
     def get(
         self, actor: Actor, entity: str, record_id: int, *, conn: sa.Connection | None = None
     ) -> dict[str, Any]:
-        """One record with its formulas and child rows; :class:`NotFound` if absent."""
+        """One record with its formulas and child rows; :class:`NotFound` if absent or out
+        of the actor's sight."""
         ent = self.entity(entity)
-        return self._run(conn, lambda c: self._read(c, actor, ent, record_id, children=True))
+
+        def work(c: sa.Connection) -> dict[str, Any]:
+            self._readable(c, actor, ent, record_id)
+            return self._visible(actor, ent, self._read(c, actor, ent, record_id, children=True))
+
+        return self._run(conn, work)
 
     def update(
         self,
@@ -131,9 +155,16 @@ class Records:
         ent = self.entity(entity)
         if version is None and not trusted:
             raise BadRequest("the record's version is required", {"version": [REQUIRED]})
-        return self._run(
-            conn, lambda c: self._update(c, actor, ent, record_id, data, version, trusted)
-        )
+
+        def work(c: sa.Connection) -> dict[str, Any]:
+            grant = self._writable(c, actor, ent, record_id, "update")
+            if not trusted:
+                self._guard(actor, ent, data, grant, "update")
+            record = self._update(c, actor, ent, record_id, data, version, trusted)
+            self._stays_in_scope(c, actor, ent, grant, record_id)
+            return self._visible(actor, ent, record)
+
+        return self._run(conn, work)
 
     def delete(
         self,
@@ -147,38 +178,62 @@ class Records:
         """Delete a record, following each reference's ``on_delete`` for records that
         point at it; :class:`Restricted` lists what prevents it."""
         ent = self.entity(entity)
-        self._run(conn, lambda c: self._delete(c, actor, ent, record_id, version, depth=0))
+
+        def work(c: sa.Connection) -> None:
+            self._writable(c, actor, ent, record_id, "delete")
+            self._delete(c, actor, ent, record_id, version, depth=0)
+
+        self._run(conn, work)
 
     def query(
-        self,
-        actor: Actor,
-        entity: str,
-        query: Any,
-        *,
-        conn: sa.Connection | None = None,
-        scope: sa.ColumnElement[bool] | None = None,
+        self, actor: Actor, entity: str, query: Any, *, conn: sa.Connection | None = None
     ) -> Any:
-        """A page of records for a :class:`engine.query.ListQuery`, formulas computed."""
+        """A page of the records the actor may read, for a :class:`engine.query.ListQuery`,
+        formulas computed and hidden fields left out. Filtering or sorting by a hidden field
+        is refused as an unknown field."""
         from . import query as queries
 
         ent = self.entity(entity)
+        grant = self._grant(actor, ent, "read")
+        used = {f.path[0] for f in query.filters} | {k.field for k in query.sort}
+        used |= set(query.fields or ()) | set(query.expand)
+        for name in sorted(used & grant.hidden):
+            raise BadRequest(f"unknown field '{name}'", {name: ["Unknown field."]})
+        scope = self.permissions.where(actor, ent, grant, self.schema.table(ent.name))
 
         def work(c: sa.Connection) -> Any:
             page = queries.run(c, self.schema, ent.name, query, actor, scope=scope)
             self.computer.formulas(c, ent, page.rows, actor.context())
+            page.rows = [self._visible(actor, ent, row) for row in page.rows]
             return page
 
         return self._run(conn, work)
 
     def history(
-        self, entity: str, record_id: int, *, conn: sa.Connection | None = None
+        self, actor: Actor, entity: str, record_id: int, *, conn: sa.Connection | None = None
     ) -> list[dict[str, Any]]:
         """Every change to a record, oldest first: who, when, version and the diff."""
         ent = self.entity(entity)
-        return self._run(conn, lambda c: self.audit.history(c, ent.name, record_id))
+        grant = self._grant(actor, ent, "read")
+
+        def work(c: sa.Connection) -> list[dict[str, Any]]:
+            entries = self.audit.history(c, ent.name, record_id)
+            exists = self._exists(c, ent, record_id)
+            if (exists and not self.permissions.covers(c, actor, ent, grant, record_id)) or (
+                not exists and (grant.scope != "all" or not entries)
+            ):
+                raise NotFound(f"no {ent.name} with id {record_id}")
+            for entry in entries:
+                entry["changes"] = {
+                    k: v for k, v in entry["changes"].items() if k not in grant.hidden
+                }
+            return entries
+
+        return self._run(conn, work)
 
     def as_of(
         self,
+        actor: Actor,
         entity: str,
         record_id: int,
         at: dt.datetime,
@@ -187,7 +242,91 @@ class Records:
     ) -> dict[str, Any] | None:
         """The record's stored fields as they were at ``at`` (None if it did not exist)."""
         ent = self.entity(entity)
-        return self._run(conn, lambda c: self.audit.as_of(c, ent, record_id, at))
+
+        def work(c: sa.Connection) -> dict[str, Any] | None:
+            self.history(actor, entity, record_id, conn=c)  # the same sight rules
+            state = self.audit.as_of(c, ent, record_id, at)
+            return None if state is None else self._visible(actor, ent, state)
+
+        return self._run(conn, work)
+
+    # permissions --------------------------------------------------------------------------
+
+    def _grant(self, actor: Actor, ent: Entity, action: str) -> Grant:
+        grant = self.permissions.grant(actor, ent, action)
+        if not grant.allowed:
+            raise Forbidden(f"you may not {action} {ent.plural_label.get(actor.locale)}")
+        return grant
+
+    def _exists(self, conn: sa.Connection, ent: Entity, record_id: int) -> bool:
+        table = self.schema.table(ent.name)
+        return (
+            conn.execute(sa.select(table.c.id).where(table.c.id == record_id)).first() is not None
+        )
+
+    def _readable(self, conn: sa.Connection, actor: Actor, ent: Entity, record_id: int) -> None:
+        """NotFound for a record that does not exist or that the actor may not see."""
+        grant = self._grant(actor, ent, "read")
+        if not self.permissions.covers(conn, actor, ent, grant, record_id):
+            raise NotFound(f"no {ent.name} with id {record_id}")
+
+    def _writable(
+        self, conn: sa.Connection, actor: Actor, ent: Entity, record_id: int, action: str
+    ) -> Grant:
+        self._readable(conn, actor, ent, record_id)
+        grant = self._grant(actor, ent, action)
+        if not self.permissions.covers(conn, actor, ent, grant, record_id):
+            raise Forbidden(f"you may not {action} this {ent.label.get(actor.locale)}")
+        return grant
+
+    def _stays_in_scope(
+        self, conn: sa.Connection, actor: Actor, ent: Entity, grant: Grant, record_id: int
+    ) -> None:
+        """A record written must stay within the writer's scope (a rep cannot hand an
+        account to another team)."""
+        if not self.permissions.covers(conn, actor, ent, grant, record_id):
+            where = "owner_id" if ent.ownable else RECORD
+            raise ValidationFailed(
+                f"the {ent.name} would leave what you may manage",
+                {where: [f"Outside what you may manage ({grant.scope.replace('_', ' ')})."]},
+            )
+
+    def _guard(
+        self, actor: Actor, ent: Entity, data: Mapping[str, Any], grant: Grant, action: str
+    ) -> None:
+        """Refuse input to fields the actor may not see or change."""
+        if not isinstance(data, Mapping):
+            return  # _input reports it
+        errors: Errors = {}
+        for name, value in data.items():
+            if name in grant.hidden:
+                _add(errors, name, "Unknown field.")
+            elif name in grant.readonly:
+                _add(errors, name, "Read-only field.")
+            field = ent.fields.get(name) if isinstance(name, str) else None
+            if field is not None and field.type == "children" and isinstance(value, list):
+                child = self.model.entity(field.children or "")
+                child_grant = self.permissions.grant(actor, child, action)
+                for index, row in enumerate(value):
+                    for key in row if isinstance(row, Mapping) else ():
+                        if key in child_grant.hidden:
+                            _add(errors, f"{name}[{index}].{key}", "Unknown field.")
+                        elif key in child_grant.readonly:
+                            _add(errors, f"{name}[{index}].{key}", "Read-only field.")
+        if errors:
+            raise ValidationFailed(f"the {ent.name} is not valid", errors)
+
+    def _visible(self, actor: Actor, ent: Entity, record: dict[str, Any]) -> dict[str, Any]:
+        """The record without the fields hidden from the actor (children too)."""
+        hidden = self.permissions.grant(actor, ent, "read").hidden
+        visible = {k: v for k, v in record.items() if k not in hidden}
+        for field in ent.fields_of_type("children"):
+            if isinstance(visible.get(field.name), list):
+                child = self.model.entity(field.children or "")
+                visible[field.name] = [
+                    self._visible(actor, child, row) for row in visible[field.name]
+                ]
+        return visible
 
     # reading ----------------------------------------------------------------------------
 

@@ -18,6 +18,11 @@ SALES = """\
 kind: package
 name: sales
 ---
+kind: role
+name: sales_rep
+permissions:
+  "*": {read: all, create: all, update: all, delete: all}
+---
 kind: entity
 name: account
 ownable: true

@@ -115,7 +115,7 @@ def test_validation_rules_speak_the_actors_language(records: Records, ann: Actor
     data = {"start_date": "2024-05-01", "end_date": "2024-04-01"}
     found = errors_of(lambda: make_contract(records, ann, account["id"], **data))
     assert found == {"end_date": ["The end date is before the start date"]}
-    zh = Actor(user_id=1, team_id=1, locale="zh")
+    zh = Actor(user_id=1, team_id=1, roles=frozenset({"sales_rep"}), locale="zh")
     assert errors_of(lambda: make_contract(records, zh, account["id"], **data)) == {
         "end_date": ["结束日期早于开始日期"]
     }
@@ -253,22 +253,24 @@ def test_audit_history_and_records_as_they_were(records: Records, ann: Actor) ->
     account = make_account(records, ann, grade="A")
     between = dt.datetime.now(dt.UTC)
     records.update(ann, "account", account["id"], {"grade": "C", "name": "Acme Ltd"}, version=1)
-    history = records.history("account", account["id"])
+    history = records.history(ann, "account", account["id"])
     assert [entry["action"] for entry in history] == ["create", "update"]
     assert history[0]["changes"]["name"] == [None, "Acme"]
     assert history[1]["changes"] == {"grade": ["A", "C"], "name": ["Acme", "Acme Ltd"]}
     assert history[1]["actor_id"] == 1 and history[1]["version"] == 2
-    before = records.as_of("account", account["id"], between)
+    before = records.as_of(ann, "account", account["id"], between)
     assert before is not None and (before["name"], before["grade"]) == ("Acme", "A")
-    after = records.as_of("account", account["id"], dt.datetime.now(dt.UTC))
+    after = records.as_of(ann, "account", account["id"], dt.datetime.now(dt.UTC))
     assert after is not None and after["name"] == "Acme Ltd" and after["version"] == 2
     assert (
-        records.as_of("account", account["id"], account["created_at"] - dt.timedelta(seconds=1))
+        records.as_of(
+            ann, "account", account["id"], account["created_at"] - dt.timedelta(seconds=1)
+        )
         is None
     )
     records.delete(ann, "account", account["id"], version=2)
-    assert records.as_of("account", account["id"], dt.datetime.now(dt.UTC)) is None
-    assert records.history("account", account["id"])[-1]["action"] == "delete"
+    assert records.as_of(ann, "account", account["id"], dt.datetime.now(dt.UTC)) is None
+    assert records.history(ann, "account", account["id"])[-1]["action"] == "delete"
 
 
 def test_events_run_in_the_transaction(records: Records, ann: Actor) -> None:

@@ -1,0 +1,133 @@
+"""Permissions: what an actor may do to which records and which of their fields.
+
+A role grants, per entity (or ``'*'`` for every entity), a *scope* for each action —
+``none``, ``own``, ``team``, ``team_and_below`` or ``all`` — and field rules, ``hidden`` or
+``readonly``. A user with several roles gets the widest scope any of them grants; a field
+is hidden (or read-only) only if every role that grants the action hides it. The built-in
+``admin`` role may do everything.
+
+Scopes become SQL (:meth:`Permissions.where`), so lists and reports filter in the
+database, never in Python. A child entity (quote lines) follows its parent: reading a line
+needs read on the quote, writing one needs update on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from metamodel import Entity
+
+from .context import Actor
+from .tables import TEAM_TABLE, USER_TABLE, Schema
+
+SCOPES = ("none", "own", "team", "team_and_below", "all")
+_RANK = {scope: rank for rank, scope in enumerate(SCOPES)}
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """The outcome for one actor, entity and action."""
+
+    scope: str
+    hidden: frozenset[str] = frozenset()
+    readonly: frozenset[str] = frozenset()
+
+    @property
+    def allowed(self) -> bool:
+        return self.scope != "none"
+
+
+EVERYTHING = Grant("all")
+NOTHING = Grant("none")
+
+
+class Permissions:
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.model = schema.model
+
+    def _root(self, ent: Entity, action: str) -> tuple[Entity, str]:
+        """The entity and action whose grant decides: a child defers to its parent."""
+        while ent.child and ent.parent:
+            ent = self.model.entity(ent.parent)
+            action = "read" if action == "read" else "update"
+        return ent, action
+
+    def grant(self, actor: Actor, entity: Entity, action: str) -> Grant:
+        """What ``actor`` may do with ``action`` on ``entity``."""
+        if actor.is_admin:
+            return EVERYTHING
+        root, root_action = self._root(entity, action)
+        scopes: list[str] = []
+        hidden: list[set[str]] = []
+        readonly: list[set[str]] = []
+        for name in sorted(actor.roles):
+            role = self.model.roles.get(name)
+            if role is None:
+                continue
+            rule = role.permissions.get(root.name) or role.permissions.get("*")
+            if rule is None or rule.scope(root_action) == "none":
+                continue
+            scopes.append(rule.scope(root_action))
+            own = role.permissions.get(entity.name) if entity is not root else rule
+            fields = dict(own.fields) if own is not None else {}
+            hidden.append({f for f, how in fields.items() if how == "hidden"})
+            readonly.append({f for f, how in fields.items() if how in ("hidden", "readonly")})
+        if not scopes:
+            return NOTHING
+        return Grant(
+            max(scopes, key=_RANK.__getitem__),
+            frozenset(set.intersection(*hidden)),
+            frozenset(set.intersection(*readonly)),
+        )
+
+    def where(self, actor: Actor, entity: Entity, grant: Grant, table: Any) -> Any:
+        """The records of ``table`` (rows of ``entity``) that ``grant``'s scope covers, as a
+        SQL condition; None when it covers them all."""
+        if grant.scope == "all":
+            return None
+        if grant.scope == "none":
+            return sa.false()
+        if entity.child and entity.parent and entity.parent_field:
+            parent = self.model.entity(entity.parent)
+            parent_table = self.schema.table(parent.name)
+            inner = self.where(actor, parent, grant, parent_table)
+            ids = sa.select(parent_table.c.id)
+            if inner is not None:
+                ids = ids.where(inner)
+            return table.c[entity.parent_field].in_(ids)
+        users = self.schema.metadata.tables[USER_TABLE]
+        mine = table.c.owner_id if entity.ownable else table.c.created_by
+        own = mine == actor.user_id if actor.user_id is not None else sa.false()
+        if grant.scope == "own" or actor.team_id is None:
+            return own
+        teams = (
+            sa.select(sa.literal(actor.team_id))
+            if grant.scope == "team"
+            else self._team_and_below(actor.team_id)
+        )
+        if entity.ownable:
+            return sa.or_(own, table.c.team_id.in_(teams))
+        members = sa.select(users.c.id).where(users.c.team_id.in_(teams))
+        return sa.or_(own, table.c.created_by.in_(members))
+
+    def _team_and_below(self, team_id: int) -> Any:
+        """The ids of a team and every team under it (a recursive query)."""
+        teams = self.schema.metadata.tables[TEAM_TABLE]
+        tree = sa.select(teams.c.id).where(teams.c.id == team_id).cte("team_tree", recursive=True)
+        tree = tree.union_all(sa.select(teams.c.id).where(teams.c.parent_id == tree.c.id))
+        return sa.select(tree.c.id)
+
+    def covers(
+        self, conn: sa.Connection, actor: Actor, entity: Entity, grant: Grant, record_id: int
+    ) -> bool:
+        """Whether one record lies within ``grant``'s scope."""
+        table = self.schema.table(entity.name)
+        condition = self.where(actor, entity, grant, table)
+        if condition is None:
+            return True
+        query = sa.select(table.c.id).where(table.c.id == record_id, condition)
+        return conn.execute(query).first() is not None
