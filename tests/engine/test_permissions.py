@@ -114,7 +114,7 @@ def records(db_engine: Engine, tmp_path: Path) -> Records:
                     (5, "zoe", 3),
                     (6, "root", None),
                 ]
-            ],  # fmt: skip
+            ],
         )
     return Records(db_engine, model, schema=schema)
 
