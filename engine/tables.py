@@ -33,6 +33,7 @@ NAMING = {
 
 USER_TABLE = "heddle_user"
 TEAM_TABLE = "heddle_team"
+TOKEN_TABLE = "heddle_token"
 HISTORY_TABLE = "heddle_schema_history"
 AUDIT_TABLE = "heddle_audit"
 SEQUENCE_TABLE = "heddle_sequence"
@@ -157,6 +158,20 @@ def system_tables(metadata: sa.MetaData) -> None:
         ),
         sa.Column("password_hash", sa.String(255)),
         sa.Column("created_at", UTCDateTime(), nullable=False),
+    )
+    sa.Table(
+        TOKEN_TABLE,
+        metadata,
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column(
+            "user_id", ID, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="CASCADE"), nullable=False
+        ),
+        sa.Column("name", sa.String(200), nullable=False, server_default=""),
+        sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("expires_at", UTCDateTime()),
+        sa.Column("last_used_at", UTCDateTime()),
+        sa.Column("revoked_at", UTCDateTime()),
     )
     sa.Table(
         HISTORY_TABLE,

@@ -42,6 +42,16 @@ SETTINGS: tuple[Setting, ...] = (
         "Definition packages to load, separated by commas, base first (default: the CRM).",
     ),
     Setting("LOCALE", "en", "Default locale of labels and screens: en, zh or ja."),
+    Setting("INSTANCE_PATH", "instance", "Folder for the SQLite database, uploads and the secret."),
+    Setting("LOG_FORMAT", "text", "Log lines as plain text or as JSON objects (json)."),
+    Setting("LOG_LEVEL", "INFO", "The least important log level written: DEBUG, INFO, WARNING."),
+    Setting("MAX_CONTENT_LENGTH", "1048576", "The largest request body accepted, in bytes."),
+    Setting("TOKEN_DAYS", "90", "How many days a new API token is valid."),
+    Setting(
+        "LOGIN_LIMIT",
+        "10 per minute",
+        "How many login attempts one client may make (Flask-Limiter syntax).",
+    ),
 )
 
 

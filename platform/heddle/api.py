@@ -1,0 +1,277 @@
+"""The REST API, ``/api/v1``: tokens, metadata and records.
+
+Authentication is ``Authorization: Bearer <token>`` or the browser session (then unsafe
+methods need the CSRF token in ``X-CSRFToken``). Every endpoint goes through the engine's
+record service, so permissions, validation and audit apply the same as everywhere else.
+Responses: one record is ``{"data": {…}}``; a list is ``{"data": […], "next_cursor",
+"count", "count_estimated"}``; errors are ``{"error": {"code", "message", "fields"}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+
+from engine import Actor, BadRequest, NotFound
+from metamodel import Entity, Field, Label
+
+from .accounts import User
+from .app import csrf, limiter, runtime
+from .errors import Unauthorized
+
+log = logging.getLogger("heddle.api")
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(api)
+
+PUBLIC = frozenset({"api.token", "api.openapi", "api.docs", "api.docs_asset"})
+SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def actor() -> Actor:
+    user: User = g.user
+    return user.actor()
+
+
+@api.before_request
+def authenticate() -> None:
+    g.user = None
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("send the token as: Authorization: Bearer <token>")
+        heddle = runtime()
+        with heddle.engine.begin() as conn:
+            g.user = heddle.accounts.user_for_token(conn, token.strip())
+        if g.user is None:
+            raise Unauthorized("the token is unknown, expired or revoked")
+        g.token = token.strip()
+    elif current_user.is_authenticated:
+        g.user = current_user._get_current_object()
+        if request.method not in SAFE:
+            csrf.protect()
+    if g.user is None and request.endpoint not in PUBLIC:
+        raise Unauthorized("log in first: POST /api/v1/auth/token with a username and password")
+
+
+def _body() -> dict[str, Any]:
+    """The JSON object sent; a 400 for anything else."""
+    if not request.is_json:
+        raise BadRequest("send a JSON object with Content-Type: application/json")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise BadRequest("the body is not valid JSON")
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    return data
+
+
+# tokens -------------------------------------------------------------------------------
+
+
+@api.post("/auth/token")
+@limiter.limit(lambda: str(current_app.config["LOGIN_LIMIT"]))
+def token() -> ResponseReturnValue:
+    """Exchange a username and password for an API token (shown once)."""
+    data = _body()
+    username, password = data.get("username"), data.get("password")
+    problems = {
+        name: ["Missing data for required field."]
+        for name, value in (("username", username), ("password", password))
+        if not isinstance(value, str) or not value
+    }
+    if problems:
+        raise BadRequest("a username and a password are needed", problems)
+    heddle = runtime()
+    with heddle.engine.begin() as conn:
+        user = heddle.accounts.authenticate(conn, str(username), str(password))
+        if user is None:
+            log.warning(
+                "failed login for %r from %s",
+                username,
+                request.remote_addr,
+                extra={"username": username, "remote_addr": request.remote_addr},
+            )
+            raise Unauthorized("wrong username or password")
+        days = int(current_app.config["TOKEN_DAYS"])
+        name = data.get("name") if isinstance(data.get("name"), str) else ""
+        value, expires = heddle.accounts.issue_token(conn, user, days=days, name=str(name))
+    log.info("token issued", extra={"username": username})
+    return jsonify(token=value, expires_at=expires), 201
+
+
+@api.delete("/auth/token")
+def revoke() -> ResponseReturnValue:
+    """Revoke the token this request was made with."""
+    value = getattr(g, "token", None)
+    if value is None:
+        raise BadRequest("this request was not made with a token")
+    heddle = runtime()
+    with heddle.engine.begin() as conn:
+        heddle.accounts.revoke_token(conn, value)
+    return "", 204
+
+
+# metadata -----------------------------------------------------------------------------
+
+
+def _label(label: Label | None) -> Any:
+    return None if label is None else label.to_json()
+
+
+def _field_meta(field: Field, readonly: bool) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": field.name,
+        "type": field.type,
+        "label": _label(field.label),
+        "required": field.required,
+        "readonly": field.readonly or field.computed or readonly,
+    }
+    optional = {
+        "help": _label(field.help),
+        "unique": field.unique or None,
+        "max_length": field.max_length,
+        "min": field.min,
+        "max": field.max,
+        "to": field.to,
+        "entity": field.children,
+        "multiple": field.multiple or None,
+        "returns": field.returns,
+        "currency": field.currency,
+        "scale": field.scale,
+        "visible_when": field.visible_when.source if field.visible_when else None,
+        "required_when": field.required_when.source if field.required_when else None,
+    }
+    meta.update({k: v for k, v in optional.items() if v is not None})
+    if field.options:
+        meta["options"] = [
+            {"value": c.value, "label": _label(c.label), "color": c.color} for c in field.options
+        ]
+    return meta
+
+
+def _entity_meta(entity: Entity, act: Actor, *, full: bool) -> dict[str, Any]:
+    records = runtime().records
+    read = records.permissions.grant(act, entity, "read")
+    meta: dict[str, Any] = {
+        "name": entity.name,
+        "label": _label(entity.label),
+        "plural_label": _label(entity.plural_label),
+        "title_field": entity.title_field,
+        "ownable": entity.ownable,
+        "child": entity.child,
+        "actions": [
+            action
+            for action in ("read", "create", "update", "delete")
+            if records.permissions.grant(act, entity, action).allowed
+        ],
+    }
+    if full:
+        update = records.permissions.grant(act, entity, "update")
+        meta["fields"] = [
+            _field_meta(f, f.name in update.readonly)
+            for f in entity.fields.values()
+            if f.name not in read.hidden
+        ]
+        meta["search_fields"] = [f for f in entity.search_fields if f not in read.hidden]
+        meta["default_sort"] = [str(key) for key in entity.default_sort]
+    return meta
+
+
+@api.get("/meta/entities")
+def entities() -> ResponseReturnValue:
+    """The entities the caller may read."""
+    act = actor()
+    records = runtime().records
+    visible = [
+        _entity_meta(e, act, full=False)
+        for e in runtime().model
+        if records.permissions.grant(act, e, "read").allowed
+    ]
+    return jsonify(data=visible)
+
+
+@api.get("/meta/entities/<entity>")
+def entity_meta(entity: str) -> ResponseReturnValue:
+    """One entity's fields, labels and options, without the fields hidden from the caller."""
+    act = actor()
+    ent = runtime().records.entity(entity)
+    if not runtime().records.permissions.grant(act, ent, "read").allowed:
+        raise NotFound(f"unknown entity '{entity}'")
+    return jsonify(data=_entity_meta(ent, act, full=True))
+
+
+# records ------------------------------------------------------------------------------
+
+
+def _params() -> Mapping[str, Any]:
+    return {k: v if len(v) > 1 else v[0] for k, v in request.args.lists()}
+
+
+@api.get("/records/<entity>")
+def list_records(entity: str) -> ResponseReturnValue:
+    """A page of records: filters, sort, cursor, search, field selection, expansion."""
+    from engine.query import parse_params
+
+    heddle = runtime()
+    ent = heddle.records.entity(entity)
+    query = parse_params(heddle.model, ent.name, _params())
+    page = heddle.records.query(actor(), ent.name, query)
+    return jsonify(
+        data=page.rows,
+        next_cursor=page.next_cursor,
+        count=page.count,
+        count_estimated=page.count_estimated,
+    )
+
+
+@api.post("/records/<entity>")
+def create_record(entity: str) -> ResponseReturnValue:
+    record = runtime().records.create(actor(), entity, _body())
+    return jsonify(data=record), 201
+
+
+@api.get("/records/<entity>/<int:record_id>")
+def get_record(entity: str, record_id: int) -> ResponseReturnValue:
+    return jsonify(data=runtime().records.get(actor(), entity, record_id))
+
+
+def _version(value: Any) -> int:
+    if isinstance(value, bool) or value is None:
+        raise BadRequest(
+            "send the record's version", {"version": ["Missing data for required field."]}
+        )
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(
+            "the version must be an integer", {"version": ["Not a valid integer."]}
+        ) from None
+    return number
+
+
+@api.patch("/records/<entity>/<int:record_id>")
+def update_record(entity: str, record_id: int) -> ResponseReturnValue:
+    data = _body()
+    version = _version(data.pop("version", None))
+    record = runtime().records.update(actor(), entity, record_id, data, version=version)
+    return jsonify(data=record)
+
+
+@api.delete("/records/<entity>/<int:record_id>")
+def delete_record(entity: str, record_id: int) -> ResponseReturnValue:
+    version = _version(request.args.get("version"))
+    runtime().records.delete(actor(), entity, record_id, version=version)
+    return "", 204
+
+
+@api.get("/records/<entity>/<int:record_id>/history")
+def record_history(entity: str, record_id: int) -> ResponseReturnValue:
+    """Every change to the record: who, when, the version and the field-level diff."""
+    return jsonify(data=runtime().records.history(actor(), entity, record_id))

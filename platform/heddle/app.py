@@ -1,0 +1,162 @@
+"""The Flask application factory.
+
+>>> app = create_app({"DATABASE_URL": "sqlite:///instance/heddle.db"})
+
+Configuration: every setting of :mod:`heddle.settings` at its default, then the
+``HEDDLE_*`` environment variables, then ``config`` (tests use it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, current_app, jsonify
+from flask.json.provider import DefaultJSONProvider
+from flask.typing import ResponseReturnValue
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
+
+from engine.tables import HISTORY_TABLE
+
+from . import logs
+from .runtime import Runtime
+from .settings import SETTINGS
+
+log = logging.getLogger("heddle.app")
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+limiter = Limiter(get_remote_address, default_limits=[])
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Decimals as exact strings ("1000.00"), dates and times in ISO 8601."""
+
+    sort_keys = False
+    ensure_ascii = False
+
+    @staticmethod
+    def default(o: Any) -> Any:
+        if isinstance(o, Decimal):
+            return str(o)
+        if isinstance(o, dt.datetime | dt.date):
+            return o.isoformat()
+        return DefaultJSONProvider.default(o)
+
+
+def _settings(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    import os
+
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+    values.update({s.name: os.environ[s.env] for s in SETTINGS if s.env in os.environ})
+    values.update(config or {})
+    return values
+
+
+def _secret(instance: Path, configured: str) -> str:
+    """The configured secret, or one kept in the instance folder (development)."""
+    if configured:
+        return configured
+    path = instance / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    settings = _settings(config)
+    instance = Path(str(settings["INSTANCE_PATH"])).resolve()
+    instance.mkdir(parents=True, exist_ok=True)
+    app = Flask("heddle", instance_path=str(instance))
+    app.json_provider_class = JSONProvider
+    app.json = JSONProvider(app)
+    app.config.update(settings)
+    app.config["SECRET_KEY"] = _secret(instance, str(settings["SECRET_KEY"]))
+    app.config["MAX_CONTENT_LENGTH"] = int(settings["MAX_CONTENT_LENGTH"])
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False  # checked where a session writes
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["RATELIMIT_STORAGE_URI"] = settings["REDIS_URL"] or "memory://"
+    app.config["RATELIMIT_HEADERS_ENABLED"] = True
+    logs.configure(str(settings["LOG_LEVEL"]), str(settings["LOG_FORMAT"]))
+
+    runtime = Runtime(app.config)
+    app.extensions["heddle"] = runtime
+    _ = runtime.model  # invalid definitions stop the start, with their errors
+
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    limiter.init_app(app)
+
+    @login_manager.user_loader  # type: ignore[untyped-decorator]
+    def load_user(user_id: str) -> Any:
+        if not user_id.isdigit():
+            return None
+        with runtime.engine.connect() as conn:
+            user = runtime.accounts.by_id(conn, int(user_id))
+        return user if user is not None and user.active else None
+
+    from .api import api
+    from .errors import register as register_errors
+
+    app.register_blueprint(api)
+    register_errors(app)
+
+    @app.get("/healthz")
+    def healthz() -> ResponseReturnValue:
+        """The process is up."""
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz() -> ResponseReturnValue:
+        """The database (and Redis, when configured) answer and the Model is migrated."""
+        return _readiness(runtime)
+
+    return app
+
+
+def _readiness(runtime: Runtime) -> ResponseReturnValue:
+    checks: dict[str, str] = {}
+    ready = True
+    try:
+        with runtime.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+            history = runtime.schema.metadata.tables[HISTORY_TABLE]
+            applied = conn.scalar(sa.select(history.c.hash).order_by(history.c.id.desc()).limit(1))
+        checks["database"] = "ok"
+        if applied == runtime.model.hash:
+            checks["model"] = "ok"
+        else:
+            ready = False
+            checks["model"] = "not migrated: run heddle migrate"
+    except sa.exc.SQLAlchemyError as exc:
+        ready = False
+        checks["database"] = f"unreachable: {exc.__class__.__name__}"
+    redis_url = str(runtime.config.get("REDIS_URL") or "")
+    if redis_url:
+        import redis
+
+        try:
+            redis.Redis.from_url(redis_url, socket_connect_timeout=1).ping()
+            checks["redis"] = "ok"
+        except redis.RedisError as exc:
+            ready = False
+            checks["redis"] = f"unreachable: {exc.__class__.__name__}"
+    body = jsonify(status="ready" if ready else "not ready", checks=checks)
+    return body, 200 if ready else 503
+
+
+def runtime() -> Runtime:
+    """The current app's :class:`Runtime`."""
+    found: Runtime = current_app.extensions["heddle"]
+    return found

@@ -1,0 +1,54 @@
+"""One renderer for every error: ``{"error": {"code", "message", "fields"}}``.
+
+The engine's errors carry their status and code; HTTP errors (unknown route, wrong method,
+body too large, too many requests) get the same shape; anything unexpected is logged and
+answered with a 500 that says nothing about the internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from engine import EngineError
+
+log = logging.getLogger("heddle.errors")
+
+
+class Unauthorized(EngineError):
+    status = 401
+    code = "unauthorized"
+
+
+def _code(exc: HTTPException) -> str:
+    return re.sub(r"[^a-z]+", "_", (exc.name or "error").lower()).strip("_")
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(EngineError)
+    def engine_error(exc: EngineError) -> ResponseReturnValue:
+        response = jsonify(exc.to_dict())
+        if isinstance(exc, Unauthorized):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="heddle"'
+        return response, exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
+        status = exc.code or 500
+        body = {"error": {"code": _code(exc), "message": exc.description or exc.name}}
+        response = jsonify(body)
+        if exc.response is not None:  # e.g. 405 with its Allow header, 429 with Retry-After
+            for key in ("Allow", "Retry-After"):
+                if key in exc.response.headers:
+                    response.headers[key] = exc.response.headers[key]
+        return response, status
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> ResponseReturnValue:
+        log.exception("unexpected error")
+        body = {"error": {"code": "internal_error", "message": "an unexpected error occurred"}}
+        return jsonify(body), 500
