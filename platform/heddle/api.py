@@ -15,7 +15,8 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
-from flask_login import current_user
+from flask_login import current_user, login_user, logout_user
+from flask_wtf.csrf import generate_csrf
 
 from engine import Actor, BadRequest, NotFound
 from metamodel import Entity, Field, Label
@@ -29,7 +30,7 @@ log = logging.getLogger("heddle.api")
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(api)
 
-PUBLIC = frozenset({"api.token", "api.openapi", "api.docs", "api.docs_asset"})
+PUBLIC = frozenset({"api.token", "api.session_login"})
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -75,11 +76,8 @@ def _body() -> dict[str, Any]:
 # tokens -------------------------------------------------------------------------------
 
 
-@api.post("/auth/token")
-@limiter.limit(lambda: str(current_app.config["LOGIN_LIMIT"]))
-def token() -> ResponseReturnValue:
-    """Exchange a username and password for an API token (shown once)."""
-    data = _body()
+def _login(data: Mapping[str, Any], conn: Any) -> User:
+    """The user a username and password name; logs and refuses a failed attempt."""
     username, password = data.get("username"), data.get("password")
     problems = {
         name: ["Missing data for required field."]
@@ -88,22 +86,49 @@ def token() -> ResponseReturnValue:
     }
     if problems:
         raise BadRequest("a username and a password are needed", problems)
+    user = runtime().accounts.authenticate(conn, str(username), str(password))
+    if user is None:
+        log.warning(
+            "failed login for %r from %s",
+            username,
+            request.remote_addr,
+            extra={"username": username, "remote_addr": request.remote_addr},
+        )
+        raise Unauthorized("wrong username or password")
+    return user
+
+
+@api.post("/auth/token")
+@limiter.limit(lambda: str(current_app.config["LOGIN_LIMIT"]))
+def token() -> ResponseReturnValue:
+    """Exchange a username and password for an API token (shown once)."""
+    data = _body()
     heddle = runtime()
     with heddle.engine.begin() as conn:
-        user = heddle.accounts.authenticate(conn, str(username), str(password))
-        if user is None:
-            log.warning(
-                "failed login for %r from %s",
-                username,
-                request.remote_addr,
-                extra={"username": username, "remote_addr": request.remote_addr},
-            )
-            raise Unauthorized("wrong username or password")
+        user = _login(data, conn)
+        username = user.username
         days = int(current_app.config["TOKEN_DAYS"])
         name = data.get("name") if isinstance(data.get("name"), str) else ""
         value, expires = heddle.accounts.issue_token(conn, user, days=days, name=str(name))
     log.info("token issued", extra={"username": username})
     return jsonify(token=value, expires_at=expires), 201
+
+
+@api.post("/auth/session")
+@limiter.limit(lambda: str(current_app.config["LOGIN_LIMIT"]))
+def session_login() -> ResponseReturnValue:
+    """Log in the browser: a session cookie, and the CSRF token its writes must send."""
+    data = _body()
+    with runtime().engine.begin() as conn:
+        user = _login(data, conn)
+    login_user(user)
+    return jsonify(data={"username": user.username, "csrf_token": generate_csrf()})
+
+
+@api.delete("/auth/session")
+def session_logout() -> ResponseReturnValue:
+    logout_user()
+    return "", 204
 
 
 @api.delete("/auth/token")

@@ -12,6 +12,7 @@ import re
 
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from engine import EngineError
@@ -25,6 +26,8 @@ class Unauthorized(EngineError):
 
 
 def _code(exc: HTTPException) -> str:
+    if isinstance(exc, CSRFError):
+        return "csrf_failed"
     return re.sub(r"[^a-z]+", "_", (exc.name or "error").lower()).strip("_")
 
 

@@ -122,6 +122,12 @@ def app(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[Flask]:
 
 
 @pytest.fixture
+def password() -> str:
+    """The password every test user has."""
+    return PASSWORD
+
+
+@pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
