@@ -78,3 +78,16 @@ def test_the_model_round_trips_through_json(crm: Model) -> None:
     again = Model.from_json(crm.to_json())
     assert again.hash == crm.hash
     assert set(again.entities) == set(crm.entities)
+
+
+def test_the_roles_of_the_brief(crm: Model) -> None:
+    assert set(crm.roles) == {
+        "admin", "sales_manager", "sales_rep", "finance", "service_agent", "marketing", "viewer",
+    }  # fmt: skip
+    rep = crm.role("sales_rep").permissions
+    assert rep["account"].read == "own" and rep["account"].delete == "none"
+    assert rep["product"].fields["cost"] == "hidden"
+    assert crm.role("sales_manager").permissions["opportunity"].read == "team_and_below"
+    assert crm.role("viewer").permissions["*"].read == "all"
+    for role in crm.roles.values():
+        assert all(locale in role.label.texts for locale in LOCALES), role.name
