@@ -13,6 +13,7 @@ field-level diff; and record events let the workflows layer react before and aft
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -195,10 +196,7 @@ class Records:
 
         ent = self.entity(entity)
         grant = self._grant(actor, ent, "read")
-        used = {f.path[0] for f in query.filters} | {k.field for k in query.sort}
-        used |= set(query.fields or ()) | set(query.expand)
-        for name in sorted(used & grant.hidden):
-            raise BadRequest(f"unknown field '{name}'", {name: ["Unknown field."]})
+        query = self._within_sight(actor, ent, grant, query)
         scope = self.permissions.where(actor, ent, grant, self.schema.table(ent.name))
 
         def work(c: sa.Connection) -> Any:
@@ -315,6 +313,48 @@ class Records:
                             _add(errors, f"{name}[{index}].{key}", "Read-only field.")
         if errors:
             raise ValidationFailed(f"the {ent.name} is not valid", errors)
+
+    def _within_sight(self, actor: Actor, ent: Entity, grant: Grant, query: Any) -> Any:
+        """Refuse a list query that would reveal hidden fields (filtering or sorting by
+        them, even through a reference, is a way of reading them), and search only the
+        visible search fields."""
+        errors: Errors = {}
+
+        def hidden_on_path(path: Sequence[str]) -> bool:
+            here = ent
+            for name in path:
+                if name in self.permissions.grant(actor, here, "read").hidden:
+                    return True
+                field = here.fields.get(name)
+                if field is None or field.to is None:
+                    return False
+                here = self.model.entity(field.to)
+            return False
+
+        for item in query.filters:
+            if hidden_on_path(item.path):
+                _add(errors, item.key, "Unknown field.")
+        for key in query.sort:
+            if hidden_on_path(key.field.split(".")):
+                _add(errors, "sort", f"unknown field '{key.field}'")
+        for name in query.fields or ():
+            if name in grant.hidden:
+                _add(errors, "fields", f"unknown field '{name}'")
+        for name in query.expand:
+            field = ent.fields.get(name)
+            if name in grant.hidden:
+                _add(errors, "expand", f"unknown field '{name}'")
+            elif field is not None and field.to is not None:
+                target = self.model.entity(field.to)
+                if not self.permissions.grant(actor, target, "read").allowed:
+                    _add(errors, "expand", f"you may not read {target.name}")
+        if errors:
+            first = next(iter(errors.values()))[0]
+            raise BadRequest(f"Invalid list query: {first}", errors)
+        if query.search and set(ent.search_fields) & grant.hidden:
+            visible = tuple(f for f in ent.search_fields if f not in grant.hidden)
+            query = dataclasses.replace(query, search_in=visible)
+        return query
 
     def _visible(self, actor: Actor, ent: Entity, record: dict[str, Any]) -> dict[str, Any]:
         """The record without the fields hidden from the actor (children too)."""

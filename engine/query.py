@@ -1,0 +1,725 @@
+"""List queries: filters, sort, keyset pagination, search, field selection, titles, counts.
+
+The REST API's list parameters become a :class:`ListQuery` with :func:`parse_params`;
+:func:`run` turns it into one SQL statement for the page, one for the count (two on
+PostgreSQL when the result is huge) and one per expanded reference — never one per row::
+
+    >>> query = parse_params(model, "opportunity", {"stage__in": "proposal,negotiation",
+    ...                                             "account.grade": "A",
+    ...                                             "expected_close_date": "this_quarter",
+    ...                                             "sort": "-amount,name", "expand": "account"})
+    >>> page = run(conn, schema, "opportunity", query, actor)
+    >>> page.rows[0]["account__title"], page.next_cursor, page.count, page.count_estimated
+    ('Acme', 'eyJ2Ijpb…', 137, False)
+
+Meanings (docs/queries.md has the full reference):
+
+- ``ne`` and ``not_in`` keep records whose value is empty; ``isnull=true`` means empty
+  (NULL, an empty text or an empty multichoice).
+- Dates, ISO days on datetime fields and relative dates (``this_month``) are periods:
+  ``eq`` is "within", ``gte`` "from its start", ``lt`` "before its start", ``lte`` "up to its
+  end", ``gt`` "after its end". Weeks start on Monday; days are UTC days.
+- NULL sorts after every value: last ascending, first descending, on both databases.
+- ``id`` ends every sort, so the order is total and a cursor is a position in it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
+from sqlalchemy.sql.expression import Executable
+
+from metamodel import Entity, Expression, ExpressionError, Model, UnknownName, parse
+from metamodel.expressions import Context
+from metamodel.model import SortKey, parse_sort
+
+from . import _query_cursor as cursors
+from ._query_sql import (
+    Resolver,
+    SortColumn,
+    after,
+    capture,
+    condition,
+    search_condition,
+    sort_expression,
+)
+from ._query_values import (
+    OPERATORS,
+    QueryValueError,
+    RelativeDate,
+    Target,
+    Walk,
+    coerce,
+    target,
+    walk,
+)
+from .context import Actor
+from .errors import BadRequest, NotFound
+from .tables import TEAM_TABLE, USER_TABLE, Schema, stored
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "EXACT_COUNT_UP_TO",
+    "MAX_LIMIT",
+    "OPERATORS",
+    "Filter",
+    "ListQuery",
+    "Page",
+    "RelativeDate",
+    "compile_filter",
+    "ensure_search_indexes",
+    "parse_params",
+    "parse_where",
+    "run",
+    "search_index_name",
+]
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+EXACT_COUNT_UP_TO = 10_000
+MAX_SEARCH = 200
+RESERVED = frozenset({"sort", "limit", "cursor", "q", "fields", "expand"})
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """``path`` ``op`` ``value``: ``Filter(("account", "grade"), "eq", "A")``.
+
+    ``value`` is already typed (see :func:`parse_params`): a tuple for ``in``, ``not_in``,
+    ``between`` and multichoice fields, a bool for ``isnull``, a :class:`RelativeDate` or a
+    date for date periods.
+    """
+
+    path: tuple[str, ...]
+    op: str
+    value: Any
+
+    @property
+    def key(self) -> str:
+        """The parameter this filter came from, for error messages: ``amount__gte``."""
+        dotted = ".".join(self.path)
+        return dotted if self.op == "eq" else f"{dotted}__{self.op}"
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """One list request, already validated and typed."""
+
+    filters: tuple[Filter, ...] = ()
+    sort: tuple[SortKey, ...] = ()
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None
+    search: str | None = None
+    fields: tuple[str, ...] | None = None
+    expand: tuple[str, ...] = ()
+    where: Expression | None = None
+    search_in: tuple[str, ...] | None = None  # narrower search fields (e.g. without hidden ones)
+
+
+@dataclass
+class Page:
+    """One page of rows; ``row["<field>__title"]`` holds each expanded reference's title."""
+
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+    count: int
+    count_estimated: bool
+
+
+class _Errors:
+    """Field errors collected across a whole request, raised together."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, list[str]] = {}
+
+    def add(self, key: str, message: str) -> None:
+        self.fields.setdefault(key, []).append(message)
+
+    def raise_any(self) -> None:
+        if self.fields:
+            first = "; ".join(f"{k}: {m[0]}" for k, m in list(self.fields.items())[:3])
+            raise BadRequest(f"Invalid list query: {first}", self.fields)
+
+
+def _entity(model: Model, entity: str) -> Entity:
+    try:
+        return model.entity(entity)
+    except UnknownName as exc:
+        raise NotFound(str(exc)) from None
+
+
+# --- parsing request parameters -----------------------------------------------------------
+
+
+def parse_params(model: Model, entity: str, params: Mapping[str, str | Sequence[str]]) -> ListQuery:
+    """A :class:`ListQuery` from the API's query parameters.
+
+    Reserved keys: ``sort`` (``-amount,name``), ``limit`` (1–500, default 50), ``cursor``,
+    ``q`` (search), ``fields`` and ``expand`` (comma-separated). Every other key is a filter
+    ``field[.path][__op]=value``; a repeated filter key ANDs its values. Every problem is
+    reported at once as :class:`BadRequest` with ``{parameter: [messages]}``.
+
+    >>> parse_params(model, "account", {"revenue__gte": "1000", "sort": "-revenue"}).filters
+    (Filter(path=('revenue',), op='gte', value=Decimal('1000')),)
+    """
+    ent = _entity(model, entity)
+    errors = _Errors()
+    reserved: dict[str, str] = {}
+    filters: list[Filter] = []
+    for key, raw in params.items():
+        values = [raw] if isinstance(raw, str) else list(raw)
+        if key in RESERVED:
+            if key in ("sort", "fields", "expand"):
+                reserved[key] = ",".join(values)
+            elif len(set(values)) > 1:
+                errors.add(key, f"give '{key}' once")
+            elif values:
+                reserved[key] = values[0]
+            continue
+        try:
+            found, op = _split_key(model, entity, key)
+        except QueryValueError as exc:
+            errors.add(key, str(exc))
+            continue
+        for value in values:
+            try:
+                filters.append(Filter(found.path, op, coerce(found.target, op, value)))
+            except QueryValueError as exc:
+                errors.add(key, str(exc))
+
+    limit = DEFAULT_LIMIT
+    if "limit" in reserved:
+        text = reserved["limit"].strip()
+        if text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_LIMIT:
+            limit = int(text)
+        else:
+            errors.add("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    sort: tuple[SortKey, ...] = ()
+    if reserved.get("sort", "").strip():
+        sort = parse_sort(reserved["sort"])
+        _collect(errors, "sort", lambda: _sort_plan(model, ent, sort))
+    fields = None
+    if "fields" in reserved:
+        fields = _names(reserved["fields"])
+        _collect(errors, "fields", lambda: _check_fields(ent, fields))
+    expand = _names(reserved.get("expand", ""))
+    _collect(errors, "expand", lambda: _check_expand(ent, expand))
+    search = reserved.get("q", "").strip() or None
+    if search is not None:
+        _collect(errors, "q", lambda: _check_search(ent, search))
+    cursor = reserved.get("cursor") or None
+    if cursor is not None and "sort" not in errors.fields:
+        _collect(errors, "cursor", lambda: _cursor_values(model, ent, sort, cursor))
+    errors.raise_any()
+    return ListQuery(tuple(filters), sort, limit, cursor, search, fields, expand)
+
+
+def _collect(errors: _Errors, key: str, check: Any) -> None:
+    try:
+        check()
+    except QueryValueError as exc:
+        errors.add(key, str(exc))
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+
+
+def _split_key(model: Model, entity: str, key: str) -> tuple[Walk, str]:
+    """``account.grade__in`` → (the walk to account.grade, "in"); no operator means eq."""
+    head, sep, tail = key.rpartition("__")
+    if sep and tail in OPERATORS:
+        return walk(model, entity, tuple(head.split("."))), tail
+    try:
+        return walk(model, entity, tuple(key.split("."))), "eq"
+    except QueryValueError:
+        if not sep:
+            raise
+        try:
+            walk(model, entity, tuple(head.split(".")))
+        except QueryValueError:
+            raise QueryValueError(_unknown(model, entity, head)) from None
+        raise QueryValueError(
+            f"unknown operator '{tail}' (operators: {', '.join(OPERATORS)})"
+        ) from None
+
+
+def _unknown(model: Model, entity: str, path: str) -> str:
+    try:
+        walk(model, entity, tuple(path.split(".")))
+    except QueryValueError as exc:
+        return str(exc)
+    return f"unknown field '{path}'"  # pragma: no cover
+
+
+# --- validating the other parts ----------------------------------------------------------------
+
+
+def _sort_keys(entity: Entity, sort: Sequence[SortKey]) -> tuple[SortKey, ...]:
+    """The sort actually used: the request's, the entity's default or ``-id``, then ``id``."""
+    keys = list(sort or entity.default_sort or (SortKey("id", True),))
+    result: list[SortKey] = []
+    for key in keys:
+        result.append(key)
+        if key.field == "id":
+            return tuple(result)  # id is unique: later keys could never matter
+    return (*result, SortKey("id", keys[-1].descending))
+
+
+def _sort_plan(model: Model, entity: Entity, sort: Sequence[SortKey]) -> list[tuple[SortKey, Walk]]:
+    plan = []
+    for key in _sort_keys(entity, sort):
+        found = walk(model, entity.name, tuple(key.field.split(".")))
+        if not found.target.sortable:
+            raise QueryValueError(f"cannot sort by {found.target.kind} field '{key.field}'")
+        plan.append((key, found))
+    return plan
+
+
+def _signature(entity: Entity, keys: Sequence[SortKey]) -> str:
+    return f"{entity.name}:{','.join(str(k) for k in keys)}"
+
+
+def _cursor_values(model: Model, entity: Entity, sort: Sequence[SortKey], cursor: str) -> list[Any]:
+    plan = _sort_plan(model, entity, sort)
+    types = [found.target.sort_type for _, found in plan]
+    try:
+        return cursors.decode(_signature(entity, [k for k, _ in plan]), types, cursor)
+    except cursors.CursorError as exc:
+        raise QueryValueError(
+            f"invalid cursor ({exc}); start again from the first page, without 'cursor'"
+        ) from None
+
+
+def _check_fields(entity: Entity, fields: Sequence[str]) -> None:
+    for name in fields:
+        target(entity, name)
+
+
+def _check_expand(entity: Entity, names: Sequence[str]) -> None:
+    for name in names:
+        found = target(entity, name)
+        if _title_source(found) is None:
+            raise QueryValueError(
+                f"cannot expand '{name}': only reference, user and team fields have titles"
+            )
+
+
+def _search_fields(entity: Entity) -> tuple[str, ...]:
+    """The entity's search fields, or its title field if it declares none."""
+    if entity.search_fields:
+        return entity.search_fields
+    title = entity.fields.get(entity.title_field or "")
+    if title is not None and stored(title) and target(entity, title.name).kind == "text":
+        return (title.name,)
+    return ()
+
+
+def _check_search(entity: Entity, text: str) -> None:
+    if len(text) > MAX_SEARCH:
+        raise QueryValueError(f"search text longer than {MAX_SEARCH} characters")
+    if "\x00" in text:
+        raise QueryValueError("search text may not contain NUL characters")
+    if not _search_fields(entity):
+        raise QueryValueError(f"{entity.name} has no search fields")
+
+
+# --- list-view filters ------------------------------------------------------------------------
+
+
+class _Scope:
+    """The names an expression on ``entity`` may use, read from the compiled Model."""
+
+    def __init__(self, model: Model, entity: str) -> None:
+        self.model = model
+        self.entity = entity
+
+    def type_of(self, path: tuple[str, ...]) -> str:
+        try:
+            return walk(self.model, self.entity, path).target.value_type
+        except QueryValueError as exc:
+            raise ExpressionError(str(exc)) from None
+
+    def options_of(self, path: tuple[str, ...]) -> list[str] | None:
+        try:
+            return list(walk(self.model, self.entity, path).target.options) or None
+        except QueryValueError:
+            return None
+
+
+def parse_where(model: Model, entity: str, source: str) -> Expression:
+    """A boolean expression over ``entity``'s fields, for :attr:`ListQuery.where`.
+
+    >>> parse_where(model, "opportunity", "owner_id == current_user() and account.grade == 'A'")
+    """
+    _entity(model, entity)
+    try:
+        return parse(source, _Scope(model, entity), expect="boolean")
+    except ExpressionError as exc:
+        raise BadRequest(f"Invalid filter: {exc}", {"where": [str(exc)]}) from None
+
+
+# --- compiling filters ---------------------------------------------------------------------------
+
+
+def compile_filter(
+    schema: Schema,
+    entity: str,
+    path: Sequence[str],
+    op: str,
+    value: Any,
+    dialect: str,
+    *,
+    today: dt.date | None = None,
+    resolver: Resolver | None = None,
+) -> ColumnElement[bool]:
+    """The SQL condition for one filter on ``schema.table(entity)``.
+
+    With a ``resolver``, paths through references use its joins (select from
+    ``resolver.from_clause()``). Without one the condition stands alone: a path becomes
+    ``id IN (SELECT … JOIN …)``, so it can be added to any query on the entity's table.
+
+    >>> compile_filter(schema, "opportunity", ("account", "grade"), "eq", "A", "postgresql")
+    """
+    day = today or dt.datetime.now(dt.UTC).date()
+    if resolver is not None:
+        return _condition(resolver, tuple(path), op, value, day)
+    context = Context(today=day)
+    plain = Resolver(schema, entity, dialect, context)
+    clause = _condition(plain, tuple(path), op, value, day)
+    if not plain.joined:
+        return clause
+    table = schema.table(entity)
+    inner = Resolver(schema, entity, dialect, context, base=table.alias())
+    clause = _condition(inner, tuple(path), op, value, day)
+    return table.c.id.in_(sa.select(inner.base.c.id).select_from(inner.from_clause()).where(clause))
+
+
+def _condition(
+    resolver: Resolver, path: tuple[str, ...], op: str, value: Any, today: dt.date
+) -> ColumnElement[bool]:
+    found = resolver.walk(path)
+    if op not in found.target.operators:
+        raise QueryValueError(f"operator '{op}' does not apply to field '{found.dotted}'")
+    column = resolver.column_of(found)
+    return condition(found.target, column, op, value, resolver.dialect, today)
+
+
+# --- running --------------------------------------------------------------------------------------
+
+
+def run(
+    conn: sa.Connection,
+    schema: Schema,
+    entity: str,
+    query: ListQuery,
+    actor: Actor,
+    *,
+    scope: ColumnElement[bool] | None = None,
+    exact_count_up_to: int = EXACT_COUNT_UP_TO,
+) -> Page:
+    """One page of ``entity``'s records for ``query``, with its count.
+
+    ``scope`` is ANDed in (the permission layer's own/team condition on
+    ``schema.table(entity)``). Counts are exact up to ``exact_count_up_to`` rows; beyond,
+    PostgreSQL's planner estimate (``count_estimated``), or on SQLite the limit itself.
+    A query built in code is checked like :func:`parse_params` checks parameters.
+    """
+    ent = _entity(schema.model, entity)
+    today = actor.today or dt.datetime.now(dt.UTC).date()
+    context = Context(user_id=actor.user_id, team_id=actor.team_id, today=today)
+    built = _build(schema, ent, query, conn.dialect.name, context, scope)
+    fetched = conn.execute(built.statement).mappings().all()
+    more = len(fetched) > query.limit
+    rows = [dict(row) for row in fetched[: query.limit]]
+    next_cursor = None
+    if more:
+        last = rows[-1]
+        values = [*(last[name] for name in built.captured), last["id"]]
+        next_cursor = cursors.encode(built.signature, values)
+    for row in rows:
+        for name in built.captured:
+            del row[name]
+
+    if query.cursor is None and not more:
+        count, estimated = len(rows), False  # the whole result is on this page
+    else:
+        count, estimated = _count(conn, built.source, built.conditions, exact_count_up_to)
+    for name in query.expand:
+        _expand(conn, schema, ent, name, rows, context)
+    return Page(rows, next_cursor, count, estimated)
+
+
+@dataclass(frozen=True)
+class _Built:
+    statement: sa.Select[Any]  # the page, one row more than the limit
+    source: sa.FromClause  # what the count reads: the table and the filters' joins
+    conditions: list[ColumnElement[bool]]  # the filters, without the cursor's
+    captured: list[str]  # labels of the sort values the next cursor records
+    signature: str
+
+
+def _build(
+    schema: Schema,
+    entity: Entity,
+    query: ListQuery,
+    dialect: str,
+    context: Context,
+    scope: ColumnElement[bool] | None,
+) -> _Built:
+    """The SQL for a page; every problem with the query is one :class:`BadRequest`."""
+    model = schema.model
+    table = schema.table(entity.name)
+    resolver = Resolver(schema, entity.name, dialect, context)
+    today = context.current_date()
+    errors = _Errors()
+    if not 1 <= query.limit <= MAX_LIMIT:
+        errors.add("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    conditions: list[ColumnElement[bool]] = []
+    for item in query.filters:
+        try:
+            conditions.append(_condition(resolver, item.path, item.op, item.value, today))
+        except QueryValueError as exc:
+            errors.add(item.key, str(exc))
+    if query.search:
+        try:
+            _check_search(entity, query.search)
+            names = _search_fields(entity) if query.search_in is None else query.search_in
+            searched = [table.c[name] for name in names]
+            conditions.append(search_condition(searched, query.search, dialect))
+        except QueryValueError as exc:
+            errors.add("q", str(exc))
+    if query.where is not None:
+        conditions.append(query.where.to_sql(resolver.column, dialect, context))
+    if scope is not None:
+        conditions.append(scope)
+    source = resolver.from_clause()
+
+    # A filter pinning the id matches one row at most: no order, no cursor needed.
+    pinned = any(f.path == ("id",) and f.op == "eq" for f in query.filters)
+    sorts: list[SortColumn] = []
+    signature = ""
+    try:
+        plan = _sort_plan(model, entity, query.sort)
+        signature = _signature(entity, [key for key, _ in plan])
+        for key, found in () if pinned else plan:
+            expression, value_type = sort_expression(found.target, resolver.column_of(found))
+            nullable = resolver.nullable(found)
+            sorts.append(SortColumn(key.field, key.descending, expression, value_type, nullable))
+    except QueryValueError as exc:
+        errors.add("sort", str(exc))
+    columns: list[Any] = []
+    if query.fields is None:
+        columns.append(table)  # every stored field and system column
+    try:
+        _check_expand(entity, query.expand)
+    except QueryValueError as exc:
+        errors.add("expand", str(exc))
+    try:
+        for name in _selection(entity, query):
+            if target(entity, name).formula:
+                columns.append(resolver.column((name,)).label(name))
+            else:
+                columns.append(table.c[name])
+    except QueryValueError as exc:
+        errors.add("fields", str(exc))
+    errors.raise_any()
+
+    page_conditions = list(conditions)
+    if query.cursor and sorts:
+        try:
+            values = _cursor_values(model, entity, query.sort, query.cursor)
+        except QueryValueError as exc:
+            raise BadRequest(f"Invalid list query: cursor: {exc}", {"cursor": [str(exc)]}) from None
+        if dialect == "sqlite":
+            values = [_float_if_decimal(s, v) for s, v in zip(sorts, values, strict=True)]
+        page_conditions.append(after(sorts, values))
+    captured = [f"_sort_{i}" for i in range(len(sorts) - 1)]
+    columns += [capture(s, dialect).label(n) for s, n in zip(sorts, captured, strict=False)]
+    statement = sa.select(*columns).where(*page_conditions)
+    if resolver.joined:
+        statement = statement.select_from(resolver.from_clause())
+    if sorts:  # (building each clause costs: a hot get-by-id skips what it does not need)
+        statement = statement.order_by(*(s.order_by() for s in sorts))
+    if not pinned:
+        statement = statement.limit(query.limit + 1)
+    return _Built(statement, source, conditions, captured, signature)
+
+
+def _float_if_decimal(sort: SortColumn, value: Any) -> Any:
+    # SQLite compares its float-stored decimals exactly with floats (see capture()).
+    return float(value) if sort.value_type == "decimal" and value is not None else value
+
+
+def _selection(entity: Entity, query: ListQuery) -> list[str]:
+    """Columns to read besides the whole table (``fields`` unset): the requested fields
+    with ``id``, and the reference columns ``expand`` needs."""
+    if query.fields is None:
+        return []  # the whole table holds them all
+    return list(dict.fromkeys(["id", *query.fields, *query.expand]))
+
+
+# --- counting -------------------------------------------------------------------------------------
+
+
+class _Explain(Executable, ClauseElement):
+    """``EXPLAIN (FORMAT JSON) <select>`` (PostgreSQL): the planner's row estimate."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: sa.Select[Any]) -> None:
+        self.statement = statement
+
+
+@compiles(_Explain, "postgresql")
+def _compile_explain(element: _Explain, compiler: SQLCompiler, **kw: Any) -> str:
+    return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
+
+
+def _count(
+    conn: sa.Connection,
+    source: sa.FromClause,
+    conditions: Sequence[ColumnElement[bool]],
+    exact_up_to: int,
+) -> tuple[int, bool]:
+    """Exact up to ``exact_up_to`` rows (counting never reads more than one past it);
+    beyond, the planner's estimate on PostgreSQL, the limit itself on SQLite."""
+    rows = sa.select(sa.literal(1)).select_from(source).where(*conditions)
+    capped = rows.limit(exact_up_to + 1).subquery()
+    found = conn.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one()
+    if found <= exact_up_to:
+        return int(found), False
+    if conn.dialect.name == "postgresql":
+        plan = conn.execute(_Explain(rows)).scalar_one()
+        estimate = int(plan[0]["Plan"]["Plan Rows"])
+        return max(estimate, exact_up_to + 1), True
+    return exact_up_to, True
+
+
+# --- expanding reference titles -------------------------------------------------------------------
+
+
+def _title_source(found: Target) -> str | None:
+    """The entity (or system table) whose titles a field's ids name, if any."""
+    if found.field is None:
+        return {"created_by": USER_TABLE, "updated_by": USER_TABLE, "owner_id": USER_TABLE}.get(
+            found.name, TEAM_TABLE if found.name == "team_id" else None
+        )
+    if found.field.type == "reference":
+        return found.field.to
+    if found.field.type == "user":
+        return USER_TABLE
+    if found.field.type == "team":
+        return TEAM_TABLE
+    return None
+
+
+def _expand(
+    conn: sa.Connection,
+    schema: Schema,
+    entity: Entity,
+    name: str,
+    rows: list[dict[str, Any]],
+    context: Context,
+) -> None:
+    """Set ``row[name + "__title"]`` on every row with one query for the whole page."""
+    found = target(entity, name)
+    source = _title_source(found)
+    assert source is not None
+    multiple = found.kind == "multi"
+    ids: set[int] = set()
+    for row in rows:
+        value = row.get(name)
+        if multiple:
+            ids.update(v for v in value or () if isinstance(v, int))
+        elif value is not None:
+            ids.add(value)
+    titles: dict[int, Any] = {}
+    if ids:
+        if source in (USER_TABLE, TEAM_TABLE):
+            system = schema.metadata.tables[source]
+            query = sa.select(system.c.id, system.c.name).where(system.c.id.in_(sorted(ids)))
+        else:
+            query = _title_query(schema, source, conn.dialect.name, context, sorted(ids))
+        titles = {key: _text(title) for key, title in conn.execute(query).all()}
+    for row in rows:
+        value = row.get(name)
+        if multiple:
+            row[f"{name}__title"] = [titles.get(v) for v in value or ()]
+        else:
+            row[f"{name}__title"] = None if value is None else titles.get(value)
+
+
+def _title_query(
+    schema: Schema, entity: str, dialect: str, context: Context, ids: list[int]
+) -> sa.Select[Any]:
+    resolver = Resolver(schema, entity, dialect, context)
+    title_field = schema.model.entity(entity).title_field
+    title: ColumnElement[Any] = (
+        resolver.column((title_field,)) if title_field else sa.cast(resolver.base.c.id, sa.String)
+    )
+    return (
+        sa.select(resolver.base.c.id, title)
+        .select_from(resolver.from_clause())
+        .where(resolver.base.c.id.in_(ids))
+    )
+
+
+def _text(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+# --- search indexes -------------------------------------------------------------------------
+
+
+def search_index_name(table: str, column: str) -> str:
+    """``ix_<table>_<column>_trgm``, shortened with a hash to PostgreSQL's 63 characters."""
+    name = f"ix_{table}_{column}_trgm"
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:50]}_{digest}_trgm"
+
+
+def ensure_search_indexes(conn: sa.Connection, schema: Schema) -> list[str]:
+    """Create ``pg_trgm`` and a trigram GIN index on every search field (PostgreSQL).
+
+    Returns the names of the indexes that now exist; none when the extension cannot be
+    created (no privilege), in which case search still works as a plain ``ILIKE`` scan.
+    Idempotent; the migrator calls it after each migration. SQLite needs nothing.
+    """
+    if conn.dialect.name != "postgresql":
+        return []
+    try:
+        with conn.begin_nested():
+            conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+    except sa.exc.DBAPIError:
+        return []
+    quote = conn.dialect.identifier_preparer.quote
+    names = []
+    for entity in schema.model:
+        table = schema.table(entity.name)
+        for column in _search_fields(entity):
+            if column not in table.c:
+                continue
+            name = search_index_name(table.name, column)
+            conn.execute(
+                sa.text(
+                    f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {quote(table.name)}"
+                    f" USING gin ({quote(column)} gin_trgm_ops)"
+                )
+            )
+            names.append(name)
+    return names
