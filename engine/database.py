@@ -44,8 +44,23 @@ def _tune_sqlite(engine: Engine) -> None:
     @sa.event.listens_for(engine, "begin")
     def on_begin(connection: sa.Connection) -> None:
         # IMMEDIATE takes the write lock up front: two writers wait for each other instead
-        # of failing half-way with "database is locked".
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # of failing half-way with "database is locked". Readers ask for DEFERRED (see
+        # READ_ONLY), so they never wait for writers (WAL lets both run at once).
+        mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+#: Execution options for connections that only read: autocommit on PostgreSQL (no BEGIN
+#: and ROLLBACK round trips), a deferred transaction on SQLite (no write lock).
+READ_ONLY = {
+    "postgresql": {"isolation_level": "AUTOCOMMIT"},
+    "sqlite": {"sqlite_begin": "DEFERRED"},
+}
+
+
+def reader(engine: Engine) -> Engine:
+    """``engine`` set up for reading only (see :data:`READ_ONLY`)."""
+    return engine.execution_options(**READ_ONLY.get(engine.dialect.name, {}))
 
 
 def is_postgres(engine: Engine | sa.Connection) -> bool:

@@ -31,6 +31,7 @@ from ._coerce import OWNERSHIP, input_schema
 from ._compute import Computer
 from .audit import Audit, jsonable
 from .context import SYSTEM, Actor
+from .database import reader
 from .errors import (
     BadRequest,
     Forbidden,
@@ -79,6 +80,7 @@ class Records:
         self.audit = Audit(self.schema)
         self.computer = Computer(self.schema, self.dialect)
         self.permissions = Permissions(self.schema)
+        self.reader: Engine = reader(engine)
 
     # transactions ---------------------------------------------------------------------
 
@@ -92,6 +94,13 @@ class Records:
         if conn is not None:
             return work(conn)
         with self.engine.begin() as new:
+            return work(new)
+
+    def _read_only(self, conn: sa.Connection | None, work: Callable[[sa.Connection], T]) -> T:
+        """Reads need no transaction of their own (see :func:`engine.database.reader`)."""
+        if conn is not None:
+            return work(conn)
+        with self.reader.connect() as new:
             return work(new)
 
     def entity(self, name: str) -> Entity:
@@ -138,7 +147,7 @@ class Records:
             self._readable(c, actor, ent, record_id)
             return self._visible(actor, ent, self._read(c, actor, ent, record_id, children=True))
 
-        return self._run(conn, work)
+        return self._read_only(conn, work)
 
     def update(
         self,
@@ -205,7 +214,7 @@ class Records:
             page.rows = [self._visible(actor, ent, row) for row in page.rows]
             return page
 
-        return self._run(conn, work)
+        return self._read_only(conn, work)
 
     def history(
         self, actor: Actor, entity: str, record_id: int, *, conn: sa.Connection | None = None
@@ -227,7 +236,7 @@ class Records:
                 }
             return entries
 
-        return self._run(conn, work)
+        return self._read_only(conn, work)
 
     def as_of(
         self,
@@ -246,7 +255,7 @@ class Records:
             state = self.audit.as_of(c, ent, record_id, at)
             return None if state is None else self._visible(actor, ent, state)
 
-        return self._run(conn, work)
+        return self._read_only(conn, work)
 
     # permissions --------------------------------------------------------------------------
 

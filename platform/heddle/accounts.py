@@ -10,6 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,9 +89,43 @@ def _user(row: Any) -> User:
     )
 
 
+class TokenCache:
+    """Recently checked tokens, for a few seconds: most API calls then need no query to
+    know who is calling. A revocation or deactivation reaches every process within
+    ``seconds`` (at once in the process that made it)."""
+
+    def __init__(self, seconds: float = 5.0, size: int = 10_000) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._entries: OrderedDict[str, tuple[float, User]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> User | None:
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None:
+                return None
+            if entry[0] < time.monotonic():
+                del self._entries[digest]
+                return None
+            return entry[1]
+
+    def put(self, digest: str, user: User) -> None:
+        with self._lock:
+            self._entries[digest] = (time.monotonic() + self.seconds, user)
+            self._entries.move_to_end(digest)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
 class Accounts:
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, *, token_cache_seconds: float = 5.0) -> None:
         self.schema = schema
+        self.cache = TokenCache(token_cache_seconds)
         tables = schema.metadata.tables
         self.users = tables[USER_TABLE]
         self.teams = tables[TEAM_TABLE]
@@ -207,27 +244,44 @@ class Accounts:
         )
         return token, expires
 
+    def cached_user(self, token: str) -> User | None:
+        """The user of a token checked in the last few seconds, without a query."""
+        return self.cache.get(_digest(token))
+
     def user_for_token(self, conn: sa.Connection, token: str) -> User | None:
         """The active user a valid, unexpired, unrevoked token belongs to."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
-        t = self.tokens
+        digest = _digest(token)
+        cached = self.cache.get(digest)
+        if cached is not None:
+            return cached
+        t, u = self.tokens, self.users
         row = conn.execute(
-            sa.select(t.c.id, t.c.user_id, t.c.expires_at, t.c.revoked_at, t.c.last_used_at).where(
-                t.c.token_hash == _digest(token)
+            sa.select(
+                t.c.id.label("token_id"), t.c.expires_at, t.c.revoked_at, t.c.last_used_at,
+                u.c.id, u.c.username, u.c.name, u.c.team_id, u.c.roles, u.c.locale, u.c.active,
             )
-        ).first()
+            .join(u, u.c.id == t.c.user_id)
+            .where(t.c.token_hash == digest)
+        ).first()  # fmt: skip
         now = dt.datetime.now(dt.UTC)
-        if row is None or row.revoked_at is not None:
+        if row is None or row.revoked_at is not None or not row.active:
             return None
         if row.expires_at is not None and row.expires_at <= now:
             return None
         if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=5):
-            conn.execute(t.update().where(t.c.id == row.id).values(last_used_at=now))
-        user = self.by_id(conn, row.user_id)
-        return user if user is not None and user.active else None
+            # once per token every few minutes; commit: the connection may be a reader's
+            conn.execute(t.update().where(t.c.id == row.token_id).values(last_used_at=now))
+            conn.commit()
+        user = _user(row)
+        lifetime = (row.expires_at - now).total_seconds() if row.expires_at else None
+        if lifetime is None or lifetime > self.cache.seconds:
+            self.cache.put(digest, user)
+        return user
 
     def revoke_token(self, conn: sa.Connection, token: str) -> bool:
+        self.cache.clear()
         t = self.tokens
         done = conn.execute(
             t.update()

@@ -48,8 +48,10 @@ def authenticate() -> None:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("send the token as: Authorization: Bearer <token>")
         heddle = runtime()
-        with heddle.engine.begin() as conn:
-            g.user = heddle.accounts.user_for_token(conn, token.strip())
+        g.user = heddle.accounts.cached_user(token.strip())
+        if g.user is None:
+            with heddle.records.reader.connect() as conn:
+                g.user = heddle.accounts.user_for_token(conn, token.strip())
         if g.user is None:
             raise Unauthorized("the token is unknown, expired or revoked")
         g.token = token.strip()

@@ -40,4 +40,5 @@ class Runtime:
 
     @cached_property
     def accounts(self) -> Accounts:
-        return Accounts(self.schema)
+        seconds = float(self.config.get("TOKEN_CACHE_SECONDS", 5))
+        return Accounts(self.schema, token_cache_seconds=seconds)

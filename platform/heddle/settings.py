@@ -48,6 +48,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_CONTENT_LENGTH", "1048576", "The largest request body accepted, in bytes."),
     Setting("TOKEN_DAYS", "90", "How many days a new API token is valid."),
     Setting(
+        "TOKEN_CACHE_SECONDS",
+        "5",
+        "How long a process trusts a checked API token before asking the database again "
+        "(a revocation reaches other processes within this time).",
+    ),
+    Setting(
         "LOGIN_LIMIT",
         "10 per minute",
         "How many login attempts one client may make (Flask-Limiter syntax).",

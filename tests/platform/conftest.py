@@ -104,6 +104,7 @@ def app(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[Flask]:
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "SECRET_KEY": "test",
             "LOGIN_LIMIT": "1000 per minute",
+            "TOKEN_CACHE_SECONDS": 0,  # tests change tokens in the database directly
             "TESTING": True,
         }
     )

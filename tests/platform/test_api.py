@@ -310,3 +310,20 @@ def test_health_and_readiness(app: Flask, client: FlaskClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 503  # tables exist, but no migration was recorded
     assert response.json["checks"]["model"].startswith("not migrated")
+
+
+def test_checked_tokens_are_trusted_for_a_few_seconds(
+    app: Flask, client: FlaskClient, password: str
+) -> None:
+    """The cache saves a query per request; a revocation elsewhere lands within its time."""
+    runtime = app.extensions["heddle"]
+    runtime.accounts.cache.seconds = 60
+    fresh = client.post("/api/v1/auth/token", json={"username": "ann", "password": password}).json
+    headers = {"Authorization": f"Bearer {fresh['token']}"}
+    assert client.get("/api/v1/records/account", headers=headers).status_code == 200
+    tokens = runtime.accounts.tokens
+    with runtime.engine.begin() as conn:  # another process revokes it
+        conn.execute(tokens.update().values(revoked_at=dt.datetime.now(dt.UTC)))
+    assert client.get("/api/v1/records/account", headers=headers).status_code == 200
+    runtime.accounts.cache.clear()  # … and once the cached entry is gone:
+    assert client.get("/api/v1/records/account", headers=headers).status_code == 401
