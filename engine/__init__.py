@@ -23,6 +23,7 @@ from .errors import (
     ValidationFailed,
 )
 from .events import EventBus, RecordEvent
+from .migrations import Operation, Plan, applied_model, migrate, plan
 from .records import Records
 from .tables import Schema, build_schema
 
@@ -36,12 +37,17 @@ __all__ = [
     "Forbidden",
     "MigrationRefused",
     "NotFound",
+    "Operation",
+    "Plan",
     "RecordEvent",
     "Records",
     "Restricted",
     "Schema",
     "StaleVersion",
     "ValidationFailed",
+    "applied_model",
     "build_schema",
     "connect",
+    "migrate",
+    "plan",
 ]

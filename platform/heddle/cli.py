@@ -7,14 +7,18 @@ lines and exit non-zero; a traceback would be a bug.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
 
+from engine import MigrationRefused, connect, migrate, plan
 from metamodel import DefinitionError, Model, load_packages, schema_json
 
 from . import __version__
-from .settings import SETTINGS, package_paths
+from .settings import SETTINGS, package_paths, setting
 
 
 def _load(paths: tuple[Path, ...]) -> Model:
@@ -78,6 +82,78 @@ def schema(output: Path | None) -> None:
     else:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
+
+
+@contextmanager
+def _database() -> Iterator[sa.Engine]:
+    """The configured database; a database error ends the command with a message."""
+    url = setting("DATABASE_URL")
+    shown = url
+    try:
+        shown = sa.make_url(url).render_as_string(hide_password=True)
+        engine = connect(url)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        click.echo(f"HEDDLE_DATABASE_URL: cannot use {shown!r}: {exc}", err=True)
+        sys.exit(1)
+    try:
+        yield engine
+    except sa.exc.DBAPIError as exc:
+        click.echo(f"database error ({shown}): {exc.orig}", err=True)
+        sys.exit(1)
+    finally:
+        engine.dispose()
+
+
+@main.command("plan")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--sql", "show_sql", is_flag=True, help="Show the SQL of each operation too.")
+def plan_command(paths: tuple[Path, ...], show_sql: bool) -> None:
+    """Show what `heddle migrate` would change in the database; change nothing.
+
+    Operations are listed in the order they run; ! marks destructive ones (a dropped
+    column or table, archived first). Data that would block the migration is listed
+    under "Refused", and the command then exits 1. PATHS default to HEDDLE_PACKAGES; the
+    database is HEDDLE_DATABASE_URL.
+    """
+    model = _load(paths)
+    with _database() as engine:
+        result = plan(engine, model)
+    click.echo(result.render(sql=show_sql))
+    if result.refusals:
+        sys.exit(1)
+
+
+@main.command("migrate")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--allow-destructive",
+    is_flag=True,
+    help="Apply operations that drop columns or tables (their data is archived first).",
+)
+@click.option("--actor", default="cli", show_default=True, help="Who to record as migrating.")
+def migrate_command(paths: tuple[Path, ...], allow_destructive: bool, actor: str) -> None:
+    """Bring the database to the definitions, in one transaction.
+
+    Refuses — changing nothing, exit 1 — when data would be lost or broken, or when an
+    operation is destructive and --allow-destructive is not given. PATHS default to
+    HEDDLE_PACKAGES; the database is HEDDLE_DATABASE_URL.
+    """
+    model = _load(paths)
+    with _database() as engine:
+        try:
+            result = migrate(engine, model, allow_destructive=allow_destructive, actor=actor)
+        except MigrationRefused as exc:
+            click.echo(exc.message, err=True)
+            sys.exit(1)
+    if result.empty:
+        click.echo(result.render())
+        return
+    count = len(result.operations)
+    click.echo(
+        f"Migrated to model {result.model_hash[:12]}:"
+        f" {count} operation{'s' if count != 1 else ''} applied"
+    )
+    click.echo("\n".join(result.render().splitlines()[1:]))
 
 
 if __name__ == "__main__":  # pragma: no cover

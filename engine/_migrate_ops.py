@@ -1,0 +1,233 @@
+"""The Alembic operations and SQL statements a migration runs: small builders the planner
+(:mod:`._migrate_plan`) puts into its drafts, and the SQLite table rebuild they feed.
+
+Each builder returns an :data:`Action`, run once against Alembic's offline context (to
+show its SQL) and once against the migration's connection.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.operations import BatchOperations, Operations
+
+from metamodel import Field
+
+from . import _migrate_checks as checks
+from ._migrate_live import Key, LiveTable, Thing, ondelete
+from .tables import ARCHIVE_TABLE
+
+Action = Callable[[Operations], None]
+#: SQLite's json_object takes at most 127 arguments: this many columns per call.
+JSON_PAIRS = 30
+
+
+@dataclass
+class Rebuild:
+    """One SQLite table rebuild being assembled: Alembic copies ``table`` (edited by the
+    parts) into a new table, runs ``batch`` on the way, then the ``after`` statements."""
+
+    table: sa.Table
+    batch: list[Callable[[BatchOperations], None]] = field(default_factory=list)
+    after: list[sa.Executable] = field(default_factory=list)
+
+
+RebuildPart = Callable[[Rebuild], None]
+
+
+def creation_order(
+    tables: list[sa.Table],
+) -> list[tuple[sa.Table | None, list[sa.ForeignKeyConstraint]]]:
+    """Tables in the order they can be created; the last entry holds the foreign keys of a
+    cycle, to be added once every table exists."""
+    ordered: list[tuple[sa.Table | None, list[sa.ForeignKeyConstraint]]]
+    ordered = sa.schema.sort_tables_and_constraints(tables)  # type: ignore[no-untyped-call]
+    return ordered
+
+
+def retarget(thing: Thing, renames: dict[str, str]) -> Thing:
+    target = thing.key.target
+    if target is None or target not in renames:
+        return thing
+    key = Key(thing.key.kind, thing.key.columns, renames[target], thing.key.ondelete)
+    return Thing(key, thing.name, thing.constraint)
+
+
+def rename_table(old: str, new: str) -> Action:
+    return lambda op: op.rename_table(old, new)
+
+
+def drop_table(name: str) -> Action:
+    return lambda op: op.drop_table(name)
+
+
+def drop_constraint(name: str, table: str, type_: str) -> Action:
+    return lambda op: op.drop_constraint(name, table, type_=type_)
+
+
+def drop_index(name: str, table: str) -> Action:
+    return lambda op: op.drop_index(name, table_name=table)
+
+
+def everything(table: sa.TableClause) -> sa.ColumnElement[bool]:
+    return sa.true()
+
+
+def create_table(table: sa.Table, inline: list[sa.ForeignKeyConstraint] | None) -> Action:
+    def run(op: Operations) -> None:
+        op.execute(sa.schema.CreateTable(table, include_foreign_key_constraints=inline))
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            op.execute(sa.schema.CreateIndex(index))
+
+    return run
+
+
+def remove(table: sa.Table, doomed: Callable[[Key], bool]) -> None:
+    """Take indexes and constraints out of a rebuild's copy of a table."""
+    for index in list(table.indexes):
+        kind = "unique" if index.unique else "index"
+        if doomed(Key(kind, tuple(c.name for c in index.columns))):
+            table.indexes.discard(index)
+    for constraint in list(table.constraints):
+        key: Key | None = None
+        if isinstance(constraint, sa.UniqueConstraint):
+            key = Key("unique", tuple(c.name for c in constraint.columns))
+        elif isinstance(constraint, sa.ForeignKeyConstraint):
+            target = constraint.elements[0].target_fullname.split(".")[0]
+            key = Key(
+                "fk",
+                tuple(c.name for c in constraint.columns),
+                target,
+                ondelete(constraint.ondelete),
+            )
+        if key is not None and doomed(key):
+            table.constraints.discard(constraint)
+
+
+def retarget_copy(table: sa.Table, old: str, new: str) -> None:
+    """Point a rebuild copy's foreign keys at ``new`` where they pointed at ``old``."""
+    for constraint in list(table.constraints):
+        if not isinstance(constraint, sa.ForeignKeyConstraint):
+            continue
+        targets = [element.target_fullname.split(".") for element in constraint.elements]
+        if all(t[0] != old for t in targets):
+            continue
+        table.constraints.discard(constraint)
+        table.append_constraint(
+            sa.ForeignKeyConstraint(
+                [c.name for c in constraint.columns],
+                [f"{new if t[0] == old else t[0]}.{t[1]}" for t in targets],
+                name=constraint.name,
+                ondelete=constraint.ondelete,
+            )
+        )
+
+
+def sqlite_json(
+    source: sa.TableClause, names: list[str], json_columns: set[str]
+) -> sa.ColumnElement[Any]:
+    """``json_object`` over many columns, in calls SQLite's argument limit allows."""
+
+    def value(name: str) -> sa.ColumnElement[Any]:
+        column = source.c[name]
+        return sa.func.json(column) if name in json_columns else column
+
+    first, rest = names[:JSON_PAIRS], names[JSON_PAIRS:]
+    data: sa.ColumnElement[Any] = sa.func.json_object(
+        *(item for n in first for item in (sa.literal(str(n), sa.String()), value(n)))
+    )
+    while rest:
+        chunk, rest = rest[:JSON_PAIRS], rest[JSON_PAIRS:]
+        data = sa.func.json_set(
+            data, *(item for n in chunk for item in (sa.literal(f"$.{n}", sa.String()), value(n)))
+        )
+    return data
+
+
+def constant_default(spec: Field) -> Any:
+    """The value existing rows get when the field is added: its constant default."""
+    if spec.default is None or spec.default_expression is not None or spec.computed:
+        return None
+    value = spec.default
+    if spec.type == "multichoice":
+        return list(value) if isinstance(value, list | tuple) else [value]
+    if spec.type == "date" and isinstance(value, str):
+        return dt.date.fromisoformat(value)
+    if spec.type == "datetime" and isinstance(value, str):
+        return dt.datetime.fromisoformat(value)
+    if spec.type in ("decimal", "money", "percent"):
+        return Decimal(str(value))
+    return value
+
+
+def shown(value: Any) -> str:
+    if isinstance(value, list):
+        return json.dumps(value, ensure_ascii=False)
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def bind(value: Any, type_: sa.types.TypeEngine[Any]) -> sa.ColumnElement[Any]:
+    if isinstance(value, list):
+        return sa.literal(json.dumps(value, ensure_ascii=False))
+    return sa.literal(value, type_)
+
+
+def literal(value: Any, type_: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> str | None:
+    """``value`` as SQL text for a column default, or None when it cannot be written."""
+    if value is None:
+        return None
+    element = (
+        sa.literal(json.dumps(value, ensure_ascii=False))
+        if isinstance(value, list)
+        else sa.literal(value, type_)
+    )
+    try:
+        return str(element.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    except (sa.exc.CompileError, NotImplementedError, TypeError):
+        return None
+
+
+def archive(
+    live: LiveTable, table: str, column: str | None, sqlite: bool, model_hash: str
+) -> Action:
+    """Copy a column's values (or whole rows) into heddle_archive, one row per record.
+
+    Built at plan time, run after renames: ``table`` is the name it has by then.
+    """
+    names = [column] if column else list(live.columns)
+    json_columns = {n for n in names if live.columns[n].kind.kind == "json"}
+    has_id = "id" in live.columns
+    source = checks.light_table(table, *(["id"] if has_id else []), *names)
+    if sqlite:
+        data = sqlite_json(source, names, json_columns)
+    elif column is None:
+        data = sa.func.to_jsonb(source.table_valued())
+    else:
+        data = sa.func.jsonb_build_object(sa.literal(str(column), sa.Text()), source.c[column])
+    query = sa.select(
+        sa.literal(str(table), sa.String()),
+        sa.literal(str(column), sa.String()) if column else sa.null(),
+        source.c.id if has_id else sa.null(),
+        data,
+        sa.func.current_timestamp(),
+        sa.literal(model_hash, sa.String()),
+    ).select_from(source)
+    if column:
+        query = query.where(source.c[column].is_not(None))
+    archive = checks.light_table(
+        ARCHIVE_TABLE,
+        "source_table",
+        "source_column",
+        "record_id",
+        "data",
+        "archived_at",
+        "model_hash",
+    )
+    statement = archive.insert().from_select(list(archive.c.keys()), query)
+    return lambda op: op.execute(statement)

@@ -1,0 +1,783 @@
+"""Drafting a migration: what takes the live database to the new Model's tables.
+
+The planner reads three things: the new Model's tables (:func:`~engine.tables.build_schema`),
+the live database (:mod:`._migrate_live`) and the last applied Model. The live database says
+what exists; the last Model says what Heddle made, so only what it made is ever dropped —
+a column somebody added by hand is left alone. Each difference becomes a :class:`Draft`
+with the Alembic operations that make it, and every change that could lose or break a
+value runs its data checks first (:mod:`._migrate_checks`); a failed check is a refusal.
+
+On SQLite, changes ALTER TABLE cannot make in place (column types, dropped columns and
+constraints, foreign keys on existing columns) are gathered into one Alembic batch per
+table, run as its own ``rebuild_table`` operation before the in-place ones, so the table
+is copied once and the copy starts from the table exactly as reflected.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.operations import Operations
+from sqlalchemy.engine import Connection
+
+from metamodel import Entity, Field, Model
+
+from . import _migrate_checks as checks
+from . import _migrate_ops as ops
+from ._migrate_checks import describe
+from ._migrate_live import Key, LiveTable, Thing, match, wanted_things
+from .tables import Schema, build_schema
+
+# Order of the operations on one table (PostgreSQL; SQLite runs its rebuild first).
+RENAME, ADD, DROP_KEY, ALTER, REQUIRE, ADD_KEY, DROP = 10, 20, 30, 40, 50, 60, 70
+
+
+@dataclass
+class Draft:
+    """An operation before its SQL is known.
+
+    ``before`` always runs where the draft stands (archiving); ``native`` is the change made
+    in place, ``rebuild`` the same change made by SQLite's table rebuild. On PostgreSQL
+    ``native`` always exists; on SQLite a draft without it needs the rebuild.
+    """
+
+    kind: str
+    table: str
+    column: str | None
+    description: str
+    phase: int = 0
+    destructive: bool = False
+    before: ops.Action | None = None
+    native: ops.Action | None = None
+    rebuild: ops.RebuildPart | None = None
+
+    def action(self, rebuilt: bool) -> ops.Action:
+        """What to run at this draft's place; ``rebuilt``: its table is being rebuilt."""
+        steps = [self.before, None if rebuilt and self.rebuild else self.native]
+
+        def run(op: Operations) -> None:
+            for step in steps:
+                if step is not None:
+                    step(op)
+
+        return run
+
+
+@dataclass
+class Drafted:
+    drafts: list[tuple[Draft, ops.Action]]
+    refusals: list[str]
+    notes: list[str]
+    schema: Schema
+
+
+_schemas: dict[str, Schema] = {}
+_schemas_lock = threading.Lock()
+
+
+def schema_of(model: Model) -> Schema:
+    """``build_schema(model)``, kept for the last few Models: a plan reads two of them."""
+    with _schemas_lock:
+        schema = _schemas.get(model.hash)
+    if schema is None:
+        schema = build_schema(model)
+        with _schemas_lock:
+            if len(_schemas) >= 4:
+                _schemas.pop(next(iter(_schemas)))
+            _schemas[model.hash] = schema
+    return schema
+
+
+def draft(
+    conn: Connection,
+    live: dict[str, LiveTable],
+    model: Model,
+    previous: Model | None,
+    archive_hash: str,
+) -> Drafted:
+    """Compare and draft; see the module docstring. ``live``: :func:`reflect`'s."""
+    planner = _Planner(conn, live, model, previous, archive_hash)
+    planner.run()
+    return Drafted(planner.ordered(), planner.refusals, planner.notes, planner.schema)
+
+
+class _Planner:
+    def __init__(
+        self,
+        conn: Connection,
+        live: dict[str, LiveTable],
+        model: Model,
+        previous: Model | None,
+        archive_hash: str,
+    ) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect
+        self.sqlite = conn.dialect.name == "sqlite"
+        self.model = model
+        self.schema = schema_of(model)
+        self.previous = previous
+        self.before = schema_of(previous) if previous is not None else None
+        self.live = live
+        self.archive_hash = archive_hash
+        self.head: list[Draft] = []  # renames and creations of tables
+        self.groups: dict[str, list[Draft]] = {}  # changes per existing table
+        self.tail: list[Draft] = []  # dropped tables
+        self.refusals: list[str] = []
+        self.notes: list[str] = []
+        self.table_renames: dict[str, str] = {}  # old → new
+        self._rows: dict[str, bool] = {}
+
+    # --- helpers ------------------------------------------------------------------
+
+    def has_rows(self, table: str) -> bool:
+        table = self.now(table)
+        if table not in self._rows:
+            self._rows[table] = checks.has_rows(self.conn, table)
+        return self._rows[table]
+
+    def entity_of(self, table: sa.Table) -> Entity | None:
+        name = table.info.get("entity")
+        return self.model.entity(name) if name else None
+
+    def previous_entity(self, name: str) -> Entity | None:
+        if self.previous is None:
+            return None
+        return self.previous.entities.get(name)
+
+    def previous_table(self, table: sa.Table) -> sa.Table | None:
+        if self.before is None:
+            return None
+        entity = table.info.get("entity")
+        if entity is None:
+            return self.before.metadata.tables.get(table.name)
+        old = self.previous_entity(entity)
+        return self.before.table(entity) if old is not None else None
+
+    def add(self, draft: Draft) -> None:
+        self.groups.setdefault(draft.table, []).append(draft)
+
+    def refuse(self, message: str) -> None:
+        self.refusals.append(message)
+
+    def now(self, name: str) -> str:
+        """The name a table has while planning (before a rename_table runs)."""
+        for old, new in self.table_renames.items():
+            if new == name:
+                return old
+        return name
+
+    # --- the plan -----------------------------------------------------------------
+
+    def run(self) -> None:
+        self.rename_tables()
+        self.create_tables()
+        for table in self.schema.metadata.tables.values():
+            if table.name in self.live:
+                self.alter_table(table)
+        self.drop_tables()
+
+    def rename_tables(self) -> None:
+        for entity in self.model:
+            old = self.previous_entity(entity.name)
+            if old is None or old.table == entity.table:
+                continue
+            if old.table in self.live and entity.table not in self.live:
+                self.head.append(
+                    Draft(
+                        "rename_table",
+                        entity.table,
+                        None,
+                        f"rename table {old.table} to {entity.table}",
+                        native=ops.rename_table(old.table, entity.table),
+                    )
+                )
+                self.table_renames[old.table] = entity.table
+                live = self.live.pop(old.table)
+                live.name = entity.table
+                self.live[entity.table] = live
+        for live in self.live.values():  # foreign keys follow a renamed table
+            live.things = [ops.retarget(t, self.table_renames) for t in live.things]
+
+    def create_tables(self) -> None:
+        missing = [t for t in self.schema.metadata.tables.values() if t.name not in self.live]
+        system = [t for t in missing if "entity" not in t.info]
+        entities = [t for t in missing if "entity" in t.info]
+        deferred: list[sa.ForeignKeyConstraint] = []
+        for group in (system, entities):
+            ordered = ops.creation_order(group)
+            cyclic = {fk for table, fks in ordered if table is None for fk in fks}
+            for table, _ in ordered:
+                if table is None:
+                    continue
+                inline = None
+                if not self.sqlite:  # SQLite takes references to tables made later
+                    inline = [fk for fk in table.foreign_key_constraints if fk not in cyclic]
+                    deferred += [fk for fk in table.foreign_key_constraints if fk in cyclic]
+                self.head.append(
+                    Draft(
+                        "create_table",
+                        table.name,
+                        None,
+                        f"create table {table.name}",
+                        native=ops.create_table(table, inline),
+                    )
+                )
+        for fk in deferred:
+            self.head.append(self.add_foreign_key_draft(fk.table.name, fk, check=False))
+
+    def drop_tables(self) -> None:
+        if self.before is None:
+            return
+        wanted = set(self.schema.metadata.tables)
+        gone = [
+            t
+            for t in self.before.metadata.tables.values()
+            if "entity" in t.info
+            and t.name not in wanted
+            and t.name not in self.table_renames
+            and t.name in self.live
+        ]
+        for table, fks in reversed(ops.creation_order(gone)):
+            if table is None:
+                for fk in fks:  # a cycle among dropped tables: cut it first
+                    name = str(fk.name)
+                    self.tail.append(
+                        Draft(
+                            "drop_foreign_key",
+                            fk.table.name,
+                            None,
+                            f"drop foreign key {name} of table {fk.table.name}",
+                            native=ops.drop_constraint(name, fk.table.name, "foreignkey"),
+                        )
+                    )
+                continue
+            count = checks.count_rows(self.conn, table.name, ops.everything, False).count
+            rows = f"{count:,} row{'s' if count != 1 else ''}"
+            self.tail.append(
+                Draft(
+                    "drop_table",
+                    table.name,
+                    None,
+                    f"drop table {table.name} ({rows} archived first)",
+                    destructive=True,
+                    before=self.archive(table.name, None),
+                    native=ops.drop_table(table.name),
+                )
+            )
+
+    # --- one existing table ---------------------------------------------------------
+
+    def alter_table(self, table: sa.Table) -> None:
+        live = self.live[table.name]
+        entity = self.entity_of(table)
+        old_entity = self.previous_entity(entity.name) if entity else None
+        old_table = self.previous_table(table)
+        has_id = "id" in live.columns
+        renames: dict[str, str] = {}  # live name → new name
+        for column in table.columns:
+            spec = entity.fields.get(column.name) if entity else None
+            source = spec.renamed_from if spec else None
+            if (
+                column.name not in live.columns
+                and source
+                and source in live.columns
+                and source not in table.columns
+            ):
+                renames[source] = column.name
+                self.add(self.rename_column_draft(table.name, source, column.name))
+                self.drop_search_indexes(table.name, live, source, "renamed")
+        live_name = {new: old for old, new in renames.items()}
+        added = set()
+        for column in table.columns:
+            if column.name in live.columns or column.name in live_name:
+                source = live_name.get(column.name, column.name)
+                self.change_column(table, column, live, source, has_id)
+                if entity and column.name in entity.fields:
+                    old_field = None
+                    if old_entity is not None:
+                        old_field = old_entity.fields.get(source) or old_entity.fields.get(
+                            column.name
+                        )
+                    self.field_rules(
+                        table.name, entity.fields[column.name], old_field, source, live, has_id
+                    )
+            else:
+                added.add(column.name)
+                spec = entity.fields.get(column.name) if entity else None
+                self.add_column(table, column, spec)
+        dropped = []
+        if old_table is not None:
+            for column in old_table.columns:
+                name = column.name
+                if name in table.columns or name in renames or name not in live.columns:
+                    continue
+                dropped.append(name)
+        self.keys(table, live, old_table, renames, added, set(dropped), has_id)
+        for name in dropped:
+            self.add(self.drop_column_draft(table.name, name, live))
+        known = set(table.columns.keys()) | set(renames) | set(dropped)
+        if old_table is not None:
+            known |= set(old_table.columns.keys())
+        strangers = sorted(set(live.columns) - known)
+        if strangers and entity is not None:
+            listed = ", ".join(f"{table.name}.{c}" for c in strangers)
+            self.notes.append(f"columns the definitions do not know, left alone: {listed}")
+
+    def drop_search_indexes(self, table: str, live: LiveTable, column: str, why: str) -> None:
+        """A trigram search index stands in the way of a type change and keeps its old name
+        after a rename; the search indexes the Model wants are made again after migrating."""
+        for name, indexed in sorted(live.search.items()):
+            if indexed == column:
+                self.add(
+                    Draft(
+                        "drop_index",
+                        table,
+                        column,
+                        f"drop search index {name} of {table} ({column}): the column is"
+                        f" {why}; search indexes are made again after the migration",
+                        DROP_KEY - 5,
+                        native=ops.drop_index(name, table),
+                    )
+                )
+
+    def rename_column_draft(self, table: str, old: str, new: str) -> Draft:
+        return Draft(
+            "rename_column",
+            table,
+            new,
+            f"rename column {table}.{old} to {new} (renamed_from keeps its data)",
+            RENAME,
+            native=lambda op: op.alter_column(table, old, new_column_name=new),
+        )
+
+    def add_column(self, table: sa.Table, column: sa.Column[Any], spec: Field | None) -> None:
+        name, kind = column.name, describe(column.type, self.dialect)
+        value = ops.constant_default(spec) if spec is not None and not spec.unique else None
+        populated = self.has_rows(table.name)
+        what = spec.type if spec is not None else str(kind)
+        if spec is not None and spec.type == "reference":
+            what += f" → {spec.to}"
+        note = ""
+        if value is not None and populated:
+            note = f"; existing rows get {ops.shown(value)}"
+        if populated and spec is not None and spec.type in ("autonumber", "rollup"):
+            what_rows = "get no number" if spec.type == "autonumber" else "hold 0"
+            self.notes.append(
+                f"{table.name}.{name}: a new {spec.type} field; the rows already there"
+                f" {what_rows} until the record service sets it"
+            )
+        if populated and value is None:
+            if spec is not None and spec.required:
+                found = checks.count_rows(self.conn, self.now(table.name), ops.everything)
+                self.refuse(
+                    f"{table.name}.{name}: required, but {found.rows('have')} no value"
+                    f" for it{found.where}; give the field a constant default, or add it"
+                    " without required, fill it in, then make it required"
+                )
+            elif not column.nullable and column.server_default is None:
+                self.refuse(
+                    f"{table.name}.{name}: a NOT NULL column without a default cannot be"
+                    " added to a table that has rows"
+                )
+        reference = next(iter(column.foreign_keys), None)
+        inline = self.sqlite and reference is not None
+        references = (
+            [sa.ForeignKey(reference.target_fullname, ondelete=reference.ondelete)]
+            if inline and reference is not None
+            else []
+        )
+        server_default = column.server_default
+        plain = sa.Column(
+            name,
+            column.type,
+            *references,
+            nullable=column.nullable,
+            server_default=server_default.arg
+            if isinstance(server_default, sa.DefaultClause)
+            and isinstance(server_default.arg, str | sa.TextClause)
+            else None,
+        )
+        literal = ops.literal(value, column.type, self.dialect) if populated else None
+        fast = (
+            not self.sqlite
+            and value is not None
+            and literal is not None
+            and column.server_default is None
+        )
+        if fast:
+            # PostgreSQL stores a constant default without rewriting the table; dropping
+            # the default after leaves the rows with it and the column as the Model says.
+            plain.server_default = sa.DefaultClause(sa.text(literal or ""))
+
+        def native(op: Operations) -> None:
+            op.add_column(table.name, plain, inline_references=inline)
+            if fast:
+                op.alter_column(table.name, name, server_default=None)
+            elif value is not None and populated:
+                light = checks.light_table(table.name, name)
+                op.execute(sa.update(light).values({name: ops.bind(value, column.type)}))
+
+        self.add(
+            Draft(
+                "add_column",
+                table.name,
+                name,
+                f"add column {table.name}.{name} ({what}{note})",
+                ADD,
+                native=native,
+            )
+        )
+
+    def change_column(
+        self, table: sa.Table, column: sa.Column[Any], live: LiveTable, source: str, has_id: bool
+    ) -> None:
+        old = live.columns[source].kind
+        new = describe(column.type, self.dialect)
+        if checks.same_storage(old, new, self.dialect):
+            return
+        name = column.name
+        label = f"{table.name}.{name}"
+        how = checks.conversion(old, new)
+        if how is None:
+            self.refuse(checks.unsupported(label, old, new))
+            return
+        if self.has_rows(table.name):
+            for check in how.checks:
+                problem = check(self.conn, self.now(table.name), source, has_id)
+                if problem:
+                    self.refuse(f"{label}: {problem}")
+        self.drop_search_indexes(table.name, live, source, "retyped")
+        new_type = checks.resolve(column.type, self.dialect)
+        old_type = live.columns[source].type
+        using = None
+        if not self.sqlite:
+            expression = (how.using or (lambda c: sa.cast(c, new_type)))(sa.column(name))
+            using = str(
+                expression.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True})
+            )
+
+        def native(op: Operations) -> None:
+            op.alter_column(
+                table.name, name, type_=new_type, existing_type=old_type, postgresql_using=using
+            )
+
+        def rebuild(job: ops.Rebuild) -> None:
+            # The copy already has the new type, so Alembic copies the stored values as
+            # they are (its CAST would turn SQLite dates into numbers); the fix-up after
+            # converts those whose stored form changes.
+            job.table.c[source].type = new_type
+            job.batch.append(
+                lambda batch: batch.alter_column(source, type_=new_type, existing_type=new_type)
+            )
+            if how.sqlite_fix is not None:
+                light = checks.light_table(table.name, source)
+                col = light.c[source]
+                job.after.append(
+                    sa.update(light).values({source: how.sqlite_fix(col)}).where(col.is_not(None))
+                )
+
+        self.add(
+            Draft(
+                "alter_type",
+                table.name,
+                name,
+                f"change column {label} from {old} to {new}",
+                ALTER,
+                native=None if self.sqlite else native,
+                rebuild=rebuild,
+            )
+        )
+
+    def field_rules(
+        self,
+        table: str,
+        spec: Field,
+        old: Field | None,
+        source: str,
+        live: LiveTable,
+        has_id: bool,
+    ) -> None:
+        """Checks that guard a field's own rules: required, choice options."""
+        if old is None:
+            return
+        label = f"{table}.{spec.name}"
+        kind = live.columns[source].kind
+        populated = self.has_rows(table)
+        if spec.required and not old.required:
+            if populated:
+                found = checks.missing_values(self.conn, self.now(table), source, kind, has_id)
+                if found.count:
+                    self.refuse(
+                        f"{label}: {found.rows('have')} no value{found.where}; fill them in"
+                        " before making the field required"
+                    )
+            self.add(
+                Draft(
+                    "set_required",
+                    table,
+                    spec.name,
+                    f"make {label} required (checked: every row has a value; the record"
+                    " service enforces it)",
+                    REQUIRE,
+                    native=lambda op: None,
+                )
+            )
+        choices = ("choice", "multichoice")
+        if spec.type not in choices or not populated:
+            return
+        multiple = spec.type == "multichoice"
+        if old.type == spec.type:
+            removed = set(old.choice_values) - set(spec.choice_values)
+            if removed:
+                found, used = checks.using_values(
+                    self.conn, self.now(table), source, removed, multiple, has_id
+                )
+                if found.count:
+                    options = f"option{'s' if len(used) != 1 else ''} {checks.quoted(used)}"
+                    self.refuse(
+                        f"{label}: {found.rows('use')} {options}, which the definitions"
+                        f" remove{found.where}; change those rows first, or keep the option"
+                    )
+        elif not multiple:
+            found, seen = checks.using_values(
+                self.conn,
+                self.now(table),
+                source,
+                spec.choice_values,
+                multiple,
+                has_id,
+                outside=True,
+            )
+            if found.count:
+                self.refuse(
+                    f"{label}: {found.rows('hold')} values that are not options"
+                    f" ({checks.quoted(seen)}){found.where}; change those rows first, or"
+                    " add the options"
+                )
+
+    # --- indexes and constraints ----------------------------------------------------
+
+    def keys(
+        self,
+        table: sa.Table,
+        live: LiveTable,
+        old_table: sa.Table | None,
+        renames: dict[str, str],
+        added: set[str],
+        dropped: set[str],
+        has_id: bool,
+    ) -> None:
+        wanted = wanted_things(table, self.dialect)
+        current = [Thing(t.key.renamed(renames), t.name, t.constraint) for t in live.things]
+        missing, spare = match(wanted, current)
+        ours_keys: set[Key] = set()
+        ours_names: set[str | None] = {t.name for t in wanted}
+        if old_table is not None:
+            previous = wanted_things(old_table, self.dialect)
+            ours_keys = {t.key for t in previous}
+            ours_names |= {t.name for t in previous}
+        live_name = {new: old for old, new in renames.items()}
+        for thing in spare:
+            if set(thing.key.columns) & dropped:
+                continue  # goes with its column
+            if thing.key in ours_keys or (thing.name is not None and thing.name in ours_names):
+                self.add(self.drop_key_draft(table.name, thing, live_name))
+        for thing in missing:
+            cols = thing.key.columns
+            fresh = bool(set(cols) & added)
+            if thing.key.kind == "fk":
+                if fresh and self.sqlite:
+                    continue  # made inline with its column
+                assert isinstance(thing.obj, sa.ForeignKeyConstraint)
+                self.add(
+                    self.add_foreign_key_draft(
+                        table.name, thing.obj, check=not fresh, live_name=live_name, has_id=has_id
+                    )
+                )
+            else:
+                self.add(self.add_index_draft(table.name, thing, fresh, live_name, has_id))
+
+    def add_index_draft(
+        self, table: str, thing: Thing, fresh: bool, live_name: dict[str, str], has_id: bool
+    ) -> Draft:
+        cols = list(thing.key.columns)
+        unique = thing.key.kind == "unique"
+        name = thing.name or ""
+        if unique and not fresh and self.has_rows(table):
+            sources = [live_name.get(c, c) for c in cols]
+            found, values = checks.duplicates(self.conn, self.now(table), sources, has_id)
+            if found.count:
+                shown = checks.quoted(v[0] if len(v) == 1 else v for v in values)
+                what = f"{table}.{cols[0]}" if len(cols) == 1 else f"{table} {thing.key}"
+                self.refuse(
+                    f"{what}: {found.rows('share')} a value with another row ({shown})"
+                    f"{found.where}; make them unique before adding the constraint"
+                )
+        constraint = unique and thing.constraint and not self.sqlite
+
+        def native(op: Operations) -> None:
+            if constraint:
+                op.create_unique_constraint(name, table, cols)
+            else:
+                op.create_index(name, table, cols, unique=unique)
+
+        kind = "add_unique" if unique else "add_index"
+        what = "unique constraint" if constraint else ("unique index" if unique else "index")
+        return Draft(
+            kind,
+            table,
+            cols[0] if len(cols) == 1 else None,
+            f"add {what} {name} on {table} {thing.key}",
+            ADD_KEY,
+            native=native,
+        )
+
+    def add_foreign_key_draft(
+        self,
+        table: str,
+        fk: sa.ForeignKeyConstraint,
+        *,
+        check: bool,
+        live_name: dict[str, str] | None = None,
+        has_id: bool = True,
+    ) -> Draft:
+        column = fk.column_keys[0]
+        target = fk.referred_table.name
+        name = fk.name if isinstance(fk.name, str) else None
+        ondelete = fk.ondelete
+        if check and self.has_rows(table):
+            source = (live_name or {}).get(column, column)
+            found = checks.orphans(self.conn, self.now(table), source, self.now(target), has_id)
+            if found.count:
+                self.refuse(
+                    f"{table}.{column}: {found.rows('point')} to {target} records that do"
+                    f" not exist{found.where}; clear or fix them first"
+                )
+        source_column = (live_name or {}).get(column, column)
+
+        def native(op: Operations) -> None:
+            op.create_foreign_key(name, table, target, [column], ["id"], ondelete=ondelete)
+
+        def rebuild(job: ops.Rebuild) -> None:
+            job.batch.append(
+                lambda batch: batch.create_foreign_key(
+                    name, target, [source_column], ["id"], ondelete=ondelete
+                )
+            )
+
+        return Draft(
+            "add_foreign_key",
+            table,
+            column,
+            f"add foreign key {table}.{column} → {target}.id"
+            f" (on delete {(ondelete or 'no action').lower()})",
+            ADD_KEY,
+            native=None if self.sqlite else native,
+            rebuild=rebuild,
+        )
+
+    def drop_key_draft(self, table: str, thing: Thing, live_name: dict[str, str]) -> Draft:
+        name = thing.name
+        original = Key(
+            thing.key.kind,
+            tuple(live_name.get(c, c) for c in thing.key.columns),
+            self.now(thing.key.target) if thing.key.target else None,
+            thing.key.ondelete,
+        )
+        cols = thing.key.columns
+
+        def rebuild(job: ops.Rebuild) -> None:
+            ops.remove(job.table, lambda key: key == original)
+
+        native: ops.Action | None
+        if thing.key.kind == "fk":
+            kind, what = "drop_foreign_key", "foreign key"
+            native = ops.drop_constraint(name or "", table, "foreignkey")
+        elif thing.constraint:
+            kind, what = "drop_unique", "unique constraint"
+            native = ops.drop_constraint(name or "", table, "unique")
+        else:
+            kind = "drop_unique" if thing.key.kind == "unique" else "drop_index"
+            what = "unique index" if thing.key.kind == "unique" else "index"
+            native = ops.drop_index(name or "", table)
+        if name is None or (self.sqlite and thing.constraint):
+            native = None  # SQLite alters constraints only by rebuilding the table
+        return Draft(
+            kind,
+            table,
+            cols[0] if len(cols) == 1 else None,
+            f"drop {what} {name or '(unnamed)'} of {table} {thing.key}",
+            DROP_KEY,
+            native=native,
+            rebuild=rebuild,
+        )
+
+    def drop_column_draft(self, table: str, column: str, live: LiveTable) -> Draft:
+        found = checks.count_rows(
+            self.conn, self.now(table), lambda t: t.c[column].is_not(None), False, [column]
+        )
+        values = f"{found.count:,} value{'s' if found.count != 1 else ''}"
+
+        def rebuild(job: ops.Rebuild) -> None:
+            ops.remove(job.table, lambda key: column in key.columns)
+            job.batch.append(lambda batch: batch.drop_column(column))
+
+        return Draft(
+            "drop_column",
+            table,
+            column,
+            f"drop column {table}.{column} ({values} archived first)",
+            DROP,
+            destructive=True,
+            before=self.archive(table, column) if found.count else None,
+            native=None if self.sqlite else (lambda op: op.drop_column(table, column)),
+            rebuild=rebuild,
+        )
+
+    # --- archive --------------------------------------------------------------------
+
+    def archive(self, table: str, column: str | None) -> ops.Action:
+        """Copy a column's values (or whole rows) into heddle_archive first."""
+        return ops.archive(self.live[table], table, column, self.sqlite, self.archive_hash)
+
+    # --- order ------------------------------------------------------------------------
+
+    def ordered(self) -> list[tuple[Draft, ops.Action]]:
+        result = [(d, d.action(False)) for d in self.head]
+        for table, drafts in self.groups.items():
+            drafts.sort(key=lambda d: d.phase)
+            rebuilt = self.sqlite and any(d.native is None for d in drafts)
+            if not rebuilt:
+                result += [(d, d.action(False)) for d in drafts]
+                continue
+            parts = [d for d in drafts if d.rebuild is not None]
+            result += [(d, d.action(True)) for d in parts]
+            result.append(self.rebuild_table(table, parts))
+            result += [(d, d.action(False)) for d in drafts if d.rebuild is None]
+        result += [(d, d.action(False)) for d in self.tail]
+        return result
+
+    def rebuild_table(self, table: str, parts: list[Draft]) -> tuple[Draft, ops.Action]:
+        reflected = sa.Table(self.now(table), sa.MetaData(), autoload_with=self.conn)
+        kinds = ", ".join(dict.fromkeys(d.kind.replace("_", " ") for d in parts))
+
+        def run(op: Operations) -> None:
+            job = ops.Rebuild(reflected.to_metadata(sa.MetaData(), name=table))
+            if reflected.name != table:  # renamed in this migration: so are self-references
+                ops.retarget_copy(job.table, reflected.name, table)
+            for part in parts:
+                assert part.rebuild is not None
+                part.rebuild(job)
+            with op.batch_alter_table(table, copy_from=job.table, recreate="always") as batch:
+                for step in job.batch:
+                    step(batch)
+            for statement in job.after:
+                op.execute(statement)
+
+        described = (
+            f"rebuild table {table}: SQLite makes the changes above ({kinds}) by copying the table"
+        )
+        return Draft("rebuild_table", table, None, described), run
