@@ -196,7 +196,13 @@ class Computer:
         query = sa.select(table).where(table.c.id.in_(ids))
         return [dict(row) for row in conn.execute(query).mappings()]
 
-    def _recompute(self, conn: sa.Connection, parent: Entity, field: Field, ids: set[Any]) -> None:
+    def recompute_all(self, conn: sa.Connection, parent: Entity, field: Field) -> None:
+        """Recompute one rollup for every record (a new rollup field, a changed filter)."""
+        self._recompute(conn, parent, field, None)
+
+    def _recompute(
+        self, conn: sa.Connection, parent: Entity, field: Field, ids: set[Any] | None
+    ) -> None:
         source = self.model.entity(field.of or "")
         rows = self.schema.table(source.name).alias("rolled")
         target = self.schema.table(parent.name)
@@ -214,4 +220,7 @@ class Computer:
         value: Any = query.scalar_subquery()
         if aggregate in ("sum", "count"):
             value = sa.func.coalesce(value, 0)
-        conn.execute(target.update().where(target.c.id.in_(ids)).values({field.name: value}))
+        update = target.update().values({field.name: value})
+        if ids is not None:
+            update = update.where(target.c.id.in_(ids))
+        conn.execute(update)

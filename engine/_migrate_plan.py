@@ -363,11 +363,14 @@ class _Planner:
         note = ""
         if value is not None and populated:
             note = f"; existing rows get {ops.shown(value)}"
-        if populated and spec is not None and spec.type in ("autonumber", "rollup"):
-            what_rows = "get no number" if spec.type == "autonumber" else "hold 0"
+        if populated and spec is not None and spec.type == "autonumber":
             self.notes.append(
-                f"{table.name}.{name}: a new {spec.type} field; the rows already there"
-                f" {what_rows} until the record service sets it"
+                f"{table.name}.{name}: a new autonumber field; the rows already there get"
+                " no number (new records do)"
+            )
+        if populated and spec is not None and spec.type == "rollup":
+            self.notes.append(
+                f"{table.name}.{name}: a new rollup field, computed for the rows already there"
             )
         if populated and value is None:
             if spec is not None and spec.required:

@@ -38,9 +38,10 @@ from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection, Engine
 
-from metamodel import DefinitionError, Model
+from metamodel import DefinitionError, Field, Model
 
 from . import _migrate_checks as checks
+from ._compute import Computer
 from ._migrate_live import reflect
 from ._migrate_ops import Action
 from ._migrate_plan import draft, schema_of
@@ -303,6 +304,7 @@ def migrate(
         if result.empty:
             return result
         schema = schema_of(model)
+        previous = _previous_model(conn, schema)
         if HISTORY_TABLE in {op.table for op in result.operations if op.kind == "create_table"}:
             _apply(conn, schema, result)
             _record(conn, schema, model, result, actor)
@@ -310,7 +312,41 @@ def migrate(
             # Recorded first: the tables the operations lock stay locked for less time.
             _record(conn, schema, model, result, actor)
             _apply(conn, schema, result)
+        _refresh_rollups(conn, schema, previous)
     return result
+
+
+def _previous_model(conn: Connection, schema: Schema) -> Model | None:
+    history = schema.metadata.tables[HISTORY_TABLE]
+    if not sa.inspect(conn).has_table(HISTORY_TABLE):
+        return None
+    text = conn.scalar(sa.select(history.c.model).order_by(history.c.id.desc()).limit(1))
+    try:
+        return Model.from_json(text) if text else None
+    except (DefinitionError, ValueError, KeyError):
+        return None
+
+
+def _rollup_key(field: Field) -> tuple[Any, ...]:
+    source = field.filter.source if field.filter is not None else None
+    return (field.of, field.via, field.aggregate, field.rollup_field, source)
+
+
+def _refresh_rollups(conn: Connection, schema: Schema, previous: Model | None) -> None:
+    """Compute rollup fields that are new, or whose definition changed, for every record:
+    rows already there must not hold 0 where their related records add up to more."""
+    computer = Computer(schema, conn.dialect.name)
+    for entity in schema.model:
+        for rollup in entity.fields_of_type("rollup"):
+            before = None
+            if previous is not None and entity.name in previous.entities:
+                before = previous.entity(entity.name).fields.get(rollup.name)
+            if (
+                before is None
+                or before.type != "rollup"
+                or _rollup_key(before) != _rollup_key(rollup)
+            ):
+                computer.recompute_all(conn, entity, rollup)
 
 
 def _apply(conn: Connection, schema: Schema, result: Plan) -> None:

@@ -1014,3 +1014,67 @@ def test_a_plan_prints_numbered_operations_with_destructive_ones_marked(
     with_sql = result.render(sql=True)
     assert "ALTER TABLE account ADD COLUMN wechat VARCHAR(255)" in with_sql
     assert "INSERT INTO heddle_archive" in with_sql
+
+
+ROLLUP_BASE = """\
+kind: package
+name: rolls
+---
+kind: entity
+name: contract
+fields:
+  title: {type: string}
+---
+kind: entity
+name: payment
+fields:
+  contract: {type: reference, to: contract, on_delete: cascade}
+  amount: {type: money}
+  status: {type: choice, options: [pending, confirmed]}
+"""
+
+ROLLUP_ADDED = ROLLUP_BASE.replace(
+    "  title: {type: string}\n",
+    """  title: {type: string}
+  received:
+    type: rollup
+    of: payment
+    via: contract
+    aggregate: sum
+    field: amount
+    filter: "status == 'confirmed'"
+""",
+)
+
+
+def test_a_new_or_changed_rollup_is_computed_for_existing_rows(
+    db_engine: Engine, tmp_path: Path
+) -> None:
+    def load(text: str, name: str) -> Model:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return load_packages([path])
+
+    base = load(ROLLUP_BASE, "base.yaml")
+    migrate(db_engine, base)
+    schema = build_schema(base)
+    now = dt.datetime.now(dt.UTC)
+    system = {"created_at": now, "updated_at": now, "version": 1}
+    with db_engine.begin() as conn:
+        conn.execute(schema.table("contract").insert(), [{"id": 1, "title": "A", **system}])
+        conn.execute(schema.table("payment").insert(), [
+            {"contract": 1, "amount": Decimal("100"), "status": "confirmed", **system},
+            {"contract": 1, "amount": Decimal("50"), "status": "pending", **system},
+        ])  # fmt: skip
+    added = load(ROLLUP_ADDED, "added.yaml")
+    result = migrate(db_engine, added)
+    assert any("computed for the rows already there" in note for note in result.notes)
+    table = build_schema(added).table("contract")
+    with db_engine.connect() as conn:
+        assert conn.scalar(sa.select(table.c.received)) == Decimal("100")
+    changed = load(
+        ROLLUP_ADDED.replace("status == 'confirmed'", "status == 'pending'"), "changed.yaml"
+    )
+    migrate(db_engine, changed)
+    with db_engine.connect() as conn:
+        assert conn.scalar(sa.select(table.c.received)) == Decimal("50")
