@@ -108,8 +108,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from .api import api
     from .errors import register as register_errors
+    from .openapi import docs
 
     app.register_blueprint(api)
+    app.register_blueprint(docs)
     register_errors(app)
 
     @app.get("/healthz")
