@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from heddle.cli import main
 
@@ -95,3 +96,71 @@ def test_help_lists_every_setting(runner: CliRunner) -> None:
     assert result.exit_code == 0
     for setting in SETTINGS:
         assert setting.env in result.output
+
+
+def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HEDDLE_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.delenv("HEDDLE_PACKAGES", raising=False)
+
+
+def test_user_create(runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _env(monkeypatch, tmp_path)
+    assert runner.invoke(main, ["migrate"]).exit_code == 0
+    done = runner.invoke(main, ["user", "create", "wang", "--password", "long-enough", "--role",
+                                "sales_manager", "--team", "Shanghai", "--name", "Wang Fang"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert done.output == "created user wang (id 1) with roles sales_manager\n"
+    done = runner.invoke(main, ["user", "create", "li", "--password", "long-enough", "--role",
+                                "sales_rep", "--role", "marketing", "--team", "Shanghai",
+                                "--manager", "wang"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    from engine import build_schema, connect
+    from heddle.accounts import Accounts
+    from metamodel import load_packages
+
+    accounts = Accounts(build_schema(load_packages([ROOT / "apps" / "crm_definitions"])))
+    engine = connect(f"sqlite:///{tmp_path / 'cli.db'}")
+    with engine.connect() as conn:
+        li = accounts.by_username(conn, "li")
+        wang = accounts.by_username(conn, "wang")
+        manager = conn.scalar(sa.select(accounts.users.c.manager_id).where(accounts.users.c.username == "li"))
+        assert li is not None and accounts.authenticate(conn, "li", "long-enough") is not None
+    engine.dispose()
+    assert li.roles == {"sales_rep", "marketing"} and li.team_id == wang.team_id  # type: ignore[union-attr]
+    assert manager == wang.id  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--role", "nosuch"], "cannot create user x: unknown role 'nosuch'"),
+        (["--role", "admin", "--manager", "ghost"], "no user called 'ghost' to be the manager"),
+    ],
+)
+def test_user_create_refusals(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str], message: str
+) -> None:
+    _env(monkeypatch, tmp_path)
+    assert runner.invoke(main, ["migrate"]).exit_code == 0
+    done = runner.invoke(main, ["user", "create", "x", "--password", "long-enough", *args])
+    assert done.exit_code == 1 and message in done.output
+    assert "Traceback" not in done.output
+    short = runner.invoke(main, ["user", "create", "y", "--password", "short", "--role", "admin"])
+    assert short.exit_code == 1 and "at least 8 characters" in short.output
+    twice = ["user", "create", "z", "--password", "long-enough", "--role", "admin"]
+    assert runner.invoke(main, twice).exit_code == 0
+    assert runner.invoke(main, twice).exit_code == 1
+    assert runner.invoke(main, [*twice, "--exists-ok"]).output == "user z exists\n"
+
+
+def test_serve_starts_the_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, runner: CliRunner) -> None:
+    from flask import Flask
+
+    _env(monkeypatch, tmp_path)
+    monkeypatch.setenv("HEDDLE_INSTANCE_PATH", str(tmp_path / "instance"))
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(Flask, "run", lambda self, **kw: seen.update(kw, app=self))
+    done = runner.invoke(main, ["serve", "--port", "5055"])
+    assert done.exit_code == 0, done.output
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 5055
+    assert "http://127.0.0.1:5055/" in done.output

@@ -14,10 +14,11 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 
-from engine import MigrationRefused, connect, migrate, plan
+from engine import MigrationRefused, build_schema, connect, migrate, plan
 from metamodel import DefinitionError, Model, load_packages, schema_json
 
 from . import __version__
+from .accounts import AccountError, Accounts
 from .settings import SETTINGS, package_paths, setting
 
 
@@ -154,6 +155,88 @@ def migrate_command(paths: tuple[Path, ...], allow_destructive: bool, actor: str
         f" {count} operation{'s' if count != 1 else ''} applied"
     )
     click.echo("\n".join(result.render().splitlines()[1:]))
+
+
+@main.group()
+def user() -> None:
+    """Manage users: the people who log in."""
+
+
+@user.command("create")
+@click.argument("username")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="At least 8 characters; asked for when not given.",
+)
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    help="A role of the package, or admin. Repeat for several.",
+)
+@click.option("--team", help="The user's team, created when it does not exist.")
+@click.option("--manager", help="The username of the user's manager.")
+@click.option("--name", default="", help="The name shown on screens (default: the username).")
+@click.option("--email", help="The user's email address.")
+@click.option("--locale", default="en", show_default=True, help="en, zh or ja.")
+@click.option("--exists-ok", is_flag=True, help="Succeed without change if the user exists.")
+def user_create(
+    username: str,
+    password: str,
+    roles: tuple[str, ...],
+    team: str | None,
+    manager: str | None,
+    name: str,
+    email: str | None,
+    locale: str,
+    exists_ok: bool,
+) -> None:
+    """Create a user who can log in, with one or more roles.
+
+    heddle user create li.lei --password '…' --role sales_rep --team Shanghai --manager wang
+    """
+    accounts = Accounts(build_schema(_load(())))  # the roles come from the definitions
+    with _database() as engine, engine.begin() as conn:
+        if exists_ok and accounts.by_username(conn, username) is not None:
+            click.echo(f"user {username} exists")
+            return
+        try:
+            created = accounts.create_user(
+                conn,
+                username,
+                password,
+                list(roles),
+                team=team,
+                manager=manager,
+                name=name,
+                email=email,
+                locale=locale,
+            )
+        except AccountError as exc:
+            click.echo(f"cannot create user {username}: {exc}", err=True)
+            sys.exit(1)
+    click.echo(f"created user {created.username} (id {created.id}) with roles {', '.join(roles)}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", default=5000, show_default=True, help="The port to listen on.")
+def serve(host: str, port: int) -> None:
+    """Run the development web server (production: gunicorn, see docs/deployment.md)."""
+    from .app import create_app
+
+    try:
+        app = create_app()
+    except DefinitionError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(1)
+    click.echo(f"Heddle on http://{host}:{port}/  (API: /api/v1, docs: /api/v1/docs)")
+    app.run(host=host, port=port, threaded=True, use_reloader=False)
 
 
 if __name__ == "__main__":  # pragma: no cover
