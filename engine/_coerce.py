@@ -22,6 +22,38 @@ from metamodel import Entity, Field, Model
 Builder = Callable[[Field], "fields.Field[Any]"]
 
 _PHONE = re.compile(r"^[0-9+()\-./ x#*]{3,40}$")
+MAX_ID = 2**63 - 1  # 64-bit id columns
+MAX_INT = 2**31 - 1  # 32-bit integer columns
+
+
+class _String(fields.String):
+    """Text without NUL characters, which PostgreSQL cannot store."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ValidationError("Must not contain NUL characters.")
+        return text
+
+
+class _Email(fields.Email, _String):
+    pass
+
+
+class _URL(fields.URL, _String):
+    pass
+
+
+class _DateTime(fields.AwareDateTime):
+    """A time that exists in UTC too (0001-01-01T00:00+14:00 does not)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dt.datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            moment.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValidationError("Out of the range of dates.") from None
+        return moment
 
 
 def _length(field: Field) -> list[validate.Validator]:
@@ -44,9 +76,10 @@ def _range(field: Field, cast: Callable[[Any], Any]) -> list[validate.Validator]
 class _Decimal(fields.Decimal):
     """A decimal with at most ``scale`` places: 10.005 is refused for money, not rounded."""
 
-    def __init__(self, scale: int, **kwargs: Any) -> None:
+    def __init__(self, scale: int, precision: int = 38, **kwargs: Any) -> None:
         super().__init__(allow_nan=False, **kwargs)
         self.scale = scale
+        self.digits = precision - scale
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Decimal:
         if isinstance(value, bool):
@@ -55,14 +88,25 @@ class _Decimal(fields.Decimal):
         exponent = number.as_tuple().exponent
         if isinstance(exponent, int) and -exponent > self.scale:
             raise ValidationError(f"At most {self.scale} decimal places.")
+        if abs(number) >= Decimal(10) ** self.digits:
+            raise ValidationError(f"Too large: at most {self.digits} digits before the point.")
         return number
 
 
 class _Integer(fields.Integer):
+    """A whole number that fits its column (32 bits for fields, 64 for ids)."""
+
+    def __init__(self, *, limit: int = MAX_INT, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.limit = limit
+
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
         if isinstance(value, bool):
             raise ValidationError("Not a valid integer.")
-        return super()._deserialize(value, attr, data, **kwargs)
+        number = super()._deserialize(value, attr, data, **kwargs)
+        if abs(number) > self.limit:
+            raise ValidationError(f"Too large: at most {self.limit}.")
+        return number
 
 
 def _date(value: Any) -> dt.date:
@@ -77,19 +121,19 @@ def _decimal(value: Any) -> Decimal:
 
 
 def _string(field: Field) -> fields.Field[Any]:
-    return fields.String(allow_none=True, validate=_length(field))
+    return _String(allow_none=True, validate=_length(field))
 
 
 def _email(field: Field) -> fields.Field[Any]:
-    return fields.Email(allow_none=True, validate=_length(field))
+    return _Email(allow_none=True, validate=_length(field))
 
 
 def _url(field: Field) -> fields.Field[Any]:
-    return fields.URL(allow_none=True, validate=_length(field))
+    return _URL(allow_none=True, validate=_length(field))
 
 
 def _phone(field: Field) -> fields.Field[Any]:
-    return fields.String(
+    return _String(
         allow_none=True,
         validate=[*_length(field), validate.Regexp(_PHONE, error="Not a valid phone number.")],
     )
@@ -98,6 +142,7 @@ def _phone(field: Field) -> fields.Field[Any]:
 def _number(field: Field) -> fields.Field[Any]:
     return _Decimal(
         field.scale if field.scale is not None else 2,
+        field.precision or 18,
         allow_none=True,
         validate=_range(field, _decimal),
     )
@@ -105,13 +150,13 @@ def _number(field: Field) -> fields.Field[Any]:
 
 def _id(field: Field) -> fields.Field[Any]:
     if field.multiple:
-        return fields.List(_Integer(strict=True), allow_none=True)
-    return _Integer(strict=True, allow_none=True)
+        return fields.List(_Integer(strict=True, limit=MAX_ID), allow_none=True)
+    return _Integer(strict=True, allow_none=True, limit=MAX_ID)
 
 
 FIELD_BUILDERS: Mapping[str, Builder] = {
     "string": _string,
-    "text": lambda f: fields.String(allow_none=True, validate=_length(f)),
+    "text": lambda f: _String(allow_none=True, validate=_length(f)),
     "email": _email,
     "phone": _phone,
     "url": _url,
@@ -121,8 +166,8 @@ FIELD_BUILDERS: Mapping[str, Builder] = {
     "percent": _number,
     "boolean": lambda f: fields.Boolean(allow_none=True),
     "date": lambda f: fields.Date(allow_none=True, validate=_range(f, _date)),
-    "datetime": lambda f: fields.AwareDateTime(default_timezone=dt.UTC, allow_none=True),
-    "choice": lambda f: fields.String(allow_none=True, validate=validate.OneOf(f.choice_values)),
+    "datetime": lambda f: _DateTime(default_timezone=dt.UTC, allow_none=True),
+    "choice": lambda f: _String(allow_none=True, validate=validate.OneOf(f.choice_values)),
     "multichoice": lambda f: fields.List(
         fields.String(validate=validate.OneOf(f.choice_values)), allow_none=True
     ),
@@ -130,9 +175,7 @@ FIELD_BUILDERS: Mapping[str, Builder] = {
     "user": _id,
     "team": _id,
     "file": lambda f: (
-        fields.List(fields.String(), allow_none=True)
-        if f.multiple
-        else fields.String(allow_none=True)
+        fields.List(_String(), allow_none=True) if f.multiple else _String(allow_none=True)
     ),
 }
 
@@ -156,5 +199,5 @@ def input_schema(model: Model, entity_name: str) -> Schema:
     }
     if entity.ownable:
         for name in OWNERSHIP:
-            declared[name] = _Integer(strict=True, allow_none=True)
+            declared[name] = _Integer(strict=True, allow_none=True, limit=MAX_ID)
     return Schema.from_dict(declared, name=f"{entity_name}_input")(unknown=RAISE)

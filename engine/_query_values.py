@@ -332,14 +332,27 @@ def parse_boolean(raw: str) -> bool:
     raise QueryValueError(f"'{_show(raw)}' is not true or false (use true, false, 1 or 0)")
 
 
-def _integer(raw: str) -> int:
+def _integer(raw: str, limit: int = MAX_INTEGER) -> int:
     text = raw.strip()
     if not _INTEGER.fullmatch(text):
         raise QueryValueError(f"'{_show(raw)}' is not a whole number")
     value = int(text)
-    if abs(value) > MAX_INTEGER:
-        raise QueryValueError(f"{text} is too large")
+    if abs(value) > limit:
+        raise QueryValueError(f"{text} is too large (at most {limit})")
     return value
+
+
+#: Columns of 64-bit ids; other integer fields are 32-bit.
+_ID_COLUMNS = frozenset({"id", "created_by", "updated_by", "owner_id", "team_id"})
+MAX_SMALL_INTEGER = 2**31 - 1
+
+
+def _integer_limit(target: Target) -> int:
+    if target.kind in ("ref", "multi") or target.name in _ID_COLUMNS:
+        return MAX_INTEGER  # references, and lists of user or team ids, are 64-bit
+    if target.field is not None and target.field.type == "rollup":
+        return MAX_INTEGER  # count rollups are 64-bit too
+    return MAX_SMALL_INTEGER
 
 
 def _decimal(raw: str) -> Decimal:
@@ -358,9 +371,13 @@ def _date(raw: str) -> dt.date | RelativeDate:
         return RelativeDate(text)
     if _DATE.fullmatch(text):
         try:
-            return dt.date.fromisoformat(text)
+            day = dt.date.fromisoformat(text)
         except ValueError:
             pass
+        else:
+            # a day is a period: its neighbours must exist too
+            if dt.date.min < day < dt.date.max:
+                return day
     raise QueryValueError(
         f"'{_show(raw)}' is not a date (write 2024-07-31, or one of: {', '.join(RELATIVE_DATES)})"
     )
@@ -376,7 +393,14 @@ def _datetime(raw: str) -> dt.datetime | dt.date | RelativeDate:
         raise QueryValueError(
             f"'{_show(raw)}' is not a date and time (write 2024-07-31T14:30:00Z or 2024-07-31)"
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    try:
+        utc = value.astimezone(dt.UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not dt.date.min < utc.date() < dt.date.max:
+        raise QueryValueError(f"'{_show(raw)}' is out of the range of dates")
+    return value
 
 
 def _option(target: Target, raw: str) -> str:
@@ -391,7 +415,7 @@ def scalar(target: Target, raw: str, *, check_options: bool = True) -> Any:
     kind = target.kind
     if kind == "multi":
         if target.element_type == "integer":
-            return _integer(raw)
+            return _integer(raw, _integer_limit(target))
         return _option(target, raw) if check_options and target.options else _text(raw)
     if raw.strip() == "" and kind not in ("text", "choice"):
         raise QueryValueError(f"give a value for {target.name} (or use {target.name}__isnull)")
@@ -400,9 +424,11 @@ def scalar(target: Target, raw: str, *, check_options: bool = True) -> Any:
     if kind == "choice":
         return _option(target, raw) if check_options else _text(raw)
     if kind == "number":
-        return _integer(raw) if target.value_type == "integer" else _decimal(raw)
+        if target.value_type == "integer":
+            return _integer(raw, _integer_limit(target))
+        return _decimal(raw)
     if kind == "ref":
-        return _integer(raw)
+        return _integer(raw, _integer_limit(target))
     if kind == "boolean":
         return parse_boolean(raw)
     if kind == "date":

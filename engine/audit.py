@@ -26,7 +26,7 @@ BOOKKEEPING = frozenset({"id", "created_at", "updated_at", "created_by", "update
 def jsonable(value: Any) -> Any:
     """A raw value as JSON: decimals as text (exact), dates and times in ISO form."""
     if isinstance(value, Decimal):
-        return str(value)
+        return format(value, "f")
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     return value

@@ -487,7 +487,8 @@ class Records:
             if not needed or field.name in errors:
                 continue
             if field.type == "children":
-                if child_counts.get(field.name, 1) == 0:
+                # on create a missing list means no rows; on update it means "unchanged"
+                if child_counts.get(field.name, 0 if record_id is None else 1) == 0:
                     _add(errors, field.name, REQUIRED)
             elif stored(field) and not field.computed and _empty(record.get(field.name)):
                 _add(errors, field.name, REQUIRED)

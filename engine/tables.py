@@ -72,10 +72,12 @@ def _number(field: Field) -> sa.types.TypeEngine[Any]:
     return sa.Numeric(field.precision or 18, field.scale if field.scale is not None else 2)
 
 
-def _rollup(field: Field) -> sa.types.TypeEngine[Any]:
+def _rollup(field: Field, scale: int = 2) -> sa.types.TypeEngine[Any]:
     if field.aggregate == "count":
-        return sa.Integer()
-    return sa.Numeric(18, 6 if field.aggregate == "avg" else 2)
+        return sa.BigInteger()
+    # Unbounded on PostgreSQL: a sum of many large amounts must not overflow its column.
+    # (``decimal_return_scale`` only rounds what SQLite returns as a float.)
+    return sa.Numeric(decimal_return_scale=max(scale, 6) if field.aggregate == "avg" else scale)
 
 
 def _user(field: Field) -> sa.types.TypeEngine[Any]:
@@ -229,11 +231,15 @@ def field_column(entity: Entity, field: Field, model: Model) -> sa.Column[Any] |
         target = USER_TABLE if field.type == "user" else TEAM_TABLE
         args.append(sa.ForeignKey(f"{target}.id", ondelete="SET NULL"))
     default: Any = None
+    column_type = builder(field)
     if field.type == "rollup":
         default = sa.text("0")
+        source = model.entity(field.of or "").fields.get(field.rollup_field or "")
+        scale = source.scale if source is not None and source.scale is not None else 2
+        column_type = _rollup(field, scale)
     return sa.Column(
         field.name,
-        builder(field),
+        column_type,
         *args,
         nullable=True,
         server_default=default,

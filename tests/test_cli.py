@@ -114,8 +114,9 @@ def test_user_create(runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_pat
                                 "sales_rep", "--role", "marketing", "--team", "Shanghai",
                                 "--manager", "wang"])  # fmt: skip
     assert done.exit_code == 0, done.output
-    from engine import build_schema, connect
     from heddle.accounts import Accounts
+
+    from engine import build_schema, connect
     from metamodel import load_packages
 
     accounts = Accounts(build_schema(load_packages([ROOT / "apps" / "crm_definitions"])))

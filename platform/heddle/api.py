@@ -30,6 +30,8 @@ log = logging.getLogger("heddle.api")
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(api)
 
+MAX_VERSION = 2**31 - 1
+MAX_ID = 2**63 - 1
 PUBLIC = frozenset({"api.token", "api.session_login"})
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -37,6 +39,13 @@ SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 def actor() -> Actor:
     user: User = g.user
     return user.actor()
+
+
+@api.url_value_preprocessor
+def check_ids(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """Ids are 64-bit: a larger number names no record (rather than overflowing SQL)."""
+    if values and values.get("record_id", 0) > MAX_ID:
+        raise NotFound(f"no record with id {values['record_id']}")
 
 
 @api.before_request
@@ -270,16 +279,22 @@ def get_record(entity: str, record_id: int) -> ResponseReturnValue:
 
 
 def _version(value: Any) -> int:
-    if isinstance(value, bool) or value is None:
+    """The record version a client sent: a positive whole number."""
+    if value is None:
         raise BadRequest(
             "send the record's version", {"version": ["Missing data for required field."]}
         )
-    try:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    number = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
         number = int(value)
-    except (TypeError, ValueError):
+    if number is None or not 0 < number <= MAX_VERSION:
         raise BadRequest(
-            "the version must be an integer", {"version": ["Not a valid integer."]}
-        ) from None
+            "the version must be a positive integer", {"version": ["Not a valid integer."]}
+        )
     return number
 
 

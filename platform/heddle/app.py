@@ -47,7 +47,7 @@ class JSONProvider(DefaultJSONProvider):
     @staticmethod
     def default(o: Any) -> Any:
         if isinstance(o, Decimal):
-            return str(o)
+            return format(o, "f")  # never scientific notation: 0E-8 is "0.00000000"
         if isinstance(o, dt.datetime | dt.date):
             return o.isoformat()
         return DefaultJSONProvider.default(o)

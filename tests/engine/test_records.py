@@ -339,3 +339,12 @@ def test_concurrent_autonumbers_are_unique(records: Records, ann: Actor) -> None
     with records.engine.connect() as conn:
         table = records.schema.table("contract")
         assert conn.scalar(sa.select(sa.func.count(sa.distinct(table.c.number)))) == 20
+
+
+def test_a_required_children_field_left_out_is_missing(records: Records, ann: Actor) -> None:
+    assert errors_of(lambda: records.create(ann, "quote", {"title": "no lines"})) == {
+        "lines": ["Missing data for required field."]
+    }
+    quote = records.create(ann, "quote", {"title": "Q", "lines": [{"product": "P", "price": "1"}]})
+    # on update a missing list means "unchanged"
+    assert records.update(ann, "quote", quote["id"], {"title": "Q2"}, version=1)["title"] == "Q2"
