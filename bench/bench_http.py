@@ -100,10 +100,12 @@ def _wait(url: str, headers: dict[str, str], seconds: float = 30) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-def _gunicorn(app: str, port: int, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+def _gunicorn(
+    app: str, port: int, env: dict[str, str], cwd: Path, workers: int = 2, threads: int = 4
+) -> subprocess.Popen[bytes]:
     command = [
-        str(Path(sys.executable).parent / "gunicorn"), "--workers", "2", "--worker-class",
-        "gthread", "--threads", "4", "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+        str(Path(sys.executable).parent / "gunicorn"), "--workers", str(workers), "--worker-class",
+        "gthread", "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
         app,
     ]  # fmt: skip
     return subprocess.Popen(command, env={**os.environ, **env}, cwd=cwd, start_new_session=True)
@@ -112,7 +114,7 @@ def _gunicorn(app: str, port: int, env: dict[str, str], cwd: Path) -> subprocess
 def _wrk(
     url: str, duration: int, connections: int, script: Path | None, auth: str
 ) -> dict[str, float]:
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
+    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration}s", "--latency"]
     if script is not None:
         command += ["-s", str(script)]
     else:
@@ -138,6 +140,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
@@ -190,8 +194,9 @@ def main() -> None:
             "HEDDLE_INSTANCE_PATH": str(work / "instance"), "HEDDLE_LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT / "platform"),
         }  # fmt: skip
-        processes.append(_gunicorn("heddle.wsgi:app", 18101, heddle_env, ROOT))
-        processes.append(_gunicorn("baseline:app", 18102, {"BENCH_URL": url}, work))
+        size = {"workers": args.workers, "threads": args.threads}
+        processes.append(_gunicorn("heddle.wsgi:app", 18101, heddle_env, ROOT, **size))
+        processes.append(_gunicorn("baseline:app", 18102, {"BENCH_URL": url}, work, **size))
         _wait("http://127.0.0.1:18101/api/v1/records/account/1", {"Authorization": auth})
         _wait("http://127.0.0.1:18102/accounts/1", {})
         script = work / "random_id.lua"
