@@ -327,3 +327,44 @@ def test_checked_tokens_are_trusted_for_a_few_seconds(
     assert client.get("/api/v1/records/account", headers=headers).status_code == 200
     runtime.accounts.cache.clear()  # … and once the cached entry is gone:
     assert client.get("/api/v1/records/account", headers=headers).status_code == 401
+
+
+def test_ready_once_migrated(app: Flask, client: FlaskClient) -> None:
+    from engine import migrate
+
+    runtime = app.extensions["heddle"]
+    migrate(runtime.engine, runtime.model, actor="test")
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ready", "checks": {"database": "ok", "model": "ok"}}
+
+
+def test_readiness_checks_redis_when_configured(
+    app: Flask, client: FlaskClient, redis_url: str
+) -> None:
+    from engine import migrate
+
+    runtime = app.extensions["heddle"]
+    migrate(runtime.engine, runtime.model, actor="test")
+    runtime.config["REDIS_URL"] = redis_url
+    assert client.get("/readyz").json["checks"]["redis"] == "ok"
+    runtime.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens there
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.json["checks"]["redis"].startswith(
+        "unreachable"
+    )
+
+
+def test_json_log_lines() -> None:
+    import logging
+
+    from heddle.logs import JsonLines
+
+    record = logging.LogRecord(
+        "heddle.api", logging.WARNING, __file__, 1, "failed login for %r", ("ann",), None
+    )
+    record.remote_addr = "10.0.0.7"
+    line = json.loads(JsonLines().format(record))
+    assert line["level"] == "WARNING" and line["logger"] == "heddle.api"
+    assert line["message"] == "failed login for 'ann'" and line["remote_addr"] == "10.0.0.7"
+    assert dt.datetime.fromisoformat(line["time"]).tzinfo is not None
