@@ -58,6 +58,10 @@ TEXTUAL = frozenset({"string", "text", "email", "phone", "url"})
 NUMBERS = frozenset({"integer", "decimal", "money", "percent"})
 DATES = frozenset({"date", "datetime"})
 COMPUTED = frozenset({"formula", "rollup", "autonumber"})
+#: Types whose value a client gives directly (so they may have a default).
+VALUES = (
+    TEXTUAL | NUMBERS | DATES | {"boolean", "choice", "multichoice", "reference", "user", "team"}
+)
 
 #: Which field types each type-specific option applies to.
 APPLIES_TO: Mapping[str, frozenset[str]] = MappingProxyType(
@@ -88,50 +92,8 @@ APPLIES_TO: Mapping[str, frozenset[str]] = MappingProxyType(
         "max": NUMBERS | DATES,
         "searchable": TEXTUAL | {"autonumber", "choice"},
         "unique": TEXTUAL | NUMBERS | DATES | {"autonumber", "reference"},
-        "default": frozenset(
-            {
-                "string",
-                "text",
-                "email",
-                "phone",
-                "url",
-                "integer",
-                "decimal",
-                "money",
-                "percent",
-                "boolean",
-                "date",
-                "datetime",
-                "choice",
-                "multichoice",
-                "reference",
-                "user",
-                "team",
-            }
-        ),
-        "required": frozenset(
-            {
-                "string",
-                "text",
-                "email",
-                "phone",
-                "url",
-                "integer",
-                "decimal",
-                "money",
-                "percent",
-                "boolean",
-                "date",
-                "datetime",
-                "choice",
-                "multichoice",
-                "reference",
-                "file",
-                "children",
-                "user",
-                "team",
-            }
-        ),
+        "default": VALUES,
+        "required": VALUES | {"file", "children"},
         "index": TEXTUAL
         | NUMBERS
         | DATES
