@@ -124,7 +124,9 @@ def test_user_create(runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_pat
     with engine.connect() as conn:
         li = accounts.by_username(conn, "li")
         wang = accounts.by_username(conn, "wang")
-        manager = conn.scalar(sa.select(accounts.users.c.manager_id).where(accounts.users.c.username == "li"))
+        manager = conn.scalar(
+            sa.select(accounts.users.c.manager_id).where(accounts.users.c.username == "li")
+        )
         assert li is not None and accounts.authenticate(conn, "li", "long-enough") is not None
     engine.dispose()
     assert li.roles == {"sales_rep", "marketing"} and li.team_id == wang.team_id  # type: ignore[union-attr]
@@ -139,7 +141,11 @@ def test_user_create(runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_pat
     ],
 )
 def test_user_create_refusals(
-    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str], message: str
+    runner: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    args: list[str],
+    message: str,
 ) -> None:
     _env(monkeypatch, tmp_path)
     assert runner.invoke(main, ["migrate"]).exit_code == 0
@@ -154,7 +160,9 @@ def test_user_create_refusals(
     assert runner.invoke(main, [*twice, "--exists-ok"]).output == "user z exists\n"
 
 
-def test_serve_starts_the_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, runner: CliRunner) -> None:
+def test_serve_starts_the_app(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, runner: CliRunner
+) -> None:
     from flask import Flask
 
     _env(monkeypatch, tmp_path)
@@ -165,3 +173,20 @@ def test_serve_starts_the_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, r
     assert done.exit_code == 0, done.output
     assert seen["host"] == "127.0.0.1" and seen["port"] == 5055
     assert "http://127.0.0.1:5055/" in done.output
+
+
+def test_team_hierarchy(runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _env(monkeypatch, tmp_path)
+    assert runner.invoke(main, ["migrate"]).exit_code == 0
+    assert runner.invoke(main, ["team", "create", "East"]).output == "team East (id 1)\n"
+    done = runner.invoke(main, ["team", "create", "East-North", "--parent", "East"])
+    assert done.output == "team East-North (id 2) under East\n"
+    loop = runner.invoke(main, ["team", "create", "East", "--parent", "East-North"])
+    assert loop.exit_code == 1 and "cannot be placed under itself" in loop.output
+    from engine import connect
+
+    engine = connect(f"sqlite:///{tmp_path / 'cli.db'}")
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.text("SELECT name, parent_id FROM heddle_team")).all())
+    engine.dispose()
+    assert rows == {"East": None, "East-North": 1}

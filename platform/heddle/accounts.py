@@ -147,6 +147,23 @@ class Accounts:
             ).scalar_one()
         )
 
+    def set_team_parent(self, conn: sa.Connection, name: str, parent: str | None) -> int:
+        """Put team ``name`` under ``parent`` (None: at the top); both created if missing.
+
+        A team may not end up under itself: that would make "team and below" endless.
+        """
+        team = self.team_id(conn, name)
+        parent_id = self.team_id(conn, parent) if parent else None
+        ancestor = parent_id
+        while ancestor is not None:
+            if ancestor == team:
+                raise AccountError(f"team '{name}' cannot be placed under itself")
+            ancestor = conn.scalar(
+                sa.select(self.teams.c.parent_id).where(self.teams.c.id == ancestor)
+            )
+        conn.execute(self.teams.update().where(self.teams.c.id == team).values(parent_id=parent_id))
+        return team
+
     def create_user(
         self,
         conn: sa.Connection,

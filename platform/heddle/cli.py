@@ -222,6 +222,27 @@ def user_create(
     click.echo(f"created user {created.username} (id {created.id}) with roles {', '.join(roles)}")
 
 
+@main.group()
+def team() -> None:
+    """Manage teams: a hierarchy, for the "team and below" scope."""
+
+
+@team.command("create")
+@click.argument("name")
+@click.option("--parent", help="The team it belongs under (created when missing).")
+def team_create(name: str, parent: str | None) -> None:
+    """Create a team, or move it under another: heddle team create East-North --parent East"""
+    accounts = Accounts(build_schema(_load(())))
+    with _database() as engine, engine.begin() as conn:
+        try:
+            team_id = accounts.set_team_parent(conn, name, parent)
+        except AccountError as exc:
+            click.echo(f"cannot place team {name}: {exc}", err=True)
+            sys.exit(1)
+    where = f" under {parent}" if parent else ""
+    click.echo(f"team {name} (id {team_id}){where}")
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
 @click.option("--port", default=5000, show_default=True, help="The port to listen on.")
