@@ -52,7 +52,11 @@ from ._query_sql import (
     sort_expression,
 )
 from ._query_values import (
+    MAX_LIST,
+    MAX_TEXT,
     OPERATORS,
+    OPERATORS_BY_KIND,
+    RELATIVE_DATES,
     QueryValueError,
     RelativeDate,
     Target,
@@ -65,21 +69,34 @@ from .context import Actor
 from .errors import BadRequest, NotFound
 from .tables import TEAM_TABLE, USER_TABLE, Schema, stored
 
+# Besides running queries, what a query may say is public, for whatever describes the
+# query API (the OpenAPI document): the kind of each field or system column (target(),
+# Target.kind), the operators each kind accepts (OPERATORS_BY_KIND), the relative dates,
+# the parameter names that are not filters (RESERVED) and the limits on values.
 __all__ = [
     "DEFAULT_LIMIT",
     "EXACT_COUNT_UP_TO",
     "MAX_LIMIT",
+    "MAX_LIST",
+    "MAX_SEARCH",
+    "MAX_TEXT",
     "OPERATORS",
+    "OPERATORS_BY_KIND",
+    "RELATIVE_DATES",
+    "RESERVED",
     "Filter",
     "ListQuery",
     "Page",
+    "QueryValueError",
     "RelativeDate",
+    "Target",
     "compile_filter",
     "ensure_search_indexes",
     "parse_params",
     "parse_where",
     "run",
     "search_index_name",
+    "target",
 ]
 
 DEFAULT_LIMIT = 50

@@ -1,0 +1,517 @@
+"""The paths of the OpenAPI document: every operation of ``/api/v1``, its parameters and
+its responses.
+
+Kept apart from the schemas (:mod:`heddle._openapi_schemas`, which this module refers to
+by ``$ref``) and from the assembly and serving of the document (:mod:`heddle.openapi`).
+The larger part is the list operation's query parameters, which must say exactly what
+the query layer (:mod:`engine.query`) accepts: one parameter per field and operator
+(``amount``, ``amount__gte``…) with the schema of its value, and the reserved ones
+(``sort``, ``limit``, ``cursor``, ``q``, ``fields``, ``expand``) — so the operators, kinds
+and limits are read from the engine rather than restated here.
+
+>>> [p["name"] for p in list_parameters(entity, frozenset())][:3]
+['sort', 'limit', 'cursor']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from apispec import APISpec
+
+from engine.query import (
+    MAX_LIMIT,
+    MAX_LIST,
+    MAX_SEARCH,
+    MAX_TEXT,
+    OPERATORS_BY_KIND,
+    RELATIVE_DATES,
+    RESERVED,
+    QueryValueError,
+    Target,
+    target,
+)
+from metamodel import Entity
+
+from ._openapi_schemas import INT64_MAX, JSONSchema, expandable_targets, readable_targets, ref
+
+NO_NUL = r"^[^\x00]*$"
+LIST_ITEM = r"^[^,\\\x00]*[^,\\\x00\s][^,\\\x00]*$"  # no comma, backslash or NUL; not blank
+DECIMAL_FILTER = r"^[+-]?([0-9]{1,30}(\.[0-9]{0,30})?|\.[0-9]{1,30})$"
+
+
+# --- filter parameters --------------------------------------------------------------------
+
+OPERATOR_TEXT = {
+    "eq": "equals",
+    "ne": "differs from (empty values included)",
+    "lt": "is less than",
+    "lte": "is at most",
+    "gt": "is greater than",
+    "gte": "is at least",
+    "in": "is one of (comma-separated; \\, is a comma inside a value)",
+    "not_in": "is none of (comma-separated; empty values included)",
+    "contains": "contains (case-sensitive)",
+    "icontains": "contains (ignoring case)",
+    "startswith": "starts with",
+    "isnull": "is empty (true) or not (false)",
+    "between": "is between low,high (both included)",
+}
+
+
+def _operator_text(found: Target, op: str) -> str:
+    text = OPERATOR_TEXT[op]
+    if found.kind in ("date", "datetime") and op not in ("isnull", "in", "not_in"):
+        text += " (a day or a period such as this_month: eq is within it, gte from its start)"
+    return text
+
+
+def _filter_value(found: Target, op: str) -> JSONSchema:
+    """The schema of one value of a filter on ``found``."""
+    kind = found.kind
+    relative = {"type": "string", "enum": list(RELATIVE_DATES)}
+    if kind == "text":
+        schema: JSONSchema = {"type": "string", "maxLength": MAX_TEXT, "pattern": NO_NUL}
+        if op in ("contains", "icontains", "startswith"):
+            schema["minLength"] = 1
+        return schema
+    if kind in ("choice", "multi") and found.options:
+        return {"type": "string", "enum": list(found.options)}
+    if kind == "number" and found.value_type == "integer":
+        return {"type": "integer", "minimum": -INT64_MAX, "maximum": INT64_MAX}
+    if kind == "number":
+        return {"type": "string", "pattern": DECIMAL_FILTER}
+    if kind == "boolean":
+        return {"type": "boolean"}
+    if kind == "date":
+        return {"anyOf": [{"type": "string", "format": "date"}, relative]}
+    if kind == "datetime":
+        return {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "format": "date"},
+                relative,
+            ]
+        }
+    if kind == "ref" or (kind == "multi" and found.element_type == "integer"):
+        return {"type": "integer", "minimum": -INT64_MAX, "maximum": INT64_MAX}
+    return {"type": "string", "maxLength": MAX_TEXT}
+
+
+def _filter_schema(found: Target, op: str) -> tuple[JSONSchema, bool]:
+    """The parameter's schema, and whether it is a comma-separated list."""
+    if op == "isnull":
+        return {"type": "boolean"}, False
+    one = _filter_value(found, op)
+    if one.get("pattern") == NO_NUL:
+        one = {**one, "pattern": LIST_ITEM}  # split at commas, so none inside
+    if op == "between":
+        return {"type": "array", "items": one, "minItems": 2, "maxItems": 2}, True
+    if op in ("in", "not_in") or found.kind == "multi":
+        return {"type": "array", "items": one, "minItems": 1, "maxItems": MAX_LIST}, True
+    return one, False
+
+
+def _filter_parameters(entity: Entity, targets: list[Target]) -> list[JSONSchema]:
+    parameters = []
+    for found in targets:
+        label = found.field.label.get("en") if found.field is not None else found.name
+        for op in OPERATORS_BY_KIND[found.kind]:
+            name = found.name if op == "eq" else f"{found.name}__{op}"
+            if name in RESERVED:
+                continue
+            schema, listed = _filter_schema(found, op)
+            parameter: JSONSchema = {
+                "name": name,
+                "in": "query",
+                "description": f"{label} {_operator_text(found, op)}",
+                "schema": schema,
+            }
+            if listed:
+                parameter.update(style="form", explode=False)
+            parameters.append(parameter)
+    return parameters
+
+
+def _search_fields(entity: Entity) -> tuple[str, ...]:
+    """The fields ``q`` searches (as the query layer decides): the declared search fields,
+    else a text title field."""
+    if entity.search_fields:
+        return entity.search_fields
+    title = entity.fields.get(entity.title_field or "")
+    if title is not None and title.type not in ("formula", "children"):
+        try:
+            if target(entity, title.name).kind == "text":
+                return (title.name,)
+        except QueryValueError:
+            return ()
+    return ()
+
+
+def list_parameters(entity: Entity, hidden: frozenset[str]) -> list[JSONSchema]:
+    """The list operation's query parameters: the reserved ones, then the filters."""
+    targets = readable_targets(entity, hidden)
+    sortable = [t.name for t in targets if t.sortable]
+    expandable = [t.name for t in expandable_targets(targets)]
+    names: list[str] = [t.name for t in targets]
+
+    def listed(name: str, values: list[str], description: str) -> JSONSchema:
+        return {
+            "name": name,
+            "in": "query",
+            "description": description,
+            "style": "form",
+            "explode": False,
+            "schema": {
+                "type": "array",
+                "items": {"type": "string", "enum": values},
+                "uniqueItems": True,
+            },
+        }
+
+    sort_values = [v for name in sortable for v in (name, f"-{name}")]
+    default = ",".join(str(k) for k in entity.default_sort) or "-id"
+    parameters: list[JSONSchema] = [
+        listed(
+            "sort",
+            sort_values,
+            f"Sort keys, comma-separated; '-' sorts descending (default: {default}). "
+            "id always ends the order, so pages never overlap.",
+        ),
+        {
+            "name": "limit",
+            "in": "query",
+            "description": f"Records per page, 1 to {MAX_LIMIT} (default 50).",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
+        },
+        {
+            "name": "cursor",
+            "in": "query",
+            "description": "The next_cursor of the previous page, with the same sort.",
+            "schema": {"type": "string"},
+        },
+        listed("fields", names, "Only these fields (and id), comma-separated."),
+    ]
+    if expandable:
+        parameters.append(
+            listed(
+                "expand",
+                expandable,
+                "References whose titles to add, comma-separated: account gives "
+                "account__title in each row.",
+            )
+        )
+    searched = [name for name in _search_fields(entity) if name not in hidden]
+    if searched:
+        parameters.append(
+            {
+                "name": "q",
+                "in": "query",
+                "description": f"Search text, matched against: {', '.join(searched)}.",
+                "schema": {"type": "string", "maxLength": MAX_SEARCH},
+            }
+        )
+    return parameters + _filter_parameters(entity, targets)
+
+
+# --- responses ----------------------------------------------------------------------------
+
+# status → (component name, description)
+ERRORS: Mapping[int, tuple[str, str]] = {
+    400: ("BadRequest", "Malformed request: not a JSON object, an unknown filter, operator, "
+          "sort field or cursor, a missing version, a session's write without its CSRF "
+          "token (code bad_request)."),
+    401: ("Unauthorized", "No credentials, or a token that is unknown, expired or revoked "
+          "(code unauthorized)."),
+    403: ("Forbidden", "Your roles do not allow this action here (code forbidden)."),
+    404: ("NotFound", "No such record, or not one you may see (code not_found)."),
+    409: ("Conflict", "The record changed since you read it (code stale_version, "
+          "details.current_version), or other records still refer to it (code restricted)."),
+    413: ("PayloadTooLarge", "The body is larger than the server accepts "
+          "(code request_entity_too_large)."),
+    422: ("ValidationFailed", "The record breaks its rules; fields says which and why "
+          "(code validation_failed)."),
+    429: ("TooManyRequests", "Too many login attempts; wait for Retry-After seconds "
+          "(code too_many_requests)."),
+}  # fmt: skip
+
+
+def error_responses(*statuses: int) -> dict[str, Any]:
+    """The error responses of an operation, by reference to their components."""
+    return {str(status): ERRORS[status][0] for status in statuses}
+
+
+def response(schema: JSONSchema, description: str) -> JSONSchema:
+    """A JSON response whose body is ``schema``."""
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _data(schema: JSONSchema) -> JSONSchema:
+    return {
+        "type": "object",
+        "required": ["data"],
+        "additionalProperties": False,
+        "properties": {"data": schema},
+    }
+
+
+# --- operations ---------------------------------------------------------------------------
+
+
+def entity_tag(entity: Entity) -> JSONSchema:
+    """The tag grouping ``entity``'s operations: its plural label and description."""
+    tag: JSONSchema = {"name": entity.name}
+    description = entity.plural_label.get("en")
+    if entity.description is not None:
+        description += ": " + entity.description.get("en")
+    tag["description"] = description
+    texts = entity.label.to_json()
+    if isinstance(texts, dict) and len(texts) > 1:
+        tag["x-labels"] = texts
+    return tag
+
+
+def entity_paths(
+    spec: APISpec, entity: Entity, base: str, actions: frozenset[str], hidden: frozenset[str]
+) -> None:
+    """The record operations of ``entity`` that ``actions`` allow; ``base`` names its schemas."""
+    name = entity.name
+    label = entity.label.get("en")
+    plural = entity.plural_label.get("en")
+    record_id = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
+        "description": f"The {label}'s id.",
+    }
+    one = response(_data(ref(base)), f"The {label}.")
+    collection: dict[str, Any] = {
+        "get": {
+            "operationId": f"list_{name}",
+            "summary": f"List {plural}",
+            "tags": [name],
+            "parameters": list_parameters(entity, hidden),
+            "responses": {
+                "200": response(ref(base + "Page"), f"A page of {plural}."),
+                **error_responses(400, 401, 403),
+            },
+        }
+    }
+    if "create" in actions:
+        collection["post"] = {
+            "operationId": f"create_{name}",
+            "summary": f"Create a {label}",
+            "tags": [name],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ref(base + "Input")}},
+            },
+            "responses": {
+                "201": response(_data(ref(base)), f"The new {label}, as stored."),
+                **error_responses(400, 401, 403, 413, 422),
+            },
+        }
+    spec.path(path=f"/records/{name}", operations=collection)
+
+    item: dict[str, Any] = {
+        "get": {
+            "operationId": f"get_{name}",
+            "summary": f"Get a {label}",
+            "description": "With its formulas computed and its child rows.",
+            "tags": [name],
+            "responses": {"200": one, **error_responses(401, 403, 404)},
+        }
+    }
+    if "update" in actions:
+        item["patch"] = {
+            "operationId": f"update_{name}",
+            "summary": f"Change a {label}",
+            "tags": [name],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ref(base + "Patch")}},
+            },
+            "responses": {
+                "200": response(_data(ref(base)), f"The {label}, changed."),
+                **error_responses(400, 401, 403, 404, 409, 413, 422),
+            },
+        }
+    if "delete" in actions:
+        item["delete"] = {
+            "operationId": f"delete_{name}",
+            "summary": f"Delete a {label}",
+            "description": "References to it follow their on_delete rule; a restrict "
+            "rule with referring records is a 409 listing them.",
+            "tags": [name],
+            "parameters": [
+                {
+                    "name": "version",
+                    "in": "query",
+                    "required": True,
+                    "description": "The version you read; a stale one is a 409.",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
+                }
+            ],
+            "responses": {
+                "204": {"description": "Deleted."},
+                # 422: a record whose reference is cleared (on_delete: set_null) would
+                # break one of its own rules
+                **error_responses(400, 401, 403, 404, 409, 422),
+            },
+        }
+    spec.path(path=f"/records/{name}/{{id}}", operations=item, parameters=[record_id])
+    history = {
+        "get": {
+            "operationId": f"history_{name}",
+            "summary": f"History of a {label}",
+            "description": "Every change, oldest first: who, when, the version and "
+            "the field-level diff.",
+            "tags": [name],
+            "responses": {
+                "200": response(
+                    _data({"type": "array", "items": ref("HistoryEntry")}), "The changes."
+                ),
+                **error_responses(401, 403, 404),
+            },
+        }
+    }
+    spec.path(path=f"/records/{name}/{{id}}/history", operations=history, parameters=[record_id])
+
+
+def auth_paths(spec: APISpec) -> None:
+    """Tokens and browser sessions: ``/auth/token`` and ``/auth/session``."""
+    credentials: JSONSchema = {
+        "type": "object",
+        "required": ["username", "password"],
+        "properties": {
+            "username": {"type": "string", "minLength": 1},
+            "password": {"type": "string", "minLength": 1, "format": "password"},
+        },
+    }
+    token_request = {
+        **credentials,
+        "properties": {
+            **credentials["properties"],
+            "name": {"type": "string", "description": "A name to recognise the token by."},
+        },
+    }
+    token = {
+        "type": "object",
+        "required": ["token", "expires_at"],
+        "additionalProperties": False,
+        "properties": {
+            "token": {"type": "string", "description": "Shown once; send as Bearer."},
+            "expires_at": {"type": "string", "format": "date-time"},
+        },
+    }
+    session = {
+        "type": "object",
+        "required": ["username", "csrf_token"],
+        "properties": {"username": {"type": "string"}, "csrf_token": {"type": "string"}},
+    }
+    spec.tag({"name": "auth", "description": "Tokens and browser sessions."})
+    spec.path(
+        path="/auth/token",
+        operations={
+            "post": {
+                "operationId": "create_token",
+                "summary": "Get an API token",
+                "tags": ["auth"],
+                "security": [],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": token_request}},
+                },
+                "responses": {
+                    "201": response(token, "The new token."),
+                    **error_responses(400, 401, 413, 429),
+                },
+            },
+            "delete": {
+                "operationId": "revoke_token",
+                "summary": "Revoke the token of this request",
+                "tags": ["auth"],
+                "responses": {
+                    "204": {"description": "Revoked."},
+                    **error_responses(400, 401),
+                },
+            },
+        },
+    )
+    spec.path(
+        path="/auth/session",
+        operations={
+            "post": {
+                "operationId": "create_session",
+                "summary": "Log a browser in",
+                "description": "Sets the session cookie; writes made with it must send "
+                "csrf_token in X-CSRFToken.",
+                "tags": ["auth"],
+                "security": [],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": credentials}},
+                },
+                "responses": {
+                    "200": response(_data(session), "Logged in."),
+                    **error_responses(400, 401, 413, 429),
+                },
+            },
+            "delete": {
+                "operationId": "delete_session",
+                "summary": "Log the browser out",
+                "tags": ["auth"],
+                # 400: a session without its CSRF token
+                "responses": {
+                    "204": {"description": "Logged out."},
+                    **error_responses(400, 401),
+                },
+            },
+        },
+    )
+
+
+def meta_paths(spec: APISpec, readable: list[str]) -> None:
+    """The metadata of the ``readable`` entities: ``/meta/entities`` and one entity's."""
+    spec.tag({"name": "meta", "description": "Entities, fields, labels and options."})
+    spec.path(
+        path="/meta/entities",
+        operations={
+            "get": {
+                "operationId": "list_entities",
+                "summary": "The entities you may read",
+                "tags": ["meta"],
+                "responses": {
+                    "200": response(
+                        _data({"type": "array", "items": ref("EntitySummary")}),
+                        "The entities, with the actions you may take.",
+                    ),
+                    **error_responses(401),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/meta/entities/{entity}",
+        parameters=[
+            {
+                "name": "entity",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "enum": readable} if readable else {"type": "string"},
+            }
+        ],
+        operations={
+            "get": {
+                "operationId": "get_entity_meta",
+                "summary": "One entity's fields, labels and options",
+                "tags": ["meta"],
+                "responses": {
+                    "200": response(_data(ref("EntityMeta")), "The entity."),
+                    **error_responses(401, 404),
+                },
+            }
+        },
+    )

@@ -1,0 +1,661 @@
+"""The JSON Schemas of the OpenAPI document: what each field type looks like, and the
+component schemas built from them.
+
+Kept apart from :mod:`heddle.openapi` (which assembles the document, caches it and serves
+it) because this is the part that must follow the engine field by field: a record as
+returned (``<Entity>``, :data:`OUTPUT_SCHEMAS`), what a create or update accepts
+(``<Entity>Input``, ``<Entity>Patch``, ``<Entity>RowInput``, ``<Entity>RowPatch``,
+:data:`INPUT_SCHEMAS` — the same limits as the engine's input validation, so that a
+client checking against the document sends what the API accepts), a list page
+(``<Entity>Page``) and the fixed schemas every document shares (``Error``, ``Label``…).
+Adding a field type means one entry in each registry here.
+
+>>> record_schema(entity, schema_names(model), frozenset())["properties"]["name"]["title"]
+'Account name'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from engine.query import QueryValueError, Target, target
+from metamodel import Entity, Field, Label, Model
+
+JSONSchema = dict[str, Any]
+
+ACTIONS = ("read", "create", "update", "delete")
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT64_MAX = 2**63 - 1
+STRING_COLUMN = 255  # characters a string field holds when it declares no max_length
+PHONE_PATTERN = r"^[0-9+()\-./ x#*]{3,40}$"
+DECIMAL_OUT = r"^-?[0-9]+(\.[0-9]+)?$"
+SYSTEM_DESCRIPTIONS = {
+    "id": "The record's id.",
+    "created_at": "When the record was created.",
+    "updated_at": "When the record was last changed.",
+    "created_by": "The id of the user who created the record (null: the platform).",
+    "updated_by": "The id of the user who last changed the record (null: the platform).",
+    "version": "Increases with every change; send it back with PATCH and DELETE.",
+    "owner_id": "The id of the user who owns the record.",
+    "team_id": "The id of the team the record belongs to.",
+}
+
+
+# --- small helpers ------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """A definition value as JSON (decimals and dates as text, frozen maps as dicts)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal | dt.date | dt.datetime):
+        return str(value) if isinstance(value, Decimal) else value.isoformat()
+    return value
+
+
+def _labelled(schema: JSONSchema, label: Label | None, help_text: Label | None = None) -> None:
+    """English label as ``title``, help as ``description``, every locale in ``x-labels``."""
+    if label is not None:
+        schema["title"] = label.get("en")
+        texts = label.to_json()
+        if isinstance(texts, dict) and len(texts) > 1:
+            schema["x-labels"] = texts
+    if help_text is not None:
+        schema["description"] = help_text.get("en")
+
+
+def _nullable(schema: JSONSchema) -> JSONSchema:
+    """``schema`` that also accepts null: ``type: [X, "null"]``."""
+    if "$ref" in schema:
+        return {"anyOf": [schema, {"type": "null"}]}
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        schema = {**schema, "type": [kind, "null"]}
+    elif isinstance(kind, list) and "null" not in kind:
+        schema = {**schema, "type": [*kind, "null"]}
+    if "enum" in schema and None not in schema["enum"]:
+        schema["enum"] = [*schema["enum"], None]
+    return schema
+
+
+def _camel(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+
+
+FIXED_SCHEMAS = ("Error", "Label", "HistoryEntry", "EntitySummary", "EntityMeta", "FieldMeta")
+SUFFIXES = ("", "Input", "Patch", "Page", "RowInput", "RowPatch")
+
+
+def schema_names(model: Model) -> dict[str, str]:
+    """Entity name → the base of its component names: ``quote_line`` → ``QuoteLine``.
+
+    An entity whose names would collide with another's (``a_b`` and ``ab``) or with a
+    fixed schema (an entity called ``error``) keeps its own snake_case name, which starts
+    with a lower-case letter and so can collide with nothing.
+    """
+    camel = {ent.name: _camel(ent.name) for ent in model}
+    taken: dict[str, int] = dict.fromkeys(FIXED_SCHEMAS, 2)
+    for base in camel.values():
+        for suffix in SUFFIXES:
+            taken[base + suffix] = taken.get(base + suffix, 0) + 1
+    return {
+        name: base if all(taken[base + s] == 1 for s in SUFFIXES) else name
+        for name, base in camel.items()
+    }
+
+
+def ref(name: str) -> JSONSchema:
+    """A reference to the component schema ``name``."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+# --- field schemas: a record as returned --------------------------------------------------
+
+
+def _decimal_out() -> JSONSchema:
+    return {"type": "string", "pattern": DECIMAL_OUT, "examples": ["1250.00"]}
+
+
+_VALUE_TYPES: Mapping[str, Callable[[], JSONSchema]] = {
+    "string": lambda: {"type": "string"},
+    "integer": lambda: {"type": "integer"},
+    "decimal": _decimal_out,
+    "boolean": lambda: {"type": "boolean"},
+    "date": lambda: {"type": "string", "format": "date"},
+    "datetime": lambda: {"type": "string", "format": "date-time"},
+}
+
+
+def _choices(field: Field) -> JSONSchema:
+    schema: JSONSchema = {"type": "string"}
+    if field.options:
+        schema["enum"] = list(field.choice_values)
+        labels = {c.value: c.label.to_json() for c in field.options}
+        schema["x-enum-labels"] = labels
+    return schema
+
+
+def _ids(field: Field) -> JSONSchema:
+    one: JSONSchema = {"type": "integer"}
+    return {"type": "array", "items": one} if field.multiple else one
+
+
+def _out_of_value_type(field: Field) -> JSONSchema:
+    return _VALUE_TYPES.get(field.value_type, _VALUE_TYPES["string"])()
+
+
+#: Field type → the JSON Schema of its value in a record (without null).
+OUTPUT_SCHEMAS: Mapping[str, Callable[[Field], JSONSchema]] = {
+    "string": lambda f: {"type": "string"},
+    "text": lambda f: {"type": "string"},
+    "email": lambda f: {"type": "string"},
+    "phone": lambda f: {"type": "string"},
+    "url": lambda f: {"type": "string"},
+    "autonumber": lambda f: {"type": "string"},
+    "integer": lambda f: {"type": "integer"},
+    "decimal": lambda f: _decimal_out(),
+    "money": lambda f: _decimal_out(),
+    "percent": lambda f: _decimal_out(),
+    "boolean": lambda f: {"type": "boolean"},
+    "date": lambda f: {"type": "string", "format": "date"},
+    "datetime": lambda f: {"type": "string", "format": "date-time"},
+    "choice": _choices,
+    "multichoice": lambda f: {"type": "array", "items": _choices(f)},
+    "reference": _ids,
+    "user": _ids,
+    "team": _ids,
+    "file": lambda f: (
+        {"type": "array", "items": {"type": "string"}} if f.multiple else {"type": "string"}
+    ),
+    "formula": _out_of_value_type,
+    "rollup": _out_of_value_type,
+}
+
+
+def _system_schema(name: str) -> JSONSchema:
+    schema: JSONSchema
+    if name in ("created_at", "updated_at"):
+        schema = {"type": "string", "format": "date-time"}
+    elif name in ("id", "version"):
+        schema = {"type": "integer", "minimum": 1}
+    else:
+        schema = {"type": ["integer", "null"]}
+    schema["readOnly"] = name not in ("owner_id", "team_id")
+    schema["description"] = SYSTEM_DESCRIPTIONS[name]
+    return schema
+
+
+def _output_field(field: Field, names: Mapping[str, str]) -> JSONSchema:
+    if field.type == "children":
+        schema: JSONSchema = {"type": "array", "items": ref(names[field.children or ""])}
+        schema["description"] = "The child rows (in single-record responses, not in lists)."
+    else:
+        schema = _nullable(OUTPUT_SCHEMAS[field.type](field))
+        if field.computed or field.readonly:
+            schema["readOnly"] = True
+    _labelled(schema, field.label, field.help)
+    schema["x-field-type"] = field.type
+    return schema
+
+
+# --- field schemas: input -----------------------------------------------------------------
+
+
+def _text_in(field: Field, limit: int | None = STRING_COLUMN) -> JSONSchema:
+    schema: JSONSchema = {"type": "string"}
+    most = field.max_length or limit
+    if most is not None:
+        schema["maxLength"] = most
+    if field.min_length:
+        schema["minLength"] = field.min_length
+    if field.pattern:
+        # marshmallow's Regexp matches at the start (re.match); JSON Schema searches.
+        schema["pattern"] = field.pattern if field.pattern.startswith("^") else "^" + field.pattern
+    return schema
+
+
+def _number_range(schema: JSONSchema, field: Field, low: int | None, high: int | None) -> None:
+    minimum = field.min if field.min is not None else low
+    maximum = field.max if field.max is not None else high
+    if minimum is not None:
+        schema["minimum"] = _plain(minimum)
+    if maximum is not None:
+        schema["maximum"] = _plain(maximum)
+
+
+def _phone_in(field: Field) -> JSONSchema:
+    schema = _text_in(field)
+    if "pattern" in schema:  # the field's own pattern, and the phone pattern too
+        schema["allOf"] = [{"pattern": schema.pop("pattern")}]
+    schema["pattern"] = PHONE_PATTERN
+    return schema
+
+
+def _integer_in(field: Field) -> JSONSchema:
+    schema: JSONSchema = {"type": "integer"}
+    _number_range(schema, field, INT32_MIN, INT32_MAX)
+    return schema
+
+
+def _decimal_in(field: Field) -> JSONSchema:
+    scale = field.scale if field.scale is not None else 2
+    digits = max((field.precision or 18) - scale, 1)
+    sign = "" if field.min is not None and Decimal(str(field.min)) >= 0 else "-?"
+    fraction = rf"(\.[0-9]{{1,{scale}}})?" if scale else ""
+    schema: JSONSchema = {
+        "type": "string",
+        "pattern": rf"^{sign}[0-9]{{1,{digits}}}{fraction}$",
+        "description": f"A decimal number as text, at most {scale} decimal places"
+        + (f", from {field.min}" if field.min is not None else "")
+        + (f" up to {field.max}" if field.max is not None else "")
+        + "; JSON numbers are accepted too.",
+        "examples": ["1250.00" if scale else "1250"],
+    }
+    return schema
+
+
+def _id_in(field: Field) -> JSONSchema:
+    one: JSONSchema = {"type": "integer", "minimum": 1, "maximum": INT64_MAX}
+    return {"type": "array", "items": one} if field.multiple else one
+
+
+def _date_in(field: Field) -> JSONSchema:
+    schema: JSONSchema = {"type": "string", "format": "date"}
+    if field.min is not None or field.max is not None:
+        low = f" from {field.min}" if field.min is not None else ""
+        high = f" up to {field.max}" if field.max is not None else ""
+        schema["description"] = f"A date{low}{high}."
+    return schema
+
+
+#: Field type → the JSON Schema of a value a client may send (without null). These are
+#: the types the engine's input schemas accept (``engine._coerce.FIELD_BUILDERS``).
+INPUT_SCHEMAS: Mapping[str, Callable[[Field], JSONSchema]] = {
+    "string": _text_in,
+    "text": lambda f: _text_in(f, None),
+    "email": lambda f: {**_text_in(f), "format": "email"},
+    "phone": _phone_in,
+    "url": lambda f: {**_text_in(f), "format": "uri"},
+    "integer": _integer_in,
+    "decimal": _decimal_in,
+    "money": _decimal_in,
+    "percent": _decimal_in,
+    "boolean": lambda f: {"type": "boolean"},
+    "date": _date_in,
+    "datetime": lambda f: {"type": "string", "format": "date-time"},
+    "choice": _choices,
+    "multichoice": lambda f: {"type": "array", "items": _choices(f)},
+    "reference": _id_in,
+    "user": _id_in,
+    "team": _id_in,
+    "file": lambda f: (
+        {"type": "array", "items": {"type": "string", "maxLength": 1024}}
+        if f.multiple
+        else {"type": "string", "maxLength": 1024}
+    ),
+}
+
+
+def _needs_value(field: Field) -> bool:
+    """Required and without a default: a create must send it."""
+    return field.required and field.default is None and field.default_expression is None
+
+
+def _input_field(field: Field, *, required: bool) -> JSONSchema:
+    schema = INPUT_SCHEMAS[field.type](field)
+    if field.required:
+        # null, "" and [] count as missing for a required field
+        if schema.get("type") == "string":
+            schema["minLength"] = max(schema.get("minLength", 0), 1)
+        elif schema.get("type") == "array":
+            schema["minItems"] = 1
+    else:
+        schema = _nullable(schema)
+    _labelled(schema, field.label, field.help)
+    if field.default is not None:
+        default = _plain(field.default)
+        if field.type in ("decimal", "money", "percent"):
+            default = str(default)
+        schema["default"] = default
+    schema["x-field-type"] = field.type
+    return schema
+
+
+def _owner_field(name: str) -> JSONSchema:
+    return {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "maximum": INT64_MAX,
+        "description": SYSTEM_DESCRIPTIONS[name] + " Defaults to the caller's.",
+    }
+
+
+# --- what a list may name -----------------------------------------------------------------
+
+
+def readable_targets(entity: Entity, hidden: frozenset[str]) -> list[Target]:
+    """Every field and system column a list query may name (children excluded)."""
+    found = []
+    for name in [*entity.fields, *entity.system_fields]:
+        if name in hidden:
+            continue
+        try:
+            found.append(target(entity, name))
+        except QueryValueError:
+            continue  # children: filtered through their own entity
+    return found
+
+
+def expandable_targets(targets: list[Target]) -> list[Target]:
+    """The references among ``targets``: what ``expand`` may name (their titles)."""
+    return [
+        t
+        for t in targets
+        if (t.field is None and t.kind == "ref")
+        or (t.field is not None and t.field.type in ("reference", "user", "team"))
+    ]
+
+
+# --- the fixed schemas --------------------------------------------------------------------
+
+ERROR_SCHEMA: JSONSchema = {
+    "type": "object",
+    "description": "Every error has this shape; fields maps each field to its problems.",
+    "required": ["error"],
+    "additionalProperties": False,
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "additionalProperties": False,
+            "properties": {
+                "code": {"type": "string", "examples": ["validation_failed"]},
+                "message": {"type": "string"},
+                "fields": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                    "examples": [{"name": ["Missing data for required field."]}],
+                },
+                "details": {"type": "object"},
+            },
+        }
+    },
+}
+
+# status → (component name, description)
+LABEL_SCHEMA: JSONSchema = {
+    "description": "A text, or texts by locale ({en: …, zh: …, ja: …}).",
+    "type": ["string", "object"],
+    "additionalProperties": {"type": "string"},
+}
+
+HISTORY_SCHEMA: JSONSchema = {
+    "type": "object",
+    "required": ["action", "at", "actor_id", "version", "changes"],
+    "additionalProperties": False,
+    "properties": {
+        "action": {"type": "string", "enum": ["create", "update", "delete"]},
+        "at": {"type": "string", "format": "date-time"},
+        "actor_id": {"type": ["integer", "null"]},
+        "version": {"type": "integer"},
+        "changes": {
+            "type": "object",
+            "description": "Each changed field: [old value, new value].",
+            "additionalProperties": {"type": "array", "minItems": 2, "maxItems": 2},
+        },
+    },
+}
+
+FIELD_META_SCHEMA: JSONSchema = {
+    "type": "object",
+    "required": ["name", "type", "label", "required", "readonly"],
+    "properties": {
+        "name": {"type": "string"},
+        "type": {"type": "string"},
+        "label": ref("Label"),
+        "required": {"type": "boolean"},
+        "readonly": {"type": "boolean"},
+        "help": ref("Label"),
+        "options": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["value", "label"],
+                "properties": {
+                    "value": {"type": "string"},
+                    "label": ref("Label"),
+                    "color": {"type": ["string", "null"]},
+                },
+            },
+        },
+    },
+}
+
+ENTITY_SUMMARY_SCHEMA: JSONSchema = {
+    "type": "object",
+    "required": ["name", "label", "plural_label", "ownable", "child", "actions"],
+    "properties": {
+        "name": {"type": "string"},
+        "label": ref("Label"),
+        "plural_label": ref("Label"),
+        "title_field": {"type": ["string", "null"]},
+        "ownable": {"type": "boolean"},
+        "child": {"type": "boolean"},
+        "actions": {"type": "array", "items": {"type": "string", "enum": list(ACTIONS)}},
+    },
+}
+
+ENTITY_META_SCHEMA: JSONSchema = {
+    "allOf": [
+        ref("EntitySummary"),
+        {
+            "type": "object",
+            "required": ["fields"],
+            "properties": {
+                "fields": {"type": "array", "items": ref("FieldMeta")},
+                "search_fields": {"type": "array", "items": {"type": "string"}},
+                "default_sort": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    ]
+}
+
+# --- entity schemas -----------------------------------------------------------------------
+
+
+def _properties(
+    entity: Entity, names: Mapping[str, str], hidden: frozenset[str]
+) -> dict[str, JSONSchema]:
+    properties: dict[str, JSONSchema] = {}
+    system = entity.system_fields
+    for name in ("id",):
+        properties[name] = _system_schema(name)
+    for field in entity.fields.values():
+        if field.name not in hidden:
+            properties[field.name] = _output_field(field, names)
+    for name in system:
+        if name != "id" and name not in hidden:
+            properties[name] = _system_schema(name)
+    return properties
+
+
+def record_schema(entity: Entity, names: Mapping[str, str], hidden: frozenset[str]) -> JSONSchema:
+    """``<Entity>``: a record as returned, without the fields in ``hidden``."""
+    properties = _properties(entity, names, hidden)
+    schema: JSONSchema = {
+        "type": "object",
+        "required": [
+            name for name, prop in properties.items() if prop.get("x-field-type") != "children"
+        ],
+        "additionalProperties": False,
+        "properties": properties,
+    }
+    _labelled(schema, entity.label, entity.description)
+    return schema
+
+
+def page_schema(entity: Entity, names: Mapping[str, str], hidden: frozenset[str]) -> JSONSchema:
+    """``<Entity>Page``: a page of a list, its rows without child rows."""
+    properties = {
+        name: prop
+        for name, prop in _properties(entity, names, hidden).items()
+        if prop.get("x-field-type") != "children"
+    }
+    for found in expandable_targets(readable_targets(entity, hidden)):
+        title: JSONSchema = {"type": ["string", "null"]}
+        if found.kind == "multi":
+            title = {"type": "array", "items": title}
+        title["description"] = f"The title of {found.name}, with expand={found.name}."
+        properties[f"{found.name}__title"] = title
+    row: JSONSchema = {
+        "type": "object",
+        "description": "A record as listed: no child rows; only id and the requested "
+        "fields with fields=…; reference titles with expand=….",
+        "required": ["id"],
+        "additionalProperties": False,
+        "properties": properties,
+    }
+    return {
+        "type": "object",
+        "required": ["data", "next_cursor", "count", "count_estimated"],
+        "additionalProperties": False,
+        "properties": {
+            "data": {"type": "array", "items": row},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "Pass as cursor for the next page; null on the last.",
+            },
+            "count": {"type": "integer", "minimum": 0},
+            "count_estimated": {
+                "type": "boolean",
+                "description": "Whether count is an estimate (very large results).",
+            },
+        },
+    }
+
+
+def _writable(
+    entity: Entity, readonly: frozenset[str], *, skip: str | None = None
+) -> Iterable[Field]:
+    for field in entity.fields.values():
+        if field.name in readonly or field.name == skip:
+            continue
+        if field.type == "children" or (field.type in INPUT_SCHEMAS and not field.readonly):
+            yield field
+
+
+def _input_properties(
+    entity: Entity,
+    names: Mapping[str, str],
+    readonly: frozenset[str],
+    *,
+    patch: bool = False,
+    skip: str | None = None,
+) -> dict[str, JSONSchema]:
+    properties: dict[str, JSONSchema] = {}
+    for field in _writable(entity, readonly, skip=skip):
+        if field.type == "children":
+            row = names[field.children or ""] + ("RowPatch" if patch else "RowInput")
+            schema: JSONSchema = {"type": "array", "items": ref(row)}
+            if field.required:
+                schema["minItems"] = 1
+            _labelled(schema, field.label, field.help)
+            schema["description"] = (
+                "The child rows. The list replaces them: rows with an id are changed, "
+                "rows without one added, rows left out deleted."
+                if patch
+                else "The child rows."
+            )
+            properties[field.name] = schema
+        else:
+            properties[field.name] = _input_field(field, required=_needs_value(field))
+            if patch:
+                properties[field.name].pop("default", None)
+    if entity.ownable:
+        for name in ("owner_id", "team_id"):
+            if name not in readonly:
+                properties[name] = _owner_field(name)
+    return properties
+
+
+def input_schema(entity: Entity, names: Mapping[str, str], readonly: frozenset[str]) -> JSONSchema:
+    """``<Entity>Input``: what a create accepts, without the fields in ``readonly``."""
+    properties = _input_properties(entity, names, readonly)
+    required = [
+        f.name for f in _writable(entity, readonly) if f.type != "children" and _needs_value(f)
+    ]
+    schema: JSONSchema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": properties,
+    }
+    if required:
+        schema["required"] = required
+    _labelled(schema, entity.label)
+    schema["description"] = f"A new {entity.label.get('en')}: the fields you may set."
+    return schema
+
+
+def patch_schema(entity: Entity, names: Mapping[str, str], readonly: frozenset[str]) -> JSONSchema:
+    """``<Entity>Patch``: what an update accepts, with the ``version`` read."""
+    properties = _input_properties(entity, names, readonly, patch=True)
+    properties["version"] = {
+        "type": "integer",
+        "minimum": 1,
+        "description": "The version of the record you read; a stale one is a 409.",
+    }
+    schema: JSONSchema = {
+        "type": "object",
+        "required": ["version"],
+        "additionalProperties": False,
+        "properties": properties,
+    }
+    _labelled(schema, entity.label)
+    schema["description"] = "The fields to change, and the version you read."
+    return schema
+
+
+def row_schema(
+    entity: Entity, names: Mapping[str, str], readonly: frozenset[str], *, patch: bool = False
+) -> JSONSchema:
+    """One child row sent inside its parent (the link to the parent is implied): new
+    rows on create; on update, rows with the id of one to change, or new ones."""
+    properties = _input_properties(entity, names, readonly, patch=patch, skip=entity.parent_field)
+    properties.pop("owner_id", None)
+    properties.pop("team_id", None)
+    schema: JSONSchema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": properties,
+    }
+    needed = [
+        f.name
+        for f in _writable(entity, readonly, skip=entity.parent_field)
+        if f.type != "children" and _needs_value(f)
+    ]
+    label = entity.label.get("en")
+    if patch:
+        properties["id"] = {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": INT64_MAX,
+            "description": "The row to change; leave out to add a row.",
+        }
+        if needed:
+            schema["anyOf"] = [{"required": ["id"]}, {"required": needed}]
+        schema["description"] = (
+            f"A {label} row of the {entity.parent} being changed: with the id of one of "
+            "its rows to change that row, without one a new row (its required fields "
+            "needed)."
+        )
+    else:
+        if needed:
+            schema["required"] = needed
+        schema["description"] = f"A new {label} row of the {entity.parent} being created."
+    _labelled(schema, entity.label)
+    return schema
