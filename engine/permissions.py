@@ -6,6 +6,11 @@ A role grants, per entity (or ``'*'`` for every entity), a *scope* for each acti
 is hidden (or read-only) only if every role that grants the action hides it. The built-in
 ``admin`` role may do everything.
 
+A computed field that reads a hidden one is hidden too — ``margin = price - cost`` would
+give ``cost`` away — whether it reads it directly, through another formula, through a
+reference (``account.cost``) or as a rollup over (or filtered by) a hidden field of the
+related records.
+
 Scopes become SQL (:meth:`Permissions.where`), so lists and reports filter in the
 database, never in Python. A child entity (quote lines) follows its parent: reading a line
 needs read on the quote, writing one needs update on it.
@@ -13,12 +18,13 @@ needs read on the quote, writing one needs update on it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
-from metamodel import Entity
+from metamodel import Entity, Field
 
 from .context import Actor
 from .tables import TEAM_TABLE, USER_TABLE, Schema
@@ -48,6 +54,9 @@ class Permissions:
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self.model = schema.model
+        # Grants depend on the roles only, never on the user: computed once per set of
+        # roles, entity and action (the Model, and so this object, is immutable).
+        self._grants: dict[tuple[frozenset[str], str, str], Grant] = {}
 
     def _root(self, ent: Entity, action: str) -> tuple[Entity, str]:
         """The entity and action whose grant decides: a child defers to its parent."""
@@ -60,11 +69,26 @@ class Permissions:
         """What ``actor`` may do with ``action`` on ``entity``."""
         if actor.is_admin:
             return EVERYTHING
+        key = (actor.roles, entity.name, action)
+        found = self._grants.get(key)
+        if found is None:
+            found = self._grants[key] = self._grant(actor.roles, entity, action)
+        return found
+
+    def _grant(self, roles: frozenset[str], entity: Entity, action: str) -> Grant:
+        declared = self._declared(roles, entity, action)
+        if declared is NOTHING:
+            return NOTHING
+        hidden = self._derived_hidden(roles, entity, declared.hidden, frozenset())
+        return Grant(declared.scope, hidden, declared.readonly | hidden)
+
+    def _declared(self, roles: frozenset[str], entity: Entity, action: str) -> Grant:
+        """The grant as the role definitions state it, before computed fields follow."""
         root, root_action = self._root(entity, action)
         scopes: list[str] = []
         hidden: list[set[str]] = []
         readonly: list[set[str]] = []
-        for name in sorted(actor.roles):
+        for name in sorted(roles):
             role = self.model.roles.get(name)
             if role is None:
                 continue
@@ -83,6 +107,87 @@ class Permissions:
             frozenset(set.intersection(*hidden)),
             frozenset(set.intersection(*readonly)),
         )
+
+    def _derived_hidden(
+        self,
+        roles: frozenset[str],
+        entity: Entity,
+        hidden: frozenset[str],
+        visiting: frozenset[str],
+    ) -> frozenset[str]:
+        """``hidden`` and every computed field of ``entity`` that reads one of them.
+
+        ``visiting`` holds the entities whose hidden fields are being worked out further
+        up, so formulas that refer back and forth between entities end."""
+        visiting = visiting | {entity.name}
+        found = set(hidden)
+        computed = [f for f in entity.fields.values() if f.type in ("formula", "rollup")]
+        changed = True
+        while changed:  # formulas may read formulas: repeat until nothing new is hidden
+            changed = False
+            for field in computed:
+                if field.name not in found and self._reads_hidden(
+                    roles, entity, field, found, visiting
+                ):
+                    found.add(field.name)
+                    changed = True
+        return frozenset(found)
+
+    def _reads_hidden(
+        self,
+        roles: frozenset[str],
+        entity: Entity,
+        field: Field,
+        hidden: set[str],
+        visiting: frozenset[str],
+    ) -> bool:
+        if field.type == "formula" and field.expression is not None:
+            return any(
+                self._path_hidden(roles, entity, path, hidden, visiting)
+                for path in field.expression.fields
+            )
+        if field.type == "rollup" and field.of:
+            related = self.model.entity(field.of)
+            paths = [(field.rollup_field,)] if field.rollup_field else []
+            paths += list(field.filter.fields) if field.filter is not None else []
+            theirs = self._hidden_of(roles, related, visiting)
+            return any(
+                self._path_hidden(roles, related, path, set(theirs), visiting) for path in paths
+            )
+        return False
+
+    def _path_hidden(
+        self,
+        roles: frozenset[str],
+        entity: Entity,
+        path: Sequence[str],
+        hidden: set[str] | frozenset[str],
+        visiting: frozenset[str],
+    ) -> bool:
+        """Whether reading ``path`` from ``entity`` (``cost``, ``account.cost``) passes a
+        field hidden from ``roles``."""
+        here, here_hidden = entity, hidden
+        for depth, name in enumerate(path):
+            if name in here_hidden:
+                return True
+            field = here.fields.get(name)
+            if field is None or field.to is None or depth == len(path) - 1:
+                return False
+            here = self.model.entity(field.to)
+            here_hidden = self._hidden_of(roles, here, visiting)
+        return False
+
+    def _hidden_of(
+        self, roles: frozenset[str], entity: Entity, visiting: frozenset[str]
+    ) -> frozenset[str]:
+        """What ``roles`` may not see of ``entity`` (its declared hidden fields only, while
+        that entity is still being worked out further up)."""
+        if "admin" in roles:
+            return frozenset()
+        declared = self._declared(roles, entity, "read")
+        if entity.name in visiting:
+            return declared.hidden
+        return self._derived_hidden(roles, entity, declared.hidden, visiting)
 
     def where(self, actor: Actor, entity: Entity, grant: Grant, table: Any) -> Any:
         """The records of ``table`` (rows of ``entity``) that ``grant``'s scope covers, as a
