@@ -148,7 +148,7 @@ class Permissions:
             )
         if field.type == "rollup" and field.of:
             related = self.model.entity(field.of)
-            paths = [(field.rollup_field,)] if field.rollup_field else []
+            paths: list[tuple[str, ...]] = [(field.rollup_field,)] if field.rollup_field else []
             paths += list(field.filter.fields) if field.filter is not None else []
             theirs = self._hidden_of(roles, related, visiting)
             return any(

@@ -20,14 +20,13 @@ import sqlalchemy as sa
 from flask import Flask, current_app, jsonify
 from flask.json.provider import DefaultJSONProvider
 from flask.typing import ResponseReturnValue
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
 from engine.tables import HISTORY_TABLE
 
 from . import logs
+from .ratelimit import LoginLimit
 from .runtime import Runtime
 from .settings import SETTINGS
 
@@ -35,7 +34,6 @@ log = logging.getLogger("heddle.app")
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
-limiter = Limiter(get_remote_address, default_limits=[])
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -86,8 +84,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False  # checked where a session writes
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
-    app.config["RATELIMIT_STORAGE_URI"] = settings["REDIS_URL"] or "memory://"
-    app.config["RATELIMIT_HEADERS_ENABLED"] = True
     logs.configure(str(settings["LOG_LEVEL"]), str(settings["LOG_FORMAT"]))
 
     runtime = Runtime(app.config)
@@ -96,7 +92,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     csrf.init_app(app)
     login_manager.init_app(app)
-    limiter.init_app(app)
+    app.extensions["heddle_login_limit"] = LoginLimit(str(settings["REDIS_URL"]))
 
     @login_manager.user_loader  # type: ignore[untyped-decorator]
     def load_user(user_id: str) -> Any:

@@ -44,10 +44,11 @@ def register(app: Flask) -> None:
         status = exc.code or 500
         body = {"error": {"code": _code(exc), "message": exc.description or exc.name}}
         response = jsonify(body)
-        if exc.response is not None:  # e.g. 405 with its Allow header, 429 with Retry-After
-            for key in ("Allow", "Retry-After"):
-                if key in exc.response.headers:
-                    response.headers[key] = exc.response.headers[key]
+        # e.g. 405 with its Allow header, 429 with Retry-After
+        headers = exc.response.headers if exc.response is not None else dict(exc.get_headers())
+        for key in ("Allow", "Retry-After"):
+            if key in headers:
+                response.headers[key] = headers[key]
         return response, status
 
     @app.errorhandler(Exception)
