@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import crm_definitions
-from heddle.settings import SETTINGS, package_paths, setting
+import pytest
+from heddle.settings import SETTINGS, database_url, package_paths, setting
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
@@ -22,3 +23,67 @@ def test_defaults_and_overrides() -> None:
     assert setting("LOCALE", {"HEDDLE_LOCALE": "ja"}) == "ja"
     assert package_paths({}) == [crm_definitions.PATH]
     assert package_paths({"HEDDLE_PACKAGES": "a, b,"}) == [Path("a"), Path("b")]
+
+
+@pytest.mark.parametrize(
+    ("environ", "url"),
+    [
+        ({}, "sqlite:///instance/heddle.db"),  # ./dev start, from the repository root
+        ({"HEDDLE_INSTANCE_PATH": "/srv/x"}, "sqlite:////srv/x/heddle.db"),
+        ({"HEDDLE_INSTANCE_PATH": "var/run"}, "sqlite:///var/run/heddle.db"),
+        (
+            {"HEDDLE_INSTANCE_PATH": "/srv/x", "HEDDLE_DATABASE_URL": "postgresql+psycopg://h/db"},
+            "postgresql+psycopg://h/db",
+        ),
+    ],
+)
+def test_the_default_database_is_in_the_instance_folder(environ: dict[str, str], url: str) -> None:
+    assert database_url(environ) == url
+
+
+def test_app_and_cli_open_the_same_default_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HEDDLE_INSTANCE_PATH alone moves the database: the CLI migrates the file the app uses."""
+    from click.testing import CliRunner
+    from heddle.app import create_app
+    from heddle.cli import main
+
+    instance = tmp_path / "instance"
+    package = tmp_path / "tiny.yaml"
+    package.write_text("kind: package\nname: tiny\n---\nkind: entity\nname: thing\n"
+                       "fields:\n  name: {type: string}\n", encoding="utf-8")  # fmt: skip
+    monkeypatch.delenv("HEDDLE_DATABASE_URL", raising=False)
+    monkeypatch.setenv("HEDDLE_INSTANCE_PATH", str(instance))
+    monkeypatch.setenv("HEDDLE_PACKAGES", str(package))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["migrate"])
+    assert result.exit_code == 0, result.output
+    assert (instance / "heddle.db").is_file()
+
+    app = create_app({"SECRET_KEY": "test", "TESTING": True})
+    assert app.config["DATABASE_URL"] == f"sqlite:///{instance / 'heddle.db'}"
+    ready = app.test_client().get("/readyz")
+    app.extensions["heddle"].engine.dispose()
+    assert ready.status_code == 200, ready.json  # the app found what the CLI migrated
+
+
+def test_gunicorn_reads_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+    import runpy
+
+    conf = Path(__file__).resolve().parent.parent / "platform" / "gunicorn.conf.py"
+    for name in ("BIND", "WORKERS", "THREADS", "FORWARDED_ALLOW_IPS"):
+        monkeypatch.delenv(f"HEDDLE_{name}", raising=False)
+    defaults = runpy.run_path(str(conf))
+    assert defaults["bind"] == "0.0.0.0:8000"
+    assert defaults["workers"] == multiprocessing.cpu_count()
+    assert defaults["threads"] == 4
+    assert defaults["forwarded_allow_ips"] == "127.0.0.1"
+    monkeypatch.setenv("HEDDLE_BIND", "127.0.0.1:9000")
+    monkeypatch.setenv("HEDDLE_WORKERS", "3")
+    monkeypatch.setenv("HEDDLE_THREADS", "8")
+    monkeypatch.setenv("HEDDLE_FORWARDED_ALLOW_IPS", "10.0.0.1,10.0.0.2")
+    chosen = runpy.run_path(str(conf))
+    assert (chosen["bind"], chosen["workers"], chosen["threads"]) == ("127.0.0.1:9000", 3, 8)
+    assert chosen["forwarded_allow_ips"] == "10.0.0.1,10.0.0.2"

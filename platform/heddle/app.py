@@ -28,7 +28,7 @@ from engine.tables import HISTORY_TABLE
 from . import logs
 from .ratelimit import LoginLimit
 from .runtime import Runtime
-from .settings import SETTINGS
+from .settings import SETTINGS, resolve_database_url
 
 log = logging.getLogger("heddle.app")
 
@@ -57,6 +57,9 @@ def _settings(config: Mapping[str, Any] | None) -> dict[str, Any]:
     values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
     values.update({s.name: os.environ[s.env] for s in SETTINGS if s.env in os.environ})
     values.update(config or {})
+    values["DATABASE_URL"] = resolve_database_url(
+        str(values["DATABASE_URL"] or ""), str(values["INSTANCE_PATH"])
+    )
     return values
 
 
@@ -86,9 +89,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     logs.configure(str(settings["LOG_LEVEL"]), str(settings["LOG_FORMAT"]))
 
-    runtime = Runtime(app.config)
+    runtime = Runtime(app.config)  # invalid definitions stop the start, with their errors
     app.extensions["heddle"] = runtime
-    _ = runtime.model  # invalid definitions stop the start, with their errors
+
+    @app.before_request
+    def follow_definitions() -> None:
+        """Serve the Model migrated last, even by another process; the request keeps the
+        state it starts with (app-level hooks run before the blueprints' ones)."""
+        runtime.pin()
 
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -155,6 +163,7 @@ def _readiness(runtime: Runtime) -> ResponseReturnValue:
 
 
 def runtime() -> Runtime:
-    """The current app's :class:`Runtime`."""
+    """The current app's :class:`Runtime`; in a request, its ``model``, ``schema``,
+    ``records`` and ``accounts`` are those of the state the request started with."""
     found: Runtime = current_app.extensions["heddle"]
     return found

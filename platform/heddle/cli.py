@@ -19,7 +19,7 @@ from metamodel import DefinitionError, Model, load_packages, schema_json
 
 from . import __version__
 from .accounts import AccountError, Accounts
-from .settings import SETTINGS, package_paths, setting
+from .settings import SETTINGS, database_url, package_paths
 
 
 def _load(paths: tuple[Path, ...]) -> Model:
@@ -87,8 +87,9 @@ def schema(output: Path | None) -> None:
 
 @contextmanager
 def _database() -> Iterator[sa.Engine]:
-    """The configured database; a database error ends the command with a message."""
-    url = setting("DATABASE_URL")
+    """The configured database (by default SQLite in the instance folder, as the app's);
+    a database error ends the command with a message."""
+    url = database_url()
     shown = url
     try:
         shown = sa.make_url(url).render_as_string(hide_password=True)

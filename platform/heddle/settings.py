@@ -30,9 +30,10 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "DATABASE_URL",
-        "sqlite:///instance/heddle.db",
+        "",
         "SQLAlchemy URL of the database; PostgreSQL in production "
-        "(postgresql+psycopg://user:pass@host/db).",
+        "(postgresql+psycopg://user:pass@host/db). Empty: SQLite at "
+        "<INSTANCE_PATH>/heddle.db.",
     ),
     Setting("REDIS_URL", "", "Redis URL for background jobs; empty runs jobs in-process."),
     Setting("SECRET_KEY", "", "Secret used to sign sessions; required in production."),
@@ -58,6 +59,22 @@ SETTINGS: tuple[Setting, ...] = (
         "10 per minute",
         "How many login attempts one client may make (Flask-Limiter syntax).",
     ),
+    Setting(
+        "MODEL_CHECK_SECONDS",
+        "1",
+        "How often a process asks the database whether another process migrated the "
+        "definitions, in seconds (0: on every request).",
+    ),
+    # gunicorn (platform/gunicorn.conf.py)
+    Setting("BIND", "0.0.0.0:8000", "The address and port gunicorn listens on."),
+    Setting("WORKERS", "", "How many gunicorn worker processes; empty: one per CPU core."),
+    Setting("THREADS", "4", "How many threads each gunicorn worker serves requests with."),
+    Setting(
+        "FORWARDED_ALLOW_IPS",
+        "127.0.0.1",
+        "Addresses of the reverse proxies whose X-Forwarded-For gunicorn trusts "
+        "(comma-separated, * for any).",
+    ),
 )
 
 
@@ -68,6 +85,26 @@ def setting(name: str, environ: Mapping[str, str] | None = None) -> str:
         if item.name == name:
             return env.get(item.env, item.default)
     raise KeyError(f"unknown setting {name!r}")
+
+
+def resolve_database_url(url: str, instance_path: str) -> str:
+    """The database URL: ``url`` as configured or, when it is empty, SQLite in the
+    instance folder — so ``HEDDLE_INSTANCE_PATH=/srv/x`` alone keeps the database in
+    ``/srv/x``. The app and the CLI both resolve it here, so they open the same file.
+
+    >>> resolve_database_url("", "instance")
+    'sqlite:///instance/heddle.db'
+    >>> resolve_database_url("", "/srv/heddle")
+    'sqlite:////srv/heddle/heddle.db'
+    """
+    if url.strip():
+        return url.strip()
+    return "sqlite:///" + (Path(instance_path) / "heddle.db").as_posix()
+
+
+def database_url(environ: Mapping[str, str] | None = None) -> str:
+    """The configured database URL (see :func:`resolve_database_url`)."""
+    return resolve_database_url(setting("DATABASE_URL", environ), setting("INSTANCE_PATH", environ))
 
 
 def package_paths(environ: Mapping[str, str] | None = None) -> list[Path]:
