@@ -24,6 +24,9 @@ Builder = Callable[[Field], "fields.Field[Any]"]
 _PHONE = re.compile(r"^[0-9+()\-./ x#*]{3,40}$")
 MAX_ID = 2**63 - 1  # 64-bit id columns
 MAX_INT = 2**31 - 1  # 32-bit integer columns
+#: Digits a decimal keeps exactly on SQLite, which stores NUMERIC columns as doubles: 15
+#: digits in all, the field's decimal places included, read back exactly at its scale.
+DOUBLE_DIGITS = 15
 
 
 class _String(fields.String):
@@ -74,12 +77,20 @@ def _range(field: Field, cast: Callable[[Any], Any]) -> list[validate.Validator]
 
 
 class _Decimal(fields.Decimal):
-    """A decimal with at most ``scale`` places: 10.005 is refused for money, not rounded."""
+    """A decimal with at most ``scale`` places: 10.005 is refused for money, not rounded.
 
-    def __init__(self, scale: int, precision: int = 38, **kwargs: Any) -> None:
+    ``exact`` is how many digits in all the database stores exactly when fewer than the
+    field's ``precision`` (SQLite's doubles: :data:`DOUBLE_DIGITS`); larger values are
+    refused rather than silently rounded (1234567890123456.78 would read back as …56.75).
+    """
+
+    def __init__(
+        self, scale: int, precision: int = 38, *, exact: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(allow_nan=False, **kwargs)
         self.scale = scale
         self.digits = precision - scale
+        self.exact = exact if exact is not None and exact < precision else None
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Decimal:
         if isinstance(value, bool):
@@ -88,9 +99,25 @@ class _Decimal(fields.Decimal):
         exponent = number.as_tuple().exponent
         if isinstance(exponent, int) and -exponent > self.scale:
             raise ValidationError(f"At most {self.scale} decimal places.")
-        if abs(number) >= Decimal(10) ** self.digits:
+        size = number.copy_abs()  # exactly: abs() would round to the context's 28 digits
+        if size >= Decimal(10) ** self.digits:
             raise ValidationError(f"Too large: at most {self.digits} digits before the point.")
+        if self.exact is not None and size >= Decimal(10) ** (self.exact - self.scale):
+            raise ValidationError(_inexact_message(self.exact, self.scale))
         return number
+
+
+def _inexact_message(exact: int, scale: int) -> str:
+    before = exact - scale
+    bound = (
+        f"at most {before} digits before the point"
+        if before > 0
+        else f"less than {Decimal(10) ** before}"
+    )
+    return (
+        f"Too large for SQLite, which keeps decimals as doubles ({exact} digits exactly): "
+        f"{bound}. Use PostgreSQL for larger values."
+    )
 
 
 class _Integer(fields.Integer):
@@ -139,13 +166,18 @@ def _phone(field: Field) -> fields.Field[Any]:
     )
 
 
-def _number(field: Field) -> fields.Field[Any]:
+def _number(field: Field, exact: int | None = None) -> fields.Field[Any]:
     return _Decimal(
         field.scale if field.scale is not None else 2,
         field.precision or 18,
+        exact=exact,
         allow_none=True,
         validate=_range(field, _decimal),
     )
+
+
+def _double(field: Field) -> fields.Field[Any]:
+    return _number(field, exact=DOUBLE_DIGITS)
 
 
 def _id(field: Field) -> fields.Field[Any]:
@@ -179,6 +211,12 @@ FIELD_BUILDERS: Mapping[str, Builder] = {
     ),
 }
 
+#: Per database (dialect name), builders used instead of those of :data:`FIELD_BUILDERS`:
+#: values its columns would not store exactly are refused there.
+DIALECT_BUILDERS: Mapping[str, Mapping[str, Builder]] = {
+    "sqlite": {"decimal": _double, "money": _double, "percent": _double},
+}
+
 #: Columns a client may set besides the entity's own fields.
 OWNERSHIP = ("owner_id", "team_id")
 
@@ -189,11 +227,13 @@ def writable(field: Field) -> bool:
 
 
 @cache
-def input_schema(model: Model, entity_name: str) -> Schema:
-    """The marshmallow schema for one entity's input (cached per Model version)."""
+def input_schema(model: Model, entity_name: str, dialect: str) -> Schema:
+    """The marshmallow schema for one entity's input on one database (``sqlite``,
+    ``postgresql``), cached per Model version."""
     entity: Entity = model.entity(entity_name)
+    builders = {**FIELD_BUILDERS, **DIALECT_BUILDERS.get(dialect, {})}
     declared: dict[str, fields.Field[Any]] = {
-        name: FIELD_BUILDERS[field.type](field)
+        name: builders[field.type](field)
         for name, field in entity.fields.items()
         if writable(field)
     }

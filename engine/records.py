@@ -441,7 +441,7 @@ class Records:
             else:
                 plain[name] = value
         try:
-            values = input_schema(self.model, ent.name).load(plain, partial=partial)
+            values = input_schema(self.model, ent.name, self.dialect).load(plain, partial=partial)
         except InputError as exc:
             for name, messages in _messages(exc.messages).items():
                 for message in messages:
@@ -544,11 +544,7 @@ class Records:
         changed: set[str] | None,
     ) -> None:
         table = self.schema.table(ent.name)
-        groups: list[tuple[str, ...]] = [
-            (f.name,) for f in ent.fields.values() if f.unique and stored(f)
-        ]
-        groups += [index.fields for index in ent.indexes if index.unique]
-        for names in groups:
+        for names in _unique_groups(ent):
             if changed is not None and not set(names) & changed:
                 continue
             if any(_empty(record.get(n)) for n in names) or any(n in errors for n in names):
@@ -563,6 +559,45 @@ class Records:
                     else f"This combination of {', '.join(names)} already exists."
                 )
                 _add(errors, names[0], message)
+
+    def _unique_write(
+        self,
+        conn: sa.Connection,
+        ent: Entity,
+        record: Mapping[str, Any],
+        record_id: int | None,
+        written: set[str] | None,
+        write: Callable[[], T],
+    ) -> T:
+        """Run ``write`` (the INSERT or UPDATE of ``record``) so that a unique constraint
+        broken under a race becomes the field error :meth:`_check_unique` gives.
+
+        The check before the write cannot see a rival transaction that commits the same
+        value between the check and the write; the database's constraint then refuses the
+        write, and the check runs again to name the field (the database's error text is
+        never parsed). A refusal the check cannot explain (a foreign key whose target was
+        just deleted, say) propagates unchanged.
+
+        The transaction stays usable after the refusal: PostgreSQL would abort all of it,
+        so the write runs in a SAVEPOINT there (only when it sets a unique field, to spare
+        most writes the round trips); SQLite undoes just the refused statement by itself.
+        """
+        groups = _unique_groups(ent)
+        if written is not None:
+            groups = [names for names in groups if set(names) & written]
+        if not any(all(not _empty(record.get(n)) for n in names) for names in groups):
+            return write()
+        try:
+            if self.dialect == "sqlite":
+                return write()
+            with conn.begin_nested():
+                return write()
+        except sa.exc.IntegrityError:
+            errors: Errors = {}
+            self._check_unique(conn, ent, record, record_id, errors, written)
+            if errors:
+                raise ValidationFailed(f"the {ent.name} is not valid", errors) from None
+            raise
 
     # writing ------------------------------------------------------------------------------
 
@@ -598,7 +633,10 @@ class Records:
             version=1,
         )
         table = self.schema.table(ent.name)
-        record_id = conn.execute(table.insert().values(row).returning(table.c.id)).scalar_one()
+        insert = table.insert().values(row).returning(table.c.id)
+        record_id = self._unique_write(
+            conn, ent, values, None, None, lambda: conn.execute(insert).scalar_one()
+        )
         self._write_children(conn, actor, ent, record_id, children, trusted, replace=False)
         stored_row = self._row(conn, ent, record_id)
         self.computer.refresh_rollups(conn, ent, [None], [stored_row])
@@ -654,7 +692,7 @@ class Records:
             return self._read(conn, actor, ent, record_id, children=True)
         table = self.schema.table(ent.name)
         new_version = before["version"] + 1
-        done = conn.execute(
+        update = (
             table.update()
             .where(table.c.id == record_id, table.c.version == before["version"])
             .values(
@@ -664,7 +702,10 @@ class Records:
                 version=new_version,
             )
         )
-        if done.rowcount != 1:  # pragma: no cover - the row is locked (PostgreSQL) or the
+        done = self._unique_write(
+            conn, ent, record, record_id, set(updates), lambda: conn.execute(update).rowcount
+        )
+        if done != 1:  # pragma: no cover - the row is locked (PostgreSQL) or the
             raise StaleVersion(f"the {ent.name} was changed by someone else")  # write lock held
         self._write_children(conn, actor, ent, record_id, children, trusted, replace=True)
         after = self._row(conn, ent, record_id)
@@ -827,6 +868,14 @@ class Records:
         start, end = text.find("{seq"), text.find("}", text.find("{seq"))
         spec = text[start + 4 : end].lstrip(":")
         return text[:start] + format(number, spec or "d") + text[end + 1 :]
+
+
+def _unique_groups(ent: Entity) -> list[tuple[str, ...]]:
+    """The fields, alone or together, whose values must be unique among ``ent``'s records."""
+    groups: list[tuple[str, ...]] = [
+        (f.name,) for f in ent.fields.values() if f.unique and stored(f)
+    ]
+    return groups + [index.fields for index in ent.indexes if index.unique]
 
 
 def _messages(messages: Any, prefix: str = "") -> Errors:
