@@ -8,17 +8,14 @@ Configuration: every setting of :mod:`heddle.settings` at its default, then the
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import secrets
 from collections.abc import Mapping
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app, jsonify
-from flask.json.provider import DefaultJSONProvider
 from flask.typing import ResponseReturnValue
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
@@ -26,6 +23,7 @@ from flask_wtf.csrf import CSRFProtect
 from engine.tables import HISTORY_TABLE
 
 from . import logs
+from .jsonio import JSONProvider
 from .ratelimit import LoginLimit
 from .runtime import Runtime
 from .settings import SETTINGS, resolve_database_url
@@ -34,21 +32,6 @@ log = logging.getLogger("heddle.app")
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
-
-
-class JSONProvider(DefaultJSONProvider):
-    """Decimals as exact strings ("1000.00"), dates and times in ISO 8601."""
-
-    sort_keys = False
-    ensure_ascii = False
-
-    @staticmethod
-    def default(o: Any) -> Any:
-        if isinstance(o, Decimal):
-            return format(o, "f")  # never scientific notation: 0E-8 is "0.00000000"
-        if isinstance(o, dt.datetime | dt.date):
-            return o.isoformat()
-        return DefaultJSONProvider.default(o)
 
 
 def _settings(config: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -57,7 +57,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "LOGIN_LIMIT",
         "10 per minute",
-        "How many login attempts one client may make (Flask-Limiter syntax).",
+        "How many login attempts one client address may make (e.g. 10 per minute).",
     ),
     Setting(
         "MODEL_CHECK_SECONDS",

@@ -1,0 +1,67 @@
+"""JSON out: how every API response is written.
+
+Decimals are exact strings in plain notation (``"1000.00"``, never ``"1E+3"``), dates and
+times ISO 8601, text as UTF-8 rather than ``\\u`` escapes. Responses are encoded with
+orjson, several times faster than the standard library on a page of records (about a
+tenth of a fifty-row list's time went to ``json.dumps`` and its ``default`` hook); what
+orjson refuses — an integer beyond 64 bits from a formula, a key that is not a string —
+falls back to the standard library, so the output is the same either way.
+
+>>> dumps({"amount": Decimal("0E-8"), "on": dt.date(2026, 12, 1), "name": "顧客"})
+'{"amount":"0.00000000","on":"2026-12-01","name":"顧客"}'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from flask import Response
+from flask.json.provider import DefaultJSONProvider
+
+__all__ = ["JSONProvider", "dumps"]
+
+
+def default(value: Any) -> Any:
+    """What JSON cannot say by itself: decimals and, for the standard library, dates."""
+    if isinstance(value, Decimal):
+        return format(value, "f")  # never scientific notation: 0E-8 is "0.00000000"
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    return DefaultJSONProvider.default(value)
+
+
+def dumps_bytes(value: Any, *, indent: bool = False) -> bytes:
+    try:
+        return orjson.dumps(value, default=default, option=orjson.OPT_INDENT_2 if indent else 0)
+    except TypeError:  # orjson.JSONEncodeError: beyond what orjson writes; the slow path
+        text = json.dumps(
+            value,
+            default=default,
+            ensure_ascii=False,
+            indent=2 if indent else None,
+            separators=None if indent else (",", ":"),
+        )
+        return text.encode("utf-8")
+
+
+def dumps(value: Any) -> str:
+    return dumps_bytes(value).decode("utf-8")
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON provider, writing with :func:`dumps_bytes` (reading is Flask's own)."""
+
+    sort_keys = False
+    ensure_ascii = False
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return dumps_bytes(obj, indent=bool(kwargs.get("indent"))).decode("utf-8")
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        obj = self._prepare_response_obj(args, kwargs)
+        indent = self.compact is False or (self.compact is None and self._app.debug)
+        return Response(dumps_bytes(obj, indent=indent) + b"\n", mimetype=self.mimetype)
