@@ -449,7 +449,9 @@ class Records:
             values = dict(exc.valid_data or {})  # so the other fields are checked too
         return dict(values), children, errors
 
-    def _defaults(self, ent: Entity, values: dict[str, Any], actor: Actor) -> None:
+    def _defaults(
+        self, conn: sa.Connection, ent: Entity, values: dict[str, Any], actor: Actor
+    ) -> None:
         context = actor.context()
         for field in ent.fields.values():
             if field.name in values or not stored(field) or field.computed:
@@ -459,8 +461,20 @@ class Records:
             elif field.default is not None:
                 values[field.name] = _coerce_default(field, field.default)
         if ent.ownable:
-            values.setdefault("owner_id", actor.user_id)
-            values.setdefault("team_id", actor.team_id)
+            owner = values.setdefault("owner_id", actor.user_id)
+            if "team_id" not in values:
+                values["team_id"] = (
+                    actor.team_id if owner == actor.user_id else self._team_of(conn, owner)
+                )
+
+    def _team_of(self, conn: sa.Connection, user_id: Any) -> int | None:
+        """A user's team: a record given to someone belongs to their team, not the giver's
+        (an unknown user has none; the owner check reports the user)."""
+        if not isinstance(user_id, int):
+            return None
+        users = self.schema.metadata.tables[USER_TABLE]
+        team: int | None = conn.scalar(sa.select(users.c.team_id).where(users.c.id == user_id))
+        return team
 
     # checks -------------------------------------------------------------------------------
 
@@ -614,7 +628,7 @@ class Records:
         values, children, errors = self._input(ent, data, partial=False, trusted=trusted)
         if parent is not None:
             values[parent[0]] = parent[1]
-        self._defaults(ent, values, actor)
+        self._defaults(conn, ent, values, actor)
         event = RecordEvent("before_create", ent.name, actor, conn, self, None, values)
         self.events.emit(event)
         counts = {name: len(rows) for name, rows in children.items()}
@@ -665,6 +679,9 @@ class Records:
                 details={"current_version": before["version"]},
             )
         values, children, errors = self._input(ent, data, partial=True, trusted=trusted)
+        handed_over = "owner_id" in values and values["owner_id"] != before.get("owner_id")
+        if ent.ownable and handed_over and "team_id" not in values:
+            values["team_id"] = self._team_of(conn, values["owner_id"])  # the new owner's team
         record = {**before, **values}
         event = RecordEvent(
             "before_update",

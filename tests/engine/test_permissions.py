@@ -136,6 +136,23 @@ def test_reps_see_and_change_only_their_own(records: Records) -> None:
     assert records.get(ADMIN, "account", mine["id"])["owner_id"] == 1  # nothing changed
 
 
+def test_a_record_belongs_to_its_owners_team(records: Records) -> None:
+    given = records.create(ADMIN, "account", {"name": "For Ann", "owner_id": 1})
+    assert given["team_id"] == 2  # Ann's team, not the giver's (root has none)
+    handed = records.update(ADMIN, "account", given["id"], {"owner_id": 2}, version=1)
+    assert handed["team_id"] == 3  # handed over to Bob: Bob's team
+    kept = records.update(ADMIN, "account", given["id"], {"name": "Renamed"}, version=2)
+    assert kept["team_id"] == 3
+    chosen = records.create(ADMIN, "account", {"name": "X", "owner_id": 1, "team_id": 1})
+    assert chosen["team_id"] == 1  # a team sent is kept
+    nobody = records.create(ADMIN, "account", {"name": "Y", "owner_id": 4})
+    assert nobody["team_id"] is None  # Vic has no team
+    # a manager (create: team, East) may not place a record in West by giving it to Bob
+    with pytest.raises(ValidationFailed) as caught:
+        records.create(MIA, "account", {"name": "Z", "owner_id": 2})
+    assert caught.value.fields == {"owner_id": ["Outside what you may manage (team)."]}
+
+
 def test_hidden_and_read_only_fields(records: Records) -> None:
     with pytest.raises(ValidationFailed) as caught:
         records.create(ANN, "account", {"name": "A", "cost": "10", "rating": 5})
