@@ -366,9 +366,10 @@ class Records:
         return query
 
     def _visible(self, actor: Actor, ent: Entity, record: dict[str, Any]) -> dict[str, Any]:
-        """The record without the fields hidden from the actor (children too)."""
+        """The record without the fields hidden from the actor (children too). ``record``
+        is the service's own (never a caller's): with nothing hidden it is returned as is."""
         hidden = self.permissions.grant(actor, ent, "read").hidden
-        visible = {k: v for k, v in record.items() if k not in hidden}
+        visible = {k: v for k, v in record.items() if k not in hidden} if hidden else record
         for field in ent.fields_of_type("children"):
             if isinstance(visible.get(field.name), list):
                 child = self.model.entity(field.children or "")
