@@ -936,6 +936,23 @@ def test_postgresql_estimates_come_from_the_planner(db_engine: Engine, schema: S
     assert page.count_estimated is True
     assert 800 <= page.count <= 1000
 
+    # the EXPLAIN is compiled once per query shape, like every other statement
+    explains: list[tuple[str, Any]] = []
+
+    @sa.event.listens_for(db_engine, "before_cursor_execute")
+    def seen(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: Any) -> None:
+        if statement.startswith("EXPLAIN"):
+            explains.append((statement, context.cache_hit))
+
+    try:
+        for grade in ("a", "b", "a"):
+            again = _list(db_engine, schema, "account", {"grade": grade}, exact_count_up_to=10)
+            assert again.count_estimated is True
+    finally:
+        sa.event.remove(db_engine, "before_cursor_execute", seen)
+    assert len(explains) == 3 and len({text for text, _ in explains}) == 1
+    assert [hit.name for _, hit in explains[1:]] == ["CACHE_HIT", "CACHE_HIT"]
+
 
 # --- queries built in code -----------------------------------------------------------------------------------
 
