@@ -140,6 +140,20 @@ def test_sessions_need_the_csrf_token_to_write(
     assert client.get("/api/v1/records/account").status_code == 401
 
 
+def test_token_requests_carry_no_session(
+    app: Flask, client: FlaskClient, token: Headers, password: str
+) -> None:
+    response = client.get("/api/v1/records/account", headers=token("ann"))
+    assert response.status_code == 200 and "Set-Cookie" not in response.headers
+    assert client.get_cookie(app.config["SESSION_COOKIE_NAME"]) is None
+    # a forged or stale session cookie is no session at all
+    client.set_cookie(app.config["SESSION_COOKIE_NAME"], "not-signed")
+    assert client.get("/api/v1/records/account").status_code == 401
+    login = client.post("/api/v1/auth/session", json={"username": "ann", "password": password})
+    assert login.status_code == 200 and client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    assert client.get("/api/v1/records/account").status_code == 200
+
+
 def _make(client: FlaskClient, h: dict[str, str]) -> dict[str, Any]:
     response = client.post("/api/v1/records/account", headers=h, json={"name": "Base"})
     assert response.status_code == 201
