@@ -57,7 +57,12 @@ permissions:
 kind: role
 name: manager
 permissions:
-  account: {read: team_and_below, create: team, update: team_and_below, delete: team}
+  account:
+    read: team_and_below
+    create: team
+    update: team_and_below
+    delete: team
+    fields: {rating: readonly}
   note: {read: all, update: team}
 ---
 kind: role
@@ -77,6 +82,7 @@ PEOPLE = [
     ("ann", ["rep"], "East-North", "mia"),
     ("bob", ["rep"], "West", None),
     ("vic", ["viewer"], None, None),
+    ("cal", ["rep"], "East", "mia"),  # last, so the others keep their ids
 ]
 
 
