@@ -90,3 +90,12 @@ def test_decimals_are_never_written_in_scientific_notation(app: Flask) -> None:
     with app.app_context():
         text = app.json.dumps({"a": Decimal("0E-8"), "b": Decimal("1E+3"), "c": Decimal("-12.50")})
     assert json.loads(text) == {"a": "0.00000000", "b": "1000", "c": "-12.50"}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/token", "/api/v1/auth/session"])
+@pytest.mark.parametrize("username", ["\x00root", "ro\x00ot", "root\x00"])
+def test_a_nul_in_a_username_is_no_such_user(
+    client: FlaskClient, error_of: ErrorOf, password: str, path: str, username: str
+) -> None:
+    answer = client.post(path, json={"username": username, "password": password})
+    assert answer.status_code == 401 and error_of(answer)["code"] == "unauthorized"
