@@ -298,6 +298,46 @@ def test_events_run_in_the_transaction(records: Records, ann: Actor) -> None:
     assert records.get(ann, "account", account["id"])["version"] == 2
 
 
+def test_every_event_with_what_it_carries(records: Records, ann: Actor) -> None:
+    seen: list[tuple[Any, ...]] = []
+
+    def log(event: RecordEvent) -> None:
+        previous = None if event.previous is None else event.previous.get("name")
+        seen.append((event.action, event.entity, event.record_id is not None,
+                     event.values.get("name"), previous, event.changed, event.actor))  # fmt: skip
+
+    for action in ("before_create", "after_create", "before_update", "after_update",
+                   "before_delete", "after_delete"):  # fmt: skip
+        records.events.subscribe(action, log, "account")
+
+    @records.events.on("after_create", "account")
+    def first_contact(event: RecordEvent) -> None:
+        # writes made by a handler share the change's transaction
+        records.create(event.actor, "contact", {"name": "Reception", "account": event.record_id},
+                       conn=event.conn)  # fmt: skip
+
+    account = make_account(records, ann, name="Acme")
+    records.update(ann, "account", account["id"], {"name": "Acme Ltd"}, version=1)
+    records.delete(ann, "account", account["id"], version=2)
+    assert seen == [
+        ("before_create", "account", False, "Acme", None, frozenset(), ann),
+        ("after_create", "account", True, "Acme", None, frozenset(), ann),
+        ("before_update", "account", True, "Acme Ltd", "Acme", frozenset({"name"}), ann),
+        ("after_update", "account", True, "Acme Ltd", "Acme", frozenset({"name"}), ann),
+        ("before_delete", "account", True, "Acme Ltd", "Acme Ltd", frozenset(), ann),
+        ("after_delete", "account", True, "Acme Ltd", "Acme Ltd", frozenset(), ann),
+    ]
+    assert count_rows(records.engine, records.schema.table("contact")) == 0  # cascaded
+
+    @records.events.on("after_create", "contact")
+    def refuse(event: RecordEvent) -> None:
+        raise Restricted("no contacts today")
+
+    with pytest.raises(Restricted):
+        make_account(records, ann, name="Rolled back")  # its handler's contact is refused
+    assert count_rows(records.engine, records.schema.table("account")) == 0
+
+
 def test_one_transaction_for_several_calls_rolls_back_together(
     records: Records, ann: Actor
 ) -> None:
