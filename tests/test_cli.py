@@ -190,3 +190,14 @@ def test_team_hierarchy(runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_
         rows = dict(conn.execute(sa.text("SELECT name, parent_id FROM heddle_team")).all())
     engine.dispose()
     assert rows == {"East": None, "East-North": 1}
+
+
+def test_serve_names_a_bad_setting_without_a_traceback(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEDDLE_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("HEDDLE_MODEL_CHECK_SECONDS", "soon")
+    result = runner.invoke(main, ["serve", "--port", "0"])
+    assert result.exit_code == 1
+    assert "HEDDLE_MODEL_CHECK_SECONDS must be a number of seconds" in result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, ValueError)

@@ -257,6 +257,8 @@ def serve(host: str, port: int) -> None:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         sys.exit(1)
+    except ValueError as exc:  # a setting that is not what it must be, named in the message
+        raise click.ClickException(str(exc)) from None
     click.echo(f"Heddle on http://{host}:{port}/  (API: /api/v1, docs: /api/v1/docs)")
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 
