@@ -9,6 +9,7 @@ Configuration: every setting of :mod:`heddle.settings` at its default, then the
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -63,9 +64,13 @@ def _secret(instance: Path, configured: str) -> str:
     if configured:
         return configured
     path = instance / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_hex(32), encoding="utf-8")
-        path.chmod(0o600)
+    try:  # created readable by its owner only, never for a moment by anyone else
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(secrets.token_hex(32))
     return path.read_text(encoding="utf-8").strip()
 
 
@@ -84,6 +89,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     logs.configure(str(settings["LOG_LEVEL"]), str(settings["LOG_FORMAT"]))
+    if not settings["SECRET_KEY"] and not str(app.config["DATABASE_URL"]).startswith("sqlite"):
+        log.warning(
+            "HEDDLE_SECRET_KEY is not set: sessions are signed with a key kept in %s, "
+            "which processes on other machines do not share; set one secret for all of them",
+            instance / "secret_key",
+        )
 
     runtime = Runtime(app.config)  # invalid definitions stop the start, with their errors
     app.extensions["heddle"] = runtime
