@@ -201,3 +201,44 @@ def test_serve_names_a_bad_setting_without_a_traceback(
     assert result.exit_code == 1
     assert "HEDDLE_MODEL_CHECK_SECONDS must be a number of seconds" in result.output
     assert "Traceback" not in result.output and not isinstance(result.exception, ValueError)
+
+
+def test_tokens_for_a_service_account(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _env(monkeypatch, tmp_path)
+    assert runner.invoke(main, ["migrate"]).exit_code == 0
+    made = ["user", "create", "erp", "--password", "long-enough", "--role", "viewer"]
+    assert runner.invoke(main, made).exit_code == 0
+    issued = runner.invoke(main, ["token", "create", "erp", "--days", "30", "--name", "ERP sync"])
+    assert issued.exit_code == 0, issued.output
+    value = issued.stdout.strip()
+    assert value.startswith("hdl_") and "\n" not in value  # the token alone on stdout
+    assert "token for erp, valid until" in issued.stderr
+
+    from heddle.app import create_app
+
+    app = create_app({"TOKEN_CACHE_SECONDS": 0})
+    try:
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {value}"}
+        assert client.get("/api/v1/meta/entities", headers=headers).status_code == 200
+
+        listed = runner.invoke(main, ["token", "list"])
+        assert listed.exit_code == 0
+        header, line = listed.output.splitlines()
+        assert header.split() == ["id", "user", "name", "created", "expires", "last", "used", "status"]
+        assert line.split()[:4] == ["1", "erp", "ERP", "sync"] and line.endswith("active")
+        assert runner.invoke(main, ["token", "list", "nobody"]).output.count("\n") == 1
+
+        revoked = runner.invoke(main, ["token", "revoke", "1"])
+        assert revoked.exit_code == 0 and revoked.output == "revoked token 1\n"
+        assert client.get("/api/v1/meta/entities", headers=headers).status_code == 401
+        assert runner.invoke(main, ["token", "list", "erp"]).output.rstrip().endswith("revoked")
+        again = runner.invoke(main, ["token", "revoke", "1", "7"])
+        assert again.exit_code == 1 and "no active token with id 1, 7" in again.stderr
+    finally:
+        app.extensions["heddle"].engine.dispose()
+    nobody = runner.invoke(main, ["token", "create", "nobody"])
+    assert nobody.exit_code == 1 and "no active user 'nobody'" in nobody.stderr
+    assert "Traceback" not in nobody.output

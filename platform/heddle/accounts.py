@@ -301,6 +301,32 @@ class Accounts:
             self.cache.put(digest, user)
         return user
 
+    def tokens_of(self, conn: sa.Connection, username: str | None = None) -> list[TokenInfo]:
+        """The tokens issued (to ``username``, or to anyone), oldest first."""
+        t, u = self.tokens, self.users
+        query = (
+            sa.select(
+                t.c.id, u.c.username, t.c.name, t.c.created_at, t.c.expires_at,
+                t.c.last_used_at, t.c.revoked_at,
+            )
+            .join(u, u.c.id == t.c.user_id)
+            .order_by(t.c.id)
+        )  # fmt: skip
+        if username is not None:
+            query = query.where(u.c.username == username)
+        return [TokenInfo(**row._mapping) for row in conn.execute(query)]
+
+    def revoke_token_id(self, conn: sa.Connection, token_id: int) -> bool:
+        """Revoke a token by its id (``heddle token list``); False if none is active."""
+        self.cache.clear()
+        t = self.tokens
+        done = conn.execute(
+            t.update()
+            .where(t.c.id == token_id, t.c.revoked_at.is_(None))
+            .values(revoked_at=dt.datetime.now(dt.UTC))
+        )
+        return done.rowcount == 1
+
     def revoke_token(self, conn: sa.Connection, token: str) -> bool:
         self.cache.clear()
         t = self.tokens
@@ -310,6 +336,26 @@ class Accounts:
             .values(revoked_at=dt.datetime.now(dt.UTC))
         )
         return done.rowcount == 1
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What is known of an issued token (never the token itself: only its hash is kept)."""
+
+    id: int
+    username: str
+    name: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+    def status(self, now: dt.datetime) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
 
 
 def _digest(token: str) -> str:

@@ -6,6 +6,7 @@ lines and exit non-zero; a traceback would be a bug.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from metamodel import DefinitionError, Model, load_packages, schema_json
 
 from . import __version__
 from .accounts import AccountError, Accounts
-from .settings import SETTINGS, database_url, package_paths
+from .settings import SETTINGS, database_url, package_paths, setting
 
 
 def _load(paths: tuple[Path, ...]) -> Model:
@@ -242,6 +243,78 @@ def team_create(name: str, parent: str | None) -> None:
             sys.exit(1)
     where = f" under {parent}" if parent else ""
     click.echo(f"team {name} (id {team_id}){where}")
+
+
+@main.group()
+def token() -> None:
+    """Manage API tokens: for integrations and service accounts, without a password."""
+
+
+@token.command("create")
+@click.argument("username")
+@click.option(
+    "--days",
+    type=click.IntRange(1, 3650),
+    default=lambda: int(setting("TOKEN_DAYS")),
+    show_default="HEDDLE_TOKEN_DAYS",
+    help="How many days the token is valid.",
+)
+@click.option("--name", default="", help="What the token is for (shown by token list).")
+def token_create(username: str, days: int, name: str) -> None:
+    """Issue a token for a user; the token alone goes to standard output, shown only now:
+
+    TOKEN=$(heddle token create erp-sync --name "ERP nightly sync")
+    """
+    accounts = Accounts(build_schema(_load(())))
+    with _database() as engine, engine.begin() as conn:
+        user = accounts.by_username(conn, username)
+        if user is None or not user.active:
+            click.echo(f"cannot issue a token: no active user {username!r}", err=True)
+            sys.exit(1)
+        value, expires = accounts.issue_token(conn, user, days=days, name=name)
+    click.echo(value)
+    click.echo(f"token for {username}, valid until {expires:%Y-%m-%d %H:%M} UTC", err=True)
+
+
+@token.command("list")
+@click.argument("username", required=False)
+def token_list(username: str | None) -> None:
+    """The tokens issued (to USERNAME, or to everyone): id, user, name, dates, status."""
+    accounts = Accounts(build_schema(_load(())))
+    with _database() as engine, engine.connect() as conn:
+        tokens = accounts.tokens_of(conn, username)
+    now = dt.datetime.now(dt.UTC)
+
+    def day(moment: dt.datetime | None) -> str:
+        return "-" if moment is None else f"{moment:%Y-%m-%d}"
+
+    rows = [("id", "user", "name", "created", "expires", "last used", "status")]
+    rows += [
+        (str(t.id), t.username, t.name or "-", day(t.created_at), day(t.expires_at),
+         day(t.last_used_at), t.status(now))
+        for t in tokens
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        click.echo("  ".join(cells).rstrip())
+
+
+@token.command("revoke")
+@click.argument("token_ids", metavar="ID...", nargs=-1, required=True, type=int)
+def token_revoke(token_ids: tuple[int, ...]) -> None:
+    """Revoke tokens by their ids (from token list). Other processes stop accepting them
+    within HEDDLE_TOKEN_CACHE_SECONDS."""
+    accounts = Accounts(build_schema(_load(())))
+    with _database() as engine, engine.begin() as conn:
+        missing = [n for n in token_ids if not accounts.revoke_token_id(conn, n)]
+    for n in token_ids:
+        if n not in missing:
+            click.echo(f"revoked token {n}")
+    if missing:
+        listed = ", ".join(map(str, missing))
+        click.echo(f"no active token with id {listed} (see: heddle token list)", err=True)
+        sys.exit(1)
 
 
 @main.command()
