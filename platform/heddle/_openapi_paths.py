@@ -272,6 +272,24 @@ def entity_tag(entity: Entity) -> JSONSchema:
     return tag
 
 
+def _write(
+    operation_id: str,
+    summary: str,
+    tag: str,
+    body: JSONSchema,
+    success: tuple[str, JSONSchema],
+    errors: Mapping[str, Any],
+) -> dict[str, Any]:
+    """An operation that takes a record as its JSON body (create, update)."""
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "tags": [tag],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "responses": {success[0]: success[1], **errors},
+    }
+
+
 def entity_paths(
     spec: APISpec, entity: Entity, base: str, actions: frozenset[str], hidden: frozenset[str]
 ) -> None:
@@ -300,19 +318,11 @@ def entity_paths(
         }
     }
     if "create" in actions:
-        collection["post"] = {
-            "operationId": f"create_{name}",
-            "summary": f"Create a {label}",
-            "tags": [name],
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": ref(base + "Input")}},
-            },
-            "responses": {
-                "201": response(_data(ref(base)), f"The new {label}, as stored."),
-                **error_responses(400, 401, 403, 413, 422),
-            },
-        }
+        collection["post"] = _write(
+            f"create_{name}", f"Create a {label}", name, ref(base + "Input"),
+            ("201", response(_data(ref(base)), f"The new {label}, as stored.")),
+            error_responses(400, 401, 403, 413, 422),
+        )  # fmt: skip
     spec.path(path=f"/records/{name}", operations=collection)
 
     item: dict[str, Any] = {
@@ -325,19 +335,11 @@ def entity_paths(
         }
     }
     if "update" in actions:
-        item["patch"] = {
-            "operationId": f"update_{name}",
-            "summary": f"Change a {label}",
-            "tags": [name],
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": ref(base + "Patch")}},
-            },
-            "responses": {
-                "200": response(_data(ref(base)), f"The {label}, changed."),
-                **error_responses(400, 401, 403, 404, 409, 413, 422),
-            },
-        }
+        item["patch"] = _write(
+            f"update_{name}", f"Change a {label}", name, ref(base + "Patch"),
+            ("200", response(_data(ref(base)), f"The {label}, changed.")),
+            error_responses(400, 401, 403, 404, 409, 413, 422),
+        )  # fmt: skip
     if "delete" in actions:
         item["delete"] = {
             "operationId": f"delete_{name}",
