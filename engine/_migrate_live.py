@@ -16,8 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
 from ._migrate_checks import ColumnType, describe
+from ._search_sqlite import is_search_table
 
-#: Tables the planner never looks at: SQLite's own, Alembic's leftovers.
+#: Tables the planner never looks at: SQLite's own, Alembic's leftovers (and SQLite's
+#: search tables, which engine.query keeps after every migration: is_search_table).
 IGNORED_PREFIXES = ("sqlite_", "_alembic_tmp_")
 
 
@@ -71,7 +73,12 @@ def ondelete(value: str | None) -> str:
 def reflect(conn: Connection) -> dict[str, LiveTable]:
     """Every table of the connection's default schema."""
     inspector = sa.inspect(conn)
-    names = [n for n in inspector.get_table_names() if not n.startswith(IGNORED_PREFIXES)]
+    sqlite = conn.dialect.name == "sqlite"
+    names = [
+        n
+        for n in inspector.get_table_names()
+        if not n.startswith(IGNORED_PREFIXES) and not (sqlite and is_search_table(n))
+    ]
     if not names:
         return {}
     dialect = conn.dialect

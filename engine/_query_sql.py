@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from metamodel.expressions import Context
 
 from ._query_values import QueryValueError, RelativeDate, Target, Walk, walk
+from ._search_sqlite import MIN_WORD, TextIndex
 from .tables import Schema, UTCDateTime
 
 Column = ColumnElement[Any]
@@ -205,22 +206,40 @@ def _text_match(column: Column, op: str, value: str, dialect: str) -> Condition:
     return sa.func.substr(column, 1, len(value)) == value
 
 
-def search_condition(columns: Sequence[Column], text: str, dialect: str) -> Condition:
-    """Every word of ``text`` appears, ignoring case, in at least one of ``columns``."""
+def search_condition(
+    columns: Sequence[sa.Column[Any]],
+    text: str,
+    dialect: str,
+    index: TextIndex | None = None,
+) -> Condition:
+    """Every word of ``text`` appears, ignoring case, in at least one of ``columns``.
+
+    With ``index`` (SQLite's FTS5 trigram table over these columns' table), the words of
+    three characters or more are looked up in it, all in one ``MATCH``; shorter words —
+    common in Chinese and Japanese (张三, 佐藤) — cannot be found by trigrams and stay
+    ``LIKE`` conditions.
+    """
     words = text.split()[:10]
     if not words:
         return sa.true()
-    return sa.and_(
-        *(
-            sa.or_(
-                *(
-                    _like(column, f"%{like_escape(word)}%", dialect, insensitive=True)
-                    for column in columns
-                )
+    names = [column.name for column in columns]
+    indexed: list[str] = []
+    if index is not None and columns and index.covers(names):
+        indexed = [word for word in words if len(word) >= MIN_WORD]
+    conditions = [
+        sa.or_(
+            *(
+                _like(column, f"%{like_escape(word)}%", dialect, insensitive=True)
+                for column in columns
             )
-            for word in words
         )
-    )
+        for word in words
+        if len(word) < MIN_WORD or not indexed
+    ]
+    if indexed:
+        assert index is not None
+        conditions.append(index.condition(columns[0].table.c.id, names, indexed))
+    return sa.and_(*conditions)
 
 
 # --- dates -----------------------------------------------------------------------------------

@@ -302,6 +302,10 @@ def migrate(
         result = _plan(conn, model)
         _refuse(result, allow_destructive)
         if result.empty:
+            if conn.dialect.name == "sqlite":
+                # A database migrated before Heddle made SQLite search tables gets them
+                # now; when they are there this only reads sqlite_master.
+                ensure_search_indexes(conn, schema_of(model))
             return result
         schema = schema_of(model)
         previous = _previous_model(conn, schema)
@@ -356,8 +360,9 @@ def _apply(conn: Connection, schema: Schema, result: Plan) -> None:
         action(op)
     if conn.dialect.name == "sqlite":
         _check_foreign_keys(conn, result)
-    else:
-        ensure_search_indexes(conn, schema)  # trigram indexes of search fields
+    # Trigram indexes (PostgreSQL) or FTS5 tables and their triggers (SQLite): a SQLite
+    # table rebuild or rename leaves them missing or stale, so they are checked every time.
+    ensure_search_indexes(conn, schema)
 
 
 def _record(conn: Connection, schema: Schema, model: Model, result: Plan, actor: str) -> None:

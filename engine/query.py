@@ -43,6 +43,7 @@ from metamodel.expressions import Context
 from metamodel.model import SortKey, parse_sort
 
 from . import _query_cursor as cursors
+from . import _search_sqlite as fts
 from ._query_sql import (
     Resolver,
     SortColumn,
@@ -454,7 +455,11 @@ def run(
     ent = _entity(schema.model, entity)
     today = actor.today or dt.datetime.now(dt.UTC).date()
     context = Context(user_id=actor.user_id, team_id=actor.team_id, today=today)
-    built = _build(schema, ent, query, conn.dialect.name, context, scope)
+    index = None
+    if query.search and conn.dialect.name == "sqlite":
+        tables = fts.usable(conn, schema.model.hash, lambda: _search_columns(schema))
+        index = tables.get(schema.table(ent.name).name)
+    built = _build(schema, ent, query, conn.dialect.name, context, scope, index)
     fetched = conn.execute(built.statement).mappings().all()
     more = len(fetched) > query.limit
     rows = [dict(row) for row in fetched[: query.limit]]
@@ -492,8 +497,10 @@ def _build(
     dialect: str,
     context: Context,
     scope: ColumnElement[bool] | None,
+    index: fts.TextIndex | None = None,
 ) -> _Built:
-    """The SQL for a page; every problem with the query is one :class:`BadRequest`."""
+    """The SQL for a page; every problem with the query is one :class:`BadRequest`.
+    ``index``: the entity's FTS5 table on SQLite, when search may use it."""
     model = schema.model
     table = schema.table(entity.name)
     resolver = Resolver(schema, entity.name, dialect, context)
@@ -512,7 +519,7 @@ def _build(
             _check_search(entity, query.search)
             names = _search_fields(entity) if query.search_in is None else query.search_in
             searched = [table.c[name] for name in names]
-            conditions.append(search_condition(searched, query.search, dialect))
+            conditions.append(search_condition(searched, query.search, dialect, index))
         except QueryValueError as exc:
             errors.add("q", str(exc))
     if query.where is not None:
@@ -721,13 +728,31 @@ def search_index_name(table: str, column: str) -> str:
     return f"{name[:50]}_{digest}_trgm"
 
 
-def ensure_search_indexes(conn: sa.Connection, schema: Schema) -> list[str]:
-    """Create ``pg_trgm`` and a trigram GIN index on every search field (PostgreSQL).
+def _search_columns(schema: Schema) -> dict[str, tuple[str, ...]]:
+    """Entity table → its search columns, for every entity that has some."""
+    found = {}
+    for entity in schema.model:
+        table = schema.table(entity.name)
+        columns = tuple(c for c in _search_fields(entity) if c in table.c)
+        if columns:
+            found[table.name] = columns
+    return found
 
-    Returns the names of the indexes that now exist; none when the extension cannot be
-    created (no privilege), in which case search still works as a plain ``ILIKE`` scan.
-    Idempotent; the migrator calls it after each migration. SQLite needs nothing.
+
+def ensure_search_indexes(conn: sa.Connection, schema: Schema) -> list[str]:
+    """Make the indexes that serve search; returns the names of those that now exist.
+
+    - PostgreSQL: ``pg_trgm`` and a trigram GIN index on every search field. None when
+      the extension cannot be created (no privilege): search is then a plain ``ILIKE`` scan.
+    - SQLite: per table with search fields, an FTS5 trigram table over them kept in step
+      by triggers (``engine._search_sqlite``), remade and rebuilt when the search fields,
+      the table's name or the table itself changed, dropped with its table or its last
+      search field. None without FTS5: search is then a plain ``LIKE`` scan.
+
+    Idempotent; the migrator calls it after each migration, in its transaction.
     """
+    if conn.dialect.name == "sqlite":
+        return fts.ensure(conn, _search_columns(schema))
     if conn.dialect.name != "postgresql":
         return []
     try:
@@ -737,15 +762,12 @@ def ensure_search_indexes(conn: sa.Connection, schema: Schema) -> list[str]:
         return []
     quote = conn.dialect.identifier_preparer.quote
     names = []
-    for entity in schema.model:
-        table = schema.table(entity.name)
-        for column in _search_fields(entity):
-            if column not in table.c:
-                continue
-            name = search_index_name(table.name, column)
+    for table_name, columns in _search_columns(schema).items():
+        for column in columns:
+            name = search_index_name(table_name, column)
             conn.execute(
                 sa.text(
-                    f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {quote(table.name)}"
+                    f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {quote(table_name)}"
                     f" USING gin ({quote(column)} gin_trgm_ops)"
                 )
             )
