@@ -621,6 +621,11 @@ def test_cursor_walk_equals_one_sorted_query(db_engine: Engine, schema: Schema) 
 
 
 def test_cursor_walk_with_filters_and_search(db_engine: Engine, schema: Schema) -> None:
+    _walk_filtered_search(db_engine, schema)
+
+
+def _walk_filtered_search(db_engine: Engine, schema: Schema) -> None:
+    """Walking a filtered, searched list page by page gives the one query's rows."""
     with db_engine.begin() as conn:
         _many(conn, schema, 100, 60)
     params = {"sort": "-revenue,name", "q": "acct", "grade__in": "a,b"}
@@ -779,12 +784,7 @@ def test_search_finds_the_same_through_the_search_indexes(
     assert expected_names[db_engine.dialect.name] in names
     for text, expected in SEARCHES.items():
         assert _ids(db_engine, schema, "account", {"q": text}) == expected, text
-    with db_engine.begin() as conn:
-        _many(conn, schema, 100, 60)
-    params = {"sort": "-revenue,name", "q": "acct", "grade__in": "a,b"}
-    whole = [r["id"] for r in _list(db_engine, schema, "account", {**params, "limit": "500"}).rows]
-    assert len(whole) == 30
-    assert _walk(db_engine, schema, "account", {**params, "limit": "4"}) == whole
+    _walk_filtered_search(db_engine, schema)
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite: test_search_sqlite
