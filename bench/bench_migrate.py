@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine import migrate, plan  # noqa: E402
-from engine.query import ensure_search_indexes  # noqa: E402
+from engine.search import ensure_search_indexes  # noqa: E402
 from engine.tables import build_schema  # noqa: E402
 from metamodel import Model, load_packages  # noqa: E402
 

@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from engine.context import Actor  # noqa: E402
 from engine.query import EXACT_COUNT_UP_TO as EXACT  # noqa: E402
-from engine.query import ensure_search_indexes, parse_params, run  # noqa: E402
+from engine.query import parse_params, run  # noqa: E402
+from engine.search import ensure_search_indexes  # noqa: E402
 from engine.tables import USER_TABLE, Schema, build_schema  # noqa: E402
 from metamodel import load_packages  # noqa: E402
 

@@ -1,25 +1,23 @@
-"""Input schemas: marshmallow schemas generated from the Model, built once per version.
+"""Coercing input: the marshmallow field of each built-in field type.
 
-Each field type has a small builder in :data:`FIELD_BUILDERS`. The schemas coerce and
-check what a client sends (types, lengths, patterns, ranges, options); rules that need
-the whole record — required, required_when, validations, references that must exist —
-are the record service's.
+Each builder makes the field that coerces and checks what a client sends for one field
+(types, lengths, patterns, ranges, options); :mod:`engine.fieldtypes` names the builder of
+each type, and :mod:`engine.inputs` assembles an entity's loader from them. Rules that
+need the whole record — required, required_when, validations, references that must
+exist — are the record service's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from functools import cache
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import ValidationError, fields, validate
 
-from metamodel import Entity, Field, Model
-
-Builder = Callable[[Field], "fields.Field[Any]"]
+from metamodel import Field
 
 _PHONE = re.compile(r"^[0-9+()\-./ x#*]{3,40}$")
 MAX_ID = 2**63 - 1  # 64-bit id columns
@@ -147,26 +145,33 @@ def _decimal(value: Any) -> Decimal:
         raise ValueError(value) from None
 
 
-def _string(field: Field) -> fields.Field[Any]:
+# --- builders, one per field type (see engine.fieldtypes) ---------------------------------
+
+
+def string(field: Field) -> fields.Field[Any]:
     return _String(allow_none=True, validate=_length(field))
 
 
-def _email(field: Field) -> fields.Field[Any]:
+def email(field: Field) -> fields.Field[Any]:
     return _Email(allow_none=True, validate=_length(field))
 
 
-def _url(field: Field) -> fields.Field[Any]:
+def url(field: Field) -> fields.Field[Any]:
     return _URL(allow_none=True, validate=_length(field))
 
 
-def _phone(field: Field) -> fields.Field[Any]:
+def phone(field: Field) -> fields.Field[Any]:
     return _String(
         allow_none=True,
         validate=[*_length(field), validate.Regexp(_PHONE, error="Not a valid phone number.")],
     )
 
 
-def _number(field: Field, exact: int | None = None) -> fields.Field[Any]:
+def integer(field: Field) -> fields.Field[Any]:
+    return _Integer(strict=False, allow_none=True, validate=_range(field, int))
+
+
+def number(field: Field, exact: int | None = None) -> fields.Field[Any]:
     return _Decimal(
         field.scale if field.scale is not None else 2,
         field.precision or 18,
@@ -176,68 +181,41 @@ def _number(field: Field, exact: int | None = None) -> fields.Field[Any]:
     )
 
 
-def _double(field: Field) -> fields.Field[Any]:
-    return _number(field, exact=DOUBLE_DIGITS)
+def double(field: Field) -> fields.Field[Any]:
+    """A decimal on SQLite, which keeps it as a double: refused where it would round."""
+    return number(field, exact=DOUBLE_DIGITS)
 
 
-def _id(field: Field) -> fields.Field[Any]:
+def boolean(field: Field) -> fields.Field[Any]:
+    return fields.Boolean(allow_none=True)
+
+
+def date(field: Field) -> fields.Field[Any]:
+    return fields.Date(allow_none=True, validate=_range(field, _date))
+
+
+def datetime(field: Field) -> fields.Field[Any]:
+    return _DateTime(default_timezone=dt.UTC, allow_none=True)
+
+
+def choice(field: Field) -> fields.Field[Any]:
+    return _String(allow_none=True, validate=validate.OneOf(field.choice_values))
+
+
+def multichoice(field: Field) -> fields.Field[Any]:
+    return fields.List(fields.String(validate=validate.OneOf(field.choice_values)), allow_none=True)
+
+
+def ids(field: Field) -> fields.Field[Any]:
     if field.multiple:
         return fields.List(_Integer(strict=True, limit=MAX_ID), allow_none=True)
     return _Integer(strict=True, allow_none=True, limit=MAX_ID)
 
 
-FIELD_BUILDERS: Mapping[str, Builder] = {
-    "string": _string,
-    "text": lambda f: _String(allow_none=True, validate=_length(f)),
-    "email": _email,
-    "phone": _phone,
-    "url": _url,
-    "integer": lambda f: _Integer(strict=False, allow_none=True, validate=_range(f, int)),
-    "decimal": _number,
-    "money": _number,
-    "percent": _number,
-    "boolean": lambda f: fields.Boolean(allow_none=True),
-    "date": lambda f: fields.Date(allow_none=True, validate=_range(f, _date)),
-    "datetime": lambda f: _DateTime(default_timezone=dt.UTC, allow_none=True),
-    "choice": lambda f: _String(allow_none=True, validate=validate.OneOf(f.choice_values)),
-    "multichoice": lambda f: fields.List(
-        fields.String(validate=validate.OneOf(f.choice_values)), allow_none=True
-    ),
-    "reference": _id,
-    "user": _id,
-    "team": _id,
-    "file": lambda f: (
-        fields.List(_String(), allow_none=True) if f.multiple else _String(allow_none=True)
-    ),
-}
-
-#: Per database (dialect name), builders used instead of those of :data:`FIELD_BUILDERS`:
-#: values its columns would not store exactly are refused there.
-DIALECT_BUILDERS: Mapping[str, Mapping[str, Builder]] = {
-    "sqlite": {"decimal": _double, "money": _double, "percent": _double},
-}
-
-#: Columns a client may set besides the entity's own fields.
-OWNERSHIP = ("owner_id", "team_id")
+def file(field: Field) -> fields.Field[Any]:
+    return fields.List(_String(), allow_none=True) if field.multiple else _String(allow_none=True)
 
 
-def writable(field: Field) -> bool:
-    """Fields a client may send: not computed, not children (sent as nested lists)."""
-    return field.type in FIELD_BUILDERS
-
-
-@cache
-def input_schema(model: Model, entity_name: str, dialect: str) -> Schema:
-    """The marshmallow schema for one entity's input on one database (``sqlite``,
-    ``postgresql``), cached per Model version."""
-    entity: Entity = model.entity(entity_name)
-    builders = {**FIELD_BUILDERS, **DIALECT_BUILDERS.get(dialect, {})}
-    declared: dict[str, fields.Field[Any]] = {
-        name: builders[field.type](field)
-        for name, field in entity.fields.items()
-        if writable(field)
-    }
-    if entity.ownable:
-        for name in OWNERSHIP:
-            declared[name] = _Integer(strict=True, allow_none=True, limit=MAX_ID)
-    return Schema.from_dict(declared, name=f"{entity_name}_input")(unknown=RAISE)
+def owner() -> fields.Field[Any]:
+    """``owner_id`` and ``team_id``: ids a client may set on ownable records."""
+    return _Integer(strict=True, allow_none=True, limit=MAX_ID)

@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from metamodel import Entity, Field
 from metamodel.expressions import Context, Expression
 
-from ._sql import resolver
+from .paths import Resolver
+from .sqlexpr import to_sql
 from .tables import Schema
 
 Paths = dict[str, set[tuple[str, ...]]]  # first hop → the rest of each path
@@ -206,17 +207,23 @@ class Computer:
         source = self.model.entity(field.of or "")
         rows = self.schema.table(source.name).alias("rolled")
         target = self.schema.table(parent.name)
-        resolve = resolver(self.schema, source, rows, Context(), self.dialect)
+        paths = Resolver(self.schema, source.name, self.dialect, Context(), base=rows)
         aggregate = field.aggregate or "count"
         if aggregate == "count":
             measure: Any = sa.func.count(rows.c.id)
         else:
-            measure = getattr(sa.func, aggregate)(resolve((field.rollup_field or "",)))
-        query = sa.select(measure).where(rows.c[field.via or ""] == target.c.id)
+            measure = getattr(sa.func, aggregate)(paths.column((field.rollup_field or "",)))
+        condition = None
         if field.filter is not None:
-            query = query.where(
-                sa.func.coalesce(field.filter.to_sql(resolve, self.dialect, Context()), False)
-            )
+            clause = to_sql(field.filter, paths.column, self.dialect, Context())
+            condition = sa.func.coalesce(clause, False)
+        query = (
+            sa.select(measure)
+            .select_from(paths.from_clause())
+            .where(rows.c[field.via or ""] == target.c.id)
+        )
+        if condition is not None:
+            query = query.where(condition)
         value: Any = query.scalar_subquery()
         if aggregate in ("sum", "count"):
             value = sa.func.coalesce(value, 0)

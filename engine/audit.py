@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from metamodel import Entity
 
 from .context import Actor
+from .fieldtypes import python_value
 from .tables import AUDIT_TABLE, Schema
 
 #: Columns that change with every write and say nothing about the record's content.
@@ -29,18 +30,6 @@ def jsonable(value: Any) -> Any:
         return format(value, "f")
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
-    return value
-
-
-def _restore(kind: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if kind in ("decimal", "money", "percent", "rollup"):
-        return Decimal(value)
-    if kind == "date":
-        return dt.date.fromisoformat(value)
-    if kind == "datetime":
-        return dt.datetime.fromisoformat(value)
     return value
 
 
@@ -115,8 +104,10 @@ class Audit:
             state["version"] = entry["version"]
         if state is None:
             return None
-        kinds = {name: field.type for name, field in ent.fields.items()}
-        restored = {name: _restore(kinds.get(name, ""), value) for name, value in state.items()}
+        restored = {
+            name: python_value(ent.fields[name], value) if name in ent.fields else value
+            for name, value in state.items()
+        }
         for name in self._columns(ent):
             restored.setdefault(name, None)
         restored["id"] = record_id

@@ -95,11 +95,3 @@ READ_ONLY = {
 def reader(engine: Engine) -> Engine:
     """``engine`` set up for reading only (see :data:`READ_ONLY`)."""
     return engine.execution_options(**READ_ONLY.get(engine.dialect.name, {}))
-
-
-def is_postgres(engine: Engine | sa.Connection) -> bool:
-    return engine.dialect.name == "postgresql"
-
-
-def is_sqlite(engine: Engine | sa.Connection) -> bool:
-    return engine.dialect.name == "sqlite"

@@ -1,7 +1,7 @@
 """The Model as SQLAlchemy tables: one table per entity, typed columns, system tables.
 
-Each field type has a small column builder in :data:`COLUMN_TYPES`; formula and children
-fields have no column (a formula is computed when read, children live in the child
+Each field type's column comes from its :class:`~engine.fieldtypes.StorageType`; formula
+and children fields have no column (a formula is computed when read, children live in the child
 entity's table). Constraint and index names follow one convention, so migrations can find
 them again.
 
@@ -12,16 +12,16 @@ String(length=63)
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.types import TypeDecorator
 
 from metamodel import Entity, Field, Model
+
+from .fieldtypes import STORAGE_TYPES
+from .sqltypes import ID, JSON, UTCDateTime
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -38,84 +38,6 @@ HISTORY_TABLE = "heddle_schema_history"
 AUDIT_TABLE = "heddle_audit"
 SEQUENCE_TABLE = "heddle_sequence"
 ARCHIVE_TABLE = "heddle_archive"
-
-
-class UTCDateTime(TypeDecorator[dt.datetime]):
-    """Times are stored in UTC and come back timezone-aware, on SQLite too."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        value = value.astimezone(dt.UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-JSON = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
-
-
-def _text(field: Field) -> sa.types.TypeEngine[Any]:
-    return sa.String(field.max_length or 255)
-
-
-def _number(field: Field) -> sa.types.TypeEngine[Any]:
-    return sa.Numeric(field.precision or 18, field.scale if field.scale is not None else 2)
-
-
-def _rollup(field: Field, scale: int = 2) -> sa.types.TypeEngine[Any]:
-    if field.aggregate == "count":
-        return sa.BigInteger()
-    # Unbounded on PostgreSQL: a sum of many large amounts must not overflow its column.
-    # (``decimal_return_scale`` only rounds what SQLite returns as a float.)
-    return sa.Numeric(decimal_return_scale=max(scale, 6) if field.aggregate == "avg" else scale)
-
-
-def _user(field: Field) -> sa.types.TypeEngine[Any]:
-    return JSON if field.multiple else ID
-
-
-#: Field type → the column type that stores it. ``None``: no column.
-COLUMN_TYPES: Mapping[str, Callable[[Field], sa.types.TypeEngine[Any]] | None] = {
-    "string": _text,
-    "email": _text,
-    "phone": _text,
-    "url": _text,
-    "text": lambda field: sa.Text(),
-    "autonumber": lambda field: sa.String(64),
-    "choice": lambda field: sa.String(63),
-    "multichoice": lambda field: JSON,
-    "integer": lambda field: sa.Integer(),
-    "decimal": _number,
-    "money": _number,
-    "percent": _number,
-    "boolean": lambda field: sa.Boolean(create_constraint=False),
-    "date": lambda field: sa.Date(),
-    "datetime": lambda field: UTCDateTime(),
-    "reference": lambda field: ID,
-    "user": _user,
-    "team": _user,
-    "file": lambda field: JSON if field.multiple else sa.String(1024),
-    "rollup": _rollup,
-    "formula": None,
-    "children": None,
-}
-
-_ON_DELETE = {"restrict": "RESTRICT", "cascade": "CASCADE", "set_null": "SET NULL"}
-
-
-def stored(field: Field) -> bool:
-    """Whether a field has a column of its own."""
-    return COLUMN_TYPES[field.type] is not None
 
 
 @dataclass(frozen=True)
@@ -218,9 +140,13 @@ def system_tables(metadata: sa.MetaData) -> None:
     )
 
 
+_ON_DELETE = {"restrict": "RESTRICT", "cascade": "CASCADE", "set_null": "SET NULL"}
+
+
 def field_column(entity: Entity, field: Field, model: Model) -> sa.Column[Any] | None:
-    """The column that stores ``field``, with its foreign key, or None."""
-    builder = COLUMN_TYPES[field.type]
+    """The column that stores ``field`` (its type's :attr:`StorageType.column`), with its
+    foreign key, or None."""
+    builder = STORAGE_TYPES[field.type].column
     if builder is None:
         return None
     args: list[Any] = []
@@ -230,16 +156,10 @@ def field_column(entity: Entity, field: Field, model: Model) -> sa.Column[Any] |
     elif field.type in ("user", "team") and not field.multiple:
         target = USER_TABLE if field.type == "user" else TEAM_TABLE
         args.append(sa.ForeignKey(f"{target}.id", ondelete="SET NULL"))
-    default: Any = None
-    column_type = builder(field)
-    if field.type == "rollup":
-        default = sa.text("0")
-        source = model.entity(field.of or "").fields.get(field.rollup_field or "")
-        scale = source.scale if source is not None and source.scale is not None else 2
-        column_type = _rollup(field, scale)
+    default = sa.text("0") if field.type == "rollup" else None
     return sa.Column(
         field.name,
-        column_type,
+        builder(field, model),
         *args,
         nullable=True,
         server_default=default,

@@ -5,14 +5,18 @@
 >>> model.entity("account").label.get("zh")
 '客户'
 
-Nothing here touches a database or HTTP.
+Nothing here touches a database or HTTP. The language's extension points are registries
+(docs/architecture.md): field types (:data:`FIELD_TYPES`), view kinds
+(:data:`VIEW_KINDS`), automation actions and triggers (:data:`ACTION_TYPES`,
+:data:`TRIGGER_TYPES`) and report measures (:data:`MEASURES`).
 """
 
 from __future__ import annotations
 
-from ._errors import DefinitionError, Origin, Problem
+from ._errors import DefinitionError, Origin, Problem, UnknownName
 from .expressions import Expression, ExpressionError, parse
-from .loader import load_packages
+from .fieldtypes import FIELD_TYPES, FieldContext, FieldType
+from .loader import load_packages, model_from_json
 from .model import (
     Automation,
     Choice,
@@ -26,14 +30,21 @@ from .model import (
     Report,
     Role,
     Transition,
-    UnknownName,
     Workflow,
 )
-from .schema import FIELD_TYPES, KINDS, definition_schema, schema_json
+from .processes import ACTION_TYPES, MEASURES, TRIGGER_TYPES, ActionType, Measure, TriggerType
+from .registry import Registry, RegistryError
+from .schema import KINDS, definition_schema, schema_json
+from .views import VIEW_KINDS, ViewContext, ViewKind
 
 __all__ = [
+    "ACTION_TYPES",
     "FIELD_TYPES",
     "KINDS",
+    "MEASURES",
+    "TRIGGER_TYPES",
+    "VIEW_KINDS",
+    "ActionType",
     "Automation",
     "Choice",
     "Dashboard",
@@ -42,19 +53,28 @@ __all__ = [
     "Expression",
     "ExpressionError",
     "Field",
+    "FieldContext",
+    "FieldType",
     "Label",
+    "Measure",
     "Model",
     "Origin",
     "Package",
     "Permission",
     "Problem",
+    "Registry",
+    "RegistryError",
     "Report",
     "Role",
     "Transition",
+    "TriggerType",
     "UnknownName",
+    "ViewContext",
+    "ViewKind",
     "Workflow",
     "definition_schema",
     "load_packages",
+    "model_from_json",
     "parse",
     "schema_json",
 ]

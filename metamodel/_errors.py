@@ -66,6 +66,19 @@ class DefinitionError(Exception):
         return "\n".join([head, *(str(problem) for problem in self.problems)])
 
 
+class UnknownName(KeyError):
+    """A look-up of a name the Model (or a registry) does not have; the message suggests
+    the closest."""
+
+    def __init__(self, what: str, name: str, known: Any) -> None:
+        hint = did_you_mean(name, known)
+        self.message = f"unknown {what} '{name}'" + (f" ({hint})" if hint else "")
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """A hint naming the closest candidate, or '' when nothing is close."""
     matches = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)

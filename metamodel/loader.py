@@ -11,8 +11,10 @@ Every problem in every file is collected; :func:`load_packages` raises one
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -22,6 +24,7 @@ import fastjsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from ._compile import compile_documents_json, compile_model
 from ._errors import (
     DefinitionError,
     Origin,
@@ -34,7 +37,7 @@ from ._errors import show as _show
 from ._merge import Document, Patcher
 from ._yaml import Location, SourceDocument, read_documents
 from .model import Model
-from .schema import IDENTIFIER, KINDS, kind_schema
+from .schema import IDENTIFIER, KINDS, kind_schema, registries_version
 
 SUFFIXES = (".yaml", ".yml", ".json")
 SKIPPED_FOLDERS = frozenset({"demo", "tests", "translations", "node_modules"})
@@ -141,6 +144,13 @@ def load_packages(paths: Sequence[str | Path]) -> Model:
     return model
 
 
+def model_from_json(text: str | bytes | Mapping[str, Any]) -> Model:
+    """Recompile a Model from :meth:`Model.to_json`'s output (how the engine reads back
+    the definitions each migration applied)."""
+    data = json.loads(text) if isinstance(text, str | bytes) else text
+    return compile_documents_json(data)
+
+
 class _Loader:
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
@@ -150,8 +160,6 @@ class _Loader:
         self.problems.append(Problem(origin, text, message, hint))
 
     def load(self, sources: list[PackageSource]) -> Model | None:
-        from ._compile import compile_model
-
         ancestors = self._check_packages(sources)
         documents: dict[tuple[str, str], Document] = {}
         patched: set[tuple[str, str]] = set()
@@ -293,8 +301,6 @@ class _Loader:
         return bases, patches
 
     def _identifier(self, doc: SourceDocument, key: str) -> bool:
-        import re
-
         value = doc.value[key]
         if isinstance(value, str) and re.match(IDENTIFIER, value) and len(value) <= 63:
             return True
@@ -330,13 +336,23 @@ class _Loader:
             self.problem(origin(()), (), fallback)
 
 
-@cache
 def _fast_validator(kind: str, patch: bool) -> Any:
+    return _fast(kind, patch, registries_version())
+
+
+def _full_validator(kind: str, patch: bool) -> Draft202012Validator:
+    return _full(kind, patch, registries_version())
+
+
+# Validators are compiled once per schema: per registries' version (a plugin registering
+# a field type makes a new schema).
+@cache
+def _fast(kind: str, patch: bool, _version: tuple[int, ...]) -> Any:
     return fastjsonschema.compile(kind_schema(kind, patch=patch))
 
 
 @cache
-def _full_validator(kind: str, patch: bool) -> Draft202012Validator:
+def _full(kind: str, patch: bool, _version: tuple[int, ...]) -> Draft202012Validator:
     return Draft202012Validator(kind_schema(kind, patch=patch))
 
 

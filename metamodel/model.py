@@ -2,7 +2,7 @@
 
 Definitions compile once into these frozen objects; hot paths look things up by name and
 never re-read YAML. A Model is hashable by content (:attr:`Model.hash`) and round-trips
-through JSON (:meth:`Model.to_json`, :meth:`Model.from_json`), which is how the engine
+through JSON (:meth:`Model.to_json`, :func:`metamodel.model_from_json`), which is how the engine
 stores each applied version.
 
 >>> model = load_packages(["apps/crm_definitions"])
@@ -20,16 +20,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ._errors import Origin, did_you_mean
-from .expressions import (
-    BOOLEAN,
-    DATE,
-    DATETIME,
-    DECIMAL,
-    INTEGER,
-    STRING,
-    Expression,
-)
+from ._errors import Origin, UnknownName
+from .expressions import DATETIME, INTEGER, STRING, Expression
 
 #: Columns every table has; ownable entities add ``owner_id`` and ``team_id``.
 SYSTEM_FIELDS: Mapping[str, str] = MappingProxyType(
@@ -42,31 +34,6 @@ SYSTEM_FIELDS: Mapping[str, str] = MappingProxyType(
         "version": INTEGER,
         "owner_id": INTEGER,
         "team_id": INTEGER,
-    }
-)
-
-#: The expression type of each field type (formula and rollup depend on their options).
-VALUE_TYPES: Mapping[str, str] = MappingProxyType(
-    {
-        "string": STRING,
-        "text": STRING,
-        "email": STRING,
-        "phone": STRING,
-        "url": STRING,
-        "file": STRING,
-        "autonumber": STRING,
-        "choice": STRING,
-        "multichoice": "list:string",
-        "integer": INTEGER,
-        "decimal": DECIMAL,
-        "money": DECIMAL,
-        "percent": DECIMAL,
-        "boolean": BOOLEAN,
-        "date": DATE,
-        "datetime": DATETIME,
-        "reference": INTEGER,
-        "user": INTEGER,
-        "team": INTEGER,
     }
 )
 
@@ -89,18 +56,6 @@ def thaw(value: Any) -> Any:
     if isinstance(value, tuple):
         return [thaw(v) for v in value]
     return value
-
-
-class UnknownName(KeyError):
-    """A look-up of a name the Model does not have; the message suggests the closest."""
-
-    def __init__(self, what: str, name: str, known: Any) -> None:
-        hint = did_you_mean(name, known)
-        self.message = f"unknown {what} '{name}'" + (f" ({hint})" if hint else "")
-        super().__init__(self.message)
-
-    def __str__(self) -> str:
-        return self.message
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +89,6 @@ class Label:
         if set(self.texts) == {"*"}:
             return self.texts["*"]
         return dict(self.texts)
-
-
-def _humanize(name: str) -> str:
-    return name.replace("_", " ").capitalize()
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,16 +144,12 @@ class Field:
     columns: tuple[str, ...] = ()
     max_size: int | None = None
     multiple: bool = False
-
-    @property
-    def value_type(self) -> str:
-        """The field's type as expressions see it (``string``, ``decimal``, ``date``…)."""
-        return value_type(self.type, self.returns, self.aggregate, self.multiple)
-
-    @property
-    def computed(self) -> bool:
-        """Formula, rollup and autonumber values are set by the platform, never by input."""
-        return self.type in ("formula", "rollup", "autonumber")
+    #: The field's type as expressions see it (``string``, ``decimal``, ``date``…).
+    value_type: str = STRING
+    #: Set by the platform, never by input (formula, rollup, autonumber).
+    computed: bool = False
+    #: Options of the field's type that no built-in type has (a plugin type's own).
+    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def choice_values(self) -> tuple[str, ...]:
@@ -213,18 +160,6 @@ class Field:
             if choice.value == value:
                 return choice
         raise UnknownName(f"option of {self.entity}.{self.name}", value, self.choice_values)
-
-
-def value_type(
-    kind: str, returns: str | None = None, aggregate: str | None = None, multiple: bool = False
-) -> str:
-    if kind in ("user", "team") and multiple:
-        return "list:integer"
-    if kind == "formula":
-        return VALUE_TYPES.get(returns or "", returns or STRING)
-    if kind == "rollup":
-        return INTEGER if aggregate == "count" else DECIMAL
-    return VALUE_TYPES.get(kind, STRING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,15 +238,14 @@ class Entity:
     list_views: Frozen = ()
     kanban: Frozen = None
     calendar: Frozen = None
+    #: every view the entity declares, by view kind (form, list_views, a plugin's own…)
+    views: Mapping[str, Frozen] = field(default_factory=lambda: MappingProxyType({}))
 
     def field(self, name: str) -> Field:
         try:
             return self.fields[name]
         except KeyError:
             raise UnknownName(f"field of {self.name}", name, self.fields) from None
-
-    def has_field(self, name: str) -> bool:
-        return name in self.fields
 
     @property
     def system_fields(self) -> tuple[str, ...]:
@@ -550,11 +484,3 @@ class Model:
     def to_json(self) -> str:
         """The definitions behind this Model as one JSON document (no file positions)."""
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str | bytes | Mapping[str, Any]) -> Model:
-        """Recompile a Model from :meth:`to_json`'s output."""
-        from ._compile import compile_documents_json
-
-        data = json.loads(text) if isinstance(text, str | bytes) else text
-        return compile_documents_json(data)

@@ -3,7 +3,11 @@
 The schema is the contract editors see (``heddle schema``; a YAML file with
 ``# yaml-language-server: $schema=…`` validates and completes as it is typed) and the
 first check the loader runs. Rules that need the whole package — unknown entities,
-expressions, cycles — are the semantic checks in :mod:`metamodel._checks`.
+expressions, cycles — are the semantic checks in :mod:`metamodel._compile`.
+
+Parts come from the registries: field types (their options), view kinds, trigger and
+action types, report measures; the schema is rebuilt when one of them changes
+(:func:`registries_version`).
 """
 
 from __future__ import annotations
@@ -13,47 +17,17 @@ import json
 from functools import cache
 from typing import Any
 
+from .fieldtypes import COMMON_OPTIONS, FIELD_TYPES, FORMULA_RETURNS
+from .processes import ACTION_TYPES, MEASURES, TRIGGER_TYPES
+from .views import VIEW_KINDS
+
 SCHEMA_ID = "https://heddle.dev/schema/heddle.schema.json"
 
 KINDS = ("package", "entity", "workflow", "report", "dashboard", "automation", "role")
 
-FIELD_TYPES = (
-    "string",
-    "text",
-    "integer",
-    "decimal",
-    "money",
-    "percent",
-    "boolean",
-    "date",
-    "datetime",
-    "choice",
-    "multichoice",
-    "reference",
-    "children",
-    "email",
-    "phone",
-    "url",
-    "file",
-    "autonumber",
-    "formula",
-    "rollup",
-    "user",
-    "team",
-)
-
-FORMULA_RETURNS = (
-    "string",
-    "integer",
-    "decimal",
-    "money",
-    "percent",
-    "boolean",
-    "date",
-    "datetime",
-)
 ON_DELETE = ("restrict", "cascade", "set_null")
-AGGREGATES = ("sum", "count", "min", "max", "avg")
+#: What a rollup field computes over its related records.
+ROLLUP_AGGREGATES = ("sum", "count", "min", "max", "avg")
 SCOPES = ("none", "own", "team", "team_and_below", "all")
 ACTIONS = ("read", "create", "update", "delete", "export", "import")
 DUPLICATE_ACTIONS = ("block", "warn", "claim")
@@ -156,57 +130,6 @@ _DEFS: Schema = {
             ),
         ]
     },
-    "field": _obj(
-        {
-            "type": {"enum": list(FIELD_TYPES), "description": "The field's type."},
-            "label": _ref("label"),
-            "help": _ref("label"),
-            "placeholder": _ref("label"),
-            "required": {"type": "boolean"},
-            "unique": {"type": "boolean"},
-            "default": {"description": "A constant, or `=expression` computed on create."},
-            "min": {"type": ["number", "string"]},
-            "max": {"type": ["number", "string"]},
-            "min_length": {"type": "integer", "minimum": 0},
-            "max_length": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
-            "pattern": {"type": "string", "minLength": 1},
-            "index": {"type": "boolean"},
-            "readonly": {"type": "boolean"},
-            "searchable": {"type": "boolean"},
-            "visible_when": _ref("expression"),
-            "required_when": _ref("expression"),
-            "readonly_when": _ref("expression"),
-            "renamed_from": _ref("identifier"),
-            "options": _array(_ref("choice_option"), minItems=1),
-            "to": _ref("identifier"),
-            "on_delete": {"enum": list(ON_DELETE)},
-            "entity": _ref("identifier"),
-            "precision": {"type": "integer", "minimum": 1, "maximum": 38},
-            "scale": {"type": "integer", "minimum": 0, "maximum": 18},
-            "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "description": CURRENCY_FORM},
-            "format": {"type": "string", "minLength": 1, "maxLength": 100},
-            "expression": _ref("expression"),
-            "returns": {"enum": list(FORMULA_RETURNS)},
-            "of": _ref("identifier"),
-            "via": _ref("identifier"),
-            "aggregate": {"enum": list(AGGREGATES)},
-            "field": _ref("identifier"),
-            "filter": _ref("expression"),
-            "accept": _array({"type": "string", "minLength": 1}),
-            "max_size": {"type": "integer", "minimum": 1},
-            "multiple": {"type": "boolean"},
-            "columns": {**_names(), "description": "The columns of a children field's grid."},
-        },
-        ("type",),
-        allOf=[
-            _when_type(("choice", "multichoice"), "options"),
-            _when_type(("reference",), "to"),
-            _when_type(("children",), "entity"),
-            _when_type(("autonumber",), "format"),
-            _when_type(("formula",), "expression", "returns"),
-            _when_type(("rollup",), "of", "via", "aggregate"),
-        ],
-    ),
     "validation": _obj(
         {
             "name": _ref("identifier"),
@@ -237,75 +160,76 @@ _DEFS: Schema = {
         },
         ("name", "fields"),
     ),
-    "form_section": _obj(
-        {
-            "name": _ref("identifier"),
-            "label": _ref("label"),
-            "columns": {"type": "integer", "minimum": 1, "maximum": 4},
-            "fields": _array(_ref("identifier"), minItems=1),
-            "visible_when": _ref("expression"),
-            "collapsed": {"type": "boolean"},
-        },
-        ("name", "fields"),
-    ),
-    "related_list": _obj(
-        {
-            "name": _ref("identifier"),
-            "label": _ref("label"),
-            "entity": _ref("identifier"),
-            "via": _ref("identifier"),
-            "columns": _names(),
-            "sort": _ref("sort"),
-        },
-        ("name", "entity", "via"),
-    ),
-    "form": _obj(
-        {
-            "sections": _array(_ref("form_section")),
-            "tabs": _array(
-                _obj(
-                    {
-                        "name": _ref("identifier"),
-                        "label": _ref("label"),
-                        "sections": _array(_ref("form_section"), minItems=1),
-                    },
-                    ("name", "sections"),
-                )
-            ),
-            "related": _array(_ref("related_list")),
-        }
-    ),
-    "list_view": _obj(
-        {
-            "name": _ref("identifier"),
-            "label": _ref("label"),
-            "columns": _array(_ref("field_path"), minItems=1),
-            "filter": _ref("expression"),
-            "sort": _ref("sort"),
-            "default": {"type": "boolean"},
-            "page_size": {"type": "integer", "minimum": 1, "maximum": 500},
-        },
-        ("name", "columns"),
-    ),
-    "kanban": _obj(
-        {
-            "field": _ref("identifier"),
-            "title": _ref("identifier"),
-            "card_fields": _names(),
-            "sum": _ref("identifier"),
-        },
-        ("field",),
-    ),
-    "calendar": _obj(
-        {
-            "start": _ref("identifier"),
-            "end": _ref("identifier"),
-            "title": _ref("identifier"),
-            "color": _ref("identifier"),
-        },
-        ("start",),
-    ),
 }
+
+#: The JSON Schema of each field option of the built-in types (``type`` aside).
+FIELD_OPTIONS: dict[str, Schema] = {
+    "label": _ref("label"),
+    "help": _ref("label"),
+    "placeholder": _ref("label"),
+    "required": {"type": "boolean"},
+    "unique": {"type": "boolean"},
+    "default": {"description": "A constant, or `=expression` computed on create."},
+    "min": {"type": ["number", "string"]},
+    "max": {"type": ["number", "string"]},
+    "min_length": {"type": "integer", "minimum": 0},
+    "max_length": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+    "pattern": {"type": "string", "minLength": 1},
+    "index": {"type": "boolean"},
+    "readonly": {"type": "boolean"},
+    "searchable": {"type": "boolean"},
+    "visible_when": _ref("expression"),
+    "required_when": _ref("expression"),
+    "readonly_when": _ref("expression"),
+    "renamed_from": _ref("identifier"),
+    "options": _array(_ref("choice_option"), minItems=1),
+    "to": _ref("identifier"),
+    "on_delete": {"enum": list(ON_DELETE)},
+    "entity": _ref("identifier"),
+    "precision": {"type": "integer", "minimum": 1, "maximum": 38},
+    "scale": {"type": "integer", "minimum": 0, "maximum": 18},
+    "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "description": CURRENCY_FORM},
+    "format": {"type": "string", "minLength": 1, "maxLength": 100},
+    "expression": _ref("expression"),
+    "returns": {"enum": list(FORMULA_RETURNS)},
+    "of": _ref("identifier"),
+    "via": _ref("identifier"),
+    "aggregate": {"enum": list(ROLLUP_AGGREGATES)},
+    "field": _ref("identifier"),
+    "filter": _ref("expression"),
+    "accept": _array({"type": "string", "minLength": 1}),
+    "max_size": {"type": "integer", "minimum": 1},
+    "multiple": {"type": "boolean"},
+    "columns": {**_names(), "description": "The columns of a children field's grid."},
+}
+
+
+def _field_schema() -> Schema:
+    """A field: ``type`` one of the registered types, the options of every type (a
+    type's own ``extra_options`` too), and those each type requires."""
+    properties: Schema = {
+        "type": {"enum": list(FIELD_TYPES), "description": "The field's type."},
+        **FIELD_OPTIONS,
+    }
+    for kind in FIELD_TYPES.values():
+        properties.update(kind.extra_options)
+    unknown = (
+        set(properties)
+        - set(COMMON_OPTIONS)
+        - {option for kind in FIELD_TYPES.values() for option in kind.options}
+    )
+    for option in sorted(unknown):  # pragma: no cover - a registry that misses an option
+        raise ValueError(f"field option '{option}' applies to no field type")
+    return _obj(
+        properties,
+        ("type",),
+        allOf=[
+            _when_type((kind.name,), *kind.requires)
+            for kind in FIELD_TYPES.values()
+            if kind.requires
+        ],
+    )
+
 
 _COMMON = {
     "kind": {"type": "string"},
@@ -314,231 +238,247 @@ _COMMON = {
     "description": _ref("label"),
 }
 
-_KIND_SCHEMAS: dict[str, Schema] = {
-    "package": _obj(
+
+def _action_schema() -> Schema:
+    """An action: a registered ``type`` (checked with a suggestion by the compiler) and
+    that type's options."""
+    branches = [
         {
-            **_COMMON,
-            "version": {
-                "type": "string",
-                "pattern": r"^\d+(\.\d+){0,2}([-+.].+)?$",
-                "description": "a version number like 1.2.0, in quotes",
+            "if": {"properties": {"type": {"const": kind.name}}, "required": ["type"]},
+            "then": {
+                "properties": {"type": {}, **kind.schema.get("properties", {})},
+                "required": kind.schema.get("required", []),
+                "additionalProperties": False,
             },
-            "extends": _ref("identifier"),
-            "locales": _array(
-                {
+        }
+        for kind in ACTION_TYPES.values()
+    ]
+    return {
+        "type": "object",
+        "required": ["type"],
+        "properties": {"type": {"type": "string", "pattern": IDENTIFIER}},
+        "allOf": branches,
+    }
+
+
+def _kind_schemas() -> dict[str, Schema]:
+    return {
+        "package": _obj(
+            {
+                **_COMMON,
+                "version": {
                     "type": "string",
-                    "pattern": "^[a-z]{2,3}(-[A-Za-z0-9]+)*$",
-                    "description": LOCALE_FORM,
+                    "pattern": r"^\d+(\.\d+){0,2}([-+.].+)?$",
+                    "description": "a version number like 1.2.0, in quotes",
                 },
-                minItems=1,
-                uniqueItems=True,
-            ),
-            "default_locale": {"type": "string"},
-            "table_prefix": {
-                "type": "string",
-                "pattern": "^[a-z][a-z0-9]*_$",
-                "description": "lowercase letters and digits ending in _, like crm_",
-            },
-            "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "description": CURRENCY_FORM},
-        },
-        ("kind", "name"),
-    ),
-    "entity": _obj(
-        {
-            **_COMMON,
-            "plural_label": _ref("label"),
-            "icon": {"type": "string"},
-            "table": _ref("identifier"),
-            "title_field": _ref("identifier"),
-            "search_fields": _names(),
-            "ownable": {"type": "boolean", "description": "Records have an owner and a team."},
-            "child": {
-                "type": "boolean",
-                "description": "Rows live inside a parent's children field.",
-            },
-            "audit": {"type": "boolean"},
-            "fields": {
-                "type": "object",
-                "minProperties": 1,
-                "propertyNames": _ref("identifier"),
-                "additionalProperties": _ref("field"),
-            },
-            "validations": _array(_ref("validation")),
-            "duplicate_rules": _array(_ref("duplicate_rule")),
-            "indexes": _array(_ref("index")),
-            "default_sort": _ref("sort"),
-            "form": _ref("form"),
-            "list_views": _array(_ref("list_view")),
-            "kanban": _ref("kanban"),
-            "calendar": _ref("calendar"),
-        },
-        ("kind", "name", "fields"),
-    ),
-    "workflow": _obj(
-        {
-            **_COMMON,
-            "entity": _ref("identifier"),
-            "field": _ref("identifier"),
-            "states": _array(
-                _obj(
+                "extends": _ref("identifier"),
+                "locales": _array(
                     {
-                        "name": _ref("identifier"),
-                        "label": _ref("label"),
-                        "initial": {"type": "boolean"},
-                        "final": {"type": "boolean"},
-                        "color": {"type": "string"},
+                        "type": "string",
+                        "pattern": "^[a-z]{2,3}(-[A-Za-z0-9]+)*$",
+                        "description": LOCALE_FORM,
                     },
-                    ("name",),
+                    minItems=1,
+                    uniqueItems=True,
                 ),
-                minItems=1,
-            ),
-            "transitions": _array(
-                _obj(
-                    {
-                        "name": _ref("identifier"),
-                        "label": _ref("label"),
-                        "from": {"oneOf": [{"type": "string"}, _names()]},
-                        "to": _ref("identifier"),
-                        "guard": _ref("expression"),
-                        "roles": _names(),
-                        "comment": {"enum": ["optional", "required", "none"]},
-                        "required_fields": _names(),
-                        "set": {"type": "object", "propertyNames": _ref("identifier")},
-                        "approval": _ref("identifier"),
-                    },
-                    ("name", "from", "to"),
-                )
-            ),
-            "approvals": _array(
-                _obj(
-                    {
-                        "name": _ref("identifier"),
-                        "label": _ref("label"),
-                        "steps": _array(
-                            _obj(
-                                {
-                                    "name": _ref("identifier"),
-                                    "label": _ref("label"),
-                                    "approver": {"type": "string", "minLength": 1},
-                                    "when": _ref("expression"),
-                                },
-                                ("name", "approver"),
-                            ),
-                            minItems=1,
-                        ),
-                        "on_approve": _ref("identifier"),
-                        "on_reject": _ref("identifier"),
-                    },
-                    ("name", "steps"),
-                )
-            ),
-        },
-        ("kind", "name", "entity", "field", "states"),
-    ),
-    "role": _obj(
-        {
-            **_COMMON,
-            "permissions": {
-                "type": "object",
-                "description": "Per entity (or '*' for every entity): a scope per action.",
-                "propertyNames": {"anyOf": [_ref("identifier"), {"const": "*"}]},
-                "additionalProperties": _obj(
-                    {
-                        **{action: {"enum": list(SCOPES)} for action in ACTIONS},
-                        "fields": {
-                            "type": "object",
-                            "propertyNames": _ref("identifier"),
-                            "additionalProperties": {"enum": ["hidden", "readonly"]},
+                "default_locale": {"type": "string"},
+                "table_prefix": {
+                    "type": "string",
+                    "pattern": "^[a-z][a-z0-9]*_$",
+                    "description": "lowercase letters and digits ending in _, like crm_",
+                },
+                "currency": {
+                    "type": "string",
+                    "pattern": "^[A-Z]{3}$",
+                    "description": CURRENCY_FORM,
+                },
+            },
+            ("kind", "name"),
+        ),
+        "entity": _obj(
+            {
+                **_COMMON,
+                "plural_label": _ref("label"),
+                "icon": {"type": "string"},
+                "table": _ref("identifier"),
+                "title_field": _ref("identifier"),
+                "search_fields": _names(),
+                "ownable": {"type": "boolean", "description": "Records have an owner and a team."},
+                "child": {
+                    "type": "boolean",
+                    "description": "Rows live inside a parent's children field.",
+                },
+                "audit": {"type": "boolean"},
+                "fields": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "propertyNames": _ref("identifier"),
+                    "additionalProperties": _ref("field"),
+                },
+                "validations": _array(_ref("validation")),
+                "duplicate_rules": _array(_ref("duplicate_rule")),
+                "indexes": _array(_ref("index")),
+                "default_sort": _ref("sort"),
+                **{kind.name: kind.schema for kind in VIEW_KINDS.values()},
+            },
+            ("kind", "name", "fields"),
+        ),
+        "workflow": _obj(
+            {
+                **_COMMON,
+                "entity": _ref("identifier"),
+                "field": _ref("identifier"),
+                "states": _array(
+                    _obj(
+                        {
+                            "name": _ref("identifier"),
+                            "label": _ref("label"),
+                            "initial": {"type": "boolean"},
+                            "final": {"type": "boolean"},
+                            "color": {"type": "string"},
                         },
+                        ("name",),
+                    ),
+                    minItems=1,
+                ),
+                "transitions": _array(
+                    _obj(
+                        {
+                            "name": _ref("identifier"),
+                            "label": _ref("label"),
+                            "from": {"oneOf": [{"type": "string"}, _names()]},
+                            "to": _ref("identifier"),
+                            "guard": _ref("expression"),
+                            "roles": _names(),
+                            "comment": {"enum": ["optional", "required", "none"]},
+                            "required_fields": _names(),
+                            "set": {"type": "object", "propertyNames": _ref("identifier")},
+                            "approval": _ref("identifier"),
+                        },
+                        ("name", "from", "to"),
+                    )
+                ),
+                "approvals": _array(
+                    _obj(
+                        {
+                            "name": _ref("identifier"),
+                            "label": _ref("label"),
+                            "steps": _array(
+                                _obj(
+                                    {
+                                        "name": _ref("identifier"),
+                                        "label": _ref("label"),
+                                        "approver": {"type": "string", "minLength": 1},
+                                        "when": _ref("expression"),
+                                    },
+                                    ("name", "approver"),
+                                ),
+                                minItems=1,
+                            ),
+                            "on_approve": _ref("identifier"),
+                            "on_reject": _ref("identifier"),
+                        },
+                        ("name", "steps"),
+                    )
+                ),
+            },
+            ("kind", "name", "entity", "field", "states"),
+        ),
+        "role": _obj(
+            {
+                **_COMMON,
+                "permissions": {
+                    "type": "object",
+                    "description": "Per entity (or '*' for every entity): a scope per action.",
+                    "propertyNames": {"anyOf": [_ref("identifier"), {"const": "*"}]},
+                    "additionalProperties": _obj(
+                        {
+                            **{action: {"enum": list(SCOPES)} for action in ACTIONS},
+                            "fields": {
+                                "type": "object",
+                                "propertyNames": _ref("identifier"),
+                                "additionalProperties": {"enum": ["hidden", "readonly"]},
+                            },
+                        }
+                    ),
+                },
+            },
+            ("kind", "name"),
+        ),
+        "report": _obj(
+            {
+                **_COMMON,
+                "entity": _ref("identifier"),
+                "params": _array(
+                    _obj(
+                        {
+                            "name": _ref("identifier"),
+                            "label": _ref("label"),
+                            "type": {"enum": list(FORMULA_RETURNS)},
+                            "default": {},
+                        },
+                        ("name", "type"),
+                    )
+                ),
+                "filter": _ref("expression"),
+                "group_by": _array(_ref("field_path")),
+                "measures": _array(
+                    _obj(
+                        {
+                            "name": _ref("identifier"),
+                            "label": _ref("label"),
+                            "aggregate": {"enum": list(MEASURES)},
+                            "field": _ref("field_path"),
+                        },
+                        ("name", "aggregate"),
+                    )
+                ),
+                "sort": _ref("sort"),
+                "chart": {"type": "object"},
+            },
+            ("kind", "name", "entity"),
+        ),
+        "dashboard": _obj(
+            {
+                **_COMMON,
+                "roles": _names(),
+                "widgets": _array(
+                    _obj(
+                        {
+                            "name": _ref("identifier"),
+                            "label": _ref("label"),
+                            "type": {
+                                "enum": ["report", "list", "metric", "chart", "calendar", "tasks"]
+                            },
+                            "report": _ref("identifier"),
+                            "entity": _ref("identifier"),
+                            "filter": _ref("expression"),
+                            "width": {"type": "integer", "minimum": 1, "maximum": 12},
+                        },
+                        ("name", "type"),
+                    )
+                ),
+            },
+            ("kind", "name"),
+        ),
+        "automation": _obj(
+            {
+                **_COMMON,
+                "entity": _ref("identifier"),
+                "trigger": _obj(
+                    {
+                        **{kind.name: kind.schema for kind in TRIGGER_TYPES.values()},
+                        "offset_days": {"type": "integer"},
+                        "fields": _names(),
                     }
                 ),
+                "condition": _ref("expression"),
+                "actions": _array(_action_schema(), minItems=1),
+                "enabled": {"type": "boolean"},
             },
-        },
-        ("kind", "name"),
-    ),
-    "report": _obj(
-        {
-            **_COMMON,
-            "entity": _ref("identifier"),
-            "params": _array(
-                _obj(
-                    {
-                        "name": _ref("identifier"),
-                        "label": _ref("label"),
-                        "type": {"enum": list(FORMULA_RETURNS)},
-                        "default": {},
-                    },
-                    ("name", "type"),
-                )
-            ),
-            "filter": _ref("expression"),
-            "group_by": _array(_ref("field_path")),
-            "measures": _array(
-                _obj(
-                    {
-                        "name": _ref("identifier"),
-                        "label": _ref("label"),
-                        "aggregate": {"enum": list(AGGREGATES)},
-                        "field": _ref("field_path"),
-                    },
-                    ("name", "aggregate"),
-                )
-            ),
-            "sort": _ref("sort"),
-            "chart": {"type": "object"},
-        },
-        ("kind", "name", "entity"),
-    ),
-    "dashboard": _obj(
-        {
-            **_COMMON,
-            "roles": _names(),
-            "widgets": _array(
-                _obj(
-                    {
-                        "name": _ref("identifier"),
-                        "label": _ref("label"),
-                        "type": {
-                            "enum": ["report", "list", "metric", "chart", "calendar", "tasks"]
-                        },
-                        "report": _ref("identifier"),
-                        "entity": _ref("identifier"),
-                        "filter": _ref("expression"),
-                        "width": {"type": "integer", "minimum": 1, "maximum": 12},
-                    },
-                    ("name", "type"),
-                )
-            ),
-        },
-        ("kind", "name"),
-    ),
-    "automation": _obj(
-        {
-            **_COMMON,
-            "entity": _ref("identifier"),
-            "trigger": _obj(
-                {
-                    "event": {"enum": ["created", "updated", "deleted", "transition"]},
-                    "schedule": {"type": "string", "minLength": 1},
-                    "date_field": _ref("identifier"),
-                    "offset_days": {"type": "integer"},
-                    "fields": _names(),
-                }
-            ),
-            "condition": _ref("expression"),
-            "actions": _array(
-                {
-                    "type": "object",
-                    "required": ["type"],
-                    "properties": {"type": {"type": "string", "pattern": IDENTIFIER}},
-                },
-                minItems=1,
-            ),
-            "enabled": {"type": "boolean"},
-        },
-        ("kind", "name", "entity", "trigger", "actions"),
-    ),
-}
+            ("kind", "name", "entity", "trigger", "actions"),
+        ),
+    }
 
 
 def _strip_required(schema: Any) -> Any:
@@ -568,8 +508,8 @@ def _patched_refs(schema: Any) -> Any:
     return schema
 
 
-def _patch_schema(kind: str) -> Schema:
-    base: Schema = _patched_refs(_strip_required(copy.deepcopy(_KIND_SCHEMAS[kind])))
+def _patch_schema(schema: Schema) -> Schema:
+    base: Schema = _patched_refs(_strip_required(copy.deepcopy(schema)))
     base["properties"].pop("name", None)
     base["properties"]["extend"] = {**_ref("identifier"), "description": "The document to patch."}
     base["properties"]["remove"] = _array(
@@ -584,16 +524,27 @@ def _patch_schema(kind: str) -> Schema:
     return base
 
 
-@cache
+def registries_version() -> tuple[int, ...]:
+    """Changes whenever a field type, view kind, action, trigger or measure is registered."""
+    registries = (FIELD_TYPES, VIEW_KINDS, ACTION_TYPES, TRIGGER_TYPES, MEASURES)
+    return tuple(r.version for r in registries)
+
+
 def definition_schema() -> Schema:
     """The whole schema: one document of any kind, base or patch (``extend:``)."""
-    defs = dict(_DEFS)
-    for name, schema in _DEFS.items():
+    return _definition_schema(registries_version())
+
+
+@cache
+def _definition_schema(_version: tuple[int, ...]) -> Schema:
+    kinds = _kind_schemas()
+    defs = {**_DEFS, "field": _field_schema()}
+    for name, schema in list(defs.items()):
         defs[f"{name}{PATCH_SUFFIX}"] = _patched_refs(_strip_required(copy.deepcopy(schema)))
     branches = []
-    for kind, schema in _KIND_SCHEMAS.items():
+    for kind, schema in kinds.items():
         defs[kind] = schema
-        defs[f"{kind}{PATCH_SUFFIX}"] = _patch_schema(kind)
+        defs[f"{kind}{PATCH_SUFFIX}"] = _patch_schema(schema)
         branches.append(
             {
                 "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},

@@ -227,7 +227,16 @@ def test_tokens_for_a_service_account(
         listed = runner.invoke(main, ["token", "list"])
         assert listed.exit_code == 0
         header, line = listed.output.splitlines()
-        assert header.split() == ["id", "user", "name", "created", "expires", "last", "used", "status"]
+        assert header.split() == [
+            "id",
+            "user",
+            "name",
+            "created",
+            "expires",
+            "last",
+            "used",
+            "status",
+        ]
         assert line.split()[:4] == ["1", "erp", "ERP", "sync"] and line.endswith("active")
         assert runner.invoke(main, ["token", "list", "nobody"]).output.count("\n") == 1
 

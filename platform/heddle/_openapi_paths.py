@@ -25,7 +25,6 @@ from engine.query import (
     MAX_LIST,
     MAX_SEARCH,
     MAX_TEXT,
-    OPERATORS_BY_KIND,
     RELATIVE_DATES,
     RESERVED,
     QueryValueError,
@@ -34,7 +33,8 @@ from engine.query import (
 )
 from metamodel import Entity
 
-from ._openapi_schemas import INT64_MAX, JSONSchema, expandable_targets, readable_targets, ref
+from ._openapi_schemas import JSONSchema, expandable_targets, readable_targets, ref
+from .fieldtypes import INT64_MAX
 
 NO_NUL = r"^[^\x00]*$"
 LIST_ITEM = r"^[^,\\\x00]*[^,\\\x00\s][^,\\\x00]*$"  # no comma, backslash or NUL; not blank
@@ -117,7 +117,7 @@ def _filter_parameters(entity: Entity, targets: list[Target]) -> list[JSONSchema
     parameters = []
     for found in targets:
         label = found.field.label.get("en") if found.field is not None else found.name
-        for op in OPERATORS_BY_KIND[found.kind]:
+        for op in found.operators:
             name = found.name if op == "eq" else f"{found.name}__{op}"
             if name in RESERVED:
                 continue

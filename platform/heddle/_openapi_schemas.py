@@ -3,12 +3,12 @@ component schemas built from them.
 
 Kept apart from :mod:`heddle.openapi` (which assembles the document, caches it and serves
 it) because this is the part that must follow the engine field by field: a record as
-returned (``<Entity>``, :data:`OUTPUT_SCHEMAS`), what a create or update accepts
-(``<Entity>Input``, ``<Entity>Patch``, ``<Entity>RowInput``, ``<Entity>RowPatch``,
-:data:`INPUT_SCHEMAS` — the same limits as the engine's input validation, so that a
-client checking against the document sends what the API accepts), a list page
-(``<Entity>Page``) and the fixed schemas every document shares (``Error``, ``Label``…).
-Adding a field type means one entry in each registry here.
+returned (``<Entity>``), what a create or update accepts (``<Entity>Input``,
+``<Entity>Patch``, ``<Entity>RowInput``, ``<Entity>RowPatch`` — the same limits as the
+engine's input validation, so that a client checking against the document sends what
+the API accepts), a list page (``<Entity>Page``) and the fixed schemas every document
+shares (``Error``, ``Label``…).
+The JSON of each field type comes from :data:`heddle.fieldtypes.JSON_TYPES`.
 
 >>> record_schema(entity, schema_names(model), frozenset())["properties"]["name"]["title"]
 'Account name'
@@ -16,22 +16,17 @@ Adding a field type means one entry in each registry here.
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
-from decimal import Decimal
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from engine.query import QueryValueError, Target, target
 from metamodel import Entity, Field, Label, Model
 
+from .fieldtypes import INT64_MAX, JSON_TYPES, plain
+
 JSONSchema = dict[str, Any]
 
 ACTIONS = ("read", "create", "update", "delete")
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-INT64_MAX = 2**63 - 1
-STRING_COLUMN = 255  # characters a string field holds when it declares no max_length
-PHONE_PATTERN = r"^[0-9+()\-./ x#*]{3,40}$"
-DECIMAL_OUT = r"^-?[0-9]+(\.[0-9]+)?$"
 SYSTEM_DESCRIPTIONS = {
     "id": "The record's id.",
     "created_at": "When the record was created.",
@@ -45,17 +40,6 @@ SYSTEM_DESCRIPTIONS = {
 
 
 # --- small helpers ------------------------------------------------------------------------
-
-
-def _plain(value: Any) -> Any:
-    """A definition value as JSON (decimals and dates as text, frozen maps as dicts)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, Decimal | dt.date | dt.datetime):
-        return str(value) if isinstance(value, Decimal) else value.isoformat()
-    return value
 
 
 def _labelled(schema: JSONSchema, label: Label | None, help_text: Label | None = None) -> None:
@@ -117,66 +101,6 @@ def ref(name: str) -> JSONSchema:
 # --- field schemas: a record as returned --------------------------------------------------
 
 
-def _decimal_out() -> JSONSchema:
-    return {"type": "string", "pattern": DECIMAL_OUT, "examples": ["1250.00"]}
-
-
-_VALUE_TYPES: Mapping[str, Callable[[], JSONSchema]] = {
-    "string": lambda: {"type": "string"},
-    "integer": lambda: {"type": "integer"},
-    "decimal": _decimal_out,
-    "boolean": lambda: {"type": "boolean"},
-    "date": lambda: {"type": "string", "format": "date"},
-    "datetime": lambda: {"type": "string", "format": "date-time"},
-}
-
-
-def _choices(field: Field) -> JSONSchema:
-    schema: JSONSchema = {"type": "string"}
-    if field.options:
-        schema["enum"] = list(field.choice_values)
-        labels = {c.value: c.label.to_json() for c in field.options}
-        schema["x-enum-labels"] = labels
-    return schema
-
-
-def _ids(field: Field) -> JSONSchema:
-    one: JSONSchema = {"type": "integer"}
-    return {"type": "array", "items": one} if field.multiple else one
-
-
-def _out_of_value_type(field: Field) -> JSONSchema:
-    return _VALUE_TYPES.get(field.value_type, _VALUE_TYPES["string"])()
-
-
-#: Field type → the JSON Schema of its value in a record (without null).
-OUTPUT_SCHEMAS: Mapping[str, Callable[[Field], JSONSchema]] = {
-    "string": lambda f: {"type": "string"},
-    "text": lambda f: {"type": "string"},
-    "email": lambda f: {"type": "string"},
-    "phone": lambda f: {"type": "string"},
-    "url": lambda f: {"type": "string"},
-    "autonumber": lambda f: {"type": "string"},
-    "integer": lambda f: {"type": "integer"},
-    "decimal": lambda f: _decimal_out(),
-    "money": lambda f: _decimal_out(),
-    "percent": lambda f: _decimal_out(),
-    "boolean": lambda f: {"type": "boolean"},
-    "date": lambda f: {"type": "string", "format": "date"},
-    "datetime": lambda f: {"type": "string", "format": "date-time"},
-    "choice": _choices,
-    "multichoice": lambda f: {"type": "array", "items": _choices(f)},
-    "reference": _ids,
-    "user": _ids,
-    "team": _ids,
-    "file": lambda f: (
-        {"type": "array", "items": {"type": "string"}} if f.multiple else {"type": "string"}
-    ),
-    "formula": _out_of_value_type,
-    "rollup": _out_of_value_type,
-}
-
-
 def _system_schema(name: str) -> JSONSchema:
     schema: JSONSchema
     if name in ("created_at", "updated_at"):
@@ -195,7 +119,7 @@ def _output_field(field: Field, names: Mapping[str, str]) -> JSONSchema:
         schema: JSONSchema = {"type": "array", "items": ref(names[field.children or ""])}
         schema["description"] = "The child rows (in single-record responses, not in lists)."
     else:
-        schema = _nullable(OUTPUT_SCHEMAS[field.type](field))
+        schema = _nullable(JSON_TYPES[field.type].output(field))
         if field.computed or field.readonly:
             schema["readOnly"] = True
     _labelled(schema, field.label, field.help)
@@ -206,108 +130,15 @@ def _output_field(field: Field, names: Mapping[str, str]) -> JSONSchema:
 # --- field schemas: input -----------------------------------------------------------------
 
 
-def _text_in(field: Field, limit: int | None = STRING_COLUMN) -> JSONSchema:
-    schema: JSONSchema = {"type": "string"}
-    most = field.max_length or limit
-    if most is not None:
-        schema["maxLength"] = most
-    if field.min_length:
-        schema["minLength"] = field.min_length
-    if field.pattern:
-        # marshmallow's Regexp matches at the start (re.match); JSON Schema searches.
-        schema["pattern"] = field.pattern if field.pattern.startswith("^") else "^" + field.pattern
-    return schema
-
-
-def _number_range(schema: JSONSchema, field: Field, low: int | None, high: int | None) -> None:
-    minimum = field.min if field.min is not None else low
-    maximum = field.max if field.max is not None else high
-    if minimum is not None:
-        schema["minimum"] = _plain(minimum)
-    if maximum is not None:
-        schema["maximum"] = _plain(maximum)
-
-
-def _phone_in(field: Field) -> JSONSchema:
-    schema = _text_in(field)
-    if "pattern" in schema:  # the field's own pattern, and the phone pattern too
-        schema["allOf"] = [{"pattern": schema.pop("pattern")}]
-    schema["pattern"] = PHONE_PATTERN
-    return schema
-
-
-def _integer_in(field: Field) -> JSONSchema:
-    schema: JSONSchema = {"type": "integer"}
-    _number_range(schema, field, INT32_MIN, INT32_MAX)
-    return schema
-
-
-def _decimal_in(field: Field) -> JSONSchema:
-    scale = field.scale if field.scale is not None else 2
-    digits = max((field.precision or 18) - scale, 1)
-    sign = "" if field.min is not None and Decimal(str(field.min)) >= 0 else "-?"
-    fraction = rf"(\.[0-9]{{1,{scale}}})?" if scale else ""
-    schema: JSONSchema = {
-        "type": "string",
-        "pattern": rf"^{sign}[0-9]{{1,{digits}}}{fraction}$",
-        "description": f"A decimal number as text, at most {scale} decimal places"
-        + (f", from {field.min}" if field.min is not None else "")
-        + (f" up to {field.max}" if field.max is not None else "")
-        + "; JSON numbers are accepted too.",
-        "examples": ["1250.00" if scale else "1250"],
-    }
-    return schema
-
-
-def _id_in(field: Field) -> JSONSchema:
-    one: JSONSchema = {"type": "integer", "minimum": 1, "maximum": INT64_MAX}
-    return {"type": "array", "items": one} if field.multiple else one
-
-
-def _date_in(field: Field) -> JSONSchema:
-    schema: JSONSchema = {"type": "string", "format": "date"}
-    if field.min is not None or field.max is not None:
-        low = f" from {field.min}" if field.min is not None else ""
-        high = f" up to {field.max}" if field.max is not None else ""
-        schema["description"] = f"A date{low}{high}."
-    return schema
-
-
-#: Field type → the JSON Schema of a value a client may send (without null). These are
-#: the types the engine's input schemas accept (``engine._coerce.FIELD_BUILDERS``).
-INPUT_SCHEMAS: Mapping[str, Callable[[Field], JSONSchema]] = {
-    "string": _text_in,
-    "text": lambda f: _text_in(f, None),
-    "email": lambda f: {**_text_in(f), "format": "email"},
-    "phone": _phone_in,
-    "url": lambda f: {**_text_in(f), "format": "uri"},
-    "integer": _integer_in,
-    "decimal": _decimal_in,
-    "money": _decimal_in,
-    "percent": _decimal_in,
-    "boolean": lambda f: {"type": "boolean"},
-    "date": _date_in,
-    "datetime": lambda f: {"type": "string", "format": "date-time"},
-    "choice": _choices,
-    "multichoice": lambda f: {"type": "array", "items": _choices(f)},
-    "reference": _id_in,
-    "user": _id_in,
-    "team": _id_in,
-    "file": lambda f: (
-        {"type": "array", "items": {"type": "string", "maxLength": 1024}}
-        if f.multiple
-        else {"type": "string", "maxLength": 1024}
-    ),
-}
-
-
 def _needs_value(field: Field) -> bool:
     """Required and without a default: a create must send it."""
     return field.required and field.default is None and field.default_expression is None
 
 
 def _input_field(field: Field, *, required: bool) -> JSONSchema:
-    schema = INPUT_SCHEMAS[field.type](field)
+    input_of = JSON_TYPES[field.type].input
+    assert input_of is not None, f"{field.type} takes no input"
+    schema = input_of(field)
     if field.required:
         # null, "" and [] count as missing for a required field
         if schema.get("type") == "string":
@@ -318,7 +149,7 @@ def _input_field(field: Field, *, required: bool) -> JSONSchema:
         schema = _nullable(schema)
     _labelled(schema, field.label, field.help)
     if field.default is not None:
-        default = _plain(field.default)
+        default = plain(field.default)
         if field.type in ("decimal", "money", "percent"):
             default = str(default)
         schema["default"] = default
@@ -545,7 +376,8 @@ def _writable(
     for field in entity.fields.values():
         if field.name in readonly or field.name == skip:
             continue
-        if field.type == "children" or (field.type in INPUT_SCHEMAS and not field.readonly):
+        takes_input = JSON_TYPES[field.type].input is not None
+        if field.type == "children" or (takes_input and not field.readonly):
             yield field
 
 

@@ -13,23 +13,30 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 
 from engine import Actor, BadRequest, NotFound
+from engine.query import parse_params
 from metamodel import Entity, Field, Label
 
 from .accounts import User
-from .app import csrf, runtime
 from .errors import Unauthorized
+from .extensions import csrf, runtime
 from .ratelimit import LoginLimit
 
 log = logging.getLogger("heddle.api")
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(api)
+
+
+def init_app(app: Flask) -> None:
+    """The REST API under ``/api/v1``."""
+    app.register_blueprint(api)
+
 
 MAX_VERSION = 2**31 - 1
 MAX_ID = 2**63 - 1
@@ -260,8 +267,6 @@ def _params() -> Mapping[str, Any]:
 @api.get("/records/<entity>")
 def list_records(entity: str) -> ResponseReturnValue:
     """A page of records: filters, sort, cursor, search, field selection, expansion."""
-    from engine.query import parse_params
-
     heddle = runtime()
     ent = heddle.records.entity(entity)
     query = parse_params(heddle.model, ent.name, _params())

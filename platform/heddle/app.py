@@ -15,25 +15,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import redis
 import sqlalchemy as sa
-from flask import Flask, Request, current_app, jsonify
+from flask import Flask, Request, jsonify
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
-from flask_login import LoginManager
-from flask_wtf.csrf import CSRFProtect
 
 from engine.tables import HISTORY_TABLE
 
-from . import logs
+from . import api, errors, logs, openapi
+from .extensions import csrf, login_manager
 from .jsonio import JSONProvider
 from .ratelimit import LoginLimit
 from .runtime import Runtime
 from .settings import SETTINGS, resolve_database_url
 
 log = logging.getLogger("heddle.app")
-
-csrf = CSRFProtect()
-login_manager = LoginManager()
 
 
 class CookieSessions(SecureCookieSessionInterface):
@@ -48,8 +45,6 @@ class CookieSessions(SecureCookieSessionInterface):
 
 
 def _settings(config: Mapping[str, Any] | None) -> dict[str, Any]:
-    import os
-
     values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
     values.update({s.name: os.environ[s.env] for s in SETTINGS if s.env in os.environ})
     values.update(config or {})
@@ -117,13 +112,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             user = runtime.accounts.by_id(conn, int(user_id))
         return user if user is not None and user.active else None
 
-    from .api import api
-    from .errors import register as register_errors
-    from .openapi import docs
-
-    app.register_blueprint(api)
-    app.register_blueprint(docs)
-    register_errors(app)
+    api.init_app(app)
+    openapi.init_app(app)
+    errors.init_app(app)
 
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:
@@ -157,8 +148,6 @@ def _readiness(runtime: Runtime) -> ResponseReturnValue:
         checks["database"] = f"unreachable: {exc.__class__.__name__}"
     redis_url = str(runtime.config.get("REDIS_URL") or "")
     if redis_url:
-        import redis
-
         try:
             redis.Redis.from_url(redis_url, socket_connect_timeout=1).ping()
             checks["redis"] = "ok"
@@ -167,10 +156,3 @@ def _readiness(runtime: Runtime) -> ResponseReturnValue:
             checks["redis"] = f"unreachable: {exc.__class__.__name__}"
     body = jsonify(status="ready" if ready else "not ready", checks=checks)
     return body, 200 if ready else 503
-
-
-def runtime() -> Runtime:
-    """The current app's :class:`Runtime`; in a request, its ``model``, ``schema``,
-    ``records`` and ``accounts`` are those of the state the request started with."""
-    found: Runtime = current_app.extensions["heddle"]
-    return found

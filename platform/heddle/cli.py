@@ -20,10 +20,15 @@ from metamodel import DefinitionError, Model, load_packages, schema_json
 
 from . import __version__
 from .accounts import AccountError, Accounts
+from .plugins import PluginError, load_plugins
 from .settings import SETTINGS, database_url, package_paths, setting
 
 
 def _load(paths: tuple[Path, ...]) -> Model:
+    try:
+        load_plugins(setting("PLUGINS"))
+    except PluginError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         return load_packages(list(paths) or package_paths())
     except DefinitionError as exc:

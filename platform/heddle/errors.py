@@ -31,7 +31,7 @@ def _code(exc: HTTPException) -> str:
     return re.sub(r"[^a-z]+", "_", (exc.name or "error").lower()).strip("_")
 
 
-def register(app: Flask) -> None:
+def init_app(app: Flask) -> None:
     @app.errorhandler(EngineError)
     def engine_error(exc: EngineError) -> ResponseReturnValue:
         response = jsonify(exc.to_dict())

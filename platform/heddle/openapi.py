@@ -44,7 +44,16 @@ from typing import Any
 
 import openapi_ui_bundles
 from apispec import APISpec
-from flask import Blueprint, Response, abort, current_app, request, send_from_directory, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    request,
+    send_from_directory,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from markupsafe import escape
@@ -61,9 +70,7 @@ from ._openapi_schemas import (
     ERROR_SCHEMA,
     FIELD_META_SCHEMA,
     HISTORY_SCHEMA,
-    INPUT_SCHEMAS,
     LABEL_SCHEMA,
-    OUTPUT_SCHEMAS,
     input_schema,
     page_schema,
     patch_schema,
@@ -74,11 +81,9 @@ from ._openapi_schemas import (
 )
 from .errors import Unauthorized
 
-# The field-type registries (field type → JSON Schema of a value sent, of a value
-# returned) and the component names of each entity are built in _openapi_schemas.
+# The JSON of each field type comes from heddle.fieldtypes.JSON_TYPES; the component
+# names of each entity are built in _openapi_schemas.
 __all__ = [
-    "INPUT_SCHEMAS",
-    "OUTPUT_SCHEMAS",
     "DocumentCache",
     "EntityView",
     "View",
@@ -306,6 +311,12 @@ class DocumentCache:
 # --- the blueprint ------------------------------------------------------------------------
 
 docs = Blueprint("docs", __name__, url_prefix="/api/v1")
+
+
+def init_app(app: Flask) -> None:
+    """``/api/v1/openapi.json`` and the interactive documentation."""
+    app.register_blueprint(docs)
+
 
 SWAGGER_UI = openapi_ui_bundles.swagger_ui.static_path
 SWAGGER_FILES = frozenset(

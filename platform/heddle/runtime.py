@@ -33,9 +33,10 @@ from sqlalchemy.engine import Engine
 
 from engine import EventBus, Records, Schema, build_schema, connect
 from engine.tables import HISTORY_TABLE
-from metamodel import Model, load_packages
+from metamodel import Model, load_packages, model_from_json
 
 from .accounts import Accounts, TokenCache
+from .plugins import load_plugins
 
 log = logging.getLogger("heddle.runtime")
 
@@ -168,7 +169,7 @@ class Runtime:
         try:
             with current.records.reader.connect() as conn:
                 text = conn.scalar(sa.select(history.c.model).where(history.c.id == row_id))
-            model = Model.from_json(str(text))
+            model = model_from_json(str(text))
             state = self._build(model, digest)
         except Exception:
             # Whatever is wrong with a stored snapshot, the process must keep serving the
@@ -205,6 +206,7 @@ class Runtime:
     # --- building ------------------------------------------------------------------------
 
     def _load_files(self) -> Model:
+        load_plugins(str(self.config.get("PLUGINS") or ""))
         paths = [Path(p.strip()) for p in str(self.config["PACKAGES"]).split(",") if p.strip()]
         return load_packages(paths)
 

@@ -42,6 +42,12 @@ SETTINGS: tuple[Setting, ...] = (
         str(crm_definitions.PATH),
         "Definition packages to load, separated by commas, base first (default: the CRM).",
     ),
+    Setting(
+        "PLUGINS",
+        "",
+        "Python modules to import before the definitions are loaded, separated by commas: "
+        "plugins that register field types, view kinds, actions or measures.",
+    ),
     Setting("LOCALE", "en", "Default locale of labels and screens: en, zh or ja."),
     Setting("INSTANCE_PATH", "instance", "Folder for the SQLite database, uploads and the secret."),
     Setting("LOG_FORMAT", "text", "Log lines as plain text or as JSON objects (json)."),

@@ -78,7 +78,7 @@ def _note(outcome: str) -> None:
 
 WORDS = [
     *KINDS,
-    *FIELD_TYPES,
+    *FIELD_TYPES.names(),
     "kind",
     "name",
     "extend",
@@ -174,7 +174,7 @@ json_values = st.recursive(
 
 field_specs = st.builds(
     lambda kind, extra: {"type": kind, **extra},
-    st.sampled_from(FIELD_TYPES),
+    st.sampled_from(FIELD_TYPES.names()),
     st.dictionaries(names, json_values, max_size=4),
 )
 entity_documents = st.builds(
@@ -362,7 +362,7 @@ VALID: list[dict[str, Any]] = [
         "name": "notify",
         "entity": "account",
         "trigger": {"event": "created"},
-        "actions": [{"type": "email"}],
+        "actions": [{"type": "notify", "to": "owner"}],
     },
 ]
 

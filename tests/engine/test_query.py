@@ -28,11 +28,11 @@ from engine.query import (
     Page,
     RelativeDate,
     compile_filter,
-    ensure_search_indexes,
     parse_params,
     parse_where,
     run,
 )
+from engine.search import ensure_search_indexes
 from engine.tables import TEAM_TABLE, USER_TABLE, Schema, build_schema
 from metamodel import Model, load_packages
 from metamodel.model import SortKey

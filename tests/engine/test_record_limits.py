@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from engine.context import SYSTEM
 from engine.errors import ValidationFailed
 from engine.records import Records
+from engine.records._validate import Validator
 from engine.tables import build_schema
 from metamodel import Entity, load_packages
 
@@ -52,13 +53,13 @@ fields:
 Rival = Callable[[sa.Connection], None]
 
 
-class RacedRecords(Records):
-    """Records where a rival writes, once, right after the unique check has passed: the
-    interleaving of two transactions that both check a value before either writes it."""
+class RacedValidator(Validator):
+    """A validator after whose unique check a rival writes, once: the interleaving of two
+    transactions that both check a value before either writes it."""
 
     rival: Rival | None = None
 
-    def _check_unique(
+    def check_unique(
         self,
         conn: sa.Connection,
         ent: Entity,
@@ -67,10 +68,28 @@ class RacedRecords(Records):
         errors: dict[str, list[str]],
         changed: set[str] | None,
     ) -> None:
-        super()._check_unique(conn, ent, record, record_id, errors, changed)
+        super().check_unique(conn, ent, record, record_id, errors, changed)
         rival, self.rival = self.rival, None
         if rival is not None:
             rival(conn)
+
+
+class RacedRecords(Records):
+    """Records whose validator lets a rival write right after the unique check."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.validator = self.writer.validator = RacedValidator(
+            self.schema, self.dialect, self.computer
+        )
+
+    @property
+    def rival(self) -> Rival | None:
+        return self.validator.rival  # type: ignore[attr-defined,no-any-return]
+
+    @rival.setter
+    def rival(self, value: Rival | None) -> None:
+        self.validator.rival = value  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from engine import SYSTEM, Actor, Records, build_schema, migrate, plan
-from engine import _search_sqlite as fts
-from engine._query_sql import search_condition
-from engine.query import ListQuery, ensure_search_indexes, run
+from engine.query import ListQuery, run
+from engine.search import _sqlite as fts
+from engine.search import ensure_search_indexes, search_condition
 from engine.tables import Schema
 from metamodel import Model, load_packages
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
+from engine.sqlexpr import to_sql
 from metamodel.expressions import FUNCTIONS, ExpressionError, MappingScope, parse
 
 SCOPE = MappingScope(
@@ -264,7 +265,7 @@ def table(db_engine: Engine) -> sa.Table:
 def test_sql_matches_python(db_engine: Engine, table: sa.Table, source: str) -> None:
     expression = parse(source, SCOPE, expect="boolean")
     expected = {row["id"] for row in ROWS if expression.evaluate(row)}
-    clause = expression.to_sql(lambda path: table.c[path[0]], db_engine.dialect.name)
+    clause = to_sql(expression, lambda path: table.c[path[0]], db_engine.dialect.name)
     with db_engine.connect() as conn:
         found = set(conn.scalars(sa.select(table.c.id).where(clause)))
     assert found == expected, f"SQL {clause} selected {found}, Python {expected}"

@@ -16,9 +16,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from heddle import openapi
 from heddle.app import create_app
+from heddle.fieldtypes import JSON_TYPES
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
-from engine._coerce import FIELD_BUILDERS
+from engine.fieldtypes import STORAGE_TYPES
 from metamodel import FIELD_TYPES, load_packages
 
 SHOP = """\
@@ -226,8 +227,10 @@ def test_every_api_route_is_documented(shop_app: Flask, client: FlaskClient) -> 
 
 
 def test_the_registries_cover_every_field_type() -> None:
-    assert set(openapi.OUTPUT_SCHEMAS) | {"children"} == set(FIELD_TYPES)
-    assert set(openapi.INPUT_SCHEMAS) == set(FIELD_BUILDERS)
+    assert set(JSON_TYPES) == set(FIELD_TYPES)
+    assert {n for n in JSON_TYPES if JSON_TYPES[n].input} == {
+        n for n in STORAGE_TYPES if STORAGE_TYPES[n].input
+    }
 
 
 # --- schemas -------------------------------------------------------------------------------

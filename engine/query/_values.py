@@ -1,229 +1,26 @@
-"""What a list filter may say about each field, and reading filter values from text.
+"""Reading filter values from text, and the relative dates filters may name.
 
-Every field (and system column) falls into one *kind* — text, choice, number, boolean,
-date, datetime, ref, multi, file — which decides its operators and how a value written in
-a URL becomes a Python value. Field paths (``account.region.name``) are walked here too:
-this module knows the Model, not SQL.
+Every field (and system column) falls into one filter *kind* — text, choice, number,
+boolean, date, datetime, ref, multi, file (:data:`engine.fieldtypes.OPERATORS_BY_KIND`) —
+which decides how a value written in a URL becomes a Python value.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import re
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any
 
-from metamodel import Entity, Field, Model
-from metamodel.model import SYSTEM_FIELDS
+from ..fieldtypes import OPERATORS
+from ..paths import QueryValueError, Target
 
-OPERATORS = (
-    "eq",
-    "ne",
-    "lt",
-    "lte",
-    "gt",
-    "gte",
-    "in",
-    "not_in",
-    "contains",
-    "icontains",
-    "startswith",
-    "isnull",
-    "between",
-)
-
-_ORDERED = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "isnull", "between")
-
-#: Kind → the operators its fields accept.
-OPERATORS_BY_KIND: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        "text": (*_ORDERED, "contains", "icontains", "startswith"),
-        "choice": ("eq", "ne", "in", "not_in", "isnull"),
-        "number": _ORDERED,
-        "boolean": ("eq", "ne", "isnull"),
-        "date": _ORDERED,
-        "datetime": _ORDERED,
-        "ref": ("eq", "ne", "in", "not_in", "isnull"),
-        "multi": ("eq", "ne", "contains", "in", "not_in", "isnull"),
-        "file": ("isnull",),
-    }
-)
-
-_KIND_OF_TYPE = {
-    "string": "text",
-    "text": "text",
-    "email": "text",
-    "phone": "text",
-    "url": "text",
-    "autonumber": "text",
-    "choice": "choice",
-    "multichoice": "multi",
-    "integer": "number",
-    "decimal": "number",
-    "money": "number",
-    "percent": "number",
-    "rollup": "number",
-    "boolean": "boolean",
-    "date": "date",
-    "datetime": "datetime",
-    "reference": "ref",
-    "user": "ref",
-    "team": "ref",
-    "file": "file",
-}
-
-_KIND_OF_VALUE_TYPE = {
-    "string": "text",
-    "integer": "number",
-    "decimal": "number",
-    "boolean": "boolean",
-    "date": "date",
-    "datetime": "datetime",
-}
-
-_SYSTEM_KINDS = {
-    "id": "number",
-    "version": "number",
-    "created_at": "datetime",
-    "updated_at": "datetime",
-    "created_by": "ref",
-    "updated_by": "ref",
-    "owner_id": "ref",
-    "team_id": "ref",
-}
-
-MAX_HOPS = 2  # references a path may cross: account.region.name
 MAX_LIST = 500  # values in one in/not_in/contains
 MAX_TEXT = 1000  # characters in one text value
 MAX_INTEGER = 2**63 - 1
-
-
-class QueryValueError(ValueError):
-    """A filter, sort or path the Model does not allow; the message says how to fix it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A field or system column as the query layer sees it.
-
-    ``value_type`` is the expression type (``integer``, ``decimal``, ``string``…);
-    ``table`` names the system table a user or team reference points at.
-    """
-
-    name: str
-    kind: str
-    value_type: str
-    field: Field | None = None
-    options: tuple[str, ...] = ()
-
-    @property
-    def operators(self) -> tuple[str, ...]:
-        return OPERATORS_BY_KIND[self.kind]
-
-    @property
-    def sortable(self) -> bool:
-        return self.kind not in ("multi", "file")
-
-    @property
-    def sort_type(self) -> str:
-        """The type of what a sort on this field orders by: choices by option rank."""
-        return "integer" if self.kind == "choice" and self.options else self.value_type
-
-    @property
-    def formula(self) -> bool:
-        return self.field is not None and self.field.type == "formula"
-
-    @property
-    def element_type(self) -> str:
-        """The type of one value of a multi field (``string`` or ``integer``)."""
-        return self.value_type.removeprefix("list:")
-
-
-def target(entity: Entity, name: str) -> Target:
-    """The :class:`Target` for ``entity.name``, or :class:`QueryValueError` naming the fix."""
-    field = entity.fields.get(name)
-    if field is None:
-        if name in SYSTEM_FIELDS and name in entity.system_fields:
-            return Target(name, _SYSTEM_KINDS[name], SYSTEM_FIELDS[name])
-        known = [*entity.fields, *entity.system_fields]
-        raise QueryValueError(f"unknown field '{name}' of {entity.name}{_hint(name, known)}")
-    if field.type == "children":
-        raise QueryValueError(
-            f"'{name}' holds child rows: filter the child entity '{field.children}' instead"
-        )
-    if field.type == "formula":
-        kind = _KIND_OF_VALUE_TYPE.get(field.value_type, "text")
-        if kind == "text" and field.options:
-            kind = "choice"
-    elif field.type in ("user", "team") and field.multiple:
-        kind = "multi"
-    else:
-        kind = _KIND_OF_TYPE[field.type]
-    return Target(name, kind, field.value_type, field, field.choice_values)
-
-
-@dataclass(frozen=True, slots=True)
-class Walk:
-    """A field path resolved: the references crossed, and the field at the end."""
-
-    path: tuple[str, ...]
-    refs: tuple[Field, ...]
-    target: Target
-    entity: str  # the entity holding the last field
-
-    @property
-    def dotted(self) -> str:
-        return ".".join(self.path)
-
-
-# Walks are looked up on every request: cache them per Model (a Model never changes, and
-# only paths that exist are cached, so a cache is bounded by its Model).
-_WALKS: dict[int, dict[tuple[str, tuple[str, ...], int], Walk]] = {}
-
-
-def walk(model: Model, entity: str, path: tuple[str, ...], max_hops: int = MAX_HOPS) -> Walk:
-    """Resolve ``("account", "region", "name")`` from ``entity``; at most two references."""
-    cache = _WALKS.get(id(model))
-    if cache is None:
-        cache = _WALKS[id(model)] = {}
-        weakref.finalize(model, _WALKS.pop, id(model), None)
-    key = (entity, path, max_hops)
-    found = cache.get(key)
-    if found is None:
-        found = cache[key] = _walk(model, entity, path, max_hops)
-    return found
-
-
-def _walk(model: Model, entity: str, path: tuple[str, ...], max_hops: int) -> Walk:
-    if not path or any(not part for part in path):
-        raise QueryValueError("empty field name")
-    if len(path) > max_hops + 1:
-        raise QueryValueError(
-            f"'{'.'.join(path)}' crosses {len(path) - 1} references; at most {max_hops} are allowed"
-        )
-    current = model.entity(entity)
-    refs: list[Field] = []
-    for name in path[:-1]:
-        field = current.fields.get(name)
-        if field is None:
-            target(current, name)  # an unknown name: raises, suggesting the closest
-        if field is None or field.type != "reference" or not field.to:
-            raise QueryValueError(
-                f"'{name}' is not a reference to an entity, so nothing can follow its '.'"
-            )
-        refs.append(field)
-        current = model.entity(field.to)
-    return Walk(path, tuple(refs), target(current, path[-1]), current.name)
-
-
-def _hint(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 # --- relative dates --------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Compile a checked expression tree into a SQLAlchemy expression.
+"""Compile a checked expression into a SQLAlchemy expression.
 
 The same tree that :mod:`metamodel.expressions` evaluates in Python becomes a SQL
 expression here, so a list filter or a report condition runs in the database with the
@@ -16,17 +16,19 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import ColumnElement
 
-from .expressions import (
+from metamodel.expressions import (
     DATE,
     DATETIME,
     DECIMAL,
     INTEGER,
+    NO_CONTEXT,
     STRING,
     Binary,
     Call,
     Compare,
     Conditional,
     Context,
+    Expression,
     FieldRef,
     ListOf,
     Literal,
@@ -48,8 +50,17 @@ _SQL_TYPES: dict[str, Any] = {
 }
 
 
-def to_sql(node: Node, resolve: Resolve, dialect: str, context: Context) -> Any:
-    return _Compiler(resolve, dialect, context).build(node)
+def to_sql(
+    expression: Expression,
+    resolve: Resolve,
+    dialect: str = "postgresql",
+    context: Context = NO_CONTEXT,
+) -> Any:
+    """A SQLAlchemy expression for ``expression``; ``resolve`` maps each field path to a
+    column expression (see :class:`engine.paths.Resolver`).
+
+    Build it per query: ``today()`` and ``current_user()`` are bound as values."""
+    return _Compiler(resolve, dialect, context).build(expression.tree)
 
 
 class _Compiler:

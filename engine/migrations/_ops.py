@@ -7,11 +7,9 @@ show its SQL) and once against the migration's connection.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,9 +17,10 @@ from alembic.operations import BatchOperations, Operations
 
 from metamodel import Field
 
-from . import _migrate_checks as checks
-from ._migrate_live import Key, LiveTable, Thing, ondelete
-from .tables import ARCHIVE_TABLE
+from ..fieldtypes import python_value
+from ..tables import ARCHIVE_TABLE
+from . import _checks as checks
+from ._live import Key, LiveTable, Thing, ondelete
 
 Action = Callable[[Operations], None]
 #: SQLite's json_object takes at most 127 arguments: this many columns per call.
@@ -155,15 +154,9 @@ def constant_default(spec: Field) -> Any:
     if spec.default is None or spec.default_expression is not None or spec.computed:
         return None
     value = spec.default
-    if spec.type == "multichoice":
-        return list(value) if isinstance(value, list | tuple) else [value]
-    if spec.type == "date" and isinstance(value, str):
-        return dt.date.fromisoformat(value)
-    if spec.type == "datetime" and isinstance(value, str):
-        return dt.datetime.fromisoformat(value)
-    if spec.type in ("decimal", "money", "percent"):
-        return Decimal(str(value))
-    return value
+    if spec.value_type.startswith("list:") and not isinstance(value, list | tuple):
+        value = [value]
+    return python_value(spec, value)
 
 
 def shown(value: Any) -> str:

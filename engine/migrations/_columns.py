@@ -1,22 +1,11 @@
-"""Drafting a migration: what takes the live database to the new Model's tables.
-
-The planner reads three things: the new Model's tables (:func:`~engine.tables.build_schema`),
-the live database (:mod:`._migrate_live`) and the last applied Model. The live database says
-what exists; the last Model says what Heddle made, so only what it made is ever dropped —
-a column somebody added by hand is left alone. Each difference becomes a :class:`Draft`
-with the Alembic operations that make it, and every change that could lose or break a
-value runs its data checks first (:mod:`._migrate_checks`); a failed check is a refusal.
-
-On SQLite, changes ALTER TABLE cannot make in place (column types, dropped columns and
-constraints, foreign keys on existing columns) are gathered into one Alembic batch per
-table, run as its own ``rebuild_table`` operation before the in-place ones, so the table
-is copied once and the copy starts from the table exactly as reflected.
+"""Drafting the changes to one existing table: its columns (added, renamed, retyped, made
+required or unique), their indexes, unique constraints and foreign keys, and what is
+archived before a drop. Part of the planner (:class:`~._plan._Planner`), which holds the
+state these drafts read and add to.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,248 +14,50 @@ from sqlalchemy.engine import Connection
 
 from metamodel import Entity, Field, Model
 
-from . import _migrate_checks as checks
-from . import _migrate_ops as ops
-from ._migrate_checks import describe
-from ._migrate_live import Key, LiveTable, Thing, match, wanted_things
-from .tables import Schema, build_schema
-
-# Order of the operations on one table (PostgreSQL; SQLite runs its rebuild first).
-RENAME, ADD, DROP_KEY, ALTER, REQUIRE, ADD_KEY, DROP = 10, 20, 30, 40, 50, 60, 70
+from ..tables import Schema
+from . import _checks as checks
+from . import _ops as ops
+from ._checks import describe
+from ._draft import ADD, ADD_KEY, ALTER, DROP, DROP_KEY, RENAME, REQUIRE, Draft
+from ._live import Key, LiveTable, Thing, match, wanted_things
 
 
-@dataclass
-class Draft:
-    """An operation before its SQL is known.
+class ColumnDrafts:
+    """The planner's drafts for tables that exist already (a mixin of ``_Planner``)."""
 
-    ``before`` always runs where the draft stands (archiving); ``native`` is the change made
-    in place, ``rebuild`` the same change made by SQLite's table rebuild. On PostgreSQL
-    ``native`` always exists; on SQLite a draft without it needs the rebuild.
-    """
-
-    kind: str
-    table: str
-    column: str | None
-    description: str
-    phase: int = 0
-    destructive: bool = False
-    before: ops.Action | None = None
-    native: ops.Action | None = None
-    rebuild: ops.RebuildPart | None = None
-
-    def action(self, rebuilt: bool) -> ops.Action:
-        """What to run at this draft's place; ``rebuilt``: its table is being rebuilt."""
-        steps = [self.before, None if rebuilt and self.rebuild else self.native]
-
-        def run(op: Operations) -> None:
-            for step in steps:
-                if step is not None:
-                    step(op)
-
-        return run
-
-
-@dataclass
-class Drafted:
-    drafts: list[tuple[Draft, ops.Action]]
+    conn: Connection
+    dialect: sa.Dialect
+    sqlite: bool
+    model: Model
+    schema: Schema
+    previous: Model | None
+    before: Schema | None
+    live: dict[str, LiveTable]
+    archive_hash: str
     refusals: list[str]
     notes: list[str]
-    schema: Schema
-
-
-_schemas: dict[str, Schema] = {}
-_schemas_lock = threading.Lock()
-
-
-def schema_of(model: Model) -> Schema:
-    """``build_schema(model)``, kept for the last few Models: a plan reads two of them."""
-    with _schemas_lock:
-        schema = _schemas.get(model.hash)
-    if schema is None:
-        schema = build_schema(model)
-        with _schemas_lock:
-            if len(_schemas) >= 4:
-                _schemas.pop(next(iter(_schemas)))
-            _schemas[model.hash] = schema
-    return schema
-
-
-def draft(
-    conn: Connection,
-    live: dict[str, LiveTable],
-    model: Model,
-    previous: Model | None,
-    archive_hash: str,
-) -> Drafted:
-    """Compare and draft; see the module docstring. ``live``: :func:`reflect`'s."""
-    planner = _Planner(conn, live, model, previous, archive_hash)
-    planner.run()
-    return Drafted(planner.ordered(), planner.refusals, planner.notes, planner.schema)
-
-
-class _Planner:
-    def __init__(
-        self,
-        conn: Connection,
-        live: dict[str, LiveTable],
-        model: Model,
-        previous: Model | None,
-        archive_hash: str,
-    ) -> None:
-        self.conn = conn
-        self.dialect = conn.dialect
-        self.sqlite = conn.dialect.name == "sqlite"
-        self.model = model
-        self.schema = schema_of(model)
-        self.previous = previous
-        self.before = schema_of(previous) if previous is not None else None
-        self.live = live
-        self.archive_hash = archive_hash
-        self.head: list[Draft] = []  # renames and creations of tables
-        self.groups: dict[str, list[Draft]] = {}  # changes per existing table
-        self.tail: list[Draft] = []  # dropped tables
-        self.refusals: list[str] = []
-        self.notes: list[str] = []
-        self.table_renames: dict[str, str] = {}  # old → new
-        self._rows: dict[str, bool] = {}
-
-    # --- helpers ------------------------------------------------------------------
+    table_renames: dict[str, str]
 
     def has_rows(self, table: str) -> bool:
-        table = self.now(table)
-        if table not in self._rows:
-            self._rows[table] = checks.has_rows(self.conn, table)
-        return self._rows[table]
+        raise NotImplementedError
 
     def entity_of(self, table: sa.Table) -> Entity | None:
-        name = table.info.get("entity")
-        return self.model.entity(name) if name else None
+        raise NotImplementedError
 
     def previous_entity(self, name: str) -> Entity | None:
-        if self.previous is None:
-            return None
-        return self.previous.entities.get(name)
+        raise NotImplementedError
 
     def previous_table(self, table: sa.Table) -> sa.Table | None:
-        if self.before is None:
-            return None
-        entity = table.info.get("entity")
-        if entity is None:
-            return self.before.metadata.tables.get(table.name)
-        old = self.previous_entity(entity)
-        return self.before.table(entity) if old is not None else None
+        raise NotImplementedError
 
     def add(self, draft: Draft) -> None:
-        self.groups.setdefault(draft.table, []).append(draft)
+        raise NotImplementedError
 
     def refuse(self, message: str) -> None:
-        self.refusals.append(message)
+        raise NotImplementedError
 
     def now(self, name: str) -> str:
-        """The name a table has while planning (before a rename_table runs)."""
-        for old, new in self.table_renames.items():
-            if new == name:
-                return old
-        return name
-
-    # --- the plan -----------------------------------------------------------------
-
-    def run(self) -> None:
-        self.rename_tables()
-        self.create_tables()
-        for table in self.schema.metadata.tables.values():
-            if table.name in self.live:
-                self.alter_table(table)
-        self.drop_tables()
-
-    def rename_tables(self) -> None:
-        for entity in self.model:
-            old = self.previous_entity(entity.name)
-            if old is None or old.table == entity.table:
-                continue
-            if old.table in self.live and entity.table not in self.live:
-                self.head.append(
-                    Draft(
-                        "rename_table",
-                        entity.table,
-                        None,
-                        f"rename table {old.table} to {entity.table}",
-                        native=ops.rename_table(old.table, entity.table),
-                    )
-                )
-                self.table_renames[old.table] = entity.table
-                live = self.live.pop(old.table)
-                live.name = entity.table
-                self.live[entity.table] = live
-        for live in self.live.values():  # foreign keys follow a renamed table
-            live.things = [ops.retarget(t, self.table_renames) for t in live.things]
-
-    def create_tables(self) -> None:
-        missing = [t for t in self.schema.metadata.tables.values() if t.name not in self.live]
-        system = [t for t in missing if "entity" not in t.info]
-        entities = [t for t in missing if "entity" in t.info]
-        deferred: list[sa.ForeignKeyConstraint] = []
-        for group in (system, entities):
-            ordered = ops.creation_order(group)
-            cyclic = {fk for table, fks in ordered if table is None for fk in fks}
-            for table, _ in ordered:
-                if table is None:
-                    continue
-                inline = None
-                if not self.sqlite:  # SQLite takes references to tables made later
-                    inline = [fk for fk in table.foreign_key_constraints if fk not in cyclic]
-                    deferred += [fk for fk in table.foreign_key_constraints if fk in cyclic]
-                self.head.append(
-                    Draft(
-                        "create_table",
-                        table.name,
-                        None,
-                        f"create table {table.name}",
-                        native=ops.create_table(table, inline),
-                    )
-                )
-        for fk in deferred:
-            self.head.append(self.add_foreign_key_draft(fk.table.name, fk, check=False))
-
-    def drop_tables(self) -> None:
-        if self.before is None:
-            return
-        wanted = set(self.schema.metadata.tables)
-        gone = [
-            t
-            for t in self.before.metadata.tables.values()
-            if "entity" in t.info
-            and t.name not in wanted
-            and t.name not in self.table_renames
-            and t.name in self.live
-        ]
-        for table, fks in reversed(ops.creation_order(gone)):
-            if table is None:
-                for fk in fks:  # a cycle among dropped tables: cut it first
-                    name = str(fk.name)
-                    self.tail.append(
-                        Draft(
-                            "drop_foreign_key",
-                            fk.table.name,
-                            None,
-                            f"drop foreign key {name} of table {fk.table.name}",
-                            native=ops.drop_constraint(name, fk.table.name, "foreignkey"),
-                        )
-                    )
-                continue
-            count = checks.count_rows(self.conn, table.name, ops.everything, False).count
-            rows = f"{count:,} row{'s' if count != 1 else ''}"
-            self.tail.append(
-                Draft(
-                    "drop_table",
-                    table.name,
-                    None,
-                    f"drop table {table.name} ({rows} archived first)",
-                    destructive=True,
-                    before=self.archive(table.name, None),
-                    native=ops.drop_table(table.name),
-                )
-            )
+        raise NotImplementedError
 
     # --- one existing table ---------------------------------------------------------
 
@@ -745,42 +536,3 @@ class _Planner:
     def archive(self, table: str, column: str | None) -> ops.Action:
         """Copy a column's values (or whole rows) into heddle_archive first."""
         return ops.archive(self.live[table], table, column, self.sqlite, self.archive_hash)
-
-    # --- order ------------------------------------------------------------------------
-
-    def ordered(self) -> list[tuple[Draft, ops.Action]]:
-        result = [(d, d.action(False)) for d in self.head]
-        for table, drafts in self.groups.items():
-            drafts.sort(key=lambda d: d.phase)
-            rebuilt = self.sqlite and any(d.native is None for d in drafts)
-            if not rebuilt:
-                result += [(d, d.action(False)) for d in drafts]
-                continue
-            parts = [d for d in drafts if d.rebuild is not None]
-            result += [(d, d.action(True)) for d in parts]
-            result.append(self.rebuild_table(table, parts))
-            result += [(d, d.action(False)) for d in drafts if d.rebuild is None]
-        result += [(d, d.action(False)) for d in self.tail]
-        return result
-
-    def rebuild_table(self, table: str, parts: list[Draft]) -> tuple[Draft, ops.Action]:
-        reflected = sa.Table(self.now(table), sa.MetaData(), autoload_with=self.conn)
-        kinds = ", ".join(dict.fromkeys(d.kind.replace("_", " ") for d in parts))
-
-        def run(op: Operations) -> None:
-            job = ops.Rebuild(reflected.to_metadata(sa.MetaData(), name=table))
-            if reflected.name != table:  # renamed in this migration: so are self-references
-                ops.retarget_copy(job.table, reflected.name, table)
-            for part in parts:
-                assert part.rebuild is not None
-                part.rebuild(job)
-            with op.batch_alter_table(table, copy_from=job.table, recreate="always") as batch:
-                for step in job.batch:
-                    step(batch)
-            for statement in job.after:
-                op.execute(statement)
-
-        described = (
-            f"rebuild table {table}: SQLite makes the changes above ({kinds}) by copying the table"
-        )
-        return Draft("rebuild_table", table, None, described), run

@@ -38,16 +38,16 @@ from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection, Engine
 
-from metamodel import DefinitionError, Field, Model
+from metamodel import DefinitionError, Field, Model, model_from_json
 
-from . import _migrate_checks as checks
-from ._compute import Computer
-from ._migrate_live import reflect
-from ._migrate_ops import Action
-from ._migrate_plan import draft, schema_of
-from .errors import BadRequest, MigrationRefused
-from .query import ensure_search_indexes
-from .tables import ARCHIVE_TABLE, HISTORY_TABLE, Schema, build_schema
+from .._compute import Computer
+from ..errors import BadRequest, MigrationRefused
+from ..search import ensure_search_indexes
+from ..tables import ARCHIVE_TABLE, HISTORY_TABLE, Schema, build_schema
+from . import _checks as checks
+from ._live import reflect
+from ._ops import Action
+from ._plan import draft, schema_of
 
 #: Key of the PostgreSQL advisory lock every migration holds ("heddle" in ASCII).
 LOCK_KEY = 0x686564646C65
@@ -181,7 +181,7 @@ def _model_of(conn: Connection, snapshot: tuple[int, str]) -> Model:
             return _models[digest]
     history = checks.light_table(HISTORY_TABLE, "id", "model")
     text = conn.scalar(sa.select(history.c.model).where(history.c.id == row_id))
-    model = Model.from_json(str(text))
+    model = model_from_json(str(text))
     with _models_lock:
         if len(_models) >= 8:
             _models.pop(next(iter(_models)))
@@ -326,7 +326,7 @@ def _previous_model(conn: Connection, schema: Schema) -> Model | None:
         return None
     text = conn.scalar(sa.select(history.c.model).order_by(history.c.id.desc()).limit(1))
     try:
-        return Model.from_json(text) if text else None
+        return model_from_json(text) if text else None
     except (DefinitionError, ValueError, KeyError):
         return None
 

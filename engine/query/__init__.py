@@ -26,7 +26,6 @@ Meanings (docs/queries.md has the full reference):
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,34 +41,17 @@ from metamodel import Entity, Expression, ExpressionError, Model, UnknownName, p
 from metamodel.expressions import Context
 from metamodel.model import SortKey, parse_sort
 
-from . import _query_cursor as cursors
-from . import _search_sqlite as fts
-from ._query_sql import (
-    Resolver,
-    SortColumn,
-    after,
-    capture,
-    condition,
-    search_condition,
-    sort_expression,
-)
-from ._query_values import (
-    MAX_LIST,
-    MAX_TEXT,
-    OPERATORS,
-    OPERATORS_BY_KIND,
-    RELATIVE_DATES,
-    QueryValueError,
-    RelativeDate,
-    Target,
-    Walk,
-    coerce,
-    target,
-    walk,
-)
-from .context import Actor
-from .errors import BadRequest, NotFound
-from .tables import TEAM_TABLE, USER_TABLE, Schema, stored
+from ..context import Actor
+from ..errors import BadRequest, NotFound
+from ..fieldtypes import OPERATORS, OPERATORS_BY_KIND
+from ..paths import QueryValueError, Resolver, Target, Walk, target, walk
+from ..search import _sqlite as fts
+from ..search import search_columns, search_condition, search_fields
+from ..sqlexpr import to_sql
+from ..tables import TEAM_TABLE, USER_TABLE, Schema
+from . import _cursor as cursors
+from ._sql import SortColumn, after, capture, condition, sort_expression
+from ._values import MAX_LIST, MAX_TEXT, RELATIVE_DATES, RelativeDate, coerce
 
 # Besides running queries, what a query may say is public, for whatever describes the
 # query API (the OpenAPI document): the kind of each field or system column (target(),
@@ -93,11 +75,9 @@ __all__ = [
     "RelativeDate",
     "Target",
     "compile_filter",
-    "ensure_search_indexes",
     "parse_params",
     "parse_where",
     "run",
-    "search_index_name",
     "target",
 ]
 
@@ -332,22 +312,12 @@ def _check_expand(entity: Entity, names: Sequence[str]) -> None:
             )
 
 
-def _search_fields(entity: Entity) -> tuple[str, ...]:
-    """The entity's search fields, or its title field if it declares none."""
-    if entity.search_fields:
-        return entity.search_fields
-    title = entity.fields.get(entity.title_field or "")
-    if title is not None and stored(title) and target(entity, title.name).kind == "text":
-        return (title.name,)
-    return ()
-
-
 def _check_search(entity: Entity, text: str) -> None:
     if len(text) > MAX_SEARCH:
         raise QueryValueError(f"search text longer than {MAX_SEARCH} characters")
     if "\x00" in text:
         raise QueryValueError("search text may not contain NUL characters")
-    if not _search_fields(entity):
+    if not search_fields(entity):
         raise QueryValueError(f"{entity.name} has no search fields")
 
 
@@ -457,7 +427,7 @@ def run(
     context = Context(user_id=actor.user_id, team_id=actor.team_id, today=today)
     index = None
     if query.search and conn.dialect.name == "sqlite":
-        tables = fts.usable(conn, schema.model.hash, lambda: _search_columns(schema))
+        tables = fts.usable(conn, schema.model.hash, lambda: search_columns(schema))
         index = tables.get(schema.table(ent.name).name)
     built = _build(schema, ent, query, conn.dialect.name, context, scope, index)
     fetched = conn.execute(built.statement).mappings().all()
@@ -517,13 +487,13 @@ def _build(
     if query.search:
         try:
             _check_search(entity, query.search)
-            names = _search_fields(entity) if query.search_in is None else query.search_in
+            names = search_fields(entity) if query.search_in is None else query.search_in
             searched = [table.c[name] for name in names]
             conditions.append(search_condition(searched, query.search, dialect, index))
         except QueryValueError as exc:
             errors.add("q", str(exc))
     if query.where is not None:
-        conditions.append(query.where.to_sql(resolver.column, dialect, context))
+        conditions.append(to_sql(query.where, resolver.column, dialect, context))
     if scope is not None:
         conditions.append(scope)
     source = resolver.from_clause()
@@ -714,62 +684,3 @@ def _text(value: Any) -> Any:
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)
-
-
-# --- search indexes -------------------------------------------------------------------------
-
-
-def search_index_name(table: str, column: str) -> str:
-    """``ix_<table>_<column>_trgm``, shortened with a hash to PostgreSQL's 63 characters."""
-    name = f"ix_{table}_{column}_trgm"
-    if len(name) <= 63:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[:50]}_{digest}_trgm"
-
-
-def _search_columns(schema: Schema) -> dict[str, tuple[str, ...]]:
-    """Entity table → its search columns, for every entity that has some."""
-    found = {}
-    for entity in schema.model:
-        table = schema.table(entity.name)
-        columns = tuple(c for c in _search_fields(entity) if c in table.c)
-        if columns:
-            found[table.name] = columns
-    return found
-
-
-def ensure_search_indexes(conn: sa.Connection, schema: Schema) -> list[str]:
-    """Make the indexes that serve search; returns the names of those that now exist.
-
-    - PostgreSQL: ``pg_trgm`` and a trigram GIN index on every search field. None when
-      the extension cannot be created (no privilege): search is then a plain ``ILIKE`` scan.
-    - SQLite: per table with search fields, an FTS5 trigram table over them kept in step
-      by triggers (``engine._search_sqlite``), remade and rebuilt when the search fields,
-      the table's name or the table itself changed, dropped with its table or its last
-      search field. None without FTS5: search is then a plain ``LIKE`` scan.
-
-    Idempotent; the migrator calls it after each migration, in its transaction.
-    """
-    if conn.dialect.name == "sqlite":
-        return fts.ensure(conn, _search_columns(schema))
-    if conn.dialect.name != "postgresql":
-        return []
-    try:
-        with conn.begin_nested():
-            conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
-    except sa.exc.DBAPIError:
-        return []
-    quote = conn.dialect.identifier_preparer.quote
-    names = []
-    for table_name, columns in _search_columns(schema).items():
-        for column in columns:
-            name = search_index_name(table_name, column)
-            conn.execute(
-                sa.text(
-                    f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {quote(table_name)}"
-                    f" USING gin ({quote(column)} gin_trgm_ops)"
-                )
-            )
-            names.append(name)
-    return names

@@ -18,113 +18,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import ColumnElement
 
-from metamodel.expressions import Context
-
-from ._query_values import QueryValueError, RelativeDate, Target, Walk, walk
-from ._search_sqlite import MIN_WORD, TextIndex
-from .tables import Schema, UTCDateTime
+from ..paths import SQL_TYPES, QueryValueError, Target
+from ..search import like, like_escape
+from ._values import RelativeDate
 
 Column = ColumnElement[Any]
 Condition = ColumnElement[bool]
-
-#: Expression type → the SQL type a computed value is read and bound as.
-SQL_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
-    "integer": sa.Integer(),
-    "decimal": sa.Numeric(),
-    "string": sa.String(),
-    "boolean": sa.Boolean(),
-    "date": sa.Date(),
-    "datetime": UTCDateTime(),
-}
-
-# Formulas may read paths of their own (two hops) at the end of a filter path (two more).
-_INTERNAL_HOPS = 6
-
-
-class Resolver:
-    """Columns for field paths of one entity, joining the referenced tables it needs.
-
-    >>> resolver = Resolver(schema, "opportunity", "postgresql", Context())
-    >>> clause = resolver.column(("account", "grade")) == "A"
-    >>> select(...).select_from(resolver.from_clause()).where(clause)
-
-    The base table is the entity's own table, not an alias, so conditions written against
-    ``schema.table(entity)`` (permission scopes) apply unchanged.
-    """
-
-    def __init__(
-        self,
-        schema: Schema,
-        entity: str,
-        dialect: str,
-        context: Context,
-        base: sa.FromClause | None = None,
-    ) -> None:
-        self.schema = schema
-        self.entity = entity
-        self.dialect = dialect
-        self.context = context
-        self.base: sa.FromClause = schema.table(entity) if base is None else base
-        self._tables: dict[tuple[str, ...], sa.FromClause] = {(): self.base}
-        self._joins: list[tuple[sa.FromClause, Condition]] = []
-        self._formulas: dict[tuple[str, ...], Column] = {}
-
-    @property
-    def joined(self) -> bool:
-        return bool(self._joins)
-
-    def from_clause(self) -> sa.FromClause:
-        """The base table with every join resolved so far."""
-        clause: sa.FromClause = self.base
-        for alias, on in self._joins:
-            clause = clause.outerjoin(alias, on)
-        return clause
-
-    def walk(self, path: Sequence[str], *, internal: bool = False) -> Walk:
-        if internal:
-            return walk(self.schema.model, self.entity, tuple(path), _INTERNAL_HOPS)
-        return walk(self.schema.model, self.entity, tuple(path))
-
-    def column(self, path: Sequence[str]) -> Column:
-        """The column (or computed expression) for a field path; joins as needed."""
-        return self.column_of(self.walk(path))
-
-    def column_of(self, found: Walk) -> Column:
-        prefix = found.path[:-1]
-        table = self._table_at(found, prefix)
-        target = found.target
-        if not target.formula:
-            return table.c[target.name]
-        cached = self._formulas.get(found.path)
-        if cached is None:
-            expression = target.field.expression if target.field else None
-            assert expression is not None, f"formula {target.name} has no expression"
-            sql = expression.to_sql(
-                lambda sub: self.column_of(self.walk((*prefix, *sub), internal=True)),
-                self.dialect,
-                self.context,
-            )
-            cached = sa.type_coerce(sql, SQL_TYPES.get(target.value_type, sa.String()))
-            self._formulas[found.path] = cached
-        return cached
-
-    def _table_at(self, found: Walk, prefix: tuple[str, ...]) -> sa.FromClause:
-        if prefix in self._tables:
-            return self._tables[prefix]
-        parent = self._table_at(found, prefix[:-1])
-        reference = found.refs[len(prefix) - 1]
-        assert reference.to is not None
-        alias = self.schema.table(reference.to).alias()
-        self._joins.append((alias, alias.c.id == parent.c[reference.name]))
-        self._tables[prefix] = alias
-        return alias
-
-    def nullable(self, found: Walk) -> bool:
-        """Whether the value at a path may be NULL (only NOT NULL base columns may not)."""
-        if len(found.path) > 1 or found.target.formula:
-            return True
-        return bool(self.base.c[found.target.name].nullable)
-
 
 # --- filter conditions ---------------------------------------------------------------------
 
@@ -181,65 +80,15 @@ def _compare(column: Column, op: str, value: Any) -> Condition:
     return result
 
 
-def like_escape(text: str) -> str:
-    """Text as a LIKE pattern that matches it literally (``\\`` escapes ``%`` and ``_``)."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _like(column: Column, pattern: str, dialect: str, *, insensitive: bool) -> Condition:
-    if dialect == "postgresql":
-        # Backslash is PostgreSQL's default LIKE escape; no ESCAPE clause keeps the
-        # condition in the shape the trigram index matches.
-        return column.ilike(pattern) if insensitive else column.like(pattern)
-    # SQLite's LIKE ignores case (for ASCII letters) and has no default escape.
-    return column.like(pattern, escape="\\")
-
-
 def _text_match(column: Column, op: str, value: str, dialect: str) -> Condition:
     if op == "icontains":
-        return _like(column, f"%{like_escape(value)}%", dialect, insensitive=True)
+        return like(column, f"%{like_escape(value)}%", dialect, insensitive=True)
     if dialect == "postgresql":
         suffix = "%" if op == "contains" else ""
         return column.like(f"{suffix}{like_escape(value)}%")
     if op == "contains":
         return sa.func.instr(column, value) > 0
     return sa.func.substr(column, 1, len(value)) == value
-
-
-def search_condition(
-    columns: Sequence[sa.Column[Any]],
-    text: str,
-    dialect: str,
-    index: TextIndex | None = None,
-) -> Condition:
-    """Every word of ``text`` appears, ignoring case, in at least one of ``columns``.
-
-    With ``index`` (SQLite's FTS5 trigram table over these columns' table), the words of
-    three characters or more are looked up in it, all in one ``MATCH``; shorter words —
-    common in Chinese and Japanese (张三, 佐藤) — cannot be found by trigrams and stay
-    ``LIKE`` conditions.
-    """
-    words = text.split()[:10]
-    if not words:
-        return sa.true()
-    names = [column.name for column in columns]
-    indexed: list[str] = []
-    if index is not None and columns and index.covers(names):
-        indexed = [word for word in words if len(word) >= MIN_WORD]
-    conditions = [
-        sa.or_(
-            *(
-                _like(column, f"%{like_escape(word)}%", dialect, insensitive=True)
-                for column in columns
-            )
-        )
-        for word in words
-        if len(word) < MIN_WORD or not indexed
-    ]
-    if indexed:
-        assert index is not None
-        conditions.append(index.condition(columns[0].table.c.id, names, indexed))
-    return sa.and_(*conditions)
 
 
 # --- dates -----------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
-from ._migrate_checks import ColumnType, describe
-from ._search_sqlite import is_search_table
+from ..search._sqlite import is_search_table
+from ._checks import ColumnType, describe
 
 #: Tables the planner never looks at: SQLite's own, Alembic's leftovers (and SQLite's
 #: search tables, which engine.query keeps after every migration: is_search_table).

@@ -1,0 +1,245 @@
+"""The record service: the one way records are created, read, changed and deleted.
+
+Every call takes an explicit :class:`~engine.context.Actor`. Input is coerced by schemas
+generated from the Model, then checked as a whole record (required, required_when,
+references, uniqueness, validations); defaults and autonumbers are filled in; rollups on
+parent records are kept right in the same transaction; every change is audited with its
+field-level diff; and record events let the workflows layer react before and after.
+
+>>> records = Records(engine, model)
+>>> deal = records.create(actor, "opportunity", {"name": "ERP", "account": 1, "amount": "5000"})
+>>> records.update(actor, "opportunity", deal["id"], {"stage": "proposal"}, version=deal["version"])
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from metamodel import Entity, Model
+
+from .. import query as queries
+from .._compute import Computer
+from ..audit import Audit, jsonable
+from ..context import Actor
+from ..database import reader
+from ..errors import BadRequest, NotFound
+from ..events import EventBus
+from ..permissions import Permissions
+from ..tables import Schema, build_schema
+from ._access import Access
+from ._common import REQUIRED
+from ._validate import Validator
+from ._write import Writer
+
+T = TypeVar("T")
+
+
+class Records:
+    """Create, read, update, delete and list records of one Model on one database.
+
+    The work is shared by three parts: :class:`Access` (permissions), :class:`Validator`
+    (input and whole-record checks) and :class:`Writer` (writes, audit, events).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        model: Model,
+        *,
+        schema: Schema | None = None,
+        events: EventBus | None = None,
+    ) -> None:
+        self.engine = engine
+        self.model = model
+        self.schema = schema or build_schema(model)
+        self.events = events or EventBus()
+        self.dialect = engine.dialect.name
+        self.audit = Audit(self.schema)
+        self.computer = Computer(self.schema, self.dialect)
+        self.permissions = Permissions(self.schema)
+        self.reader: Engine = reader(engine)
+        self.access = Access(self.schema, self.permissions)
+        self.validator = Validator(self.schema, self.dialect, self.computer)
+        self.writer = Writer(self)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """One transaction for several calls: pass the connection as ``conn=``."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def _run(self, conn: sa.Connection | None, work: Callable[[sa.Connection], T]) -> T:
+        if conn is not None:
+            return work(conn)
+        with self.engine.begin() as new:
+            return work(new)
+
+    def _read_only(self, conn: sa.Connection | None, work: Callable[[sa.Connection], T]) -> T:
+        """Reads need no transaction of their own (see :func:`engine.database.reader`)."""
+        if conn is not None:
+            return work(conn)
+        with self.reader.connect() as new:
+            return work(new)
+
+    def entity(self, name: str) -> Entity:
+        try:
+            return self.model.entity(name)
+        except KeyError as exc:
+            raise NotFound(str(exc)) from None
+
+    # public API -------------------------------------------------------------------------
+
+    def create(
+        self,
+        actor: Actor,
+        entity: str,
+        data: Mapping[str, Any],
+        *,
+        conn: sa.Connection | None = None,
+        trusted: bool = False,
+    ) -> dict[str, Any]:
+        """Create a record from client ``data``; returns it as :meth:`get` would.
+
+        ``trusted`` lets the platform itself (workflows, imports) set read-only fields.
+        """
+        ent = self.entity(entity)
+        grant = self.access.grant(actor, ent, "create")
+        if not trusted:
+            self.access.guard(actor, ent, data, grant, "create")
+
+        def work(c: sa.Connection) -> dict[str, Any]:
+            record = self.writer.create(c, actor, ent, data, trusted)
+            self.access.stays_in_scope(c, actor, ent, grant, record["id"])
+            return self.access.visible(actor, ent, record)
+
+        return self._run(conn, work)
+
+    def get(
+        self, actor: Actor, entity: str, record_id: int, *, conn: sa.Connection | None = None
+    ) -> dict[str, Any]:
+        """One record with its formulas and child rows; :class:`NotFound` if absent or out
+        of the actor's sight."""
+        ent = self.entity(entity)
+
+        def work(c: sa.Connection) -> dict[str, Any]:
+            self.access.readable(c, actor, ent, record_id)
+            return self.access.visible(
+                actor, ent, self.writer.read(c, actor, ent, record_id, children=True)
+            )
+
+        return self._read_only(conn, work)
+
+    def update(
+        self,
+        actor: Actor,
+        entity: str,
+        record_id: int,
+        data: Mapping[str, Any],
+        *,
+        version: int | None,
+        conn: sa.Connection | None = None,
+        trusted: bool = False,
+    ) -> dict[str, Any]:
+        """Change the fields in ``data``. ``version`` is the version the client read; a
+        stale one raises :class:`StaleVersion` (``None`` skips the check: trusted callers)."""
+        ent = self.entity(entity)
+        if version is None and not trusted:
+            raise BadRequest("the record's version is required", {"version": [REQUIRED]})
+
+        def work(c: sa.Connection) -> dict[str, Any]:
+            grant = self.access.writable(c, actor, ent, record_id, "update")
+            if not trusted:
+                self.access.guard(actor, ent, data, grant, "update")
+            record = self.writer.update(c, actor, ent, record_id, data, version, trusted)
+            self.access.stays_in_scope(c, actor, ent, grant, record_id)
+            return self.access.visible(actor, ent, record)
+
+        return self._run(conn, work)
+
+    def delete(
+        self,
+        actor: Actor,
+        entity: str,
+        record_id: int,
+        *,
+        version: int | None,
+        conn: sa.Connection | None = None,
+    ) -> None:
+        """Delete a record, following each reference's ``on_delete`` for records that
+        point at it; :class:`Restricted` lists what prevents it."""
+        ent = self.entity(entity)
+
+        def work(c: sa.Connection) -> None:
+            self.access.writable(c, actor, ent, record_id, "delete")
+            self.writer.delete(c, actor, ent, record_id, version, depth=0)
+
+        self._run(conn, work)
+
+    def query(
+        self, actor: Actor, entity: str, query: Any, *, conn: sa.Connection | None = None
+    ) -> Any:
+        """A page of the records the actor may read, for a :class:`engine.query.ListQuery`,
+        formulas computed and hidden fields left out. Filtering or sorting by a hidden field
+        is refused as an unknown field."""
+        ent = self.entity(entity)
+        grant = self.access.grant(actor, ent, "read")
+        query = self.access.within_sight(actor, ent, grant, query)
+        scope = self.permissions.where(actor, ent, grant, self.schema.table(ent.name))
+
+        def work(c: sa.Connection) -> Any:
+            page = queries.run(c, self.schema, ent.name, query, actor, scope=scope)
+            self.computer.formulas(c, ent, page.rows, actor.context())
+            page.rows = [self.access.visible(actor, ent, row) for row in page.rows]
+            return page
+
+        return self._read_only(conn, work)
+
+    def history(
+        self, actor: Actor, entity: str, record_id: int, *, conn: sa.Connection | None = None
+    ) -> list[dict[str, Any]]:
+        """Every change to a record, oldest first: who, when, version and the diff."""
+        ent = self.entity(entity)
+        grant = self.access.grant(actor, ent, "read")
+
+        def work(c: sa.Connection) -> list[dict[str, Any]]:
+            entries = self.audit.history(c, ent.name, record_id)
+            exists = self.access.exists(c, ent, record_id)
+            if (exists and not self.permissions.covers(c, actor, ent, grant, record_id)) or (
+                not exists and (grant.scope != "all" or not entries)
+            ):
+                raise NotFound(f"no {ent.name} with id {record_id}")
+            for entry in entries:
+                entry["changes"] = {
+                    k: v for k, v in entry["changes"].items() if k not in grant.hidden
+                }
+            return entries
+
+        return self._read_only(conn, work)
+
+    def as_of(
+        self,
+        actor: Actor,
+        entity: str,
+        record_id: int,
+        at: dt.datetime,
+        *,
+        conn: sa.Connection | None = None,
+    ) -> dict[str, Any] | None:
+        """The record's stored fields as they were at ``at`` (None if it did not exist)."""
+        ent = self.entity(entity)
+
+        def work(c: sa.Connection) -> dict[str, Any] | None:
+            self.history(actor, entity, record_id, conn=c)  # the same sight rules
+            state = self.audit.as_of(c, ent, record_id, at)
+            return None if state is None else self.access.visible(actor, ent, state)
+
+        return self._read_only(conn, work)
+
+
+__all__ = ["Records", "jsonable"]

@@ -1,0 +1,257 @@
+"""Input and whole-record checks: coercion, defaults, required fields, references,
+uniqueness (also under a race) and the entity's validations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from marshmallow import ValidationError as InputError
+
+from metamodel import Entity
+
+from .._compute import Computer
+from ..context import Actor
+from ..errors import BadRequest, ValidationFailed
+from ..fieldtypes import python_value, stored
+from ..inputs import OWNERSHIP, input_loader
+from ..tables import TEAM_TABLE, USER_TABLE, Schema
+from ._common import RECORD, REQUIRED, Errors, add, empty
+
+T = TypeVar("T")
+
+
+class Validator:
+    """Coerces and checks records of one Model on one database."""
+
+    def __init__(self, schema: Schema, dialect: str, computer: Computer) -> None:
+        self.schema = schema
+        self.model = schema.model
+        self.dialect = dialect
+        self.computer = computer
+
+    def input(
+        self, ent: Entity, data: Mapping[str, Any], *, partial: bool, trusted: bool
+    ) -> tuple[dict[str, Any], dict[str, list[Any]], Errors]:
+        """Coerced values, child rows by children field, and errors."""
+        if not isinstance(data, Mapping):
+            raise BadRequest("a record must be a JSON object")
+        errors: Errors = {}
+        children: dict[str, list[Any]] = {}
+        plain: dict[str, Any] = {}
+        for name, value in data.items():
+            field = ent.fields.get(name) if isinstance(name, str) else None
+            if field is not None and field.type == "children":
+                if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+                    add(errors, name, "Must be a list of objects.")
+                else:
+                    children[name] = list(value)
+            elif field is not None and (field.computed or field.readonly) and not trusted:
+                add(errors, name, "Read-only field.")
+            elif name in ("id", "version", *ent.system_fields) and name not in OWNERSHIP:
+                add(errors, name, "Set by the system.")
+            else:
+                plain[name] = value
+        try:
+            values = input_loader(self.model, ent.name, self.dialect).load(plain, partial=partial)
+        except InputError as exc:
+            for name, messages in flat_messages(exc.messages).items():
+                for message in messages:
+                    add(errors, name, message)
+            values = dict(exc.valid_data or {})  # so the other fields are checked too
+        return dict(values), children, errors
+
+    def defaults(
+        self, conn: sa.Connection, ent: Entity, values: dict[str, Any], actor: Actor
+    ) -> None:
+        context = actor.context()
+        for field in ent.fields.values():
+            if field.name in values or not stored(field) or field.computed:
+                continue
+            if field.default_expression is not None:
+                values[field.name] = field.default_expression.evaluate(values, context)
+            elif field.default is not None:
+                values[field.name] = python_value(field, field.default)
+        if ent.ownable:
+            owner = values.setdefault("owner_id", actor.user_id)
+            if "team_id" not in values:
+                values["team_id"] = (
+                    actor.team_id if owner == actor.user_id else self.team_of(conn, owner)
+                )
+
+    def team_of(self, conn: sa.Connection, user_id: Any) -> int | None:
+        """A user's team: a record given to someone belongs to their team, not the giver's
+        (an unknown user has none; the owner check reports the user)."""
+        if not isinstance(user_id, int):
+            return None
+        users = self.schema.metadata.tables[USER_TABLE]
+        team: int | None = conn.scalar(sa.select(users.c.team_id).where(users.c.id == user_id))
+        return team
+
+    def check(
+        self,
+        conn: sa.Connection,
+        actor: Actor,
+        ent: Entity,
+        record: dict[str, Any],
+        record_id: int | None,
+        errors: Errors,
+        *,
+        changed: set[str] | None,
+        child_counts: Mapping[str, int],
+    ) -> None:
+        """Check a whole candidate record; problems are added to ``errors``."""
+        view = self.computer.view(conn, ent, record, actor.context())
+        context = actor.context()
+        for field in ent.fields.values():
+            needed = field.required or (
+                field.required_when is not None
+                and bool(field.required_when.evaluate(view, context))
+            )
+            if not needed or field.name in errors:
+                continue
+            if field.type == "children":
+                # on create a missing list means no rows; on update it means "unchanged"
+                if child_counts.get(field.name, 0 if record_id is None else 1) == 0:
+                    add(errors, field.name, REQUIRED)
+            elif stored(field) and not field.computed and empty(record.get(field.name)):
+                add(errors, field.name, REQUIRED)
+        self.check_references(conn, ent, record, errors, changed)
+        self.check_unique(conn, ent, record, record_id, errors, changed)
+        for validation in ent.validations:
+            if validation.when is not None and not validation.when.evaluate(view, context):
+                continue
+            if not validation.rule.evaluate(view, context):
+                message = validation.message.get(actor.locale)
+                for name in validation.fields or (RECORD,):
+                    add(errors, name, message)
+
+    def check_references(
+        self,
+        conn: sa.Connection,
+        ent: Entity,
+        record: Mapping[str, Any],
+        errors: Errors,
+        changed: set[str] | None,
+    ) -> None:
+        targets: list[tuple[str, str, Any]] = []
+        for field in ent.fields_of_type("reference", "user", "team"):
+            if changed is None or field.name in changed:
+                target_table = (
+                    self.schema.table(field.to or "").name
+                    if field.type == "reference"
+                    else (USER_TABLE if field.type == "user" else TEAM_TABLE)
+                )
+                targets.append((field.name, target_table, record.get(field.name)))
+        if ent.ownable:
+            for name, owner_table in (("owner_id", USER_TABLE), ("team_id", TEAM_TABLE)):
+                if changed is None or name in changed:
+                    targets.append((name, owner_table, record.get(name)))
+        for name, table_name, value in targets:
+            if name in errors or empty(value):
+                continue
+            wanted = set(value) if isinstance(value, list) else {value}
+            table = self.schema.metadata.tables[table_name]
+            found = set(conn.scalars(sa.select(table.c.id).where(table.c.id.in_(wanted))))
+            for missing in sorted(wanted - found):
+                what = ent.fields[name].to if name in ent.fields else None
+                target = what or table_name.removeprefix("heddle_")
+                add(errors, name, f"No {target} with id {missing}.")
+
+    def check_unique(
+        self,
+        conn: sa.Connection,
+        ent: Entity,
+        record: Mapping[str, Any],
+        record_id: int | None,
+        errors: Errors,
+        changed: set[str] | None,
+    ) -> None:
+        table = self.schema.table(ent.name)
+        for names in unique_groups(ent):
+            if changed is not None and not set(names) & changed:
+                continue
+            if any(empty(record.get(n)) for n in names) or any(n in errors for n in names):
+                continue
+            query = sa.select(table.c.id).where(*(table.c[n] == record[n] for n in names))
+            if record_id is not None:
+                query = query.where(table.c.id != record_id)
+            if conn.execute(query.limit(1)).first() is not None:
+                message = (
+                    "Already exists."
+                    if len(names) == 1
+                    else f"This combination of {', '.join(names)} already exists."
+                )
+                add(errors, names[0], message)
+
+    def unique_write(
+        self,
+        conn: sa.Connection,
+        ent: Entity,
+        record: Mapping[str, Any],
+        record_id: int | None,
+        written: set[str] | None,
+        write: Callable[[], T],
+    ) -> T:
+        """Run ``write`` (the INSERT or UPDATE of ``record``) so that a unique constraint
+        broken under a race becomes the field error :meth:`_check_unique` gives.
+
+        The check before the write cannot see a rival transaction that commits the same
+        value between the check and the write; the database's constraint then refuses the
+        write, and the check runs again to name the field (the database's error text is
+        never parsed). A refusal the check cannot explain (a foreign key whose target was
+        just deleted, say) propagates unchanged.
+
+        The transaction stays usable after the refusal: PostgreSQL would abort all of it,
+        so the write runs in a SAVEPOINT there (only when it sets a unique field, to spare
+        most writes the round trips); SQLite undoes just the refused statement by itself.
+        """
+        groups = unique_groups(ent)
+        if written is not None:
+            groups = [names for names in groups if set(names) & written]
+        if not any(all(not empty(record.get(n)) for n in names) for names in groups):
+            return write()
+        try:
+            if self.dialect == "sqlite":
+                return write()
+            with conn.begin_nested():
+                return write()
+        except sa.exc.IntegrityError:
+            errors: Errors = {}
+            self.check_unique(conn, ent, record, record_id, errors, written)
+            if errors:
+                raise ValidationFailed(f"the {ent.name} is not valid", errors) from None
+            raise
+
+
+def unique_groups(ent: Entity) -> list[tuple[str, ...]]:
+    """The fields, alone or together, whose values must be unique among ``ent``'s records."""
+    groups: list[tuple[str, ...]] = [
+        (f.name,) for f in ent.fields.values() if f.unique and stored(f)
+    ]
+    return groups + [index.fields for index in ent.indexes if index.unique]
+
+
+def flat_messages(messages: Any, prefix: str = "") -> Errors:
+    """Flatten marshmallow's messages (nested for lists) into ``{field: [messages]}``."""
+    flat: Errors = {}
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            name = (
+                f"{prefix}[{key}]"
+                if isinstance(key, int)
+                else (f"{prefix}.{key}" if prefix else str(key))
+            )
+            for sub_name, sub_messages in flat_messages(value, name).items():
+                flat.setdefault(sub_name, []).extend(sub_messages)
+    elif isinstance(messages, Sequence) and not isinstance(messages, str):
+        for item in messages:
+            if isinstance(item, str):
+                flat.setdefault(prefix, []).append(item)
+            else:
+                for sub_name, sub_messages in flat_messages(item, prefix).items():
+                    flat.setdefault(sub_name, []).extend(sub_messages)
+    else:
+        flat.setdefault(prefix, []).append(str(messages))
+    return flat

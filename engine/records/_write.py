@@ -1,0 +1,352 @@
+"""Writing records: create, update (with child rows), delete (following ``on_delete``),
+autonumbers, rollups kept in the same transaction, audit and record events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from metamodel import Entity, Field
+
+from ..context import SYSTEM, Actor
+from ..errors import NotFound, Restricted, StaleVersion, ValidationFailed
+from ..events import RecordEvent
+from ..tables import SEQUENCE_TABLE
+from ._common import Errors, add
+
+if TYPE_CHECKING:
+    from . import Records
+
+MAX_CASCADE = 10_000
+
+
+class Writer:
+    """The writes of one record service (``records``), within a transaction it is given."""
+
+    def __init__(self, records: Records) -> None:
+        self.records = records
+        self.schema = records.schema
+        self.model = records.model
+        self.dialect = records.dialect
+        self.validator = records.validator
+        self.computer = records.computer
+        self.audit = records.audit
+        self.events = records.events
+
+    def row(
+        self, conn: sa.Connection, ent: Entity, record_id: int, *, lock: bool = False
+    ) -> dict[str, Any]:
+        table = self.schema.table(ent.name)
+        query = sa.select(table).where(table.c.id == record_id)
+        if lock and self.dialect == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).mappings().first()
+        if row is None:
+            raise NotFound(f"no {ent.name} with id {record_id}")
+        return dict(row)
+
+    def read(
+        self, conn: sa.Connection, actor: Actor, ent: Entity, record_id: int, *, children: bool
+    ) -> dict[str, Any]:
+        row = self.row(conn, ent, record_id)
+        self.computer.formulas(conn, ent, [row], actor.context())
+        if children:
+            for field in ent.fields_of_type("children"):
+                row[field.name] = self.children(conn, actor, ent, field, record_id)
+        return row
+
+    def children(
+        self, conn: sa.Connection, actor: Actor, ent: Entity, field: Field, parent_id: int
+    ) -> list[dict[str, Any]]:
+        child = self.model.entity(field.children or "")
+        table = self.schema.table(child.name)
+        link = child.parent_field or ""
+        rows = [
+            dict(r)
+            for r in conn.execute(
+                sa.select(table).where(table.c[link] == parent_id).order_by(table.c.id)
+            ).mappings()
+        ]
+        self.computer.formulas(conn, child, rows, actor.context())
+        return rows
+
+    def create(
+        self,
+        conn: sa.Connection,
+        actor: Actor,
+        ent: Entity,
+        data: Mapping[str, Any],
+        trusted: bool,
+        *,
+        parent: tuple[str, int] | None = None,
+    ) -> dict[str, Any]:
+        values, children, errors = self.validator.input(ent, data, partial=False, trusted=trusted)
+        if parent is not None:
+            values[parent[0]] = parent[1]
+        self.validator.defaults(conn, ent, values, actor)
+        event = RecordEvent("before_create", ent.name, actor, conn, self.records, None, values)
+        self.events.emit(event)
+        counts = {name: len(rows) for name, rows in children.items()}
+        self.validator.check(
+            conn, actor, ent, values, None, errors, changed=None, child_counts=counts
+        )
+        if errors:
+            raise ValidationFailed(f"the {ent.name} is not valid", errors)
+        now = dt.datetime.now(dt.UTC)
+        row = {name: value for name, value in values.items() if self.column(ent, name)}
+        for field in ent.fields_of_type("autonumber"):
+            row[field.name] = self.autonumber(conn, ent, field, now)
+        row.update(
+            created_at=now,
+            updated_at=now,
+            created_by=actor.user_id,
+            updated_by=actor.user_id,
+            version=1,
+        )
+        table = self.schema.table(ent.name)
+        insert = table.insert().values(row).returning(table.c.id)
+        record_id = self.validator.unique_write(
+            conn, ent, values, None, None, lambda: conn.execute(insert).scalar_one()
+        )
+        self.write_children(conn, actor, ent, record_id, children, trusted, replace=False)
+        stored_row = self.row(conn, ent, record_id)
+        self.computer.refresh_rollups(conn, ent, [None], [stored_row])
+        self.audit.record(conn, ent, record_id, "create", actor, 1, None, stored_row)
+        result = self.read(conn, actor, ent, record_id, children=True)
+        self.events.emit(
+            RecordEvent("after_create", ent.name, actor, conn, self.records, record_id, result)
+        )
+        return result
+
+    def update(
+        self,
+        conn: sa.Connection,
+        actor: Actor,
+        ent: Entity,
+        record_id: int,
+        data: Mapping[str, Any],
+        version: int | None,
+        trusted: bool,
+    ) -> dict[str, Any]:
+        before = self.row(conn, ent, record_id, lock=True)
+        if version is not None and before["version"] != version:
+            raise StaleVersion(
+                f"the {ent.name} was changed by someone else (version {before['version']}, "
+                f"you sent {version}): reload it and apply your change again",
+                details={"current_version": before["version"]},
+            )
+        values, children, errors = self.validator.input(ent, data, partial=True, trusted=trusted)
+        handed_over = "owner_id" in values and values["owner_id"] != before.get("owner_id")
+        if ent.ownable and handed_over and "team_id" not in values:
+            values["team_id"] = self.validator.team_of(
+                conn, values["owner_id"]
+            )  # the new owner's team
+        record = {**before, **values}
+        event = RecordEvent(
+            "before_update",
+            ent.name,
+            actor,
+            conn,
+            self.records,
+            record_id,
+            record,
+            before,
+            frozenset(values),
+        )
+        self.events.emit(event)
+        changed = {
+            name for name in record if name in before and record[name] != before[name]
+        } | set(children)
+        counts = {name: len(rows) for name, rows in children.items()}
+        self.validator.check(
+            conn, actor, ent, record, record_id, errors, changed=changed, child_counts=counts
+        )
+        if errors:
+            raise ValidationFailed(f"the {ent.name} is not valid", errors)
+        updates = {n: record[n] for n in changed if n in before and self.column(ent, n)}
+        if not updates and not children:
+            return self.read(conn, actor, ent, record_id, children=True)
+        table = self.schema.table(ent.name)
+        new_version = before["version"] + 1
+        update = (
+            table.update()
+            .where(table.c.id == record_id, table.c.version == before["version"])
+            .values(
+                **updates,
+                updated_at=dt.datetime.now(dt.UTC),
+                updated_by=actor.user_id,
+                version=new_version,
+            )
+        )
+        done = self.validator.unique_write(
+            conn, ent, record, record_id, set(updates), lambda: conn.execute(update).rowcount
+        )
+        if done != 1:  # pragma: no cover - the row is locked (PostgreSQL) or the
+            raise StaleVersion(f"the {ent.name} was changed by someone else")  # write lock held
+        self.write_children(conn, actor, ent, record_id, children, trusted, replace=True)
+        after = self.row(conn, ent, record_id)
+        self.computer.refresh_rollups(conn, ent, [before], [after])
+        self.audit.record(conn, ent, record_id, "update", actor, new_version, before, after)
+        result = self.read(conn, actor, ent, record_id, children=True)
+        self.events.emit(
+            RecordEvent(
+                "after_update",
+                ent.name,
+                actor,
+                conn,
+                self.records,
+                record_id,
+                result,
+                before,
+                frozenset(updates) | frozenset(children),
+            )
+        )
+        return result
+
+    def write_children(
+        self,
+        conn: sa.Connection,
+        actor: Actor,
+        ent: Entity,
+        parent_id: int,
+        children: Mapping[str, list[Any]],
+        trusted: bool,
+        *,
+        replace: bool,
+    ) -> None:
+        """Create, change and (on update) delete child rows so they match the list sent."""
+        errors: Errors = {}
+        for name, rows in children.items():
+            child = self.model.entity(ent.fields[name].children or "")
+            link = child.parent_field or ""
+            table = self.schema.table(child.name)
+            existing = set(conn.scalars(sa.select(table.c.id).where(table.c[link] == parent_id)))
+            kept: set[int] = set()
+            for index, item in enumerate(rows):
+                row: Mapping[str, Any] = item
+                data = {k: v for k, v in row.items() if k not in ("id", "version", link)}
+                try:
+                    if "id" in row:
+                        if row["id"] not in existing:
+                            add(errors, f"{name}[{index}].id", f"No {child.name} row {row['id']}.")
+                            continue
+                        kept.add(row["id"])
+                        self.update(conn, actor, child, row["id"], data, None, trusted)
+                    else:
+                        self.create(conn, actor, child, data, trusted, parent=(link, parent_id))
+                except ValidationFailed as exc:
+                    for field, messages in exc.fields.items():
+                        for message in messages:
+                            add(errors, f"{name}[{index}].{field}", message)
+            if replace:
+                for gone in sorted(existing - kept):
+                    self.delete(conn, actor, child, gone, None, depth=1)
+        if errors:
+            raise ValidationFailed(f"the {ent.name}'s rows are not valid", errors)
+
+    def delete(
+        self,
+        conn: sa.Connection,
+        actor: Actor,
+        ent: Entity,
+        record_id: int,
+        version: int | None,
+        *,
+        depth: int,
+    ) -> None:
+        if depth > MAX_CASCADE:  # pragma: no cover - a pathological cascade
+            raise Restricted("too many records would be deleted in one cascade")
+        before = self.row(conn, ent, record_id, lock=True)
+        if version is not None and before["version"] != version:
+            raise StaleVersion(
+                f"the {ent.name} was changed by someone else (version {before['version']}, "
+                f"you sent {version}): reload it before deleting",
+                details={"current_version": before["version"]},
+            )
+        self.events.emit(
+            RecordEvent(
+                "before_delete", ent.name, actor, conn, self.records, record_id, before, before
+            )
+        )
+        referrers = self.referrers(conn, ent, record_id)
+        blocking = [r for r in referrers if r[1].on_delete == "restrict"]
+        if blocking:
+            details = [
+                {"entity": other.name, "field": field.name, "count": len(ids), "ids": ids[:10]}
+                for other, field, ids in blocking
+            ]
+            listing = "; ".join(
+                f"{d['count']} {d['entity']} record(s) by {d['field']}" for d in details
+            )
+            raise Restricted(
+                f"the {ent.name} is still referred to: {listing}", details={"referrers": details}
+            )
+        for other, field, ids in referrers:
+            for other_id in ids:
+                if other.name == ent.name and other_id == record_id:
+                    continue
+                if field.on_delete == "cascade":
+                    self.delete(conn, actor, other, other_id, None, depth=depth + 1)
+                else:  # set_null
+                    self.update(conn, SYSTEM, other, other_id, {field.name: None}, None, True)
+        table = self.schema.table(ent.name)
+        conn.execute(table.delete().where(table.c.id == record_id))
+        self.computer.refresh_rollups(conn, ent, [before], [None])
+        self.audit.record(conn, ent, record_id, "delete", actor, before["version"], before, None)
+        self.events.emit(
+            RecordEvent(
+                "after_delete", ent.name, actor, conn, self.records, record_id, before, before
+            )
+        )
+
+    def referrers(
+        self, conn: sa.Connection, ent: Entity, record_id: int
+    ) -> list[tuple[Entity, Field, list[int]]]:
+        found = []
+        for other, field in self.model.references_to(ent.name):
+            table = self.schema.table(other.name)
+            ids = list(
+                conn.scalars(
+                    sa.select(table.c.id).where(table.c[field.name] == record_id).order_by("id")
+                )
+            )
+            if ids:
+                found.append((other, field, ids))
+        return found
+
+    def column(self, ent: Entity, name: str) -> bool:
+        return name in self.schema.table(ent.name).c
+
+    def autonumber(self, conn: sa.Connection, ent: Entity, field: Field, now: dt.datetime) -> str:
+        """The next number of an autonumber format such as ``CT-{YYYY}-{seq:05}``.
+
+        The counter is one row per format and period (the rendered date part), incremented
+        with an atomic upsert: concurrent creates get distinct numbers, and the transaction
+        holds the row until it commits.
+        """
+        text = field.format or "{seq}"
+        stamp = {
+            "{YYYY}": f"{now.year:04d}",
+            "{YY}": f"{now.year % 100:02d}",
+            "{MM}": f"{now.month:02d}",
+            "{DD}": f"{now.day:02d}",
+        }
+        for token, value in stamp.items():
+            text = text.replace(token, value)
+        key = f"{ent.table}.{field.name}:{text}"
+        table = self.schema.metadata.tables[SEQUENCE_TABLE]
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        statement = (
+            dialect_insert(table)
+            .values(name=key, value=1)
+            .on_conflict_do_update(index_elements=["name"], set_={"value": table.c.value + 1})
+            .returning(table.c.value)
+        )
+        number = conn.execute(statement).scalar_one()
+        start, end = text.find("{seq"), text.find("}", text.find("{seq"))
+        spec = text[start + 4 : end].lstrip(":")
+        return text[:start] + format(number, spec or "d") + text[end + 1 :]

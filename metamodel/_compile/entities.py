@@ -1,0 +1,307 @@
+"""Entities: their names, fields, search fields, validations, duplicate rules, indexes,
+sort, views (one check per view kind, :data:`~metamodel.views.VIEW_KINDS`) and the
+parent–child links of children fields."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from .._errors import article, did_you_mean
+from .._merge import Document
+from .._yaml import Location
+from ..fieldtypes import FIELD_TYPES
+from ..model import DuplicateRule, Entity, Field, Index, Label, Validation, freeze, parse_sort
+from ..views import VIEW_KINDS
+from ._context import Checker, cycles, unless_problems
+from .fields import check_field_name, check_formula_cycles, compile_field
+
+RESERVED_ENTITIES = frozenset({"user", "team", "role", "permission", "session", "token", "schema"})
+TITLE_NAMES = ("name", "title", "subject", "number")
+
+
+class _ViewContext:
+    """A :class:`~metamodel.views.ViewContext` for one entity document."""
+
+    def __init__(self, checker: Checker, doc: Document) -> None:
+        self.checker = checker
+        self.doc = doc
+        self.entity = doc.name
+
+    def error(self, path: Location, message: str, hint: str = "") -> None:
+        self.checker.error(self.doc, path, message, hint)
+
+    def origin(self, path: Location) -> str:
+        return str(self.doc.origin(path))
+
+    def known_field(
+        self, path: Location, name: Any, *, entity: str = "", system: bool = True
+    ) -> bool:
+        return self.checker.known_field(self.doc, path, entity or self.entity, name, system)
+
+    def known_entity(self, path: Location, name: Any) -> bool:
+        return self.checker.known_entity(self.doc, path, name)
+
+    def known_path(self, path: Location, dotted: str) -> str | None:
+        return self.checker.known_path(self.doc, path, self.entity, dotted)
+
+    def expression(self, path: Location, source: Any) -> None:
+        self.checker.expression(self.doc, path, source, self.entity)
+
+    def field_spec(self, name: str, *, entity: str = "") -> Mapping[str, Any] | None:
+        return self.checker.field_spec(entity or self.entity, name)
+
+    def value_type(self, name: str) -> str:
+        return self.checker.value_type(self.entity, name)
+
+    def unique_names(self, path: Location, items: Any, what: str) -> None:
+        self.checker.unique_names(self.doc, path, items, what)
+
+
+def check_entity_name(checker: Checker, doc: Document) -> None:
+    name = doc.name
+    if name in RESERVED_ENTITIES or name.startswith("heddle"):
+        checker.error(
+            doc,
+            ("name",),
+            f"'{name}' is reserved for the platform's own tables",
+            f"choose another name, such as '{doc.package}_{name}'",
+        )
+    elif "__" in name:
+        message = f"'{name}' may not contain '__' (the API uses it for operators)"
+        checker.error(doc, ("name",), message)
+
+
+@unless_problems
+def compile_entity(checker: Checker, doc: Document, prefix: str) -> Entity | None:
+    value = doc.value
+    name = doc.name
+    check_entity_name(checker, doc)
+    fields: dict[str, Field] = {}
+    for field_name, spec in value["fields"].items():
+        if check_field_name(checker, doc, field_name):
+            fields[field_name] = compile_field(checker, doc, field_name, spec)
+    check_formula_cycles(checker, doc, fields)
+    if "title_field" in value:
+        checker.known_field(doc, ("title_field",), name, value["title_field"])
+    search = _search_fields(checker, doc, fields)
+    validations = _validations(checker, doc)
+    rules = _duplicate_rules(checker, doc)
+    indexes = _indexes(checker, doc)
+    sort = parse_sort(value.get("default_sort"))
+    for sort_key in sort:
+        checker.known_path(doc, ("default_sort",), name, sort_key.field)
+    context = _ViewContext(checker, doc)
+    for kind in VIEW_KINDS.values():
+        if value.get(kind.name) and kind.check is not None:
+            kind.check(context, value[kind.name])
+    title = value.get("title_field") or next(
+        (n for n in TITLE_NAMES if n in fields),
+        next(
+            (
+                f.name
+                for f in fields.values()
+                if FIELD_TYPES[f.type].value_type == "string"
+                and FIELD_TYPES[f.type].category == "text"
+            ),
+            None,
+        ),
+    )
+    label = Label.of(value.get("label"), name.replace("_", " ").capitalize())
+    return Entity(
+        name=name,
+        label=label,
+        plural_label=Label.of(value.get("plural_label") or value.get("label"), str(label)),
+        package=doc.package,
+        fields=MappingProxyType(fields),
+        description=Label.of(value["description"]) if "description" in value else None,
+        icon=value.get("icon"),
+        table=value.get("table") or f"{prefix}{name}",
+        title_field=title,
+        search_fields=tuple(search),
+        ownable=bool(value.get("ownable", False)),
+        child=bool(value.get("child", False)),
+        audit=bool(value.get("audit", True)),
+        validations=tuple(validations),
+        duplicate_rules=tuple(rules),
+        indexes=tuple(indexes),
+        default_sort=sort,
+        form=freeze(value.get("form")),
+        list_views=freeze(value.get("list_views", [])),
+        kanban=freeze(value.get("kanban")),
+        calendar=freeze(value.get("calendar")),
+        views=MappingProxyType(
+            {kind: freeze(value[kind]) for kind in VIEW_KINDS if value.get(kind)}
+        ),
+    )
+
+
+def _search_fields(checker: Checker, doc: Document, fields: Mapping[str, Field]) -> list[str]:
+    value, name = doc.value, doc.name
+    search = list(value.get("search_fields") or ())
+    for index, field_name in enumerate(search):
+        where = ("search_fields", index)
+        if checker.known_field(doc, where, name, field_name, allow_system=False):
+            kind = value["fields"][field_name]["type"]
+            if not FIELD_TYPES[kind].takes("searchable"):
+                checker.error(doc, where, f"cannot search {article(kind)} field '{field_name}'")
+    return search + [f.name for f in fields.values() if f.searchable and f.name not in search]
+
+
+def _validations(checker: Checker, doc: Document) -> list[Validation]:
+    name = doc.name
+    specs = doc.value.get("validations", ())
+    checker.unique_names(doc, ("validations",), specs, "validation")
+    found = []
+    for index, spec in enumerate(specs):
+        where = ("validations", index)
+        rule = checker.expression(doc, (*where, "rule"), spec["rule"], name)
+        when = checker.expression(doc, (*where, "when"), spec.get("when"), name)
+        for i, field_name in enumerate(spec.get("fields", ())):
+            checker.known_field(doc, (*where, "fields", i), name, field_name)
+        if rule is not None:
+            message = Label.of(spec["message"])
+            found.append(
+                Validation(spec["name"], rule, message, when, tuple(spec.get("fields", ())))
+            )
+    return found
+
+
+def _duplicate_rules(checker: Checker, doc: Document) -> list[DuplicateRule]:
+    specs = doc.value.get("duplicate_rules", ())
+    checker.unique_names(doc, ("duplicate_rules",), specs, "duplicate rule")
+    found = []
+    for index, spec in enumerate(specs):
+        where = ("duplicate_rules", index)
+        for i, field_name in enumerate(spec["fields"]):
+            checker.known_field(
+                doc, (*where, "fields", i), doc.name, field_name, allow_system=False
+            )
+        for i, other in enumerate(spec.get("also_check", ())):
+            checker.known_entity(doc, (*where, "also_check", i), other)
+        found.append(
+            DuplicateRule(
+                spec["name"],
+                Label.of(spec.get("label"), spec["name"]),
+                tuple(spec["fields"]),
+                tuple(spec.get("normalize", ())),
+                spec.get("action", "warn"),
+                spec.get("match", "all"),
+                tuple(spec.get("also_check", ())),
+            )
+        )
+    return found
+
+
+def _indexes(checker: Checker, doc: Document) -> list[Index]:
+    specs = doc.value.get("indexes", ())
+    checker.unique_names(doc, ("indexes",), specs, "index")
+    found = []
+    for index, spec in enumerate(specs):
+        for i, field_name in enumerate(spec["fields"]):
+            checker.known_field(doc, ("indexes", index, "fields", i), doc.name, field_name)
+        found.append(Index(spec["name"], tuple(spec["fields"]), bool(spec.get("unique"))))
+    return found
+
+
+def link_children(checker: Checker, entities: dict[str, Entity]) -> None:
+    """Check children fields and tell each child entity its parent."""
+    parents: dict[str, tuple[str, str]] = {}
+    claimed: set[str] = set()  # named by some children field, linked or not
+    graph: dict[str, set[str]] = {}
+    for doc in checker.docs("entity").values():
+        for field_name, spec in doc.value["fields"].items():
+            if spec.get("type") != "children":
+                continue
+            child = spec["entity"]
+            graph.setdefault(doc.name, set()).add(child)
+            claimed.add(child)
+            via = _child_link(checker, doc, field_name, spec, parents)
+            if via is None:
+                continue
+            parents[child] = (doc.name, field_name)
+            for index, column in enumerate(spec.get("columns", ())):
+                checker.known_field(doc, ("fields", field_name, "columns", index), child, column)
+            if child in entities:
+                entities[child] = dataclasses.replace(
+                    entities[child], parent=doc.name, parent_field=via
+                )
+    for cycle in cycles(graph):
+        doc = checker.docs("entity")[cycle[0]]
+        field_name = next(
+            n
+            for n, s in doc.value["fields"].items()
+            if s.get("type") == "children" and s.get("entity") in cycle
+        )
+        checker.error(
+            doc,
+            ("fields", field_name, "entity"),
+            f"children form a cycle: {' → '.join([*cycle, cycle[0]])}",
+        )
+    for name, value in checker.entity_docs.items():
+        if value.get("child") and name not in claimed:
+            checker.error(
+                checker.docs("entity")[name],
+                ("child",),
+                f"child entity '{name}' is not used by any children field",
+                "add a field of type children with this entity, or remove 'child: true'",
+            )
+
+
+def _child_link(
+    checker: Checker,
+    doc: Document,
+    field_name: str,
+    spec: Mapping[str, Any],
+    parents: Mapping[str, tuple[str, str]],
+) -> str | None:
+    """The reference of the child entity to ``doc``'s entity, or None (reported)."""
+    path = ("fields", field_name)
+    child = spec["entity"]
+    if not checker.known_entity(doc, (*path, "entity"), child):
+        return None
+    child_doc = checker.entity_docs[child]
+    if not child_doc.get("child"):
+        checker.error(
+            doc,
+            (*path, "entity"),
+            f"'{child}' is not a child entity",
+            f"add 'child: true' to entity '{child}'",
+        )
+        return None
+    if child in parents:
+        owner = parents[child]
+        message = f"child entity '{child}' already belongs to {owner[0]}.{owner[1]}"
+        checker.error(doc, (*path, "entity"), message)
+        return None
+    links = [
+        n
+        for n, s in child_doc["fields"].items()
+        if s.get("type") == "reference" and s.get("to") == doc.name
+    ]
+    via = spec.get("via")
+    if via is None and len(links) == 1:
+        via = links[0]
+    if via is None:
+        checker.error(
+            doc,
+            path,
+            f"child entity '{child}' needs one reference field to '{doc.name}'"
+            + (f" (it has {len(links)}: name one with 'via')" if links else ""),
+            ""
+            if links
+            else f"add e.g. '{doc.name}: {{type: reference, to: {doc.name}, "
+            f"on_delete: cascade}}' to '{child}'",
+        )
+        return None
+    if via not in links:
+        checker.error(
+            doc,
+            (*path, "via"),
+            f"'{child}.{via}' is not a reference to '{doc.name}'",
+            did_you_mean(via, links),
+        )
+        return None
+    return str(via)
