@@ -1,0 +1,75 @@
+"""The ``company_suffix`` normalizer: legal forms in Chinese, Japanese and English.
+
+"北京字节跳动科技有限公司" and "北京字节跳动科技（有限公司）", "株式会社ソニー" and "ソニー(株)",
+"Acme Corporation" and "Acme Corp." name one company each; the legal form says nothing
+about which. The forms are removed from the end (and, for Japanese, the start) of a name,
+repeatedly, so "Acme Co., Ltd." loses "Ltd." then "Co.". A name that is nothing but a
+legal form ("有限公司", "Inc.") is left as it is rather than emptied.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ._registry import register_normalizer
+
+#: Chinese and Japanese legal forms, written after the name; no word boundary needed.
+CJK_SUFFIXES = (
+    "集团股份有限公司", "集團股份有限公司", "股份有限公司", "有限责任公司", "有限責任公司",
+    "责任有限公司", "責任有限公司", "集团有限公司", "集團有限公司", "有限公司", "股份公司",
+    "集团", "集團",
+    "株式会社", "株式會社", "有限会社", "合同会社", "合資会社", "合名会社",
+)  # fmt: skip
+
+#: Latin legal forms (case-insensitive), only after a space or punctuation: "Acmeinc" keeps
+#: its "inc". Combined forms ("Co., Ltd.") fall away one word at a time.
+LATIN_SUFFIXES = (
+    "incorporated", "corporation", "company", "limited", "gmbh", "l\\.l\\.c", "llc", "llp",
+    "plc", "inc", "corp", "ltd", "co", "ag", "s\\.a", "k\\.k", "pte", "pty", "bhd", "sdn",
+)  # fmt: skip
+
+#: Japanese abbreviations written in brackets (or as one enclosed character) before or after
+#: the name: (株) 株式会社, (有) 有限会社, (同) 合同会社, (資) 合資会社, (名) 合名会社.
+_BRACKETED_JA = r"[(（]\s*[株有同資名]\s*[)）]|[㈱㈲]"
+_JA_PREFIXES = ("株式会社", "株式會社", "有限会社", "合同会社", "合資会社", "合名会社")
+
+
+def _alternation(words: tuple[str, ...], escape: bool = True) -> str:
+    ordered = sorted(words, key=len, reverse=True)  # longest first: 股份有限公司 before 公司
+    return "|".join(re.escape(w) if escape else w for w in ordered)
+
+
+_CJK = _alternation(CJK_SUFFIXES) + "|(?<!分)公司"  # a branch (分公司) is not a legal form
+_LATIN = rf"(?<![a-z0-9])(?:{_alternation(LATIN_SUFFIXES, escape=False)})\.?"
+_FORM = rf"{_CJK}|{_LATIN}|{_BRACKETED_JA}"
+_SUFFIX = re.compile(
+    rf"[\s,，、]*(?:[(（]\s*(?:{_FORM})\s*[)）]|(?:{_FORM}))[\s.,，、。．]*$", re.IGNORECASE
+)
+_PREFIX = re.compile(rf"^\s*(?:{_BRACKETED_JA}|{_alternation(_JA_PREFIXES)})\s*")
+
+
+def _has_name(value: str) -> bool:
+    return any(ch.isalnum() for ch in value)
+
+
+@register_normalizer("company_suffix")
+def company_suffix(value: str) -> str:
+    """Remove legal-form suffixes and Japanese legal-form prefixes from a company name.
+
+    >>> company_suffix("北京字节跳动科技股份有限公司")
+    '北京字节跳动科技'
+    >>> company_suffix("株式会社ソニー"), company_suffix("ソニー(株)")
+    ('ソニー', 'ソニー')
+    >>> company_suffix("Acme Co., Ltd."), company_suffix("Inc.")
+    ('Acme', 'Inc.')
+    """
+    name = value
+    while True:
+        shorter = _SUFFIX.sub("", name, count=1)
+        if shorter == name:
+            shorter = _PREFIX.sub("", name, count=1)
+        if shorter == name:
+            return name
+        if not _has_name(shorter):
+            return value  # nothing but legal forms ("Co., Ltd."): keep them all
+        name = shorter

@@ -1,0 +1,111 @@
+"""The ``region_prefix`` normalizer: a leading province, city or prefecture.
+
+Chinese company names are registered as region + trade name + industry + legal form
+("北京 字节跳动 科技 有限公司"), and people write them with and without the region. The
+region is removed when a distinctive name follows: "北京字节跳动科技" becomes "字节跳动科技",
+but "北京银行" and "上海银行" stay apart, because "银行" (bank) alone names no one. A
+Japanese prefecture is removed only in its full form ("東京都", "神奈川県"): bare "東京" is
+part of too many names ("東京エレクトロン").
+"""
+
+from __future__ import annotations
+
+import re
+
+from ._registry import register_normalizer
+
+#: Municipalities, provinces, autonomous regions and special administrative regions, each
+#: in its full form and its everyday short form.
+CN_REGIONS = (
+    "北京市", "天津市", "上海市", "重庆市", "北京", "天津", "上海", "重庆",
+    "河北省", "山西省", "辽宁省", "吉林省", "黑龙江省", "江苏省", "浙江省", "安徽省",
+    "福建省", "江西省", "山东省", "河南省", "湖北省", "湖南省", "广东省", "海南省",
+    "四川省", "贵州省", "云南省", "陕西省", "甘肃省", "青海省", "台湾省",
+    "河北", "山西", "辽宁", "吉林", "黑龙江", "江苏", "浙江", "安徽", "福建", "江西",
+    "山东", "河南", "湖北", "湖南", "广东", "海南", "四川", "贵州", "云南", "陕西",
+    "甘肃", "青海", "台湾",
+    "内蒙古自治区", "广西壮族自治区", "西藏自治区", "宁夏回族自治区", "新疆维吾尔自治区",
+    "内蒙古", "广西", "西藏", "宁夏", "新疆",
+    "香港特别行政区", "澳门特别行政区", "香港", "澳门",
+)  # fmt: skip
+
+#: Provincial capitals and the largest other cities, with and without 市.
+CN_CITIES = (
+    "广州", "深圳", "杭州", "南京", "苏州", "成都", "武汉", "西安", "长沙", "郑州", "济南",
+    "青岛", "厦门", "福州", "合肥", "南昌", "沈阳", "大连", "长春", "哈尔滨", "石家庄",
+    "太原", "呼和浩特", "南宁", "海口", "贵阳", "昆明", "拉萨", "兰州", "西宁", "银川",
+    "乌鲁木齐", "宁波", "无锡", "东莞", "佛山", "珠海", "温州", "常州", "烟台", "泉州",
+)  # fmt: skip
+
+#: The 47 prefectures, full forms only (北海道 is one).
+JP_PREFECTURES = (
+    "北海道", "青森県", "岩手県", "宮城県", "秋田県", "山形県", "福島県", "茨城県", "栃木県",
+    "群馬県", "埼玉県", "千葉県", "東京都", "神奈川県", "新潟県", "富山県", "石川県",
+    "福井県", "山梨県", "長野県", "岐阜県", "静岡県", "愛知県", "三重県", "滋賀県", "京都府",
+    "大阪府", "兵庫県", "奈良県", "和歌山県", "鳥取県", "島根県", "岡山県", "広島県",
+    "山口県", "徳島県", "香川県", "愛媛県", "高知県", "福岡県", "佐賀県", "長崎県",
+    "熊本県", "大分県", "宮崎県", "鹿児島県", "沖縄県",
+)  # fmt: skip
+
+#: Words that say what a business does, not which one it is. A name left with only these
+#: after its region ("北京银行" → "银行") keeps the region.
+GENERIC_WORDS = (
+    "科技", "技术", "信息", "网络", "软件", "电子", "通信", "电器", "电气", "机械", "设备",
+    "制造", "工业", "实业", "贸易", "商贸", "进出口", "投资", "控股", "资本", "金融",
+    "银行", "农商银行", "商业银行", "证券", "保险", "信托", "基金", "担保", "发展", "建设",
+    "建筑", "工程", "房地产", "地产", "置业", "物业", "咨询", "管理", "服务", "物流",
+    "运输", "航空", "铁路", "交通", "公交", "地铁", "汽车", "能源", "电力", "供电", "石油",
+    "化工", "燃气", "热力", "水务", "自来水", "环保", "医药", "制药", "生物", "医疗",
+    "医院", "食品", "饮料", "啤酒", "酒业", "农业", "文化", "传媒", "广告", "教育",
+    "大学", "学院", "中学", "小学", "电视台", "广播", "出版", "日报", "报社", "旅游",
+    "酒店", "餐饮", "百货", "商场", "超市", "钢铁", "纺织", "服装", "国际", "研究院",
+    "研究所", "设计院", "分行", "支行", "分公司", "办事处", "市", "省",
+    "銀行", "電力", "放送", "新聞", "鉄道", "交通", "ガス", "信用金庫", "信用組合",
+    "証券", "保険", "病院", "空港", "観光", "不動産", "建設", "電機", "工業", "商事",
+    "物産", "運輸", "製薬", "化学", "テレビ", "バス",
+)  # fmt: skip
+
+#: Also recognised in brackets after the name: "索尼（中国）", "腾讯科技（深圳）".
+_BRACKETED_ONLY = ("中国", "中國")
+
+
+def _alternation(words: tuple[str, ...]) -> str:
+    return "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+
+
+_REGIONS = _alternation((*CN_REGIONS, *CN_CITIES, *(c + "市" for c in CN_CITIES), *JP_PREFECTURES))
+_OPEN, _CLOSE = "[(（【\\[]", "[)）】\\]]"
+_LEADING = re.compile(rf"^\s*(?:{_OPEN}\s*(?:{_REGIONS})\s*{_CLOSE}|(?:{_REGIONS}))\s*")
+_TRAILING = re.compile(
+    rf"\s*{_OPEN}\s*(?:{_REGIONS}|{_alternation(_BRACKETED_ONLY)})\s*{_CLOSE}\s*$"
+)
+_GENERIC_TAIL = re.compile(rf"(?:{_alternation(GENERIC_WORDS)})$")
+
+
+def _distinctive(rest: str) -> bool:
+    """True when ``rest`` still names someone once its generic industry words are gone."""
+    core = "".join(ch for ch in rest if ch.isalnum())
+    while True:
+        shorter = _GENERIC_TAIL.sub("", core, count=1)
+        if shorter == core:
+            return bool(core)
+        core = shorter
+
+
+@register_normalizer("region_prefix")
+def region_prefix(value: str) -> str:
+    """Remove leading regions (several: "广东省深圳市…", or one in brackets: "【北京】…")
+    and one bracketed region at the end, as long as a distinctive name is left.
+
+    >>> region_prefix("北京字节跳动科技"), region_prefix("广东省深圳市腾讯计算机系统")
+    ('字节跳动科技', '腾讯计算机系统')
+    >>> region_prefix("上海"), region_prefix("北京银行"), region_prefix("東京都ソフトウェア")
+    ('上海', '北京银行', 'ソフトウェア')
+    """
+    while True:
+        shorter = _LEADING.sub("", value, count=1)
+        if shorter == value or not _distinctive(shorter):
+            break
+        value = shorter
+    shorter = _TRAILING.sub("", value, count=1)
+    return shorter if _distinctive(shorter) else value
