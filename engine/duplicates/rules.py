@@ -124,42 +124,74 @@ class MatchRule:
         match: Match = "any" if rule.match == "any" else "all"
         return cls(rule.name, tuple(rule.fields), tuple(rule.normalize), match, fuzzy)
 
-    def field_keys(self, record: Mapping[str, object]) -> dict[str, str]:
-        """Each field's key (``""`` where the record has no value); missing fields count as
-        empty."""
-        return {name: _apply(self._chain, record.get(name)) for name in self.fields}
+    @property
+    def key_space(self) -> str:
+        """Rules whose keys can be compared share a key space: the same normalizers, and
+        for ``match: all`` over several fields the same number of fields (on one field,
+        ``all`` and ``any`` are the same thing).
+
+        It is what lets ``also_check`` work across entities whose fields are named
+        differently: the account rule ``same_name`` (``fields: [name]``) and the lead rule
+        ``same_company`` (``fields: [company]``) normalize alike, so their keys meet.
+
+        >>> MatchRule("same_phone", ("mobile", "phone"), ("phone",), match="any").key_space
+        'each:phone'
+        >>> MatchRule("same_phone", ("phone",), ("phone",)).key_space
+        'each:phone'
+        """
+        kind = f"all{len(self.fields)}" if self._joined else "each"
+        return f"{kind}:{','.join(self.normalize)}"
+
+    @property
+    def _joined(self) -> bool:
+        """True when every field must agree, so a record has one key joining them all."""
+        return self.match == "all" and len(self.fields) > 1
+
+    def field_keys(self, record: Mapping[str, object]) -> tuple[str, ...]:
+        """Each field's key in the rule's order; ``""`` where the record has no value (a
+        missing field counts as empty)."""
+        return tuple(_apply(self._chain, record.get(name)) for name in self.fields)
 
     def keys(self, record: Mapping[str, object]) -> tuple[str, ...]:
         """The keys to store and look up for ``record``: two records are duplicates under
         an exact rule when they share one.
 
-        ``match: all`` gives one key joining every field's key, or none when a field is
-        empty. ``match: any`` gives one key per non-empty field, tagged with the field's
-        name so a phone never meets a name.
+        ``match: all`` over several fields gives one key joining every field's key, or none
+        when a field is empty. Otherwise each distinct non-empty field key is one: under
+        ``match: any`` a lead whose mobile is another lead's phone shares a number with it,
+        whichever field holds it.
         """
         parts = self.field_keys(record)
-        if self.match == "all":
-            if not all(parts.values()):
-                return ()
-            return (SEPARATOR.join(parts.values()),)
-        return tuple(f"{name}{SEPARATOR}{key}" for name, key in parts.items() if key)
+        if self._joined:
+            return (SEPARATOR.join(parts),) if all(parts) else ()
+        return tuple(dict.fromkeys(key for key in parts if key))
 
     def score(self, a: Mapping[str, object], b: Mapping[str, object]) -> float:
         """How well ``b`` matches ``a`` from 0.0 to 1.0, against the rule's fields.
 
-        Exact rules score 1.0 or 0.0. Fuzzy ones score the fields' similarities: the
-        weakest for ``match: all``, the strongest for ``match: any``.
+        Exact rules score 1.0 or 0.0. Fuzzy ones score the fields' similarities: for
+        ``match: all`` the weakest of field against same field, for ``match: any`` the
+        strongest of any field against any field.
         """
         return self.score_keys(self.field_keys(a), self.field_keys(b))
 
-    def score_keys(self, a: Mapping[str, str], b: Mapping[str, str]) -> float:
-        """:meth:`score` for keys already made by :meth:`field_keys`."""
-        scores = [self._compare(a[name], b[name]) for name in self.fields]
-        return min(scores) if self.match == "all" else max(scores)
+    def score_keys(self, a: Sequence[str], b: Sequence[str]) -> float:
+        """:meth:`score` for keys made by :meth:`field_keys`, possibly by another rule of
+        the same :attr:`key_space` (``also_check`` on another entity)."""
+        if self._joined:
+            if not len(a) == len(b) == len(self.fields):
+                raise ValueError(f"rule '{self.name}' compares {len(self.fields)} keys at once")
+            return min(self._compare(x, y) for x, y in zip(a, b, strict=True))
+        return max((self._compare(x, y) for x in a for y in b), default=0.0)
 
     def matches(self, a: Mapping[str, object], b: Mapping[str, object]) -> bool:
         """True when ``a`` and ``b`` are duplicates under this rule."""
-        return self.score(a, b) >= (1.0 if self.fuzzy is None else self.fuzzy)
+        return self.score(a, b) >= self.threshold
+
+    @property
+    def threshold(self) -> float:
+        """The score a match needs: ``fuzzy``, or 1.0 for an exact rule."""
+        return 1.0 if self.fuzzy is None else self.fuzzy
 
     def _compare(self, a: str, b: str) -> float:
         if not a or not b:
@@ -183,25 +215,34 @@ def find_duplicates(
     candidates: Iterable[tuple[K, Mapping[str, object]]],
     *,
     exclude: K | None = None,
+    candidate_rule: MatchRule | None = None,
 ) -> list[Duplicate[K]]:
     """The candidates that duplicate ``record`` under ``rule``, best first.
 
     ``candidates`` are ``(id, record)`` pairs: the rows an indexed lookup returned, or the
     earlier rows of an import file. ``exclude`` skips the record itself on update.
+    ``candidate_rule`` reads the candidates' fields when they are records of another
+    entity (``also_check``); it must share ``rule``'s :attr:`~MatchRule.key_space`.
 
     >>> rule = MatchRule("same_phone", ("phone",), ("phone",))
     >>> rows = [(1, {"phone": "+86 138-0013-8000"}), (2, {"phone": "021-5555-0000"})]
     >>> find_duplicates(rule, {"phone": "13800138000"}, rows)
     [Duplicate(id=1, score=1.0)]
     """
-    threshold = 1.0 if rule.fuzzy is None else rule.fuzzy
+    other_rule = candidate_rule or rule
+    if other_rule.key_space != rule.key_space:
+        raise ValueError(
+            f"rule '{other_rule.name}' ({other_rule.key_space}) cannot be compared with "
+            f"rule '{rule.name}' ({rule.key_space}): give them the same normalizers "
+            "(and, for match: all, the same number of fields)"
+        )
     keys = rule.field_keys(record)
     found = []
     for key, other in candidates:
         if exclude is not None and key == exclude:
             continue
-        score = rule.score_keys(keys, rule.field_keys(other))
-        if score >= threshold:
+        score = rule.score_keys(keys, other_rule.field_keys(other))
+        if score >= rule.threshold:
             found.append(Duplicate(key, score))
     found.sort(key=lambda d: d.score, reverse=True)
     return found

@@ -9,6 +9,8 @@ from types import ModuleType
 
 import crm_definitions
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine import duplicates
 from engine.duplicates import (
@@ -266,6 +268,39 @@ def test_different_phones_stay_apart() -> None:
     assert len(keys) == 6
 
 
+# Names as people type them: CJK, kana (both widths), Latin, digits, spaces and punctuation.
+names = st.text(
+    st.one_of(
+        st.sampled_from(
+            "北京上海市省有限公司株式会社集团银行字节跳动科技ソニーｿﾆｰ(株)㈱（）【】・ー、。"
+        ),
+        st.sampled_from(" \u3000\t.,-'&()"),
+        st.characters(codec="utf-8"),
+    ),
+    max_size=24,
+)
+
+
+@given(names)
+def test_a_name_with_letters_never_loses_them_all(value: str) -> None:
+    for name in ("company_suffix", "region_prefix"):
+        if any(ch.isalnum() for ch in value):
+            assert any(ch.isalnum() for ch in get_normalizer(name)(value))
+
+
+@given(names)
+def test_simple_normalizers_are_idempotent(value: str) -> None:
+    for name in ("space", "width", "punctuation", "phone"):
+        fn = get_normalizer(name)
+        assert fn(fn(value)) == fn(value)
+
+
+@given(names, names)
+def test_similarity_is_symmetric_and_bounded(a: str, b: str) -> None:
+    assert similarity(a, b) == similarity(b, a)
+    assert 0.0 <= similarity(a, b) <= 1.0
+
+
 # --- the account rule, whole ----------------------------------------------------------
 
 SAME_COMPANY = [
@@ -342,13 +377,47 @@ def test_match_all_needs_every_field() -> None:
     assert not rule.matches({"name": "Acme"}, {"name": "Acme"})  # blank city: no evidence
 
 
-def test_match_any_needs_one_field_and_keeps_fields_apart() -> None:
+def test_match_any_needs_one_field_whichever_holds_it() -> None:
     rule = MatchRule("same_contact", ("phone", "mobile"), ("phone",), match="any")
     a = {"phone": "010-8888-6666", "mobile": "+86 138 0013 8000"}
-    assert rule.keys(a) == ("phone\x1f01088886666", "mobile\x1f13800138000")
+    assert rule.keys(a) == ("01088886666", "13800138000")
     assert rule.matches(a, {"phone": "", "mobile": "13800138000"})
-    assert not rule.matches(a, {"phone": "13800138000", "mobile": ""})  # other field
-    assert rule.keys({"phone": None, "mobile": "13800138000"}) == ("mobile\x1f13800138000",)
+    assert rule.matches(a, {"phone": "13800138000", "mobile": ""})  # the other field
+    assert not rule.matches(a, {"phone": "13800138001", "mobile": None})
+    assert rule.keys({"phone": None, "mobile": "13800138000"}) == ("13800138000",)
+    assert rule.keys({"phone": "13800138000", "mobile": "+8613800138000"}) == ("13800138000",)
+
+
+def test_rules_that_normalize_alike_share_a_key_space() -> None:
+    model = load_packages([crm_definitions.PATH])
+    rules = {
+        (entity.name, rule.name): MatchRule.from_definition(rule)
+        for entity in model
+        for rule in entity.duplicate_rules
+    }
+    account_name, lead_company = rules["account", "same_name"], rules["lead", "same_company"]
+    account_phone, lead_phone = rules["account", "same_phone"], rules["lead", "same_phone"]
+    assert account_name.key_space == lead_company.key_space
+    assert account_phone.key_space == lead_phone.key_space == "each:phone"
+    assert account_name.key_space != account_phone.key_space
+    leads = [
+        (7, {"name": "张伟", "company": "北京字节跳动科技有限公司", "mobile": "", "phone": ""}),
+        (8, {"name": "Acme", "company": "Apex", "mobile": "+86 138 0013 8000", "phone": ""}),
+    ]
+    account = {"name": "字节跳动科技", "phone": "13800138000"}
+    found = find_duplicates(account_name, account, leads, candidate_rule=lead_company)
+    assert found == [Duplicate(7, 1.0)]  # by company, not by the lead's own name
+    found = find_duplicates(account_phone, account, leads, candidate_rule=lead_phone)
+    assert found == [Duplicate(8, 1.0)]  # by the lead's mobile
+    with pytest.raises(ValueError, match="give them the same normalizers"):
+        find_duplicates(account_name, account, leads, candidate_rule=lead_phone)
+
+
+def test_match_all_keys_need_the_same_number_of_fields() -> None:
+    two = MatchRule("r", ("name", "city"), ("case",))
+    assert two.key_space == "all2:case"
+    with pytest.raises(ValueError, match="compares 2 keys at once"):
+        two.score_keys(("acme",), ("acme",))
 
 
 def test_blank_values_are_never_duplicates() -> None:
