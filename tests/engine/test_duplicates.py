@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import doctest
 import itertools
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 import crm_definitions
@@ -103,6 +105,36 @@ def test_an_unknown_normalizer_suggests_the_nearest() -> None:
 def test_docstring_examples(module: ModuleType) -> None:
     failed, _ = doctest.testmod(module)
     assert failed == 0
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def test_every_normalizer_is_documented() -> None:
+    documented = set(re.findall(r"^\| `(\w+)` \|", (DOCS / "duplicates.md").read_text(), re.M))
+    assert set(normalizer_names()) <= documented
+
+
+@pytest.mark.parametrize(
+    ("name", "a", "b"),
+    [  # the examples of docs/definitions.md's normalizer table
+        ("case", "ACME", "acme"),
+        (
+            "space",
+            "Acme  Trading",
+            "Acme Trading",
+        ),  # the table says "AcmeTrading": see docs/duplicates.md
+        ("width", "ＡＢＣ１２３", "ABC123"),
+        ("company_suffix", "华为技术有限公司", "华为技术"),
+        ("company_suffix", "トヨタ自動車株式会社", "トヨタ自動車"),
+        ("company_suffix", "Acme Co., Ltd.", "Acme"),
+        ("region_prefix", "上海华为技术", "华为技术"),
+        ("phone", "+86 138-0013-8000", "13800138000"),
+        ("punctuation", "Acme, Inc.", "Acme Inc"),
+    ],
+)
+def test_the_documented_examples_hold(name: str, a: str, b: str) -> None:
+    assert match_key(a, [name]) == match_key(b, [name])
 
 
 # --- one normalizer at a time ---------------------------------------------------------
