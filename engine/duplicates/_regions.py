@@ -3,15 +3,19 @@
 Chinese company names are registered as region + trade name + industry + legal form
 ("北京 字节跳动 科技 有限公司"), and people write them with and without the region. The
 region is removed when a distinctive name follows: "北京字节跳动科技" becomes "字节跳动科技",
-but "北京银行" and "上海银行" stay apart, because "银行" (bank) alone names no one. A
-Japanese prefecture is removed only in its full form ("東京都", "神奈川県"): bare "東京" is
-part of too many names ("東京エレクトロン").
+but "北京电力工程" and "上海电力工程" stay apart, because "电力工程" (power engineering)
+names no one; so do "北京师范大学" and "上海师范大学": a university, bank or hospital
+named after its city is a different one in every city.
+
+A Japanese prefecture is removed only in its full form ("東京都", "神奈川県"): bare "東京"
+is part of too many names ("東京エレクトロン").
 """
 
 from __future__ import annotations
 
 import re
 
+from ._company import company_suffix
 from ._registry import register_normalizer
 
 #: Municipalities, provinces, autonomous regions and special administrative regions, each
@@ -48,21 +52,28 @@ JP_PREFECTURES = (
 )  # fmt: skip
 
 #: Words that say what a business does, not which one it is. A name left with only these
-#: after its region ("北京银行" → "银行") keeps the region.
+#: after its region ("北京电力工程" → "电力工程") keeps the region.
 GENERIC_WORDS = (
     "科技", "技术", "信息", "网络", "软件", "电子", "通信", "电器", "电气", "机械", "设备",
     "制造", "工业", "实业", "贸易", "商贸", "进出口", "投资", "控股", "资本", "金融",
-    "银行", "农商银行", "商业银行", "证券", "保险", "信托", "基金", "担保", "发展", "建设",
-    "建筑", "工程", "房地产", "地产", "置业", "物业", "咨询", "管理", "服务", "物流",
-    "运输", "航空", "铁路", "交通", "公交", "地铁", "汽车", "能源", "电力", "供电", "石油",
-    "化工", "燃气", "热力", "水务", "自来水", "环保", "医药", "制药", "生物", "医疗",
-    "医院", "食品", "饮料", "啤酒", "酒业", "农业", "文化", "传媒", "广告", "教育",
-    "大学", "学院", "中学", "小学", "电视台", "广播", "出版", "日报", "报社", "旅游",
-    "酒店", "餐饮", "百货", "商场", "超市", "钢铁", "纺织", "服装", "国际", "研究院",
-    "研究所", "设计院", "分行", "支行", "分公司", "办事处", "市", "省",
-    "銀行", "電力", "放送", "新聞", "鉄道", "交通", "ガス", "信用金庫", "信用組合",
-    "証券", "保険", "病院", "空港", "観光", "不動産", "建設", "電機", "工業", "商事",
-    "物産", "運輸", "製薬", "化学", "テレビ", "バス",
+    "证券", "保险", "信托", "基金", "担保", "发展", "建设", "建筑", "工程", "房地产",
+    "地产", "置业", "物业", "咨询", "管理", "服务", "物流", "运输", "航空", "铁路", "交通",
+    "公交", "地铁", "汽车", "能源", "电力", "供电", "石油", "化工", "燃气", "热力", "水务",
+    "自来水", "环保", "医药", "制药", "生物", "医疗", "食品", "饮料", "啤酒", "酒业",
+    "农业", "文化", "传媒", "广告", "教育", "广播", "出版", "旅游", "酒店", "餐饮", "百货",
+    "商场", "超市", "钢铁", "纺织", "服装", "国际", "市", "省",
+    "電力", "鉄道", "交通", "ガス", "証券", "保険", "空港", "観光", "不動産", "建設",
+    "電機", "工業", "商事", "物産", "運輸", "製薬", "化学", "テレビ", "バス",
+)  # fmt: skip
+
+#: Institutions that exist once per city or province: a name ending in one of these keeps
+#: its region ("北京师范大学" is not "上海师范大学", nor "北京银行" "上海银行").
+REGIONAL_INSTITUTIONS = (
+    "银行", "分行", "支行", "大学", "学院", "学校", "中学", "小学", "幼儿园", "医院",
+    "卫生院", "电视台", "广播电台", "日报", "晚报", "报社", "研究院", "研究所", "设计院",
+    "博物馆", "图书馆", "政府", "委员会", "分公司", "办事处", "协会", "商会",
+    "銀行", "信用金庫", "信用組合", "大学", "高校", "病院", "放送", "新聞", "新聞社",
+    "協会", "支店",
 )  # fmt: skip
 
 #: Also recognised in brackets after the name: "索尼（中国）", "腾讯科技（深圳）".
@@ -80,11 +91,15 @@ _TRAILING = re.compile(
     rf"\s*{_OPEN}\s*(?:{_REGIONS}|{_alternation(_BRACKETED_ONLY)})\s*{_CLOSE}\s*$"
 )
 _GENERIC_TAIL = re.compile(rf"(?:{_alternation(GENERIC_WORDS)})$")
+_INSTITUTION = re.compile(rf"(?:{_alternation(REGIONAL_INSTITUTIONS)})$")
 
 
 def _distinctive(rest: str) -> bool:
-    """True when ``rest`` still names someone once its generic industry words are gone."""
-    core = "".join(ch for ch in rest if ch.isalnum())
+    """True when ``rest``, without its region, still names one company: it is not a
+    regional institution, and something is left once its generic industry words are gone."""
+    core = "".join(ch for ch in company_suffix(rest) if ch.isalnum())
+    if _INSTITUTION.search(core):
+        return False
     while True:
         shorter = _GENERIC_TAIL.sub("", core, count=1)
         if shorter == core:

@@ -20,7 +20,7 @@ from rapidfuzz.distance import Indel
 
 from ._registry import Normalizer, get_normalizer
 
-#: Joins the parts of a key; no normalizer output contains it (it is a control character).
+#: Joins the parts of a key (the unit separator, a control character no key keeps).
 SEPARATOR = "\x1f"
 
 Match = Literal["all", "any"]
@@ -41,21 +41,26 @@ class RuleDefinition(Protocol):
 
 
 def _text(value: object) -> str:
-    return "" if value is None else value if isinstance(value, str) else str(value)
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a phone read from a spreadsheet cell as 13800138000.0
+    return value if isinstance(value, str) else str(value)
 
 
 def _apply(chain: Sequence[Normalizer], value: object) -> str:
     text = _text(value)
     for fn in chain:
         text = fn(text)
-    return text.strip()
+    return text.replace(SEPARATOR, " ").strip()
 
 
 def match_key(value: object, normalizers: Sequence[str] = ()) -> str:
     """``value`` passed through the named normalizers in order; ``""`` for no value.
 
-    Non-strings are formatted with ``str`` first (a phone stored as a number). An empty
-    key means "nothing to compare": rules never match on it.
+    Non-strings are formatted with ``str`` first (a phone stored as a number; a whole
+    float without its ``.0``). An empty key means "nothing to compare": rules never match
+    on it.
 
     >>> match_key("ACME  Corporation", ["case", "space", "company_suffix"])
     'acme'

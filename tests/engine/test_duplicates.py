@@ -232,7 +232,7 @@ def test_a_name_that_is_only_a_legal_form_is_kept(value: str) -> None:
     [
         ("北京字节跳动科技", "字节跳动科技"),
         ("北京市字节跳动科技", "字节跳动科技"),
-        ("上海市浦东发展银行", "浦东发展银行"),
+        ("上海市大众交通", "大众交通"),
         ("广东省深圳市腾讯计算机系统", "腾讯计算机系统"),
         ("深圳腾讯计算机系统", "腾讯计算机系统"),
         ("内蒙古自治区伊利实业", "伊利实业"),
@@ -243,7 +243,7 @@ def test_a_name_that_is_only_a_legal_form_is_kept(value: str) -> None:
         ("索尼（中国）", "索尼"),
         ("東京都ソフトバンク", "ソフトバンク"),
         ("神奈川県日産自動車", "日産自動車"),
-        ("北海道新聞社", "新聞社"),
+        ("北海道ニトリ", "ニトリ"),
         ("東京エレクトロン", "東京エレクトロン"),  # bare 東京 is part of the name
         ("Beijing Acme", "Beijing Acme"),  # only Chinese and Japanese names
     ],
@@ -255,7 +255,9 @@ def test_region_prefix(value: str, expected: str) -> None:
 @pytest.mark.parametrize(
     "value",
     ["上海", "北京市", "广东省", "内蒙古自治区", "東京都", "北海道", "北京银行", "上海银行",
-     "北京大学", "上海电视台", "海南航空", "青岛啤酒", "大阪府ガス", "北京科技", "（北京）"],
+     "北京大学", "上海电视台", "海南航空", "青岛啤酒", "大阪府ガス", "北京科技", "（北京）",
+     "北京师范大学", "上海市第一人民医院", "上海浦东发展银行", "北京电力工程", "東京都民銀行",
+     "北京银行股份有限公司", "中国银行(香港)", "北海道新聞社"],
 )  # fmt: skip
 def test_a_region_with_no_distinctive_name_after_it_is_kept(value: str) -> None:
     assert get_normalizer("region_prefix")(value) == value
@@ -358,6 +360,9 @@ DIFFERENT = [
     "株式会社", "(株)", "Acme", "Acme Trading", "字节跳动科技", "字节跳动", "腾讯科技",
     "腾讯音乐", "ソニー", "ソニー損害保険", "トヨタ自動車", "日産自動車", "Sony", "Sony Music",
     "上海电视台", "北京电视台", "字节跳动北京分公司", "字节跳动上海分公司", "東京都", "大阪府",
+    "北京师范大学", "上海师范大学", "北京交通大学", "上海交通大学", "北京市第一人民医院",
+    "上海市第一人民医院", "北京电力工程有限公司", "上海电力工程有限公司", "中国银行(香港)",
+    "中国银行（澳门）有限公司", "北京农商银行", "上海农商银行",
 ]  # fmt: skip
 
 
@@ -381,6 +386,12 @@ def test_a_blank_value_has_an_empty_key(value: str | None) -> None:
 
 def test_a_number_is_keyed_as_its_text() -> None:
     assert match_key(13800138000, ["phone"]) == "13800138000"
+    assert match_key(13800138000.0, ["phone"]) == "13800138000"  # a spreadsheet cell
+    assert match_key(2.5, []) == "2.5"
+
+
+def test_a_key_never_holds_the_separator() -> None:
+    assert match_key("Acme\x1fTrading", []) == "Acme Trading"
 
 
 def test_no_normalizers_only_trims() -> None:
