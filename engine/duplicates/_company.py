@@ -18,6 +18,7 @@ CJK_SUFFIXES = (
     "集团股份有限公司", "集團股份有限公司", "股份有限公司", "有限责任公司", "有限責任公司",
     "责任有限公司", "責任有限公司", "集团有限公司", "集團有限公司", "有限公司", "股份公司",
     "集团", "集團",
+    "特殊普通合伙", "普通合伙", "有限合伙",
     "株式会社", "株式會社", "有限会社", "合同会社", "合資会社", "合名会社",
 )  # fmt: skip
 
@@ -26,12 +27,17 @@ CJK_SUFFIXES = (
 LATIN_SUFFIXES = (
     "incorporated", "corporation", "company", "limited", "gmbh", "l\\.l\\.c", "llc", "llp",
     "plc", "inc", "corp", "ltd", "co", "ag", "s\\.a", "k\\.k", "pte", "pty", "bhd", "sdn",
+    "kabushiki\\s+kaisha",
 )  # fmt: skip
 
 #: Japanese abbreviations written in brackets (or as one enclosed character) before or after
 #: the name: (株) 株式会社, (有) 有限会社, (同) 合同会社, (資) 合資会社, (名) 合名会社.
 _BRACKETED_JA = r"[(（]\s*[株有同資名]\s*[)）]|[㈱㈲]"
-_JA_PREFIXES = ("株式会社", "株式會社", "有限会社", "合同会社", "合資会社", "合名会社")
+_JA_PREFIXES = (
+    "株式会社", "株式會社", "有限会社", "合同会社", "合資会社", "合名会社",
+    "一般社団法人", "一般財団法人", "公益社団法人", "公益財団法人", "特定非営利活動法人",
+    "NPO法人", "医療法人社団", "医療法人財団", "医療法人", "学校法人", "社会福祉法人",
+)  # fmt: skip
 
 
 def _alternation(words: tuple[str, ...], escape: bool = True) -> str:
@@ -45,7 +51,9 @@ _FORM = rf"{_CJK}|{_LATIN}|{_BRACKETED_JA}"
 _SUFFIX = re.compile(
     rf"[\s,，、]*(?:[(（]\s*(?:{_FORM})\s*[)）]|(?:{_FORM}))[\s.,，、。．]*$", re.IGNORECASE
 )
-_PREFIX = re.compile(rf"^\s*(?:{_BRACKETED_JA}|{_alternation(_JA_PREFIXES)})\s*")
+_PREFIX = re.compile(
+    rf"^\s*(?:{_BRACKETED_JA}|{_alternation(_JA_PREFIXES)})\s*", re.IGNORECASE  # npo法人
+)
 
 
 def _has_name(value: str) -> bool:

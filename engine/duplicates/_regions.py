@@ -76,7 +76,7 @@ REGIONAL_INSTITUTIONS = (
     "協会", "支店",
 )  # fmt: skip
 
-#: Also recognised in brackets after the name: "索尼（中国）", "腾讯科技（深圳）".
+#: Also recognised in brackets after the start: "索尼（中国）", "阿里巴巴（中国）网络技术".
 _BRACKETED_ONLY = ("中国", "中國")
 
 
@@ -87,9 +87,7 @@ def _alternation(words: tuple[str, ...]) -> str:
 _REGIONS = _alternation((*CN_REGIONS, *CN_CITIES, *(c + "市" for c in CN_CITIES), *JP_PREFECTURES))
 _OPEN, _CLOSE = "[(（【\\[]", "[)）】\\]]"
 _LEADING = re.compile(rf"^\s*(?:{_OPEN}\s*(?:{_REGIONS})\s*{_CLOSE}|(?:{_REGIONS}))\s*")
-_TRAILING = re.compile(
-    rf"\s*{_OPEN}\s*(?:{_REGIONS}|{_alternation(_BRACKETED_ONLY)})\s*{_CLOSE}\s*$"
-)
+_BRACKETED = re.compile(rf"{_OPEN}\s*(?:{_REGIONS}|{_alternation(_BRACKETED_ONLY)})\s*{_CLOSE}")
 _GENERIC_TAIL = re.compile(rf"(?:{_alternation(GENERIC_WORDS)})$")
 _INSTITUTION = re.compile(rf"(?:{_alternation(REGIONAL_INSTITUTIONS)})$")
 
@@ -110,7 +108,8 @@ def _distinctive(rest: str) -> bool:
 @register_normalizer("region_prefix")
 def region_prefix(value: str) -> str:
     """Remove leading regions (several: "广东省深圳市…", or one in brackets: "【北京】…")
-    and one bracketed region at the end, as long as a distinctive name is left.
+    and bracketed regions further on ("腾讯科技（深圳）", "阿里巴巴（中国）网络技术"), as
+    long as a distinctive name is left.
 
     >>> region_prefix("北京字节跳动科技"), region_prefix("广东省深圳市腾讯计算机系统")
     ('字节跳动科技', '腾讯计算机系统')
@@ -122,5 +121,5 @@ def region_prefix(value: str) -> str:
         if shorter == value or not _distinctive(shorter):
             break
         value = shorter
-    shorter = _TRAILING.sub("", value, count=1)
+    shorter = _BRACKETED.sub("", value).strip()
     return shorter if _distinctive(shorter) else value

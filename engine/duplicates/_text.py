@@ -103,6 +103,7 @@ _EXTENSION = re.compile(
     r"(?:ext\.?|extension|x|#|转|轉|分机|分機|内线|內線|内線)\s*\d{1,6}\s*$", re.IGNORECASE
 )
 _CN_MOBILE = re.compile(r"1[3-9]\d{9}")
+_PLUS = re.compile(r"^[^0-9]*\+")
 
 
 def _national(country: str, number: str) -> str:
@@ -130,7 +131,7 @@ def phone(value: str) -> str:
     """
     text = _EXTENSION.sub("", unicodedata.normalize("NFKC", value)).strip()
     digits = "".join(ch for ch in text if "0" <= ch <= "9")
-    international = text.startswith("+")
+    international = bool(_PLUS.match(text))  # "+81 …", "(+81) …", "Tel: +81 …"
     if not international and digits.startswith("00"):
         digits, international = digits[2:], True
     if not international and len(digits) == 13 and _CN_MOBILE.fullmatch(digits[2:]):
