@@ -23,11 +23,12 @@ CJK_SUFFIXES = (
 )  # fmt: skip
 
 #: Latin legal forms (case-insensitive), only after a space or punctuation: "Acmeinc" keeps
-#: its "inc". Combined forms ("Co., Ltd.") fall away one word at a time.
+#: its "inc". Each may end in a full stop; combined forms ("Co., Ltd.") fall away one word
+#: at a time. A space stands for any run of whitespace.
 LATIN_SUFFIXES = (
-    "incorporated", "corporation", "company", "limited", "gmbh", "l\\.l\\.c", "llc", "llp",
-    "plc", "inc", "corp", "ltd", "co", "ag", "s\\.a", "k\\.k", "pte", "pty", "bhd", "sdn",
-    "kabushiki\\s+kaisha",
+    "incorporated", "corporation", "company", "limited", "gmbh", "l.l.c", "llc", "llp", "plc",
+    "inc", "corp", "ltd", "co", "ag", "s.a", "k.k", "pte", "pty", "bhd", "sdn",
+    "kabushiki kaisha",
 )  # fmt: skip
 
 #: Japanese abbreviations written in brackets (or as one enclosed character) before or after
@@ -40,24 +41,32 @@ _JA_PREFIXES = (
 )  # fmt: skip
 
 
-def _alternation(words: tuple[str, ...], escape: bool = True) -> str:
-    ordered = sorted(words, key=len, reverse=True)  # longest first: 股份有限公司 before 公司
-    return "|".join(re.escape(w) if escape else w for w in ordered)
+def _reversed(words: tuple[str, ...]) -> str:
+    """An alternation matching ``words`` backwards, longest first (股份有限公司 before 公司)."""
+    ordered = sorted(words, key=len, reverse=True)
+    return "|".join(re.escape(w[::-1]).replace("\\ ", r"\s+") for w in ordered)
 
 
-_CJK = _alternation(CJK_SUFFIXES) + "|(?<!分)公司"  # a branch (分公司) is not a legal form
-_LATIN = rf"(?<![a-z0-9])(?:{_alternation(LATIN_SUFFIXES, escape=False)})\.?"
-_FORM = rf"{_CJK}|{_LATIN}|{_BRACKETED_JA}"
-_SUFFIX = re.compile(
-    rf"[\s,，、]*(?:[(（]\s*(?:{_FORM})\s*[)）]|(?:{_FORM}))[\s.,，、。．]*$", re.IGNORECASE
+# Suffixes are matched on the reversed name, anchored at its start: one attempt per call
+# instead of one per position, which a pattern ending in "$" costs.
+_CJK_R = _reversed(CJK_SUFFIXES) + "|司公(?!分)"  # a branch (分公司) is not a legal form
+_LATIN_R = rf"\.?(?:{_reversed(LATIN_SUFFIXES)})(?![a-z0-9])"
+_BRACKETED_JA_R = r"[)）]\s*[株有同資名]\s*[(（]|[㈱㈲]"
+_FORM_R = rf"{_CJK_R}|{_LATIN_R}|{_BRACKETED_JA_R}"
+_SUFFIX_R = re.compile(
+    rf"[\s.,，、。．]*(?:[)）]\s*(?:{_FORM_R})\s*[(（]|(?:{_FORM_R}))[\s,，、]*", re.IGNORECASE
 )
 _PREFIX = re.compile(
-    rf"^\s*(?:{_BRACKETED_JA}|{_alternation(_JA_PREFIXES)})\s*", re.IGNORECASE  # npo法人
+    rf"\s*(?:{_BRACKETED_JA}|{'|'.join(sorted(_JA_PREFIXES, key=len, reverse=True))})\s*",
+    re.IGNORECASE,  # NPO法人, npo法人
 )
+
+
+_LETTER_OR_DIGIT = re.compile(r"[^\W_]")
 
 
 def _has_name(value: str) -> bool:
-    return any(ch.isalnum() for ch in value)
+    return _LETTER_OR_DIGIT.search(value) is not None
 
 
 @register_normalizer("company_suffix")
@@ -73,10 +82,11 @@ def company_suffix(value: str) -> str:
     """
     name = value
     while True:
-        shorter = _SUFFIX.sub("", name, count=1)
-        if shorter == name:
-            shorter = _PREFIX.sub("", name, count=1)
-        if shorter == name:
+        if found := _SUFFIX_R.match(name[::-1]):
+            shorter = name[: len(name) - found.end()]
+        elif found := _PREFIX.match(name):
+            shorter = name[found.end() :]
+        else:
             return name
         if not _has_name(shorter):
             return value  # nothing but legal forms ("Co., Ltd."): keep them all

@@ -88,18 +88,28 @@ _REGIONS = _alternation((*CN_REGIONS, *CN_CITIES, *(c + "市" for c in CN_CITIES
 _OPEN, _CLOSE = "[(（【\\[]", "[)）】\\]]"
 _LEADING = re.compile(rf"^\s*(?:{_OPEN}\s*(?:{_REGIONS})\s*{_CLOSE}|(?:{_REGIONS}))\s*")
 _BRACKETED = re.compile(rf"{_OPEN}\s*(?:{_REGIONS}|{_alternation(_BRACKETED_ONLY)})\s*{_CLOSE}")
-_GENERIC_TAIL = re.compile(rf"(?:{_alternation(GENERIC_WORDS)})$")
-_INSTITUTION = re.compile(rf"(?:{_alternation(REGIONAL_INSTITUTIONS)})$")
+_NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
+_GENERIC = frozenset(GENERIC_WORDS)
+_GENERIC_LENGTHS = sorted({len(w) for w in GENERIC_WORDS}, reverse=True)
+_INSTITUTIONS = tuple(REGIONAL_INSTITUTIONS)
+
+
+def _without_generic_tail(core: str) -> str:
+    """``core`` less one trailing generic word (the longest), or unchanged."""
+    for n in _GENERIC_LENGTHS:
+        if len(core) >= n and core[-n:] in _GENERIC:
+            return core[:-n]
+    return core
 
 
 def _distinctive(rest: str) -> bool:
     """True when ``rest``, without its region, still names one company: it is not a
     regional institution, and something is left once its generic industry words are gone."""
-    core = "".join(ch for ch in company_suffix(rest) if ch.isalnum())
-    if _INSTITUTION.search(core):
+    core = _NOT_LETTER_OR_DIGIT.sub("", company_suffix(rest))
+    if core.endswith(_INSTITUTIONS):
         return False
     while True:
-        shorter = _GENERIC_TAIL.sub("", core, count=1)
+        shorter = _without_generic_tail(core)
         if shorter == core:
             return bool(core)
         core = shorter
@@ -122,4 +132,4 @@ def region_prefix(value: str) -> str:
             break
         value = shorter
     shorter = _BRACKETED.sub("", value).strip()
-    return shorter if _distinctive(shorter) else value
+    return shorter if shorter != value and _distinctive(shorter) else value

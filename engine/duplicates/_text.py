@@ -7,6 +7,7 @@ any order, though ``case, space, width`` first is what the CRM package does.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -75,8 +76,22 @@ def width(value: str) -> str:
 
 # Dropped outright so "A.B.C." is "ABC" and "O'Brien" is "OBrien"; other punctuation
 # becomes a space so "Coca-Cola" and "Coca Cola" agree.
-_JOINERS = str.maketrans("", "", ".'\u2018\u2019\uff0e\uff07")
-_SYMBOLS = frozenset("~\uff5e|\u00a6\u00ae\u00a9\u2122\u2120")
+_JOINERS = ".'\u2018\u2019\uff0e\uff07"
+_SYMBOLS = "~\uff5e|\u00a6\u00ae\u00a9\u2122\u2120"
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def _is_punctuation(ch: str) -> bool:
+    return unicodedata.category(ch).startswith("P") or ch in _SYMBOLS
+
+
+@functools.cache
+def _punctuation_table() -> dict[int, str | None]:
+    """The Basic Multilingual Plane's punctuation as a ``str.translate`` table, made on
+    first use (a scan of 65,536 code points; the other planes are checked one by one)."""
+    table: dict[int, str | None] = {cp: " " for cp in range(0x10000) if _is_punctuation(chr(cp))}
+    table.update(dict.fromkeys(map(ord, _JOINERS)))
+    return table
 
 
 @register_normalizer("punctuation")
@@ -91,11 +106,10 @@ def punctuation(value: str) -> str:
     >>> punctuation("Coca-Cola, Inc.")
     'Coca Cola Inc'
     """
-    value = value.translate(_JOINERS)
-    kept = [
-        " " if unicodedata.category(ch).startswith("P") or ch in _SYMBOLS else ch for ch in value
-    ]
-    return tidy("".join(kept))
+    value = value.translate(_punctuation_table())
+    if _ASTRAL.search(value):
+        value = "".join(" " if _is_punctuation(ch) else ch for ch in value)
+    return tidy(value)
 
 
 # A trailing extension: "ext. 12", "x12", "#12", "转8001", "分机 8001", "内線123".
@@ -104,6 +118,7 @@ _EXTENSION = re.compile(
 )
 _CN_MOBILE = re.compile(r"1[3-9]\d{9}")
 _PLUS = re.compile(r"^[^0-9]*\+")
+_NOT_DIGITS = re.compile(r"[^0-9]+")
 
 
 def _national(country: str, number: str) -> str:
@@ -130,7 +145,7 @@ def phone(value: str) -> str:
     ('0312345678', '0312345678')
     """
     text = _EXTENSION.sub("", unicodedata.normalize("NFKC", value)).strip()
-    digits = "".join(ch for ch in text if "0" <= ch <= "9")
+    digits = _NOT_DIGITS.sub("", text)
     international = bool(_PLUS.match(text))  # "+81 …", "(+81) …", "Tel: +81 …"
     if not international and digits.startswith("00"):
         digits, international = digits[2:], True
