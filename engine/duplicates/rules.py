@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar, cast
 
 from rapidfuzz.distance import Indel
 
@@ -122,11 +122,7 @@ class MatchRule:
     @classmethod
     def from_definition(cls, rule: RuleDefinition, *, fuzzy: float | None = None) -> MatchRule:
         """Compile a rule of the definition language (``metamodel.DuplicateRule``)."""
-        if rule.match not in ("all", "any"):
-            raise ValueError(
-                f"duplicate rule '{rule.name}': match must be 'all' or 'any', not {rule.match!r}"
-            )
-        match: Match = "any" if rule.match == "any" else "all"
+        match = cast(Match, rule.match)  # checked by __post_init__
         return cls(rule.name, tuple(rule.fields), tuple(rule.normalize), match, fuzzy)
 
     @property

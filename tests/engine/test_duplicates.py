@@ -6,6 +6,7 @@ import doctest
 import itertools
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -308,9 +309,9 @@ def test_phone(value: str, expected: str) -> None:
 
 
 def test_different_phones_stay_apart() -> None:
-    keys = {match_key(p, ["phone"]) for p in ("13800138000", "13800138001", "010-8888-6666",
-                                                "021-8888-6666", "03-8888-6666", "+1 010 8888 6666")}  # fmt: skip
-    assert len(keys) == 6
+    phones = ["13800138000", "13800138001", "010-8888-6666", "021-8888-6666", "03-8888-6666",
+              "+1 010 8888 6666", "+44 20 7946 0958", "+44 20 7946 0959"]  # fmt: skip
+    assert len({match_key(p, ["phone"]) for p in phones}) == len(phones)
 
 
 # Names as people type them: CJK, kana (both widths), Latin, digits, spaces and punctuation.
@@ -501,6 +502,18 @@ def test_a_bad_rule_is_refused_with_a_reason(kwargs: dict[str, object], message:
     arguments: dict[str, object] = {"name": "r", "fields": ("name",), **kwargs}
     with pytest.raises(ValueError, match=message):
         MatchRule(**arguments)  # type: ignore[arg-type]
+
+
+def test_a_definition_with_a_bad_match_is_refused() -> None:
+    @dataclass(frozen=True)
+    class Definition:
+        name: str = "r"
+        fields: tuple[str, ...] = ("name",)
+        normalize: tuple[str, ...] = ("case",)
+        match: str = "every"
+
+    with pytest.raises(ValueError, match="match must be 'all' or 'any', not 'every'"):
+        MatchRule.from_definition(Definition())
 
 
 def test_rules_are_frozen_and_compare_by_definition() -> None:
