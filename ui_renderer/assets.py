@@ -33,6 +33,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import http.client
 import io
 import json
 import os
@@ -179,7 +180,9 @@ def static_path(name: str) -> str:
         raise KeyError(f"unknown front-end asset {name!r}; the lock names: {known}") from None
 
 
-def check(*, verify: bool = True) -> list[str]:
+def check(
+    *, verify: bool = True, lock_path: Path | None = None, target: Path | None = None
+) -> list[str]:
     """What is wrong with the installed files, one message each; ``[]`` when all is well.
 
     VERIFY compares each file's sha256 with the lock (a few milliseconds); without it only
@@ -190,14 +193,15 @@ def check(*, verify: bool = True) -> list[str]:
         `python -m ui_renderer.assets install` (or ./dev start)', 'missing:
         vendor/htmx/htmx.min.js (htmx.org@2.0.11)']
     """
+    target = vendor_folder() if target is None else target
     try:
-        packages = read_lock()
+        packages = read_lock(lock_path)
     except AssetError as error:
         return [str(error)]
     problems = []
     for package in packages:
         for file in package.files:
-            path = vendor_folder() / file.target
+            path = target / file.target
             shown = f"{VENDOR}/{file.target} ({package.label})"
             if not path.is_file():
                 problems.append(f"missing: {shown}")
@@ -215,12 +219,14 @@ def check(*, verify: bool = True) -> list[str]:
 # -- the lock manifest ------------------------------------------------------------------
 
 
-def read_lock(path: Path = LOCK_PATH, *, partial: bool = False) -> list[Package]:
+def read_lock(path: Path | None = None, *, partial: bool = False) -> list[Package]:
     """The packages of the lock at PATH, checked; AssetError says what is malformed.
 
-    PARTIAL accepts an entry without tarball, integrity or digests yet: a maintainer adds
-    a package by hand with its name, version and files, then ``lock`` fills in the rest.
+    PATH defaults to the lock beside this module (``LOCK_PATH``). PARTIAL accepts an
+    entry without tarball, integrity or digests yet: a maintainer adds a package by hand
+    with its name, version and files, then ``lock`` fills in the rest.
     """
+    path = LOCK_PATH if path is None else path
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
@@ -229,8 +235,9 @@ def read_lock(path: Path = LOCK_PATH, *, partial: bool = False) -> list[Package]
         raise AssetError(f"{path}: not valid JSON: {error}") from None
     where = path.name
     entries = _get(document, "packages", list, where)
-    packages = [_package(entry, f"{where}: packages[{i}]", partial) for i, entry in
-                enumerate(entries)]
+    packages = [
+        _package(entry, f"{where}: packages[{i}]", partial) for i, entry in enumerate(entries)
+    ]
     _check_unique(packages, where)
     return packages
 
@@ -321,7 +328,7 @@ def _is_sha512(integrity: str) -> bool:
     return algorithm == "sha512" and len(raw) == 64
 
 
-def write_lock(packages: Sequence[Package], path: Path = LOCK_PATH) -> None:
+def write_lock(packages: Sequence[Package], path: Path) -> None:
     """Write PACKAGES as the lock at PATH (stable layout, so diffs show only what changed)."""
     document = {
         "//": [
@@ -353,7 +360,7 @@ def write_lock(packages: Sequence[Package], path: Path = LOCK_PATH) -> None:
 
 def install(
     *,
-    lock_path: Path = LOCK_PATH,
+    lock_path: Path | None = None,
     target: Path | None = None,
     registry: str | None = None,
     tarballs: Path | None = None,
@@ -376,31 +383,42 @@ def install(
     registry = registry or os.environ.get(REGISTRY_VARIABLE) or DEFAULT_REGISTRY
     say = log or _quiet
     needed = [p for p in packages if any(not _intact(target / f.target, f) for f in p.files)]
+    written: list[str] = []
+    try:
+        if needed:
+            written = _install(needed, target, registry, tarballs, say)
+        _remove_stale(target, packages)
+        _write_stamp(target, packages)
+    except OSError as error:  # a full disk, a read-only site-packages...
+        raise AssetError(f"cannot write the front-end assets into {target}: {error}") from None
+    return written
+
+
+def _install(
+    packages: Sequence[Package], target: Path, registry: str, tarballs: Path | None, say: Log
+) -> list[str]:
     target.mkdir(parents=True, exist_ok=True)
     for leftover in target.glob(".install-*"):  # from an install killed an hour ago
         with contextlib.suppress(OSError):
             if time.time() - leftover.stat().st_mtime > 3600:
                 shutil.rmtree(leftover, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=".install-", dir=target))
-    written: list[str] = []
+    written = []
     try:
-        for package in needed:
+        for package in packages:
             data = _fetch_tarball(package, registry, tarballs, say)
             _verify_integrity(package, data)
             _unpack(package, data, staging)
-        for package in needed:
+        for package in packages:
             for file in package.files:
-                if not _intact(target / file.target, file):
-                    destination = target / file.target
+                destination = target / file.target
+                if not _intact(destination, file):
                     destination.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(staging / file.target, destination)
                     written.append(file.target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _remove_stale(target, packages)
-    _write_stamp(target, packages)
-    if written:
-        say(f"installed {len(written)} files of {', '.join(p.label for p in needed)}")
+    say(f"installed {len(written)} files of {', '.join(p.label for p in packages)}")
     return written
 
 
@@ -411,17 +429,14 @@ def _intact(path: Path, file: LockedFile) -> bool:
         return False
 
 
-def _fetch_tarball(
-    package: Package, registry: str, tarballs: Path | None, say: Log
-) -> bytes:
+def _fetch_tarball(package: Package, registry: str, tarballs: Path | None, say: Log) -> bytes:
     basename = package.tarball.rsplit("/", 1)[-1]
     if tarballs is not None:
         local = tarballs / basename
         try:
             return local.read_bytes()
         except OSError as error:
-            raise AssetError(f"cannot read {local} for {package.label}: {error.strerror}") \
-                from None
+            raise AssetError(f"cannot read {local} for {package.label}: {error.strerror}") from None
     url = _on_registry(package.tarball, registry)
     say(f"downloading {package.label} from {url}")
     return _download(url, f"{package.label}")
@@ -430,7 +445,7 @@ def _fetch_tarball(
 def _on_registry(url: str, registry: str) -> str:
     """URL with its registry part replaced by REGISTRY (a mirror keeps npm's layout)."""
     if url.startswith(DEFAULT_REGISTRY + "/"):
-        return registry.rstrip("/") + url[len(DEFAULT_REGISTRY):]
+        return registry.rstrip("/") + url[len(DEFAULT_REGISTRY) :]
     return url
 
 
@@ -440,9 +455,12 @@ def _download(url: str, what: str, accept: str = "application/octet-stream") -> 
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
             data: bytes = response.read(MAX_TARBALL + 1)
     except urllib.error.HTTPError as error:
-        raise AssetError(f"cannot download {what}: {url} answered {error.code} "
-                         f"{error.reason}") from None
-    except (urllib.error.URLError, OSError) as error:
+        raise AssetError(
+            f"cannot download {what}: {url} answered {error.code} {error.reason}"
+        ) from None
+    except ValueError as error:  # not a URL at all
+        raise AssetError(f"cannot download {what}: {error}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
         reason = getattr(error, "reason", None) or error
         raise AssetError(
             f"cannot download {what} from {url}: {reason} — offline? Set "
@@ -497,12 +515,13 @@ def _members(package: Package, archive: tarfile.TarFile) -> dict[str, tarfile.Ta
 
 
 def _read_member(
-    package: Package, archive: tarfile.TarFile, member: tarfile.TarInfo | None,
+    package: Package,
+    archive: tarfile.TarFile,
+    member: tarfile.TarInfo | None,
     file: LockedFile,
 ) -> bytes:
     if member is None:
-        raise AssetError(f"{package.label} has no file {file.source}: fix its files "
-                         "in the lock")
+        raise AssetError(f"{package.label} has no file {file.source}: fix its files in the lock")
     if not member.isreg():  # a link could point anywhere
         raise AssetError(f"{package.label}: {file.source} is not a regular file: refused")
     source = archive.extractfile(member)
@@ -517,11 +536,7 @@ def _remove_stale(target: Path, packages: Sequence[Package]) -> None:
     """Remove files an earlier install wrote that the lock no longer lists."""
     listed = {f.target for p in packages for f in p.files}
     for old in _read_stamp(target).get("files", []):
-        if (
-            isinstance(old, str)
-            and old not in listed
-            and _is_safe_relative(old)
-        ):
+        if isinstance(old, str) and old not in listed and _is_safe_relative(old):
             (target / old).unlink(missing_ok=True)
 
 
@@ -539,6 +554,7 @@ def _write_stamp(target: Path, packages: Sequence[Package]) -> None:
         "files": sorted(f.target for p in packages for f in p.files),
     }
     text = json.dumps(stamp, indent=2) + "\n"
+    target.mkdir(parents=True, exist_ok=True)
     if (target / STAMP).is_file() and (target / STAMP).read_text(encoding="utf-8") == text:
         return
     _write_atomic(target / STAMP, text)
@@ -567,7 +583,7 @@ def _write_atomic(path: Path, text: str) -> None:
 def lock(
     requests: Iterable[str] = (),
     *,
-    lock_path: Path = LOCK_PATH,
+    lock_path: Path | None = None,
     registry: str | None = None,
     log: Log | None = None,
 ) -> list[Package]:
@@ -581,6 +597,7 @@ def lock(
     a file fails here, not on a user's machine. A package is added by writing its name,
     version and files into the lock by hand, then running ``lock NAME``.
     """
+    lock_path = LOCK_PATH if lock_path is None else lock_path
     packages = read_lock(lock_path, partial=True)
     by_name = {p.name: p for p in packages}
     registry = registry or os.environ.get(REGISTRY_VARIABLE) or DEFAULT_REGISTRY
@@ -604,7 +621,7 @@ def lock(
 
 def _split_request(request: str) -> tuple[str, str]:
     at = request.find("@", 1)  # a scoped name starts with "@"
-    return (request, "") if at < 0 else (request[:at], request[at + 1:])
+    return (request, "") if at < 0 else (request[:at], request[at + 1 :])
 
 
 def _pin(package: Package, spec: str, registry: str, say: Log) -> Package:
@@ -617,15 +634,17 @@ def _pin(package: Package, spec: str, registry: str, say: Log) -> Package:
     )
     if not _is_sha512(integrity):
         raise AssetError(f"{package.name}@{version} has no sha512 integrity on the registry")
-    tarball = _on_registry(str(dist.get("tarball", "")), DEFAULT_REGISTRY)
-    if tarball.startswith("http://"):
-        tarball = "https://" + tarball[len("http://"):]
+    tarball = str(dist.get("tarball", ""))
+    mirror = registry.rstrip("/") + "/"
+    if tarball.startswith(mirror):  # the lock names npm's own URLs, whatever the mirror
+        tarball = DEFAULT_REGISTRY + "/" + tarball[len(mirror) :]
+    tarball = tarball.replace("http://registry.npmjs.org/", DEFAULT_REGISTRY + "/", 1)
     pinned = Package(
         name=package.name,
         version=version,
         tarball=tarball,
         integrity=integrity,
-        license=str(entry.get("license", "")) or package.license,
+        license=package.license,
         files=tuple(LockedFile(f.source, f.target, "", 0, f.name) for f in package.files),
     )
     was = f" (was {package.version})" if version != package.version else ""
@@ -644,7 +663,24 @@ def _pin(package: Package, spec: str, registry: str, say: Log) -> Package:
             )
             for f in pinned.files
         )
-    return Package(pinned.name, version, tarball, integrity, pinned.license, files)
+    license = _license(data) or str(entry.get("license", "")) or package.license
+    return Package(pinned.name, version, tarball, integrity, license, files)
+
+
+def _license(tarball: bytes) -> str:
+    """The SPDX licence its ``package.json`` declares ("" if none), for the lock's readers.
+
+    The registry's abbreviated metadata often leaves it out."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:*") as archive:
+            member = archive.extractfile("package/package.json")
+            manifest = json.loads(member.read()) if member else {}
+    except (tarfile.TarError, KeyError, ValueError, EOFError, zlib.error):
+        return ""
+    license = manifest.get("license", "") if isinstance(manifest, dict) else ""
+    if isinstance(license, dict):  # the old {"type": "MIT", "url": ...} form
+        license = license.get("type", "")
+    return license if isinstance(license, str) else ""
 
 
 def _package_metadata(name: str, registry: str) -> dict[str, Any]:
@@ -668,8 +704,11 @@ def _resolve(name: str, spec: str, metadata: Mapping[str, Any]) -> str:
         return str(tags[spec])
     if re.fullmatch(r"\d+(\.\d+)?", spec):
         line = [
-            v for v in versions
-            if v.startswith(spec + ".") and EXACT_VERSION.match(v) and "-" not in v
+            v
+            for v in versions
+            if v.startswith(spec + ".")
+            and EXACT_VERSION.match(v)
+            and "-" not in v
             and not versions[v].get("deprecated")
         ]
         if line:
@@ -694,12 +733,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     to_install = commands.add_parser("install", help="fetch, verify and unpack the lock")
-    to_install.add_argument("--registry", help=f"npm mirror (default ${REGISTRY_VARIABLE} "
-                            f"or {DEFAULT_REGISTRY})")
-    to_install.add_argument("--from", dest="tarballs", type=Path, metavar="DIR",
-                            help="take the tarballs from DIR instead of the network")
-    to_install.add_argument("-q", "--quiet", action="store_true",
-                            help="print nothing when all is in place")
+    to_install.add_argument(
+        "--registry", help=f"npm mirror (default ${REGISTRY_VARIABLE} or {DEFAULT_REGISTRY})"
+    )
+    to_install.add_argument(
+        "--from",
+        dest="tarballs",
+        type=Path,
+        metavar="DIR",
+        help="take the tarballs from DIR instead of the network",
+    )
+    to_install.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing when all is in place"
+    )
     commands.add_parser("check", help="list missing or changed files; exit 1 if any")
     to_lock = commands.add_parser("lock", help="pin or bump packages (maintainers)")
     to_lock.add_argument("packages", nargs="*", metavar="NAME[@VERSION]")
