@@ -49,12 +49,17 @@ class Problem:
             text += f" ({self.hint})"
         return text
 
-    def sort_key(self) -> tuple[str, int, int, str]:
-        return (self.origin.file, self.origin.line, self.origin.col, self.message)
+    def sort_key(self) -> tuple[int, str, int, int, str]:
+        """Problems about a whole file or package (no line: a folder that does not exist,
+        a package without its package document) first — they explain the others — then
+        by file and position, the order an author reads and fixes them in."""
+        whole = 0 if self.origin.line == 0 else 1
+        return (whole, self.origin.file, self.origin.line, self.origin.col, self.message)
 
 
 class DefinitionError(Exception):
-    """Raised once per load with every problem found, most useful first."""
+    """Raised once per load with every problem found, root causes first (see
+    :meth:`Problem.sort_key`)."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:
         self.problems: tuple[Problem, ...] = tuple(sorted(set(problems), key=Problem.sort_key))

@@ -102,7 +102,7 @@ def seeded(client: FlaskClient, token: Headers) -> dict[tuple[str, str], dict[st
 
 
 def _uid(client: FlaskClient, token: Headers, username: str) -> int:
-    from heddle.app import runtime
+    from heddle.extensions import runtime
 
     with client.application.app_context():
         heddle = runtime()
@@ -113,7 +113,7 @@ def _uid(client: FlaskClient, token: Headers, username: str) -> int:
 
 
 def _tid(client: FlaskClient, token: Headers, username: str) -> int | None:
-    from heddle.app import runtime
+    from heddle.extensions import runtime
 
     with client.application.app_context():
         heddle = runtime()
@@ -257,7 +257,7 @@ TEAMS: list[str | None] = ["East", "East-North", "West", "HQ", None, LEFT_OUT]
 
 def _ids(client: FlaskClient) -> tuple[dict[str, int], dict[str, int]]:
     """The ids of the test users and of the teams, by name."""
-    from heddle.app import runtime
+    from heddle.extensions import runtime
 
     with client.application.app_context():
         heddle = runtime()
