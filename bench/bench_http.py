@@ -158,7 +158,7 @@ def main() -> None:
 
     from heddle.accounts import Accounts
 
-    from engine import build_schema
+    from engine import build_tables
     from metamodel import load_packages
 
     server = sa.create_engine(args.pg, isolation_level="AUTOCOMMIT")
@@ -170,9 +170,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp())
     try:
         model = load_packages([ROOT / "apps" / "crm_definitions"])
-        schema = build_schema(model)
+        tables = build_tables(model)
         engine = sa.create_engine(url)
-        schema.metadata.create_all(engine)
+        tables.metadata.create_all(engine)
         print(f"filling {args.rows:,} accounts…", flush=True)
         with engine.begin() as conn:
             conn.execute(sa.text(
@@ -187,12 +187,12 @@ def main() -> None:
                     "CREATE INDEX bench_grade_created ON account (grade, created_at DESC, id DESC)"
                 )
             )
-            accounts = Accounts(schema)
+            accounts = Accounts(tables)
             # the CRM's viewer (reads everything): permissions are really evaluated, not
             # skipped as for an admin, and the rows are the ones the baseline serves
             user = accounts.create_user(conn, "bench", "bench-password", ["viewer"])
             token, _ = accounts.issue_token(conn, user, days=1)
-            history = schema.metadata.tables["heddle_schema_history"]
+            history = tables.metadata.tables["heddle_schema_history"]
             conn.execute(history.insert().values(
                 hash=model.hash, model=model.to_json(), operations=[], actor="bench",
                 applied_at=sa.func.now(),

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from engine import migrate, plan  # noqa: E402
 from engine.search import ensure_search_indexes  # noqa: E402
-from engine.tables import build_schema  # noqa: E402
+from engine.tables import build_tables  # noqa: E402
 from metamodel import Model, load_packages  # noqa: E402
 
 PACKAGE = """\
@@ -85,7 +85,7 @@ def fill(engine: Engine, rows: int) -> None:
         )
         conn.execute(sa.text("CREATE TABLE baseline (LIKE account INCLUDING ALL)"))
         conn.execute(sa.text("INSERT INTO baseline SELECT * FROM account"))
-        ensure_search_indexes(conn, build_schema(model_with([], Path(tempfile.mkdtemp()))))
+        ensure_search_indexes(conn, build_tables(model_with([], Path(tempfile.mkdtemp()))))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE"))
 

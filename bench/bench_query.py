@@ -40,7 +40,7 @@ from engine.context import Actor  # noqa: E402
 from engine.query import EXACT_COUNT_UP_TO as EXACT  # noqa: E402
 from engine.query import parse_params, run  # noqa: E402
 from engine.search import ensure_search_indexes  # noqa: E402
-from engine.tables import USER_TABLE, Schema, build_schema  # noqa: E402
+from engine.tables import USER_TABLE, Tables, build_tables  # noqa: E402
 from metamodel import load_packages  # noqa: E402
 
 PACKAGE = """\
@@ -71,18 +71,18 @@ indexes:
 ACTOR = Actor(user_id=1, roles=frozenset({"admin"}), today=dt.date(2024, 5, 15))
 
 
-def fill(conn: sa.Connection, schema: Schema, rows: int) -> None:
+def fill(conn: sa.Connection, tables: Tables, rows: int) -> None:
     """Ten regions, five users, ``rows`` accounts; values spread deterministically."""
     now = dt.datetime.now(dt.UTC)
     conn.execute(
-        schema.metadata.tables[USER_TABLE].insert(),
+        tables.metadata.tables[USER_TABLE].insert(),
         [
             {"username": f"user{i}", "name": f"User {i}", "roles": [], "created_at": now}
             for i in range(1, 6)
         ],
     )
     conn.execute(
-        schema.table("region").insert(),
+        tables.table("region").insert(),
         [{"name": f"Region {i}", "created_at": now, "updated_at": now} for i in range(1, 11)],
     )
     conn.execute(
@@ -143,14 +143,14 @@ def side_by_side(
     return ours, theirs
 
 
-def part_one(conn: sa.Connection, schema: Schema, repeat: int, rows: int) -> list[str]:
+def part_one(conn: sa.Connection, tables: Tables, repeat: int, rows: int) -> list[str]:
     """Engine vs hand-written Core: a 50-row filtered, sorted list with count; get by id."""
-    table = schema.table("account")
+    table = tables.table("account")
     params = {"grade": "a", "revenue__between": "5000,5100", "sort": "-revenue", "limit": "50"}
 
     def engine_list() -> Any:
-        query = parse_params(schema.model, "account", params)
-        return run(conn, schema, "account", query, ACTOR)
+        query = parse_params(tables.model, "account", params)
+        return run(conn, tables, "account", query, ACTOR)
 
     def hand_list() -> Any:
         where = (table.c.grade == "a", table.c.revenue.between(5000, 5100))
@@ -171,8 +171,8 @@ def part_one(conn: sa.Connection, schema: Schema, repeat: int, rows: int) -> lis
         return 1 + (next(ids) * 7919) % rows
 
     def engine_get() -> Any:
-        query = parse_params(schema.model, "account", {"id": str(next_id()), "limit": "1"})
-        return run(conn, schema, "account", query, ACTOR).rows[0]
+        query = parse_params(tables.model, "account", {"id": str(next_id()), "limit": "1"})
+        return run(conn, tables, "account", query, ACTOR).rows[0]
 
     def hand_get() -> Any:
         row = conn.execute(sa.select(table).where(table.c.id == next_id())).mappings().one()
@@ -195,14 +195,14 @@ def part_one(conn: sa.Connection, schema: Schema, repeat: int, rows: int) -> lis
     return lines
 
 
-def part_two(conn: sa.Connection, schema: Schema, repeat: int) -> list[str]:
+def part_two(conn: sa.Connection, tables: Tables, repeat: int) -> list[str]:
     """p50/p95 of whole list calls (parse + page + count) on the big table."""
     base = {"grade": "a", "revenue__gte": "1000", "sort": "-revenue", "limit": "50"}
     cursor = None
     for _ in range(20):
         params = {**base, "cursor": cursor} if cursor else base
-        query = parse_params(schema.model, "account", params)
-        cursor = run(conn, schema, "account", query, ACTOR).next_cursor
+        query = parse_params(tables.model, "account", params)
+        cursor = run(conn, tables, "account", query, ACTOR).next_cursor
     assert cursor is not None
     grades = iter(["a", "b", "c", "d"] * 10**6)
 
@@ -234,8 +234,8 @@ def part_two(conn: sa.Connection, schema: Schema, repeat: int) -> list[str]:
         def call(
             make: Callable[[], dict[str, str]] = make, last: list[Any] = last, exact: int = exact
         ) -> None:
-            query = parse_params(schema.model, "account", make())
-            last[:] = [run(conn, schema, "account", query, ACTOR, exact_count_up_to=exact)]
+            query = parse_params(tables.model, "account", make())
+            last[:] = [run(conn, tables, "account", query, ACTOR, exact_count_up_to=exact)]
 
         times = timed(call, repeat)
         page = last[0]
@@ -268,17 +268,17 @@ def main() -> None:
             path = Path(tmp) / "bench.yaml"
             path.write_text(textwrap.dedent(PACKAGE), encoding="utf-8")
             model = load_packages([path])
-        schema = build_schema(model)
+        tables = build_tables(model)
         started = time.perf_counter()
         with engine.begin() as conn:
-            schema.metadata.create_all(conn)
-            indexes = [i for t in schema.tables.values() for i in t.indexes]
+            tables.metadata.create_all(conn)
+            indexes = [i for t in tables.tables.values() for i in t.indexes]
             for index in indexes:  # build them once, after the fill
                 index.drop(conn)
-            fill(conn, schema, args.rows)
+            fill(conn, tables, args.rows)
             for index in indexes:
                 index.create(conn)
-            search = ensure_search_indexes(conn, schema)
+            search = ensure_search_indexes(conn, tables)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("VACUUM ANALYZE"))
         print(
@@ -291,11 +291,11 @@ def main() -> None:
             print()
             print("(1) engine vs hand-written SQLAlchemy Core, same table, same run")
             print()
-            print("\n".join(part_one(conn, schema, args.repeat, args.rows)))
+            print("\n".join(part_one(conn, tables, args.repeat, args.rows)))
             print()
             print(f"(2) one page with its count, {args.rows:,} rows")
             print()
-            print("\n".join(part_two(conn, schema, args.repeat)))
+            print("\n".join(part_two(conn, tables, args.repeat)))
     finally:
         engine.dispose()
         with server.connect() as conn:

@@ -1,6 +1,6 @@
 """The largest modules and classes of Heddle's packages, in lines (docs/architecture.md).
 
-    .venv/bin/python bench/sizes.py
+.venv/bin/python bench/sizes.py
 """
 
 from __future__ import annotations

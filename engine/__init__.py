@@ -25,7 +25,7 @@ from .errors import (
 from .events import EventBus, RecordEvent
 from .migrations import Operation, Plan, applied_model, migrate, plan
 from .records import Records
-from .tables import Schema, build_schema
+from .tables import Tables, build_tables
 
 __all__ = [
     "SYSTEM",
@@ -42,11 +42,11 @@ __all__ = [
     "RecordEvent",
     "Records",
     "Restricted",
-    "Schema",
     "StaleVersion",
+    "Tables",
     "ValidationFailed",
     "applied_model",
-    "build_schema",
+    "build_tables",
     "connect",
     "migrate",
     "plan",

@@ -20,7 +20,7 @@ from metamodel.expressions import Context, Expression
 
 from .paths import Resolver
 from .sqlexpr import to_sql
-from .tables import Schema
+from .tables import Tables
 
 Paths = dict[str, set[tuple[str, ...]]]  # first hop → the rest of each path
 MAX_HOPS = 3
@@ -60,9 +60,9 @@ def _paths(expressions: Iterable[Expression | None]) -> Paths:
 
 
 class Computer:
-    def __init__(self, schema: Schema, dialect: str) -> None:
-        self.schema = schema
-        self.model = schema.model
+    def __init__(self, tables: Tables, dialect: str) -> None:
+        self.tables = tables
+        self.model = tables.model
         self.dialect = dialect
 
     @cached_property
@@ -157,7 +157,7 @@ class Computer:
         if not ids:
             return {}
         target = self.model.entity(entity)
-        table = self.schema.table(entity)
+        table = self.tables.table(entity)
         rows = self._rows(conn, table, ids)
         nested: Paths = {}
         for path in rest:
@@ -189,7 +189,7 @@ class Computer:
                 continue
             self._recompute(conn, parent, field, ids)
             if parent.name in self._consumers:
-                rows = self._rows(conn, self.schema.table(parent.name), ids)
+                rows = self._rows(conn, self.tables.table(parent.name), ids)
                 self.refresh_rollups(conn, parent, [], rows, depth + 1)
 
     @staticmethod
@@ -205,9 +205,9 @@ class Computer:
         self, conn: sa.Connection, parent: Entity, field: Field, ids: set[Any] | None
     ) -> None:
         source = self.model.entity(field.of or "")
-        rows = self.schema.table(source.name).alias("rolled")
-        target = self.schema.table(parent.name)
-        paths = Resolver(self.schema, source.name, self.dialect, Context(), base=rows)
+        rows = self.tables.table(source.name).alias("rolled")
+        target = self.tables.table(parent.name)
+        paths = Resolver(self.tables, source.name, self.dialect, Context(), base=rows)
         aggregate = field.aggregate or "count"
         if aggregate == "count":
             measure: Any = sa.func.count(rows.c.id)

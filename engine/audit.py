@@ -18,7 +18,7 @@ from metamodel import Entity
 
 from .context import Actor
 from .fieldtypes import python_value
-from .tables import AUDIT_TABLE, Schema
+from .tables import AUDIT_TABLE, Tables
 
 #: Columns that change with every write and say nothing about the record's content.
 BOOKKEEPING = frozenset({"id", "created_at", "updated_at", "created_by", "updated_by", "version"})
@@ -34,15 +34,15 @@ def jsonable(value: Any) -> Any:
 
 
 class Audit:
-    def __init__(self, schema: Schema) -> None:
-        self.schema = schema
-        self.table = schema.metadata.tables[AUDIT_TABLE]
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
+        self.table = tables.metadata.tables[AUDIT_TABLE]
 
     def _columns(self, ent: Entity) -> list[str]:
         derived = {f.name for f in ent.fields_of_type("rollup")}
         return [
             c.name
-            for c in self.schema.table(ent.name).columns
+            for c in self.tables.table(ent.name).columns
             if c.name not in BOOKKEEPING and c.name not in derived
         ]
 

@@ -27,7 +27,7 @@ from metamodel.model import SYSTEM_FIELDS
 from .fieldtypes import OPERATORS_BY_KIND, storage
 from .sqlexpr import to_sql
 from .sqltypes import UTCDateTime
-from .tables import Schema
+from .tables import Tables
 
 Column = ColumnElement[Any]
 Condition = ColumnElement[bool]
@@ -182,27 +182,27 @@ _INTERNAL_HOPS = 6
 class Resolver:
     """Columns for field paths of one entity, joining the referenced tables it needs.
 
-    >>> resolver = Resolver(schema, "opportunity", "postgresql", Context())
+    >>> resolver = Resolver(tables, "opportunity", "postgresql", Context())
     >>> clause = resolver.column(("account", "grade")) == "A"
     >>> select(...).select_from(resolver.from_clause()).where(clause)
 
     The base table is the entity's own table, not an alias, so conditions written against
-    ``schema.table(entity)`` (permission scopes) apply unchanged.
+    ``tables.table(entity)`` (permission scopes) apply unchanged.
     """
 
     def __init__(
         self,
-        schema: Schema,
+        tables: Tables,
         entity: str,
         dialect: str,
         context: Context,
         base: sa.FromClause | None = None,
     ) -> None:
-        self.schema = schema
+        self.tables = tables
         self.entity = entity
         self.dialect = dialect
         self.context = context
-        self.base: sa.FromClause = schema.table(entity) if base is None else base
+        self.base: sa.FromClause = tables.table(entity) if base is None else base
         self._tables: dict[tuple[str, ...], sa.FromClause] = {(): self.base}
         self._joins: list[tuple[sa.FromClause, Condition]] = []
         self._formulas: dict[tuple[str, ...], Column] = {}
@@ -220,8 +220,8 @@ class Resolver:
 
     def walk(self, path: Sequence[str], *, internal: bool = False) -> Walk:
         if internal:
-            return walk(self.schema.model, self.entity, tuple(path), _INTERNAL_HOPS)
-        return walk(self.schema.model, self.entity, tuple(path))
+            return walk(self.tables.model, self.entity, tuple(path), _INTERNAL_HOPS)
+        return walk(self.tables.model, self.entity, tuple(path))
 
     def column(self, path: Sequence[str]) -> Column:
         """The column (or computed expression) for a field path; joins as needed."""
@@ -253,7 +253,7 @@ class Resolver:
         parent = self._table_at(found, prefix[:-1])
         reference = found.refs[len(prefix) - 1]
         assert reference.to is not None
-        alias = self.schema.table(reference.to).alias()
+        alias = self.tables.table(reference.to).alias()
         self._joins.append((alias, alias.c.id == parent.c[reference.name]))
         self._tables[prefix] = alias
         return alias

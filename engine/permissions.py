@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from metamodel import Entity, Field
 
 from .context import Actor
-from .tables import TEAM_TABLE, USER_TABLE, Schema
+from .tables import TEAM_TABLE, USER_TABLE, Tables
 
 SCOPES = ("none", "own", "team", "team_and_below", "all")
 _RANK = {scope: rank for rank, scope in enumerate(SCOPES)}
@@ -51,9 +51,9 @@ NOTHING = Grant("none")
 
 
 class Permissions:
-    def __init__(self, schema: Schema) -> None:
-        self.schema = schema
-        self.model = schema.model
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
+        self.model = tables.model
         # Grants depend on the roles only, never on the user: computed once per set of
         # roles, entity and action (the Model, and so this object, is immutable).
         self._grants: dict[tuple[frozenset[str], str, str], Grant] = {}
@@ -198,13 +198,13 @@ class Permissions:
             return sa.false()
         if entity.child and entity.parent and entity.parent_field:
             parent = self.model.entity(entity.parent)
-            parent_table = self.schema.table(parent.name)
+            parent_table = self.tables.table(parent.name)
             inner = self.where(actor, parent, grant, parent_table)
             ids = sa.select(parent_table.c.id)
             if inner is not None:
                 ids = ids.where(inner)
             return table.c[entity.parent_field].in_(ids)
-        users = self.schema.metadata.tables[USER_TABLE]
+        users = self.tables.metadata.tables[USER_TABLE]
         mine = table.c.owner_id if entity.ownable else table.c.created_by
         own = mine == actor.user_id if actor.user_id is not None else sa.false()
         if grant.scope == "own" or actor.team_id is None:
@@ -221,7 +221,7 @@ class Permissions:
 
     def _team_and_below(self, team_id: int) -> Any:
         """The ids of a team and every team under it (a recursive query)."""
-        teams = self.schema.metadata.tables[TEAM_TABLE]
+        teams = self.tables.metadata.tables[TEAM_TABLE]
         tree = sa.select(teams.c.id).where(teams.c.id == team_id).cte("team_tree", recursive=True)
         tree = tree.union_all(sa.select(teams.c.id).where(teams.c.parent_id == tree.c.id))
         return sa.select(tree.c.id)
@@ -230,7 +230,7 @@ class Permissions:
         self, conn: sa.Connection, actor: Actor, entity: Entity, grant: Grant, record_id: int
     ) -> bool:
         """Whether one record lies within ``grant``'s scope."""
-        table = self.schema.table(entity.name)
+        table = self.tables.table(entity.name)
         condition = self.where(actor, entity, grant, table)
         if condition is None:
             return True

@@ -5,8 +5,8 @@ and children fields have no column (a formula is computed when read, children li
 entity's table). Constraint and index names follow one convention, so migrations can find
 them again.
 
->>> schema = build_schema(model)
->>> schema.table("account").c.grade.type
+>>> tables = build_tables(model)
+>>> tables.table("account").c.grade.type
 String(length=63)
 """
 
@@ -41,15 +41,15 @@ ARCHIVE_TABLE = "heddle_archive"
 
 
 @dataclass(frozen=True)
-class Schema:
+class Tables:
     """The tables of one Model version."""
 
     model: Model
     metadata: sa.MetaData
-    tables: Mapping[str, sa.Table]
+    by_entity: Mapping[str, sa.Table]
 
     def table(self, entity: str) -> sa.Table:
-        return self.tables[entity]
+        return self.by_entity[entity]
 
     @property
     def system(self) -> Mapping[str, sa.Table]:
@@ -198,9 +198,9 @@ def entity_table(entity: Entity, model: Model, metadata: sa.MetaData) -> sa.Tabl
     return table
 
 
-def build_schema(model: Model) -> Schema:
+def build_tables(model: Model) -> Tables:
     """Tables for every entity of ``model`` plus the system tables."""
     metadata = sa.MetaData(naming_convention=NAMING)
     system_tables(metadata)
     tables = {entity.name: entity_table(entity, model, metadata) for entity in model}
-    return Schema(model, metadata, tables)
+    return Tables(model, metadata, tables)

@@ -43,11 +43,11 @@ from metamodel import DefinitionError, Field, Model, model_from_json
 from .._compute import Computer
 from ..errors import BadRequest, MigrationRefused
 from ..search import ensure_search_indexes
-from ..tables import ARCHIVE_TABLE, HISTORY_TABLE, Schema, build_schema
+from ..tables import ARCHIVE_TABLE, HISTORY_TABLE, Tables, build_tables
 from . import _checks as checks
 from ._live import reflect
 from ._ops import Action
-from ._plan import draft, schema_of
+from ._plan import draft, tables_of
 
 #: Key of the PostgreSQL advisory lock every migration holds ("heddle" in ASCII).
 LOCK_KEY = 0x686564646C65
@@ -244,7 +244,7 @@ def _plan(conn: Connection, model: Model) -> Plan:
                 item.column,
                 item.destructive,
                 item.description,
-                _sql_of(conn, drafted.schema.metadata, action),
+                _sql_of(conn, drafted.tables.metadata, action),
             )
         )
     return Plan(
@@ -305,23 +305,23 @@ def migrate(
             if conn.dialect.name == "sqlite":
                 # A database migrated before Heddle made SQLite search tables gets them
                 # now; when they are there this only reads sqlite_master.
-                ensure_search_indexes(conn, schema_of(model))
+                ensure_search_indexes(conn, tables_of(model))
             return result
-        schema = schema_of(model)
-        previous = _previous_model(conn, schema)
+        tables = tables_of(model)
+        previous = _previous_model(conn, tables)
         if HISTORY_TABLE in {op.table for op in result.operations if op.kind == "create_table"}:
-            _apply(conn, schema, result)
-            _record(conn, schema, model, result, actor)
+            _apply(conn, tables, result)
+            _record(conn, tables, model, result, actor)
         else:
             # Recorded first: the tables the operations lock stay locked for less time.
-            _record(conn, schema, model, result, actor)
-            _apply(conn, schema, result)
-        _refresh_rollups(conn, schema, previous)
+            _record(conn, tables, model, result, actor)
+            _apply(conn, tables, result)
+        _refresh_rollups(conn, tables, previous)
     return result
 
 
-def _previous_model(conn: Connection, schema: Schema) -> Model | None:
-    history = schema.metadata.tables[HISTORY_TABLE]
+def _previous_model(conn: Connection, tables: Tables) -> Model | None:
+    history = tables.metadata.tables[HISTORY_TABLE]
     if not sa.inspect(conn).has_table(HISTORY_TABLE):
         return None
     text = conn.scalar(sa.select(history.c.model).order_by(history.c.id.desc()).limit(1))
@@ -336,11 +336,11 @@ def _rollup_key(field: Field) -> tuple[Any, ...]:
     return (field.of, field.via, field.aggregate, field.rollup_field, source)
 
 
-def _refresh_rollups(conn: Connection, schema: Schema, previous: Model | None) -> None:
+def _refresh_rollups(conn: Connection, tables: Tables, previous: Model | None) -> None:
     """Compute rollup fields that are new, or whose definition changed, for every record:
     rows already there must not hold 0 where their related records add up to more."""
-    computer = Computer(schema, conn.dialect.name)
-    for entity in schema.model:
+    computer = Computer(tables, conn.dialect.name)
+    for entity in tables.model:
         for rollup in entity.fields_of_type("rollup"):
             before = None
             if previous is not None and entity.name in previous.entities:
@@ -353,8 +353,8 @@ def _refresh_rollups(conn: Connection, schema: Schema, previous: Model | None) -
                 computer.recompute_all(conn, entity, rollup)
 
 
-def _apply(conn: Connection, schema: Schema, result: Plan) -> None:
-    context = MigrationContext.configure(connection=conn, opts={"target_metadata": schema.metadata})
+def _apply(conn: Connection, tables: Tables, result: Plan) -> None:
+    context = MigrationContext.configure(connection=conn, opts={"target_metadata": tables.metadata})
     op = Operations(context)
     for action in result._actions:
         action(op)
@@ -362,12 +362,12 @@ def _apply(conn: Connection, schema: Schema, result: Plan) -> None:
         _check_foreign_keys(conn, result)
     # Trigram indexes (PostgreSQL) or FTS5 tables and their triggers (SQLite): a SQLite
     # table rebuild or rename leaves them missing or stale, so they are checked every time.
-    ensure_search_indexes(conn, schema)
+    ensure_search_indexes(conn, tables)
 
 
-def _record(conn: Connection, schema: Schema, model: Model, result: Plan, actor: str) -> None:
+def _record(conn: Connection, tables: Tables, model: Model, result: Plan, actor: str) -> None:
     """The new snapshot in heddle_schema_history, in the migration's transaction."""
-    history = schema.metadata.tables[HISTORY_TABLE]
+    history = tables.metadata.tables[HISTORY_TABLE]
     conn.execute(
         history.insert().values(
             hash=model.hash,
@@ -481,11 +481,11 @@ def restore(
     >>> restore(engine, model, "account", "fax")          # the fax field is back
     >>> restore(engine, model, "legacy_visit")            # the whole table
     """
-    schema = build_schema(model)
-    if table not in schema.metadata.tables:
+    tables = build_tables(model)
+    if table not in tables.metadata.tables:
         raise BadRequest(f"table {table!r} is not in the model: add its entity and migrate first")
-    target = schema.metadata.tables[table]
-    archive = schema.metadata.tables[ARCHIVE_TABLE]
+    target = tables.metadata.tables[table]
+    archive = tables.metadata.tables[ARCHIVE_TABLE]
     source = archive.c.source_column == column if column else archive.c.source_column.is_(None)
     query = (
         sa.select(archive.c.record_id, archive.c.data)

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from metamodel import Entity, Field, Model
 
-from ..tables import Schema
+from ..tables import Tables
 from . import _checks as checks
 from . import _ops as ops
 from ._checks import describe
@@ -29,9 +29,9 @@ class ColumnDrafts:
     dialect: sa.Dialect
     sqlite: bool
     model: Model
-    schema: Schema
+    tables: Tables
     previous: Model | None
-    before: Schema | None
+    before: Tables | None
     live: dict[str, LiveTable]
     archive_hash: str
     refusals: list[str]

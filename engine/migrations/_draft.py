@@ -41,5 +41,3 @@ class Draft:
                     step(op)
 
         return run
-
-

@@ -71,7 +71,7 @@ def ondelete(value: str | None) -> str:
 
 
 def reflect(conn: Connection) -> dict[str, LiveTable]:
-    """Every table of the connection's default schema."""
+    """Every table of the connection's default (PostgreSQL) schema."""
     inspector = sa.inspect(conn)
     sqlite = conn.dialect.name == "sqlite"
     names = [

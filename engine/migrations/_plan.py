@@ -1,6 +1,6 @@
 """Drafting a migration: what takes the live database to the new Model's tables.
 
-The planner reads three things: the new Model's tables (:func:`~engine.tables.build_schema`),
+The planner reads three things: the new Model's tables (:func:`~engine.tables.build_tables`),
 the live database (:mod:`._migrate_live`) and the last applied Model. The live database says
 what exists; the last Model says what Heddle made, so only what it made is ever dropped —
 a column somebody added by hand is left alone. Each difference becomes a :class:`Draft`
@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from metamodel import Entity, Model
 
-from ..tables import Schema, build_schema
+from ..tables import Tables, build_tables
 from . import _checks as checks
 from . import _ops as ops
 from ._columns import ColumnDrafts
@@ -37,24 +37,24 @@ class Drafted:
     drafts: list[tuple[Draft, ops.Action]]
     refusals: list[str]
     notes: list[str]
-    schema: Schema
+    tables: Tables
 
 
-_schemas: dict[str, Schema] = {}
-_schemas_lock = threading.Lock()
+_tables: dict[str, Tables] = {}
+_tables_lock = threading.Lock()
 
 
-def schema_of(model: Model) -> Schema:
-    """``build_schema(model)``, kept for the last few Models: a plan reads two of them."""
-    with _schemas_lock:
-        schema = _schemas.get(model.hash)
-    if schema is None:
-        schema = build_schema(model)
-        with _schemas_lock:
-            if len(_schemas) >= 4:
-                _schemas.pop(next(iter(_schemas)))
-            _schemas[model.hash] = schema
-    return schema
+def tables_of(model: Model) -> Tables:
+    """``build_tables(model)``, kept for the last few Models: a plan reads two of them."""
+    with _tables_lock:
+        tables = _tables.get(model.hash)
+    if tables is None:
+        tables = build_tables(model)
+        with _tables_lock:
+            if len(_tables) >= 4:
+                _tables.pop(next(iter(_tables)))
+            _tables[model.hash] = tables
+    return tables
 
 
 def draft(
@@ -67,7 +67,7 @@ def draft(
     """Compare and draft; see the module docstring. ``live``: :func:`reflect`'s."""
     planner = _Planner(conn, live, model, previous, archive_hash)
     planner.run()
-    return Drafted(planner.ordered(), planner.refusals, planner.notes, planner.schema)
+    return Drafted(planner.ordered(), planner.refusals, planner.notes, planner.tables)
 
 
 class _Planner(ColumnDrafts):
@@ -83,9 +83,9 @@ class _Planner(ColumnDrafts):
         self.dialect = conn.dialect
         self.sqlite = conn.dialect.name == "sqlite"
         self.model = model
-        self.schema = schema_of(model)
+        self.tables = tables_of(model)
         self.previous = previous
-        self.before = schema_of(previous) if previous is not None else None
+        self.before = tables_of(previous) if previous is not None else None
         self.live = live
         self.archive_hash = archive_hash
         self.head: list[Draft] = []  # renames and creations of tables
@@ -140,7 +140,7 @@ class _Planner(ColumnDrafts):
     def run(self) -> None:
         self.rename_tables()
         self.create_tables()
-        for table in self.schema.metadata.tables.values():
+        for table in self.tables.metadata.tables.values():
             if table.name in self.live:
                 self.alter_table(table)
         self.drop_tables()
@@ -168,7 +168,7 @@ class _Planner(ColumnDrafts):
             live.things = [ops.retarget(t, self.table_renames) for t in live.things]
 
     def create_tables(self) -> None:
-        missing = [t for t in self.schema.metadata.tables.values() if t.name not in self.live]
+        missing = [t for t in self.tables.metadata.tables.values() if t.name not in self.live]
         system = [t for t in missing if "entity" not in t.info]
         entities = [t for t in missing if "entity" in t.info]
         deferred: list[sa.ForeignKeyConstraint] = []
@@ -197,7 +197,7 @@ class _Planner(ColumnDrafts):
     def drop_tables(self) -> None:
         if self.before is None:
             return
-        wanted = set(self.schema.metadata.tables)
+        wanted = set(self.tables.metadata.tables)
         gone = [
             t
             for t in self.before.metadata.tables.values()

@@ -8,7 +8,7 @@ PostgreSQL when the result is huge) and one per expanded reference — never one
     ...                                             "account.grade": "A",
     ...                                             "expected_close_date": "this_quarter",
     ...                                             "sort": "-amount,name", "expand": "account"})
-    >>> page = run(conn, schema, "opportunity", query, actor)
+    >>> page = run(conn, tables, "opportunity", query, actor)
     >>> page.rows[0]["account__title"], page.next_cursor, page.count, page.count_estimated
     ('Acme', 'eyJ2Ijpb…', 137, False)
 
@@ -48,7 +48,7 @@ from ..paths import QueryValueError, Resolver, Target, Walk, target, walk
 from ..search import _sqlite as fts
 from ..search import search_columns, search_condition, search_fields
 from ..sqlexpr import to_sql
-from ..tables import TEAM_TABLE, USER_TABLE, Schema
+from ..tables import TEAM_TABLE, USER_TABLE, Tables
 from . import _cursor as cursors
 from ._sql import SortColumn, after, capture, condition, sort_expression
 from ._values import MAX_LIST, MAX_TEXT, RELATIVE_DATES, RelativeDate, coerce
@@ -360,7 +360,7 @@ def parse_where(model: Model, entity: str, source: str) -> Expression:
 
 
 def compile_filter(
-    schema: Schema,
+    tables: Tables,
     entity: str,
     path: Sequence[str],
     op: str,
@@ -370,24 +370,24 @@ def compile_filter(
     today: dt.date | None = None,
     resolver: Resolver | None = None,
 ) -> ColumnElement[bool]:
-    """The SQL condition for one filter on ``schema.table(entity)``.
+    """The SQL condition for one filter on ``tables.table(entity)``.
 
     With a ``resolver``, paths through references use its joins (select from
     ``resolver.from_clause()``). Without one the condition stands alone: a path becomes
     ``id IN (SELECT … JOIN …)``, so it can be added to any query on the entity's table.
 
-    >>> compile_filter(schema, "opportunity", ("account", "grade"), "eq", "A", "postgresql")
+    >>> compile_filter(tables, "opportunity", ("account", "grade"), "eq", "A", "postgresql")
     """
     day = today or dt.datetime.now(dt.UTC).date()
     if resolver is not None:
         return _condition(resolver, tuple(path), op, value, day)
     context = Context(today=day)
-    plain = Resolver(schema, entity, dialect, context)
+    plain = Resolver(tables, entity, dialect, context)
     clause = _condition(plain, tuple(path), op, value, day)
     if not plain.joined:
         return clause
-    table = schema.table(entity)
-    inner = Resolver(schema, entity, dialect, context, base=table.alias())
+    table = tables.table(entity)
+    inner = Resolver(tables, entity, dialect, context, base=table.alias())
     clause = _condition(inner, tuple(path), op, value, day)
     return table.c.id.in_(sa.select(inner.base.c.id).select_from(inner.from_clause()).where(clause))
 
@@ -407,7 +407,7 @@ def _condition(
 
 def run(
     conn: sa.Connection,
-    schema: Schema,
+    tables: Tables,
     entity: str,
     query: ListQuery,
     actor: Actor,
@@ -418,18 +418,18 @@ def run(
     """One page of ``entity``'s records for ``query``, with its count.
 
     ``scope`` is ANDed in (the permission layer's own/team condition on
-    ``schema.table(entity)``). Counts are exact up to ``exact_count_up_to`` rows; beyond,
+    ``tables.table(entity)``). Counts are exact up to ``exact_count_up_to`` rows; beyond,
     PostgreSQL's planner estimate (``count_estimated``), or on SQLite the limit itself.
     A query built in code is checked like :func:`parse_params` checks parameters.
     """
-    ent = _entity(schema.model, entity)
+    ent = _entity(tables.model, entity)
     today = actor.today or dt.datetime.now(dt.UTC).date()
     context = Context(user_id=actor.user_id, team_id=actor.team_id, today=today)
     index = None
     if query.search and conn.dialect.name == "sqlite":
-        tables = fts.usable(conn, schema.model.hash, lambda: search_columns(schema))
-        index = tables.get(schema.table(ent.name).name)
-    built = _build(schema, ent, query, conn.dialect.name, context, scope, index)
+        indexes = fts.usable(conn, tables.model.hash, lambda: search_columns(tables))
+        index = indexes.get(tables.table(ent.name).name)
+    built = _build(tables, ent, query, conn.dialect.name, context, scope, index)
     fetched = conn.execute(built.statement).mappings().all()
     more = len(fetched) > query.limit
     rows = [dict(row) for row in fetched[: query.limit]]
@@ -447,7 +447,7 @@ def run(
     else:
         count, estimated = _count(conn, built.source, built.conditions, exact_count_up_to)
     for name in query.expand:
-        _expand(conn, schema, ent, name, rows, context)
+        _expand(conn, tables, ent, name, rows, context)
     return Page(rows, next_cursor, count, estimated)
 
 
@@ -461,7 +461,7 @@ class _Built:
 
 
 def _build(
-    schema: Schema,
+    tables: Tables,
     entity: Entity,
     query: ListQuery,
     dialect: str,
@@ -471,9 +471,9 @@ def _build(
 ) -> _Built:
     """The SQL for a page; every problem with the query is one :class:`BadRequest`.
     ``index``: the entity's FTS5 table on SQLite, when search may use it."""
-    model = schema.model
-    table = schema.table(entity.name)
-    resolver = Resolver(schema, entity.name, dialect, context)
+    model = tables.model
+    table = tables.table(entity.name)
+    resolver = Resolver(tables, entity.name, dialect, context)
     today = context.current_date()
     errors = _Errors()
     if not 1 <= query.limit <= MAX_LIMIT:
@@ -629,7 +629,7 @@ def _title_source(found: Target) -> str | None:
 
 def _expand(
     conn: sa.Connection,
-    schema: Schema,
+    tables: Tables,
     entity: Entity,
     name: str,
     rows: list[dict[str, Any]],
@@ -650,10 +650,10 @@ def _expand(
     titles: dict[int, Any] = {}
     if ids:
         if source in (USER_TABLE, TEAM_TABLE):
-            system = schema.metadata.tables[source]
+            system = tables.metadata.tables[source]
             query = sa.select(system.c.id, system.c.name).where(system.c.id.in_(sorted(ids)))
         else:
-            query = _title_query(schema, source, conn.dialect.name, context, sorted(ids))
+            query = _title_query(tables, source, conn.dialect.name, context, sorted(ids))
         titles = {key: _text(title) for key, title in conn.execute(query).all()}
     for row in rows:
         value = row.get(name)
@@ -664,10 +664,10 @@ def _expand(
 
 
 def _title_query(
-    schema: Schema, entity: str, dialect: str, context: Context, ids: list[int]
+    tables: Tables, entity: str, dialect: str, context: Context, ids: list[int]
 ) -> sa.Select[Any]:
-    resolver = Resolver(schema, entity, dialect, context)
-    title_field = schema.model.entity(entity).title_field
+    resolver = Resolver(tables, entity, dialect, context)
+    title_field = tables.model.entity(entity).title_field
     title: ColumnElement[Any] = (
         resolver.column((title_field,)) if title_field else sa.cast(resolver.base.c.id, sa.String)
     )

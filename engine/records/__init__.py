@@ -31,7 +31,7 @@ from ..database import reader
 from ..errors import BadRequest, NotFound
 from ..events import EventBus
 from ..permissions import Permissions
-from ..tables import Schema, build_schema
+from ..tables import Tables, build_tables
 from ._access import Access
 from ._common import REQUIRED
 from ._validate import Validator
@@ -52,20 +52,20 @@ class Records:
         engine: Engine,
         model: Model,
         *,
-        schema: Schema | None = None,
+        tables: Tables | None = None,
         events: EventBus | None = None,
     ) -> None:
         self.engine = engine
         self.model = model
-        self.schema = schema or build_schema(model)
+        self.tables = tables or build_tables(model)
         self.events = events or EventBus()
         self.dialect = engine.dialect.name
-        self.audit = Audit(self.schema)
-        self.computer = Computer(self.schema, self.dialect)
-        self.permissions = Permissions(self.schema)
+        self.audit = Audit(self.tables)
+        self.computer = Computer(self.tables, self.dialect)
+        self.permissions = Permissions(self.tables)
         self.reader: Engine = reader(engine)
-        self.access = Access(self.schema, self.permissions)
-        self.validator = Validator(self.schema, self.dialect, self.computer)
+        self.access = Access(self.tables, self.permissions)
+        self.validator = Validator(self.tables, self.dialect, self.computer)
         self.writer = Writer(self)
 
     @contextmanager
@@ -190,10 +190,10 @@ class Records:
         ent = self.entity(entity)
         grant = self.access.grant(actor, ent, "read")
         query = self.access.within_sight(actor, ent, grant, query)
-        scope = self.permissions.where(actor, ent, grant, self.schema.table(ent.name))
+        scope = self.permissions.where(actor, ent, grant, self.tables.table(ent.name))
 
         def work(c: sa.Connection) -> Any:
-            page = queries.run(c, self.schema, ent.name, query, actor, scope=scope)
+            page = queries.run(c, self.tables, ent.name, query, actor, scope=scope)
             self.computer.formulas(c, ent, page.rows, actor.context())
             page.rows = [self.access.visible(actor, ent, row) for row in page.rows]
             return page

@@ -19,16 +19,16 @@ from metamodel import Entity
 from ..context import Actor
 from ..errors import BadRequest, Forbidden, NotFound, ValidationFailed
 from ..permissions import Grant, Permissions
-from ..tables import Schema
+from ..tables import Tables
 from ._common import RECORD, Errors, add
 
 
 class Access:
     """Permission checks of one Model's record service."""
 
-    def __init__(self, schema: Schema, permissions: Permissions) -> None:
-        self.schema = schema
-        self.model = schema.model
+    def __init__(self, tables: Tables, permissions: Permissions) -> None:
+        self.tables = tables
+        self.model = tables.model
         self.permissions = permissions
 
     def grant(self, actor: Actor, ent: Entity, action: str) -> Grant:
@@ -38,7 +38,7 @@ class Access:
         return grant
 
     def exists(self, conn: sa.Connection, ent: Entity, record_id: int) -> bool:
-        table = self.schema.table(ent.name)
+        table = self.tables.table(ent.name)
         return (
             conn.execute(sa.select(table.c.id).where(table.c.id == record_id)).first() is not None
         )

@@ -16,7 +16,7 @@ from ..context import Actor
 from ..errors import BadRequest, ValidationFailed
 from ..fieldtypes import python_value, stored
 from ..inputs import OWNERSHIP, input_loader
-from ..tables import TEAM_TABLE, USER_TABLE, Schema
+from ..tables import TEAM_TABLE, USER_TABLE, Tables
 from ._common import RECORD, REQUIRED, Errors, add, empty
 
 T = TypeVar("T")
@@ -25,9 +25,9 @@ T = TypeVar("T")
 class Validator:
     """Coerces and checks records of one Model on one database."""
 
-    def __init__(self, schema: Schema, dialect: str, computer: Computer) -> None:
-        self.schema = schema
-        self.model = schema.model
+    def __init__(self, tables: Tables, dialect: str, computer: Computer) -> None:
+        self.tables = tables
+        self.model = tables.model
         self.dialect = dialect
         self.computer = computer
 
@@ -85,7 +85,7 @@ class Validator:
         (an unknown user has none; the owner check reports the user)."""
         if not isinstance(user_id, int):
             return None
-        users = self.schema.metadata.tables[USER_TABLE]
+        users = self.tables.metadata.tables[USER_TABLE]
         team: int | None = conn.scalar(sa.select(users.c.team_id).where(users.c.id == user_id))
         return team
 
@@ -139,7 +139,7 @@ class Validator:
         for field in ent.fields_of_type("reference", "user", "team"):
             if changed is None or field.name in changed:
                 target_table = (
-                    self.schema.table(field.to or "").name
+                    self.tables.table(field.to or "").name
                     if field.type == "reference"
                     else (USER_TABLE if field.type == "user" else TEAM_TABLE)
                 )
@@ -152,7 +152,7 @@ class Validator:
             if name in errors or empty(value):
                 continue
             wanted = set(value) if isinstance(value, list) else {value}
-            table = self.schema.metadata.tables[table_name]
+            table = self.tables.metadata.tables[table_name]
             found = set(conn.scalars(sa.select(table.c.id).where(table.c.id.in_(wanted))))
             for missing in sorted(wanted - found):
                 what = ent.fields[name].to if name in ent.fields else None
@@ -168,7 +168,7 @@ class Validator:
         errors: Errors,
         changed: set[str] | None,
     ) -> None:
-        table = self.schema.table(ent.name)
+        table = self.tables.table(ent.name)
         for names in unique_groups(ent):
             if changed is not None and not set(names) & changed:
                 continue

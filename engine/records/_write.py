@@ -29,7 +29,7 @@ class Writer:
 
     def __init__(self, records: Records) -> None:
         self.records = records
-        self.schema = records.schema
+        self.tables = records.tables
         self.model = records.model
         self.dialect = records.dialect
         self.validator = records.validator
@@ -40,7 +40,7 @@ class Writer:
     def row(
         self, conn: sa.Connection, ent: Entity, record_id: int, *, lock: bool = False
     ) -> dict[str, Any]:
-        table = self.schema.table(ent.name)
+        table = self.tables.table(ent.name)
         query = sa.select(table).where(table.c.id == record_id)
         if lock and self.dialect == "postgresql":
             query = query.with_for_update()
@@ -63,7 +63,7 @@ class Writer:
         self, conn: sa.Connection, actor: Actor, ent: Entity, field: Field, parent_id: int
     ) -> list[dict[str, Any]]:
         child = self.model.entity(field.children or "")
-        table = self.schema.table(child.name)
+        table = self.tables.table(child.name)
         link = child.parent_field or ""
         rows = [
             dict(r)
@@ -107,7 +107,7 @@ class Writer:
             updated_by=actor.user_id,
             version=1,
         )
-        table = self.schema.table(ent.name)
+        table = self.tables.table(ent.name)
         insert = table.insert().values(row).returning(table.c.id)
         record_id = self.validator.unique_write(
             conn, ent, values, None, None, lambda: conn.execute(insert).scalar_one()
@@ -170,7 +170,7 @@ class Writer:
         updates = {n: record[n] for n in changed if n in before and self.column(ent, n)}
         if not updates and not children:
             return self.read(conn, actor, ent, record_id, children=True)
-        table = self.schema.table(ent.name)
+        table = self.tables.table(ent.name)
         new_version = before["version"] + 1
         update = (
             table.update()
@@ -223,7 +223,7 @@ class Writer:
         for name, rows in children.items():
             child = self.model.entity(ent.fields[name].children or "")
             link = child.parent_field or ""
-            table = self.schema.table(child.name)
+            table = self.tables.table(child.name)
             existing = set(conn.scalars(sa.select(table.c.id).where(table.c[link] == parent_id)))
             kept: set[int] = set()
             for index, item in enumerate(rows):
@@ -293,7 +293,7 @@ class Writer:
                     self.delete(conn, actor, other, other_id, None, depth=depth + 1)
                 else:  # set_null
                     self.update(conn, SYSTEM, other, other_id, {field.name: None}, None, True)
-        table = self.schema.table(ent.name)
+        table = self.tables.table(ent.name)
         conn.execute(table.delete().where(table.c.id == record_id))
         self.computer.refresh_rollups(conn, ent, [before], [None])
         self.audit.record(conn, ent, record_id, "delete", actor, before["version"], before, None)
@@ -308,7 +308,7 @@ class Writer:
     ) -> list[tuple[Entity, Field, list[int]]]:
         found = []
         for other, field in self.model.references_to(ent.name):
-            table = self.schema.table(other.name)
+            table = self.tables.table(other.name)
             ids = list(
                 conn.scalars(
                     sa.select(table.c.id).where(table.c[field.name] == record_id).order_by("id")
@@ -319,7 +319,7 @@ class Writer:
         return found
 
     def column(self, ent: Entity, name: str) -> bool:
-        return name in self.schema.table(ent.name).c
+        return name in self.tables.table(ent.name).c
 
     def autonumber(self, conn: sa.Connection, ent: Entity, field: Field, now: dt.datetime) -> str:
         """The next number of an autonumber format such as ``CT-{YYYY}-{seq:05}``.
@@ -338,7 +338,7 @@ class Writer:
         for token, value in stamp.items():
             text = text.replace(token, value)
         key = f"{ent.table}.{field.name}:{text}"
-        table = self.schema.metadata.tables[SEQUENCE_TABLE]
+        table = self.tables.metadata.tables[SEQUENCE_TABLE]
         dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         statement = (
             dialect_insert(table)

@@ -19,7 +19,7 @@ from metamodel import Entity
 
 from ..fieldtypes import stored
 from ..paths import target
-from ..tables import Schema
+from ..tables import Tables
 from . import _sqlite as fts
 from ._sqlite import MIN_WORD, TextIndex
 
@@ -99,18 +99,18 @@ def search_index_name(table: str, column: str) -> str:
     return f"{name[:50]}_{digest}_trgm"
 
 
-def search_columns(schema: Schema) -> dict[str, tuple[str, ...]]:
+def search_columns(tables: Tables) -> dict[str, tuple[str, ...]]:
     """Entity table → its search columns, for every entity that has some."""
     found = {}
-    for entity in schema.model:
-        table = schema.table(entity.name)
+    for entity in tables.model:
+        table = tables.table(entity.name)
         columns = tuple(c for c in search_fields(entity) if c in table.c)
         if columns:
             found[table.name] = columns
     return found
 
 
-def ensure_search_indexes(conn: sa.Connection, schema: Schema) -> list[str]:
+def ensure_search_indexes(conn: sa.Connection, tables: Tables) -> list[str]:
     """Make the indexes that serve search; returns the names of those that now exist.
 
     - PostgreSQL: ``pg_trgm`` and a trigram GIN index on every search field. None when
@@ -123,7 +123,7 @@ def ensure_search_indexes(conn: sa.Connection, schema: Schema) -> list[str]:
     Idempotent; the migrator calls it after each migration, in its transaction.
     """
     if conn.dialect.name == "sqlite":
-        return fts.ensure(conn, search_columns(schema))
+        return fts.ensure(conn, search_columns(tables))
     if conn.dialect.name != "postgresql":
         return []
     try:
@@ -133,7 +133,7 @@ def ensure_search_indexes(conn: sa.Connection, schema: Schema) -> list[str]:
         return []
     quote = conn.dialect.identifier_preparer.quote
     names = []
-    for table_name, columns in search_columns(schema).items():
+    for table_name, columns in search_columns(tables).items():
         for column in columns:
             name = search_index_name(table_name, column)
             conn.execute(

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from engine import Actor, Schema
+from engine import Actor, Tables
 from engine.tables import TEAM_TABLE, TOKEN_TABLE, USER_TABLE
 
 TOKEN_PREFIX = "hdl_"
@@ -123,13 +123,13 @@ class TokenCache:
 
 
 class Accounts:
-    def __init__(self, schema: Schema, *, token_cache_seconds: float = 5.0) -> None:
-        self.schema = schema
+    def __init__(self, tables: Tables, *, token_cache_seconds: float = 5.0) -> None:
+        self.tables = tables
         self.cache = TokenCache(token_cache_seconds)
-        tables = schema.metadata.tables
-        self.users = tables[USER_TABLE]
-        self.teams = tables[TEAM_TABLE]
-        self.tokens = tables[TOKEN_TABLE]
+        system = tables.metadata.tables
+        self.users = system[USER_TABLE]
+        self.teams = system[TEAM_TABLE]
+        self.tokens = system[TOKEN_TABLE]
 
     # users and teams --------------------------------------------------------------------
 
@@ -177,7 +177,7 @@ class Accounts:
         email: str | None = None,
         locale: str = "en",
     ) -> User:
-        known = {"admin", *self.schema.model.roles}
+        known = {"admin", *self.tables.model.roles}
         unknown = [role for role in roles if role not in known]
         if unknown:
             raise AccountError(

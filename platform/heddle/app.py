@@ -135,7 +135,7 @@ def _readiness(runtime: Runtime) -> ResponseReturnValue:
     try:
         with runtime.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-            history = runtime.schema.metadata.tables[HISTORY_TABLE]
+            history = runtime.tables.metadata.tables[HISTORY_TABLE]
             applied = conn.scalar(sa.select(history.c.hash).order_by(history.c.id.desc()).limit(1))
         checks["database"] = "ok"
         if applied == runtime.model.hash:

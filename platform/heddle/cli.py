@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 
-from engine import MigrationRefused, build_schema, connect, migrate, plan
+from engine import MigrationRefused, build_tables, connect, migrate, plan
 from metamodel import DefinitionError, Model, load_packages, schema_json
 
 from . import __version__
@@ -206,7 +206,7 @@ def user_create(
 
     heddle user create li.lei --password '…' --role sales_rep --team Shanghai --manager wang
     """
-    accounts = Accounts(build_schema(_load(())))  # the roles come from the definitions
+    accounts = Accounts(build_tables(_load(())))  # the roles come from the definitions
     with _database() as engine, engine.begin() as conn:
         if exists_ok and accounts.by_username(conn, username) is not None:
             click.echo(f"user {username} exists")
@@ -239,7 +239,7 @@ def team() -> None:
 @click.option("--parent", help="The team it belongs under (created when missing).")
 def team_create(name: str, parent: str | None) -> None:
     """Create a team, or move it under another: heddle team create East-North --parent East"""
-    accounts = Accounts(build_schema(_load(())))
+    accounts = Accounts(build_tables(_load(())))
     with _database() as engine, engine.begin() as conn:
         try:
             team_id = accounts.set_team_parent(conn, name, parent)
@@ -270,7 +270,7 @@ def token_create(username: str, days: int, name: str) -> None:
 
     TOKEN=$(heddle token create erp-sync --name "ERP nightly sync")
     """
-    accounts = Accounts(build_schema(_load(())))
+    accounts = Accounts(build_tables(_load(())))
     with _database() as engine, engine.begin() as conn:
         user = accounts.by_username(conn, username)
         if user is None or not user.active:
@@ -285,7 +285,7 @@ def token_create(username: str, days: int, name: str) -> None:
 @click.argument("username", required=False)
 def token_list(username: str | None) -> None:
     """The tokens issued (to USERNAME, or to everyone): id, user, name, dates, status."""
-    accounts = Accounts(build_schema(_load(())))
+    accounts = Accounts(build_tables(_load(())))
     with _database() as engine, engine.connect() as conn:
         tokens = accounts.tokens_of(conn, username)
     now = dt.datetime.now(dt.UTC)
@@ -310,7 +310,7 @@ def token_list(username: str | None) -> None:
 def token_revoke(token_ids: tuple[int, ...]) -> None:
     """Revoke tokens by their ids (from token list). Other processes stop accepting them
     within HEDDLE_TOKEN_CACHE_SECONDS."""
-    accounts = Accounts(build_schema(_load(())))
+    accounts = Accounts(build_tables(_load(())))
     with _database() as engine, engine.begin() as conn:
         missing = [n for n in token_ids if not accounts.revoke_token_id(conn, n)]
     for n in token_ids:

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from flask import g
 from sqlalchemy.engine import Engine
 
-from engine import EventBus, Records, Schema, build_schema, connect
+from engine import EventBus, Records, Tables, build_tables, connect
 from engine.tables import HISTORY_TABLE
 from metamodel import Model, load_packages, model_from_json
 
@@ -46,7 +46,7 @@ class State:
     """What one Model version is served with. Never changed: a new Model gets a new one."""
 
     model: Model
-    schema: Schema
+    tables: Tables
     records: Records
     # Accounts reads only system tables, but checks roles against the Model's: one per Model.
     accounts: Accounts
@@ -95,8 +95,8 @@ class Runtime:
         return self.state.model
 
     @property
-    def schema(self) -> Schema:
-        return self.state.schema
+    def tables(self) -> Tables:
+        return self.state.tables
 
     @property
     def records(self) -> Records:
@@ -151,7 +151,7 @@ class Runtime:
     def _latest_snapshot(self, state: State) -> tuple[int, str] | None:
         """(id, hash) of the last history row: an indexed look-up of one short row. None
         when there is none, or no history table yet (not migrated), or no database."""
-        history = state.schema.metadata.tables[HISTORY_TABLE]
+        history = state.tables.metadata.tables[HISTORY_TABLE]
         query = sa.select(history.c.id, history.c.hash).order_by(history.c.id.desc()).limit(1)
         try:
             with state.records.reader.connect() as conn:
@@ -165,7 +165,7 @@ class Runtime:
     def _from_snapshot(self, current: State, row_id: int, digest: str, *, files: bool) -> State:
         """A state for history row ``row_id``; ``current`` when it cannot be compiled.
         ``files``: the first migration found, so ``current`` is the files' Model."""
-        history = current.schema.metadata.tables[HISTORY_TABLE]
+        history = current.tables.metadata.tables[HISTORY_TABLE]
         try:
             with current.records.reader.connect() as conn:
                 text = conn.scalar(sa.select(history.c.model).where(history.c.id == row_id))
@@ -211,11 +211,11 @@ class Runtime:
         return load_packages(paths)
 
     def _build(self, model: Model, source: str) -> State:
-        schema = build_schema(model)
-        records = Records(self.engine, model, schema=schema, events=self.events)
-        accounts = Accounts(schema)
+        tables = build_tables(model)
+        records = Records(self.engine, model, tables=tables, events=self.events)
+        accounts = Accounts(tables)
         accounts.cache = self.tokens
-        return State(model, schema, records, accounts, source)
+        return State(model, tables, records, accounts, source)
 
 
 def _seconds(value: Any) -> float:

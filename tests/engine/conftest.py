@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from engine.context import Actor
 from engine.records import Records
-from engine.tables import TEAM_TABLE, USER_TABLE, build_schema
+from engine.tables import TEAM_TABLE, USER_TABLE, build_tables
 from metamodel import Model, load_packages
 
 SALES = """\
@@ -98,15 +98,15 @@ def sales_model(tmp_path: Path) -> Model:
 
 @pytest.fixture
 def records(db_engine: Engine, sales_model: Model) -> Records:
-    schema = build_schema(sales_model)
-    schema.metadata.create_all(db_engine)
+    tables = build_tables(sales_model)
+    tables.metadata.create_all(db_engine)
     now = dt.datetime.now(dt.UTC)
     with db_engine.begin() as conn:
         conn.execute(
-            schema.metadata.tables[TEAM_TABLE].insert(), [{"name": "East", "created_at": now}]
+            tables.metadata.tables[TEAM_TABLE].insert(), [{"name": "East", "created_at": now}]
         )
         conn.execute(
-            schema.metadata.tables[USER_TABLE].insert(),
+            tables.metadata.tables[USER_TABLE].insert(),
             [
                 {
                     "username": "ann",
@@ -124,7 +124,7 @@ def records(db_engine: Engine, sales_model: Model) -> Records:
                 },
             ],
         )
-    return Records(db_engine, sales_model, schema=schema)
+    return Records(db_engine, sales_model, tables=tables)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from engine.errors import BadRequest
 from engine.permissions import Permissions
 from engine.query import parse_params
 from engine.records import Records
-from engine.tables import build_schema
+from engine.tables import build_tables
 from metamodel import load_packages
 
 PACKAGE = """\
@@ -78,9 +78,9 @@ HIDDEN_FROM_REP = {
 def records(db_engine: Engine, tmp_path: Path) -> Records:
     path = tmp_path / "margins.yaml"
     path.write_text(textwrap.dedent(PACKAGE), encoding="utf-8")
-    schema = build_schema(load_packages([path]))
-    schema.metadata.create_all(db_engine)
-    return Records(db_engine, schema.model, schema=schema)
+    tables = build_tables(load_packages([path]))
+    tables.metadata.create_all(db_engine)
+    return Records(db_engine, tables.model, tables=tables)
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def product(records: Records) -> dict[str, Any]:
 
 @pytest.mark.parametrize("entity", ["product", "sale"])
 def test_what_reads_a_hidden_field_is_hidden(records: Records, entity: str) -> None:
-    permissions = Permissions(records.schema)
+    permissions = Permissions(records.tables)
     ent = records.model.entity(entity)
     assert permissions.grant(REP, ent, "read").hidden == HIDDEN_FROM_REP[entity]
     assert permissions.grant(BUYER, ent, "read").hidden == frozenset()

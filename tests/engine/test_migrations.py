@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from engine import MigrationRefused, applied_model, migrate, plan
 from engine.database import connect
 from engine.migrations import LOCK_KEY, restore
-from engine.tables import ARCHIVE_TABLE, HISTORY_TABLE, TEAM_TABLE, USER_TABLE, build_schema
+from engine.tables import ARCHIVE_TABLE, HISTORY_TABLE, TEAM_TABLE, USER_TABLE, build_tables
 from metamodel import Model, load_packages
 
 NOW = dt.datetime(2024, 3, 1, 9, 30, tzinfo=dt.UTC)
@@ -37,14 +37,14 @@ def package(tmp_path: Path, body: str) -> Model:
 
 
 def insert(engine: Engine, model: Model, entity: str, rows: Sequence[Mapping[str, Any]]) -> None:
-    table = build_schema(model).table(entity)
+    table = build_tables(model).table(entity)
     with engine.begin() as conn:
         for row in rows:
             conn.execute(table.insert().values({"created_at": NOW, "updated_at": NOW, **row}))
 
 
 def rows(engine: Engine, model: Model, entity: str, *columns: str) -> list[tuple[Any, ...]]:
-    table = build_schema(model).table(entity)
+    table = build_tables(model).table(entity)
     with engine.connect() as conn:
         query = sa.select(table.c.id, *(table.c[c] for c in columns)).order_by(table.c.id)
         return [tuple(row) for row in conn.execute(query)]
@@ -69,7 +69,7 @@ def history_count(engine: Engine) -> int:
 
 
 def archive(engine: Engine, model: Model) -> list[tuple[Any, ...]]:
-    table = build_schema(model).metadata.tables[ARCHIVE_TABLE]
+    table = build_tables(model).metadata.tables[ARCHIVE_TABLE]
     with engine.connect() as conn:
         query = sa.select(
             table.c.source_table, table.c.source_column, table.c.record_id, table.c.data
@@ -120,7 +120,7 @@ def test_a_new_database_gets_system_tables_first(db_engine: Engine, tmp_path: Pa
     again = applied_model(db_engine)
     assert again is not None and again.hash == model.hash
     with db_engine.connect() as conn:
-        history = build_schema(model).metadata.tables[HISTORY_TABLE]
+        history = build_tables(model).metadata.tables[HISTORY_TABLE]
         row = conn.execute(sa.select(history)).one()
     assert row.hash == model.hash and row.actor == "ann"
     assert json.loads(row.model)["hash"] == model.hash
@@ -154,7 +154,7 @@ def test_a_label_change_is_recorded_without_operations(db_engine: Engine, tmp_pa
 def test_tables_made_by_create_all_need_nothing(db_engine: Engine) -> None:
     """Reflected types, indexes and constraints compare equal to the built ones."""
     model = load_packages([crm_definitions.PATH])
-    build_schema(model).metadata.create_all(db_engine)
+    build_tables(model).metadata.create_all(db_engine)
     result = plan(db_engine, model)
     assert result.operations == () and result.refusals == ()
 
@@ -252,13 +252,13 @@ CHANGED = (  # labels, options, longer strings, wider numbers, phone → text
 
 
 def _fill_every_type(engine: Engine, model: Model) -> None:
-    schema = build_schema(model)
+    tables = build_tables(model)
     with engine.begin() as conn:
         conn.execute(
-            schema.metadata.tables[TEAM_TABLE].insert(), [{"name": "East", "created_at": NOW}]
+            tables.metadata.tables[TEAM_TABLE].insert(), [{"name": "East", "created_at": NOW}]
         )
         conn.execute(
-            schema.metadata.tables[USER_TABLE].insert(),
+            tables.metadata.tables[USER_TABLE].insert(),
             [{"username": "ann", "roles": ["admin"], "team_id": 1, "created_at": NOW}],
         )
     insert(engine, model, "other", [{"label": "O"}])
@@ -1057,19 +1057,19 @@ def test_a_new_or_changed_rollup_is_computed_for_existing_rows(
 
     base = load(ROLLUP_BASE, "base.yaml")
     migrate(db_engine, base)
-    schema = build_schema(base)
+    tables = build_tables(base)
     now = dt.datetime.now(dt.UTC)
     system = {"created_at": now, "updated_at": now, "version": 1}
     with db_engine.begin() as conn:
-        conn.execute(schema.table("contract").insert(), [{"id": 1, "title": "A", **system}])
-        conn.execute(schema.table("payment").insert(), [
+        conn.execute(tables.table("contract").insert(), [{"id": 1, "title": "A", **system}])
+        conn.execute(tables.table("payment").insert(), [
             {"contract": 1, "amount": Decimal("100"), "status": "confirmed", **system},
             {"contract": 1, "amount": Decimal("50"), "status": "pending", **system},
         ])  # fmt: skip
     added = load(ROLLUP_ADDED, "added.yaml")
     result = migrate(db_engine, added)
     assert any("computed for the rows already there" in note for note in result.notes)
-    table = build_schema(added).table("contract")
+    table = build_tables(added).table("contract")
     with db_engine.connect() as conn:
         assert conn.scalar(sa.select(table.c.received)) == Decimal("100")
     changed = load(

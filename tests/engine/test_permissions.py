@@ -13,7 +13,7 @@ from engine.context import Actor
 from engine.errors import Forbidden, NotFound, ValidationFailed
 from engine.permissions import Permissions
 from engine.records import Records
-from engine.tables import TEAM_TABLE, USER_TABLE, build_schema
+from engine.tables import TEAM_TABLE, USER_TABLE, build_tables
 from metamodel import load_packages
 
 PACKAGE = """\
@@ -90,12 +90,12 @@ def records(db_engine: Engine, tmp_path: Path) -> Records:
     path = tmp_path / "perms.yaml"
     path.write_text(textwrap.dedent(PACKAGE), encoding="utf-8")
     model = load_packages([path])
-    schema = build_schema(model)
-    schema.metadata.create_all(db_engine)
+    tables = build_tables(model)
+    tables.metadata.create_all(db_engine)
     now = dt.datetime.now(dt.UTC)
     with db_engine.begin() as conn:
         conn.execute(
-            schema.metadata.tables[TEAM_TABLE].insert(),
+            tables.metadata.tables[TEAM_TABLE].insert(),
             [
                 {"id": 1, "name": "East", "parent_id": None, "created_at": now},
                 {"id": 2, "name": "East-North", "parent_id": 1, "created_at": now},
@@ -103,7 +103,7 @@ def records(db_engine: Engine, tmp_path: Path) -> Records:
             ],
         )
         conn.execute(
-            schema.metadata.tables[USER_TABLE].insert(),
+            tables.metadata.tables[USER_TABLE].insert(),
             [
                 {"id": n, "username": name, "roles": [], "team_id": team, "created_at": now}
                 for n, name, team in [
@@ -116,7 +116,7 @@ def records(db_engine: Engine, tmp_path: Path) -> Records:
                 ]
             ],
         )
-    return Records(db_engine, model, schema=schema)
+    return Records(db_engine, model, tables=tables)
 
 
 def test_reps_see_and_change_only_their_own(records: Records) -> None:
@@ -232,10 +232,10 @@ def test_child_rows_follow_their_parent(records: Records) -> None:
 
 
 def test_scope_conditions_are_sql(records: Records) -> None:
-    permissions = Permissions(records.schema)
+    permissions = Permissions(records.tables)
     account = records.model.entity("account")
     grant = permissions.grant(MIA, account, "read")
-    condition = permissions.where(MIA, account, grant, records.schema.table("account"))
+    condition = permissions.where(MIA, account, grant, records.tables.table("account"))
     sql = str(condition.compile(records.engine))
     assert "team_tree" in sql and "owner_id" in sql
     assert (

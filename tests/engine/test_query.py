@@ -33,7 +33,7 @@ from engine.query import (
     run,
 )
 from engine.search import ensure_search_indexes
-from engine.tables import TEAM_TABLE, USER_TABLE, Schema, build_schema
+from engine.tables import TEAM_TABLE, USER_TABLE, Tables, build_tables
 from metamodel import Model, load_packages
 from metamodel.model import SortKey
 
@@ -152,52 +152,52 @@ def model(tmp_path: Path) -> Model:
 
 
 @pytest.fixture
-def schema(db_engine: Engine, model: Model) -> Schema:
+def tables(db_engine: Engine, model: Model) -> Tables:
     """The package's tables with users Ann and Bob, team East, and the rows above."""
-    schema = build_schema(model)
-    schema.metadata.create_all(db_engine)
+    tables = build_tables(model)
+    tables.metadata.create_all(db_engine)
     with db_engine.begin() as conn:
         conn.execute(
-            schema.metadata.tables[TEAM_TABLE].insert(),
+            tables.metadata.tables[TEAM_TABLE].insert(),
             [{"id": 1, "name": "East", "created_at": NOW}],
         )
-        users = schema.metadata.tables[USER_TABLE]
+        users = tables.metadata.tables[USER_TABLE]
         conn.execute(users.insert(), [
             {"id": 1, "username": "ann", "name": "Ann", "roles": [], "created_at": NOW},
             {"id": 2, "username": "bob", "name": "Bob", "roles": [], "created_at": NOW},
         ])  # fmt: skip
-        _insert(conn, schema, "region", REGIONS)
-        _insert(conn, schema, "contact", CONTACTS)
-        _insert(conn, schema, "account", ACCOUNTS)
-        _insert(conn, schema, "opportunity", OPPORTUNITIES)
-        _fix_sequences(conn, schema)
-    return schema
+        _insert(conn, tables, "region", REGIONS)
+        _insert(conn, tables, "contact", CONTACTS)
+        _insert(conn, tables, "account", ACCOUNTS)
+        _insert(conn, tables, "opportunity", OPPORTUNITIES)
+        _fix_sequences(conn, tables)
+    return tables
 
 
-def _insert(conn: sa.Connection, schema: Schema, entity: str, rows: list[dict[str, Any]]) -> None:
+def _insert(conn: sa.Connection, tables: Tables, entity: str, rows: list[dict[str, Any]]) -> None:
     stamped = [{"created_at": NOW, "updated_at": NOW, **row} for row in rows]
-    conn.execute(schema.table(entity).insert(), stamped)
+    conn.execute(tables.table(entity).insert(), stamped)
 
 
-def _fix_sequences(conn: sa.Connection, schema: Schema) -> None:
+def _fix_sequences(conn: sa.Connection, tables: Tables) -> None:
     """Rows were inserted with explicit ids; let PostgreSQL's sequences continue after them."""
     if conn.dialect.name != "postgresql":
         return
-    for table in schema.tables.values():
+    for table in tables.tables.values():
         conn.execute(sa.text(
             f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'),"
             f" coalesce((SELECT max(id) FROM {table.name}), 0) + 1, false)"
         ))  # fmt: skip
 
 
-def _list(engine: Engine, schema: Schema, entity: str, params: dict[str, Any], **kw: Any) -> Page:
-    query = parse_params(schema.model, entity, params)
+def _list(engine: Engine, tables: Tables, entity: str, params: dict[str, Any], **kw: Any) -> Page:
+    query = parse_params(tables.model, entity, params)
     with engine.connect() as conn:
-        return run(conn, schema, entity, query, kw.pop("actor", ANN), **kw)
+        return run(conn, tables, entity, query, kw.pop("actor", ANN), **kw)
 
 
-def _ids(engine: Engine, schema: Schema, entity: str, params: dict[str, Any]) -> set[int]:
-    return {row["id"] for row in _list(engine, schema, entity, {"limit": "500", **params}).rows}
+def _ids(engine: Engine, tables: Tables, entity: str, params: dict[str, Any]) -> set[int]:
+    return {row["id"] for row in _list(engine, tables, entity, {"limit": "500", **params}).rows}
 
 
 def _bad(model: Model, entity: str, params: dict[str, Any]) -> dict[str, list[str]]:
@@ -350,11 +350,11 @@ OPERATOR_CASES: list[tuple[dict[str, str], Callable[[Row], bool]]] = [
 ]  # fmt: skip
 
 
-def test_every_operator_on_every_field_type(db_engine: Engine, schema: Schema) -> None:
+def test_every_operator_on_every_field_type(db_engine: Engine, tables: Tables) -> None:
     wrong = []
     for params, predicate in OPERATOR_CASES:
         expected = {row["id"] for row in ACCOUNTS if predicate(row)}
-        found = _ids(db_engine, schema, "account", params)
+        found = _ids(db_engine, tables, "account", params)
         if found != expected:
             wrong.append(f"{params}: expected {sorted(expected)}, got {sorted(found)}")
     assert wrong == []
@@ -394,14 +394,14 @@ def _day(value: Any) -> dt.date | None:
     return value.date() if isinstance(value, dt.datetime) else value
 
 
-def test_relative_dates_follow_the_actors_today(db_engine: Engine, schema: Schema) -> None:
+def test_relative_dates_follow_the_actors_today(db_engine: Engine, tables: Tables) -> None:
     wrong = []
     for name, (start, end) in RELATIVE.items():
         for op, test in RELATIVE_OPS.items():
             for field in ("founded", "last_contact"):
                 days = {r["id"]: _day(r[field]) for r in ACCOUNTS}
                 expected = {i for i, v in days.items() if v is not None and test(v, start, end)}
-                found = _ids(db_engine, schema, "account", {f"{field}__{op}": name})
+                found = _ids(db_engine, tables, "account", {f"{field}__{op}": name})
                 if found != expected:
                     wrong.append(
                         f"{field}__{op}={name}: expected {sorted(expected)}, got {sorted(found)}"
@@ -409,9 +409,9 @@ def test_relative_dates_follow_the_actors_today(db_engine: Engine, schema: Schem
     assert wrong == []
 
 
-def test_relative_dates_in_lists_and_between(db_engine: Engine, schema: Schema) -> None:
-    assert _ids(db_engine, schema, "account", {"founded__in": "today,yesterday"}) == {1, 2}
-    assert _ids(db_engine, schema, "account", {"founded__not_in": "today,yesterday"}) == {
+def test_relative_dates_in_lists_and_between(db_engine: Engine, tables: Tables) -> None:
+    assert _ids(db_engine, tables, "account", {"founded__in": "today,yesterday"}) == {1, 2}
+    assert _ids(db_engine, tables, "account", {"founded__not_in": "today,yesterday"}) == {
         3,
         4,
         5,
@@ -421,13 +421,13 @@ def test_relative_dates_in_lists_and_between(db_engine: Engine, schema: Schema) 
         9,
         10,
     }
-    assert _ids(db_engine, schema, "account", {"founded__between": "last_month,today"}) == {
+    assert _ids(db_engine, tables, "account", {"founded__between": "last_month,today"}) == {
         1,
         2,
         4,
         8,
     }
-    assert _ids(db_engine, schema, "account", {"founded__ne": "this_month"}) == {
+    assert _ids(db_engine, tables, "account", {"founded__ne": "this_month"}) == {
         3,
         4,
         5,
@@ -438,68 +438,68 @@ def test_relative_dates_in_lists_and_between(db_engine: Engine, schema: Schema) 
     }
 
 
-def test_another_actor_has_another_today(db_engine: Engine, schema: Schema) -> None:
+def test_another_actor_has_another_today(db_engine: Engine, tables: Tables) -> None:
     later = Actor(user_id=2, today=dt.date(2024, 6, 13))
-    assert _list(db_engine, schema, "account", {"founded": "today"}, actor=later).count == 1
-    assert _ids(db_engine, schema, "account", {"founded": "today"}) == {1}
+    assert _list(db_engine, tables, "account", {"founded": "today"}, actor=later).count == 1
+    assert _ids(db_engine, tables, "account", {"founded": "today"}) == {1}
 
 
 # --- paths, formulas and list-view expressions ---------------------------------------------------------
 
 
-def test_filters_through_references(db_engine: Engine, schema: Schema) -> None:
-    assert _ids(db_engine, schema, "opportunity", {"account.grade": "a"}) == {1, 4}
-    assert _ids(db_engine, schema, "opportunity", {"account.grade__in": "b,c"}) == {2, 5}
-    assert _ids(db_engine, schema, "opportunity", {"account.grade__ne": "a"}) == {2, 3, 5}
-    assert _ids(db_engine, schema, "opportunity", {"account.region.name": "North"}) == {1}
-    assert _ids(db_engine, schema, "opportunity", {"account.region.name__isnull": "true"}) == {3, 5}
+def test_filters_through_references(db_engine: Engine, tables: Tables) -> None:
+    assert _ids(db_engine, tables, "opportunity", {"account.grade": "a"}) == {1, 4}
+    assert _ids(db_engine, tables, "opportunity", {"account.grade__in": "b,c"}) == {2, 5}
+    assert _ids(db_engine, tables, "opportunity", {"account.grade__ne": "a"}) == {2, 3, 5}
+    assert _ids(db_engine, tables, "opportunity", {"account.region.name": "North"}) == {1}
+    assert _ids(db_engine, tables, "opportunity", {"account.region.name__isnull": "true"}) == {3, 5}
     assert _ids(
-        db_engine, schema, "opportunity", {"account.revenue__gte": "1000", "account.region": "2"}
+        db_engine, tables, "opportunity", {"account.revenue__gte": "1000", "account.region": "2"}
     ) == {4}
-    assert _ids(db_engine, schema, "opportunity", {"account.tags__contains": "vip"}) == {1}
-    assert _ids(db_engine, schema, "opportunity", {"contact.full_name": "Ada Lovelace"}) == {1, 4}
+    assert _ids(db_engine, tables, "opportunity", {"account.tags__contains": "vip"}) == {1}
+    assert _ids(db_engine, tables, "opportunity", {"contact.full_name": "Ada Lovelace"}) == {1, 4}
 
 
-def test_formula_filters_and_formulas_through_references(db_engine: Engine, schema: Schema) -> None:
+def test_formula_filters_and_formulas_through_references(db_engine: Engine, tables: Tables) -> None:
     # weighted = amount * probability / 100: 2500, 10, -, 2000, 0
-    assert _ids(db_engine, schema, "opportunity", {"weighted__gte": "1000"}) == {1, 4}
-    assert _ids(db_engine, schema, "opportunity", {"weighted__lt": "10.5"}) == {2, 5}
-    assert _ids(db_engine, schema, "opportunity", {"weighted__isnull": "true"}) == {3}
-    assert _ids(db_engine, schema, "opportunity", {"region_name": "South"}) == {2, 4}
-    assert _ids(db_engine, schema, "opportunity", {"account.size__gt": "100"}) == {2, 4}
+    assert _ids(db_engine, tables, "opportunity", {"weighted__gte": "1000"}) == {1, 4}
+    assert _ids(db_engine, tables, "opportunity", {"weighted__lt": "10.5"}) == {2, 5}
+    assert _ids(db_engine, tables, "opportunity", {"weighted__isnull": "true"}) == {3}
+    assert _ids(db_engine, tables, "opportunity", {"region_name": "South"}) == {2, 4}
+    assert _ids(db_engine, tables, "opportunity", {"account.size__gt": "100"}) == {2, 4}
 
 
-def test_list_view_expressions_and_permission_scopes(db_engine: Engine, schema: Schema) -> None:
+def test_list_view_expressions_and_permission_scopes(db_engine: Engine, tables: Tables) -> None:
     where = parse_where(
-        schema.model, "opportunity", "owner_id == current_user() and account.grade != 'b'"
+        tables.model, "opportunity", "owner_id == current_user() and account.grade != 'b'"
     )
-    table = schema.table("opportunity")
+    table = tables.table("opportunity")
     with db_engine.connect() as conn:
-        page = run(conn, schema, "opportunity", ListQuery(where=where), ANN)
+        page = run(conn, tables, "opportunity", ListQuery(where=where), ANN)
         assert {r["id"] for r in page.rows} == {1, 3, 5}
         scoped = run(
-            conn, schema, "opportunity", ListQuery(where=where), ANN, scope=table.c.amount > 500
+            conn, tables, "opportunity", ListQuery(where=where), ANN, scope=table.c.amount > 500
         )
         assert {r["id"] for r in scoped.rows} == {1, 5}
         assert scoped.count == 2
     with pytest.raises(BadRequest) as caught:
-        parse_where(schema.model, "opportunity", "account.grade == 'z'")
+        parse_where(tables.model, "opportunity", "account.grade == 'z'")
     assert "where" in caught.value.fields
 
 
-def test_compile_filter_stands_alone(db_engine: Engine, schema: Schema) -> None:
-    table = schema.table("opportunity")
+def test_compile_filter_stands_alone(db_engine: Engine, tables: Tables) -> None:
+    table = tables.table("opportunity")
     clause = compile_filter(
-        schema, "opportunity", ("account", "region", "name"), "eq", "South", db_engine.dialect.name
+        tables, "opportunity", ("account", "region", "name"), "eq", "South", db_engine.dialect.name
     )
     weighted = compile_filter(
-        schema, "opportunity", ("weighted",), "gt", Decimal(5), db_engine.dialect.name
+        tables, "opportunity", ("weighted",), "gt", Decimal(5), db_engine.dialect.name
     )
     with db_engine.connect() as conn:
         assert set(conn.scalars(sa.select(table.c.id).where(clause))) == {2, 4}
         assert set(conn.scalars(sa.select(table.c.id).where(clause, weighted))) == {2, 4}
         isnull = compile_filter(
-            schema, "opportunity", ("account", "grade"), "isnull", True, db_engine.dialect.name
+            tables, "opportunity", ("account", "grade"), "isnull", True, db_engine.dialect.name
         )
         assert set(conn.scalars(sa.select(table.c.id).where(isnull))) == {3}
 
@@ -519,17 +519,17 @@ def _sorted_ids(rows: list[Row], key: str, descending: bool) -> list[int]:
 
 @pytest.mark.parametrize("key", ["revenue", "employees", "founded", "last_contact", "active"])
 def test_sort_puts_nulls_last_ascending_and_first_descending(
-    db_engine: Engine, schema: Schema, key: str
+    db_engine: Engine, tables: Tables, key: str
 ) -> None:
     for descending in (False, True):
         sort = f"-{key}" if descending else key
-        page = _list(db_engine, schema, "account", {"sort": sort})
+        page = _list(db_engine, tables, "account", {"sort": sort})
         assert [r["id"] for r in page.rows] == _sorted_ids(ACCOUNTS, key, descending), sort
 
 
-def test_multi_field_sort_choice_order_and_defaults(db_engine: Engine, schema: Schema) -> None:
+def test_multi_field_sort_choice_order_and_defaults(db_engine: Engine, tables: Tables) -> None:
     def order(params: dict[str, str], entity: str = "account") -> list[int]:
-        return [r["id"] for r in _list(db_engine, schema, entity, params).rows]
+        return [r["id"] for r in _list(db_engine, tables, entity, params).rows]
 
     # revenue descending (NULL first), then employees ascending (NULL last), then id descending
     assert order({"sort": "-revenue,employees"}) == [3, 5, 1, 7, 2, 9, 10, 8, 4, 6]
@@ -551,7 +551,7 @@ def test_multi_field_sort_choice_order_and_defaults(db_engine: Engine, schema: S
 
 def _walk(
     engine: Engine,
-    schema: Schema,
+    tables: Tables,
     entity: str,
     params: dict[str, str],
     between: Callable[[], None] | None = None,
@@ -559,7 +559,7 @@ def _walk(
     seen: list[int] = []
     cursor = None
     for _ in range(1000):
-        page = _list(engine, schema, entity, {**params, **({"cursor": cursor} if cursor else {})})
+        page = _list(engine, tables, entity, {**params, **({"cursor": cursor} if cursor else {})})
         seen += [r["id"] for r in page.rows]
         cursor = page.next_cursor
         if cursor is None:
@@ -569,7 +569,7 @@ def _walk(
     raise AssertionError("pagination did not end")
 
 
-def _many(conn: sa.Connection, schema: Schema, start: int, count: int) -> None:
+def _many(conn: sa.Connection, tables: Tables, start: int, count: int) -> None:
     """Rows with many ties and NULLs, deterministic."""
     accounts = []
     opportunities = []
@@ -585,8 +585,8 @@ def _many(conn: sa.Connection, schema: Schema, start: int, count: int) -> None:
             id=i, name=f"Opp {i % 5}", account=i, amount=None if i % 9 == 0 else D("33.33") * (i % 4),
             probability=D(i % 7) * D("11.1"), stage=["won", "lost", None][i % 3],
         ))  # fmt: skip
-    _insert(conn, schema, "account", accounts)
-    _insert(conn, schema, "opportunity", opportunities)
+    _insert(conn, tables, "account", accounts)
+    _insert(conn, tables, "opportunity", opportunities)
 
 
 SORTS = [
@@ -608,35 +608,35 @@ SORTS = [
 ]
 
 
-def test_cursor_walk_equals_one_sorted_query(db_engine: Engine, schema: Schema) -> None:
+def test_cursor_walk_equals_one_sorted_query(db_engine: Engine, tables: Tables) -> None:
     with db_engine.begin() as conn:
-        _many(conn, schema, 100, 60)
+        _many(conn, tables, 100, 60)
     for entity, sort in SORTS:
         whole = [
-            r["id"] for r in _list(db_engine, schema, entity, {"sort": sort, "limit": "500"}).rows
+            r["id"] for r in _list(db_engine, tables, entity, {"sort": sort, "limit": "500"}).rows
         ]
         for limit in ("1", "7", "13"):
-            walked = _walk(db_engine, schema, entity, {"sort": sort, "limit": limit})
+            walked = _walk(db_engine, tables, entity, {"sort": sort, "limit": limit})
             assert walked == whole, f"{entity} sort={sort} limit={limit}"
 
 
-def test_cursor_walk_with_filters_and_search(db_engine: Engine, schema: Schema) -> None:
-    _walk_filtered_search(db_engine, schema)
+def test_cursor_walk_with_filters_and_search(db_engine: Engine, tables: Tables) -> None:
+    _walk_filtered_search(db_engine, tables)
 
 
-def _walk_filtered_search(db_engine: Engine, schema: Schema) -> None:
+def _walk_filtered_search(db_engine: Engine, tables: Tables) -> None:
     """Walking a filtered, searched list page by page gives the one query's rows."""
     with db_engine.begin() as conn:
-        _many(conn, schema, 100, 60)
+        _many(conn, tables, 100, 60)
     params = {"sort": "-revenue,name", "q": "acct", "grade__in": "a,b"}
-    whole = [r["id"] for r in _list(db_engine, schema, "account", {**params, "limit": "500"}).rows]
+    whole = [r["id"] for r in _list(db_engine, tables, "account", {**params, "limit": "500"}).rows]
     assert len(whole) == 30
-    assert _walk(db_engine, schema, "account", {**params, "limit": "4"}) == whole
+    assert _walk(db_engine, tables, "account", {**params, "limit": "4"}) == whole
 
 
-def test_cursor_is_stable_under_concurrent_inserts(db_engine: Engine, schema: Schema) -> None:
+def test_cursor_is_stable_under_concurrent_inserts(db_engine: Engine, tables: Tables) -> None:
     with db_engine.begin() as conn:
-        _many(conn, schema, 100, 60)
+        _many(conn, tables, 100, 60)
     original = {r["id"] for r in ACCOUNTS} | set(range(100, 160))
     next_id = iter(range(1000, 2000))
 
@@ -644,24 +644,24 @@ def test_cursor_is_stable_under_concurrent_inserts(db_engine: Engine, schema: Sc
         with db_engine.begin() as conn:
             new = next(next_id)
             _many(
-                conn, schema, new * 10, 3
+                conn, tables, new * 10, 3
             )  # values across the whole range: some before the cursor
 
     for sort in ("-revenue,employees", "founded", "-id", "grade,name"):
         walked = _walk(
-            db_engine, schema, "account", {"sort": sort, "limit": "9"}, between=insert_some
+            db_engine, tables, "account", {"sort": sort, "limit": "9"}, between=insert_some
         )
         assert len(walked) == len(set(walked)), f"duplicates with sort={sort}"
         assert original <= set(walked), f"skipped {sorted(original - set(walked))} with sort={sort}"
         final = [
             r["id"]
-            for r in _list(db_engine, schema, "account", {"sort": sort, "limit": "500"}).rows
+            for r in _list(db_engine, tables, "account", {"sort": sort, "limit": "500"}).rows
         ]
         assert [i for i in final if i in set(walked)] == walked, f"order with sort={sort}"
 
 
-def test_tampered_cursors_are_refused(db_engine: Engine, schema: Schema) -> None:
-    page = _list(db_engine, schema, "account", {"sort": "-revenue", "limit": "3"})
+def test_tampered_cursors_are_refused(db_engine: Engine, tables: Tables) -> None:
+    page = _list(db_engine, tables, "account", {"sort": "-revenue", "limit": "3"})
     cursor = page.next_cursor
     assert cursor is not None
     body = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
@@ -669,15 +669,15 @@ def test_tampered_cursors_are_refused(db_engine: Engine, schema: Schema) -> None
     edited = base64.urlsafe_b64encode(json.dumps(body).encode()).decode()
     flipped = cursor[:10] + ("A" if cursor[10] != "A" else "B") + cursor[11:]
     for bad in ("nonsense", "e30", "!!!", flipped, edited, cursor[:-4], "x" * 5000):
-        fields = _bad(schema.model, "account", {"sort": "-revenue", "cursor": bad})
+        fields = _bad(tables.model, "account", {"sort": "-revenue", "cursor": bad})
         assert list(fields) == ["cursor"], bad
         assert "start again" in fields["cursor"][0]
     # a cursor belongs to its sort
-    assert "cursor" in _bad(schema.model, "account", {"sort": "revenue", "cursor": cursor})
+    assert "cursor" in _bad(tables.model, "account", {"sort": "revenue", "cursor": cursor})
     # run() refuses it too, when the ListQuery was built in code
     with db_engine.connect() as conn, pytest.raises(BadRequest) as caught:
         run(
-            conn, schema, "account", ListQuery(cursor=edited, sort=(SortKey("revenue", True),)), ANN
+            conn, tables, "account", ListQuery(cursor=edited, sort=(SortKey("revenue", True),)), ANN
         )
     assert "cursor" in caught.value.fields
 
@@ -765,33 +765,33 @@ SEARCHES = {
 
 
 def test_search_is_case_insensitive_and_finds_cjk_substrings(
-    db_engine: Engine, schema: Schema
+    db_engine: Engine, tables: Tables
 ) -> None:
     for text, expected in SEARCHES.items():
-        assert _ids(db_engine, schema, "account", {"q": text}) == expected, text
-    assert _ids(db_engine, schema, "account", {"q": "acme", "grade": "a"}) == {1, 5, 7}
-    assert _ids(db_engine, schema, "account", {"q": "  "}) == {r["id"] for r in ACCOUNTS}
+        assert _ids(db_engine, tables, "account", {"q": text}) == expected, text
+    assert _ids(db_engine, tables, "account", {"q": "acme", "grade": "a"}) == {1, 5, 7}
+    assert _ids(db_engine, tables, "account", {"q": "  "}) == {r["id"] for r in ACCOUNTS}
 
 
 def test_search_finds_the_same_through_the_search_indexes(
-    db_engine: Engine, schema: Schema
+    db_engine: Engine, tables: Tables
 ) -> None:
     """Trigram GIN indexes on PostgreSQL, FTS5 tables on SQLite (indexing the rows already
     there, and those written after): the same results as the scans above."""
     with db_engine.begin() as conn:
-        names = ensure_search_indexes(conn, schema)
+        names = ensure_search_indexes(conn, tables)
     expected_names = {"sqlite": "account__fts", "postgresql": "ix_account_notes_trgm"}
     assert expected_names[db_engine.dialect.name] in names
     for text, expected in SEARCHES.items():
-        assert _ids(db_engine, schema, "account", {"q": text}) == expected, text
-    _walk_filtered_search(db_engine, schema)
+        assert _ids(db_engine, tables, "account", {"q": text}) == expected, text
+    _walk_filtered_search(db_engine, tables)
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite: test_search_sqlite
-def test_search_uses_trigram_indexes_on_postgresql(db_engine: Engine, schema: Schema) -> None:
+def test_search_uses_trigram_indexes_on_postgresql(db_engine: Engine, tables: Tables) -> None:
     with db_engine.begin() as conn:
-        names = ensure_search_indexes(conn, schema)
-        assert ensure_search_indexes(conn, schema) == names  # idempotent
+        names = ensure_search_indexes(conn, tables)
+        assert ensure_search_indexes(conn, tables) == names  # idempotent
     assert "ix_account_name_trgm" in names and "ix_account_notes_trgm" in names
     with db_engine.connect() as conn:
         indexes = set(
@@ -801,18 +801,18 @@ def test_search_uses_trigram_indexes_on_postgresql(db_engine: Engine, schema: Sc
         )
         assert set(names) <= indexes
         conn.execute(sa.text("SET enable_seqscan = off"))
-        query = parse_params(schema.model, "account", {"q": "acme"})
-        assert {r["id"] for r in run(conn, schema, "account", query, ANN).rows} == {1, 5, 7}
+        query = parse_params(tables.model, "account", {"q": "acme"})
+        assert {r["id"] for r in run(conn, tables, "account", query, ANN).rows} == {1, 5, 7}
         plan = "\n".join(
             conn.scalars(sa.text("EXPLAIN SELECT id FROM account WHERE name ILIKE '%acme%'"))
         )
         assert "ix_account_name_trgm" in plan
     for text, expected in SEARCHES.items():
-        assert _ids(db_engine, schema, "account", {"q": text}) == expected, text
+        assert _ids(db_engine, tables, "account", {"q": text}) == expected, text
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite has no extensions
-def test_search_indexes_degrade_without_the_extension(db_engine: Engine, schema: Schema) -> None:
+def test_search_indexes_degrade_without_the_extension(db_engine: Engine, tables: Tables) -> None:
     role = f"heddle_no_ext_{secrets.token_hex(4)}"
     with db_engine.begin() as conn:
         conn.execute(sa.text(f'CREATE ROLE "{role}" NOLOGIN'))
@@ -821,13 +821,13 @@ def test_search_indexes_degrade_without_the_extension(db_engine: Engine, schema:
     try:
         with db_engine.begin() as conn:
             conn.execute(sa.text(f'SET LOCAL ROLE "{role}"'))
-            assert ensure_search_indexes(conn, schema) == []
+            assert ensure_search_indexes(conn, tables) == []
             conn.execute(sa.text("RESET ROLE"))
             assert (
                 conn.scalar(sa.text("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'"))
                 == 0
             )
-        assert _ids(db_engine, schema, "account", {"q": "客户"}) == {1, 4}
+        assert _ids(db_engine, tables, "account", {"q": "客户"}) == {1, 4}
     finally:
         with db_engine.begin() as conn:
             conn.execute(sa.text(f'DROP ROLE "{role}"'))
@@ -837,24 +837,24 @@ def test_search_indexes_degrade_without_the_extension(db_engine: Engine, schema:
 
 
 def test_all_stored_fields_by_default_and_a_selection_on_request(
-    db_engine: Engine, schema: Schema
+    db_engine: Engine, tables: Tables
 ) -> None:
-    row = _list(db_engine, schema, "account", {"id": "1"}).rows[0]
-    assert set(row) == {c.name for c in schema.table("account").c}
+    row = _list(db_engine, tables, "account", {"id": "1"}).rows[0]
+    assert set(row) == {c.name for c in tables.table("account").c}
     assert row["revenue"] == D("1000.50") and row["tags"] == ["vip", "partner"]
     assert row["last_contact"] == _at("2024-05-15T10:00:00")
     rows = _list(
-        db_engine, schema, "opportunity", {"fields": "name,weighted,region_name", "sort": "id"}
+        db_engine, tables, "opportunity", {"fields": "name,weighted,region_name", "sort": "id"}
     ).rows
     assert [set(r) for r in rows] == [{"id", "name", "weighted", "region_name"}] * 5
     assert [r["weighted"] for r in rows] == [D(2500), D(10), None, D(2000), D(0)]
     assert [r["region_name"] for r in rows] == ["North", "South", None, "South", None]
 
 
-def test_expand_reads_titles_for_the_whole_page(db_engine: Engine, schema: Schema) -> None:
+def test_expand_reads_titles_for_the_whole_page(db_engine: Engine, tables: Tables) -> None:
     rows = _list(
         db_engine,
-        schema,
+        tables,
         "opportunity",
         {"expand": "account,contact,owner_id", "fields": "name", "sort": "id"},
     ).rows
@@ -870,7 +870,7 @@ def test_expand_reads_titles_for_the_whole_page(db_engine: Engine, schema: Schem
     ]
     assert [r["owner_id__title"] for r in rows] == ["Ann", "Bob", "Ann", "Bob", "Ann"]
     rows = _list(
-        db_engine, schema, "account", {"expand": "watchers,sales_team,region", "id__in": "1,3,4"}
+        db_engine, tables, "account", {"expand": "watchers,sales_team,region", "id__in": "1,3,4"}
     ).rows
     by_id = {r["id"]: r for r in rows}
     assert by_id[1]["watchers__title"] == ["Ann", "Bob"]
@@ -880,11 +880,11 @@ def test_expand_reads_titles_for_the_whole_page(db_engine: Engine, schema: Schem
 
 
 def test_a_page_costs_the_same_statements_whatever_its_size(
-    db_engine: Engine, schema: Schema
+    db_engine: Engine, tables: Tables
 ) -> None:
     with db_engine.begin() as conn:
-        _many(conn, schema, 100, 80)
-        conn.execute(schema.table("opportunity").update().values(contact=1, owner_id=2))
+        _many(conn, tables, 100, 80)
+        conn.execute(tables.table("opportunity").update().values(contact=1, owner_id=2))
     statements: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -900,7 +900,7 @@ def test_a_page_costs_the_same_statements_whatever_its_size(
     try:
         for limit in ("5", "50"):
             statements.clear()
-            page = _list(db_engine, schema, "opportunity", {**params, "limit": limit})
+            page = _list(db_engine, tables, "opportunity", {**params, "limit": limit})
             assert len(page.rows) == int(limit) and page.next_cursor
             assert all(
                 r["account__title"] and r["contact__title"] and r["owner_id__title"]
@@ -916,40 +916,40 @@ def test_a_page_costs_the_same_statements_whatever_its_size(
 
 
 def test_counts_are_exact_when_small_and_estimated_when_large(
-    db_engine: Engine, schema: Schema
+    db_engine: Engine, tables: Tables
 ) -> None:
-    everything = _list(db_engine, schema, "account", {})
+    everything = _list(db_engine, tables, "account", {})
     assert (everything.count, everything.count_estimated, everything.next_cursor) == (
         10,
         False,
         None,
     )
-    page = _list(db_engine, schema, "account", {"limit": "2", "grade": "a"})
+    page = _list(db_engine, tables, "account", {"limit": "2", "grade": "a"})
     assert (page.count, page.count_estimated) == (4, False)
     second = _list(
-        db_engine, schema, "account", {"limit": "2", "grade": "a", "cursor": page.next_cursor}
+        db_engine, tables, "account", {"limit": "2", "grade": "a", "cursor": page.next_cursor}
     )
     assert (len(second.rows), second.count, second.count_estimated) == (2, 4, False)
     assert (
-        _list(db_engine, schema, "account", {"limit": "2", "grade": "a"}, exact_count_up_to=4).count
+        _list(db_engine, tables, "account", {"limit": "2", "grade": "a"}, exact_count_up_to=4).count
         == 4
     )
-    big = _list(db_engine, schema, "account", {"limit": "2"}, exact_count_up_to=3)
+    big = _list(db_engine, tables, "account", {"limit": "2"}, exact_count_up_to=3)
     assert big.count_estimated is True
     if db_engine.dialect.name == "postgresql":
         assert big.count >= 4  # the planner's estimate, never below what was seen
     else:
         assert big.count == 3  # "3 or more"
-    none = _list(db_engine, schema, "account", {"name": "nobody"})
+    none = _list(db_engine, tables, "account", {"name": "nobody"})
     assert (none.rows, none.count, none.count_estimated, none.next_cursor) == ([], 0, False, None)
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_postgresql_estimates_come_from_the_planner(db_engine: Engine, schema: Schema) -> None:
+def test_postgresql_estimates_come_from_the_planner(db_engine: Engine, tables: Tables) -> None:
     with db_engine.begin() as conn:
-        _many(conn, schema, 100, 900)
+        _many(conn, tables, 100, 900)
         conn.execute(sa.text("ANALYZE account"))
-    page = _list(db_engine, schema, "account", {"limit": "5"}, exact_count_up_to=100)
+    page = _list(db_engine, tables, "account", {"limit": "5"}, exact_count_up_to=100)
     assert page.count_estimated is True
     assert 800 <= page.count <= 1000
 
@@ -963,7 +963,7 @@ def test_postgresql_estimates_come_from_the_planner(db_engine: Engine, schema: S
 
     try:
         for grade in ("a", "b", "a"):
-            again = _list(db_engine, schema, "account", {"grade": grade}, exact_count_up_to=10)
+            again = _list(db_engine, tables, "account", {"grade": grade}, exact_count_up_to=10)
             assert again.count_estimated is True
     finally:
         sa.event.remove(db_engine, "before_cursor_execute", seen)
@@ -974,7 +974,7 @@ def test_postgresql_estimates_come_from_the_planner(db_engine: Engine, schema: S
 # --- queries built in code -----------------------------------------------------------------------------------
 
 
-def test_run_checks_queries_built_in_code(db_engine: Engine, schema: Schema) -> None:
+def test_run_checks_queries_built_in_code(db_engine: Engine, tables: Tables) -> None:
     with db_engine.connect() as conn:
         for query, key in [
             (ListQuery(limit=0), "limit"),
@@ -987,17 +987,17 @@ def test_run_checks_queries_built_in_code(db_engine: Engine, schema: Schema) -> 
             (ListQuery(filters=(Filter(("employees",), "between", (1,)),)), "employees__between"),
         ]:
             with pytest.raises(BadRequest) as caught:
-                run(conn, schema, "account", query, ANN)
+                run(conn, tables, "account", query, ANN)
             assert key in caught.value.fields, query
         page = run(
             conn,
-            schema,
+            tables,
             "account",
             ListQuery(filters=(Filter(("founded",), "eq", RelativeDate("this_month")),)),
             ANN,
         )
         assert {r["id"] for r in page.rows} == {1, 2, 7}
-        assert run(conn, schema, "account", ListQuery(search="   "), ANN).count == 10
+        assert run(conn, tables, "account", ListQuery(search="   "), ANN).count == 10
         with pytest.raises(BadRequest) as caught:
-            run(conn, schema, "tally", ListQuery(search="x"), ANN)
+            run(conn, tables, "tally", ListQuery(search="x"), ANN)
         assert "q" in caught.value.fields

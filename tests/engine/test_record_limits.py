@@ -18,7 +18,7 @@ from engine.context import SYSTEM
 from engine.errors import ValidationFailed
 from engine.records import Records
 from engine.records._validate import Validator
-from engine.tables import build_schema
+from engine.tables import build_tables
 from metamodel import Entity, load_packages
 
 LIMITS = """\
@@ -80,7 +80,7 @@ class RacedRecords(Records):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.validator = self.writer.validator = RacedValidator(
-            self.schema, self.dialect, self.computer
+            self.tables, self.dialect, self.computer
         )
 
     @property
@@ -97,9 +97,9 @@ def ledgers(db_engine: Engine, tmp_path: Path) -> RacedRecords:
     path = tmp_path / "limits.yaml"
     path.write_text(textwrap.dedent(LIMITS), encoding="utf-8")
     model = load_packages([path])
-    schema = build_schema(model)
-    schema.metadata.create_all(db_engine)
-    return RacedRecords(db_engine, model, schema=schema)
+    tables = build_tables(model)
+    tables.metadata.create_all(db_engine)
+    return RacedRecords(db_engine, model, tables=tables)
 
 
 def rival_inserts(records: Records, **values: Any) -> Rival:
@@ -109,7 +109,7 @@ def rival_inserts(records: Records, **values: Any) -> Rival:
     lets one writer at a time (the checked transaction holds the lock), so there the rival's
     row appears inside the same transaction: still after the check, before the write.
     """
-    table = records.schema.table("ledger")
+    table = records.tables.table("ledger")
     now = dt.datetime.now(dt.UTC)
     insert = table.insert().values(created_at=now, updated_at=now, **values)
 
@@ -131,7 +131,7 @@ def errors_of(call: Callable[[], Any]) -> dict[str, list[str]]:
 
 
 def codes(records: Records) -> list[str]:
-    table = records.schema.table("ledger")
+    table = records.tables.table("ledger")
     with records.engine.connect() as conn:
         return list(conn.scalars(sa.select(table.c.code).order_by(table.c.code)))
 

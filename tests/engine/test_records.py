@@ -106,7 +106,7 @@ def test_input_errors_come_back_per_field(records: Records, ann: Actor) -> None:
     }
     with pytest.raises(BadRequest):
         records.create(ann, "account", ["not", "a", "mapping"])  # type: ignore[arg-type]
-    assert count_rows(records.engine, records.schema.table("contract")) == 0
+    assert count_rows(records.engine, records.tables.table("contract")) == 0
     assert records.get(ann, "account", account["id"])["version"] == 1
 
 
@@ -224,7 +224,7 @@ def test_children_are_written_with_their_parent(records: Records, ann: Actor) ->
         "lines": ["Missing data for required field."]
     }
     records.delete(ann, "quote", quote["id"], version=changed["version"])
-    assert count_rows(records.engine, records.schema.table("quote_line")) == 0
+    assert count_rows(records.engine, records.tables.table("quote_line")) == 0
 
 
 def test_deletes_follow_on_delete(records: Records, ann: Actor) -> None:
@@ -241,10 +241,10 @@ def test_deletes_follow_on_delete(records: Records, ann: Actor) -> None:
         ]
     }
     assert "1 contract record(s) by account" in caught.value.message
-    assert count_rows(records.engine, records.schema.table("contact")) == 1  # nothing changed
+    assert count_rows(records.engine, records.tables.table("contact")) == 1  # nothing changed
     records.delete(ann, "contract", contract["id"], version=1)
     records.delete(ann, "account", parent["id"], version=1)
-    assert count_rows(records.engine, records.schema.table("contact")) == 0  # cascade
+    assert count_rows(records.engine, records.tables.table("contact")) == 0  # cascade
     orphan = records.get(ann, "account", child["id"])
     assert orphan["parent_account"] is None and orphan["version"] == 2  # set_null
 
@@ -327,7 +327,7 @@ def test_every_event_with_what_it_carries(records: Records, ann: Actor) -> None:
         ("before_delete", "account", True, "Acme Ltd", "Acme Ltd", frozenset(), ann),
         ("after_delete", "account", True, "Acme Ltd", "Acme Ltd", frozenset(), ann),
     ]
-    assert count_rows(records.engine, records.schema.table("contact")) == 0  # cascaded
+    assert count_rows(records.engine, records.tables.table("contact")) == 0  # cascaded
 
     @records.events.on("after_create", "contact")
     def refuse(event: RecordEvent) -> None:
@@ -335,7 +335,7 @@ def test_every_event_with_what_it_carries(records: Records, ann: Actor) -> None:
 
     with pytest.raises(Restricted):
         make_account(records, ann, name="Rolled back")  # its handler's contact is refused
-    assert count_rows(records.engine, records.schema.table("account")) == 0
+    assert count_rows(records.engine, records.tables.table("account")) == 0
 
 
 def test_one_transaction_for_several_calls_rolls_back_together(
@@ -344,7 +344,7 @@ def test_one_transaction_for_several_calls_rolls_back_together(
     with pytest.raises(ValidationFailed), records.transaction() as conn:
         account = records.create(ann, "account", {"name": "Kept?"}, conn=conn)
         records.create(ann, "contract", {"account": account["id"]}, conn=conn)
-    assert count_rows(records.engine, records.schema.table("account")) == 0
+    assert count_rows(records.engine, records.tables.table("account")) == 0
 
 
 def test_trusted_callers_may_set_read_only_fields(records: Records, ann: Actor) -> None:
@@ -377,7 +377,7 @@ def test_concurrent_autonumbers_are_unique(records: Records, ann: Actor) -> None
     year = dt.date.today().year
     assert sorted(numbers) == [f"CT-{year}-{n:05d}" for n in range(1, 21)]
     with records.engine.connect() as conn:
-        table = records.schema.table("contract")
+        table = records.tables.table("contract")
         assert conn.scalar(sa.select(sa.func.count(sa.distinct(table.c.number)))) == 20
 
 

@@ -19,11 +19,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from engine import SYSTEM, Actor, Records, build_schema, migrate, plan
+from engine import SYSTEM, Actor, Records, build_tables, migrate, plan
 from engine.query import ListQuery, run
 from engine.search import _sqlite as fts
 from engine.search import ensure_search_indexes, search_condition
-from engine.tables import Schema
+from engine.tables import Tables
 from metamodel import Model, load_packages
 
 _counter = itertools.count()
@@ -85,9 +85,9 @@ def package(tmp_path: Path, body: str) -> Model:
 
 
 @functools.cache
-def schema_of(model: Model) -> Schema:
+def tables_of(model: Model) -> Tables:
     """The tables of ``model``, built once (building them costs more than a search)."""
-    return build_schema(model)
+    return build_tables(model)
 
 
 def fold(text: str) -> str:
@@ -109,11 +109,11 @@ def search(
 ) -> set[int]:
     query = ListQuery(search=text, limit=500, search_in=None if within is None else tuple(within))
     with engine.connect() as conn:
-        return {r["id"] for r in run(conn, schema_of(model), entity, query, SYSTEM).rows}
+        return {r["id"] for r in run(conn, tables_of(model), entity, query, SYSTEM).rows}
 
 
 def stored(engine: Engine, model: Model, entity: str) -> dict[int, dict[str, Any]]:
-    table = schema_of(model).table(entity)
+    table = tables_of(model).table(entity)
     with engine.connect() as conn:
         return {row["id"]: dict(row) for row in conn.execute(sa.select(table)).mappings()}
 
@@ -130,16 +130,16 @@ def objects(engine: Engine) -> set[tuple[str, str, str]]:
 
 def searched(model: Model) -> dict[str, tuple[str, ...]]:
     """Table → search fields, for the entities that have some."""
-    schema = schema_of(model)
-    return {schema.table(e.name).name: e.search_fields for e in model if e.search_fields}
+    tables = tables_of(model)
+    return {tables.table(e.name).name: e.search_fields for e in model if e.search_fields}
 
 
 def wanted_objects(model: Model) -> set[tuple[str, str, str]]:
-    schema = schema_of(model)
+    tables = tables_of(model)
     found = set()
     for entity in model:
         if entity.search_fields:
-            table = schema.table(entity.name).name
+            table = tables.table(entity.name).name
             found.add(("table", fts.fts_name(table), fts.fts_name(table)))
             found |= {("trigger", fts.trigger_name(table, e), table) for e in fts.TRIGGERS}
     return found
@@ -157,7 +157,7 @@ def in_step(engine: Engine, table: str) -> None:
 def assert_search_right(engine: Engine, model: Model) -> None:
     """Every query finds what the LIKE meaning finds, on every entity; on SQLite through
     the FTS5 tables, which match the table's rows exactly."""
-    schema = schema_of(model)
+    tables = tables_of(model)
     sqlite = engine.dialect.name == "sqlite"
     if sqlite:
         assert objects(engine) == wanted_objects(model)
@@ -167,7 +167,7 @@ def assert_search_right(engine: Engine, model: Model) -> None:
         fields = entity.search_fields
         if not fields:
             continue
-        table = schema.table(entity.name).name
+        table = tables.table(entity.name).name
         if sqlite:
             assert usable[table].columns == fields
             in_step(engine, table)
@@ -178,14 +178,14 @@ def assert_search_right(engine: Engine, model: Model) -> None:
 
 def write_some(engine: Engine, model: Model) -> None:
     """Creates, updates and deletes through the record service and through raw SQL."""
-    records = Records(engine, model, schema=schema_of(model))
+    records = Records(engine, model, tables=tables_of(model))
     made = records.create(SYSTEM, "account", {"name": "Gamma Acme 客户", "city": "Rome"})
     records.update(
         SYSTEM, "account", made["id"], {"name": "Gamma Omega 客户"}, version=made["version"]
     )
     gone = records.create(SYSTEM, "account", {"name": "Short lived acme"})
     records.delete(SYSTEM, "account", gone["id"], version=gone["version"])
-    table = schema_of(model).table("account")
+    table = tables_of(model).table("account")
     with engine.begin() as conn:
         conn.execute(
             table.insert().values(
@@ -219,7 +219,7 @@ def test_search_finds_what_the_like_scan_finds(db_engine: Engine, base: Model) -
         got = search(db_engine, base, "account", text, within=["name"])
         assert got == expected(rows, ["name"], text), text
     if db_engine.dialect.name == "sqlite":  # and the LIKE conditions agree, on these rows
-        table = schema_of(base).table("account")
+        table = tables_of(base).table("account")
         with db_engine.connect() as conn:
             for text in QUERIES:
                 like = search_condition([table.c.name, table.c.notes], text, "sqlite")
@@ -329,9 +329,9 @@ def test_what_is_indexed_is_read_once_not_per_search(
 def test_making_the_indexes_again_changes_nothing(
     sqlite_engine: Engine, sqlite_base: Model, statements: list[tuple[str, Any]]
 ) -> None:
-    schema = schema_of(sqlite_base)
+    tables = tables_of(sqlite_base)
     with sqlite_engine.begin() as conn:
-        assert ensure_search_indexes(conn, schema) == ["account__fts", "visit__fts"]
+        assert ensure_search_indexes(conn, tables) == ["account__fts", "visit__fts"]
     assert not [s for s, _ in statements if s.startswith(("CREATE", "DROP", "INSERT"))]
 
 
@@ -348,15 +348,15 @@ def test_a_missing_trigger_is_not_trusted_and_is_made_again(
         assert "account" not in fts.usable(conn, sqlite_base.hash, lambda: searched(sqlite_base))
     assert search(sqlite_engine, sqlite_base, "account", "acme") == {1, 2}
     with sqlite_engine.begin() as conn:
-        ensure_search_indexes(conn, schema_of(sqlite_base))
+        ensure_search_indexes(conn, tables_of(sqlite_base))
     in_step(sqlite_engine, "account")
     assert_search_right(sqlite_engine, sqlite_base)
 
 
 def test_without_the_migrator_search_scans(sqlite_engine: Engine, tmp_path: Path) -> None:
     model = package(tmp_path, BASE)
-    schema: Schema = schema_of(model)
-    schema.metadata.create_all(sqlite_engine)
+    tables: Tables = tables_of(model)
+    tables.metadata.create_all(sqlite_engine)
     Records(sqlite_engine, model).create(SYSTEM, "account", {"name": "Acme"})
     with sqlite_engine.connect() as conn:
         assert fts.usable(conn, model.hash, lambda: searched(model)) == {}
@@ -467,7 +467,7 @@ def check_migrated(engine: Engine, model: Model) -> None:
         assert search_tables(engine) == wanted_tables(model)
     assert_search_right(engine, model)
     write_some(engine, model)
-    records = Records(engine, model, schema=schema_of(model))
+    records = Records(engine, model, tables=tables_of(model))
     records.create(SYSTEM, "account", {})  # every search field empty
     if "visit" in model.entities:
         records.create(SYSTEM, "visit", {"account": 3, "subject": "new acme"})

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from engine.tables import build_schema
+from engine.tables import build_tables
 from metamodel import load_packages
 
 PACKAGE = """\
@@ -107,7 +107,7 @@ SQLITE = {
 def _reflected(db_engine: Engine, tmp_path: Path) -> sa.Inspector:
     path = tmp_path / "kinds.yaml"
     path.write_text(textwrap.dedent(PACKAGE), encoding="utf-8")
-    build_schema(load_packages([path])).metadata.create_all(db_engine)
+    build_tables(load_packages([path])).metadata.create_all(db_engine)
     return sa.inspect(db_engine)
 
 

@@ -115,7 +115,7 @@ def app(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[Flask]:
         }
     )
     runtime = app.extensions["heddle"]
-    runtime.schema.metadata.create_all(runtime.engine)
+    runtime.tables.metadata.create_all(runtime.engine)
     with runtime.engine.begin() as conn:
         for username, roles, team, manager in PEOPLE:
             runtime.accounts.create_user(

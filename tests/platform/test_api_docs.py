@@ -91,7 +91,7 @@ def server(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[tuple[str
         }
     )
     runtime = app.extensions["heddle"]
-    runtime.schema.metadata.create_all(runtime.engine)
+    runtime.tables.metadata.create_all(runtime.engine)
     with runtime.engine.begin() as conn:
         runtime.accounts.create_user(conn, "admin", "admin-pass", ["admin"])
         runtime.accounts.create_user(

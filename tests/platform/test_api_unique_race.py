@@ -52,7 +52,7 @@ def app(pg_url: str, pg_engine: Engine, tmp_path: Path) -> Iterator[Flask]:
         }
     )
     runtime = app.extensions["heddle"]
-    runtime.schema.metadata.create_all(runtime.engine)
+    runtime.tables.metadata.create_all(runtime.engine)
     with runtime.engine.begin() as conn:
         runtime.accounts.create_user(conn, "root", PASSWORD, ["admin"])
     yield app
@@ -74,7 +74,7 @@ def test_a_unique_value_another_request_is_writing_is_a_422(
     app: Flask, client: FlaskClient, pg_engine: Engine
 ) -> None:
     records: Records = app.extensions["heddle"].records
-    table = records.schema.table("member")
+    table = records.tables.table("member")
     threads: list[threading.Thread] = []
 
     @records.events.on("before_create", "member")

@@ -131,7 +131,7 @@ def shop_app(tmp_path: Path) -> Iterator[Flask]:
         }
     )
     runtime = app.extensions["heddle"]
-    runtime.schema.metadata.create_all(runtime.engine)
+    runtime.tables.metadata.create_all(runtime.engine)
     with runtime.engine.begin() as conn:
         for username, roles in USERS.items():
             runtime.accounts.create_user(conn, username, "password123", roles, team="HQ")
@@ -162,7 +162,7 @@ def document(client: FlaskClient, username: str | None = None) -> dict[str, Any]
     return found
 
 
-def schema_of(doc: dict[str, Any], name: str) -> dict[str, Any]:
+def tables_of(doc: dict[str, Any], name: str) -> dict[str, Any]:
     found: dict[str, Any] = doc["components"]["schemas"][name]
     return found
 
@@ -237,7 +237,7 @@ def test_the_registries_cover_every_field_type() -> None:
 
 
 def test_the_record_schema_types_every_field(client: FlaskClient) -> None:
-    customer = schema_of(document(client, "root"), "Customer")
+    customer = tables_of(document(client, "root"), "Customer")
     props = customer["properties"]
     assert customer["additionalProperties"] is False
     assert props["name"]["type"] == ["string", "null"]
@@ -261,7 +261,7 @@ def test_the_record_schema_types_every_field(client: FlaskClient) -> None:
 
 def test_formulas_children_and_labels(client: FlaskClient) -> None:
     doc = document(client, "root")
-    order = schema_of(doc, "Order")["properties"]
+    order = tables_of(doc, "Order")["properties"]
     assert order["big"]["type"] == ["boolean", "null"] and order["big"]["readOnly"] is True
     assert order["customer_grade"]["type"] == ["string", "null"]
     assert order["total"]["type"] == ["string", "null"]  # a money rollup, as text
@@ -272,10 +272,10 @@ def test_formulas_children_and_labels(client: FlaskClient) -> None:
         "title": "Lines",
         "x-field-type": "children",
     }
-    assert "lines" not in schema_of(doc, "Order")["required"]
-    amount = schema_of(doc, "OrderLine")["properties"]["amount"]
+    assert "lines" not in tables_of(doc, "Order")["required"]
+    amount = tables_of(doc, "OrderLine")["properties"]["amount"]
     assert amount["type"] == ["string", "null"] and amount["x-field-type"] == "formula"
-    name = schema_of(doc, "Customer")["properties"]["name"]
+    name = tables_of(doc, "Customer")["properties"]["name"]
     assert name["title"] == "Customer name"
     assert name["x-labels"] == {"en": "Customer name", "zh": "客户名称", "ja": "顧客名"}
     assert name["description"] == "As on the contract"
@@ -285,7 +285,7 @@ def test_formulas_children_and_labels(client: FlaskClient) -> None:
 
 def test_input_and_patch_schemas(client: FlaskClient) -> None:
     doc = document(client, "root")
-    customer = schema_of(doc, "CustomerInput")
+    customer = tables_of(doc, "CustomerInput")
     assert customer["additionalProperties"] is False
     assert customer["required"] == ["name"]
     props = customer["properties"]
@@ -300,23 +300,23 @@ def test_input_and_patch_schemas(client: FlaskClient) -> None:
     assert {"owner_id", "team_id"} <= set(props)
     # computed and system fields are not input
     assert not {"order_count", "id", "version", "created_at"} & set(props)
-    order = schema_of(doc, "OrderInput")
+    order = tables_of(doc, "OrderInput")
     assert order["required"] == ["customer"]
     assert not {"number", "total", "big", "customer_grade"} & set(order["properties"])
     assert order["properties"]["lines"]["items"] == {
         "$ref": "#/components/schemas/OrderLineRowInput"
     }
     assert order["properties"]["lines"]["minItems"] == 1
-    row = schema_of(doc, "OrderLineRowInput")
+    row = tables_of(doc, "OrderLineRowInput")
     assert "order" not in row["properties"]  # the parent link is set by the parent
     assert "id" not in row["properties"]  # a new order has no rows to change
     assert row["required"] == ["product", "price"]
-    changed = schema_of(doc, "OrderLineRowPatch")
+    changed = tables_of(doc, "OrderLineRowPatch")
     assert changed["anyOf"] == [{"required": ["id"]}, {"required": ["product", "price"]}]
-    assert schema_of(doc, "OrderPatch")["properties"]["lines"]["items"] == {
+    assert tables_of(doc, "OrderPatch")["properties"]["lines"]["items"] == {
         "$ref": "#/components/schemas/OrderLineRowPatch"
     }
-    patch = schema_of(doc, "CustomerPatch")
+    patch = tables_of(doc, "CustomerPatch")
     assert patch["required"] == ["version"]
     assert patch["properties"]["name"]["type"] == "string"  # required: never null
     assert "default" not in patch["properties"]["grade"]
@@ -391,7 +391,7 @@ def test_list_parameters(client: FlaskClient) -> None:
     assert "number" in order_params["q"]["description"]  # no search fields: its title field
     assert "number__startswith" in order_params
     assert "product" in list_parameters(doc, "order_line")["q"]["description"]  # its title
-    page = schema_of(doc, "CustomerPage")
+    page = tables_of(doc, "CustomerPage")
     row = page["properties"]["data"]["items"]
     assert row["required"] == ["id"]
     assert row["properties"]["account_manager__title"]["type"] == ["string", "null"]
@@ -432,21 +432,21 @@ def names_in(doc: dict[str, Any], name: str) -> bool:
 def test_hidden_fields_are_absent_for_the_role_and_present_for_admin(client: FlaskClient) -> None:
     admin, clerk = document(client, "root"), document(client, "clara")
     for schema, field in HIDDEN_FROM_CLERK.items():
-        assert field in schema_of(admin, schema)["properties"]
-        assert field not in schema_of(clerk, schema)["properties"]
+        assert field in tables_of(admin, schema)["properties"]
+        assert field not in tables_of(clerk, schema)["properties"]
         assert names_in(admin, field)
         assert not names_in(clerk, field), f"{field} is named in the clerk's document"
     params = list_parameters(clerk, "customer")
     assert "internal_rating" not in params and "internal_rating__gte" not in params
     assert "internal_rating" not in params["fields"]["schema"]["items"]["enum"]
     assert (
-        "margin" not in schema_of(clerk, "OrderPage")["properties"]["data"]["items"]["properties"]
+        "margin" not in tables_of(clerk, "OrderPage")["properties"]["data"]["items"]["properties"]
     )
     # read-only for the clerk: readable, not writable
-    assert "credit_limit" in schema_of(clerk, "Customer")["properties"]
-    assert "credit_limit" not in schema_of(clerk, "CustomerInput")["properties"]
-    assert "credit_limit" not in schema_of(clerk, "CustomerPatch")["properties"]
-    assert "credit_limit" in schema_of(admin, "CustomerPatch")["properties"]
+    assert "credit_limit" in tables_of(clerk, "Customer")["properties"]
+    assert "credit_limit" not in tables_of(clerk, "CustomerInput")["properties"]
+    assert "credit_limit" not in tables_of(clerk, "CustomerPatch")["properties"]
+    assert "credit_limit" in tables_of(admin, "CustomerPatch")["properties"]
     assert admin["info"]["x-view"] == "admin" and clerk["info"]["x-view"] == "clerk"
 
 
@@ -473,8 +473,8 @@ def test_a_role_that_reads_nothing_gets_the_auth_and_meta_paths(client: FlaskCli
 def test_several_roles_see_what_any_of_them_shows(client: FlaskClient) -> None:
     # the auditor hides nothing, so a clerk who is also an auditor sees internal_rating
     both = document(client, "both")
-    assert "internal_rating" in schema_of(both, "Customer")["properties"]
-    assert "margin" in schema_of(both, "Order")["properties"]
+    assert "internal_rating" in tables_of(both, "Customer")["properties"]
+    assert "margin" in tables_of(both, "Order")["properties"]
 
 
 def test_anonymous_callers_get_no_field_any_role_hides(client: FlaskClient) -> None:
@@ -485,7 +485,7 @@ def test_anonymous_callers_get_no_field_any_role_hides(client: FlaskClient) -> N
     assert set(anonymous["paths"]["/records/customer/{id}"]) == {
         "get", "patch", "delete", "parameters"
     }  # fmt: skip
-    assert "credit_limit" in schema_of(anonymous, "CustomerInput")["properties"]
+    assert "credit_limit" in tables_of(anonymous, "CustomerInput")["properties"]
     assert anonymous["info"]["x-view"] == "anonymous"
 
 
@@ -506,7 +506,7 @@ def test_a_browser_session_gets_its_own_view(client: FlaskClient) -> None:
     assert login.status_code == 200, login.json
     doc = client.get("/api/v1/openapi.json").json
     assert doc["info"]["x-view"] == "clerk"
-    assert "internal_rating" not in schema_of(doc, "Customer")["properties"]
+    assert "internal_rating" not in tables_of(doc, "Customer")["properties"]
 
 
 # --- caching -------------------------------------------------------------------------------
@@ -546,7 +546,7 @@ def test_a_definition_change_regenerates_the_document(
     shop_app: Flask, client: FlaskClient, tmp_path: Path
 ) -> None:
     before = client.get("/api/v1/openapi.json")
-    assert "loyalty" not in schema_of(before.json, "Customer")["properties"]
+    assert "loyalty" not in tables_of(before.json, "Customer")["properties"]
     changed = tmp_path / "shop-v2.yaml"
     changed.write_text(
         SHOP.replace("  employees: {type: integer, min: 0}\n",
@@ -562,7 +562,7 @@ def test_a_definition_change_regenerates_the_document(
     runtime.refresh()
     after = client.get("/api/v1/openapi.json", headers={"If-None-Match": before.headers["ETag"]})
     assert after.status_code == 200
-    assert "loyalty" in schema_of(after.json, "Customer")["properties"]
+    assert "loyalty" in tables_of(after.json, "Customer")["properties"]
     assert "loyalty__gte" in list_parameters(after.json, "customer")
     assert after.json["info"]["x-model-hash"] == runtime.model.hash
     assert after.json["info"]["x-model-hash"] != before.json["info"]["x-model-hash"]

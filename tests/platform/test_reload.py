@@ -206,7 +206,7 @@ def test_a_broken_snapshot_keeps_the_model_served(
     client = other.test_client()
     assert client.get("/healthz").status_code == 200
     served = runtime.model
-    history = runtime.schema.metadata.tables[HISTORY_TABLE]
+    history = runtime.tables.metadata.tables[HISTORY_TABLE]
     with runtime.engine.begin() as conn:
         conn.execute(
             history.insert().values(
@@ -239,7 +239,7 @@ def test_a_request_keeps_the_state_it_started_with(
         runtime.refresh()  # swapped while the request runs
         assert "loyalty" in set(runtime.latest.model.entity("account").fields)
         assert runtime.records is pinned and runtime.model is pinned.model
-        assert runtime.schema is pinned.schema and "loyalty" not in account_fields(runtime)
+        assert runtime.tables is pinned.tables and "loyalty" not in account_fields(runtime)
     assert runtime.records is runtime.latest.records  # the next request sees the new one
     assert "loyalty" in account_fields(runtime)
 
@@ -273,7 +273,7 @@ def test_nothing_to_follow_before_the_first_migration(
     package = Path(app.config["PACKAGES"])
     runtime_of(app).engine.dispose()
     with db_engine.begin() as conn:  # as if nothing was migrated: no tables at all
-        runtime_of(app).schema.metadata.drop_all(conn)
+        runtime_of(app).tables.metadata.drop_all(conn)
     fresh = create_app(
         {"DATABASE_URL": db_url, "PACKAGES": str(package), "MODEL_CHECK_SECONDS": 0,
          "INSTANCE_PATH": str(tmp_path / "fresh"), "SECRET_KEY": "test", "TESTING": True}

@@ -218,7 +218,7 @@ def lab_app(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[Flask]:
         }
     )
     runtime = app.extensions["heddle"]
-    runtime.schema.metadata.create_all(runtime.engine)
+    runtime.tables.metadata.create_all(runtime.engine)
     with runtime.engine.begin() as conn:
         # users and teams 1 to SEEDED, so references to them can be aimed at too
         for n in range(SEEDED):
