@@ -14,7 +14,7 @@ import crm_definitions
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from metamodel.tables import NORMALIZERS
+from metamodel.schema import NORMALIZERS
 
 from engine import duplicates
 from engine.duplicates import (
