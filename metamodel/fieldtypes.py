@@ -269,9 +269,9 @@ def _builtins() -> list[FieldType]:
         FieldType(
             "reference",
             INTEGER,
-            _KEYED | {"to", "on_delete"},
+            _KEYED | {"to", "on_delete", "link"},
             requires=("to",),
-            defaults={"on_delete": "restrict"},
+            defaults={"on_delete": "restrict", "link": "readable"},
             category="reference",
             constant_default=False,
             check=_check_reference,

@@ -16,6 +16,7 @@ from ..context import Actor
 from ..errors import BadRequest, ValidationFailed
 from ..fieldtypes import python_value, stored
 from ..inputs import OWNERSHIP, input_loader
+from ..permissions import Permissions
 from ..tables import TEAM_TABLE, USER_TABLE, Tables
 from ._common import RECORD, REQUIRED, Errors, add, empty
 
@@ -25,11 +26,14 @@ T = TypeVar("T")
 class Validator:
     """Coerces and checks records of one Model on one database."""
 
-    def __init__(self, tables: Tables, dialect: str, computer: Computer) -> None:
+    def __init__(
+        self, tables: Tables, dialect: str, computer: Computer, permissions: Permissions
+    ) -> None:
         self.tables = tables
         self.model = tables.model
         self.dialect = dialect
         self.computer = computer
+        self.permissions = permissions
 
     def input(
         self, ent: Entity, data: Mapping[str, Any], *, partial: bool, trusted: bool
@@ -66,13 +70,20 @@ class Validator:
         self, conn: sa.Connection, ent: Entity, values: dict[str, Any], actor: Actor
     ) -> None:
         context = actor.context()
-        for field in ent.fields.values():
-            if field.name in values or not stored(field) or field.computed:
-                continue
+        missing = [
+            f for f in ent.fields.values() if f.name not in values and stored(f) and not f.computed
+        ]
+        # A default may read through a reference (unit_price: =product.list_price): the
+        # view loads the records it names.
+        view: dict[str, Any] = values
+        if any(f.default_expression is not None for f in missing):
+            view = self.computer.view(conn, ent, values, context)
+        for field in missing:
             if field.default_expression is not None:
-                values[field.name] = field.default_expression.evaluate(values, context)
+                value = field.default_expression.evaluate(view, context)
+                values[field.name] = view[field.name] = value
             elif field.default is not None:
-                values[field.name] = python_value(field, field.default)
+                values[field.name] = view[field.name] = python_value(field, field.default)
         if ent.ownable:
             owner = values.setdefault("owner_id", actor.user_id)
             if "team_id" not in values:
@@ -100,8 +111,10 @@ class Validator:
         *,
         changed: set[str] | None,
         child_counts: Mapping[str, int],
+        trusted: bool = False,
     ) -> None:
-        """Check a whole candidate record; problems are added to ``errors``."""
+        """Check a whole candidate record; problems are added to ``errors``. ``trusted``
+        (the platform's own writes) may link to records the actor does not see."""
         view = self.computer.view(conn, ent, record, actor.context())
         context = actor.context()
         for field in ent.fields.values():
@@ -117,7 +130,7 @@ class Validator:
                     add(errors, field.name, REQUIRED)
             elif stored(field) and not field.computed and empty(record.get(field.name)):
                 add(errors, field.name, REQUIRED)
-        self.check_references(conn, ent, record, errors, changed)
+        self.check_references(conn, None if trusted else actor, ent, record, errors, changed)
         self.check_unique(conn, ent, record, record_id, errors, changed)
         for validation in ent.validations:
             if validation.when is not None and not validation.when.evaluate(view, context):
@@ -130,34 +143,47 @@ class Validator:
     def check_references(
         self,
         conn: sa.Connection,
+        actor: Actor | None,
         ent: Entity,
         record: Mapping[str, Any],
         errors: Errors,
         changed: set[str] | None,
     ) -> None:
-        targets: list[tuple[str, str, Any]] = []
+        """Every id a reference, user or team field holds names a record that exists — and,
+        for a reference, one ``actor`` may read (unless the field says ``link: any``): an
+        id out of sight is refused exactly like an id of nothing, so a reference is no way
+        to learn which records exist."""
+        targets: list[tuple[str, str, Any, Any]] = []
         for field in ent.fields_of_type("reference", "user", "team"):
             if changed is None or field.name in changed:
-                target_table = (
-                    self.tables.table(field.to or "").name
-                    if field.type == "reference"
-                    else (USER_TABLE if field.type == "user" else TEAM_TABLE)
-                )
-                targets.append((field.name, target_table, record.get(field.name)))
+                if field.type == "reference":
+                    table = self.tables.table(field.to or "")
+                    sight = None
+                    if actor is not None and field.settings.get("link") != "any":
+                        target = self.model.entity(field.to or "")
+                        grant = self.permissions.grant(actor, target, "read")
+                        sight = self.permissions.where(actor, target, grant, table)
+                    targets.append((field.name, table.name, record.get(field.name), sight))
+                else:
+                    system = USER_TABLE if field.type == "user" else TEAM_TABLE
+                    targets.append((field.name, system, record.get(field.name), None))
         if ent.ownable:
             for name, owner_table in (("owner_id", USER_TABLE), ("team_id", TEAM_TABLE)):
                 if changed is None or name in changed:
-                    targets.append((name, owner_table, record.get(name)))
-        for name, table_name, value in targets:
+                    targets.append((name, owner_table, record.get(name), None))
+        for name, table_name, value, sight in targets:
             if name in errors or empty(value):
                 continue
             wanted = set(value) if isinstance(value, list) else {value}
             table = self.tables.metadata.tables[table_name]
-            found = set(conn.scalars(sa.select(table.c.id).where(table.c.id.in_(wanted))))
+            query = sa.select(table.c.id).where(table.c.id.in_(wanted))
+            if sight is not None:
+                query = query.where(sight)
+            found = set(conn.scalars(query))
             for missing in sorted(wanted - found):
                 what = ent.fields[name].to if name in ent.fields else None
-                target = what or table_name.removeprefix("heddle_")
-                add(errors, name, f"No {target} with id {missing}.")
+                target_name = what or table_name.removeprefix("heddle_")
+                add(errors, name, f"No {target_name} with id {missing}.")
 
     def check_unique(
         self,

@@ -92,7 +92,15 @@ class Writer:
         self.events.emit(event)
         counts = {name: len(rows) for name, rows in children.items()}
         self.validator.check(
-            conn, actor, ent, values, None, errors, changed=None, child_counts=counts
+            conn,
+            actor,
+            ent,
+            values,
+            None,
+            errors,
+            changed=None,
+            child_counts=counts,
+            trusted=trusted,
         )
         if errors:
             raise ValidationFailed(f"the {ent.name} is not valid", errors)
@@ -163,7 +171,15 @@ class Writer:
         } | set(children)
         counts = {name: len(rows) for name, rows in children.items()}
         self.validator.check(
-            conn, actor, ent, record, record_id, errors, changed=changed, child_counts=counts
+            conn,
+            actor,
+            ent,
+            record,
+            record_id,
+            errors,
+            changed=changed,
+            child_counts=counts,
+            trusted=trusted,
         )
         if errors:
             raise ValidationFailed(f"the {ent.name} is not valid", errors)

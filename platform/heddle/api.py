@@ -19,7 +19,6 @@ from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 
 from engine import Actor, BadRequest, NotFound
-from engine.query import parse_params
 from metamodel import Entity, Field, Label
 
 from .accounts import User
@@ -267,10 +266,10 @@ def _params() -> Mapping[str, Any]:
 @api.get("/records/<entity>")
 def list_records(entity: str) -> ResponseReturnValue:
     """A page of records: filters, sort, cursor, search, field selection, expansion."""
-    heddle = runtime()
-    ent = heddle.records.entity(entity)
-    query = parse_params(heddle.model, ent.name, _params())
-    page = heddle.records.query(actor(), ent.name, query)
+    records = runtime().records
+    act = actor()
+    query = records.parse(act, entity, _params())
+    page = records.query(act, entity, query)
     return jsonify(
         data=page.rows,
         next_cursor=page.next_cursor,

@@ -80,7 +80,7 @@ class RacedRecords(Records):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.validator = self.writer.validator = RacedValidator(
-            self.tables, self.dialect, self.computer
+            self.tables, self.dialect, self.computer, self.permissions
         )
 
     @property
