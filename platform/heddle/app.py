@@ -117,6 +117,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             user = runtime.accounts.by_id(conn, int(user_id))
         return user if user is not None and user.active else None
 
+    from . import security
     from .api import api
     from .errors import register as register_errors
     from .openapi import docs
@@ -124,6 +125,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api)
     app.register_blueprint(docs)
     register_errors(app)
+    security.init_app(app)
 
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:
