@@ -1,8 +1,11 @@
 """Users, teams and API tokens: the people who act, and how they prove it.
 
-Passwords are hashed with Argon2id; API tokens are random, shown once, and stored only as
-their SHA-256 digest, with an expiry and a revocation time. Roles are names of the
-package's role definitions (``admin`` is built in).
+Passwords are hashed with Argon2id at OWASP's first recommended cost (19 MiB of memory,
+2 passes, 1 lane: about 25 ms on one core of these machines; argon2-cffi's default, RFC
+9106's 64 MiB and 4 lanes, took 150-400 ms on two shared cores, with no lane to spare).
+A hash made at another cost is redone at the next login. API tokens are random, shown
+once, and stored only as their SHA-256 digest, with an expiry and a revocation time.
+Roles are names of the package's role definitions (``admin`` is built in).
 """
 
 from __future__ import annotations
@@ -24,13 +27,25 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from engine import Actor, Schema
-from engine.tables import TEAM_TABLE, TOKEN_TABLE, USER_TABLE
+from engine.tables import TEAM_TABLE, TOKEN_TABLE, USER_TABLE, system_tables
 
 TOKEN_PREFIX = "hdl_"
-_hasher = PasswordHasher()
+#: Argon2id: memory in KiB, passes, lanes (docs/configuration.md says why these).
+ARGON2_MEMORY_KIB, ARGON2_PASSES, ARGON2_LANES = 19 * 1024, 2, 1
+_hasher = PasswordHasher(
+    time_cost=ARGON2_PASSES, memory_cost=ARGON2_MEMORY_KIB, parallelism=ARGON2_LANES
+)
 # Compared against when the username is unknown, so a wrong name costs as long as a
-# wrong password and timing does not reveal which names exist.
-_DUMMY_HASH = _hasher.hash("not a password")
+# wrong password and timing does not reveal which names exist. Made on first need:
+# hashing at import time slowed the start of every command, `heddle --help` included.
+_DUMMY_HASH = ""
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if not _DUMMY_HASH:
+        _DUMMY_HASH = _hasher.hash("not a password")
+    return _DUMMY_HASH
 
 
 class AccountError(ValueError):
@@ -193,10 +208,19 @@ class TokenCache:
 
 
 class Accounts:
-    def __init__(self, schema: Schema, *, token_cache_seconds: float = 5.0) -> None:
+    """Users, teams and tokens in the database. ``schema``: the Model's tables, whose roles
+    users may be given; None (the commands that give no role) skips compiling the Model
+    and refuses to set roles."""
+
+    def __init__(self, schema: Schema | None = None, *, token_cache_seconds: float = 5.0) -> None:
         self.schema = schema
         self.cache = TokenCache(token_cache_seconds)
-        tables = schema.metadata.tables
+        if schema is None:
+            metadata = sa.MetaData()
+            system_tables(metadata)
+        else:
+            metadata = schema.metadata
+        tables = metadata.tables
         self.users = tables[USER_TABLE]
         self.teams = tables[TEAM_TABLE]
         self.tokens = tables[TOKEN_TABLE]
@@ -336,6 +360,8 @@ class Accounts:
         return user
 
     def _roles(self, roles: Sequence[str]) -> list[str]:
+        if self.schema is None:
+            raise TypeError("Accounts needs the Model's schema to give roles")
         known = {"admin", *self.schema.model.roles}
         unknown = [role for role in roles if role not in known]
         if unknown:
@@ -489,7 +515,7 @@ class Accounts:
             row = conn.execute(
                 sa.select(self.users).where(self.users.c.username == username)
             ).first()
-        stored = row.password_hash if row is not None and row.password_hash else _DUMMY_HASH
+        stored = row.password_hash if row is not None and row.password_hash else _dummy_hash()
         try:
             _hasher.verify(stored, password)
         except (VerificationError, InvalidHashError):
