@@ -72,6 +72,7 @@ KEEP: Final = _Keep.KEEP
 USERNAME_PATTERN = r"\w[\w.@+-]{0,149}"
 _USERNAME = re.compile(USERNAME_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # JSON may hold one ("\ud800"); UTF-8 cannot
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
 
 
@@ -101,6 +102,8 @@ def text_problem(value: str, *, what: str, size: int, empty: bool = False) -> st
         return f"{what} has at most {size} characters"
     if _CONTROL.search(value):
         return f"{what} cannot contain control characters"
+    if _SURROGATE.search(value):
+        return f"{what} cannot contain unpaired surrogates (not text)"
     return None
 
 
@@ -116,6 +119,8 @@ def password_problem(password: str) -> str | None:
         return f"a password needs at least {MIN_PASSWORD} characters"
     if len(password) > MAX_PASSWORD:
         return f"a password has at most {MAX_PASSWORD} characters"
+    if _SURROGATE.search(password):
+        return "a password cannot contain unpaired surrogates (not text)"
     return None
 
 
@@ -419,10 +424,10 @@ class Accounts:
         active: bool | None = None,
         team: str | None = None,
         role: str | None = None,
-        username: str | None = None,
+        user_id: int | None = None,
     ) -> list[UserInfo]:
         """Users with what an administrator sees of them (never the password hash), by
-        username; filtered by activity, team name, role and username when given."""
+        username; filtered by activity, team name, role and id when given."""
         u, t = self.users, self.teams
         boss = u.alias("boss")
         query = (
@@ -439,8 +444,8 @@ class Accounts:
             query = query.where(u.c.active == active)
         if team is not None:
             query = query.where(t.c.name == team)
-        if username is not None:
-            query = query.where(u.c.username == username)
+        if user_id is not None:
+            query = query.where(u.c.id == user_id)
         found = [
             UserInfo(
                 **{**row._mapping, "roles": sorted(row.roles or ()), "active": bool(row.active)}
@@ -450,7 +455,7 @@ class Accounts:
         # roles is a JSON list: filtered here, the same on SQLite and PostgreSQL
         return [user for user in found if role is None or role in user.roles]
 
-    def list_teams(self, conn: sa.Connection, name: str | None = None) -> list[TeamInfo]:
+    def list_teams(self, conn: sa.Connection, team_id: int | None = None) -> list[TeamInfo]:
         """Teams by name, with their parent and how many users (active or not) each has."""
         t, u = self.teams, self.users
         parent = t.alias("parent")
@@ -461,8 +466,8 @@ class Accounts:
             .outerjoin(parent, parent.c.id == t.c.parent_id)
             .order_by(t.c.name)
         )  # fmt: skip
-        if name is not None:
-            query = query.where(t.c.name == name)
+        if team_id is not None:
+            query = query.where(t.c.id == team_id)
         return [TeamInfo(**row._mapping) for row in conn.execute(query)]
 
     def create_team(self, conn: sa.Connection, name: str, parent: str | None = None) -> int:
@@ -511,13 +516,14 @@ class Accounts:
     def authenticate(self, conn: sa.Connection, username: str, password: str) -> User | None:
         """The active user with this username and password, or None."""
         row = None
-        if "\x00" not in username:  # no username holds one, and PostgreSQL refuses it in text
+        # no username holds NUL or an unpaired surrogate, and the database refuses both
+        if "\x00" not in username and not _SURROGATE.search(username):
             row = conn.execute(
                 sa.select(self.users).where(self.users.c.username == username)
             ).first()
         stored = row.password_hash if row is not None and row.password_hash else _dummy_hash()
-        try:
-            _hasher.verify(stored, password)
+        try:  # as bytes: a JSON string may hold a surrogate, which UTF-8 cannot encode
+            _hasher.verify(stored, password.encode("utf-8", "surrogatepass"))
         except (VerificationError, InvalidHashError):
             return None
         if row is None or not row.active:

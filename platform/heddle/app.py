@@ -118,11 +118,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         return user if user is not None and user.active else None
 
     from . import security
+    from .admin_api import admin_api
     from .api import api
     from .errors import register as register_errors
     from .openapi import docs
 
     app.register_blueprint(api)
+    app.register_blueprint(admin_api)
     app.register_blueprint(docs)
     register_errors(app)
     security.init_app(app)

@@ -109,3 +109,16 @@ def test_bad_token_names_are_field_errors(
 def test_a_token_name_of_200_characters_is_kept(client: FlaskClient, password: str) -> None:
     body = {"username": "ann", "password": password, "name": "n" * 200}
     assert client.post("/api/v1/auth/token", json=body).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"username": "ann", "password": "\\ud800"}',
+        '{"username": "\\udfff", "password": "whatever it is"}',
+        '{"username": "ann", "password": "correct horse battery", "name": "\\ud800"}',
+    ],
+)
+def test_unpaired_surrogates_in_a_login_are_4xx(client: FlaskClient, body: str) -> None:
+    response = client.post("/api/v1/auth/token", data=body, headers=JSON)
+    assert response.status_code in (400, 401), response.json
