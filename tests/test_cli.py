@@ -359,3 +359,11 @@ def test_every_command_is_in_the_readme_and_the_help(runner: CliRunner) -> None:
         for command in _commands(main):
             if command.startswith(f"heddle {group} "):
                 assert f"  {command.split()[-1]} " in shown, command
+
+
+def test_a_token_name_is_checked(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _env(monkeypatch, tmp_path)
+    done = runner.invoke(main, ["token", "create", "anyone", "--name", "x" * 201])
+    assert done.exit_code == 2 and "a token's name has at most 200 characters" in done.output

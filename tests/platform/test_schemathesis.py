@@ -1,9 +1,10 @@
 """Schemathesis against the generated OpenAPI document: requests generated from it, valid
 (positive) and invalid (negative), for every operation (``/users`` and ``/teams``
 included), as an admin and — fewer of them — as a clerk, from the clerk's own view of the
-document (fields hidden and read-only); the API must never answer 5xx and every response must be one the document describes (status,
-content type, headers, body schema: the record schemas allow no other property, so a
-field hidden from the clerk that leaked into an answer fails the run).
+document (fields hidden and read-only); the API must never answer 5xx and every response
+must be one the document describes (status, content type, headers, body schema: the
+record schemas allow no other property, so a field hidden from the clerk that leaked into
+an answer fails the run).
 
 The test package uses every field type, so every branch of the generator is exercised.
 Generation is derandomized: the same requests every run. Requests on records use the
