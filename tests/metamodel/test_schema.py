@@ -70,9 +70,7 @@ _FIELD = st.fixed_dictionaries(
     {"type": st.sampled_from([*FIELD_TYPES, "dat"])},
     optional={
         "label": st.one_of(_SCALARS, st.dictionaries(st.sampled_from(["en", "zh", "X"]), _SCALARS)),
-        "options": st.lists(
-            st.one_of(_SCALARS, st.fixed_dictionaries({"value": _SCALARS})), max_size=3
-        ),
+        "options": st.lists(st.one_of(_SCALARS, st.fixed_dictionaries({"value": _SCALARS})), max_size=3),
         "to": _SCALARS,
         "required": _SCALARS,
         "min": _SCALARS,
