@@ -62,7 +62,15 @@ from engine import Actor, Records
 from engine.permissions import Permissions
 from metamodel import Entity, Model
 
-from ._openapi_paths import ERRORS, auth_paths, entity_paths, entity_tag, meta_paths, response
+from ._openapi_paths import (
+    ERRORS,
+    account_paths,
+    auth_paths,
+    entity_paths,
+    entity_tag,
+    meta_paths,
+    response,
+)
 from ._openapi_schemas import (
     ACTIONS,
     ENTITY_META_SCHEMA,
@@ -211,6 +219,8 @@ def build_document(model: Model, view: View) -> dict[str, Any]:
     _shared_components(spec)
     auth_paths(spec)
     meta_paths(spec, [name for name, _ in view.entities])
+    if view.roles is None or "admin" in view.roles:  # others may not use them
+        account_paths(spec, sorted({"admin", *model.roles}))
     for name, seen in view.entities:
         _entity(spec, model.entity(name), names, seen)
     return spec.to_dict()

@@ -532,3 +532,26 @@ def test_writing_child_rows_needs_update_on_the_parent(
                             f"({GRANTS[ROLE[user]]['account']['update'].replace('_', ' ')})."]
             }, case  # fmt: skip
         assert _items(client, token, account) == (after if expected < 400 else ["a", "b"]), case
+
+
+# Users and teams: the built-in admin role only, whatever a package's roles grant on records.
+ACCOUNT_CALLS = [
+    ("GET", "/users", None, 200),
+    ("GET", "/users/2", None, 200),
+    ("PATCH", "/users/2", {"name": "Mia M."}, 200),
+    ("POST", "/users", {"username": "eve", "password": "long enough", "roles": ["rep"]}, 201),
+    ("GET", "/teams", None, 200),
+    ("GET", "/teams/1", None, 200),
+    ("PATCH", "/teams/1", {"name": "Head office"}, 200),
+    ("POST", "/teams", {"name": "North"}, 201),
+]
+
+
+@pytest.mark.parametrize("user", ["root", *ROLE])
+def test_users_and_teams_are_for_admins_only(
+    client: FlaskClient, token: Headers, user: str
+) -> None:
+    for method, path, body, status in ACCOUNT_CALLS:
+        response = client.open(f"/api/v1{path}", method=method, headers=token(user), json=body)
+        expected = status if user == "root" else 403
+        assert response.status_code == expected, (user, method, path, response.json)
