@@ -32,6 +32,7 @@ fields:
   cost: {type: money}
   parent_account: {type: reference, to: account, on_delete: set_null}
   referred_by: {type: reference, to: account, on_delete: set_null, link: any}
+  vip: {type: boolean}
 ---
 kind: entity
 name: opportunity
@@ -299,3 +300,25 @@ def test_fields_returns_what_was_asked_computed_from_all_inputs(api: Call) -> No
     made(api, "ann", "opportunity", {"name": "E", "amount": "5000"})
     rows = api("ann", "GET", "/records/opportunity?fields=big&sort=id").json["data"]
     assert [row["big"] for row in rows] == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"revenue": "1e3"}, "revenue", "Not a valid number: write it like 1250.50."),
+        ({"revenue": "+5"}, "revenue", "Not a valid number: write it like 1250.50."),
+        ({"revenue": "Infinity"}, "revenue", "Not a valid number: write it like 1250.50."),
+        ({"vip": "yes"}, "vip", "Not a valid boolean."),
+        ({"vip": 1}, "vip", "Not a valid boolean."),
+    ],
+)
+def test_decimals_and_booleans_only_in_the_documented_form(
+    api: Call, body: dict[str, Any], field: str, message: str
+) -> None:
+    """The API takes what its OpenAPI document says: decimals as 1250.50 (or JSON
+    numbers), booleans as true and false (issue 9)."""
+    response = api("ann", "POST", "/records/account", json={"name": "X", **body})
+    assert response.status_code == 422
+    assert response.json["error"]["fields"] == {field: [message]}
+    fine = api("ann", "POST", "/records/account", json={"name": "Y", "revenue": 1000, "vip": True})
+    assert fine.status_code == 201 and fine.json["data"]["revenue"] == "1000.00"
