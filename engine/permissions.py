@@ -18,7 +18,7 @@ needs read on the quote, writing one needs update on it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -254,6 +254,27 @@ class Permissions:
         if grant.scope != "team_and_below":
             return False
         return team_id in set(conn.scalars(self._team_and_below(actor.team_id)))
+
+    def covers_values(
+        self, actor: Actor, entity: Entity, grant: Grant, record: Mapping[str, Any]
+    ) -> bool | None:
+        """Whether a record with these values lies within ``grant``'s scope, decided from
+        the values alone where they suffice (own, team); None when only the database can
+        say (teams below, a child's parent, an unowned record's author's team)."""
+        if grant.scope == "all":
+            return True
+        if grant.scope == "none":
+            return False
+        if entity.child:
+            return None
+        mine = record.get("owner_id" if entity.ownable else "created_by")
+        if actor.user_id is not None and mine == actor.user_id:
+            return True
+        if grant.scope == "own" or actor.team_id is None:
+            return False
+        if entity.ownable and grant.scope == "team":
+            return record.get("team_id") == actor.team_id
+        return None
 
     def covers(
         self, conn: sa.Connection, actor: Actor, entity: Entity, grant: Grant, record_id: int

@@ -65,7 +65,9 @@ class Records:
         self.permissions = Permissions(self.tables)
         self.reader: Engine = reader(engine)
         self.access = Access(self.tables, self.permissions)
-        self.validator = Validator(self.tables, self.dialect, self.computer, self.permissions)
+        self.validator = Validator(
+            self.tables, self.dialect, self.computer, self.permissions, self.reader.connect
+        )
         self.writer = Writer(self)
 
     @contextmanager
@@ -114,8 +116,8 @@ class Records:
             self.access.guard(actor, ent, data, grant, "create")
 
         def work(c: sa.Connection) -> dict[str, Any]:
-            record = self.writer.create(c, actor, ent, data, trusted)
-            self.access.stays_in_scope(c, actor, ent, grant, record["id"])
+            record = self.writer.create(c, actor, ent, data, trusted, alone=conn is None)
+            self.access.stays_in_scope(c, actor, ent, grant, record)
             self.access.gives_to_own_teams(c, actor, ent, grant, record)
             return self.access.visible(actor, ent, record)
 
@@ -157,8 +159,10 @@ class Records:
             grant = self.access.writable(c, actor, ent, record_id, "update")
             if not trusted:
                 self.access.guard(actor, ent, data, grant, "update")
-            record = self.writer.update(c, actor, ent, record_id, data, version, trusted)
-            self.access.stays_in_scope(c, actor, ent, grant, record_id)
+            record = self.writer.update(
+                c, actor, ent, record_id, data, version, trusted, alone=conn is None
+            )
+            self.access.stays_in_scope(c, actor, ent, grant, record)
             if isinstance(data, Mapping) and {"team_id", "owner_id"} & set(data):
                 self.access.gives_to_own_teams(c, actor, ent, grant, record)
             return self.access.visible(actor, ent, record)

@@ -59,11 +59,19 @@ class Access:
         return grant
 
     def stays_in_scope(
-        self, conn: sa.Connection, actor: Actor, ent: Entity, grant: Grant, record_id: int
+        self,
+        conn: sa.Connection,
+        actor: Actor,
+        ent: Entity,
+        grant: Grant,
+        record: Mapping[str, Any],
     ) -> None:
         """A record written must stay within the writer's scope (a rep cannot hand an
-        account to another team)."""
-        if not self.permissions.covers(conn, actor, ent, grant, record_id):
+        account to another team); decided from its values where they suffice."""
+        inside = self.permissions.covers_values(actor, ent, grant, record)
+        if inside is None:
+            inside = self.permissions.covers(conn, actor, ent, grant, record["id"])
+        if not inside:
             where = "owner_id" if ent.ownable else RECORD
             raise ValidationFailed(
                 f"the {ent.name} would leave what you may manage",

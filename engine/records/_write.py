@@ -83,7 +83,10 @@ class Writer:
         trusted: bool,
         *,
         parent: tuple[str, int] | None = None,
+        alone: bool = False,
     ) -> dict[str, Any]:
+        """Create a record; ``alone``: the only write of a transaction the record service
+        opened for it (see :meth:`Validator.guarded_write`)."""
         values, children, errors = self.validator.input(ent, data, partial=False, trusted=trusted)
         if parent is not None:
             values[parent[0]] = parent[1]
@@ -116,15 +119,27 @@ class Writer:
             version=1,
         )
         table = self.tables.table(ent.name)
-        insert = table.insert().values(row).returning(table.c.id)
-        record_id = self.validator.unique_write(
-            conn, ent, values, None, None, lambda: conn.execute(insert).scalar_one()
+        insert = table.insert().values(row).returning(*table.c)
+        stored = self.validator.guarded_write(
+            conn,
+            None if trusted else actor,
+            ent,
+            values,
+            None,
+            None,
+            lambda: dict(conn.execute(insert).mappings().one()),
+            alone=alone,
         )
+        record_id = stored["id"]
         self.write_children(conn, actor, ent, record_id, children, trusted, replace=False)
-        stored_row = self.row(conn, ent, record_id)
-        self.computer.refresh_rollups(conn, ent, [None], [stored_row])
-        self.audit.record(conn, ent, record_id, "create", actor, 1, None, stored_row)
-        result = self.read(conn, actor, ent, record_id, children=True)
+        self.computer.refresh_rollups(conn, ent, [None], [stored])
+        self.audit.record(conn, ent, record_id, "create", actor, 1, None, stored)
+        if children or ent.fields_of_type("children", "rollup"):
+            # child rows, and rollups they may have moved, are read back
+            result = self.read(conn, actor, ent, record_id, children=True)
+        else:
+            result = stored  # what RETURNING gave: no second read
+            self.computer.formulas(conn, ent, [result], actor.context())
         self.events.emit(
             RecordEvent("after_create", ent.name, actor, conn, self.records, record_id, result)
         )
@@ -139,6 +154,8 @@ class Writer:
         data: Mapping[str, Any],
         version: int | None,
         trusted: bool,
+        *,
+        alone: bool = False,
     ) -> dict[str, Any]:
         before = self.row(conn, ent, record_id, lock=True)
         if version is not None and before["version"] != version:
@@ -198,16 +215,27 @@ class Writer:
                 version=new_version,
             )
         )
-        done = self.validator.unique_write(
-            conn, ent, record, record_id, set(updates), lambda: conn.execute(update).rowcount
+        found = self.validator.guarded_write(
+            conn,
+            None if trusted else actor,
+            ent,
+            record,
+            record_id,
+            set(updates),
+            lambda: conn.execute(update.returning(*table.c)).mappings().first(),
+            alone=alone,
         )
-        if done != 1:  # pragma: no cover - the row is locked (PostgreSQL) or the
+        if found is None:  # pragma: no cover - the row is locked (PostgreSQL) or the
             raise StaleVersion(f"the {ent.name} was changed by someone else")  # write lock held
+        after = dict(found)
         self.write_children(conn, actor, ent, record_id, children, trusted, replace=True)
-        after = self.row(conn, ent, record_id)
         self.computer.refresh_rollups(conn, ent, [before], [after])
         self.audit.record(conn, ent, record_id, "update", actor, new_version, before, after)
-        result = self.read(conn, actor, ent, record_id, children=True)
+        if children or ent.fields_of_type("children", "rollup"):
+            result = self.read(conn, actor, ent, record_id, children=True)
+        else:
+            result = after  # what RETURNING gave: no second read
+            self.computer.formulas(conn, ent, [result], actor.context())
         self.events.emit(
             RecordEvent(
                 "after_update",

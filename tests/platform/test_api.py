@@ -240,7 +240,7 @@ def test_invalid_records_are_422_with_field_messages(
         "name": ["Missing data for required field."],
         "grade": ["Must be one of: A, B, C."],
         "rating": ["Must be greater than or equal to 1 and less than or equal to 5."],
-        "cost": ["Not a valid number."],
+        "cost": ["Not a valid number: write it like 1250.50."],
         "colour": ["Unknown field."],
         "id": ["Set by the system."],
         "lines": ["Must be a list of objects."],
