@@ -129,12 +129,13 @@ class Records:
         """One record with its formulas and child rows; :class:`NotFound` if absent or out
         of the actor's sight."""
         ent = self.entity(entity)
+        grant = self.access.grant(actor, ent, "read")
+        # the scope joins the read itself: one statement, and absent reads as out of sight
+        sight = self.permissions.where(actor, ent, grant, self.tables.table(ent.name))
 
         def work(c: sa.Connection) -> dict[str, Any]:
-            self.access.readable(c, actor, ent, record_id)
-            return self.access.visible(
-                actor, ent, self.writer.read(c, actor, ent, record_id, children=True)
-            )
+            record = self.writer.read(c, actor, ent, record_id, children=True, where=sight)
+            return self.access.visible(actor, ent, record)
 
         return self._read_only(conn, work)
 

@@ -38,10 +38,20 @@ class Writer:
         self.events = records.events
 
     def row(
-        self, conn: sa.Connection, ent: Entity, record_id: int, *, lock: bool = False
+        self,
+        conn: sa.Connection,
+        ent: Entity,
+        record_id: int,
+        *,
+        lock: bool = False,
+        where: Any = None,
     ) -> dict[str, Any]:
+        """The stored row; :class:`NotFound` when there is none (or, with ``where``, none
+        that meets it: a scope, so that out of sight reads as absent)."""
         table = self.tables.table(ent.name)
         query = sa.select(table).where(table.c.id == record_id)
+        if where is not None:
+            query = query.where(where)
         if lock and self.dialect == "postgresql":
             query = query.with_for_update()
         row = conn.execute(query).mappings().first()
@@ -50,9 +60,16 @@ class Writer:
         return dict(row)
 
     def read(
-        self, conn: sa.Connection, actor: Actor, ent: Entity, record_id: int, *, children: bool
+        self,
+        conn: sa.Connection,
+        actor: Actor,
+        ent: Entity,
+        record_id: int,
+        *,
+        children: bool,
+        where: Any = None,
     ) -> dict[str, Any]:
-        row = self.row(conn, ent, record_id)
+        row = self.row(conn, ent, record_id, where=where)
         self.computer.formulas(conn, ent, [row], actor.context())
         if children:
             for field in ent.fields_of_type("children"):
@@ -134,12 +151,14 @@ class Writer:
         self.write_children(conn, actor, ent, record_id, children, trusted, replace=False)
         self.computer.refresh_rollups(conn, ent, [None], [stored])
         self.audit.record(conn, ent, record_id, "create", actor, 1, None, stored)
-        if children or ent.fields_of_type("children", "rollup"):
-            # child rows, and rollups they may have moved, are read back
+        if children:
+            # the rows, and the rollups over them, are read back
             result = self.read(conn, actor, ent, record_id, children=True)
         else:
             result = stored  # what RETURNING gave: no second read
             self.computer.formulas(conn, ent, [result], actor.context())
+            for field in ent.fields_of_type("children"):
+                result[field.name] = []
         self.events.emit(
             RecordEvent("after_create", ent.name, actor, conn, self.records, record_id, result)
         )
@@ -231,11 +250,13 @@ class Writer:
         self.write_children(conn, actor, ent, record_id, children, trusted, replace=True)
         self.computer.refresh_rollups(conn, ent, [before], [after])
         self.audit.record(conn, ent, record_id, "update", actor, new_version, before, after)
-        if children or ent.fields_of_type("children", "rollup"):
+        if children:
             result = self.read(conn, actor, ent, record_id, children=True)
         else:
             result = after  # what RETURNING gave: no second read
             self.computer.formulas(conn, ent, [result], actor.context())
+            for field in ent.fields_of_type("children"):
+                result[field.name] = self.children(conn, actor, ent, field, record_id)
         self.events.emit(
             RecordEvent(
                 "after_update",
