@@ -121,7 +121,8 @@ SELECT g, c, c + (random() * interval '200 days'), r.user_id, r.user_id, 1 + (g 
     || ' ' || (ARRAY['Technology Co., Ltd.','Trading Co., Ltd.','Group','Manufacturing Co.',
                      'Logistics','Medical Devices','Software','Holdings'])[1 + (g / 192) % 8]
     || ' ' || g,
-    'AC-' || lpad(g::text, 6, '0'),
+    -- the format AC-{seq:06}: lpad would cut 1000000 to 100000
+    'AC-' || CASE WHEN g < 1000000 THEN lpad(g::text, 6, '0') ELSE g::text END,
     (ARRAY['customer','customer','customer','prospect','prospect','partner','supplier','distributor'])[1 + g % 8],
     (ARRAY['manufacturing','it_software','finance','retail','healthcare','education','government',
            'real_estate','energy','logistics','telecom','media','professional_services','other'])[1 + (g / 3) % 14],
@@ -138,7 +139,7 @@ SELECT g, c, c + (random() * interval '200 days'), r.user_id, r.user_id, 1 + (g 
     CASE WHEN g % 4 = 0 THEN NULL ELSE 'No. ' || (g % 999 + 1) || ' ' ||
     (ARRAY['Century Avenue','Jianguo Road','Shennan Boulevard','Wensan Road','Tianfu Avenue'])[1 + g % 5]
     || ', Building ' || (g % 30 + 1) END,
-    '+86 ' || (ARRAY['21','10','755','571','28'])[1 + g % 5] || ' ' || lpad(((g * 7919) % 100000000)::text, 8, '0'),
+    '+86 ' || (ARRAY['21','10','755','571','28'])[1 + g % 5] || ' ' || lpad(((g::bigint * 7919) % 100000000)::text, 8, '0'),
     CASE WHEN g % 3 = 0 THEN NULL ELSE 'https://www.company' || g || '.com.cn' END,
     (ARRAY['micro','small','small','medium','medium','large','enterprise'])[1 + (g / 11) % 7],
     round((exp(random() * 10) * 100000)::numeric, 2),
@@ -249,6 +250,8 @@ def _stat_ticks(pid: int, children: bool = False) -> int:
 
 
 def _delta(before: dict[int, int], after: dict[int, int]) -> int:
+    """Ticks spent between two readings by the processes alive at the second (a backend
+    that ended in between takes its ticks with it)."""
     return sum(ticks - before.get(pid, 0) for pid, ticks in after.items())
 
 
@@ -267,7 +270,7 @@ def _wrk(
     url: str, script: str, env: dict[str, str], duration: float, connections: int
 ) -> dict[str, float]:
     command = [
-        "wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s",
+        "wrk", "-t2", f"-c{connections}", f"-d{duration:g}s", "--latency", "--timeout", "10s",
         "-s", str(HERE / f"{script}.lua"), url,
     ]  # fmt: skip
     done = subprocess.run(
@@ -421,6 +424,26 @@ class Bench:
             flush=True,
         )
 
+    def reuse_database(self, name: str) -> None:
+        """Take a database a run with --keep filled: new tokens for its two callers."""
+        from heddle.accounts import Accounts
+
+        from engine._migrate_plan import schema_of
+        from metamodel import load_packages
+
+        self.db = name
+        self.url = self.url.set(database=name)
+        engine = sa.create_engine(self.url)
+        accounts = Accounts(schema_of(load_packages(self.packages())))
+        with engine.begin() as conn:
+            for caller in ("admin", "rep"):
+                user = accounts.by_username(conn, f"bench_{caller}")
+                assert user is not None, f"{name} was not filled by bench_http.py"
+                token, _ = accounts.issue_token(conn, user, days=1)
+                self.auth[caller] = f"Bearer {token}"
+                self.ids[caller] = (user.id, user.team_id or 0)
+        engine.dispose()
+
     def drop_database(self) -> None:
         with self.server_engine.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)'))
@@ -535,7 +558,8 @@ class Bench:
         return Run(
             requests=int(out["requests"]), rps=out["rps"], p50=out["p50"], p99=out["p99"],
             errors=int(out["errors"]),
-            worker_ms=_delta(workers, workers_after) * TICK_MS / requests,
+            # a recycled worker's ticks move into its master's cutime: compare totals
+            worker_ms=(sum(workers_after.values()) - sum(workers.values())) * TICK_MS / requests,
             pg_ms=_delta(backends, backends_after) * TICK_MS / requests,
             load=_loadavg(),
         )  # fmt: skip
@@ -703,7 +727,7 @@ def _report(args: argparse.Namespace, result: Result, counts: dict[str, Any]) ->
         print(f"\nstatements of one request, {key}:")
         for number, statement in enumerate(statements, start=1):
             print(f"  {number:2}. {statement}")
-    return {"rows": table, "samples": counts.get("samples", {})}
+    return {"results": table, "samples": counts.get("samples", {})}
 
 
 def main() -> None:
@@ -732,6 +756,9 @@ def main() -> None:
     parser.add_argument(
         "--keep", action="store_true", help="keep the database (and print its name)"
     )
+    parser.add_argument(
+        "--database", help="reuse a database a run with --keep filled (same --rows and --rep-scope)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rows, args.duration = 20_000, 3
@@ -747,7 +774,10 @@ def main() -> None:
     started = dt.datetime.now(dt.UTC)
     load_before = Path("/proc/loadavg").read_text().strip()
     try:
-        bench.create_database()
+        if args.database:
+            bench.reuse_database(args.database)
+        else:
+            bench.create_database()
         bench.make_servers()
         result = bench.rounds()
         counts = {} if args.no_count else bench.count_statements()

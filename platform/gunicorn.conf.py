@@ -12,20 +12,20 @@ many machines as needed, all pointing at one PostgreSQL and one Redis. Each foll
 definition change migrated elsewhere by itself (``HEDDLE_MODEL_CHECK_SECONDS``).
 
 The defaults below were chosen by measuring them (``bench/bench_http.py --configs …``;
-figures in docs/performance.md):
+figures and the reasoning in docs/performance.md):
 
 - threaded workers (``gthread``) keep a client's connection open between requests; sync
   workers close it after every response. With clients that reuse connections (API
-  clients, browsers, a proxy with upstream keep-alive) that served 1.4–1.6× the requests
-  of sync workers on single-record reads, for the same CPU per request; creates, bound by
-  the work each one does, came out the same.
-- no access log: a line per request written to stdout cost up to a tenth of the
-  throughput of the cheapest requests, and the reverse proxy in front logs them anyway.
-  Turn it on with ``GUNICORN_CMD_ARGS="--access-logfile -"``.
-- workers are recycled after ~50,000 requests, not ~2,000: a recycled worker starts
-  with empty caches (compiled statements, prepared statements, checked tokens) and new
-  database connections, and at 2,000 that happened every few seconds under load. The
-  recycling stays as a guard against slow memory growth.
+  clients, browsers, a proxy with upstream keep-alive) one thread per worker already
+  served 1.3–1.6× the single-record reads of sync workers, for no more CPU per request;
+  creates, bound by their own work, came out the same.
+- no access log: on sync workers it cost 7–13 % of the cheapest requests' throughput,
+  and the reverse proxy in front logs the same requests. Turn it on with
+  ``GUNICORN_CMD_ARGS="--access-logfile -"``.
+- workers are recycled after ~50,000 requests, not ~2,000: a recycled worker starts with
+  empty caches (compiled and prepared statements, checked tokens) and new database
+  connections, and at 2,000 that happened every few seconds under load. The recycling
+  stays as a guard against slow memory growth.
 """
 
 from __future__ import annotations
