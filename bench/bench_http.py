@@ -3,9 +3,9 @@
 The workload of issue 14, every side in one run on one PostgreSQL table:
 
 - the CRM package's ``account`` table, migrated by ``engine.migrate`` as a deployment
-  does (its indexes, the trigram search indexes), filled with ``--rows`` accounts whose 29
-  fields hold realistic values, plus an index on ``(grade, annual_revenue, id)``, then
-  ``VACUUM ANALYZE``;
+  does (its indexes, the trigram search indexes), filled with ``--rows`` accounts whose
+  fields hold realistic values (27 of 29: no public pools), plus an index on
+  ``(grade, annual_revenue, id)``, then ``VACUUM ANALYZE``;
 - servers, each under gunicorn with 2 workers: Heddle with lean settings (sync workers, no
   access log: ``lean``), Heddle with ``platform/gunicorn.conf.py`` (``shipped``), other
   gunicorn configurations for comparison (``--configs``, see ``CONFIGS``), and the
