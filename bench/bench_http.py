@@ -346,7 +346,7 @@ class Bench:
     def create_database(self) -> None:
         from heddle.accounts import Accounts
 
-        from engine._migrate_plan import schema_of
+        from engine import build_tables
         from engine.migrations import migrate
         from metamodel import load_packages
 
@@ -356,7 +356,7 @@ class Bench:
         model = load_packages(self.packages())
         started = time.perf_counter()
         migrate(engine, model, actor="bench")
-        schema = schema_of(model)
+        schema = build_tables(model)
         accounts = Accounts(schema)
         rows = self.args.rows
         with engine.begin() as conn:
@@ -428,13 +428,13 @@ class Bench:
         """Take a database a run with --keep filled: new tokens for its two callers."""
         from heddle.accounts import Accounts
 
-        from engine._migrate_plan import schema_of
+        from engine import build_tables
         from metamodel import load_packages
 
         self.db = name
         self.url = self.url.set(database=name)
         engine = sa.create_engine(self.url)
-        accounts = Accounts(schema_of(load_packages(self.packages())))
+        accounts = Accounts(build_tables(load_packages(self.packages())))
         with engine.begin() as conn:
             for caller in ("admin", "rep"):
                 user = accounts.by_username(conn, f"bench_{caller}")
