@@ -225,11 +225,13 @@ class Permissions:
         own = mine == actor.user_id if actor.user_id is not None else sa.false()
         if grant.scope == "own" or actor.team_id is None:
             return own
-        teams = (
-            sa.select(sa.literal(actor.team_id))
-            if grant.scope == "team"
-            else self._team_and_below(actor.team_id)
-        )
+        if grant.scope == "team":
+            # team_id = :team, which an index serves (IN (SELECT :team) is a filter)
+            if entity.ownable:
+                return sa.or_(own, table.c.team_id == actor.team_id)
+            members = sa.select(users.c.id).where(users.c.team_id == actor.team_id)
+            return sa.or_(own, table.c.created_by.in_(members))
+        teams = self._team_and_below(actor.team_id)
         if entity.ownable:
             return sa.or_(own, table.c.team_id.in_(teams))
         members = sa.select(users.c.id).where(users.c.team_id.in_(teams))

@@ -26,6 +26,8 @@ Meanings (docs/queries.md has the full reference):
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -83,7 +85,9 @@ __all__ = [
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-EXACT_COUNT_UP_TO = 10_000
+EXACT_COUNT_UP_TO = 1_000
+#: How long a planner's row estimate is reused for the same query and values (seconds).
+ESTIMATE_SECONDS = 60.0
 MAX_SEARCH = 200
 RESERVED = frozenset({"sort", "limit", "cursor", "q", "fields", "expand"})
 
@@ -607,18 +611,40 @@ def _count(
     conditions: Sequence[ColumnElement[bool]],
     exact_up_to: int,
 ) -> tuple[int, bool]:
-    """Exact up to ``exact_up_to`` rows (counting never reads more than one past it);
-    beyond, the planner's estimate on PostgreSQL, the limit itself on SQLite."""
+    """Exact up to ``exact_up_to`` rows (counting never reads more than one past it: a
+    bounded, small cost); beyond, the planner's estimate on PostgreSQL — planned once per
+    query and values a minute (:data:`ESTIMATE_SECONDS`), not on every page — and the
+    limit itself on SQLite."""
     rows = sa.select(sa.literal(1)).select_from(source).where(*conditions)
     capped = rows.limit(exact_up_to + 1).subquery()
     found = conn.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one()
     if found <= exact_up_to:
         return int(found), False
     if conn.dialect.name == "postgresql":
-        plan = conn.execute(_Explain(rows)).scalar_one()
-        estimate = int(plan[0]["Plan"]["Plan Rows"])
-        return max(estimate, exact_up_to + 1), True
+        return max(_estimate(conn, rows), exact_up_to + 1), True
     return exact_up_to, True
+
+
+_estimates: dict[tuple[str, str], tuple[float, int]] = {}
+_estimates_lock = threading.Lock()
+
+
+def _estimate(conn: sa.Connection, rows: sa.Select[Any]) -> int:
+    """The planner's row estimate for ``rows``, reused for a minute per query and values."""
+    compiled = rows.compile(dialect=conn.dialect)
+    key = (str(compiled), repr(sorted(compiled.params.items(), key=lambda kv: kv[0])))
+    now = time.monotonic()
+    with _estimates_lock:
+        cached = _estimates.get(key)
+    if cached is not None and now - cached[0] < ESTIMATE_SECONDS:
+        return cached[1]
+    plan = conn.execute(_Explain(rows)).scalar_one()
+    estimate = int(plan[0]["Plan"]["Plan Rows"])
+    with _estimates_lock:
+        if len(_estimates) >= 512:
+            _estimates.clear()
+        _estimates[key] = (now, estimate)
+    return estimate
 
 
 # --- expanding reference titles -------------------------------------------------------------------
