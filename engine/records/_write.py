@@ -137,6 +137,7 @@ class Writer:
         )
         table = self.tables.table(ent.name)
         insert = table.insert().values(row).returning(*table.c)
+        statement = self.audit.inserting(conn, ent, insert, actor, row)
         stored = self.validator.guarded_write(
             conn,
             None if trusted else actor,
@@ -144,13 +145,14 @@ class Writer:
             values,
             None,
             None,
-            lambda: dict(conn.execute(insert).mappings().one()),
+            lambda: dict(conn.execute(statement).mappings().one()),
             alone=alone,
         )
         record_id = stored["id"]
+        if statement is insert:  # else the statement wrote the audit row too
+            self.audit.record(conn, ent, record_id, "create", actor, 1, None, stored)
         self.write_children(conn, actor, ent, record_id, children, trusted, replace=False)
         self.computer.refresh_rollups(conn, ent, [None], [stored])
-        self.audit.record(conn, ent, record_id, "create", actor, 1, None, stored)
         if children:
             # the rows, and the rollups over them, are read back
             result = self.read(conn, actor, ent, record_id, children=True)
