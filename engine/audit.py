@@ -95,25 +95,19 @@ class Audit:
         entry = self.entry(ent, action, actor, version, changes)
         conn.execute(self.table.insert().values(record_id=record_id, **entry))
 
-    def inserting(
-        self,
-        conn: sa.Connection,
-        ent: Entity,
-        insert: sa.Insert,
-        actor: Actor,
-        row: Mapping[str, Any],
-    ) -> sa.Executable:
-        """``insert`` (returning the new row) with its audit row written by the same
-        statement on PostgreSQL — one round trip, a data-modifying CTE; elsewhere (SQLite,
-        an entity not audited) ``insert`` itself, and :meth:`record` writes the entry."""
-        if not ent.audit or conn.dialect.name != "postgresql":
+    def inserting(self, dialect: str, ent: Entity, insert: sa.Insert) -> sa.Executable:
+        """``insert`` (returning the new row) with the record's audit row written by the
+        same statement on PostgreSQL — one round trip, a data-modifying CTE — its values
+        bound as ``a_<column>``; elsewhere (SQLite, an entity not audited) ``insert``
+        itself, and :meth:`record` writes the entry."""
+        if not ent.audit or dialect != "postgresql":
             return insert
         created = insert.cte("created")
-        entry = self.entry(ent, "create", actor, 1, self.changes(ent, None, row))
         columns = self.table.c
-        values = [sa.literal(value, columns[name].type) for name, value in entry.items()]
+        names = ("entity", "action", "at", "actor_id", "version", "changes")
+        values = [sa.bindparam(f"a_{name}", type_=columns[name].type) for name in names]
         audited = self.table.insert().from_select(
-            [*entry, "record_id"], sa.select(*values, created.c.id)
+            [*names, "record_id"], sa.select(*values, created.c.id)
         )
         return sa.select(created).add_cte(audited.cte("audited"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -36,6 +37,19 @@ class Writer:
         self.computer = records.computer
         self.audit = records.audit
         self.events = records.events
+        self._inserts: dict[tuple[str, tuple[str, ...]], tuple[sa.Executable, bool]] = {}
+
+    @cached_property
+    def _next_number(self) -> sa.Executable:
+        """The counter's upsert, built once (statements are costly to build per call)."""
+        table = self.tables.metadata.tables[SEQUENCE_TABLE]
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        return (
+            dialect_insert(table)
+            .values(name=sa.bindparam("counter", type_=table.c.name.type), value=1)
+            .on_conflict_do_update(index_elements=["name"], set_={"value": table.c.value + 1})
+            .returning(table.c.value)
+        )
 
     def row(
         self,
@@ -135,9 +149,11 @@ class Writer:
             updated_by=actor.user_id,
             version=1,
         )
-        table = self.tables.table(ent.name)
-        insert = table.insert().values(row).returning(*table.c)
-        statement = self.audit.inserting(conn, ent, insert, actor, row)
+        statement, audited = self._insert(ent, tuple(row))
+        params = {f"v_{name}": value for name, value in row.items()}
+        if audited:
+            entry = self.audit.entry(ent, "create", actor, 1, self.audit.changes(ent, None, row))
+            params.update({f"a_{name}": value for name, value in entry.items()})
         stored = self.validator.guarded_write(
             conn,
             None if trusted else actor,
@@ -145,11 +161,11 @@ class Writer:
             values,
             None,
             None,
-            lambda: dict(conn.execute(statement).mappings().one()),
+            lambda: dict(conn.execute(statement, params).mappings().one()),
             alone=alone,
         )
         record_id = stored["id"]
-        if statement is insert:  # else the statement wrote the audit row too
+        if not audited:  # else the statement wrote the audit row too
             self.audit.record(conn, ent, record_id, "create", actor, 1, None, stored)
         self.write_children(conn, actor, ent, record_id, children, trusted, replace=False)
         self.computer.refresh_rollups(conn, ent, [None], [stored])
@@ -165,6 +181,23 @@ class Writer:
             RecordEvent("after_create", ent.name, actor, conn, self.records, record_id, result)
         )
         return result
+
+    def _insert(self, ent: Entity, columns: tuple[str, ...]) -> tuple[sa.Executable, bool]:
+        """The INSERT of a record with these columns, returning it (and, on PostgreSQL,
+        writing its audit row: :meth:`Audit.inserting`), built once per entity and set of
+        columns; values are bound as ``v_<column>`` (and ``a_<audit column>``)."""
+        key = (ent.name, columns)
+        found = self._inserts.get(key)
+        if found is None:
+            table = self.tables.table(ent.name)
+            insert = (
+                table.insert()
+                .values({n: sa.bindparam(f"v_{n}", type_=table.c[n].type) for n in columns})
+                .returning(*table.c)
+            )
+            statement = self.audit.inserting(self.dialect, ent, insert)
+            found = self._inserts[key] = (statement, statement is not insert)
+        return found
 
     def update(
         self,
@@ -405,15 +438,7 @@ class Writer:
         for token, value in stamp.items():
             text = text.replace(token, value)
         key = f"{ent.table}.{field.name}:{text}"
-        table = self.tables.metadata.tables[SEQUENCE_TABLE]
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        statement = (
-            dialect_insert(table)
-            .values(name=key, value=1)
-            .on_conflict_do_update(index_elements=["name"], set_={"value": table.c.value + 1})
-            .returning(table.c.value)
-        )
-        number = conn.execute(statement).scalar_one()
+        number = conn.execute(self._next_number, {"counter": key}).scalar_one()
         start, end = text.find("{seq"), text.find("}", text.find("{seq"))
         spec = text[start + 4 : end].lstrip(":")
         return text[:start] + format(number, spec or "d") + text[end + 1 :]
