@@ -437,6 +437,8 @@ def token_revoke(token_ids: tuple[int, ...]) -> None:
 @click.option("--port", default=5000, show_default=True, help="The port to listen on.")
 def serve(host: str, port: int) -> None:
     """Run the development web server (production: gunicorn, see docs/deployment.md)."""
+    # Imported here, not at the top: the other commands (validate, migrate, user …) need
+    # none of the web application, and the CLI should start without loading it.
     from .app import create_app
 
     try:
