@@ -9,15 +9,11 @@ Each leak is checked both ways: the invisible record answers exactly as an absen
 from __future__ import annotations
 
 import re
-import textwrap
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from heddle.app import create_app
-from sqlalchemy.engine import Engine
 
 PACKAGE = """\
 kind: package
@@ -100,31 +96,8 @@ Call = Callable[..., Any]
 
 
 @pytest.fixture
-def client(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[FlaskClient]:
-    package = tmp_path / "deals.yaml"
-    package.write_text(textwrap.dedent(PACKAGE), encoding="utf-8")
-    app = create_app(
-        {
-            "DATABASE_URL": db_url,
-            "PACKAGES": str(package),
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "SECRET_KEY": "test",
-            "LOGIN_LIMIT": "1000 per minute",
-            "TESTING": True,
-        }
-    )
-    runtime = app.extensions["heddle"]
-    runtime.tables.metadata.create_all(runtime.engine)
-    with runtime.engine.begin() as conn:
-        for username, roles, team, manager in PEOPLE:
-            runtime.accounts.create_user(
-                conn, username, PASSWORD, roles, team=team, manager=manager
-            )
-        teams = runtime.accounts.teams
-        east = runtime.accounts.team_id(conn, "East")
-        conn.execute(teams.update().where(teams.c.name == "East-North").values(parent_id=east))
-    yield app.test_client()
-    runtime.engine.dispose()
+def client(app_factory: Callable[..., Flask]) -> FlaskClient:
+    return app_factory(PACKAGE, PEOPLE).test_client()
 
 
 @pytest.fixture
