@@ -187,7 +187,8 @@ class Checker:
         try:
             return parse(str(source), EntityScope(self.entity_docs, entity, extra), expect=expect)
         except ExpressionError as exc:
-            words = sorted(set(re.findall(r"[a-z][a-z0-9_]*", str(source))))
+            code = re.sub(r"'[^']*'|\"[^\"]*\"", "", str(source))  # not in text literals
+            words = sorted(set(re.findall(r"[a-z][a-z0-9_]*", code)))
             removed = self._removed_use(doc, path, entity, words)
             self.error(doc, path, exc.message, removed or exc.hint)
             return None
