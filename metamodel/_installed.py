@@ -31,9 +31,12 @@ def installed_path(name: str) -> Path | None:
     if value is None:
         return None
     module, _, attribute = value.partition(":")
-    if attribute:
-        return Path(getattr(importlib.import_module(module.strip()), attribute.strip()))
-    spec = importlib.util.find_spec(module.strip())
+    try:
+        if attribute:
+            return Path(getattr(importlib.import_module(module.strip()), attribute.strip()))
+        spec = importlib.util.find_spec(module.strip())
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return None
     if spec is None:
         return None
     if spec.submodule_search_locations:

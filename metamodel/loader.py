@@ -95,7 +95,8 @@ def _locate(path: str | Path, problems: list[Problem]) -> Path | None:
             Problem(
                 Origin(name),
                 "",
-                f"installed package '{name}' ({installed[name]}) has no folder here: {found}",
+                f"installed package '{name}' points at {installed[name]!r}, which is not"
+                " a folder of definitions",
                 "reinstall the distribution that provides it",
             )
         )

@@ -41,3 +41,14 @@ def test_an_unknown_name_suggests_an_installed_one() -> None:
     assert [str(p) for p in caught.value.problems] == [
         "cmr: no such file or folder, nor an installed package of that name (did you mean 'crm'?)"
     ]
+
+
+def test_a_broken_entry_point_is_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    point = EntryPoint("gone", "no_such_module:PATH", installed.GROUP)
+    monkeypatch.setattr(installed, "entry_points", lambda group: [point])
+    with pytest.raises(DefinitionError) as caught:
+        load_packages(["gone"])
+    assert [str(p) for p in caught.value.problems] == [
+        "gone: installed package 'gone' points at 'no_such_module:PATH', which is not a folder"
+        " of definitions (reinstall the distribution that provides it)"
+    ]
