@@ -367,3 +367,86 @@ def test_a_token_name_is_checked(
     _env(monkeypatch, tmp_path)
     done = runner.invoke(main, ["token", "create", "anyone", "--name", "x" * 201])
     assert done.exit_code == 2 and "a token's name has at most 200 characters" in done.output
+
+
+def test_validate_takes_an_installed_package_by_name(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["validate", "crm"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("crm: valid — ")
+
+
+def test_a_wrong_package_list_shows_its_root_cause_first(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    overlay = tmp_path / "acme.yaml"
+    overlay.write_text(
+        "kind: package\nname: acme\nextends: crm\n---\n"
+        "kind: entity\nextend: account\nfields:\n  wechat: {type: string}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HEDDLE_PACKAGES", f"crn,{overlay}")
+    result = runner.invoke(main, ["validate"])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "crn: no such file or folder, nor an installed package of that name (did you mean 'crm'?)",
+        "acme.yaml:3:10: extends: package 'acme' extends 'crm', which is not loaded before it"
+        " (list the 'crm' package before 'acme' in HEDDLE_PACKAGES)",
+        "2 errors found",
+    ]
+    monkeypatch.setenv("HEDDLE_PACKAGES", f"crm,{overlay}")
+    assert runner.invoke(main, ["validate", "-q"]).exit_code == 0
+
+
+def test_help_lists_restore(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["--help"])
+    assert "  restore " in result.output
+
+
+RESTORED = (
+    "kind: package\nname: t\n---\nkind: entity\nname: account\nfields:\n  name: {type: string}\n"
+)
+
+
+def test_restore_an_archived_field(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str
+) -> None:
+    package = tmp_path / "t.yaml"
+    monkeypatch.setenv("HEDDLE_DATABASE_URL", db_url)
+    monkeypatch.setenv("HEDDLE_PACKAGES", str(package))
+    full = RESTORED + "  fax: {type: phone}\n"
+    package.write_text(full)
+    assert runner.invoke(main, ["migrate"]).exit_code == 0
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO account (name, fax, created_at, updated_at, version)"
+            " VALUES ('A', '010-1', :now, :now, 1), ('B', NULL, :now, :now, 1)"
+        ), {"now": "2024-03-01 09:30:00"})  # fmt: skip
+    package.write_text(RESTORED)
+    assert runner.invoke(main, ["migrate", "--allow-destructive"]).exit_code == 0
+
+    done = runner.invoke(main, ["restore", "account", "fax"])
+    assert done.exit_code == 2
+    assert "entity 'account' has no field 'fax': add it again and migrate before" in done.output
+    package.write_text(full)
+    done = runner.invoke(main, ["restore", "account", "fax"])
+    assert done.exit_code == 1
+    assert "the database is not at these definitions: run heddle migrate first" in done.output
+    assert runner.invoke(main, ["migrate"]).exit_code == 0
+    done = runner.invoke(main, ["restore", "acount", "fax"])
+    assert (
+        done.exit_code == 2 and "no entity 'acount' in the definitions (did you mean" in done.output
+    )
+    done = runner.invoke(main, ["restore", "account", "fax"])
+    assert done.exit_code == 0, done.output
+    assert done.output == "restored 1 value of account.fax\n"
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT name, fax FROM account ORDER BY id")).all() == [
+            ("A", "010-1"),
+            ("B", None),
+        ]
+    engine.dispose()
+    done = runner.invoke(main, ["restore", "account", "name"])
+    assert (
+        done.output == "nothing to restore for account.name: the archive has none, or all is back\n"
+    )

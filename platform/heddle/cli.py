@@ -15,8 +15,9 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 
-from engine import MigrationRefused, build_tables, connect, migrate, plan
-from metamodel import DefinitionError, Model, load_packages, schema_json
+from engine import EngineError, MigrationRefused, build_tables, connect, migrate, plan
+from engine.migrations import applied_hash, restore
+from metamodel import DefinitionError, Model, did_you_mean, load_packages, schema_json
 
 from . import __version__
 from .accounts import AccountError, Accounts, token_name_problem, username_problem
@@ -162,6 +163,60 @@ def migrate_command(paths: tuple[Path, ...], allow_destructive: bool, actor: str
         f" {count} operation{'s' if count != 1 else ''} applied"
     )
     click.echo("\n".join(result.render().splitlines()[1:]))
+
+
+@main.command("restore")
+@click.argument("entity")
+@click.argument("field", required=False)
+@click.option("--into", metavar="FIELD", help="Fill this field instead (FIELD was renamed).")
+def restore_command(entity: str, field: str | None, into: str | None) -> None:
+    """Put archived data back: a dropped field's values, or a dropped entity's rows.
+
+    A migration that drops a field or an entity keeps its data in heddle_archive. Add
+    the field (or entity) to the definitions again and migrate, then:
+
+    \b
+    heddle restore account fax                      # the values of account.fax
+    heddle restore account fax --into fax_number    # into a field renamed since
+    heddle restore legacy_visit                     # the rows of an entity
+
+    Values go back by record id, each record's latest archived value; rows come back
+    with their ids, skipping ids already present. The archive is kept as it is.
+    """
+    model = _load(())
+    if entity not in model.entities:
+        hint = did_you_mean(entity, model.entities)
+        raise click.UsageError(
+            f"no entity '{entity}' in the definitions"
+            + (f" ({hint})" if hint else ": add it again and migrate before restoring it")
+        )
+    ent = model.entity(entity)
+    target = into or field
+    if target is not None and target not in ent.fields:
+        hint = did_you_mean(target, ent.fields)
+        raise click.UsageError(
+            f"entity '{entity}' has no field '{target}'"
+            + (f" ({hint})" if hint else ": add it again and migrate before restoring it")
+        )
+    if into is not None and field is None:
+        raise click.UsageError("--into needs the FIELD whose archived values to restore")
+    with _database() as engine:
+        if applied_hash(engine) != model.hash:
+            raise click.ClickException(
+                "the database is not at these definitions: run heddle migrate first"
+            )
+        try:
+            count = restore(engine, model, ent.table, field, into=into)
+        except EngineError as exc:
+            raise click.ClickException(str(exc)) from None
+    what = entity if field is None else f"{entity}.{field}"
+    if into is not None:
+        what += f" into {entity}.{into}"
+    if count == 0:
+        click.echo(f"nothing to restore for {what}: the archive has none, or all is back")
+        return
+    noun = "row" if field is None else "value"
+    click.echo(f"restored {count} {noun}{'s' if count != 1 else ''} of {what}")
 
 
 _password_option = click.option(
