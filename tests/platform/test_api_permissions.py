@@ -104,9 +104,10 @@ def seeded(client: FlaskClient, token: Headers) -> dict[tuple[str, str], dict[st
         made[("account", owner)] = account.json["data"]
     for owner in ("ann", "bob", "mia", "root"):
         author = owner if owner != "mia" else "root"  # mia (manager) may not create notes
+        # a note links to an account its author may read (issue 15): their own
         note = client.post(
             "/api/v1/records/note", headers=token(author),
-            json={"text": f"{owner}'s note", "account": made[("account", "root")]["id"]},
+            json={"text": f"{owner}'s note", "account": made[("account", author)]["id"]},
         )  # fmt: skip
         assert note.status_code == 201, note.json
         made[("note", author)] = note.json["data"]
@@ -526,6 +527,11 @@ def test_writing_child_rows_needs_update_on_the_parent(
         assert response.status_code == expected, case
         if expected == 403:
             assert error_of(response)["code"] == "forbidden", case
+        elif expected == 422 and not allowed(user, "account", "read", owner):
+            # a parent out of sight reads exactly like no parent (issue 15)
+            assert error_of(response)["fields"] == {
+                "account": [f"No account with id {account['id']}."]
+            }, case
         elif expected == 422:
             assert error_of(response)["fields"] == {
                 "_record": [f"Outside what you may manage "
