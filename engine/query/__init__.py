@@ -625,14 +625,15 @@ def _count(
     return exact_up_to, True
 
 
-_estimates: dict[tuple[str, str], tuple[float, int]] = {}
+_estimates: dict[tuple[str, str, str], tuple[float, int]] = {}
 _estimates_lock = threading.Lock()
 
 
 def _estimate(conn: sa.Connection, rows: sa.Select[Any]) -> int:
     """The planner's row estimate for ``rows``, reused for a minute per query and values."""
     compiled = rows.compile(dialect=conn.dialect)
-    key = (str(compiled), repr(sorted(compiled.params.items(), key=lambda kv: kv[0])))
+    values = repr(sorted(compiled.params.items(), key=lambda kv: kv[0]))
+    key = (repr(conn.engine.url), str(compiled), values)
     now = time.monotonic()
     with _estimates_lock:
         cached = _estimates.get(key)

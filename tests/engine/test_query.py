@@ -846,7 +846,7 @@ def test_all_stored_fields_by_default_and_a_selection_on_request(
     rows = _list(
         db_engine, tables, "opportunity", {"fields": "name,weighted,region_name", "sort": "id"}
     ).rows
-    assert [set(r) for r in rows] == [{"id", "name", "weighted", "region_name"}] * 5
+    assert [set(r) for r in rows] == [{"id", "version", "name", "weighted", "region_name"}] * 5
     assert [r["weighted"] for r in rows] == [D(2500), D(10), None, D(2000), D(0)]
     assert [r["region_name"] for r in rows] == ["North", "South", None, "South", None]
 
@@ -953,7 +953,8 @@ def test_postgresql_estimates_come_from_the_planner(db_engine: Engine, tables: T
     assert page.count_estimated is True
     assert 800 <= page.count <= 1000
 
-    # the EXPLAIN is compiled once per query shape, like every other statement
+    # the EXPLAIN is compiled once per query shape, like every other statement, and run
+    # once a minute per query and values: the second 'a' reuses the first one's estimate
     explains: list[tuple[str, Any]] = []
 
     @sa.event.listens_for(db_engine, "before_cursor_execute")
@@ -967,8 +968,8 @@ def test_postgresql_estimates_come_from_the_planner(db_engine: Engine, tables: T
             assert again.count_estimated is True
     finally:
         sa.event.remove(db_engine, "before_cursor_execute", seen)
-    assert len(explains) == 3 and len({text for text, _ in explains}) == 1
-    assert [hit.name for _, hit in explains[1:]] == ["CACHE_HIT", "CACHE_HIT"]
+    assert len(explains) == 2 and len({text for text, _ in explains}) == 1
+    assert [hit.name for _, hit in explains[1:]] == ["CACHE_HIT"]
 
 
 # --- queries built in code -----------------------------------------------------------------------------------
