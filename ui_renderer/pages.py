@@ -213,6 +213,20 @@ class Screen:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
+def entity_screen(
+    kind: str, entity: Entity, locale: str, title: str, data: Mapping[str, Any]
+) -> Screen:
+    """A page about ``entity``: its labels in ``locale``, with the page's own data."""
+    return Screen(
+        kind,
+        entity.name,
+        text(entity.label, locale, entity.name),
+        text(entity.plural_label, locale, entity.name),
+        title,
+        data,
+    )
+
+
 # --- labels -------------------------------------------------------------------------------
 
 
