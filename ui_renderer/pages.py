@@ -24,9 +24,9 @@ from metamodel.model import SortKey, parse_sort
 
 #: Field types a screen never edits: the platform computes them.
 COMPUTED_TYPES = frozenset({"autonumber", "formula", "rollup"})
-#: Field types this increment's forms show but do not edit (uploads and inline child
-#: rows have screens of their own to come).
-SHOWN_ONLY = COMPUTED_TYPES | {"file", "children"}
+#: Field types this increment's forms show but do not edit: uploads, inline child rows
+#: and user/team pickers (which need a users API to choose from) come with later screens.
+SHOWN_ONLY = COMPUTED_TYPES | {"file", "children", "user", "team"}
 
 
 @dataclass(frozen=True)
