@@ -74,6 +74,7 @@ class Slot:
     max: Any = None
     max_length: int | None = None
     children: ChildTable | None = None
+    shown_as: str = ""  # the type whose display widget shows it (a formula's ``returns``)
 
     @property
     def input_id(self) -> str:
@@ -342,6 +343,7 @@ def slot(
         max=field.max,
         max_length=field.max_length,
         children=children,
+        shown_as=field.returns if field.type == "formula" and field.returns else "",
     )
 
 
@@ -474,10 +476,21 @@ def form_tabs(
 
 
 def child_table(
-    child: Entity, rows: Sequence[Mapping[str, Any]], locale: str, currency: str, hide: str = ""
+    child: Entity,
+    rows: Sequence[Mapping[str, Any]],
+    locale: str,
+    currency: str,
+    columns: Sequence[str] = (),
+    hidden: frozenset[str] = frozenset(),
 ) -> ChildTable:
-    """Child rows (a quote's lines) for display: every field but the link to the parent."""
-    names = [n for n in child.fields if n != hide and n != child.parent_field]
+    """Child rows (a quote's lines) for display: the children field's ``columns``, else
+    every field but the link to the parent; references show the titles the rows carry
+    (``product__title``)."""
+    names = [
+        n
+        for n in (columns or child.fields)
+        if n in child.fields and n != child.parent_field and n not in hidden
+    ]
     header = tuple(slot(child.fields[n], locale) for n in names)
     body = tuple(tuple(cell(child, n, row, locale, currency) for n in names) for row in rows)
     return ChildTable(header, body)

@@ -121,7 +121,9 @@ class Screens:
         """The field's value (``display``) or its form control (``input``)."""
         found = WIDGETS.get(slot.type) or FALLBACK_WIDGET
         if mode == "input" and slot.readonly:
-            return Markup(self._macro(found.template, "readonly")(slot, self.widget(slot)))
+            return Markup(self._macro("widgets.html", "readonly")(slot, self.widget(slot)))
+        if mode != "input" and slot.shown_as in WIDGETS:
+            found = WIDGETS[slot.shown_as]
         name = found.input if mode == "input" else found.display
         return Markup(self._macro(found.template, name)(slot))
 

@@ -153,7 +153,7 @@ def _form_page(
             hidden=hidden,
             readonly=readonly,
             choices=choices,
-            children=child_tables(ent, values, here, currency),
+            children=child_tables(act, ent, values, here, currency),
             currency=currency,
         ),
         editing=True,

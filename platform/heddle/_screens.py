@@ -20,7 +20,7 @@ from flask_wtf.csrf import generate_csrf
 from werkzeug.wrappers import Response
 
 from engine import Actor, NotFound
-from engine.query import Filter, ListQuery
+from engine.query import Filter, ListQuery, parse_params
 from metamodel import Entity
 from ui_renderer import Screens, assets
 from ui_renderer import pages as P
@@ -242,12 +242,25 @@ def ref_names(ent: Entity, hidden: frozenset[str]) -> list[str]:
 
 
 def child_tables(
-    ent: Entity, record: Mapping[str, Any], here: str, currency: str
+    act: Actor, ent: Entity, record: Mapping[str, Any], here: str, currency: str
 ) -> dict[str, P.ChildTable]:
-    model = runtime().model
+    """The record's child rows per children field, with their references' titles (one
+    query per children field that has references to show)."""
+    heddle = runtime()
     found = {}
     for f in ent.fields_of_type("children"):
-        child = model.entity(f.children or "")
+        child = heddle.model.entity(f.children or "")
+        hidden = heddle.records.permissions.grant(act, child, "read").hidden
         rows = record.get(f.name) or []
-        found[f.name] = P.child_table(child, rows, here, currency, hide=child.parent_field or "")
+        refs = expandable(child, [n for n in (f.columns or child.fields) if n not in hidden])
+        refs = [n for n in refs if n != child.parent_field]
+        if rows and refs and child.parent_field and record.get("id"):
+            params = {
+                child.parent_field: str(record["id"]),
+                "limit": "500",
+                "expand": ",".join(refs),
+            }
+            query = parse_params(heddle.model, child.name, params)
+            rows = heddle.records.query(act, child.name, query).rows
+        found[f.name] = P.child_table(child, rows, here, currency, f.columns, hidden)
     return found

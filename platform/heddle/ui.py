@@ -355,7 +355,7 @@ def record(entity: str, record_id: int) -> ResponseReturnValue:
             record=row,
             titles=titles,
             hidden=grant.hidden,
-            children=child_tables(ent, row, here, currency),
+            children=child_tables(act, ent, row, here, currency),
             currency=currency,
         ),
         active=request.args.get("tab", ""),

@@ -204,3 +204,31 @@ def test_a_plugin_registers_its_widget_and_view(
     name = P.slot(model.entity("account").field("name"), "en", "abc")
     assert str(screens.widget(name)) == "★★★"
     assert str(screens.view("gantt", "x")) == "<div class=gantt>x</div>"
+
+
+def test_child_rows_follow_the_children_fields_columns(model: Model, screens: Screens) -> None:
+    lines = model.entity("quote").field("lines")
+    child = model.entity("quote_line")
+    rows = [
+        {
+            "id": 1,
+            "quote": 9,
+            "product": 5,
+            "product__title": "ERP",
+            "quantity": Decimal("2"),
+            "unit_price": Decimal("98000"),
+            "discount": Decimal("5"),
+            "amount": Decimal("186200"),
+        }
+    ]
+    table = P.child_table(child, rows, "en", "CNY", lines.columns, frozenset({"description"}))
+    assert [c.name for c in table.columns] == [
+        "product",
+        "quantity",
+        "unit_price",
+        "discount",
+        "amount",
+    ]
+    html = str(screens.widget(P.slot(lines, "en", rows, children=table)))
+    assert '<a href="/app/product/5">ERP</a>' in html and "CNY 98000" in html and "5%" in html
+    assert "CNY 186200" in html  # a formula shows as what it returns (money)
