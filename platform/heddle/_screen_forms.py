@@ -274,7 +274,7 @@ def edit(entity: str, record_id: int) -> ResponseReturnValue:
             {**row, **shown},
             typed=typed,
             stale=True,
-            version=version,
+            version=row["version"],  # saving again is a deliberate "keep mine"
             status=409,
             **form_of,
         )

@@ -343,6 +343,12 @@ def test_editing_saves_and_a_stale_version_keeps_what_was_typed(
     )
     assert stale.status_code == 409
     assert "Someone else changed this record" in text_of(stale) and 'value="Mine"' in text_of(stale)
+    assert 'name="version" value="2"' in text_of(stale)  # saving again keeps what was typed
+    again = client.post(
+        f"/app/account/{acme['id']}/edit",
+        data={"csrf_token": token, "version": "2", "name": "Mine"},
+    )
+    assert again.status_code == 302 and "Mine" in text_of(client.get(again.headers["Location"]))
 
 
 def test_form_posts_need_the_csrf_token(app: Flask, client: FlaskClient) -> None:
