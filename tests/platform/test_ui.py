@@ -424,7 +424,8 @@ def test_pages_forbid_inline_scripts_and_styles(app: Flask, client: FlaskClient)
     ]
     for response in pages:
         policy = response.headers["Content-Security-Policy"]
-        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+        assert "default-src 'self'" in policy and "unsafe-inline" not in policy
+        assert "script-src" not in policy and "style-src" not in policy  # 'self' only
         html = text_of(response)
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "an inline script"
         assert not re.search(r"\sstyle=|<style", html), "an inline style"
