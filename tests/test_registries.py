@@ -19,8 +19,14 @@ from metamodel import (
 )
 from metamodel.fieldtypes import BUILTIN_FIELD_TYPES, COMMON_OPTIONS
 from metamodel.schema import FIELD_OPTIONS, definition_schema
+from ui_renderer import WIDGETS
 
-LAYERS = {"metamodel": FIELD_TYPES, "engine": STORAGE_TYPES, "platform": JSON_TYPES}
+LAYERS = {
+    "metamodel": FIELD_TYPES,
+    "engine": STORAGE_TYPES,
+    "platform": JSON_TYPES,
+    "ui_renderer": WIDGETS,
+}
 
 
 @pytest.mark.parametrize("layer", list(LAYERS))

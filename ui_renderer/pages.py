@@ -1,0 +1,586 @@
+"""What a screen shows, built from the Model and the data the platform's views hand over.
+
+The views (``heddle.ui``) query the engine, check permissions and collect errors; they then
+call these builders with the Model's objects, the rows they read and what the user may
+see or change. The builders resolve labels in the user's locale and lay the fields out as
+the entity's form and list views say; the templates only draw the result::
+
+    >>> tabs = form_tabs(model.entity("account"), "zh", record=row, titles=titles)
+    >>> tabs[0].sections[0].label, tabs[0].sections[0].slots[0].label
+    ('基本信息', '客户名称')
+
+Nothing here queries a database or decides a permission.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from metamodel import Entity, Field, Label
+from metamodel.model import SortKey, parse_sort
+
+#: Field types a screen never edits: the platform computes them.
+COMPUTED_TYPES = frozenset({"autonumber", "formula", "rollup"})
+#: Field types this increment's forms show but do not edit: uploads, inline child rows
+#: and user/team pickers (which need a users API to choose from) come with later screens.
+SHOWN_ONLY = COMPUTED_TYPES | {"file", "children", "user", "team"}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One choice of a select: its value, its label in the user's locale, its colour."""
+
+    value: str
+    label: str
+    color: str | None = None
+    selected: bool = False
+
+
+@dataclass(frozen=True)
+class ChildTable:
+    """Inline child rows (quote lines) as a small table."""
+
+    columns: tuple[Slot, ...]  # headers: label and type only
+    rows: tuple[tuple[Slot, ...], ...]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One field as a widget draws it: on a form, a record page or in a list cell.
+
+    ``value`` is the stored value; ``text`` what the form control holds (the value as
+    text, or what the user typed when the form comes back with errors); ``title`` a
+    reference's title (a list of titles for several).
+    """
+
+    name: str
+    type: str
+    label: str
+    value: Any = None
+    text: str = ""
+    title: Any = None
+    help: str = ""
+    required: bool = False
+    readonly: bool = False
+    errors: tuple[str, ...] = ()
+    options: tuple[Option, ...] = ()
+    to: str | None = None
+    currency: str | None = None
+    scale: int | None = None
+    min: Any = None
+    max: Any = None
+    max_length: int | None = None
+    children: ChildTable | None = None
+    shown_as: str = ""  # the type whose display widget shows it (a formula's ``returns``)
+
+    @property
+    def input_id(self) -> str:
+        return f"f-{self.name}"
+
+    @property
+    def empty(self) -> bool:
+        return self.value is None or self.value == "" or self.value == [] or self.value == ()
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    label: str
+    columns: int
+    slots: tuple[Slot, ...]
+    collapsed: bool = False
+
+
+@dataclass(frozen=True)
+class Tab:
+    name: str
+    label: str
+    sections: tuple[Section, ...]
+    active: bool = False
+
+
+@dataclass(frozen=True)
+class Column:
+    """A list column: its header and the sort a click on it asks for."""
+
+    name: str
+    label: str
+    type: str
+    sortable: bool
+    sorted: str | None = None  # "asc", "desc" or None
+    next_sort: str = ""  # the ``sort`` parameter of the header's link
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    cells: tuple[Slot, ...]
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows of one entity under a header of columns (a list page, a related list)."""
+
+    entity: str
+    columns: tuple[Column, ...]
+    rows: tuple[Row, ...]
+
+
+@dataclass(frozen=True)
+class Related:
+    """A related list on a record page: the records whose ``via`` points at it."""
+
+    name: str
+    label: str
+    entity: str
+    via: str
+    table: Table
+    count: int
+    count_estimated: bool = False
+    can_create: bool = False
+
+
+#: Icon names definitions use that Tabler calls otherwise (Feather's and Lucide's names).
+ICON_ALIASES: Mapping[str, str] = {
+    "banknote": "cash",
+    "book-open": "book",
+    "check-square": "square-check",
+    "file-signature": "file-certificate",
+    "life-buoy": "lifebuoy",
+    "megaphone": "speakerphone",
+}
+
+
+def icon(name: str | None) -> str:
+    """The Tabler icon for an entity's ``icon`` (``database`` when it has none)."""
+    if not name:
+        return "database"
+    return ICON_ALIASES.get(name, name)
+
+
+@dataclass(frozen=True)
+class NavItem:
+    entity: str
+    label: str
+    icon: str
+    active: bool = False
+
+
+@dataclass(frozen=True)
+class ViewChoice:
+    """A named list view the user can switch to."""
+
+    name: str
+    label: str
+    active: bool = False
+
+
+@dataclass(frozen=True)
+class Chip:
+    """An active filter, with the query string that removes it."""
+
+    label: str
+    value: str
+    remove: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Chrome:
+    """What every signed-in page shows around its content."""
+
+    user: str
+    locale: str
+    locales: tuple[Option, ...]
+    nav: tuple[NavItem, ...]
+    csrf_token: str
+    title: str = ""
+    messages: tuple[tuple[str, str], ...] = ()  # (category, text) flashed by the last step
+    next_url: str = "/"
+
+
+@dataclass(frozen=True)
+class Screen:
+    """One page's content; ``kind`` names its template (``list``, ``record``, ``form``…)."""
+
+    kind: str
+    entity: str = ""
+    entity_label: str = ""
+    plural_label: str = ""
+    title: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+def entity_screen(
+    kind: str, entity: Entity, locale: str, title: str, data: Mapping[str, Any]
+) -> Screen:
+    """A page about ``entity``: its labels in ``locale``, with the page's own data."""
+    return Screen(
+        kind,
+        entity.name,
+        text(entity.label, locale, entity.name),
+        text(entity.plural_label, locale, entity.name),
+        title,
+        data,
+    )
+
+
+# --- labels -------------------------------------------------------------------------------
+
+
+def text(label: Label | None, locale: str, fallback: str = "") -> str:
+    """A label in ``locale`` (the Model falls back to English, then any text it has)."""
+    if label is None:
+        return fallback
+    return label.get(locale) or fallback
+
+
+def field_label(field: Field, locale: str) -> str:
+    return text(field.label, locale, field.name.replace("_", " ").capitalize())
+
+
+SYSTEM_LABELS: Mapping[str, Label] = {
+    "id": Label.of({"en": "ID", "zh": "编号", "ja": "ID"}),
+    "created_at": Label.of({"en": "Created", "zh": "创建时间", "ja": "作成日時"}),
+    "updated_at": Label.of({"en": "Updated", "zh": "更新时间", "ja": "更新日時"}),
+    "created_by": Label.of({"en": "Created by", "zh": "创建人", "ja": "作成者"}),
+    "updated_by": Label.of({"en": "Updated by", "zh": "修改人", "ja": "更新者"}),
+    "version": Label.of({"en": "Version", "zh": "版本", "ja": "バージョン"}),
+    "owner_id": Label.of({"en": "Owner", "zh": "负责人", "ja": "担当者"}),
+    "team_id": Label.of({"en": "Team", "zh": "所属团队", "ja": "チーム"}),
+}
+SYSTEM_TYPES: Mapping[str, str] = {
+    "id": "integer",
+    "created_at": "datetime",
+    "updated_at": "datetime",
+    "created_by": "user",
+    "updated_by": "user",
+    "version": "integer",
+    "owner_id": "user",
+    "team_id": "team",
+}
+
+
+def column_label(entity: Entity, name: str, locale: str) -> str:
+    if name in entity.fields:
+        return field_label(entity.fields[name], locale)
+    if name in SYSTEM_LABELS:
+        return text(SYSTEM_LABELS[name], locale)
+    return name
+
+
+def column_type(entity: Entity, name: str) -> str:
+    if name in entity.fields:
+        return entity.fields[name].type
+    return SYSTEM_TYPES.get(name, "string")
+
+
+# --- slots ----------------------------------------------------------------------------------
+
+
+def input_text(value: Any) -> str:
+    """A stored value as an HTML form control holds it."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else ""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def choice_options(field: Field, locale: str, chosen: Iterable[str]) -> tuple[Option, ...]:
+    picked = set(chosen)
+    return tuple(
+        Option(c.value, text(c.label, locale, c.value), c.color, c.value in picked)
+        for c in field.options
+    )
+
+
+def slot(
+    field: Field,
+    locale: str,
+    value: Any = None,
+    *,
+    title: Any = None,
+    typed: str | None = None,
+    errors: Sequence[str] = (),
+    readonly: bool = False,
+    choices: Sequence[tuple[Any, str]] = (),
+    currency: str | None = None,
+    children: ChildTable | None = None,
+) -> Slot:
+    """A field with its value for a widget. ``typed`` is what the user sent, when a form
+    comes back with errors; ``choices`` the (id, title) pairs a reference or user select
+    offers."""
+    shown = input_text(value) if typed is None else typed
+    if field.options:
+        chosen = value if isinstance(value, list | tuple) else [shown]
+        options = choice_options(field, locale, [str(v) for v in chosen])
+    else:
+        options = tuple(Option(str(k), t, None, str(k) == shown) for k, t in choices)
+    return Slot(
+        name=field.name,
+        type=field.type,
+        label=field_label(field, locale),
+        value=value,
+        text=shown,
+        title=title,
+        help=text(field.help, locale),
+        required=field.required,
+        readonly=readonly or field.readonly or field.computed or field.type in SHOWN_ONLY,
+        errors=tuple(errors),
+        options=options,
+        to=field.to,
+        currency=field.currency or currency,
+        scale=field.scale,
+        min=field.min,
+        max=field.max,
+        max_length=field.max_length,
+        children=children,
+        shown_as=field.returns if field.type == "formula" and field.returns else "",
+    )
+
+
+def system_slot(name: str, locale: str, value: Any, title: Any = None) -> Slot:
+    """A system column (owner, created…) for display."""
+    return Slot(
+        name=name,
+        type=SYSTEM_TYPES.get(name, "string"),
+        label=text(SYSTEM_LABELS.get(name), locale, name),
+        value=value,
+        text=input_text(value),
+        title=title,
+        readonly=True,
+    )
+
+
+def cell(entity: Entity, name: str, row: Mapping[str, Any], locale: str, currency: str) -> Slot:
+    """One list cell: a field (or system column) of a row, with its expanded title."""
+    title = row.get(f"{name}__title")
+    if name in entity.fields:
+        return slot(entity.fields[name], locale, row.get(name), title=title, currency=currency)
+    return system_slot(name, locale, row.get(name), title)
+
+
+# --- the form layout ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FormInput:
+    """What a form shows besides the Model: the record, titles, errors and choices."""
+
+    record: Mapping[str, Any] = field(default_factory=dict)
+    titles: Mapping[str, Any] = field(default_factory=dict)
+    typed: Mapping[str, str] = field(default_factory=dict)
+    errors: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    hidden: frozenset[str] = frozenset()
+    readonly: frozenset[str] = frozenset()
+    choices: Mapping[str, Sequence[tuple[Any, str]]] = field(default_factory=dict)
+    children: Mapping[str, ChildTable] = field(default_factory=dict)
+    currency: str = "USD"
+
+
+def _sections_of(entity: Entity) -> list[tuple[str, Label | None, list[Mapping[str, Any]]]]:
+    """(tab name, tab label, sections) as the form declares them; one tab if it has none."""
+    form = entity.form or {}
+    tabs: list[tuple[str, Label | None, list[Mapping[str, Any]]]] = []
+    if form.get("sections"):
+        tabs.append(("main", None, list(form["sections"])))
+    for tab in form.get("tabs", ()):
+        tabs.append((tab["name"], Label.of(tab.get("label"), tab["name"]), list(tab["sections"])))
+    placed = {n for _, _, sections in tabs for s in sections for n in s["fields"]}
+    rest = [
+        name
+        for name, f in entity.fields.items()
+        if name not in placed and f.name != entity.parent_field
+    ]
+    if rest:
+        other = {"name": "other", "fields": rest, "columns": 2, "collapsed": bool(tabs)}
+        if tabs:
+            tabs[-1][2].append(other)
+        else:
+            tabs.append(("main", None, [other]))
+    return tabs
+
+
+OTHER_LABEL = Label.of({"en": "More fields", "zh": "其他字段", "ja": "その他の項目"})
+MAIN_LABEL = Label.of({"en": "Details", "zh": "详细信息", "ja": "詳細"})
+
+
+def form_tabs(
+    entity: Entity,
+    locale: str,
+    given: FormInput | None = None,
+    *,
+    active: str = "",
+    editing: bool = False,
+) -> tuple[Tab, ...]:
+    """The entity's form layout filled with a record: tabs of sections of slots.
+
+    Hidden fields are left out; on a form (``editing``) computed fields are too, unless
+    they have a value to show.
+    """
+    given = given or FormInput()
+    tabs: list[Tab] = []
+    for tab_name, tab_label, sections in _sections_of(entity):
+        built: list[Section] = []
+        for section in sections:
+            slots = []
+            for name in section["fields"]:
+                f = entity.fields.get(name)
+                if f is None or name in given.hidden:
+                    continue
+                value = given.record.get(name)
+                if editing and f.computed and value is None:
+                    continue
+                slots.append(
+                    slot(
+                        f,
+                        locale,
+                        value,
+                        title=given.titles.get(name),
+                        typed=given.typed.get(name),
+                        errors=given.errors.get(name, ()),
+                        readonly=name in given.readonly,
+                        choices=given.choices.get(name, ()),
+                        currency=given.currency,
+                        children=given.children.get(name),
+                    )
+                )
+            if not slots:
+                continue
+            default = OTHER_LABEL if section["name"] == "other" else None
+            label = Label.of(section.get("label")) if section.get("label") else default
+            built.append(
+                Section(
+                    section["name"],
+                    text(label, locale),
+                    int(section.get("columns", 1)),
+                    tuple(slots),
+                    bool(section.get("collapsed")) and not editing,
+                )
+            )
+        if built:
+            label_text = text(tab_label or MAIN_LABEL, locale, tab_name)
+            tabs.append(Tab(tab_name, label_text, tuple(built)))
+    if tabs:
+        chosen = active if any(t.name == active for t in tabs) else tabs[0].name
+        tabs = [Tab(t.name, t.label, t.sections, t.name == chosen) for t in tabs]
+    return tuple(tabs)
+
+
+def child_table(
+    child: Entity,
+    rows: Sequence[Mapping[str, Any]],
+    locale: str,
+    currency: str,
+    columns: Sequence[str] = (),
+    hidden: frozenset[str] = frozenset(),
+) -> ChildTable:
+    """Child rows (a quote's lines) for display: the children field's ``columns``, else
+    every field but the link to the parent; references show the titles the rows carry
+    (``product__title``)."""
+    names = [
+        n
+        for n in (columns or child.fields)
+        if n in child.fields and n != child.parent_field and n not in hidden
+    ]
+    header = tuple(slot(child.fields[n], locale) for n in names)
+    body = tuple(tuple(cell(child, n, row, locale, currency) for n in names) for row in rows)
+    return ChildTable(header, body)
+
+
+# --- lists -----------------------------------------------------------------------------------
+
+
+def default_list_view(entity: Entity, name: str = "") -> Mapping[str, Any]:
+    """The list view called ``name``, else the default one, else a view of the title
+    field and the first few fields."""
+    views: list[Mapping[str, Any]] = list(entity.list_views or ())
+    chosen = [v for v in views if v["name"] == name] or [v for v in views if v.get("default")]
+    if chosen or views:
+        return (chosen or views)[0]
+    first = [entity.title_field] if entity.title_field else []
+    others = [
+        n
+        for n, f in entity.fields.items()
+        if f.type not in ("children", "text", "file") and n not in first
+    ]
+    return {"name": "all", "columns": [*first, *others][:6]}
+
+
+def view_choices(entity: Entity, locale: str, active: str) -> tuple[ViewChoice, ...]:
+    return tuple(
+        ViewChoice(
+            v["name"], text(Label.of(v.get("label"), v["name"]), locale), v["name"] == active
+        )
+        for v in entity.list_views or ()
+    )
+
+
+def columns(
+    entity: Entity,
+    names: Sequence[str],
+    locale: str,
+    *,
+    sort: Sequence[SortKey] = (),
+    sortable: frozenset[str] = frozenset(),
+) -> tuple[Column, ...]:
+    """List columns with the sort each header link asks for: ascending first, then
+    descending; the current sort is marked."""
+    first = sort[0] if sort else None
+    found = []
+    for name in names:
+        state = None
+        if first is not None and first.field == name:
+            state = "desc" if first.descending else "asc"
+        following = f"-{name}" if state == "asc" else name
+        found.append(
+            Column(
+                name,
+                column_label(entity, name, locale),
+                column_type(entity, name),
+                name in sortable,
+                state,
+                following,
+            )
+        )
+    return tuple(found)
+
+
+def table(
+    entity: Entity,
+    cols: Sequence[Column],
+    rows: Sequence[Mapping[str, Any]],
+    locale: str,
+    currency: str,
+) -> Table:
+    title = entity.title_field
+    built = tuple(
+        Row(
+            int(row["id"]),
+            tuple(cell(entity, c.name, row, locale, currency) for c in cols),
+            str(row.get(title) or "") if title else "",
+        )
+        for row in rows
+    )
+    return Table(entity.name, tuple(cols), built)
+
+
+def sort_keys(value: Any) -> tuple[SortKey, ...]:
+    return parse_sort(value)
+
+
+def record_title(entity: Entity, record: Mapping[str, Any], locale: str) -> str:
+    """What a record is called: its title field, else "<Entity> #id"."""
+    if entity.title_field and record.get(entity.title_field) not in (None, ""):
+        value = record[entity.title_field]
+        if isinstance(value, str | int):
+            return str(value)
+    return f"{text(entity.label, locale, entity.name)} #{record.get('id', '')}"
