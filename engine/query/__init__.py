@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -625,26 +626,29 @@ def _count(
     return exact_up_to, True
 
 
-_estimates: dict[tuple[str, str, str], tuple[float, int]] = {}
+# Per engine (a test's fresh database must not see another's), per query and values.
+_estimates: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], tuple[float, int]]] = (
+    weakref.WeakKeyDictionary()
+)
 _estimates_lock = threading.Lock()
 
 
 def _estimate(conn: sa.Connection, rows: sa.Select[Any]) -> int:
     """The planner's row estimate for ``rows``, reused for a minute per query and values."""
     compiled = rows.compile(dialect=conn.dialect)
-    values = repr(sorted(compiled.params.items(), key=lambda kv: kv[0]))
-    key = (repr(conn.engine.url), str(compiled), values)
+    key = (str(compiled), repr(sorted(compiled.params.items(), key=lambda kv: kv[0])))
     now = time.monotonic()
     with _estimates_lock:
-        cached = _estimates.get(key)
+        known = _estimates.setdefault(conn.engine, {})
+        cached = known.get(key)
     if cached is not None and now - cached[0] < ESTIMATE_SECONDS:
         return cached[1]
     plan = conn.execute(_Explain(rows)).scalar_one()
     estimate = int(plan[0]["Plan"]["Plan Rows"])
     with _estimates_lock:
-        if len(_estimates) >= 512:
-            _estimates.clear()
-        _estimates[key] = (now, estimate)
+        if len(known) >= 512:
+            known.clear()
+        known[key] = (now, estimate)
     return estimate
 
 
