@@ -24,9 +24,10 @@ from .._merge import Document
 from .._yaml import Location
 from ..model import Entity, Field, Label, Model, Package, freeze
 from ._context import Checker
-from .access import compile_dashboard, compile_report, compile_role
+from .access import compile_dashboard, compile_role
 from .entities import compile_entity, link_children
 from .process import compile_automation, compile_workflow
+from .reports import compile_report
 
 if TYPE_CHECKING:
     from ..loader import PackageSource

@@ -62,7 +62,16 @@ from engine import Actor, Records
 from engine.permissions import Permissions
 from metamodel import Entity, Model
 
-from ._openapi_paths import ERRORS, auth_paths, entity_paths, entity_tag, meta_paths, response
+from ._openapi_paths import (
+    ERRORS,
+    REPORT_RESULT,
+    auth_paths,
+    entity_paths,
+    entity_tag,
+    meta_paths,
+    report_paths,
+    response,
+)
 from ._openapi_schemas import (
     ACTIONS,
     ENTITY_META_SCHEMA,
@@ -213,6 +222,8 @@ def build_document(model: Model, view: View) -> dict[str, Any]:
     meta_paths(spec, [name for name, _ in view.entities])
     for name, seen in view.entities:
         _entity(spec, model.entity(name), names, seen)
+    readable = {name for name, _ in view.entities}
+    report_paths(spec, [r for r in model.reports.values() if r.entity in readable])
     return spec.to_dict()
 
 
@@ -241,6 +252,7 @@ def _shared_components(spec: APISpec) -> None:
     components.schema("FieldMeta", FIELD_META_SCHEMA)
     components.schema("EntitySummary", ENTITY_SUMMARY_SCHEMA)
     components.schema("EntityMeta", ENTITY_META_SCHEMA)
+    components.schema("ReportResult", REPORT_RESULT)
 
 
 def _entity(spec: APISpec, entity: Entity, names: dict[str, str], seen: EntityView) -> None:
