@@ -69,9 +69,7 @@ def _bucket(column: Column, bucket: str, value_type: str, sqlite: bool) -> Colum
             start = sa.func.date(column, "weekday 0", "-6 days")
         elif bucket == "quarter":
             back = (sa.cast(sa.func.strftime("%m", column), sa.Integer) - 1) % 3
-            start = sa.func.date(
-                column, "start of month", sa.literal("-").concat(back).concat(" months")
-            )
+            start = sa.func.date(column, "start of month", sa.func.printf("-%d months", back))
         else:
             start = sa.func.date(column, f"start of {bucket}")
         return sa.type_coerce(start, sa.Date())
@@ -302,6 +300,7 @@ class Builder:
         """The rows' order: the report's sort, then the dimensions (choices in their
         options' order); empty values last."""
         targets = {dim.name: target for dim, _, target in shape.dimensions}
+        ranges = {d.name: [r.value for r in d.ranges] for d, _, _ in shape.dimensions if d.ranges}
         keys = [(k.field, k.descending) for k in self.report.sort]
         keys += [(dim.name, False) for dim, _, _ in shape.dimensions]
         order: list[Column] = []
@@ -314,6 +313,9 @@ class Builder:
             target = targets.get(name)
             if target is not None:
                 column, _ = sort_expression(target, column)
+            elif name in ranges:
+                values = ranges[name]
+                column = sa.case(*((column == v, i) for i, v in enumerate(values)))
             order.append(sa.nulls_last(column.desc() if descending else column.asc()))
         return order or [sa.literal(1)]
 
