@@ -339,7 +339,7 @@ def test_a_rep_sees_only_their_records_and_no_hidden_field(reports: Reports) -> 
         {"filter": "account.secret > 3", "measures": [{"name": "n", "aggregate": "count"}]},
     ):
         report = report_from_value(reports.model, {"entity": "deal", **query})
-        with pytest.raises(BadRequest, match="unknown field 'account.secret'"):
+        with pytest.raises(BadRequest, match=r"unknown field 'account\.secret'"):
             reports.run(ANN, report, adhoc=True)
     hidden_filter = report_from_value(
         reports.model,
