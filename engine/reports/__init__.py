@@ -288,7 +288,9 @@ class Reports:
             "x": spec.get("x") or (dims[0] if dims else None),
             "y": [y for y in ys if y in measures],
         }
-        series = spec.get("series") or (dims[1] if len(dims) > 1 else None)
+        series = spec.get("series")
+        if not series and len(dims) > 1 and chart["type"] in ("bar", "stacked_bar", "line"):
+            series = dims[1]
         if series:
             chart["series"] = series
         return chart

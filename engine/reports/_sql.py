@@ -168,7 +168,15 @@ class Builder:
         result = AGGREGATES[measure.aggregate].sql(value)
         if measure.value_type != "decimal":
             return sa.type_coerce(result, SQL_TYPES.get(measure.value_type, sa.String()))
-        scale = _scale(self.resolver.walk(measure.path).target) if measure.path else 6
+        scale = 6
+        if measure.path is not None:
+            kind = self.resolver.column(measure.path).type
+            declared = getattr(kind, "scale", None) if isinstance(kind, sa.Numeric) else None
+            scale = (
+                declared
+                if declared is not None
+                else _scale(self.resolver.walk(measure.path).target, self.tables)
+            )
         if measure.aggregate not in ("sum", "min", "max"):
             scale = max(scale, 6)
         self.scales[measure.name] = scale
@@ -320,12 +328,16 @@ class Builder:
         return order or [sa.literal(1)]
 
 
-def _scale(target: Target) -> int:
+def _scale(target: Target, tables: Tables) -> int:
     """The decimal places a number field shows (SQLite returns its sums as floats)."""
     found = target.field
     if found is None:
         return 0
     if found.scale is not None:
         return int(found.scale)
+    if found.type == "rollup" and found.of and found.rollup_field:
+        rolled = tables.model.entity(found.of).fields.get(found.rollup_field)
+        if rolled is not None and found.aggregate in ("sum", "min", "max"):
+            found = rolled
     kind = found.returns if found.type == "formula" and found.returns else found.type
     return 2 if kind in ("money", "percent") else 6
