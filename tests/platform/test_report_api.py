@@ -333,3 +333,17 @@ def test_the_report_list_and_openapi(
     assert {"/reports", "/reports/query", "/reports/sales_funnel"} <= set(document["paths"])
     funnel = document["paths"]["/reports/sales_funnel"]["get"]
     assert [p["name"] for p in funnel["parameters"]] == ["close_period", "owner"]
+
+
+def test_every_crm_report_runs_for_every_user(
+    client: FlaskClient, token: Callable[[str], dict[str, str]]
+) -> None:
+    names = list(client.application.extensions["heddle"].model.reports)
+    assert len(names) >= 10
+    for username, _, _ in PEOPLE:
+        listed = {
+            r["name"] for r in client.get("/api/v1/reports", headers=token(username)).json["data"]
+        }
+        for name in names:
+            response = client.get(f"/api/v1/reports/{name}", headers=token(username))
+            assert response.status_code == (200 if name in listed else 403), (username, name)
