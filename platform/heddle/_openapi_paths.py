@@ -588,9 +588,9 @@ def _report_parameter(report: Report, index: int) -> JSONSchema:
     }
 
 
-def report_paths(spec: APISpec, reports: list[Report]) -> None:
+def report_paths(spec: APISpec, reports: list[Report], dashboards: list[str]) -> None:
     """The reports a caller may run: the list, one path per report with its parameters,
-    and the ad-hoc query."""
+    the ad-hoc query; and the dashboards."""
     spec.tag({"name": "reports", "description": "Reports: grouped and totalled in the database."})
     result = response(ref("ReportResult"), "The rows, totals and chart.")
     summary = {"type": "object", "required": ["name", "label", "entity", "params"]}
@@ -636,6 +636,61 @@ def report_paths(spec: APISpec, reports: list[Report]) -> None:
                     "content": {"application/json": {"schema": {"type": "object"}}},
                 },
                 "responses": {"200": result, **error_responses(400, 401, 403, 413)},
+            }
+        },
+    )
+    dashboard = {
+        "type": "object",
+        "required": ["name", "label", "widgets"],
+        "properties": {
+            "name": {"type": "string"},
+            "label": {"type": "string"},
+            "widgets": {
+                "type": "array",
+                "description": "name, label, type, width, and data (a report's result; a "
+                "metric's totals; a list's rows) or error.",
+                "items": {"type": "object", "required": ["name", "label", "type", "width"]},
+            },
+        },
+    }
+    spec.path(
+        path="/dashboards",
+        operations={
+            "get": {
+                "operationId": "list_dashboards",
+                "summary": "The dashboards",
+                "tags": ["reports"],
+                "responses": {
+                    "200": response(
+                        _data({"type": "array", "items": {"type": "object"}}), "The dashboards."
+                    ),
+                    **error_responses(401),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/dashboards/{name}",
+        parameters=[
+            {
+                "name": "name",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "enum": dashboards}
+                if dashboards
+                else {"type": "string"},
+            }
+        ],
+        operations={
+            "get": {
+                "operationId": "get_dashboard",
+                "summary": "Every widget's data at once",
+                "description": "Query parameters go to every report widget that takes them.",
+                "tags": ["reports"],
+                "responses": {
+                    "200": response(dashboard, "The dashboard."),
+                    **error_responses(400, 401, 404),
+                },
             }
         },
     )

@@ -223,7 +223,9 @@ def build_document(model: Model, view: View) -> dict[str, Any]:
     for name, seen in view.entities:
         _entity(spec, model.entity(name), names, seen)
     readable = {name for name, _ in view.entities}
-    report_paths(spec, [r for r in model.reports.values() if r.entity in readable])
+    report_paths(
+        spec, [r for r in model.reports.values() if r.entity in readable], list(model.dashboards)
+    )
     return spec.to_dict()
 
 

@@ -1,4 +1,4 @@
-"""The reports of the REST API: ``/api/v1/reports``.
+"""The reports and dashboards of the REST API: ``/api/v1/reports``, ``/api/v1/dashboards``.
 
 - ``GET /api/v1/reports`` — the reports the caller may run, with their parameters;
 - ``GET /api/v1/reports/<report>?<param>=…`` — run one: ``{"columns", "rows", "totals",
@@ -6,7 +6,9 @@
 - ``POST /api/v1/reports/query?<param>=…`` — run an ad-hoc report: the body is a report
   document (``entity``, ``group_by``, ``measures``…, as in a definition file), the
   response the same. A mistake in it is a 400 whose ``fields`` name each place
-  (``measures[0].aggregate``), never a 500.
+  (``measures[0].aggregate``), never a 500;
+- ``GET /api/v1/dashboards`` and ``GET /api/v1/dashboards/<name>?<param>=…`` — every
+  widget's data in one response (:func:`engine.reports.dashboards.run_dashboard`).
 
 Authentication is the API's (:func:`heddle.api.authenticate`); the work is the engine's
 (:class:`engine.reports.Reports`), with the caller's permissions in the SQL.
@@ -22,18 +24,19 @@ from flask.typing import ResponseReturnValue
 
 from engine import BadRequest
 from engine.reports import Reports
+from engine.reports.dashboards import run_dashboard
 from metamodel import DefinitionError, Report, report_from_value
 
 from .api import _body, actor, authenticate
 from .extensions import csrf, runtime
 
-reports = Blueprint("reports", __name__, url_prefix="/api/v1/reports")
+reports = Blueprint("reports", __name__, url_prefix="/api/v1")
 csrf.exempt(reports)
 reports.before_request(authenticate)
 
 
 def init_app(app: Flask) -> None:
-    """The reports under ``/api/v1/reports``."""
+    """The reports and dashboards under ``/api/v1``."""
     app.register_blueprint(reports)
 
 
@@ -63,21 +66,21 @@ def _summary(report: Report, locale: str) -> dict[str, Any]:
     }
 
 
-@reports.get("")
+@reports.get("/reports")
 def list_reports() -> ResponseReturnValue:
     """The reports whose entity the caller may read."""
     act = actor()
     return jsonify(data=[_summary(r, act.locale) for r in _service().visible(act)])
 
 
-@reports.get("/<name>")
+@reports.get("/reports/<name>")
 def run_report(name: str) -> ResponseReturnValue:
     """One report's rows, totals and chart, for the parameters in the query string."""
     result = _service().run(actor(), name, _params())
     return jsonify(result.to_dict())
 
 
-@reports.post("/query")
+@reports.post("/reports/query")
 def run_query() -> ResponseReturnValue:
     """An ad-hoc report: the body is a report document."""
     body = _body()
@@ -92,3 +95,26 @@ def run_query() -> ResponseReturnValue:
         raise BadRequest(f"Invalid report: {first[0]}: {first[1][0]}", fields) from None
     result = _service().run(actor(), report, _params(), adhoc=True)
     return jsonify(result.to_dict())
+
+
+@reports.get("/dashboards")
+def list_dashboards() -> ResponseReturnValue:
+    """Every dashboard, and whether it is meant for one of the caller's roles."""
+    act = actor()
+    return jsonify(
+        data=[
+            {
+                "name": d.name,
+                "label": d.label.get(act.locale),
+                "roles": list(d.spec.get("roles", ())),
+                "mine": act.is_admin or bool(set(d.spec.get("roles", ())) & act.roles),
+            }
+            for d in runtime().model.dashboards.values()
+        ]
+    )
+
+
+@reports.get("/dashboards/<name>")
+def get_dashboard(name: str) -> ResponseReturnValue:
+    """Every widget's data; the query string's parameters go to the reports that take them."""
+    return jsonify(run_dashboard(_service(), actor(), name, _params()))

@@ -347,3 +347,36 @@ def test_every_crm_report_runs_for_every_user(
         for name in names:
             response = client.get(f"/api/v1/reports/{name}", headers=token(username))
             assert response.status_code == (200 if name in listed else 403), (username, name)
+
+
+def test_dashboards_answer_every_widget_at_once(
+    client: FlaskClient, token: Callable[[str], dict[str, str]]
+) -> None:
+    listed = client.get("/api/v1/dashboards", headers=token("ann")).json["data"]
+    assert {d["name"]: d["mine"] for d in listed} == {"sales_cockpit": False, "my_day": True}
+    response = client.get("/api/v1/dashboards/sales_cockpit", headers=token("root"))
+    assert response.status_code == 200, response.json
+    widgets = {w["name"]: w for w in response.json["widgets"]}
+    assert len(widgets) == 6 and response.json["label"] == "Sales cockpit"
+    assert widgets["funnel"]["data"]["totals"]["deals"] == 9
+    assert set(widgets["won_this_year"]["data"]) == {"totals", "columns"}
+    assert widgets["receivables"]["data"]["totals"]["plans"] == 4
+    # shared parameters reach the reports that take them
+    last_year = client.get(
+        "/api/v1/dashboards/sales_cockpit?period=last_year", headers=token("root")
+    )
+    assert {w["name"]: w for w in last_year.json["widgets"]}["win_rate"]["data"]["totals"][
+        "closed"
+    ] == 0
+    mine = client.get("/api/v1/dashboards/my_day", headers=token("ann")).json["widgets"]
+    by_name = {w["name"]: w for w in mine}
+    assert by_name["tasks"]["data"]["rows"] == []
+    assert by_name["pipeline"]["data"]["totals"]["deals"] == 5
+    # a widget the user may not see says so; the others still answer
+    fay = client.get("/api/v1/dashboards/my_day", headers=token("fay")).json["widgets"]
+    assert {w["name"]: "error" in w for w in fay} == {
+        "tasks": True,
+        "follow_ups": False,
+        "pipeline": False,
+    }
+    assert client.get("/api/v1/dashboards/nothing", headers=token("root")).status_code == 404
