@@ -379,7 +379,7 @@ class Dimension:
 class ReportMeasure:
     """One number a report computes: an aggregate of a field or of a ``value`` computed
     per record (over the records its ``filter`` keeps), or an ``expression`` over other
-    measures (``won / closed``)."""
+    measures (``won / closed``), or the share of the total (``share_of``) a row holds."""
 
     name: str
     label: Label
@@ -389,6 +389,7 @@ class ReportMeasure:
     filter: Expression | None = None
     expression: Expression | None = None
     value: Expression | None = None  # what the aggregate reads, when not a field
+    share_of: str | None = None  # a count or sum measure: each row's part of its total
 
 
 @dataclass(frozen=True)

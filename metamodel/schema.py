@@ -466,6 +466,7 @@ def _kind_schemas() -> dict[str, Schema]:
                             "value": _ref("expression"),
                             "filter": _ref("expression"),
                             "expression": _ref("expression"),
+                            "share_of": _ref("identifier"),
                         },
                         ("name",),
                     )

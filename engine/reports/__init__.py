@@ -205,9 +205,10 @@ class Reports:
             raise Forbidden(f"report {report.name} reads what you may not see: {first}")
         kept = []
         for measure in report.measures:
-            reads_dropped = measure.expression is not None and any(
-                ".".join(p) in dropped for p in measure.expression.fields
-            )
+            reads_dropped = (
+                measure.expression is not None
+                and any(".".join(p) in dropped for p in measure.expression.fields)
+            ) or measure.share_of in dropped
             if measure.name not in dropped and not reads_dropped:
                 kept.append(measure)
         names = {m.name for m in kept}

@@ -225,6 +225,14 @@ class Builder:
             shape.measures.append((measure, f"e{i}"))
             if measure.value_type == "decimal":
                 self.scales[measure.name] = 6
+        shares = [m for m in measures if m.share_of is not None]
+        by_aggregate = {m.name: m for m in aggregates}
+        for i, measure in enumerate(shares):
+            part = self.measure(by_aggregate[str(measure.share_of)])
+            whole = sa.func.sum(part).over()
+            shape.measures.append((measure, f"s{i}"))
+            selected.append(_ratio(part, whole, self.sqlite).label(f"s{i}"))
+            self.scales[measure.name] = 6
         shape.scales = self.scales
         source = self.source()
         g = sa.select(*selected).select_from(source).where(*conditions).group_by(*grouped).cte("g")
@@ -264,6 +272,17 @@ class Builder:
                     columns.append(values[aggregates[int(name[1:])].name].label(name))
                 elif name.startswith("e"):
                     columns.append(exprs[int(name[1:])].label(name))
+                elif name.startswith("s"):
+                    part = values[str(shares[int(name[1:])].share_of)]
+                    whole = (
+                        sa.select(self.measure(by_aggregate[str(shares[int(name[1:])].share_of)]))
+                        .select_from(source)
+                        .where(*conditions)
+                        .scalar_subquery()
+                        if kind == OTHERS
+                        else part
+                    )
+                    columns.append(_ratio(part, whole, self.sqlite).label(name))
                 else:
                     columns.append(sa.null().label(name))
             return sa.select(*columns).select_from(source).where(*conditions, *extra)
@@ -326,6 +345,12 @@ class Builder:
                 column = sa.case(*((column == v, i) for i, v in enumerate(values)))
             order.append(sa.nulls_last(column.desc() if descending else column.asc()))
         return order or [sa.literal(1)]
+
+
+def _ratio(part: Column, whole: Column, sqlite: bool) -> Column:
+    """``part / whole`` as a decimal; empty when the whole is zero."""
+    numerator = sa.cast(part, sa.Float if sqlite else sa.Numeric)
+    return sa.type_coerce(numerator / sa.func.nullif(whole, 0), sa.Numeric(decimal_return_scale=6))
 
 
 def _scale(target: Target, tables: Tables) -> int:

@@ -55,6 +55,8 @@ def _empty(shape: Shape) -> dict[str, Any]:
             empty = Decimal(0)
         values[measure.name] = empty
     for measure, _ in shape.measures:
+        if measure.share_of is not None:
+            values[measure.name] = Decimal(0)
         if measure.expression is not None:
             try:
                 values[measure.name] = measure.expression.evaluate(values)

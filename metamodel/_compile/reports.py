@@ -254,14 +254,15 @@ def _measures(
     for i, spec in enumerate(specs):
         where: Location = ("measures", i)
         label = Label.of(spec.get("label"), spec["name"].replace("_", " ").capitalize())
-        if ("aggregate" in spec) == ("expression" in spec):
-            checker.error(doc, where, "a measure needs exactly one of 'aggregate' or 'expression'")
+        if sum(key in spec for key in ("aggregate", "expression", "share_of")) != 1:
+            message = "a measure needs exactly one of 'aggregate', 'expression' or 'share_of'"
+            checker.error(doc, where, message)
             found.append(None)
             continue
-        if "expression" in spec:
+        if "expression" in spec or "share_of" in spec:
             for key in ("field", "value", "filter"):
                 if key in spec:
-                    checker.error(doc, (*where, key), f"an expression measure takes no '{key}'")
+                    checker.error(doc, (*where, key), f"a measure of measures takes no '{key}'")
             found.append(None)  # filled in below, once every aggregate is known
             continue
         measure = MEASURES[spec["aggregate"]]
@@ -296,7 +297,22 @@ def _measures(
                 spec["name"], label, gives, measure.name, path, condition, None, per_record
             )
         )
+    additive = {
+        spec["name"]
+        for spec in specs
+        if spec.get("aggregate") in ("count", "sum") and spec["name"] in aggregates
+    }
     for i, spec in enumerate(specs):
+        if "share_of" in spec and "aggregate" not in spec and "expression" not in spec:
+            label = Label.of(spec.get("label"), spec["name"].replace("_", " ").capitalize())
+            if spec["share_of"] in additive:
+                found[i] = ReportMeasure(spec["name"], label, "decimal", share_of=spec["share_of"])
+            else:
+                hint = did_you_mean(spec["share_of"], additive) or (
+                    f"a count or sum measure: {', '.join(sorted(additive))}" if additive else ""
+                )
+                message = f"'{spec['share_of']}' is not a count or sum measure of this report"
+                checker.error(doc, ("measures", i, "share_of"), message, hint)
         if "expression" in spec and "aggregate" not in spec:
             where = ("measures", i, "expression")
             expression = _over_columns(checker, doc, where, spec["expression"], aggregates, None)

@@ -375,3 +375,48 @@ def test_ad_hoc_reports_are_checked_like_files(model: Model) -> None:
         )
     paths = {p.path for p in caught.value.problems}
     assert {"group_by[0].bucket", "measures[0].expression", "sort", "others"} <= paths
+
+
+def test_share_of_the_total(reports: Reports) -> None:
+    report = report_from_value(
+        reports.model,
+        {
+            "entity": "deal",
+            "group_by": ["stage"],
+            "measures": [
+                {"name": "total", "aggregate": "sum", "field": "amount"},
+                {"name": "deals", "aggregate": "count"},
+                {"name": "part", "share_of": "total"},
+                {"name": "part_of_deals", "share_of": "deals"},
+            ],
+            "sort": "-total",
+            "limit": 2,
+            "others": True,
+        },
+    )
+    result = reports.run(ADMIN, report, adhoc=True)
+    expected = _sql(
+        reports,
+        "SELECT stage, coalesce(sum(amount), 0) AS total, count(*) AS deals FROM deal "
+        "GROUP BY stage ORDER BY total DESC",
+    )
+    grand = sum(Decimal(str(r["total"])) for r in expected)
+    for row, mine in zip(expected[:2], result.rows[:2], strict=True):
+        assert mine["stage"] == row["stage"]
+        assert abs(mine["part"] - Decimal(str(row["total"])) / grand) < Decimal("0.00001")
+        assert abs(mine["part_of_deals"] - Decimal(row["deals"]) / 300) < Decimal("0.00001")
+    others = result.rows[-1]
+    rest = sum(Decimal(str(r["total"])) for r in expected[2:])
+    assert abs(others["part"] - rest / grand) < Decimal("0.00001")
+    assert result.totals is not None and result.totals["part"] == Decimal(1)
+    with pytest.raises(DefinitionError, match="not a count or sum measure"):
+        report_from_value(
+            reports.model,
+            {
+                "entity": "deal",
+                "measures": [
+                    {"name": "average", "aggregate": "avg", "field": "amount"},
+                    {"name": "part", "share_of": "average"},
+                ],
+            },
+        )
