@@ -390,6 +390,7 @@ class ReportMeasure:
     expression: Expression | None = None
     value: Expression | None = None  # what the aggregate reads, when not a field
     share_of: str | None = None  # a count or sum measure: each row's part of its total
+    previous: bool = False  # computed over the previous period (a report's ``compare``)
 
 
 @dataclass(frozen=True)
@@ -409,6 +410,7 @@ class Report:
     others: bool = False
     totals: bool = True
     chart: Frozen = None
+    compare: str | None = None  # a period parameter: measures also for the period before
 
 
 @dataclass(frozen=True)

@@ -476,6 +476,7 @@ def _kind_schemas() -> dict[str, Schema]:
                 "limit": {"type": "integer", "minimum": 1, "maximum": MAX_REPORT_ROWS},
                 "others": {"type": "boolean"},
                 "totals": {"type": "boolean"},
+                "compare": _ref("identifier"),
                 "chart": _obj(
                     {
                         "type": {"enum": list(CHART_TYPES)},

@@ -114,8 +114,14 @@ class Reports:
             context = type(context)(user_id=actor.user_id, team_id=actor.team_id, today=today)
         scope = self.permissions.where(actor, entity, grant, self.tables.table(entity.name))
         dialect = self.records.dialect
+        before = _params.previous(values, found.compare) if found.compare else None
         builder = Builder(
-            self.tables, found, dialect, context, lambda p: _params.literal(found, values, p)
+            self.tables,
+            found,
+            dialect,
+            context,
+            lambda p: _params.literal(found, values, p),
+            None if before is None else (lambda p: _params.literal(found, before, p)),
         )
         fills = not found.limit and any(d.fill for d in found.dimensions)
         try:
@@ -209,7 +215,8 @@ class Reports:
                 measure.expression is not None
                 and any(".".join(p) in dropped for p in measure.expression.fields)
             ) or measure.share_of in dropped
-            if measure.name not in dropped and not reads_dropped:
+            twin_of = measure.name.removesuffix("_previous") if measure.previous else None
+            if measure.name not in dropped and not reads_dropped and twin_of not in dropped:
                 kept.append(measure)
         names = {m.name for m in kept}
         if report.having is not None and any(

@@ -128,3 +128,23 @@ def shown(report: Report, values: Mapping[str, Any]) -> dict[str, Any]:
 def _show(raw: Any) -> str:
     text = str(raw)
     return text if len(text) <= 40 else text[:37] + "…"
+
+
+def previous(values: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """``values`` with the period ``name`` moved to the one before it: as many whole
+    months before when it is whole months (a quarter before a quarter), else as many
+    days before. An empty period stays empty."""
+    moved = dict(values)
+    period = values.get(name)
+    if period is None:
+        return moved
+    start, last = period
+    after = last + dt.timedelta(days=1)
+    if start.day == 1 and after.day == 1:
+        months = (after.year - start.year) * 12 + after.month - start.month
+        index = start.year * 12 + start.month - 1 - months
+        moved[name] = (dt.date(index // 12, index % 12 + 1, 1), start - dt.timedelta(days=1))
+    else:
+        days = (after - start).days
+        moved[name] = (start - dt.timedelta(days=days), start - dt.timedelta(days=1))
+    return moved

@@ -103,6 +103,7 @@ class Builder:
         dialect: str,
         context: Context,
         params: Callable[[tuple[str, ...]], Column],
+        previous_params: Callable[[tuple[str, ...]], Column] | None = None,
     ) -> None:
         self.tables = tables
         self.report = report
@@ -110,12 +111,17 @@ class Builder:
         self.sqlite = dialect == "sqlite"
         self.context = context
         self.params = params
+        self.previous_params = previous_params
+        self._previous = False  # compiling for the previous period (compare)
+        self._periods: tuple[Column, Column] | None = None  # (this period's rows, the last's)
         self.resolver = Resolver(tables, report.entity, dialect, context)
         self._system_joins: list[tuple[sa.FromClause, Column]] = []
         self.scales: dict[str, int] = {}
 
     def resolve(self, path: tuple[str, ...]) -> Column:
         if path[0] == "params":
+            if self._previous and self.previous_params is not None:
+                return self.previous_params(path)
             return self.params(path)
         return self.resolver.column(path)
 
@@ -162,9 +168,15 @@ class Builder:
             value = self.resolver.column(measure.path)
         elif measure.value is not None:
             value = self.sql(measure.value)
+        holds: list[Column] = []
+        if self._periods is not None:
+            holds.append(self._periods[1 if measure.previous else 0])
         if measure.filter is not None:
-            holds = sa.func.coalesce(self.sql(measure.filter), False)
-            value = sa.case((holds, value if value is not None else sa.literal(1)))
+            self._previous = measure.previous
+            holds.append(sa.func.coalesce(self.sql(measure.filter), False))
+            self._previous = False
+        if holds:
+            value = sa.case((sa.and_(*holds), value if value is not None else sa.literal(1)))
         result = AGGREGATES[measure.aggregate].sql(value)
         if measure.value_type != "decimal":
             return sa.type_coerce(result, SQL_TYPES.get(measure.value_type, sa.String()))
@@ -196,7 +208,14 @@ class Builder:
         report = self.report
         shape = Shape()
         conditions: list[Column] = []
-        if report.filter is not None:
+        if report.filter is not None and report.compare and self.previous_params is not None:
+            now = sa.func.coalesce(self.sql(report.filter), False)
+            self._previous = True
+            before = sa.func.coalesce(self.sql(report.filter), False)
+            self._previous = False
+            self._periods = (now, before)
+            conditions.append(sa.or_(now, before))
+        elif report.filter is not None:
             conditions.append(self.sql(report.filter))
         if scope is not None:
             conditions.append(scope)

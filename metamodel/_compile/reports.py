@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -63,7 +64,16 @@ def compile_report(checker: Checker, doc: Document) -> Report | None:
         _dimension(checker, doc, i, spec, entity, extra)
         for i, spec in enumerate(value.get("group_by", ()))
     ]
-    measures = _measures(checker, doc, entity, extra, value.get("measures", ()))
+    compare = value.get("compare")
+    periods = [p["name"] for p in specs if p["type"] == "period"]
+    if compare is not None and compare not in periods:
+        hint = did_you_mean(compare, periods) or (
+            f"a period parameter: {', '.join(periods)}" if periods else "declare a period parameter"
+        )
+        checker.error(doc, ("compare",), f"'{compare}' is not a period parameter", hint)
+    measures = _measures(
+        checker, doc, entity, extra, value.get("measures", ()), compare is not None
+    )
     names: dict[str, str] = {}
     for where, item in [
         *(("group_by", d) for d in dimensions),
@@ -111,6 +121,7 @@ def compile_report(checker: Checker, doc: Document) -> Report | None:
         others=bool(value.get("others", False)),
         totals=bool(value.get("totals", True)),
         chart=freeze(chart) if chart else None,
+        compare=compare,
     )
 
 
@@ -247,10 +258,12 @@ def _measures(
     entity: str,
     extra: Mapping[str, str],
     specs: Sequence[Mapping[str, Any]],
+    compare: bool = False,
 ) -> list[ReportMeasure | None]:
     checker.unique_names(doc, ("measures",), specs, "measure")
     found: list[ReportMeasure | None] = []
     aggregates: dict[str, str] = {}
+    twins: list[ReportMeasure] = []  # the previous period's, with compare
     for i, spec in enumerate(specs):
         where: Location = ("measures", i)
         label = Label.of(spec.get("label"), spec["name"].replace("_", " ").capitalize())
@@ -292,11 +305,16 @@ def _measures(
         )
         gives = measure.result(kind)
         aggregates[spec["name"]] = gives
-        found.append(
-            ReportMeasure(
-                spec["name"], label, gives, measure.name, path, condition, None, per_record
-            )
+        current = ReportMeasure(
+            spec["name"], label, gives, measure.name, path, condition, None, per_record
         )
+        found.append(current)
+        if compare:
+            twin = replace(
+                current, name=f"{current.name}_previous", label=_previous(label), previous=True
+            )
+            aggregates[twin.name] = gives
+            twins.append(twin)
     additive = {
         spec["name"]
         for spec in specs
@@ -325,7 +343,17 @@ def _measures(
                 found[i] = ReportMeasure(
                     spec["name"], label, expression.type, expression=expression
                 )
-    return found
+    return [*found, *twins]
+
+
+_PREVIOUS = {"en": " (previous period)", "zh": "（上期）", "ja": "（前期）"}
+
+
+def _previous(label: Label) -> Label:
+    texts = label.to_json()
+    if isinstance(texts, str):
+        return Label.of(texts + _PREVIOUS["en"])
+    return Label.of({k: v + _PREVIOUS.get(k, _PREVIOUS["en"]) for k, v in texts.items()})
 
 
 def _over_columns(

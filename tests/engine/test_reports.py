@@ -420,3 +420,52 @@ def test_share_of_the_total(reports: Reports) -> None:
                 ],
             },
         )
+
+
+@pytest.mark.parametrize(
+    ("period", "before"),
+    [
+        ("last_quarter", (dt.date(2025, 10, 1), dt.date(2025, 12, 31))),
+        ("2026-05-01..2026-05-10", (dt.date(2026, 4, 21), dt.date(2026, 4, 30))),
+    ],
+)
+def test_comparison_with_the_previous_period(
+    reports: Reports, period: str, before: tuple[dt.date, dt.date]
+) -> None:
+    report = report_from_value(
+        reports.model,
+        {
+            "entity": "deal",
+            "params": [{"name": "period", "type": "period"}],
+            "filter": "closed >= params.period.start and closed <= params.period.end",
+            "group_by": ["stage"],
+            "measures": [
+                {"name": "deals", "aggregate": "count"},
+                {"name": "won", "aggregate": "sum", "field": "amount", "filter": "stage == 'won'"},
+                {"name": "growth", "expression": "(deals - deals_previous) / deals_previous"},
+            ],
+            "compare": "period",
+        },
+    )
+    result = reports.run(ADMIN, report, {"period": period}, adhoc=True)
+    start, end = dt.date.fromisoformat("2026-01-01"), dt.date.fromisoformat("2026-03-31")
+    if ".." in period:
+        start, end = (dt.date.fromisoformat(d) for d in period.split(".."))
+    counts = (
+        "SELECT stage, count(*) AS n, coalesce(sum(CASE WHEN stage = 'won' THEN amount END), 0)"
+        " AS won FROM deal WHERE closed >= :s AND closed <= :e GROUP BY stage"
+    )
+    current = {r["stage"]: r for r in _sql(reports, counts, s=start, e=end)}
+    previous = {r["stage"]: r for r in _sql(reports, counts, s=before[0], e=before[1])}
+    rows = {r["stage"]: r for r in result.rows}
+    assert set(rows) == set(current) | set(previous)
+    for stage, row in rows.items():
+        assert row["deals"] == (current[stage]["n"] if stage in current else 0)
+        assert row["deals_previous"] == (previous[stage]["n"] if stage in previous else 0)
+        if stage in previous:
+            assert _num(row["won_previous"]) == _num(previous[stage]["won"])
+    assert result.totals is not None
+    assert result.totals["deals_previous"] == sum(r["n"] for r in previous.values())
+    names = [c["name"] for c in result.columns]
+    assert names == ["stage", "deals", "won", "deals_previous", "won_previous", "growth"]
+    assert result.columns[3]["label"] == "Deals (previous period)"
