@@ -94,18 +94,20 @@ class Reports:
         params: Mapping[str, Any] | None = None,
         *,
         adhoc: bool = False,
+        action: str = "read",
         conn: sa.Connection | None = None,
     ) -> ReportResult:
         """Run ``report`` (a name or a compiled :class:`Report`) for ``actor``.
 
         ``params`` are the values given (text or JSON); ``adhoc`` marks a report the caller
         wrote, for which reading a hidden field is an error rather than a measure left out.
+        ``action`` is the permission whose scope applies: ``export`` for a download.
         """
         found = self.report(report) if isinstance(report, str) else report
         entity = self._entity(found.entity)
-        grant = self.permissions.grant(actor, entity, "read")
-        if not grant.allowed:
-            raise Forbidden(f"you may not read {entity.plural_label.get(actor.locale)}")
+        grant = self.permissions.grant(actor, entity, action)
+        if not grant.allowed or not self.permissions.grant(actor, entity, "read").allowed:
+            raise Forbidden(f"you may not {action} {entity.plural_label.get(actor.locale)}")
         measures = self._measures_in_sight(actor, entity, found, adhoc)
         today = actor.today or dt.datetime.now(dt.UTC).date()
         values = _params.bind(found, params or {}, today)

@@ -608,7 +608,13 @@ def report_paths(spec: APISpec, reports: list[Report], dashboards: list[str]) ->
             }
         },
     )
+    csv = {
+        "description": "The report as CSV (UTF-8 with a byte-order mark): a header of "
+        "labels in your language, the rows, the others row and the totals.",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
     for report in reports:
+        parameters = [_report_parameter(report, i) for i in range(len(report.params))]
         spec.path(
             path=f"/reports/{report.name}",
             operations={
@@ -616,8 +622,21 @@ def report_paths(spec: APISpec, reports: list[Report], dashboards: list[str]) ->
                     "operationId": f"report_{report.name}",
                     "summary": report.label.get("en"),
                     "tags": ["reports"],
-                    "parameters": [_report_parameter(report, i) for i in range(len(report.params))],
+                    "parameters": parameters,
                     "responses": {"200": result, **error_responses(400, 401, 403, 404)},
+                }
+            },
+        )
+        spec.path(
+            path=f"/reports/{report.name}/csv",
+            operations={
+                "get": {
+                    "operationId": f"export_{report.name}",
+                    "summary": f"{report.label.get('en')} as CSV",
+                    "description": "Needs the export permission on the report's entity.",
+                    "tags": ["reports"],
+                    "parameters": parameters,
+                    "responses": {"200": csv, **error_responses(400, 401, 403, 404)},
                 }
             },
         )

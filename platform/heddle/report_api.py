@@ -19,12 +19,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from engine import BadRequest
 from engine.reports import Reports
 from engine.reports.dashboards import run_dashboard
+from engine.reports.export import to_csv
 from metamodel import DefinitionError, Report, report_from_value
 
 from .api import _body, actor, authenticate
@@ -78,6 +79,17 @@ def run_report(name: str) -> ResponseReturnValue:
     """One report's rows, totals and chart, for the parameters in the query string."""
     result = _service().run(actor(), name, _params())
     return jsonify(result.to_dict())
+
+
+@reports.get("/reports/<name>/csv")
+def export_report(name: str) -> ResponseReturnValue:
+    """The report as CSV, labels in the caller's language; needs the export permission,
+    whose scope applies."""
+    act = actor()
+    result = _service().run(act, name, _params(), action="export")
+    response = Response("\ufeff" + to_csv(result, act.locale), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return response
 
 
 @reports.post("/reports/query")

@@ -380,3 +380,17 @@ def test_dashboards_answer_every_widget_at_once(
         "pipeline": False,
     }
     assert client.get("/api/v1/dashboards/nothing", headers=token("root")).status_code == 404
+
+
+def test_csv_export_follows_the_export_permission(
+    client: FlaskClient, token: Callable[[str], dict[str, str]]
+) -> None:
+    response = client.get("/api/v1/reports/sales_funnel/csv", headers=token("ann"))
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    lines = response.get_data(as_text=True).lstrip("\ufeff").splitlines()
+    assert lines[0] == "Stage,Deals,Amount,Weighted amount"
+    assert lines[1] == "Initial contact,1,0.00,0.00"
+    assert lines[2] == "Proposal,2,4000.00,2000.00"
+    assert lines[-1].startswith("Total,5,")
+    # finance may read opportunities but not export them
+    assert client.get("/api/v1/reports/sales_funnel/csv", headers=token("fay")).status_code == 403
