@@ -272,7 +272,7 @@ def main() -> None:
         started = time.perf_counter()
         with engine.begin() as conn:
             tables.metadata.create_all(conn)
-            indexes = [i for t in tables.tables.values() for i in t.indexes]
+            indexes = [i for t in tables.by_entity.values() for i in t.indexes]
             for index in indexes:  # build them once, after the fill
                 index.drop(conn)
             fill(conn, tables, args.rows)

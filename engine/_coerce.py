@@ -19,6 +19,7 @@ from marshmallow import ValidationError, fields, validate
 
 from metamodel import Field
 
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _PHONE = re.compile(r"^[0-9+()\-./ x#*]{3,40}$")
 MAX_ID = 2**63 - 1  # 64-bit id columns
 MAX_INT = 2**31 - 1  # 32-bit integer columns
@@ -93,6 +94,9 @@ class _Decimal(fields.Decimal):
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Decimal:
         if isinstance(value, bool):
             raise ValidationError("Not a valid number.")
+        if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value.strip()):
+            # the form the API documents: 1250.50 — no exponent, no Infinity, no '+'
+            raise ValidationError("Not a valid number: write it like 1250.50.")
         number = super()._deserialize(value, attr, data, **kwargs)
         exponent = number.as_tuple().exponent
         if isinstance(exponent, int) and -exponent > self.scale:
@@ -186,8 +190,17 @@ def double(field: Field) -> fields.Field[Any]:
     return number(field, exact=DOUBLE_DIGITS)
 
 
+class _Boolean(fields.Boolean):
+    """``true`` and ``false`` only: "yes", "on" or 1 are not what the API documents."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 def boolean(field: Field) -> fields.Field[Any]:
-    return fields.Boolean(allow_none=True)
+    return _Boolean(allow_none=True)
 
 
 def date(field: Field) -> fields.Field[Any]:

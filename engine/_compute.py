@@ -10,6 +10,7 @@ transaction as the change that moved them — and up the chain when a rollup fee
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property
 from typing import Any
 
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from metamodel import Entity, Field
 from metamodel.expressions import Context, Expression
 
+from .fieldtypes import scale_of
 from .paths import Resolver
 from .sqlexpr import to_sql
 from .tables import Tables
@@ -82,10 +84,28 @@ class Computer:
             expressions: list[Expression | None] = [f.expression for f in self._orders[ent.name]]
             for field in ent.fields.values():
                 expressions += [field.required_when, field.visible_when, field.readonly_when]
+                expressions.append(field.default_expression)
             for validation in ent.validations:
                 expressions += [validation.rule, validation.when]
             result[ent.name] = _paths(expressions)
         return result
+
+    @cached_property
+    def _scales(self) -> dict[tuple[str, str], int | None]:
+        return {
+            (ent.name, field.name): scale_of(field, self.model)
+            for ent in self.model
+            for field in ent.fields.values()
+            if field.type in ("formula", "rollup")
+        }
+
+    def _scaled(self, field: Field, value: Any) -> Any:
+        """A formula's decimal with the places its type has (money: 2), half away from
+        zero as SQL's round() and the language's round() do."""
+        scale = self._scales.get((field.entity, field.name))
+        if scale is None or not isinstance(value, Decimal) or not value.is_finite():
+            return value
+        return value.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
 
     @cached_property
     def _consumers(self) -> dict[str, list[tuple[Entity, Field]]]:
@@ -139,7 +159,8 @@ class Computer:
             for field in self._orders[ent.name]:
                 assert field.expression is not None
                 try:
-                    view[field.name] = field.expression.evaluate(view, context)
+                    value = field.expression.evaluate(view, context)
+                    view[field.name] = self._scaled(field, value)
                 except (ArithmeticError, TypeError, ValueError):
                     view[field.name] = None
         return views
@@ -225,6 +246,10 @@ class Computer:
         if condition is not None:
             query = query.where(condition)
         value: Any = query.scalar_subquery()
+        scale = self._scales.get((parent.name, field.name))
+        if aggregate != "count" and scale is not None:
+            # kept at the places of what it sums (money: 2), not the database's own
+            value = sa.func.round(value, scale)
         if aggregate in ("sum", "count"):
             value = sa.func.coalesce(value, 0)
         update = target.update().values({field.name: value})

@@ -46,6 +46,36 @@ class Audit:
             if c.name not in BOOKKEEPING and c.name not in derived
         ]
 
+    def changes(
+        self, ent: Entity, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+    ) -> dict[str, list[Any]]:
+        """The diff of raw values ``{field: [old, new]}`` between two states of a record."""
+        found: dict[str, list[Any]] = {}
+        for name in self._columns(ent):
+            old = jsonable(before.get(name)) if before is not None else None
+            new = jsonable(after.get(name)) if after is not None else None
+            if old != new:
+                found[name] = [old, new]
+        return found
+
+    def entry(
+        self,
+        ent: Entity,
+        action: str,
+        actor: Actor,
+        version: int,
+        changes: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """An audit row, but for the record's id."""
+        return {
+            "entity": ent.name,
+            "action": action,
+            "at": dt.datetime.now(dt.UTC),
+            "actor_id": actor.user_id,
+            "version": version,
+            "changes": dict(changes),
+        }
+
     def record(
         self,
         conn: sa.Connection,
@@ -59,25 +89,27 @@ class Audit:
     ) -> None:
         if not ent.audit:
             return
-        changes: dict[str, list[Any]] = {}
-        for name in self._columns(ent):
-            old = jsonable(before.get(name)) if before is not None else None
-            new = jsonable(after.get(name)) if after is not None else None
-            if old != new:
-                changes[name] = [old, new]
+        changes = self.changes(ent, before, after)
         if action == "update" and not changes:
             return
-        conn.execute(
-            self.table.insert().values(
-                entity=ent.name,
-                record_id=record_id,
-                action=action,
-                at=dt.datetime.now(dt.UTC),
-                actor_id=actor.user_id,
-                version=version,
-                changes=changes,
-            )
+        entry = self.entry(ent, action, actor, version, changes)
+        conn.execute(self.table.insert().values(record_id=record_id, **entry))
+
+    def inserting(self, dialect: str, ent: Entity, insert: sa.Insert) -> sa.Executable:
+        """``insert`` (returning the new row) with the record's audit row written by the
+        same statement on PostgreSQL — one round trip, a data-modifying CTE — its values
+        bound as ``a_<column>``; elsewhere (SQLite, an entity not audited) ``insert``
+        itself, and :meth:`record` writes the entry."""
+        if not ent.audit or dialect != "postgresql":
+            return insert
+        created = insert.cte("created")
+        columns = self.table.c
+        names = ("entity", "action", "at", "actor_id", "version", "changes")
+        values = [sa.bindparam(f"a_{name}", type_=columns[name].type) for name in names]
+        audited = self.table.insert().from_select(
+            [*names, "record_id"], sa.select(*values, created.c.id)
         )
+        return sa.select(created).add_cte(audited.cte("audited"))
 
     def history(self, conn: sa.Connection, entity: str, record_id: int) -> list[dict[str, Any]]:
         t = self.table

@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from marshmallow import fields
 
-from metamodel import Field, Model
+from metamodel import FIELD_TYPES, Field, Model
 from metamodel.registry import Registry
 
 from . import _coerce as inputs
@@ -136,6 +136,23 @@ def python_value(field: Field, value: Any) -> Any:
     if kind.startswith("list:") and isinstance(value, list | tuple):
         return list(value)
     return value
+
+
+def scale_of(field: Field, model: Model) -> int | None:
+    """The decimal places a field's values have: its own ``scale``, a formula's that of the
+    type it returns (money: 2), a rollup's that of what it aggregates; None when not a
+    decimal."""
+    if field.value_type != "decimal":
+        return None
+    if field.type == "formula":
+        returns = FIELD_TYPES.get(field.returns or "")
+        scale = returns.defaults.get("scale") if returns is not None else None
+        return int(scale) if scale is not None else None
+    if field.type == "rollup":
+        source = model.entity(field.of or "").fields.get(field.rollup_field or "")
+        found = scale_of(source, model) if source is not None else None
+        return 2 if found is None else found
+    return field.scale
 
 
 # --- columns of the built-in types ------------------------------------------------------

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import difflib
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,13 +89,15 @@ class Target:
         return self.value_type.removeprefix("list:")
 
 
-def target(entity: Entity, name: str) -> Target:
-    """The :class:`Target` for ``entity.name``, or :class:`QueryValueError` naming the fix."""
+def target(entity: Entity, name: str, hidden: AbstractSet[str] = frozenset()) -> Target:
+    """The :class:`Target` for ``entity.name``, or :class:`QueryValueError` naming the fix.
+
+    ``hidden``: fields the caller may not see, which a suggestion never names."""
     field = entity.fields.get(name)
     if field is None:
         if name in SYSTEM_FIELDS and name in entity.system_fields:
             return Target(name, _SYSTEM_KINDS[name], SYSTEM_FIELDS[name])
-        known = [*entity.fields, *entity.system_fields]
+        known = [n for n in (*entity.fields, *entity.system_fields) if n not in hidden]
         raise QueryValueError(f"unknown field '{name}' of {entity.name}{_hint(name, known)}")
     if field.type == "children":
         raise QueryValueError(
@@ -125,8 +128,22 @@ class Walk:
 _WALKS: dict[int, dict[tuple[str, tuple[str, ...], int], Walk]] = {}
 
 
-def walk(model: Model, entity: str, path: tuple[str, ...], max_hops: int = MAX_HOPS) -> Walk:
-    """Resolve ``("account", "region", "name")`` from ``entity``; at most two references."""
+#: The fields of an entity (by name) the caller may not see: error messages never name them.
+Hidden = Callable[[str], AbstractSet[str]]
+
+
+def walk(
+    model: Model,
+    entity: str,
+    path: tuple[str, ...],
+    max_hops: int = MAX_HOPS,
+    *,
+    hidden: Hidden | None = None,
+) -> Walk:
+    """Resolve ``("account", "region", "name")`` from ``entity``; at most two references.
+
+    ``hidden`` only shapes the message of a path that does not resolve: a suggestion never
+    names a field the caller may not see."""
     cache = _WALKS.get(id(model))
     if cache is None:
         cache = _WALKS[id(model)] = {}
@@ -134,11 +151,13 @@ def walk(model: Model, entity: str, path: tuple[str, ...], max_hops: int = MAX_H
     key = (entity, path, max_hops)
     found = cache.get(key)
     if found is None:
-        found = cache[key] = _walk(model, entity, path, max_hops)
+        found = cache[key] = _walk(model, entity, path, max_hops, hidden)
     return found
 
 
-def _walk(model: Model, entity: str, path: tuple[str, ...], max_hops: int) -> Walk:
+def _walk(
+    model: Model, entity: str, path: tuple[str, ...], max_hops: int, hidden: Hidden | None
+) -> Walk:
     if not path or any(not part for part in path):
         raise QueryValueError("empty field name")
     if len(path) > max_hops + 1:
@@ -150,20 +169,26 @@ def _walk(model: Model, entity: str, path: tuple[str, ...], max_hops: int) -> Wa
     for name in path[:-1]:
         field = current.fields.get(name)
         if field is None:
-            target(current, name)  # an unknown name: raises, suggesting the closest
+            # an unknown name: raises, suggesting the closest the caller may see
+            target(current, name, hidden(current.name) if hidden else frozenset())
         if field is None or field.type != "reference" or not field.to:
             raise QueryValueError(
                 f"'{name}' is not a reference to an entity, so nothing can follow its '.'"
             )
         refs.append(field)
         current = model.entity(field.to)
-    return Walk(path, tuple(refs), target(current, path[-1]), current.name)
+    last = target(current, path[-1], hidden(current.name) if hidden else frozenset())
+    return Walk(path, tuple(refs), last, current.name)
 
 
 def _hint(name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
+
+#: What a caller may see of an entity's records, as a condition on a table (or alias) of
+#: it; None when everything.
+Sight = Callable[[str, sa.FromClause], "Condition | None"]
 
 #: Expression type → the SQL type a computed value is read and bound as.
 SQL_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
@@ -197,15 +222,19 @@ class Resolver:
         dialect: str,
         context: Context,
         base: sa.FromClause | None = None,
+        *,
+        sight: Sight | None = None,
     ) -> None:
         self.tables = tables
         self.entity = entity
         self.dialect = dialect
         self.context = context
+        self.sight = sight
         self.base: sa.FromClause = tables.table(entity) if base is None else base
-        self._tables: dict[tuple[str, ...], sa.FromClause] = {(): self.base}
+        # (path prefix, how many of its hops the caller wrote) → the table there
+        self._tables: dict[tuple[tuple[str, ...], int], sa.FromClause] = {((), 0): self.base}
         self._joins: list[tuple[sa.FromClause, Condition]] = []
-        self._formulas: dict[tuple[str, ...], Column] = {}
+        self._formulas: dict[tuple[tuple[str, ...], int], Column] = {}
 
     @property
     def joined(self) -> bool:
@@ -227,35 +256,50 @@ class Resolver:
         """The column (or computed expression) for a field path; joins as needed."""
         return self.column_of(self.walk(path))
 
-    def column_of(self, found: Walk) -> Column:
+    def column_of(self, found: Walk, written: int | None = None) -> Column:
+        """The column at ``found``. ``written``: how many of its references the caller
+        wrote (all, by default); those are joined only to records in the caller's sight,
+        while the hops a formula adds read its record's references whoever looks."""
         prefix = found.path[:-1]
-        table = self._table_at(found, prefix)
+        written = len(prefix) if written is None else min(written, len(prefix))
+        table = self._table_at(found, prefix, written)
         target = found.target
         if not target.formula:
             return table.c[target.name]
-        cached = self._formulas.get(found.path)
+        cached = self._formulas.get((found.path, written))
         if cached is None:
             expression = target.field.expression if target.field else None
             assert expression is not None, f"formula {target.name} has no expression"
             sql = to_sql(
                 expression,
-                lambda sub: self.column_of(self.walk((*prefix, *sub), internal=True)),
+                lambda sub: self.column_of(
+                    self.walk((*prefix, *sub), internal=True), written=len(prefix)
+                ),
                 self.dialect,
                 self.context,
             )
             cached = sa.type_coerce(sql, SQL_TYPES.get(target.value_type, sa.String()))
-            self._formulas[found.path] = cached
+            self._formulas[(found.path, written)] = cached
         return cached
 
-    def _table_at(self, found: Walk, prefix: tuple[str, ...]) -> sa.FromClause:
-        if prefix in self._tables:
-            return self._tables[prefix]
-        parent = self._table_at(found, prefix[:-1])
+    def _table_at(self, found: Walk, prefix: tuple[str, ...], written: int) -> sa.FromClause:
+        written = min(written, len(prefix))
+        key = (prefix, written)
+        if key in self._tables:
+            return self._tables[key]
+        parent = self._table_at(found, prefix[:-1], written)
         reference = found.refs[len(prefix) - 1]
         assert reference.to is not None
         alias = self.tables.table(reference.to).alias()
-        self._joins.append((alias, alias.c.id == parent.c[reference.name]))
-        self._tables[prefix] = alias
+        on: Condition = alias.c.id == parent.c[reference.name]
+        if self.sight is not None and len(prefix) <= written:
+            # A record out of the caller's sight reads as no record at all: its fields
+            # are empty to filters and sort, as if the reference were empty.
+            visible = self.sight(reference.to, alias)
+            if visible is not None:
+                on = sa.and_(on, visible)
+        self._joins.append((alias, on))
+        self._tables[key] = alias
         return alias
 
     def nullable(self, found: Walk) -> bool:

@@ -13,7 +13,7 @@ Nothing here touches a database or HTTP. The language's extension points are reg
 
 from __future__ import annotations
 
-from ._errors import DefinitionError, Origin, Problem, UnknownName
+from ._errors import DefinitionError, Origin, Problem, UnknownName, did_you_mean
 from .expressions import Expression, ExpressionError, parse
 from .fieldtypes import FIELD_TYPES, FieldContext, FieldType
 from .loader import load_packages, model_from_json, report_from_value
@@ -81,6 +81,7 @@ __all__ = [
     "ViewKind",
     "Workflow",
     "definition_schema",
+    "did_you_mean",
     "load_packages",
     "model_from_json",
     "parse",

@@ -37,6 +37,9 @@ class Document:
     file: str
     origins: dict[Location, Origin] = field(default_factory=dict)
     key_origins: dict[Location, Origin] = field(default_factory=dict)
+    #: Fields an overlay removed: name → where the ``remove`` entry is and its path
+    #: (``remove[0]``), so that what still names the field can point at it.
+    removed: dict[str, tuple[Origin, str]] = field(default_factory=dict)
 
     @classmethod
     def from_source(cls, source: SourceDocument, kind: str, name: str) -> Document:
@@ -84,6 +87,11 @@ def _list_key(base: list[Any], patch: list[Any]) -> str | None:
     return None
 
 
+def _fields(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    fields = value.get("fields")
+    return fields if isinstance(fields, Mapping) else {}
+
+
 class Patcher:
     """Applies patch documents to a document, collecting problems instead of raising."""
 
@@ -93,11 +101,37 @@ class Patcher:
 
     def apply(self, doc: Document, patch: SourceDocument) -> None:
         value = patch.value
+        before = set(_fields(doc.value))
         for index, dotted in enumerate(value.get("remove") or ()):
             self._remove(doc, patch, ("remove", index), dotted)
         for key, item in value.items():
             if key not in _PATCH_KEYS:
                 self._merge(doc, patch, (key,), (key,), item)
+        self._check_renames(doc, patch, before)
+
+    def _check_renames(self, doc: Document, patch: SourceDocument, before: set[str]) -> None:
+        """A field the patch renames from a name the document never had, close to a field
+        the patch takes away, is a typo: the migration would drop that field's column.
+
+        (A name far from every removed field may be the patch's own earlier field, which
+        only the database knows; the migration planner checks those.)"""
+        gone = before - set(_fields(doc.value))
+        for name, spec in _fields(patch.value).items():
+            old = spec.get("renamed_from") if isinstance(spec, Mapping) else None
+            if not isinstance(old, str) or old in before:
+                continue
+            hint = did_you_mean(old, gone)
+            if hint:
+                where = ("fields", name, "renamed_from")
+                self.problems.append(
+                    Problem(
+                        patch.origin(where),
+                        format_path(where),
+                        f"renamed_from '{old}' names no field of {doc.kind} '{doc.name}'"
+                        f" before package '{patch.package}' changes it",
+                        hint,
+                    )
+                )
 
     # removing -------------------------------------------------------------------------
 
@@ -123,6 +157,8 @@ class Patcher:
                 if last:
                     del container[part]
                     self._drop_origins(doc, (*path, part))
+                    if path == ["fields"]:
+                        doc.removed[part] = (patch.origin(where), format_path(where))
                     return
                 container = container[part]
                 path.append(part)

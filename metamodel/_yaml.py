@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ._errors import Origin, Problem
+from ._errors import Origin, Problem, format_path
 
 try:
     _Loader: Any = yaml.CSafeLoader
@@ -75,14 +75,10 @@ class _Converter:
         return doc
 
     def fail(self, node: Any, message: str, path: Location = ()) -> _Abort:
-        from ._errors import format_path
-
         self.problems.append(Problem(self.origin(node.start_mark), format_path(path), message))
         return _Abort()
 
     def fail_at(self, origin: Origin, message: str, path: Location) -> _Abort:
-        from ._errors import format_path
-
         self.problems.append(Problem(origin, format_path(path), message))
         return _Abort()
 

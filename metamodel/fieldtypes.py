@@ -219,6 +219,20 @@ def _ids_type(spec: Mapping[str, Any]) -> str:
 # --- the built-ins, registered like any plugin's ---------------------------------------------
 
 
+def _people(name: str, description: str) -> FieldType:
+    """``user`` and ``team``: ids of the platform's own users or teams."""
+    return FieldType(
+        name,
+        INTEGER,
+        frozenset({"on_delete", "multiple", "default", "required", "index"}),
+        defaults={"on_delete": "set_null"},
+        category="reference",
+        constant_default=False,
+        value_type_of=_ids_type,
+        description=description,
+    )
+
+
 def _builtins() -> list[FieldType]:
     text = {"max_length": 255}
     return [
@@ -269,9 +283,9 @@ def _builtins() -> list[FieldType]:
         FieldType(
             "reference",
             INTEGER,
-            _KEYED | {"to", "on_delete"},
+            _KEYED | {"to", "on_delete", "link"},
             requires=("to",),
-            defaults={"on_delete": "restrict"},
+            defaults={"on_delete": "restrict", "link": "readable"},
             category="reference",
             constant_default=False,
             check=_check_reference,
@@ -325,24 +339,8 @@ def _builtins() -> list[FieldType]:
             value_type_of=_rollup_type,
             description="A sum, count, min, max or average over related records.",
         ),
-        FieldType(
-            "user",
-            INTEGER,
-            frozenset({"on_delete", "multiple", "default", "required", "index"}),
-            defaults={"on_delete": "set_null"},
-            category="reference",
-            constant_default=False,
-            value_type_of=_ids_type,
-        ),
-        FieldType(
-            "team",
-            INTEGER,
-            frozenset({"on_delete", "multiple", "default", "required", "index"}),
-            defaults={"on_delete": "set_null"},
-            category="reference",
-            constant_default=False,
-            value_type_of=_ids_type,
-        ),
+        _people("user", "A user of the platform (or several, with multiple)."),
+        _people("team", "A team of the platform (or several, with multiple)."),
     ]
 
 

@@ -36,6 +36,7 @@ from ._errors import (
     format_path,
 )
 from ._errors import show as _show
+from ._installed import installed_packages, installed_path
 from ._merge import Document, Patcher
 from ._yaml import Location, SourceDocument, read_documents
 from .model import Model, Report, thaw
@@ -80,13 +81,48 @@ def _files(root: Path) -> list[Path]:
     return found
 
 
-def read_package(path: str | Path, problems: list[Problem]) -> PackageSource | None:
-    """Read every document of the package at ``path``; problems go to ``problems``."""
+def _locate(path: str | Path, problems: list[Problem]) -> Path | None:
+    """The folder or file of a package given by path or by installed name (``crm``): an
+    existing path comes first. Reports it (a root cause, sorted first) when neither."""
     root = Path(path)
-    where = Origin(_display(root))
-    if not root.exists():
-        problems.append(Problem(where, "", "no such file or folder"))
+    if root.exists():
+        return root
+    name = str(path)
+    installed = installed_packages()
+    if name in installed:
+        found = installed_path(name)
+        if found is not None and found.exists():
+            return found
+        problems.append(
+            Problem(
+                Origin(name),
+                "",
+                f"installed package '{name}' points at {installed[name]!r}, which is not"
+                " a folder of definitions",
+                "reinstall the distribution that provides it",
+            )
+        )
         return None
+    message, hint = "no such file or folder", ""
+    if re.fullmatch(IDENTIFIER, name):
+        message += ", nor an installed package of that name"
+        hint = did_you_mean(name, installed) or (
+            f"installed packages: {', '.join(sorted(installed))}" if installed else ""
+        )
+    elif root.parent.is_dir():
+        siblings = [str(root.parent / p.name) for p in root.parent.iterdir()]
+        hint = did_you_mean(str(root), siblings)
+    problems.append(Problem(Origin(_display(root)), "", message, hint))
+    return None
+
+
+def read_package(path: str | Path, problems: list[Problem]) -> PackageSource | None:
+    """Read every document of the package at ``path`` (a folder, a file, or the name of an
+    installed package); problems go to ``problems``."""
+    root = _locate(path, problems)
+    if root is None:
+        return None
+    where = Origin(_display(root))
     documents: list[SourceDocument] = []
     for file in _files(root):
         docs, found = read_documents(file, _display(file), "")
@@ -186,6 +222,9 @@ def _entity_documents(model: Model) -> tuple[Document, ...]:
 class _Loader:
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
+        #: packages whose parent is not loaded: their patches cannot apply, and saying so
+        #: for each would bury the one problem that explains them all
+        self.orphans: set[str] = set()
 
     def problem(self, origin: Origin, path: Location | str, message: str, hint: str = "") -> None:
         text = path if isinstance(path, str) else format_path(path)
@@ -220,6 +259,8 @@ class _Loader:
                 if not self._schema_ok(patch, kind, patch=True):
                     continue
                 base = documents.get((kind, target))
+                if base is None and source.name in self.orphans:
+                    continue
                 if base is None:
                     names = [n for k, n in documents if k == kind]
                     self.problem(
@@ -286,6 +327,7 @@ class _Loader:
             elif parent in ancestors:
                 ancestors[source.name] = ancestors[parent] | {parent}
             else:
+                self.orphans.add(source.name)
                 self.problem(
                     header.origin(("extends",)),
                     "extends",

@@ -191,6 +191,11 @@ FIELD_OPTIONS: dict[str, Schema] = {
     "options": _array(_ref("choice_option"), minItems=1),
     "to": _ref("identifier"),
     "on_delete": {"enum": list(ON_DELETE)},
+    "link": {
+        "enum": ["readable", "any"],
+        "description": "Which records a user may link to: those they may read (the "
+        "default), or any (the target's title becomes visible to them).",
+    },
     "entity": _ref("identifier"),
     "precision": {"type": "integer", "minimum": 1, "maximum": 38},
     "scale": {"type": "integer", "minimum": 0, "maximum": 18},

@@ -1,4 +1,4 @@
-"""The ``heddle`` command line: validate and schema."""
+"""The ``heddle`` command line: validate, schema, migrations, users, teams and tokens."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
@@ -116,10 +117,10 @@ def test_user_create(runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert done.exit_code == 0, done.output
     from heddle.accounts import Accounts
 
-    from engine import build_schema, connect
+    from engine import build_tables, connect
     from metamodel import load_packages
 
-    accounts = Accounts(build_schema(load_packages([ROOT / "apps" / "crm_definitions"])))
+    accounts = Accounts(build_tables(load_packages([ROOT / "apps" / "crm_definitions"])))
     engine = connect(f"sqlite:///{tmp_path / 'cli.db'}")
     with engine.connect() as conn:
         li = accounts.by_username(conn, "li")
@@ -251,3 +252,201 @@ def test_tokens_for_a_service_account(
     nobody = runner.invoke(main, ["token", "create", "nobody"])
     assert nobody.exit_code == 1 and "no active user 'nobody'" in nobody.stderr
     assert "Traceback" not in nobody.output
+
+
+def _db_env(monkeypatch: pytest.MonkeyPatch, db_url: str) -> None:
+    monkeypatch.setenv("HEDDLE_DATABASE_URL", db_url)
+    monkeypatch.delenv("HEDDLE_PACKAGES", raising=False)
+
+
+@pytest.mark.parametrize(
+    "username", ["Test Person", "tab\there", "new\nline", "-rf", "", "x" * 151, "nul\x00"]
+)
+def test_usernames_are_checked(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, username: str
+) -> None:
+    _env(monkeypatch, tmp_path)
+    done = runner.invoke(main, ["user", "create", "--password", "long-enough", "--role",
+                                "admin", "--", username])  # fmt: skip
+    assert done.exit_code == 2, done.output
+    assert f"cannot create user {username!r}: a username" in done.output
+    assert "Traceback" not in done.output
+
+
+def test_users_are_listed_disabled_enabled_renamed(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, db_url: str, db_engine: sa.Engine
+) -> None:
+    _db_env(monkeypatch, db_url)
+    assert runner.invoke(main, ["migrate"]).exit_code == 0
+    for args in (["wang", "--role", "sales_manager", "--team", "Shanghai"],
+                 ["li.lei@example.com", "--role", "sales_rep", "--team", "Shanghai",
+                  "--manager", "wang"],
+                 ["李雷", "--role", "viewer"]):  # fmt: skip
+        made = runner.invoke(main, ["user", "create", "--password", "long-enough", *args])
+        assert made.exit_code == 0, made.output
+    # a username made before they were checked, to be fixed by a rename
+    db_engine.dispose()
+    with db_engine.begin() as conn:
+        conn.execute(sa.text("UPDATE heddle_user SET username = 'Test Person' WHERE name = '李雷'"))
+
+    listed = runner.invoke(main, ["user", "list"])
+    assert listed.exit_code == 0, listed.output
+    lines = {line.split("  ")[0]: line.split() for line in listed.output.splitlines()}
+    assert set(lines) == {"username", "Test Person", "li.lei@example.com", "wang"}
+    assert lines["li.lei@example.com"][2:] == ["sales_rep", "Shanghai", "wang", "active"]
+
+    assert runner.invoke(main, ["user", "disable", "wang"]).output == "disabled user wang\n"
+    inactive = runner.invoke(main, ["user", "list", "--inactive"]).output.splitlines()
+    assert len(inactive) == 2 and inactive[1].startswith("wang") and "disabled" in inactive[1]
+    only = runner.invoke(main, ["user", "list", "--active", "--role", "sales_rep"]).output
+    assert only.splitlines()[1].startswith("li.lei@example.com") and only.count("\n") == 2
+    assert runner.invoke(main, ["user", "list", "--team", "Nowhere"]).output.count("\n") == 1
+    assert runner.invoke(main, ["user", "enable", "wang"]).output == "enabled user wang\n"
+
+    bad = runner.invoke(main, ["user", "rename", "Test Person", "Still Bad"])
+    assert bad.exit_code == 1 and "a username may hold only" in bad.output
+    fixed = runner.invoke(main, ["user", "rename", "Test Person", "li.lei"])
+    assert fixed.output == "renamed user Test Person to li.lei\n"
+    taken = runner.invoke(main, ["user", "rename", "li.lei", "wang"])
+    assert taken.exit_code == 1 and "user 'wang' already exists" in taken.output
+    ghost = runner.invoke(main, ["user", "disable", "ghost"])
+    assert ghost.exit_code == 2 and "no user 'ghost' (see: heddle user list)" in ghost.output
+
+    roles = runner.invoke(main, ["user", "set-role", "li.lei", "sales_rep", "marketing"])
+    assert roles.output == "user li.lei has roles marketing, sales_rep\n"
+    unknown = runner.invoke(main, ["user", "set-role", "li.lei", "nosuch"])
+    assert unknown.exit_code == 1 and "unknown role 'nosuch'" in unknown.output
+
+    short = runner.invoke(main, ["user", "set-password", "wang", "--password", "short"])
+    assert short.exit_code == 1 and "at least 8 characters" in short.output
+    changed = runner.invoke(main, ["user", "set-password", "wang", "--password", "new-long-one"])
+    assert changed.output == "new password set for wang\n"
+
+    from heddle.app import create_app
+
+    app = create_app({"DATABASE_URL": db_url, "TOKEN_CACHE_SECONDS": 0})
+    try:
+        client = app.test_client()
+        login = {"username": "wang", "password": "new-long-one"}
+        assert client.post("/api/v1/auth/token", json=login).status_code == 201
+        old = {"username": "wang", "password": "long-enough"}
+        assert client.post("/api/v1/auth/token", json=old).status_code == 401
+    finally:
+        app.extensions["heddle"].engine.dispose()
+
+    teams = runner.invoke(main, ["team", "list"])
+    assert teams.output.splitlines()[1].split() == ["Shanghai", "-", "2"]
+    assert "Traceback" not in listed.output + teams.output
+
+
+def _commands(group: click.Group, prefix: str = "heddle") -> list[str]:
+    found = []
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            found += _commands(command, f"{prefix} {name}")
+        else:
+            found.append(f"{prefix} {name}")
+    return found
+
+
+def test_every_command_is_in_the_readme_and_the_help(runner: CliRunner) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("## Commands") :].split("\n## ")[0]
+    missing = [c for c in _commands(main) if f"`{c}" not in table and f"{c}`" not in table]
+    assert not missing, f"add to README.md's commands table: {missing}"
+    for group in ("user", "team", "token"):
+        shown = runner.invoke(main, [group, "--help"]).output
+        for command in _commands(main):
+            if command.startswith(f"heddle {group} "):
+                assert f"  {command.split()[-1]} " in shown, command
+
+
+def test_a_token_name_is_checked(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _env(monkeypatch, tmp_path)
+    done = runner.invoke(main, ["token", "create", "anyone", "--name", "x" * 201])
+    assert done.exit_code == 2 and "a token's name has at most 200 characters" in done.output
+
+
+def test_validate_takes_an_installed_package_by_name(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["validate", "crm"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("crm: valid — ")
+
+
+def test_a_wrong_package_list_shows_its_root_cause_first(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    overlay = tmp_path / "acme.yaml"
+    overlay.write_text(
+        "kind: package\nname: acme\nextends: crm\n---\n"
+        "kind: entity\nextend: account\nfields:\n  wechat: {type: string}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HEDDLE_PACKAGES", f"crn,{overlay}")
+    result = runner.invoke(main, ["validate"])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "crn: no such file or folder, nor an installed package of that name (did you mean 'crm'?)",
+        "acme.yaml:3:10: extends: package 'acme' extends 'crm', which is not loaded before it"
+        " (list the 'crm' package before 'acme' in HEDDLE_PACKAGES)",
+        "2 errors found",
+    ]
+    monkeypatch.setenv("HEDDLE_PACKAGES", f"crm,{overlay}")
+    assert runner.invoke(main, ["validate", "-q"]).exit_code == 0
+
+
+def test_help_lists_restore(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["--help"])
+    assert "  restore " in result.output
+
+
+RESTORED = (
+    "kind: package\nname: t\n---\nkind: entity\nname: account\nfields:\n  name: {type: string}\n"
+)
+
+
+def test_restore_an_archived_field(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str
+) -> None:
+    package = tmp_path / "t.yaml"
+    monkeypatch.setenv("HEDDLE_DATABASE_URL", db_url)
+    monkeypatch.setenv("HEDDLE_PACKAGES", str(package))
+    full = RESTORED + "  fax: {type: phone}\n"
+    package.write_text(full)
+    assert runner.invoke(main, ["migrate"]).exit_code == 0
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO account (name, fax, created_at, updated_at, version)"
+            " VALUES ('A', '010-1', :now, :now, 1), ('B', NULL, :now, :now, 1)"
+        ), {"now": "2024-03-01 09:30:00"})  # fmt: skip
+    package.write_text(RESTORED)
+    assert runner.invoke(main, ["migrate", "--allow-destructive"]).exit_code == 0
+
+    done = runner.invoke(main, ["restore", "account", "fax"])
+    assert done.exit_code == 2
+    assert "entity 'account' has no field 'fax': add it again and migrate before" in done.output
+    package.write_text(full)
+    done = runner.invoke(main, ["restore", "account", "fax"])
+    assert done.exit_code == 1
+    assert "the database is not at these definitions: run heddle migrate first" in done.output
+    assert runner.invoke(main, ["migrate"]).exit_code == 0
+    done = runner.invoke(main, ["restore", "acount", "fax"])
+    assert (
+        done.exit_code == 2 and "no entity 'acount' in the definitions (did you mean" in done.output
+    )
+    done = runner.invoke(main, ["restore", "account", "fax"])
+    assert done.exit_code == 0, done.output
+    assert done.output == "restored 1 value of account.fax\n"
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT name, fax FROM account ORDER BY id")).all() == [
+            ("A", "010-1"),
+            ("B", None),
+        ]
+    engine.dispose()
+    done = runner.invoke(main, ["restore", "account", "name"])
+    assert (
+        done.output == "nothing to restore for account.name: the archive has none, or all is back\n"
+    )

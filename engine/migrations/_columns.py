@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from alembic.operations import Operations
 from sqlalchemy.engine import Connection
 
-from metamodel import Entity, Field, Model
+from metamodel import Entity, Field, Model, did_you_mean
 
-from ..tables import Tables
+from ..tables import AUDIT_TABLE, Tables
 from . import _checks as checks
 from . import _ops as ops
 from ._checks import describe
@@ -78,8 +78,11 @@ class ColumnDrafts:
                 and source not in table.columns
             ):
                 renames[source] = column.name
-                self.add(self.rename_column_draft(table.name, source, column.name))
+                audited = entity.name if entity is not None and entity.audit else None
+                self.add(self.rename_column_draft(table.name, source, column.name, audited))
                 self.drop_search_indexes(table.name, live, source, "renamed")
+            elif column.name not in live.columns and source and source not in live.columns:
+                self.rename_from_nothing(table, live, column.name, source)
         live_name = {new: old for old, new in renames.items()}
         added = set()
         for column in table.columns:
@@ -134,15 +137,38 @@ class ColumnDrafts:
                     )
                 )
 
-    def rename_column_draft(self, table: str, old: str, new: str) -> Draft:
+    def rename_column_draft(
+        self, table: str, old: str, new: str, audited: str | None = None
+    ) -> Draft:
+        """Rename a column; the audit history of ``audited`` (an entity) follows it."""
+        follow = None
+        described = f"rename column {table}.{old} to {new} (renamed_from keeps its data"
+        if audited is not None and AUDIT_TABLE in self.live:
+            follow = ops.rename_audit_key(audited, old, new, self.sqlite)
+            described += "; its audit history follows"
         return Draft(
             "rename_column",
             table,
             new,
-            f"rename column {table}.{old} to {new} (renamed_from keeps its data)",
+            described + ")",
             RENAME,
+            before=follow,
             native=lambda op: op.alter_column(table, old, new_column_name=new),
         )
+
+    def rename_from_nothing(self, table: sa.Table, live: LiveTable, new: str, old: str) -> None:
+        """``renamed_from`` names no column: a typo would make the rename a drop and an
+        add, so it is refused when the table has columns it could mean (ones the new
+        definitions have no field for). Without any, the field is simply new here."""
+        could_mean = sorted(c for c in live.columns if c not in table.columns)
+        where = f"{table.name}.{new}: renamed_from '{old}' names no column of table {table.name}"
+        if not could_mean:
+            self.notes.append(f"{where}; {new} is added as a new column")
+            return
+        hint = did_you_mean(old, could_mean) or (
+            f"columns without a field: {', '.join(could_mean)}"
+        )
+        self.refuse(f"{where} ({hint}); correct renamed_from, or remove it to add {new} empty")
 
     def add_column(self, table: sa.Table, column: sa.Column[Any], spec: Field | None) -> None:
         name, kind = column.name, describe(column.type, self.dialect)

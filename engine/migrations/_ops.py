@@ -18,7 +18,7 @@ from alembic.operations import BatchOperations, Operations
 from metamodel import Field
 
 from ..fieldtypes import python_value
-from ..tables import ARCHIVE_TABLE
+from ..tables import ARCHIVE_TABLE, AUDIT_TABLE
 from . import _checks as checks
 from ._live import Key, LiveTable, Thing, ondelete
 
@@ -56,6 +56,29 @@ def retarget(thing: Thing, renames: dict[str, str]) -> Thing:
         return thing
     key = Key(thing.key.kind, thing.key.columns, renames[target], thing.key.ondelete)
     return Thing(key, thing.name, thing.constraint)
+
+
+def rename_audit_key(entity: str, old: str, new: str, sqlite: bool) -> Action:
+    """Rename a field in the audit history of ``entity``: each change ``{old: [a, b]}``
+    becomes ``{new: [a, b]}``, so history and as-of reads use the field's new name."""
+    if sqlite:
+        params = {"entity": entity, "old_path": f'$."{old}"', "new_path": f'$."{new}"'}
+        statement = sa.text(
+            f"UPDATE {AUDIT_TABLE} SET changes = json_set(json_remove(changes, :old_path),"
+            " :new_path, json(json_extract(changes, :old_path)))"
+            " WHERE entity = :entity AND json_type(changes, :old_path) IS NOT NULL"
+        )
+    else:
+        params = {"entity": entity, "old": old, "new": new}
+        statement = sa.text(
+            f"UPDATE {AUDIT_TABLE} SET changes = (changes - CAST(:old AS text))"
+            " || jsonb_build_object(CAST(:new AS text), changes -> CAST(:old AS text))"
+            " WHERE entity = :entity AND jsonb_exists(changes, CAST(:old AS text))"
+        )
+    typed = statement.bindparams(
+        *(sa.bindparam(key, value, type_=sa.String()) for key, value in params.items())
+    )
+    return lambda op: op.execute(typed)
 
 
 def rename_table(old: str, new: str) -> Action:
@@ -129,12 +152,21 @@ def retarget_copy(table: sa.Table, old: str, new: str) -> None:
 
 
 def sqlite_json(
-    source: sa.TableClause, names: list[str], json_columns: set[str]
+    source: sa.TableClause,
+    names: list[str],
+    json_columns: set[str],
+    times: set[str],
 ) -> sa.ColumnElement[Any]:
-    """``json_object`` over many columns, in calls SQLite's argument limit allows."""
+    """``json_object`` over many columns, in calls SQLite's argument limit allows.
+
+    Times (stored in UTC as ``2024-03-01 09:30:00.000000``) are written the way the API
+    and PostgreSQL's archive write them, ISO 8601 with the zone: ``2024-03-01T09:30:00…+00:00``.
+    """
 
     def value(name: str) -> sa.ColumnElement[Any]:
         column = source.c[name]
+        if name in times:
+            return sa.func.replace(column, " ", "T").concat("+00:00")
         return sa.func.json(column) if name in json_columns else column
 
     first, rest = names[:JSON_PAIRS], names[JSON_PAIRS:]
@@ -198,7 +230,8 @@ def archive(
     has_id = "id" in live.columns
     source = checks.light_table(table, *(["id"] if has_id else []), *names)
     if sqlite:
-        data = sqlite_json(source, names, json_columns)
+        times = {n for n in names if live.columns[n].kind.kind == "datetime"}
+        data = sqlite_json(source, names, json_columns, times)
     elif column is None:
         data = sa.func.to_jsonb(source.table_valued())
     else:

@@ -26,6 +26,8 @@ Meanings (docs/queries.md has the full reference):
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +46,7 @@ from metamodel.model import SortKey, parse_sort
 from ..context import Actor
 from ..errors import BadRequest, NotFound
 from ..fieldtypes import OPERATORS, OPERATORS_BY_KIND
-from ..paths import QueryValueError, Resolver, Target, Walk, target, walk
+from ..paths import Hidden, QueryValueError, Resolver, Sight, Target, Walk, target, walk
 from ..search import _sqlite as fts
 from ..search import search_columns, search_condition, search_fields
 from ..sqlexpr import to_sql
@@ -83,7 +85,9 @@ __all__ = [
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-EXACT_COUNT_UP_TO = 10_000
+EXACT_COUNT_UP_TO = 1_000
+#: How long a planner's row estimate is reused for the same query and values (seconds).
+ESTIMATE_SECONDS = 60.0
 MAX_SEARCH = 200
 RESERVED = frozenset({"sort", "limit", "cursor", "q", "fields", "expand"})
 
@@ -158,13 +162,20 @@ def _entity(model: Model, entity: str) -> Entity:
 # --- parsing request parameters -----------------------------------------------------------
 
 
-def parse_params(model: Model, entity: str, params: Mapping[str, str | Sequence[str]]) -> ListQuery:
+def parse_params(
+    model: Model,
+    entity: str,
+    params: Mapping[str, str | Sequence[str]],
+    *,
+    hidden: Hidden | None = None,
+) -> ListQuery:
     """A :class:`ListQuery` from the API's query parameters.
 
     Reserved keys: ``sort`` (``-amount,name``), ``limit`` (1–500, default 50), ``cursor``,
     ``q`` (search), ``fields`` and ``expand`` (comma-separated). Every other key is a filter
     ``field[.path][__op]=value``; a repeated filter key ANDs its values. Every problem is
-    reported at once as :class:`BadRequest` with ``{parameter: [messages]}``.
+    reported at once as :class:`BadRequest` with ``{parameter: [messages]}``. ``hidden``
+    gives the fields of each entity the caller may not see: no message suggests them.
 
     >>> parse_params(model, "account", {"revenue__gte": "1000", "sort": "-revenue"}).filters
     (Filter(path=('revenue',), op='gte', value=Decimal('1000')),)
@@ -184,7 +195,7 @@ def parse_params(model: Model, entity: str, params: Mapping[str, str | Sequence[
                 reserved[key] = values[0]
             continue
         try:
-            found, op = _split_key(model, entity, key)
+            found, op = _split_key(model, entity, key, hidden)
         except QueryValueError as exc:
             errors.add(key, str(exc))
             continue
@@ -204,19 +215,19 @@ def parse_params(model: Model, entity: str, params: Mapping[str, str | Sequence[
     sort: tuple[SortKey, ...] = ()
     if reserved.get("sort", "").strip():
         sort = parse_sort(reserved["sort"])
-        _collect(errors, "sort", lambda: _sort_plan(model, ent, sort))
+        _collect(errors, "sort", lambda: _sort_plan(model, ent, sort, hidden))
     fields = None
     if "fields" in reserved:
         fields = _names(reserved["fields"])
-        _collect(errors, "fields", lambda: _check_fields(ent, fields))
+        _collect(errors, "fields", lambda: _check_fields(ent, fields, hidden))
     expand = _names(reserved.get("expand", ""))
-    _collect(errors, "expand", lambda: _check_expand(ent, expand))
+    _collect(errors, "expand", lambda: _check_expand(ent, expand, hidden))
     search = reserved.get("q", "").strip() or None
     if search is not None:
         _collect(errors, "q", lambda: _check_search(ent, search))
     cursor = reserved.get("cursor") or None
     if cursor is not None and "sort" not in errors.fields:
-        _collect(errors, "cursor", lambda: _cursor_values(model, ent, sort, cursor))
+        _collect(errors, "cursor", lambda: _cursor_values(model, ent, sort, cursor, hidden))
     errors.raise_any()
     return ListQuery(tuple(filters), sort, limit, cursor, search, fields, expand)
 
@@ -232,31 +243,21 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
 
 
-def _split_key(model: Model, entity: str, key: str) -> tuple[Walk, str]:
+def _split_key(model: Model, entity: str, key: str, hidden: Hidden | None) -> tuple[Walk, str]:
     """``account.grade__in`` → (the walk to account.grade, "in"); no operator means eq."""
     head, sep, tail = key.rpartition("__")
     if sep and tail in OPERATORS:
-        return walk(model, entity, tuple(head.split("."))), tail
+        return walk(model, entity, tuple(head.split(".")), hidden=hidden), tail
     try:
-        return walk(model, entity, tuple(key.split("."))), "eq"
+        return walk(model, entity, tuple(key.split(".")), hidden=hidden), "eq"
     except QueryValueError:
         if not sep:
             raise
-        try:
-            walk(model, entity, tuple(head.split(".")))
-        except QueryValueError:
-            raise QueryValueError(_unknown(model, entity, head)) from None
+        # the field before '__' exists: the operator is what is wrong (else its error)
+        walk(model, entity, tuple(head.split(".")), hidden=hidden)
         raise QueryValueError(
             f"unknown operator '{tail}' (operators: {', '.join(OPERATORS)})"
         ) from None
-
-
-def _unknown(model: Model, entity: str, path: str) -> str:
-    try:
-        walk(model, entity, tuple(path.split(".")))
-    except QueryValueError as exc:
-        return str(exc)
-    return f"unknown field '{path}'"  # pragma: no cover
 
 
 # --- validating the other parts ----------------------------------------------------------------
@@ -273,10 +274,12 @@ def _sort_keys(entity: Entity, sort: Sequence[SortKey]) -> tuple[SortKey, ...]:
     return (*result, SortKey("id", keys[-1].descending))
 
 
-def _sort_plan(model: Model, entity: Entity, sort: Sequence[SortKey]) -> list[tuple[SortKey, Walk]]:
+def _sort_plan(
+    model: Model, entity: Entity, sort: Sequence[SortKey], hidden: Hidden | None = None
+) -> list[tuple[SortKey, Walk]]:
     plan = []
     for key in _sort_keys(entity, sort):
-        found = walk(model, entity.name, tuple(key.field.split(".")))
+        found = walk(model, entity.name, tuple(key.field.split(".")), hidden=hidden)
         if not found.target.sortable:
             raise QueryValueError(f"cannot sort by {found.target.kind} field '{key.field}'")
         plan.append((key, found))
@@ -287,8 +290,14 @@ def _signature(entity: Entity, keys: Sequence[SortKey]) -> str:
     return f"{entity.name}:{','.join(str(k) for k in keys)}"
 
 
-def _cursor_values(model: Model, entity: Entity, sort: Sequence[SortKey], cursor: str) -> list[Any]:
-    plan = _sort_plan(model, entity, sort)
+def _cursor_values(
+    model: Model,
+    entity: Entity,
+    sort: Sequence[SortKey],
+    cursor: str,
+    hidden: Hidden | None = None,
+) -> list[Any]:
+    plan = _sort_plan(model, entity, sort, hidden)
     types = [found.target.sort_type for _, found in plan]
     try:
         return cursors.decode(_signature(entity, [k for k, _ in plan]), types, cursor)
@@ -298,14 +307,14 @@ def _cursor_values(model: Model, entity: Entity, sort: Sequence[SortKey], cursor
         ) from None
 
 
-def _check_fields(entity: Entity, fields: Sequence[str]) -> None:
+def _check_fields(entity: Entity, fields: Sequence[str], hidden: Hidden | None = None) -> None:
     for name in fields:
-        target(entity, name)
+        target(entity, name, hidden(entity.name) if hidden else frozenset())
 
 
-def _check_expand(entity: Entity, names: Sequence[str]) -> None:
+def _check_expand(entity: Entity, names: Sequence[str], hidden: Hidden | None = None) -> None:
     for name in names:
-        found = target(entity, name)
+        found = target(entity, name, hidden(entity.name) if hidden else frozenset())
         if _title_source(found) is None:
             raise QueryValueError(
                 f"cannot expand '{name}': only reference, user and team fields have titles"
@@ -369,12 +378,14 @@ def compile_filter(
     *,
     today: dt.date | None = None,
     resolver: Resolver | None = None,
+    sight: Sight | None = None,
 ) -> ColumnElement[bool]:
     """The SQL condition for one filter on ``tables.table(entity)``.
 
     With a ``resolver``, paths through references use its joins (select from
     ``resolver.from_clause()``). Without one the condition stands alone: a path becomes
     ``id IN (SELECT … JOIN …)``, so it can be added to any query on the entity's table.
+    ``sight`` limits the records reached through references to those a caller may read.
 
     >>> compile_filter(tables, "opportunity", ("account", "grade"), "eq", "A", "postgresql")
     """
@@ -382,12 +393,12 @@ def compile_filter(
     if resolver is not None:
         return _condition(resolver, tuple(path), op, value, day)
     context = Context(today=day)
-    plain = Resolver(tables, entity, dialect, context)
+    plain = Resolver(tables, entity, dialect, context, sight=sight)
     clause = _condition(plain, tuple(path), op, value, day)
     if not plain.joined:
         return clause
     table = tables.table(entity)
-    inner = Resolver(tables, entity, dialect, context, base=table.alias())
+    inner = Resolver(tables, entity, dialect, context, base=table.alias(), sight=sight)
     clause = _condition(inner, tuple(path), op, value, day)
     return table.c.id.in_(sa.select(inner.base.c.id).select_from(inner.from_clause()).where(clause))
 
@@ -413,12 +424,15 @@ def run(
     actor: Actor,
     *,
     scope: ColumnElement[bool] | None = None,
+    sight: Sight | None = None,
     exact_count_up_to: int = EXACT_COUNT_UP_TO,
 ) -> Page:
     """One page of ``entity``'s records for ``query``, with its count.
 
     ``scope`` is ANDed in (the permission layer's own/team condition on
-    ``tables.table(entity)``). Counts are exact up to ``exact_count_up_to`` rows; beyond,
+    ``tables.table(entity)``); ``sight`` what it may read of the records its references
+    lead to: filters and sort through a reference see only those (the others read as
+    empty). Counts are exact up to ``exact_count_up_to`` rows; beyond,
     PostgreSQL's planner estimate (``count_estimated``), or on SQLite the limit itself.
     A query built in code is checked like :func:`parse_params` checks parameters.
     """
@@ -429,7 +443,7 @@ def run(
     if query.search and conn.dialect.name == "sqlite":
         indexes = fts.usable(conn, tables.model.hash, lambda: search_columns(tables))
         index = indexes.get(tables.table(ent.name).name)
-    built = _build(tables, ent, query, conn.dialect.name, context, scope, index)
+    built = _build(tables, ent, query, conn.dialect.name, context, scope, index, sight)
     fetched = conn.execute(built.statement).mappings().all()
     more = len(fetched) > query.limit
     rows = [dict(row) for row in fetched[: query.limit]]
@@ -468,12 +482,13 @@ def _build(
     context: Context,
     scope: ColumnElement[bool] | None,
     index: fts.TextIndex | None = None,
+    sight: Sight | None = None,
 ) -> _Built:
     """The SQL for a page; every problem with the query is one :class:`BadRequest`.
     ``index``: the entity's FTS5 table on SQLite, when search may use it."""
     model = tables.model
     table = tables.table(entity.name)
-    resolver = Resolver(tables, entity.name, dialect, context)
+    resolver = Resolver(tables, entity.name, dialect, context, sight=sight)
     today = context.current_date()
     errors = _Errors()
     if not 1 <= query.limit <= MAX_LIMIT:
@@ -556,10 +571,11 @@ def _float_if_decimal(sort: SortColumn, value: Any) -> Any:
 
 def _selection(entity: Entity, query: ListQuery) -> list[str]:
     """Columns to read besides the whole table (``fields`` unset): the requested fields
-    with ``id``, and the reference columns ``expand`` needs."""
+    with ``id`` and ``version`` (what a later PATCH needs), and the reference columns
+    ``expand`` needs."""
     if query.fields is None:
         return []  # the whole table holds them all
-    return list(dict.fromkeys(["id", *query.fields, *query.expand]))
+    return list(dict.fromkeys(["id", "version", *query.fields, *query.expand]))
 
 
 # --- counting -------------------------------------------------------------------------------------
@@ -595,18 +611,40 @@ def _count(
     conditions: Sequence[ColumnElement[bool]],
     exact_up_to: int,
 ) -> tuple[int, bool]:
-    """Exact up to ``exact_up_to`` rows (counting never reads more than one past it);
-    beyond, the planner's estimate on PostgreSQL, the limit itself on SQLite."""
+    """Exact up to ``exact_up_to`` rows (counting never reads more than one past it: a
+    bounded, small cost); beyond, the planner's estimate on PostgreSQL — planned once per
+    query and values a minute (:data:`ESTIMATE_SECONDS`), not on every page — and the
+    limit itself on SQLite."""
     rows = sa.select(sa.literal(1)).select_from(source).where(*conditions)
     capped = rows.limit(exact_up_to + 1).subquery()
     found = conn.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one()
     if found <= exact_up_to:
         return int(found), False
     if conn.dialect.name == "postgresql":
-        plan = conn.execute(_Explain(rows)).scalar_one()
-        estimate = int(plan[0]["Plan"]["Plan Rows"])
-        return max(estimate, exact_up_to + 1), True
+        return max(_estimate(conn, rows), exact_up_to + 1), True
     return exact_up_to, True
+
+
+_estimates: dict[tuple[str, str], tuple[float, int]] = {}
+_estimates_lock = threading.Lock()
+
+
+def _estimate(conn: sa.Connection, rows: sa.Select[Any]) -> int:
+    """The planner's row estimate for ``rows``, reused for a minute per query and values."""
+    compiled = rows.compile(dialect=conn.dialect)
+    key = (str(compiled), repr(sorted(compiled.params.items(), key=lambda kv: kv[0])))
+    now = time.monotonic()
+    with _estimates_lock:
+        cached = _estimates.get(key)
+    if cached is not None and now - cached[0] < ESTIMATE_SECONDS:
+        return cached[1]
+    plan = conn.execute(_Explain(rows)).scalar_one()
+    estimate = int(plan[0]["Plan"]["Plan Rows"])
+    with _estimates_lock:
+        if len(_estimates) >= 512:
+            _estimates.clear()
+        _estimates[key] = (now, estimate)
+    return estimate
 
 
 # --- expanding reference titles -------------------------------------------------------------------

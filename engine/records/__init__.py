@@ -14,7 +14,7 @@ field-level diff; and record events let the workflows layer react before and aft
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -65,7 +65,9 @@ class Records:
         self.permissions = Permissions(self.tables)
         self.reader: Engine = reader(engine)
         self.access = Access(self.tables, self.permissions)
-        self.validator = Validator(self.tables, self.dialect, self.computer)
+        self.validator = Validator(
+            self.tables, self.dialect, self.computer, self.permissions, self.reader.connect
+        )
         self.writer = Writer(self)
 
     @contextmanager
@@ -114,8 +116,9 @@ class Records:
             self.access.guard(actor, ent, data, grant, "create")
 
         def work(c: sa.Connection) -> dict[str, Any]:
-            record = self.writer.create(c, actor, ent, data, trusted)
-            self.access.stays_in_scope(c, actor, ent, grant, record["id"])
+            record = self.writer.create(c, actor, ent, data, trusted, alone=conn is None)
+            self.access.stays_in_scope(c, actor, ent, grant, record)
+            self.access.gives_to_own_teams(c, actor, ent, grant, record)
             return self.access.visible(actor, ent, record)
 
         return self._run(conn, work)
@@ -126,12 +129,13 @@ class Records:
         """One record with its formulas and child rows; :class:`NotFound` if absent or out
         of the actor's sight."""
         ent = self.entity(entity)
+        grant = self.access.grant(actor, ent, "read")
+        # the scope joins the read itself: one statement, and absent reads as out of sight
+        sight = self.permissions.where(actor, ent, grant, self.tables.table(ent.name))
 
         def work(c: sa.Connection) -> dict[str, Any]:
-            self.access.readable(c, actor, ent, record_id)
-            return self.access.visible(
-                actor, ent, self.writer.read(c, actor, ent, record_id, children=True)
-            )
+            record = self.writer.read(c, actor, ent, record_id, children=True, where=sight)
+            return self.access.visible(actor, ent, record)
 
         return self._read_only(conn, work)
 
@@ -156,8 +160,12 @@ class Records:
             grant = self.access.writable(c, actor, ent, record_id, "update")
             if not trusted:
                 self.access.guard(actor, ent, data, grant, "update")
-            record = self.writer.update(c, actor, ent, record_id, data, version, trusted)
-            self.access.stays_in_scope(c, actor, ent, grant, record_id)
+            record = self.writer.update(
+                c, actor, ent, record_id, data, version, trusted, alone=conn is None
+            )
+            self.access.stays_in_scope(c, actor, ent, grant, record)
+            if isinstance(data, Mapping) and {"team_id", "owner_id"} & set(data):
+                self.access.gives_to_own_teams(c, actor, ent, grant, record)
             return self.access.visible(actor, ent, record)
 
         return self._run(conn, work)
@@ -181,6 +189,13 @@ class Records:
 
         self._run(conn, work)
 
+    def parse(self, actor: Actor, entity: str, params: Mapping[str, Any]) -> queries.ListQuery:
+        """A list query from the API's parameters (:func:`engine.query.parse_params`), whose
+        error messages never suggest a field hidden from ``actor``."""
+        ent = self.entity(entity)
+        hidden = self.permissions.hidden_of(actor)
+        return queries.parse_params(self.model, ent.name, params, hidden=hidden)
+
     def query(
         self, actor: Actor, entity: str, query: Any, *, conn: sa.Connection | None = None
     ) -> Any:
@@ -193,12 +208,40 @@ class Records:
         scope = self.permissions.where(actor, ent, grant, self.tables.table(ent.name))
 
         def work(c: sa.Connection) -> Any:
-            page = queries.run(c, self.tables, ent.name, query, actor, scope=scope)
-            self.computer.formulas(c, ent, page.rows, actor.context())
+            sight = self.permissions.sight(actor)
+            page = queries.run(c, self.tables, ent.name, query, actor, scope=scope, sight=sight)
+            if query.fields is None:
+                self.computer.formulas(c, ent, page.rows, actor.context())
+            else:
+                self._chosen_formulas(c, actor, ent, query.fields, page.rows)
             page.rows = [self.access.visible(actor, ent, row) for row in page.rows]
             return page
 
         return self._read_only(conn, work)
+
+    def _chosen_formulas(
+        self,
+        conn: sa.Connection,
+        actor: Actor,
+        ent: Entity,
+        chosen: Sequence[str],
+        rows: list[dict[str, Any]],
+    ) -> None:
+        """With ``fields=``, the formulas asked for, computed from all their inputs (the
+        page holds only the fields asked for), exactly as a record read shows them."""
+        formulas = [n for n in chosen if n in ent.fields and ent.fields[n].type == "formula"]
+        if not formulas or not rows:
+            return
+        table = self.tables.table(ent.name)
+        ids = [row["id"] for row in rows]
+        full = [
+            dict(r) for r in conn.execute(sa.select(table).where(table.c.id.in_(ids))).mappings()
+        ]
+        self.computer.formulas(conn, ent, full, actor.context())
+        by_id = {row["id"]: row for row in full}
+        for row in rows:
+            for name in formulas:
+                row[name] = by_id[row["id"]].get(name)
 
     def history(
         self, actor: Actor, entity: str, record_id: int, *, conn: sa.Connection | None = None

@@ -59,15 +59,44 @@ class Access:
         return grant
 
     def stays_in_scope(
-        self, conn: sa.Connection, actor: Actor, ent: Entity, grant: Grant, record_id: int
+        self,
+        conn: sa.Connection,
+        actor: Actor,
+        ent: Entity,
+        grant: Grant,
+        record: Mapping[str, Any],
     ) -> None:
         """A record written must stay within the writer's scope (a rep cannot hand an
-        account to another team)."""
-        if not self.permissions.covers(conn, actor, ent, grant, record_id):
+        account to another team); decided from its values where they suffice."""
+        inside = self.permissions.covers_values(actor, ent, grant, record)
+        if inside is None:
+            inside = self.permissions.covers(conn, actor, ent, grant, record["id"])
+        if not inside:
             where = "owner_id" if ent.ownable else RECORD
             raise ValidationFailed(
                 f"the {ent.name} would leave what you may manage",
                 {where: [f"Outside what you may manage ({grant.scope.replace('_', ' ')})."]},
+            )
+
+    def gives_to_own_teams(
+        self,
+        conn: sa.Connection,
+        actor: Actor,
+        ent: Entity,
+        grant: Grant,
+        record: Mapping[str, Any],
+    ) -> None:
+        """A record may be given only to a team the actor's scope reaches: their own team
+        (``own``, ``team``), it and the teams under it (``team_and_below``), any (``all``).
+        Else a rep could move a record out of their own manager's sight."""
+        team_id = record.get("team_id")
+        if not ent.ownable or team_id is None:
+            return
+        if not self.permissions.team_reached(conn, actor, grant, team_id):
+            scope = grant.scope.replace("_", " ")
+            raise ValidationFailed(
+                f"the {ent.name} would leave what you may manage",
+                {"team_id": [f"Outside the teams you may give records to ({scope})."]},
             )
 
     def guard(

@@ -4,6 +4,7 @@ uniqueness (also under a race) and the entity's validations."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from ..context import Actor
 from ..errors import BadRequest, ValidationFailed
 from ..fieldtypes import python_value, stored
 from ..inputs import OWNERSHIP, input_loader
+from ..permissions import Permissions
 from ..tables import TEAM_TABLE, USER_TABLE, Tables
 from ._common import RECORD, REQUIRED, Errors, add, empty
 
@@ -25,11 +27,20 @@ T = TypeVar("T")
 class Validator:
     """Coerces and checks records of one Model on one database."""
 
-    def __init__(self, tables: Tables, dialect: str, computer: Computer) -> None:
+    def __init__(
+        self,
+        tables: Tables,
+        dialect: str,
+        computer: Computer,
+        permissions: Permissions,
+        fresh: Callable[[], AbstractContextManager[sa.Connection]],
+    ) -> None:
         self.tables = tables
         self.model = tables.model
         self.dialect = dialect
         self.computer = computer
+        self.permissions = permissions
+        self.fresh = fresh  # a connection of its own, for checks after a refused write
 
     def input(
         self, ent: Entity, data: Mapping[str, Any], *, partial: bool, trusted: bool
@@ -66,13 +77,20 @@ class Validator:
         self, conn: sa.Connection, ent: Entity, values: dict[str, Any], actor: Actor
     ) -> None:
         context = actor.context()
-        for field in ent.fields.values():
-            if field.name in values or not stored(field) or field.computed:
-                continue
+        missing = [
+            f for f in ent.fields.values() if f.name not in values and stored(f) and not f.computed
+        ]
+        # A default may read through a reference (unit_price: =product.list_price): the
+        # view loads the records it names.
+        view: dict[str, Any] = values
+        if any(f.default_expression is not None for f in missing):
+            view = self.computer.view(conn, ent, values, context)
+        for field in missing:
             if field.default_expression is not None:
-                values[field.name] = field.default_expression.evaluate(values, context)
+                value = field.default_expression.evaluate(view, context)
+                values[field.name] = view[field.name] = value
             elif field.default is not None:
-                values[field.name] = python_value(field, field.default)
+                values[field.name] = view[field.name] = python_value(field, field.default)
         if ent.ownable:
             owner = values.setdefault("owner_id", actor.user_id)
             if "team_id" not in values:
@@ -100,8 +118,10 @@ class Validator:
         *,
         changed: set[str] | None,
         child_counts: Mapping[str, int],
+        trusted: bool = False,
     ) -> None:
-        """Check a whole candidate record; problems are added to ``errors``."""
+        """Check a whole candidate record; problems are added to ``errors``. ``trusted``
+        (the platform's own writes) may link to records the actor does not see."""
         view = self.computer.view(conn, ent, record, actor.context())
         context = actor.context()
         for field in ent.fields.values():
@@ -117,8 +137,6 @@ class Validator:
                     add(errors, field.name, REQUIRED)
             elif stored(field) and not field.computed and empty(record.get(field.name)):
                 add(errors, field.name, REQUIRED)
-        self.check_references(conn, ent, record, errors, changed)
-        self.check_unique(conn, ent, record, record_id, errors, changed)
         for validation in ent.validations:
             if validation.when is not None and not validation.when.evaluate(view, context):
                 continue
@@ -126,38 +144,67 @@ class Validator:
                 message = validation.message.get(actor.locale)
                 for name in validation.fields or (RECORD,):
                     add(errors, name, message)
+        # On the way to a write, unique values and references to records anyone may link
+        # to are left to the database's constraints (guarded_write); a record refused
+        # anyway is checked in full, so every problem is reported at once.
+        refused = bool(errors)
+        who = None if trusted else actor
+        self.check_references(conn, who, ent, record, errors, changed, constrained=not refused)
+        if refused:
+            self.check_unique(conn, ent, record, record_id, errors, changed)
 
     def check_references(
         self,
         conn: sa.Connection,
+        actor: Actor | None,
         ent: Entity,
         record: Mapping[str, Any],
         errors: Errors,
         changed: set[str] | None,
+        *,
+        constrained: bool = True,
     ) -> None:
-        targets: list[tuple[str, str, Any]] = []
+        """Every id a reference, user or team field holds names a record that exists — and,
+        for a reference, one ``actor`` may read (unless the field says ``link: any``): an
+        id out of sight is refused exactly like an id of nothing, so a reference is no way
+        to learn which records exist.
+
+        ``constrained``: leave to the foreign keys the ids any user may link to (the write
+        is guarded, :meth:`guarded_write`); only lists of ids and records out of some
+        sight need a query."""
+        targets: list[tuple[str, str, Any, Any]] = []
         for field in ent.fields_of_type("reference", "user", "team"):
             if changed is None or field.name in changed:
-                target_table = (
-                    self.tables.table(field.to or "").name
-                    if field.type == "reference"
-                    else (USER_TABLE if field.type == "user" else TEAM_TABLE)
-                )
-                targets.append((field.name, target_table, record.get(field.name)))
+                if field.type == "reference":
+                    table = self.tables.table(field.to or "")
+                    sight = None
+                    if actor is not None and field.settings.get("link") != "any":
+                        target = self.model.entity(field.to or "")
+                        grant = self.permissions.grant(actor, target, "read")
+                        sight = self.permissions.where(actor, target, grant, table)
+                    targets.append((field.name, table.name, record.get(field.name), sight))
+                else:
+                    system = USER_TABLE if field.type == "user" else TEAM_TABLE
+                    targets.append((field.name, system, record.get(field.name), None))
         if ent.ownable:
             for name, owner_table in (("owner_id", USER_TABLE), ("team_id", TEAM_TABLE)):
                 if changed is None or name in changed:
-                    targets.append((name, owner_table, record.get(name)))
-        for name, table_name, value in targets:
+                    targets.append((name, owner_table, record.get(name), None))
+        for name, table_name, value, sight in targets:
             if name in errors or empty(value):
                 continue
+            if constrained and sight is None and not isinstance(value, list):
+                continue  # a foreign key refuses an id of nothing
             wanted = set(value) if isinstance(value, list) else {value}
             table = self.tables.metadata.tables[table_name]
-            found = set(conn.scalars(sa.select(table.c.id).where(table.c.id.in_(wanted))))
+            query = sa.select(table.c.id).where(table.c.id.in_(wanted))
+            if sight is not None:
+                query = query.where(sight)
+            found = set(conn.scalars(query))
             for missing in sorted(wanted - found):
                 what = ent.fields[name].to if name in ent.fields else None
-                target = what or table_name.removeprefix("heddle_")
-                add(errors, name, f"No {target} with id {missing}.")
+                target_name = what or table_name.removeprefix("heddle_")
+                add(errors, name, f"No {target_name} with id {missing}.")
 
     def check_unique(
         self,
@@ -185,44 +232,58 @@ class Validator:
                 )
                 add(errors, names[0], message)
 
-    def unique_write(
+    def guarded_write(
         self,
         conn: sa.Connection,
+        actor: Actor | None,
         ent: Entity,
         record: Mapping[str, Any],
         record_id: int | None,
         written: set[str] | None,
         write: Callable[[], T],
+        *,
+        alone: bool,
     ) -> T:
-        """Run ``write`` (the INSERT or UPDATE of ``record``) so that a unique constraint
-        broken under a race becomes the field error :meth:`_check_unique` gives.
+        """Run ``write`` (the INSERT or UPDATE of ``record``), letting the database's
+        constraints do the checks they can — unique values, references that must exist —
+        and turning a refusal into the field errors the checks give (the database's error
+        text is never parsed): the checks run again to name the field. A refusal they
+        cannot explain propagates unchanged.
 
-        The check before the write cannot see a rival transaction that commits the same
-        value between the check and the write; the database's constraint then refuses the
-        write, and the check runs again to name the field (the database's error text is
-        never parsed). A refusal the check cannot explain (a foreign key whose target was
-        just deleted, say) propagates unchanged.
-
-        The transaction stays usable after the refusal: PostgreSQL would abort all of it,
-        so the write runs in a SAVEPOINT there (only when it sets a unique field, to spare
-        most writes the round trips); SQLite undoes just the refused statement by itself.
+        ``alone``: the write is the only one of its transaction (the record service opened
+        it for this call), which fails as a whole on a refusal; the checks then run on a
+        connection of their own, as PostgreSQL has aborted this one. Otherwise (the caller
+        shares its transaction) the write runs in a SAVEPOINT on PostgreSQL so the
+        transaction stays usable; SQLite undoes just the refused statement by itself.
         """
-        groups = unique_groups(ent)
-        if written is not None:
-            groups = [names for names in groups if set(names) & written]
-        if not any(all(not empty(record.get(n)) for n in names) for names in groups):
-            return write()
         try:
-            if self.dialect == "sqlite":
+            if alone or self.dialect == "sqlite":
                 return write()
             with conn.begin_nested():
                 return write()
         except sa.exc.IntegrityError:
             errors: Errors = {}
-            self.check_unique(conn, ent, record, record_id, errors, written)
+            if alone and self.dialect != "sqlite":
+                with self.fresh() as other:
+                    self._recheck(other, actor, ent, record, record_id, written, errors)
+            else:
+                self._recheck(conn, actor, ent, record, record_id, written, errors)
             if errors:
                 raise ValidationFailed(f"the {ent.name} is not valid", errors) from None
             raise
+
+    def _recheck(
+        self,
+        conn: sa.Connection,
+        actor: Actor | None,
+        ent: Entity,
+        record: Mapping[str, Any],
+        record_id: int | None,
+        written: set[str] | None,
+        errors: Errors,
+    ) -> None:
+        self.check_references(conn, actor, ent, record, errors, written, constrained=False)
+        self.check_unique(conn, ent, record, record_id, errors, written)
 
 
 def unique_groups(ent: Entity) -> list[tuple[str, ...]]:

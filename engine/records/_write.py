@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -36,12 +37,35 @@ class Writer:
         self.computer = records.computer
         self.audit = records.audit
         self.events = records.events
+        self._inserts: dict[tuple[str, tuple[str, ...]], tuple[sa.Executable, bool]] = {}
+
+    @cached_property
+    def _next_number(self) -> sa.Executable:
+        """The counter's upsert, built once (statements are costly to build per call)."""
+        table = self.tables.metadata.tables[SEQUENCE_TABLE]
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        return (
+            dialect_insert(table)
+            .values(name=sa.bindparam("counter", type_=table.c.name.type), value=1)
+            .on_conflict_do_update(index_elements=["name"], set_={"value": table.c.value + 1})
+            .returning(table.c.value)
+        )
 
     def row(
-        self, conn: sa.Connection, ent: Entity, record_id: int, *, lock: bool = False
+        self,
+        conn: sa.Connection,
+        ent: Entity,
+        record_id: int,
+        *,
+        lock: bool = False,
+        where: Any = None,
     ) -> dict[str, Any]:
+        """The stored row; :class:`NotFound` when there is none (or, with ``where``, none
+        that meets it: a scope, so that out of sight reads as absent)."""
         table = self.tables.table(ent.name)
         query = sa.select(table).where(table.c.id == record_id)
+        if where is not None:
+            query = query.where(where)
         if lock and self.dialect == "postgresql":
             query = query.with_for_update()
         row = conn.execute(query).mappings().first()
@@ -50,9 +74,16 @@ class Writer:
         return dict(row)
 
     def read(
-        self, conn: sa.Connection, actor: Actor, ent: Entity, record_id: int, *, children: bool
+        self,
+        conn: sa.Connection,
+        actor: Actor,
+        ent: Entity,
+        record_id: int,
+        *,
+        children: bool,
+        where: Any = None,
     ) -> dict[str, Any]:
-        row = self.row(conn, ent, record_id)
+        row = self.row(conn, ent, record_id, where=where)
         self.computer.formulas(conn, ent, [row], actor.context())
         if children:
             for field in ent.fields_of_type("children"):
@@ -83,7 +114,10 @@ class Writer:
         trusted: bool,
         *,
         parent: tuple[str, int] | None = None,
+        alone: bool = False,
     ) -> dict[str, Any]:
+        """Create a record; ``alone``: the only write of a transaction the record service
+        opened for it (see :meth:`Validator.guarded_write`)."""
         values, children, errors = self.validator.input(ent, data, partial=False, trusted=trusted)
         if parent is not None:
             values[parent[0]] = parent[1]
@@ -92,7 +126,15 @@ class Writer:
         self.events.emit(event)
         counts = {name: len(rows) for name, rows in children.items()}
         self.validator.check(
-            conn, actor, ent, values, None, errors, changed=None, child_counts=counts
+            conn,
+            actor,
+            ent,
+            values,
+            None,
+            errors,
+            changed=None,
+            child_counts=counts,
+            trusted=trusted,
         )
         if errors:
             raise ValidationFailed(f"the {ent.name} is not valid", errors)
@@ -107,20 +149,55 @@ class Writer:
             updated_by=actor.user_id,
             version=1,
         )
-        table = self.tables.table(ent.name)
-        insert = table.insert().values(row).returning(table.c.id)
-        record_id = self.validator.unique_write(
-            conn, ent, values, None, None, lambda: conn.execute(insert).scalar_one()
+        statement, audited = self._insert(ent, tuple(row))
+        params = {f"v_{name}": value for name, value in row.items()}
+        if audited:
+            entry = self.audit.entry(ent, "create", actor, 1, self.audit.changes(ent, None, row))
+            params.update({f"a_{name}": value for name, value in entry.items()})
+        stored = self.validator.guarded_write(
+            conn,
+            None if trusted else actor,
+            ent,
+            values,
+            None,
+            None,
+            lambda: dict(conn.execute(statement, params).mappings().one()),
+            alone=alone,
         )
+        record_id = stored["id"]
+        if not audited:  # else the statement wrote the audit row too
+            self.audit.record(conn, ent, record_id, "create", actor, 1, None, stored)
         self.write_children(conn, actor, ent, record_id, children, trusted, replace=False)
-        stored_row = self.row(conn, ent, record_id)
-        self.computer.refresh_rollups(conn, ent, [None], [stored_row])
-        self.audit.record(conn, ent, record_id, "create", actor, 1, None, stored_row)
-        result = self.read(conn, actor, ent, record_id, children=True)
+        self.computer.refresh_rollups(conn, ent, [None], [stored])
+        if children:
+            # the rows, and the rollups over them, are read back
+            result = self.read(conn, actor, ent, record_id, children=True)
+        else:
+            result = stored  # what RETURNING gave: no second read
+            self.computer.formulas(conn, ent, [result], actor.context())
+            for field in ent.fields_of_type("children"):
+                result[field.name] = []
         self.events.emit(
             RecordEvent("after_create", ent.name, actor, conn, self.records, record_id, result)
         )
         return result
+
+    def _insert(self, ent: Entity, columns: tuple[str, ...]) -> tuple[sa.Executable, bool]:
+        """The INSERT of a record with these columns, returning it (and, on PostgreSQL,
+        writing its audit row: :meth:`Audit.inserting`), built once per entity and set of
+        columns; values are bound as ``v_<column>`` (and ``a_<audit column>``)."""
+        key = (ent.name, columns)
+        found = self._inserts.get(key)
+        if found is None:
+            table = self.tables.table(ent.name)
+            insert = (
+                table.insert()
+                .values({n: sa.bindparam(f"v_{n}", type_=table.c[n].type) for n in columns})
+                .returning(*table.c)
+            )
+            statement = self.audit.inserting(self.dialect, ent, insert)
+            found = self._inserts[key] = (statement, statement is not insert)
+        return found
 
     def update(
         self,
@@ -131,6 +208,8 @@ class Writer:
         data: Mapping[str, Any],
         version: int | None,
         trusted: bool,
+        *,
+        alone: bool = False,
     ) -> dict[str, Any]:
         before = self.row(conn, ent, record_id, lock=True)
         if version is not None and before["version"] != version:
@@ -163,7 +242,15 @@ class Writer:
         } | set(children)
         counts = {name: len(rows) for name, rows in children.items()}
         self.validator.check(
-            conn, actor, ent, record, record_id, errors, changed=changed, child_counts=counts
+            conn,
+            actor,
+            ent,
+            record,
+            record_id,
+            errors,
+            changed=changed,
+            child_counts=counts,
+            trusted=trusted,
         )
         if errors:
             raise ValidationFailed(f"the {ent.name} is not valid", errors)
@@ -182,16 +269,29 @@ class Writer:
                 version=new_version,
             )
         )
-        done = self.validator.unique_write(
-            conn, ent, record, record_id, set(updates), lambda: conn.execute(update).rowcount
+        found = self.validator.guarded_write(
+            conn,
+            None if trusted else actor,
+            ent,
+            record,
+            record_id,
+            set(updates),
+            lambda: conn.execute(update.returning(*table.c)).mappings().first(),
+            alone=alone,
         )
-        if done != 1:  # pragma: no cover - the row is locked (PostgreSQL) or the
+        if found is None:  # pragma: no cover - the row is locked (PostgreSQL) or the
             raise StaleVersion(f"the {ent.name} was changed by someone else")  # write lock held
+        after = dict(found)
         self.write_children(conn, actor, ent, record_id, children, trusted, replace=True)
-        after = self.row(conn, ent, record_id)
         self.computer.refresh_rollups(conn, ent, [before], [after])
         self.audit.record(conn, ent, record_id, "update", actor, new_version, before, after)
-        result = self.read(conn, actor, ent, record_id, children=True)
+        if children:
+            result = self.read(conn, actor, ent, record_id, children=True)
+        else:
+            result = after  # what RETURNING gave: no second read
+            self.computer.formulas(conn, ent, [result], actor.context())
+            for field in ent.fields_of_type("children"):
+                result[field.name] = self.children(conn, actor, ent, field, record_id)
         self.events.emit(
             RecordEvent(
                 "after_update",
@@ -338,15 +438,7 @@ class Writer:
         for token, value in stamp.items():
             text = text.replace(token, value)
         key = f"{ent.table}.{field.name}:{text}"
-        table = self.tables.metadata.tables[SEQUENCE_TABLE]
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        statement = (
-            dialect_insert(table)
-            .values(name=key, value=1)
-            .on_conflict_do_update(index_elements=["name"], set_={"value": table.c.value + 1})
-            .returning(table.c.value)
-        )
-        number = conn.execute(statement).scalar_one()
+        number = conn.execute(self._next_number, {"counter": key}).scalar_one()
         start, end = text.find("{seq"), text.find("}", text.find("{seq"))
         spec = text[start + 4 : end].lstrip(":")
         return text[:start] + format(number, spec or "d") + text[end + 1 :]

@@ -25,7 +25,8 @@ from .._yaml import Location
 from ..model import Entity, Field, Label, Model, Package, freeze
 from ._context import Checker
 from .access import compile_dashboard, compile_role
-from .entities import compile_entity, link_children
+from .entities import check_required_cycles, compile_entity, link_children
+from .labels import check_label_locales
 from .process import compile_automation, compile_workflow
 from .reports import compile_report
 
@@ -77,6 +78,7 @@ def compile_model(
         if entity is not None:
             entities[name] = entity
     link_children(checker, entities)
+    check_required_cycles(checker)
     tables: dict[str, str] = {}
     for entity in entities.values():
         if entity.table in tables:
@@ -105,6 +107,10 @@ def compile_model(
         checker, "dashboard", lambda c, d: compile_dashboard(c, d, by_kind.get("report", {}))
     )
     automations = _collect(checker, "automation", compile_automation)
+    declared = _declared_locales(list(sources))
+    for doc in documents:
+        check_label_locales(checker, declared, doc)
+    checker.report_removed()
     if problems:
         return None
     ordered = sorted(documents, key=lambda d: (d.kind, d.name))
@@ -126,6 +132,20 @@ def compile_model(
         hash=content_hash(packages, ordered),
         _refs_to=MappingProxyType({k: tuple(v) for k, v in refs.items()}),
     )
+
+
+def _declared_locales(sources: list[Any]) -> dict[str, tuple[str, ...]]:
+    """Package name → the locales it declares, itself or through the packages it extends
+    (a package read back from a snapshot, or one that declares none, is left out)."""
+    declared: dict[str, tuple[str, ...]] = {}
+    for source in sources:
+        if isinstance(source, Package):
+            continue
+        value = source.header.value
+        locales = value.get("locales") or declared.get(value.get("extends") or "")
+        if isinstance(locales, list | tuple) and all(isinstance(x, str) for x in locales):
+            declared[source.name] = tuple(locales)
+    return declared
 
 
 def _collect(

@@ -9,11 +9,12 @@ an author sees every mistake in one run.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from .._errors import Problem, did_you_mean, format_path
+from .._errors import Origin, Problem, did_you_mean, format_path
 from .._merge import Document
 from .._yaml import Location
 from ..expressions import Expression, ExpressionError, parse
@@ -118,6 +119,13 @@ class Checker:
     def __post_init__(self) -> None:
         self.entity_docs = {n: d.value for n, d in self.by_kind.get("entity", {}).items()}
         self.role_names = {*BUILTIN_ROLES, *self.by_kind.get("role", {})}
+        #: (entity, field) an overlay removed → where; and the places that still name it
+        self.removed: dict[tuple[str, str], tuple[Origin, str]] = {
+            (d.name, field): where
+            for d in self.by_kind.get("entity", {}).values()
+            for field, where in d.removed.items()
+        }
+        self.removed_uses: dict[tuple[str, str], list[tuple[Origin, str]]] = {}
 
     def docs(self, kind: str) -> dict[str, Document]:
         return self.by_kind.get(kind, {})
@@ -129,6 +137,39 @@ class Checker:
     ) -> None:
         where = doc.key_origin(path) if at_key else doc.origin(path)
         self.problems.append(Problem(where, format_path(path), message, hint))
+
+    def _removed_use(self, doc: Document, path: Location, entity: str, names: Iterable[str]) -> str:
+        """Remember that ``path`` still names a field an overlay removed; returns a hint
+        saying which ``remove`` took it away ('' when none did)."""
+        hint = ""
+        for name in names:
+            if (entity, name) in self.removed:
+                place = format_path(path) or "the document"
+                if doc.kind != "entity" or doc.name != entity:
+                    place = f"{doc.kind} '{doc.name}' {place}"
+                uses = self.removed_uses.setdefault((entity, name), [])
+                uses.append((doc.origin(path), place))
+                origin, where = self.removed[(entity, name)]
+                hint = f"package '{origin.package}' removes it: {where} at {origin}"
+        return hint
+
+    def report_removed(self) -> None:
+        """Point each overlay's ``remove`` entry at what still names the removed field: the
+        errors there are its consequences, and the fix belongs in the overlay."""
+        for (entity, name), uses in sorted(self.removed_uses.items()):
+            origin, path = self.removed[(entity, name)]
+            count = len(uses)
+            self.problems.append(
+                Problem(
+                    origin,
+                    path,
+                    f"fields.{name} of entity '{entity}' is removed, but "
+                    f"{'one place still names' if count == 1 else f'{count} places still name'}"
+                    f" it: {'; '.join(f'{place} ({at})' for at, place in sorted(uses))}",
+                    "patch them in this overlay so that they no longer name it; a list of"
+                    " names in a patch replaces the whole list",
+                )
+            )
 
     # look-ups ----------------------------------------------------------------------------
 
@@ -146,7 +187,10 @@ class Checker:
         try:
             return parse(str(source), EntityScope(self.entity_docs, entity, extra), expect=expect)
         except ExpressionError as exc:
-            self.error(doc, path, exc.message, exc.hint)
+            code = re.sub(r"'[^']*'|\"[^\"]*\"", "", str(source))  # not in text literals
+            words = sorted(set(re.findall(r"[a-z][a-z0-9_]*", code)))
+            removed = self._removed_use(doc, path, entity, words)
+            self.error(doc, path, exc.message, removed or exc.hint)
             return None
 
     def known_entity(self, doc: Document, path: Location, name: Any) -> bool:
@@ -161,11 +205,12 @@ class Checker:
         fields = self.entity_docs.get(entity, {}).get("fields", {})
         if name in fields or (allow_system and name in SYSTEM_FIELDS):
             return True
+        removed = self._removed_use(doc, path, entity, [str(name)])
         self.error(
             doc,
             path,
             f"unknown field '{name}' of entity '{entity}'",
-            did_you_mean(str(name), fields),
+            removed or did_you_mean(str(name), fields),
         )
         return False
 
@@ -196,7 +241,9 @@ class Checker:
                 tuple(dotted.lstrip("-").split("."))
             )
         except ExpressionError as exc:
-            self.error(doc, path, exc.message, exc.hint)
+            first = dotted.lstrip("-").split(".")[0]
+            removed = self._removed_use(doc, path, entity, [first])
+            self.error(doc, path, exc.message, removed or exc.hint)
             return None
 
     def known_role(self, doc: Document, path: Location, name: str) -> None:

@@ -250,6 +250,34 @@ def link_children(checker: Checker, entities: dict[str, Entity]) -> None:
             )
 
 
+def check_required_cycles(checker: Checker) -> None:
+    """Entities whose required references go round in a circle (A requires a B, B an A):
+    no first record of any of them can ever be saved."""
+    graph: dict[str, dict[str, str]] = {}  # entity → {entity it requires: via field}
+    for doc in checker.docs("entity").values():
+        for field_name, spec in doc.value["fields"].items():
+            target = spec.get("to")
+            if (
+                spec.get("type") == "reference"
+                and spec.get("required") is True
+                and "default" not in spec
+                and target in checker.entity_docs
+            ):
+                graph.setdefault(doc.name, {}).setdefault(target, field_name)
+    for cycle in cycles({name: set(targets) for name, targets in graph.items()}):
+        steps = [
+            f"{name}.{graph[name][cycle[(i + 1) % len(cycle)]]}" for i, name in enumerate(cycle)
+        ]
+        first = graph[cycle[0]][cycle[1 % len(cycle)]]
+        checker.error(
+            checker.docs("entity")[cycle[0]],
+            ("fields", first, "required"),
+            f"required references form a cycle ({' → '.join([*steps, cycle[0]])}):"
+            " no first record can ever be saved",
+            "make one of them optional: drop its 'required', or use 'required_when'",
+        )
+
+
 def _child_link(
     checker: Checker,
     doc: Document,

@@ -231,6 +231,8 @@ ERRORS: Mapping[int, tuple[str, str]] = {
           "details.current_version), or other records still refer to it (code restricted)."),
     413: ("PayloadTooLarge", "The body is larger than the server accepts "
           "(code request_entity_too_large)."),
+    415: ("UnsupportedMediaType", "The body is not sent as application/json "
+          "(code unsupported_media_type)."),
     422: ("ValidationFailed", "The record breaks its rules; fields says which and why "
           "(code validation_failed)."),
     429: ("TooManyRequests", "Too many login attempts; wait for Retry-After seconds "
@@ -322,7 +324,7 @@ def entity_paths(
         collection["post"] = _write(
             f"create_{name}", f"Create a {label}", name, ref(base + "Input"),
             ("201", response(_data(ref(base)), f"The new {label}, as stored.")),
-            error_responses(400, 401, 403, 413, 422),
+            error_responses(400, 401, 403, 413, 415, 422),
         )  # fmt: skip
     spec.path(path=f"/records/{name}", operations=collection)
 
@@ -339,7 +341,7 @@ def entity_paths(
         item["patch"] = _write(
             f"update_{name}", f"Change a {label}", name, ref(base + "Patch"),
             ("200", response(_data(ref(base)), f"The {label}, changed.")),
-            error_responses(400, 401, 403, 404, 409, 413, 422),
+            error_responses(400, 401, 403, 404, 409, 413, 415, 422),
         )  # fmt: skip
     if "delete" in actions:
         item["delete"] = {
@@ -429,7 +431,7 @@ def auth_paths(spec: APISpec) -> None:
                 },
                 "responses": {
                     "201": response(token, "The new token."),
-                    **error_responses(400, 401, 413, 429),
+                    **error_responses(400, 401, 413, 415, 429),
                 },
             },
             "delete": {
@@ -459,7 +461,7 @@ def auth_paths(spec: APISpec) -> None:
                 },
                 "responses": {
                     "200": response(_data(session), "Logged in."),
-                    **error_responses(400, 401, 413, 429),
+                    **error_responses(400, 401, 413, 415, 429),
                 },
             },
             "delete": {
@@ -713,3 +715,183 @@ def report_paths(spec: APISpec, reports: list[Report], dashboards: list[str]) ->
             }
         },
     )
+
+
+# --- users and teams (administrators) ----------------------------------------------------
+
+USERNAME = r"^\w[\w.@+-]{0,149}$"
+NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
+
+
+def _text_schema(size: int, *, nullable: bool = False, pattern: str = NO_CONTROL) -> JSONSchema:
+    text: JSONSchema = {"type": "string", "maxLength": size, "pattern": pattern}
+    return {"anyOf": [text, {"type": "null"}]} if nullable else text
+
+
+def _account_schemas(roles: list[str]) -> dict[str, JSONSchema]:
+    """The user and team bodies: as answered, as created, as changed."""
+    timestamp = {"type": "string", "format": "date-time"}
+    role_list = {"type": "array", "minItems": 1, "maxItems": 100,
+                 "items": {"type": "string", "enum": roles}}  # fmt: skip
+    user_fields: dict[str, JSONSchema] = {
+        "username": _text_schema(150, pattern=USERNAME),
+        "password": {"type": "string", "minLength": 8, "maxLength": 1024, "format": "password",
+                     "writeOnly": True},
+        "roles": role_list,
+        "team": {**_text_schema(200, nullable=True), "description": "A team's name (null: none)."},
+        "manager": {**_text_schema(150, nullable=True),
+                    "description": "The manager's username (null: none)."},
+        "name": _text_schema(200),
+        "email": _text_schema(255, nullable=True),
+        "locale": _text_schema(16),
+        "active": {"type": "boolean", "description": "false: disabled, cannot log in."},
+    }  # fmt: skip
+    user = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["id", "username", "name", "email", "team", "manager", "roles", "locale",
+                     "active", "created_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            **{k: {"type": ["string", "null"]} for k in ("email", "team", "manager")},
+            "username": {"type": "string"},
+            "name": {"type": "string"},
+            "locale": {"type": "string"},
+            "roles": {"type": "array", "items": {"type": "string"}},
+            "active": {"type": "boolean"},
+            "created_at": timestamp,
+        },
+    }  # fmt: skip
+    team_fields: dict[str, JSONSchema] = {
+        "name": {**_text_schema(200), "minLength": 1},
+        "parent": {**_text_schema(200, nullable=True),
+                   "description": "The name of the team above (null: at the top)."},
+    }  # fmt: skip
+    team = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["id", "name", "parent", "users", "created_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "parent": {"type": ["string", "null"]},
+            "users": {"type": "integer", "description": "How many users it has."},
+            "created_at": timestamp,
+        },
+    }
+    return {
+        "User": user,
+        "UserCreate": {"type": "object", "additionalProperties": False,
+                       "required": ["username", "password", "roles"],
+                       "properties": user_fields},
+        "UserUpdate": {"type": "object", "additionalProperties": False,
+                       "properties": user_fields},
+        "Team": team,
+        "TeamCreate": {"type": "object", "additionalProperties": False, "required": ["name"],
+                       "properties": team_fields},
+        "TeamUpdate": {"type": "object", "additionalProperties": False,
+                       "properties": team_fields},
+    }  # fmt: skip
+
+
+def _list(schema: JSONSchema) -> JSONSchema:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["data", "next_cursor", "count", "count_estimated"],
+        "properties": {
+            "data": {"type": "array", "items": schema},
+            "next_cursor": {"type": "null", "description": "Always null: one page."},
+            "count": {"type": "integer"},
+            "count_estimated": {"type": "boolean"},
+        },
+    }
+
+
+def account_paths(spec: APISpec, roles: list[str]) -> None:
+    """``/users`` and ``/teams``: administrators only (everyone else gets 403)."""
+    for name, schema in _account_schemas(roles).items():
+        spec.components.schema(name, schema)
+
+    def body(name: str) -> JSONSchema:
+        return {"required": True, "content": {"application/json": {"schema": ref(name)}}}
+
+    filters = [
+        {"name": "active", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]},
+         "description": "Only active (true) or disabled (false) users."},
+        {"name": "team", "in": "query", "schema": _text_schema(200),
+         "description": "Only the users of the team with this name."},
+        {"name": "role", "in": "query", "schema": _text_schema(200),
+         "description": "Only the users with this role."},
+    ]  # fmt: skip
+    for kind, label, plural, extra in (
+        ("User", "user", "users", filters),
+        ("Team", "team", "teams", []),
+    ):
+        tag = {"name": plural, "description": f"The {plural} (administrators only)."}
+        spec.tag(tag)
+        spec.path(
+            path=f"/{plural}",
+            operations={
+                "get": {
+                    "operationId": f"list_{plural}",
+                    "summary": f"List the {plural}",
+                    "tags": [plural],
+                    "parameters": extra,
+                    "responses": {
+                        "200": response(_list(ref(kind)), f"The {plural}, all in one page."),
+                        **error_responses(400, 401, 403),
+                    },
+                },
+                "post": {
+                    "operationId": f"create_{label}",
+                    "summary": f"Create a {label}",
+                    "tags": [plural],
+                    "requestBody": body(f"{kind}Create"),
+                    "responses": {
+                        "201": response(_data(ref(kind)), f"The new {label}."),
+                        **error_responses(400, 401, 403, 413, 415, 422),
+                    },
+                },
+            },
+        )
+        spec.path(
+            path=f"/{plural}/{{id}}",
+            parameters=[
+                {
+                    "name": "id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
+                    "description": f"The {label}'s id.",
+                }
+            ],
+            operations={
+                "get": {
+                    "operationId": f"get_{label}",
+                    "summary": f"Read a {label}",
+                    "tags": [plural],
+                    "responses": {
+                        "200": response(_data(ref(kind)), f"The {label}."),
+                        **error_responses(401, 403, 404),
+                    },
+                },
+                "patch": {
+                    "operationId": f"update_{label}",
+                    "summary": f"Change a {label}",
+                    "description": "Only the fields sent change."
+                    + (
+                        " active false disables the user: their sessions and tokens stop at "
+                        "once. Nobody may disable themselves or drop their own admin role."
+                        if kind == "User"
+                        else " A team may not be placed under itself."
+                    ),
+                    "tags": [plural],
+                    "requestBody": body(f"{kind}Update"),
+                    "responses": {
+                        "200": response(_data(ref(kind)), f"The changed {label}."),
+                        **error_responses(400, 401, 403, 404, 413, 415, 422),
+                    },
+                },
+            },
+        )

@@ -345,7 +345,7 @@ def page_schema(entity: Entity, names: Mapping[str, str], hidden: frozenset[str]
         properties[f"{found.name}__title"] = title
     row: JSONSchema = {
         "type": "object",
-        "description": "A record as listed: no child rows; only id and the requested "
+        "description": "A record as listed: no child rows; only id, version and the requested "
         "fields with fields=…; reference titles with expand=….",
         "required": ["id"],
         "additionalProperties": False,

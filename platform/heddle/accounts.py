@@ -1,37 +1,127 @@
 """Users, teams and API tokens: the people who act, and how they prove it.
 
-Passwords are hashed with Argon2id; API tokens are random, shown once, and stored only as
-their SHA-256 digest, with an expiry and a revocation time. Roles are names of the
-package's role definitions (``admin`` is built in).
+Passwords are hashed with Argon2id at OWASP's first recommended cost (19 MiB of memory,
+2 passes, 1 lane: about 25 ms on one core of these machines; argon2-cffi's default, RFC
+9106's 64 MiB and 4 lanes, took 150-400 ms on two shared cores, with no lane to spare).
+A hash made at another cost is redone at the next login. API tokens are random, shown
+once, and stored only as their SHA-256 digest, with an expiry and a revocation time.
+Roles are names of the package's role definitions (``admin`` is built in).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import hashlib
+import re
 import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from engine import Actor, Tables
-from engine.tables import TEAM_TABLE, TOKEN_TABLE, USER_TABLE
+from engine.tables import TEAM_TABLE, TOKEN_TABLE, USER_TABLE, system_tables
 
 TOKEN_PREFIX = "hdl_"
-_hasher = PasswordHasher()
+#: Argon2id: memory in KiB, passes, lanes (docs/configuration.md says why these).
+ARGON2_MEMORY_KIB, ARGON2_PASSES, ARGON2_LANES = 19 * 1024, 2, 1
+_hasher = PasswordHasher(
+    time_cost=ARGON2_PASSES, memory_cost=ARGON2_MEMORY_KIB, parallelism=ARGON2_LANES
+)
 # Compared against when the username is unknown, so a wrong name costs as long as a
-# wrong password and timing does not reveal which names exist.
-_DUMMY_HASH = _hasher.hash("not a password")
+# wrong password and timing does not reveal which names exist. Made on first need:
+# hashing at import time slowed the start of every command, `heddle --help` included.
+_DUMMY_HASH = ""
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if not _DUMMY_HASH:
+        _DUMMY_HASH = _hasher.hash("not a password")
+    return _DUMMY_HASH
 
 
 class AccountError(ValueError):
-    """Bad input for an account: an unknown role, a taken username, an unknown manager."""
+    """Bad input for an account: an unknown role, a taken username, an unknown manager.
+
+    ``field`` names what was wrong (``username``, ``roles``…), for an API's field errors.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+
+#: An argument of :meth:`Accounts.update_user` left as it is.
+KEEP: Final = _Keep.KEEP
+
+#: A username: 1-150 letters, digits and ``_ . @ + -`` (any script), starting with a letter,
+#: digit or underscore. No spaces or control characters: it is typed at logins, in
+#: commands and in ``--manager`` options, and shown in audit history.
+USERNAME_PATTERN = r"\w[\w.@+-]{0,149}"
+_USERNAME = re.compile(USERNAME_PATTERN)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # JSON may hold one ("\ud800"); UTF-8 cannot
+MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+
+
+def username_problem(username: str) -> str | None:
+    """Why ``username`` cannot be a username, or None.
+
+    >>> username_problem("li.lei@example.com") is None, username_problem("Test Person") is None
+    (True, False)
+    """
+    if _USERNAME.fullmatch(username):
+        return None
+    if not username:
+        return "a username cannot be empty"
+    if len(username) > 150:
+        return "a username has at most 150 characters"
+    return (
+        "a username may hold only letters, digits and _ . @ + - (no spaces or control"
+        " characters), and starts with a letter, digit or _"
+    )
+
+
+def text_problem(value: str, *, what: str, size: int, empty: bool = False) -> str | None:
+    """Why ``value`` cannot be stored as a name or label of at most ``size`` characters."""
+    if not empty and not value.strip():
+        return f"{what} cannot be empty"
+    if len(value) > size:
+        return f"{what} has at most {size} characters"
+    if _CONTROL.search(value):
+        return f"{what} cannot contain control characters"
+    if _SURROGATE.search(value):
+        return f"{what} cannot contain unpaired surrogates (not text)"
+    return None
+
+
+def token_name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot name an API token (what it is for), or None."""
+    if not isinstance(name, str):
+        return "Not a valid string."
+    return text_problem(name, what="a token's name", size=200, empty=True)
+
+
+def password_problem(password: str) -> str | None:
+    if len(password) < MIN_PASSWORD:
+        return f"a password needs at least {MIN_PASSWORD} characters"
+    if len(password) > MAX_PASSWORD:
+        return f"a password has at most {MAX_PASSWORD} characters"
+    if _SURROGATE.search(password):
+        return "a password cannot contain unpaired surrogates (not text)"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +213,19 @@ class TokenCache:
 
 
 class Accounts:
-    def __init__(self, tables: Tables, *, token_cache_seconds: float = 5.0) -> None:
+    """Users, teams and tokens in the database. ``tables``: the Model's tables, whose roles
+    users may be given; None (the commands that give no role) skips compiling the Model
+    and refuses to set roles."""
+
+    def __init__(self, tables: Tables | None = None, *, token_cache_seconds: float = 5.0) -> None:
         self.tables = tables
         self.cache = TokenCache(token_cache_seconds)
-        system = tables.metadata.tables
+        if tables is None:
+            metadata = sa.MetaData()
+            system_tables(metadata)
+        else:
+            metadata = tables.metadata
+        system = metadata.tables
         self.users = system[USER_TABLE]
         self.teams = system[TEAM_TABLE]
         self.tokens = system[TOKEN_TABLE]
@@ -139,7 +238,7 @@ class Accounts:
         if found is not None:
             return int(found)
         if not create:
-            raise AccountError(f"no team called '{name}'")
+            raise AccountError(f"no team called '{name}'", "team")
         now = dt.datetime.now(dt.UTC)
         return int(
             conn.execute(
@@ -148,28 +247,33 @@ class Accounts:
         )
 
     def set_team_parent(self, conn: sa.Connection, name: str, parent: str | None) -> int:
-        """Put team ``name`` under ``parent`` (None: at the top); both created if missing.
-
-        A team may not end up under itself: that would make "team and below" endless.
-        """
+        """Put team ``name`` under ``parent`` (None: at the top); both created if missing."""
         team = self.team_id(conn, name)
-        parent_id = self.team_id(conn, parent) if parent else None
+        parent_id = self._parent_id(conn, team, parent, create=True)
+        conn.execute(self.teams.update().where(self.teams.c.id == team).values(parent_id=parent_id))
+        return team
+
+    def _parent_id(
+        self, conn: sa.Connection, team: int, parent: str | None, *, create: bool
+    ) -> int | None:
+        """The id of team ``parent``, checked not to be ``team`` or under it: a team may
+        not end up under itself, which would make "team and below" endless."""
+        parent_id = self.team_id(conn, parent, create=create) if parent else None
         ancestor = parent_id
         while ancestor is not None:
             if ancestor == team:
-                raise AccountError(f"team '{name}' cannot be placed under itself")
+                raise AccountError("a team cannot be placed under itself", "parent")
             ancestor = conn.scalar(
                 sa.select(self.teams.c.parent_id).where(self.teams.c.id == ancestor)
             )
-        conn.execute(self.teams.update().where(self.teams.c.id == team).values(parent_id=parent_id))
-        return team
+        return parent_id
 
     def create_user(
         self,
         conn: sa.Connection,
         username: str,
         password: str,
-        roles: list[str],
+        roles: Sequence[str],
         *,
         team: str | None = None,
         manager: str | None = None,
@@ -177,32 +281,22 @@ class Accounts:
         email: str | None = None,
         locale: str = "en",
     ) -> User:
-        known = {"admin", *self.tables.model.roles}
-        unknown = [role for role in roles if role not in known]
-        if unknown:
-            raise AccountError(
-                f"unknown role '{unknown[0]}'; the package defines: {', '.join(sorted(known))}"
-            )
-        if not username.strip():
-            raise AccountError("a username cannot be empty")
-        if len(password) < 8:
-            raise AccountError("a password needs at least 8 characters")
+        problem = username_problem(username)
+        if problem:
+            raise AccountError(problem, "username")
+        roles = self._roles(roles)
+        self._check_password(password)
+        self._check_profile(name, email, locale)
         if self.by_username(conn, username) is not None:
-            raise AccountError(f"user '{username}' already exists")
-        manager_id = None
-        if manager is not None:
-            boss = self.by_username(conn, manager)
-            if boss is None:
-                raise AccountError(f"no user called '{manager}' to be the manager")
-            manager_id = boss.id
+            raise AccountError(f"user '{username}' already exists", "username")
         new_id = conn.execute(
             self.users.insert()
             .values(
                 username=username,
                 name=name or username,
-                email=email,
+                email=email or None,
                 team_id=self.team_id(conn, team) if team else None,
-                manager_id=manager_id,
+                manager_id=self._manager_id(conn, manager, None),
                 roles=sorted(roles),
                 locale=locale,
                 active=True,
@@ -215,6 +309,202 @@ class Accounts:
         assert user is not None
         return user
 
+    def update_user(
+        self,
+        conn: sa.Connection,
+        user_id: int,
+        *,
+        username: str | _Keep = KEEP,
+        password: str | _Keep = KEEP,
+        roles: Sequence[str] | _Keep = KEEP,
+        team: str | _Keep | None = KEEP,
+        manager: str | _Keep | None = KEEP,
+        name: str | _Keep = KEEP,
+        email: str | _Keep | None = KEEP,
+        locale: str | _Keep = KEEP,
+        active: bool | _Keep = KEEP,
+    ) -> User:
+        """Change what is given of user ``user_id`` (the rest is kept). Every process stops
+        trusting the user's cached tokens: a disabled user's tokens and sessions fail at
+        once here, and elsewhere at their next write (reads: within the token cache time).
+        """
+        values: dict[str, Any] = {}
+        if not isinstance(username, _Keep):
+            problem = username_problem(username)
+            if problem:
+                raise AccountError(problem, "username")
+            other = self.by_username(conn, username)
+            if other is not None and other.id != user_id:
+                raise AccountError(f"user '{username}' already exists", "username")
+            values["username"] = username
+        if not isinstance(password, _Keep):
+            self._check_password(password)
+            values["password_hash"] = hash_password(password)
+        if not isinstance(roles, _Keep):
+            values["roles"] = sorted(self._roles(roles))
+        if not isinstance(team, _Keep):
+            values["team_id"] = self.team_id(conn, team, create=False) if team else None
+        if not isinstance(manager, _Keep):
+            values["manager_id"] = self._manager_id(conn, manager, user_id)
+        self._check_profile(
+            None if isinstance(name, _Keep) else name,
+            None if isinstance(email, _Keep) else email,
+            None if isinstance(locale, _Keep) else locale,
+        )
+        for key, value in (("name", name), ("email", email), ("locale", locale)):
+            if not isinstance(value, _Keep):
+                values[key] = value or None if key == "email" else value
+        if not isinstance(active, _Keep):
+            values["active"] = active
+        if values:
+            conn.execute(self.users.update().where(self.users.c.id == user_id).values(**values))
+            self.cache.clear()
+        user = self.by_id(conn, user_id)
+        if user is None:
+            raise AccountError(f"no user with id {user_id}")
+        return user
+
+    def _roles(self, roles: Sequence[str]) -> list[str]:
+        if self.tables is None:
+            raise TypeError("Accounts needs the Model's schema to give roles")
+        known = {"admin", *self.tables.model.roles}
+        unknown = [role for role in roles if role not in known]
+        if unknown:
+            raise AccountError(
+                f"unknown role '{unknown[0]}'; the package defines: {', '.join(sorted(known))}",
+                "roles",
+            )
+        if not roles:
+            raise AccountError("give a user at least one role", "roles")
+        return sorted(set(roles))
+
+    @staticmethod
+    def _check_password(password: str) -> None:
+        problem = password_problem(password)
+        if problem:
+            raise AccountError(problem, "password")
+
+    @staticmethod
+    def _check_profile(name: str | None, email: str | None, locale: str | None) -> None:
+        checks = (
+            ("name", name, "a name", 200, True),
+            ("email", email, "an email address", 255, True),
+            ("locale", locale, "a locale", 16, False),
+        )
+        for field, value, what, size, empty in checks:
+            problem = (
+                None if value is None else text_problem(value, what=what, size=size, empty=empty)
+            )
+            if problem:
+                raise AccountError(problem, field)
+
+    def _manager_id(
+        self, conn: sa.Connection, manager: str | None, user_id: int | None
+    ) -> int | None:
+        """The id of the user called ``manager``; a user may not manage themselves, even
+        through others (the "my team's people" scope would never end)."""
+        if manager is None:
+            return None
+        boss = self.by_username(conn, manager)
+        if boss is None:
+            raise AccountError(f"no user called '{manager}' to be the manager", "manager")
+        ancestor: int | None = boss.id
+        while ancestor is not None and user_id is not None:
+            if ancestor == user_id:
+                raise AccountError(f"'{manager}' is managed by this user", "manager")
+            ancestor = conn.scalar(
+                sa.select(self.users.c.manager_id).where(self.users.c.id == ancestor)
+            )
+        return boss.id
+
+    def list_users(
+        self,
+        conn: sa.Connection,
+        *,
+        active: bool | None = None,
+        team: str | None = None,
+        role: str | None = None,
+        user_id: int | None = None,
+    ) -> list[UserInfo]:
+        """Users with what an administrator sees of them (never the password hash), by
+        username; filtered by activity, team name, role and id when given."""
+        u, t = self.users, self.teams
+        boss = u.alias("boss")
+        query = (
+            sa.select(
+                u.c.id, u.c.username, u.c.name, u.c.email, t.c.name.label("team"),
+                boss.c.username.label("manager"), u.c.roles, u.c.locale, u.c.active,
+                u.c.created_at,
+            )
+            .outerjoin(t, t.c.id == u.c.team_id)
+            .outerjoin(boss, boss.c.id == u.c.manager_id)
+            .order_by(u.c.username)
+        )  # fmt: skip
+        if active is not None:
+            query = query.where(u.c.active == active)
+        if team is not None:
+            query = query.where(t.c.name == team)
+        if user_id is not None:
+            query = query.where(u.c.id == user_id)
+        found = [
+            UserInfo(
+                **{**row._mapping, "roles": sorted(row.roles or ()), "active": bool(row.active)}
+            )
+            for row in conn.execute(query)
+        ]
+        # roles is a JSON list: filtered here, the same on SQLite and PostgreSQL
+        return [user for user in found if role is None or role in user.roles]
+
+    def list_teams(self, conn: sa.Connection, team_id: int | None = None) -> list[TeamInfo]:
+        """Teams by name, with their parent and how many users (active or not) each has."""
+        t, u = self.teams, self.users
+        parent = t.alias("parent")
+        members = sa.select(sa.func.count()).where(u.c.team_id == t.c.id).scalar_subquery()
+        query = (
+            sa.select(t.c.id, t.c.name, parent.c.name.label("parent"), members.label("users"),
+                      t.c.created_at)
+            .outerjoin(parent, parent.c.id == t.c.parent_id)
+            .order_by(t.c.name)
+        )  # fmt: skip
+        if team_id is not None:
+            query = query.where(t.c.id == team_id)
+        return [TeamInfo(**row._mapping) for row in conn.execute(query)]
+
+    def create_team(self, conn: sa.Connection, name: str, parent: str | None = None) -> int:
+        """A new team called ``name`` (under ``parent``, which must exist)."""
+        self._check_team_name(conn, name, None)
+        team = self.team_id(conn, name)
+        if parent:
+            self.update_team(conn, team, parent=parent)
+        return team
+
+    def update_team(
+        self,
+        conn: sa.Connection,
+        team_id: int,
+        *,
+        name: str | _Keep = KEEP,
+        parent: str | _Keep | None = KEEP,
+    ) -> None:
+        """Rename team ``team_id`` or move it under another (never under itself)."""
+        values: dict[str, Any] = {}
+        if not isinstance(name, _Keep):
+            self._check_team_name(conn, name, team_id)
+            values["name"] = name
+        if not isinstance(parent, _Keep):
+            values["parent_id"] = self._parent_id(conn, team_id, parent, create=False)
+        if values:
+            conn.execute(self.teams.update().where(self.teams.c.id == team_id).values(**values))
+            self.cache.clear()  # the "team and below" scopes of cached users may change
+
+    def _check_team_name(self, conn: sa.Connection, name: str, team_id: int | None) -> None:
+        problem = text_problem(name, what="a team name", size=200)
+        if problem:
+            raise AccountError(problem, "name")
+        other = conn.scalar(sa.select(self.teams.c.id).where(self.teams.c.name == name))
+        if other is not None and other != team_id:
+            raise AccountError(f"team '{name}' already exists", "name")
+
     def by_id(self, conn: sa.Connection, user_id: int) -> User | None:
         row = conn.execute(sa.select(self.users).where(self.users.c.id == user_id)).first()
         return _user(row) if row is not None else None
@@ -226,13 +516,14 @@ class Accounts:
     def authenticate(self, conn: sa.Connection, username: str, password: str) -> User | None:
         """The active user with this username and password, or None."""
         row = None
-        if "\x00" not in username:  # no username holds one, and PostgreSQL refuses it in text
+        # no username holds NUL or an unpaired surrogate, and the database refuses both
+        if "\x00" not in username and not _SURROGATE.search(username):
             row = conn.execute(
                 sa.select(self.users).where(self.users.c.username == username)
             ).first()
-        stored = row.password_hash if row is not None and row.password_hash else _DUMMY_HASH
-        try:
-            _hasher.verify(stored, password)
+        stored = row.password_hash if row is not None and row.password_hash else _dummy_hash()
+        try:  # as bytes: a JSON string may hold a surrogate, which UTF-8 cannot encode
+            _hasher.verify(stored, password.encode("utf-8", "surrogatepass"))
         except (VerificationError, InvalidHashError):
             return None
         if row is None or not row.active:
@@ -269,12 +560,15 @@ class Accounts:
         """The user of a token checked in the last few seconds, without a query."""
         return self.cache.get(_digest(token))
 
-    def user_for_token(self, conn: sa.Connection, token: str) -> User | None:
-        """The active user a valid, unexpired, unrevoked token belongs to."""
+    def user_for_token(
+        self, conn: sa.Connection, token: str, *, fresh: bool = False
+    ) -> User | None:
+        """The active user a valid, unexpired, unrevoked token belongs to; ``fresh``: from
+        the database even when the token was checked a moment ago (before a write)."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
         digest = _digest(token)
-        cached = self.cache.get(digest)
+        cached = None if fresh else self.cache.get(digest)
         if cached is not None:
             return cached
         t, u = self.tokens, self.users
@@ -336,6 +630,31 @@ class Accounts:
             .values(revoked_at=dt.datetime.now(dt.UTC))
         )
         return done.rowcount == 1
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """What an administrator sees of a user: everything but the password hash."""
+
+    id: int
+    username: str
+    name: str
+    email: str | None
+    team: str | None
+    manager: str | None
+    roles: list[str]
+    locale: str
+    active: bool
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class TeamInfo:
+    id: int
+    name: str
+    parent: str | None
+    users: int
+    created_at: dt.datetime
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 
 from engine import Actor, BadRequest, NotFound
-from engine.query import parse_params
 from metamodel import Entity, Field, Label
 
-from .accounts import User
-from .errors import Unauthorized
+from . import jsonio
+from .accounts import User, token_name_problem
+from .errors import Unauthorized, UnsupportedMediaType
 from .extensions import csrf, runtime
 from .ratelimit import LoginLimit
 
@@ -65,10 +65,11 @@ def authenticate() -> None:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("send the token as: Authorization: Bearer <token>")
         heddle = runtime()
-        g.user = heddle.accounts.cached_user(token.strip())
+        fresh = request.method not in SAFE  # a write: is the user still active, and who?
+        g.user = None if fresh else heddle.accounts.cached_user(token.strip())
         if g.user is None:
             with heddle.records.reader.connect() as conn:
-                g.user = heddle.accounts.user_for_token(conn, token.strip())
+                g.user = heddle.accounts.user_for_token(conn, token.strip(), fresh=fresh)
         if g.user is None:
             raise Unauthorized("the token is unknown, expired or revoked")
         g.token = token.strip()
@@ -81,14 +82,17 @@ def authenticate() -> None:
 
 
 def _body() -> dict[str, Any]:
-    """The JSON object sent; a 400 for anything else."""
+    """The JSON object sent: 415 for a body not sent as JSON, 400 for anything else."""
     if not request.is_json:
-        raise BadRequest("send a JSON object with Content-Type: application/json")
-    data = request.get_json(silent=True)
-    if data is None:
-        raise BadRequest("the body is not valid JSON")
+        raise UnsupportedMediaType("send a JSON object with Content-Type: application/json")
+    try:
+        data = jsonio.loads(request.get_data(cache=True))
+    except jsonio.TooDeep as exc:
+        raise BadRequest(f"the body is too deeply nested: {exc}") from None
+    except ValueError:
+        raise BadRequest("the body is not valid JSON") from None
     if not isinstance(data, dict):
-        raise BadRequest("the body must be a JSON object")
+        raise BadRequest(f"the body must be a JSON object, not {jsonio.kind(data)}")
     return data
 
 
@@ -128,13 +132,16 @@ def token() -> ResponseReturnValue:
     """Exchange a username and password for an API token (shown once)."""
     _count_attempt()
     data = _body()
+    name = data.get("name", "")
+    problem = token_name_problem(name)
+    if problem:
+        raise BadRequest("the token's name is not valid", {"name": [problem]})
     heddle = runtime()
     with heddle.engine.begin() as conn:
         user = _login(data, conn)
         username = user.username
         days = int(current_app.config["TOKEN_DAYS"])
-        name = data.get("name") if isinstance(data.get("name"), str) else ""
-        value, expires = heddle.accounts.issue_token(conn, user, days=days, name=str(name))
+        value, expires = heddle.accounts.issue_token(conn, user, days=days, name=name)
     log.info("token issued", extra={"username": username})
     return jsonify(token=value, expires_at=expires), 201
 
@@ -267,10 +274,10 @@ def _params() -> Mapping[str, Any]:
 @api.get("/records/<entity>")
 def list_records(entity: str) -> ResponseReturnValue:
     """A page of records: filters, sort, cursor, search, field selection, expansion."""
-    heddle = runtime()
-    ent = heddle.records.entity(entity)
-    query = parse_params(heddle.model, ent.name, _params())
-    page = heddle.records.query(actor(), ent.name, query)
+    records = runtime().records
+    act = actor()
+    query = records.parse(act, entity, _params())
+    page = records.query(act, entity, query)
     return jsonify(
         data=page.rows,
         next_cursor=page.next_cursor,

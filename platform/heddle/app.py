@@ -23,7 +23,7 @@ from flask.typing import ResponseReturnValue
 
 from engine.tables import HISTORY_TABLE
 
-from . import api, errors, logs, openapi, report_api
+from . import admin_api, api, errors, logs, openapi, report_api, security
 from .extensions import csrf, login_manager
 from .jsonio import JSONProvider
 from .ratelimit import LoginLimit
@@ -114,8 +114,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     api.init_app(app)
     report_api.init_app(app)
+    admin_api.init_app(app)
     openapi.init_app(app)
     errors.init_app(app)
+    security.init_app(app)
 
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
 import sqlalchemy as sa
 
-from engine import MigrationRefused, build_tables, connect, migrate, plan
-from metamodel import DefinitionError, Model, load_packages, schema_json
+from engine import EngineError, MigrationRefused, build_tables, connect, migrate, plan
+from engine.migrations import applied_hash, restore
+from metamodel import DefinitionError, Model, did_you_mean, load_packages, schema_json
 
 from . import __version__
-from .accounts import AccountError, Accounts
+from .accounts import AccountError, Accounts, token_name_problem, username_problem
 from .plugins import PluginError, load_plugins
 from .settings import SETTINGS, database_url, package_paths, setting
 
@@ -164,6 +165,69 @@ def migrate_command(paths: tuple[Path, ...], allow_destructive: bool, actor: str
     click.echo("\n".join(result.render().splitlines()[1:]))
 
 
+@main.command("restore")
+@click.argument("entity")
+@click.argument("field", required=False)
+@click.option("--into", metavar="FIELD", help="Fill this field instead (FIELD was renamed).")
+def restore_command(entity: str, field: str | None, into: str | None) -> None:
+    """Put archived data back: a dropped field's values, or a dropped entity's rows.
+
+    A migration that drops a field or an entity keeps its data in heddle_archive. Add
+    the field (or entity) to the definitions again and migrate, then:
+
+    \b
+    heddle restore account fax                      # the values of account.fax
+    heddle restore account fax --into fax_number    # into a field renamed since
+    heddle restore legacy_visit                     # the rows of an entity
+
+    Values go back by record id, each record's latest archived value; rows come back
+    with their ids, skipping ids already present. The archive is kept as it is.
+    """
+    model = _load(())
+    if entity not in model.entities:
+        hint = did_you_mean(entity, model.entities)
+        raise click.UsageError(
+            f"no entity '{entity}' in the definitions"
+            + (f" ({hint})" if hint else ": add it again and migrate before restoring it")
+        )
+    ent = model.entity(entity)
+    target = into or field
+    if target is not None and target not in ent.fields:
+        hint = did_you_mean(target, ent.fields)
+        raise click.UsageError(
+            f"entity '{entity}' has no field '{target}'"
+            + (f" ({hint})" if hint else ": add it again and migrate before restoring it")
+        )
+    if into is not None and field is None:
+        raise click.UsageError("--into needs the FIELD whose archived values to restore")
+    with _database() as engine:
+        if applied_hash(engine) != model.hash:
+            raise click.ClickException(
+                "the database is not at these definitions: run heddle migrate first"
+            )
+        try:
+            count = restore(engine, model, ent.table, field, into=into)
+        except EngineError as exc:
+            raise click.ClickException(str(exc)) from None
+    what = entity if field is None else f"{entity}.{field}"
+    if into is not None:
+        what += f" into {entity}.{into}"
+    if count == 0:
+        click.echo(f"nothing to restore for {what}: the archive has none, or all is back")
+        return
+    noun = "row" if field is None else "value"
+    click.echo(f"restored {count} {noun}{'s' if count != 1 else ''} of {what}")
+
+
+_password_option = click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="At least 8 characters; asked for when not given.",
+)
+
+
 @main.group()
 def user() -> None:
     """Manage users: the people who log in."""
@@ -171,13 +235,7 @@ def user() -> None:
 
 @user.command("create")
 @click.argument("username")
-@click.option(
-    "--password",
-    prompt=True,
-    hide_input=True,
-    confirmation_prompt=True,
-    help="At least 8 characters; asked for when not given.",
-)
+@_password_option
 @click.option(
     "--role",
     "roles",
@@ -206,6 +264,9 @@ def user_create(
 
     heddle user create li.lei --password '…' --role sales_rep --team Shanghai --manager wang
     """
+    problem = username_problem(username)
+    if problem:  # before compiling the definitions
+        raise click.UsageError(f"cannot create user {username!r}: {problem}")
     accounts = Accounts(build_tables(_load(())))  # the roles come from the definitions
     with _database() as engine, engine.begin() as conn:
         if exists_ok and accounts.by_username(conn, username) is not None:
@@ -229,6 +290,100 @@ def user_create(
     click.echo(f"created user {created.username} (id {created.id}) with roles {', '.join(roles)}")
 
 
+def _table(rows: Sequence[Sequence[str]]) -> None:
+    """Print rows as columns, the first row a header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        click.echo("  ".join(cells).rstrip())
+
+
+@contextmanager
+def _change_user(username: str, what: str) -> Iterator[tuple[Accounts, sa.Connection, int]]:
+    """The accounts, a transaction and the id of user ``username``, for a change; an
+    unknown user or a refused change ends the command with a message."""
+    accounts = Accounts()
+    with _database() as engine, engine.begin() as conn:
+        found = accounts.by_username(conn, username)
+        if found is None:
+            raise click.UsageError(f"no user {username!r} (see: heddle user list)")
+        try:
+            yield accounts, conn, found.id
+        except AccountError as exc:
+            raise click.ClickException(f"cannot {what} {username}: {exc}") from None
+
+
+@user.command("list")
+@click.option("--active/--inactive", default=None, help="Only active (or only disabled) users.")
+@click.option("--team", help="Only the users of this team.")
+@click.option("--role", help="Only the users with this role.")
+def user_list(active: bool | None, team: str | None, role: str | None) -> None:
+    """The users: username, name, roles, team, manager, status."""
+    with _database() as engine, engine.connect() as conn:
+        users = Accounts().list_users(conn, active=active, team=team, role=role)
+    rows = [("username", "name", "roles", "team", "manager", "status")]
+    rows += [
+        (u.username, u.name, ",".join(u.roles), u.team or "-", u.manager or "-",
+         "active" if u.active else "disabled")
+        for u in users
+    ]  # fmt: skip
+    _table(rows)
+
+
+@user.command("disable")
+@click.argument("usernames", metavar="USERNAME...", nargs=-1, required=True)
+def user_disable(usernames: tuple[str, ...]) -> None:
+    """Stop users from logging in. Their sessions and API tokens stop working at once for
+    every change; other processes may serve reads for HEDDLE_TOKEN_CACHE_SECONDS."""
+    for username in usernames:
+        with _change_user(username, "disable") as (accounts, conn, user_id):
+            accounts.update_user(conn, user_id, active=False)
+        click.echo(f"disabled user {username}")
+
+
+@user.command("enable")
+@click.argument("usernames", metavar="USERNAME...", nargs=-1, required=True)
+def user_enable(usernames: tuple[str, ...]) -> None:
+    """Let disabled users log in again (their unexpired tokens work again too)."""
+    for username in usernames:
+        with _change_user(username, "enable") as (accounts, conn, user_id):
+            accounts.update_user(conn, user_id, active=True)
+        click.echo(f"enabled user {username}")
+
+
+@user.command("set-password")
+@click.argument("username")
+@_password_option
+def user_set_password(username: str, password: str) -> None:
+    """Give a user a new password (their API tokens keep working: revoke them with token
+    revoke)."""
+    with _change_user(username, "set the password of") as (accounts, conn, user_id):
+        accounts.update_user(conn, user_id, password=password)
+    click.echo(f"new password set for {username}")
+
+
+@user.command("set-role")
+@click.argument("username")
+@click.argument("roles", metavar="ROLE...", nargs=-1, required=True)
+def user_set_role(username: str, roles: tuple[str, ...]) -> None:
+    """Replace a user's roles: heddle user set-role li.lei sales_rep marketing"""
+    tables = build_tables(_load(()))  # the roles come from the definitions
+    with _change_user(username, "set the roles of") as (_, conn, user_id):
+        Accounts(tables).update_user(conn, user_id, roles=list(roles))
+    click.echo(f"user {username} has roles {', '.join(sorted(set(roles)))}")
+
+
+@user.command("rename")
+@click.argument("old")
+@click.argument("new")
+def user_rename(old: str, new: str) -> None:
+    """Change a username (e.g. one made before usernames were checked: "Test Person").
+    The user's records, history and tokens follow: they refer to the user's id."""
+    with _change_user(old, "rename") as (accounts, conn, user_id):
+        accounts.update_user(conn, user_id, username=new)
+    click.echo(f"renamed user {old} to {new}")
+
+
 @main.group()
 def team() -> None:
     """Manage teams: a hierarchy, for the "team and below" scope."""
@@ -239,7 +394,7 @@ def team() -> None:
 @click.option("--parent", help="The team it belongs under (created when missing).")
 def team_create(name: str, parent: str | None) -> None:
     """Create a team, or move it under another: heddle team create East-North --parent East"""
-    accounts = Accounts(build_tables(_load(())))
+    accounts = Accounts()
     with _database() as engine, engine.begin() as conn:
         try:
             team_id = accounts.set_team_parent(conn, name, parent)
@@ -248,6 +403,16 @@ def team_create(name: str, parent: str | None) -> None:
             sys.exit(1)
     where = f" under {parent}" if parent else ""
     click.echo(f"team {name} (id {team_id}){where}")
+
+
+@team.command("list")
+def team_list() -> None:
+    """The teams: name, the team above, how many users."""
+    with _database() as engine, engine.connect() as conn:
+        teams = Accounts().list_teams(conn)
+    rows = [("team", "parent", "users")]
+    rows += [(t.name, t.parent or "-", str(t.users)) for t in teams]
+    _table(rows)
 
 
 @main.group()
@@ -270,7 +435,10 @@ def token_create(username: str, days: int, name: str) -> None:
 
     TOKEN=$(heddle token create erp-sync --name "ERP nightly sync")
     """
-    accounts = Accounts(build_tables(_load(())))
+    problem = token_name_problem(name)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--name")
+    accounts = Accounts()
     with _database() as engine, engine.begin() as conn:
         user = accounts.by_username(conn, username)
         if user is None or not user.active:
@@ -285,7 +453,7 @@ def token_create(username: str, days: int, name: str) -> None:
 @click.argument("username", required=False)
 def token_list(username: str | None) -> None:
     """The tokens issued (to USERNAME, or to everyone): id, user, name, dates, status."""
-    accounts = Accounts(build_tables(_load(())))
+    accounts = Accounts()
     with _database() as engine, engine.connect() as conn:
         tokens = accounts.tokens_of(conn, username)
     now = dt.datetime.now(dt.UTC)
@@ -299,10 +467,7 @@ def token_list(username: str | None) -> None:
          day(t.last_used_at), t.status(now))
         for t in tokens
     ]  # fmt: skip
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        click.echo("  ".join(cells).rstrip())
+    _table(rows)
 
 
 @token.command("revoke")
@@ -310,7 +475,7 @@ def token_list(username: str | None) -> None:
 def token_revoke(token_ids: tuple[int, ...]) -> None:
     """Revoke tokens by their ids (from token list). Other processes stop accepting them
     within HEDDLE_TOKEN_CACHE_SECONDS."""
-    accounts = Accounts(build_tables(_load(())))
+    accounts = Accounts()
     with _database() as engine, engine.begin() as conn:
         missing = [n for n in token_ids if not accounts.revoke_token_id(conn, n)]
     for n in token_ids:
@@ -327,6 +492,8 @@ def token_revoke(token_ids: tuple[int, ...]) -> None:
 @click.option("--port", default=5000, show_default=True, help="The port to listen on.")
 def serve(host: str, port: int) -> None:
     """Run the development web server (production: gunicorn, see docs/deployment.md)."""
+    # Imported here, not at the top: the other commands (validate, migrate, user …) need
+    # none of the web application, and the CLI should start without loading it.
     from .app import create_app
 
     try:

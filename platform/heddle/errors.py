@@ -25,6 +25,13 @@ class Unauthorized(EngineError):
     code = "unauthorized"
 
 
+class UnsupportedMediaType(EngineError):
+    """A body that is not sent as JSON (``Content-Type: application/json``)."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
 def _code(exc: HTTPException) -> str:
     if isinstance(exc, CSRFError):
         return "csrf_failed"

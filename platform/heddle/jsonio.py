@@ -1,4 +1,8 @@
-"""JSON out: how every API response is written.
+"""JSON in and out: how request bodies are read and every API response is written.
+
+Bodies are read by :func:`loads`, which refuses nesting deeper than :data:`MAX_DEPTH`
+(the standard library would recurse until Python's stack runs out: a 500 for a few
+kilobytes of ``[``).
 
 Decimals are exact strings in plain notation (``"1000.00"``, never ``"1E+3"``), dates and
 times ISO 8601, text as UTF-8 rather than ``\\u`` escapes. Responses are encoded with
@@ -23,7 +27,62 @@ import orjson
 from flask import Response
 from flask.json.provider import DefaultJSONProvider
 
-__all__ = ["JSONProvider", "dumps"]
+__all__ = ["MAX_DEPTH", "JSONProvider", "TooDeep", "dumps", "kind", "loads"]
+
+#: How deeply arrays and objects may nest in a request body; a record with child rows
+#: needs 3, a report query a few more.
+MAX_DEPTH = 32
+
+
+class TooDeep(ValueError):
+    """JSON nested deeper than :data:`MAX_DEPTH`."""
+
+
+def loads(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
+    """The value of JSON text; :class:`ValueError` for text that is not JSON, and
+    :class:`TooDeep` for arrays and objects nested more than ``max_depth`` levels.
+
+    >>> loads(b'{"lines": [{"qty": 1}]}')
+    {'lines': [{'qty': 1}]}
+    >>> loads(b"[[[1]]]", max_depth=2)
+    Traceback (most recent call last):
+    heddle.jsonio.TooDeep: arrays and objects nest more than 2 levels deep
+    """
+    try:
+        value = json.loads(data)
+    except RecursionError:  # the parser recursed before the depth could be checked
+        raise TooDeep(f"arrays and objects nest more than {max_depth} levels deep") from None
+    # Each bracket opens at most one level: most bodies need no walk at all.
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    brackets = raw.count(b"[") + raw.count(b"{")
+    if brackets > max_depth and _depth(value) > max_depth:
+        raise TooDeep(f"arrays and objects nest more than {max_depth} levels deep")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How many levels of arrays and objects ``value`` nests (without recursing)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def kind(value: Any) -> str:
+    """What a parsed JSON value is, for messages: ``null``, ``an array``, ``a string``…"""
+    if value is None:
+        return "null"
+    names = {bool: "a boolean", str: "a string", list: "an array", dict: "an object"}
+    return names.get(type(value), "a number")
 
 
 def default(value: Any) -> Any:

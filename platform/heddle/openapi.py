@@ -65,6 +65,7 @@ from metamodel import Entity, Model
 from ._openapi_paths import (
     ERRORS,
     REPORT_RESULT,
+    account_paths,
     auth_paths,
     entity_paths,
     entity_tag,
@@ -220,6 +221,8 @@ def build_document(model: Model, view: View) -> dict[str, Any]:
     _shared_components(spec)
     auth_paths(spec)
     meta_paths(spec, [name for name, _ in view.entities])
+    if view.roles is None or "admin" in view.roles:  # others may not use them
+        account_paths(spec, sorted({"admin", *model.roles}))
     for name, seen in view.entities:
         _entity(spec, model.entity(name), names, seen)
     readable = {name for name, _ in view.entities}

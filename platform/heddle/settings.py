@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import crm_definitions
-
 PREFIX = "HEDDLE_"
 
 
@@ -39,8 +37,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SECRET_KEY", "", "Secret used to sign sessions; required in production."),
     Setting(
         "PACKAGES",
-        str(crm_definitions.PATH),
-        "Definition packages to load, separated by commas, base first (default: the CRM).",
+        "crm",
+        "Definition packages to load, separated by commas, base first: folders, files, or "
+        "names of installed packages (default: crm, the CRM).",
     ),
     Setting(
         "PLUGINS",
@@ -114,5 +113,6 @@ def database_url(environ: Mapping[str, str] | None = None) -> str:
 
 
 def package_paths(environ: Mapping[str, str] | None = None) -> list[Path]:
-    """The configured definition packages, base first."""
+    """The configured definition packages, base first: paths, or names of installed
+    packages, which the loader resolves (``metamodel.load_packages``)."""
     return [Path(p.strip()) for p in setting("PACKAGES", environ).split(",") if p.strip()]

@@ -14,7 +14,6 @@ import crm_definitions
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from metamodel.tables import NORMALIZERS
 
 from engine import duplicates
 from engine.duplicates import (
@@ -34,6 +33,7 @@ from engine.duplicates import (
     unregister_normalizer,
 )
 from metamodel import load_packages
+from metamodel.schema import NORMALIZERS
 
 # The account name rule of the CRM package, in its order.
 NAME = ["case", "space", "width", "company_suffix", "region_prefix", "punctuation"]

@@ -20,9 +20,17 @@ from alembic.ddl.impl import DefaultImpl
 from sqlalchemy.engine import Engine
 
 from engine import MigrationRefused, applied_model, migrate, plan
+from engine.audit import Audit
 from engine.database import connect
 from engine.migrations import LOCK_KEY, restore
-from engine.tables import ARCHIVE_TABLE, HISTORY_TABLE, TEAM_TABLE, USER_TABLE, build_tables
+from engine.tables import (
+    ARCHIVE_TABLE,
+    AUDIT_TABLE,
+    HISTORY_TABLE,
+    TEAM_TABLE,
+    USER_TABLE,
+    build_tables,
+)
 from metamodel import Model, load_packages
 
 NOW = dt.datetime(2024, 3, 1, 9, 30, tzinfo=dt.UTC)
@@ -429,6 +437,100 @@ def test_a_dropped_column_and_table_can_be_restored(db_engine: Engine, tmp_path:
     ]
     insert(db_engine, full, "visit", [{"account": 2}])  # ids continue after the restored ones
     assert [r[0] for r in rows(db_engine, full, "visit")] == [1, 2, 3]
+
+
+def test_archived_times_are_iso_8601_with_the_zone(db_engine: Engine, tmp_path: Path) -> None:
+    full = package(tmp_path, ARCHIVED)
+    migrate(db_engine, full)
+    insert(db_engine, full, "account", [{"name": "A"}])
+    insert(db_engine, full, "visit", [{"account": 1, "at": NOW}])
+    slim = package(tmp_path, "kind: entity\nname: account\nfields:\n  name: {type: string}\n")
+    migrate(db_engine, slim, allow_destructive=True)
+    (data,) = [d for t, _, _, d in archive(db_engine, slim) if t == "visit"]
+    data = json.loads(data) if isinstance(data, str) else data
+    for name in ("at", "created_at", "updated_at"):
+        assert dt.datetime.fromisoformat(data[name]) == NOW, name
+        assert data[name].startswith("2024-03-01T09:30:00") and data[name].endswith("+00:00")
+
+
+# --- renames --------------------------------------------------------------------------
+
+RENAMED = ARCHIVED.replace(
+    "  fax: {type: string}\n", "  fax_number: {type: string, renamed_from: fx}\n"
+)
+
+
+def test_renamed_from_naming_no_column_is_refused(db_engine: Engine, tmp_path: Path) -> None:
+    migrate(db_engine, package(tmp_path, ARCHIVED))
+    typo = package(tmp_path, RENAMED)
+    result = plan(db_engine, typo)
+    expected = (
+        "account.fax_number: renamed_from 'fx' names no column of table account"
+        " (did you mean 'fax'?); correct renamed_from, or remove it to add fax_number empty"
+    )
+    assert result.refusals == (expected,)
+    with pytest.raises(MigrationRefused, match="did you mean 'fax'"):
+        migrate(db_engine, typo, allow_destructive=True)
+    assert "fax" in columns(db_engine, "account")
+    fixed = package(tmp_path, RENAMED.replace("renamed_from: fx", "renamed_from: fax"))
+    assert kinds(plan(db_engine, fixed)) == [("rename_column", "account", "fax_number")]
+
+
+def test_renamed_from_a_field_this_database_never_had_adds_it(
+    db_engine: Engine, tmp_path: Path
+) -> None:
+    migrate(db_engine, package(tmp_path, ARCHIVED))
+    grown = package(
+        tmp_path,
+        ARCHIVED.replace(
+            "  fax: {type: string}\n",
+            "  fax: {type: string}\n  mobile: {type: phone, renamed_from: cell}\n",
+        ),
+    )
+    result = plan(db_engine, grown)
+    assert kinds(result) == [("add_column", "account", "mobile")] and not result.refusals
+    assert result.notes == (
+        "account.mobile: renamed_from 'cell' names no column of table account;"
+        " mobile is added as a new column",
+    )
+
+
+def test_audit_history_follows_a_renamed_field(db_engine: Engine, tmp_path: Path) -> None:
+    old = package(tmp_path, ARCHIVED)
+    migrate(db_engine, old)
+    insert(db_engine, old, "account", [{"name": "A", "fax": "2"}])
+    audit = build_tables(old).metadata.tables[AUDIT_TABLE]
+    with db_engine.begin() as conn:
+        for version, changes in enumerate(
+            [{"name": [None, "A"], "fax": [None, "1"]}, {"fax": ["1", "2"]}], start=1
+        ):
+            conn.execute(
+                audit.insert().values(
+                    entity="account", record_id=1, action="create" if version == 1 else "update",
+                    at=NOW + dt.timedelta(minutes=version), version=version, changes=changes,
+                )
+            )  # fmt: skip
+        conn.execute(
+            audit.insert().values(
+                entity="visit", record_id=1, action="update", at=NOW, version=2,
+                changes={"fax": ["x", "y"]},
+            )
+        )  # fmt: skip
+    new = package(tmp_path, RENAMED.replace("renamed_from: fx", "renamed_from: fax"))
+    result = migrate(db_engine, new)
+    assert result.operations[0].description == (
+        "rename column account.fax to fax_number (renamed_from keeps its data;"
+        " its audit history follows)"
+    )
+    history = Audit(build_tables(new))
+    with db_engine.connect() as conn:
+        changes = [e["changes"] for e in history.history(conn, "account", 1)]
+        assert changes == [{"name": [None, "A"], "fax_number": [None, "1"]},
+                           {"fax_number": ["1", "2"]}]  # fmt: skip
+        assert history.history(conn, "visit", 1)[0]["changes"] == {"fax": ["x", "y"]}
+        at = NOW + dt.timedelta(minutes=1, seconds=30)
+        state = history.as_of(conn, new.entity("account"), 1, at)
+    assert state is not None and state["fax_number"] == "1"
 
 
 # --- refused and accepted type changes -------------------------------------------------

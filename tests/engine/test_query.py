@@ -183,7 +183,7 @@ def _fix_sequences(conn: sa.Connection, tables: Tables) -> None:
     """Rows were inserted with explicit ids; let PostgreSQL's sequences continue after them."""
     if conn.dialect.name != "postgresql":
         return
-    for table in tables.tables.values():
+    for table in tables.by_entity.values():
         conn.execute(sa.text(
             f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'),"
             f" coalesce((SELECT max(id) FROM {table.name}), 0) + 1, false)"

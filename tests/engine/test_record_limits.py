@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from engine.errors import ValidationFailed
 from engine.records import Records
 from engine.records._validate import Validator
 from engine.tables import build_tables
-from metamodel import Entity, load_packages
+from metamodel import load_packages
 
 LIMITS = """\
 kind: package
@@ -54,24 +54,16 @@ Rival = Callable[[sa.Connection], None]
 
 
 class RacedValidator(Validator):
-    """A validator after whose unique check a rival writes, once: the interleaving of two
-    transactions that both check a value before either writes it."""
+    """A validator before whose guarded write a rival writes, once: the interleaving of
+    two transactions that both pass the checks before either writes."""
 
     rival: Rival | None = None
 
-    def check_unique(
-        self,
-        conn: sa.Connection,
-        ent: Entity,
-        record: Mapping[str, Any],
-        record_id: int | None,
-        errors: dict[str, list[str]],
-        changed: set[str] | None,
-    ) -> None:
-        super().check_unique(conn, ent, record, record_id, errors, changed)
+    def guarded_write(self, conn: sa.Connection, *args: Any, **kwargs: Any) -> Any:
         rival, self.rival = self.rival, None
         if rival is not None:
             rival(conn)
+        return super().guarded_write(conn, *args, **kwargs)
 
 
 class RacedRecords(Records):
@@ -80,7 +72,7 @@ class RacedRecords(Records):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.validator = self.writer.validator = RacedValidator(
-            self.tables, self.dialect, self.computer
+            self.tables, self.dialect, self.computer, self.permissions, self.reader.connect
         )
 
     @property
@@ -274,7 +266,11 @@ def test_decimals_beyond_15_digits_are_refused_on_sqlite_and_exact_on_postgresql
 
 @pytest.mark.parametrize(
     ("field", "value", "digits"),
-    [("amount", "10000000000000000", 16), ("rate", "1000000000000", 12), ("yen", "1e18", 18)],
+    [
+        ("amount", "10000000000000000", 16),
+        ("rate", "1000000000000", 12),
+        ("yen", "1" + "0" * 18, 18),
+    ],
 )
 def test_the_declared_precision_is_the_limit_everywhere(
     ledgers: Records, field: str, value: str, digits: int

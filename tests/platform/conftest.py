@@ -98,34 +98,53 @@ def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(accounts, "_DUMMY_HASH", cheap.hash("not a password"))
 
 
+AppFactory = Callable[..., Flask]
+
+
 @pytest.fixture
-def app(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[Flask]:
-    """The app on a throw-away database (``db_engine`` empties it afterwards)."""
-    package = tmp_path / "shop.yaml"
-    package.write_text(textwrap.dedent(PACKAGE), encoding="utf-8")
-    app = create_app(
-        {
-            "DATABASE_URL": db_url,
-            "PACKAGES": str(package),
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "SECRET_KEY": "test",
-            "LOGIN_LIMIT": "1000 per minute",
-            "TOKEN_CACHE_SECONDS": 0,  # tests change tokens in the database directly
-            "TESTING": True,
-        }
-    )
-    runtime = app.extensions["heddle"]
-    runtime.tables.metadata.create_all(runtime.engine)
-    with runtime.engine.begin() as conn:
-        for username, roles, team, manager in PEOPLE:
-            runtime.accounts.create_user(
-                conn, username, PASSWORD, roles, team=team, manager=manager
-            )
-        teams = runtime.accounts.teams
-        east = runtime.accounts.team_id(conn, "East")
-        conn.execute(teams.update().where(teams.c.name == "East-North").values(parent_id=east))
-    yield app
-    runtime.engine.dispose()
+def app_factory(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[AppFactory]:
+    """``app_factory(package_text, people=PEOPLE)``: an app on a throw-away database
+    (``db_engine`` empties it afterwards) with that package, its tables, the people (each
+    with PASSWORD) and East-North under East."""
+    made: list[Flask] = []
+
+    def make(text: str = PACKAGE, people: list[Any] = PEOPLE) -> Flask:
+        package = tmp_path / f"package{len(made)}.yaml"
+        package.write_text(textwrap.dedent(text), encoding="utf-8")
+        app = create_app(
+            {
+                "DATABASE_URL": db_url,
+                "PACKAGES": str(package),
+                "INSTANCE_PATH": str(tmp_path / "instance"),
+                "SECRET_KEY": "test",
+                "LOGIN_LIMIT": "1000 per minute",
+                "TOKEN_CACHE_SECONDS": 0,  # tests change tokens in the database directly
+                "TESTING": True,
+            }
+        )
+        runtime = app.extensions["heddle"]
+        runtime.tables.metadata.create_all(runtime.engine)
+        with runtime.engine.begin() as conn:
+            for username, roles, team, manager in people:
+                runtime.accounts.create_user(
+                    conn, username, PASSWORD, roles, team=team, manager=manager
+                )
+            teams = runtime.accounts.teams
+            east = runtime.accounts.team_id(conn, "East")
+            north = teams.c.name == "East-North"
+            conn.execute(teams.update().where(north).values(parent_id=east))
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        app.extensions["heddle"].engine.dispose()
+
+
+@pytest.fixture
+def app(app_factory: AppFactory) -> Flask:
+    """The app on a throw-away database with PACKAGE and PEOPLE."""
+    return app_factory()
 
 
 @pytest.fixture

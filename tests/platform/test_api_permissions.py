@@ -69,6 +69,18 @@ def in_scope(scope: str, user: str, owner: str, team: str | None) -> bool:
     return team == mine if scope == "team" else team in BELOW[mine]
 
 
+def reaches_team(scope: str, user: str, team: str | None) -> bool:
+    """Whether ``user`` may give a record to ``team``: their own team (``own``, ``team``),
+    it and the teams under it (``team_and_below``), any (``all``); no team is always
+    allowed."""
+    if scope == "all" or team is None:
+        return True
+    mine = TEAM[user]
+    if scope == "none" or mine is None:
+        return False
+    return team in BELOW[mine] if scope == "team_and_below" else team == mine
+
+
 def covers(scope: str, user: str, owner: str) -> bool:
     """``in_scope`` for a record in its owner's team (a note: its author's)."""
     return in_scope(scope, user, owner, TEAM[owner])
@@ -308,16 +320,23 @@ def test_create_follows_the_scope_for_every_owner_and_team(
             if scope == "none":
                 assert response.status_code == 403, case
                 assert error_of(response)["code"] == "forbidden"
-            elif may_create(user, who, where):
-                assert response.status_code == 201, case
-                assert response.json["data"]["owner_id"] == users[who], case
-                assert response.json["data"]["team_id"] == (where and teams[where]), case
-                made += 1
-            else:
+            elif not may_create(user, who, where):
                 assert response.status_code == 422, case
                 assert error_of(response)["fields"] == {
                     "owner_id": [f"Outside what you may manage ({scope.replace('_', ' ')})."]
                 }, case
+            elif user != "root" and not reaches_team(scope, user, where):
+                assert response.status_code == 422, case
+                assert error_of(response)["fields"] == {
+                    "team_id": [
+                        f"Outside the teams you may give records to ({scope.replace('_', ' ')})."
+                    ]
+                }, case
+            else:
+                assert response.status_code == 201, case
+                assert response.json["data"]["owner_id"] == users[who], case
+                assert response.json["data"]["team_id"] == (where and teams[where]), case
+                made += 1
     listed = client.get("/api/v1/records/account?limit=500", headers=token("root"))
     assert listed.json["count"] == made  # a refused create leaves nothing behind
 
@@ -327,7 +346,7 @@ def test_a_hand_over_follows_the_update_scope(
     client: FlaskClient, token: Headers, error_of: Callable[[Any], dict[str, Any]], user: str
 ) -> None:
     """Changing only the owner moves the record to the new owner's team; the record must
-    stay within what the user may update."""
+    stay within what the user may update, and go to a team their scope reaches."""
     users, teams = _ids(client)
     scope = "all" if user == "root" else GRANTS[ROLE[user]]["account"]["update"]
     for owner in TEAM:
@@ -342,15 +361,19 @@ def test_a_hand_over_follows_the_update_scope(
         case = (user, owner, response.json)
         if scope == "none":
             assert response.status_code == 403, case
-        elif user == "root" or in_scope(scope, user, owner, TEAM[owner]):
-            assert response.status_code == 200, case
-            assert response.json["data"]["team_id"] == (TEAM[owner] and teams[TEAM[owner]])
-        else:
+        elif user != "root" and not in_scope(scope, user, owner, TEAM[owner]):
             assert response.status_code == 422, case
             assert error_of(response)["fields"] == {
                 "owner_id": [f"Outside what you may manage ({scope.replace('_', ' ')})."]
             }, case
             assert client.get(path, headers=token("root")).json["data"]["version"] == 1
+        elif user != "root" and not reaches_team(scope, user, TEAM[owner]):
+            assert response.status_code == 422, case
+            assert "team_id" in error_of(response)["fields"], case
+            assert client.get(path, headers=token("root")).json["data"]["version"] == 1
+        else:
+            assert response.status_code == 200, case
+            assert response.json["data"]["team_id"] == (TEAM[owner] and teams[TEAM[owner]])
 
 
 # --- read-only fields -------------------------------------------------------------------
@@ -509,3 +532,26 @@ def test_writing_child_rows_needs_update_on_the_parent(
                             f"({GRANTS[ROLE[user]]['account']['update'].replace('_', ' ')})."]
             }, case  # fmt: skip
         assert _items(client, token, account) == (after if expected < 400 else ["a", "b"]), case
+
+
+# Users and teams: the built-in admin role only, whatever a package's roles grant on records.
+ACCOUNT_CALLS = [
+    ("GET", "/users", None, 200),
+    ("GET", "/users/2", None, 200),
+    ("PATCH", "/users/2", {"name": "Mia M."}, 200),
+    ("POST", "/users", {"username": "eve", "password": "long enough", "roles": ["rep"]}, 201),
+    ("GET", "/teams", None, 200),
+    ("GET", "/teams/1", None, 200),
+    ("PATCH", "/teams/1", {"name": "Head office"}, 200),
+    ("POST", "/teams", {"name": "North"}, 201),
+]
+
+
+@pytest.mark.parametrize("user", ["root", *ROLE])
+def test_users_and_teams_are_for_admins_only(
+    client: FlaskClient, token: Headers, user: str
+) -> None:
+    for method, path, body, status in ACCOUNT_CALLS:
+        response = client.open(f"/api/v1{path}", method=method, headers=token(user), json=body)
+        expected = status if user == "root" else 403
+        assert response.status_code == expected, (user, method, path, response.json)

@@ -352,10 +352,10 @@ def test_the_error_shape_and_responses(client: FlaskClient) -> None:
     with pytest.raises(jsonschema.ValidationError):
         conforms(doc, "Error", {"error": {"message": "no code"}})
     responses = doc["paths"]["/records/order/{id}"]["patch"]["responses"]
-    assert set(responses) == {"200", "400", "401", "403", "404", "409", "413", "422"}
+    assert set(responses) == {"200", "400", "401", "403", "404", "409", "413", "415", "422"}
     assert responses["409"] == {"$ref": "#/components/responses/Conflict"}
     assert set(doc["paths"]["/auth/token"]["post"]["responses"]) == {
-        "201", "400", "401", "413", "429"
+        "201", "400", "401", "413", "415", "429"
     }  # fmt: skip
     conflict = doc["components"]["responses"]["Conflict"]
     assert conflict["content"]["application/json"]["schema"] == {

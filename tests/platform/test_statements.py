@@ -1,0 +1,82 @@
+"""How many statements a request costs (issue 14): a create lets the constraints check and
+reads nothing back; a read and a list page are one statement each.
+
+Counted with SQLAlchemy's cursor events on the app's own engine, on both databases, for
+the CRM's account (an autonumber, owner and team, rollups) as the admin and as a rep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from heddle.app import create_app
+from sqlalchemy.engine import Engine
+
+from engine import migrate
+
+PASSWORD = "a long password"
+
+
+@pytest.fixture
+def app(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[Flask]:
+    app = create_app(
+        {
+            "DATABASE_URL": db_url,
+            "INSTANCE_PATH": str(tmp_path),
+            "SECRET_KEY": "test",
+            "LOGIN_LIMIT": "1000 per minute",
+            "TESTING": True,
+        }
+    )
+    runtime = app.extensions["heddle"]
+    migrate(runtime.engine, runtime.model, actor="test")
+    with runtime.engine.begin() as conn:
+        runtime.accounts.create_user(conn, "root", PASSWORD, ["admin"], team="HQ")
+        runtime.accounts.create_user(conn, "ann", PASSWORD, ["sales_rep"], team="East")
+    yield app
+    runtime.engine.dispose()
+
+
+def _statements(app: Flask) -> list[str]:
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if not statement.lstrip().upper().startswith(("BEGIN", "SAVEPOINT", "RELEASE")):
+            seen.append(" ".join(statement.split()[:3]))
+
+    sa.event.listen(app.extensions["heddle"].engine, "before_cursor_execute", record)
+    return seen
+
+
+@pytest.mark.parametrize("user", ["root", "ann"])
+def test_a_create_writes_and_reads_nothing_back(app: Flask, user: str) -> None:
+    client = app.test_client()
+    token = client.post("/api/v1/auth/token", json={"username": user, "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {token.json['token']}"}
+    client.post("/api/v1/records/account", headers=headers, json={"name": "warm"})
+    seen = _statements(app)
+    created = client.post("/api/v1/records/account", headers=headers, json={"name": "Acme"})
+    assert created.status_code == 201, created.json
+    writes = [s for s in seen if not s.startswith("SELECT heddle_token")]
+    # the autonumber, the record (RETURNING) and its audit row — one statement on
+    # PostgreSQL (a data-modifying CTE): no check or read-back query
+    if app.extensions["heddle"].engine.dialect.name == "postgresql":
+        assert writes == ["INSERT INTO heddle_sequence", "WITH created AS"], seen
+    else:
+        assert writes == [
+            "INSERT INTO heddle_sequence",
+            "INSERT INTO account",
+            "INSERT INTO heddle_audit",
+        ], seen
+    record = created.json["data"]
+    seen.clear()
+    assert client.get(f"/api/v1/records/account/{record['id']}", headers=headers).status_code == 200
+    assert len(seen) == 1, seen
+    seen.clear()
+    listed = client.get("/api/v1/records/account?grade=A&sort=-annual_revenue", headers=headers)
+    assert listed.status_code == 200
+    assert len(seen) == 1, seen  # one page holds it all: no count query
