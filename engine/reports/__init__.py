@@ -124,6 +124,7 @@ class Reports:
             context,
             lambda p: _params.literal(found, values, p),
             None if before is None else (lambda p: _params.literal(found, before, p)),
+            self.permissions.sight(actor),
         )
         fills = not found.limit and any(d.fill for d in found.dimensions)
         try:

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from metamodel import Dimension, Report, ReportMeasure
 from metamodel.expressions import Context, Expression
 
-from ..paths import SQL_TYPES, Resolver, Target
+from ..paths import SQL_TYPES, Resolver, Sight, Target
 from ..query import _title_source
 from ..query._sql import sort_expression
 from ..sqlexpr import to_sql
@@ -104,6 +104,7 @@ class Builder:
         context: Context,
         params: Callable[[tuple[str, ...]], Column],
         previous_params: Callable[[tuple[str, ...]], Column] | None = None,
+        sight: Sight | None = None,
     ) -> None:
         self.tables = tables
         self.report = report
@@ -114,7 +115,9 @@ class Builder:
         self.previous_params = previous_params
         self._previous = False  # compiling for the previous period (compare)
         self._periods: tuple[Column, Column] | None = None  # (this period's rows, the last's)
-        self.resolver = Resolver(tables, report.entity, dialect, context)
+        # Paths through references reach only the records the actor may read (others read
+        # as no record): a report groups by nothing its user could not see.
+        self.resolver = Resolver(tables, report.entity, dialect, context, sight=sight)
         self._system_joins: list[tuple[sa.FromClause, Column]] = []
         self.scales: dict[str, int] = {}
 

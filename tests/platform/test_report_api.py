@@ -394,3 +394,26 @@ def test_csv_export_follows_the_export_permission(
     assert lines[-1].startswith("Total,5,")
     # finance may read opportunities but not export them
     assert client.get("/api/v1/reports/sales_funnel/csv", headers=token("fay")).status_code == 403
+
+
+def test_paths_reach_only_what_the_user_may_read(
+    client: FlaskClient, token: Callable[[str], dict[str, str]]
+) -> None:
+    runtime = client.application.extensions["heddle"]
+    bolt = 2  # bob's account; ann may read only her own
+    runtime.records.create(
+        SYSTEM,
+        "opportunity",
+        {"name": "d10", "account": bolt, "owner_id": 2, "stage": "initial"},
+        trusted=True,
+    )
+    query = {
+        "entity": "opportunity",
+        "filter": "name == 'd10'",
+        "group_by": ["account.grade"],
+        "measures": [{"name": "n", "aggregate": "count"}],
+    }
+    mine = client.post("/api/v1/reports/query", json=query, headers=token("ann")).json
+    assert mine["rows"] == [{"account.grade": None, "n": 1}]  # Bolt's grade stays unseen
+    theirs = client.post("/api/v1/reports/query", json=query, headers=token("root")).json
+    assert theirs["rows"] == [{"account.grade": "A", "n": 1}]
