@@ -93,7 +93,10 @@ class _Compiler:
         if node.type == STRING:
             return sa.func.coalesce(left, "").concat(sa.func.coalesce(right, ""))
         if node.op == "/":
-            return sa.cast(left, sa.Numeric) / sa.func.nullif(right, 0)
+            # SQLite's CAST(… AS NUMERIC) makes 123450.0 an integer, and integers divide
+            # without a fraction: divide as REAL there.
+            numerator = sa.cast(left, sa.Float if self.sqlite else sa.Numeric)
+            return numerator / sa.func.nullif(right, 0)
         if node.op == "%":
             return left % sa.func.nullif(right, 0)
         return {"+": left + right, "-": left - right, "*": left * right}[node.op]

@@ -16,11 +16,12 @@ from __future__ import annotations
 from ._errors import DefinitionError, Origin, Problem, UnknownName, did_you_mean
 from .expressions import Expression, ExpressionError, parse
 from .fieldtypes import FIELD_TYPES, FieldContext, FieldType
-from .loader import load_packages, model_from_json
+from .loader import load_packages, model_from_json, report_from_value
 from .model import (
     Automation,
     Choice,
     Dashboard,
+    Dimension,
     Entity,
     Field,
     Label,
@@ -28,8 +29,11 @@ from .model import (
     Package,
     Permission,
     Report,
+    ReportMeasure,
+    ReportParam,
     Role,
     Transition,
+    ValueRange,
     Workflow,
 )
 from .processes import ACTION_TYPES, MEASURES, TRIGGER_TYPES, ActionType, Measure, TriggerType
@@ -49,6 +53,7 @@ __all__ = [
     "Choice",
     "Dashboard",
     "DefinitionError",
+    "Dimension",
     "Entity",
     "Expression",
     "ExpressionError",
@@ -65,10 +70,13 @@ __all__ = [
     "Registry",
     "RegistryError",
     "Report",
+    "ReportMeasure",
+    "ReportParam",
     "Role",
     "Transition",
     "TriggerType",
     "UnknownName",
+    "ValueRange",
     "ViewContext",
     "ViewKind",
     "Workflow",
@@ -77,5 +85,6 @@ __all__ = [
     "load_packages",
     "model_from_json",
     "parse",
+    "report_from_value",
     "schema_json",
 ]

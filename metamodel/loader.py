@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from ._compile import compile_documents_json, compile_model
+from ._compile._context import Checker
+from ._compile.reports import compile_report
 from ._errors import (
     DefinitionError,
     Origin,
@@ -37,7 +39,7 @@ from ._errors import show as _show
 from ._installed import installed_packages, installed_path
 from ._merge import Document, Patcher
 from ._yaml import Location, SourceDocument, read_documents
-from .model import Model
+from .model import Model, Report, thaw
 from .schema import IDENTIFIER, KINDS, kind_schema, registries_version
 
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -185,6 +187,36 @@ def model_from_json(text: str | bytes | Mapping[str, Any]) -> Model:
     the definitions each migration applied)."""
     data = json.loads(text) if isinstance(text, str | bytes) else text
     return compile_documents_json(data)
+
+
+def report_from_value(model: Model, value: Mapping[str, Any]) -> Report:
+    """Check and compile a report document given at run time — an ad-hoc report — against
+    ``model``'s entities, as a report file would be; :class:`DefinitionError` listing every
+    problem (``problem.path`` says where) otherwise.
+
+    >>> report_from_value(model, {"entity": "opportunity", "group_by": ["stage"],
+    ...                           "measures": [{"name": "deals", "aggregate": "count"}]})
+    """
+    problems: list[Problem] = []
+    data = {"kind": "report", "name": "query", **value}
+    where = Origin("<query>")
+    _Loader(problems)._validate(data, "report", False, lambda _: where, lambda _: where)
+    if problems:
+        raise DefinitionError(problems)
+    doc = Document("report", str(data["name"]), data, "", "<query>", {(): where})
+    report = compile_report(Checker.of([*_entity_documents(model), doc], problems), doc)
+    if report is None:
+        raise DefinitionError(problems)
+    return report
+
+
+@lru_cache(maxsize=4)  # per Model: the latest few served
+def _entity_documents(model: Model) -> tuple[Document, ...]:
+    return tuple(
+        Document("entity", d["name"], thaw(d), "", "<model>", {})
+        for d in model.documents
+        if d["kind"] == "entity"
+    )
 
 
 class _Loader:

@@ -329,6 +329,70 @@ class Role:
     package: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ReportParam:
+    """An input of a report: ``?<name>=`` on its URL, ``params.<name>`` in its filter.
+
+    A ``period`` is a span of days (``this_month``, ``2024-01-01..2024-03-31``); the
+    filter reads its ``params.<name>.start`` and ``params.<name>.end`` (both included)."""
+
+    name: str
+    label: Label
+    type: str
+    default: Any = None
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ValueRange:
+    """One value bucket: values above the previous bucket's ``to`` up to this ``to``
+    (included); the last bucket may leave ``to`` out (no upper bound)."""
+
+    value: str
+    label: Label
+    to: Any = None
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """What a report groups by: a field path or an expression, maybe bucketed by time
+    (``bucket``) or by value (``ranges``)."""
+
+    name: str
+    label: Label
+    value_type: str
+    path: tuple[str, ...] | None = None
+    expression: Expression | None = None
+    bucket: str | None = None
+    ranges: tuple[ValueRange, ...] = ()
+    fill: bool = False
+
+    @property
+    def result_type(self) -> str:
+        """The type of the values in the report's rows."""
+        if self.ranges:
+            return STRING
+        return "date" if self.bucket else self.value_type
+
+
+@dataclass(frozen=True)
+class ReportMeasure:
+    """One number a report computes: an aggregate of a field or of a ``value`` computed
+    per record (over the records its ``filter`` keeps), or an ``expression`` over other
+    measures (``won / closed``), or the share of the total (``share_of``) a row holds."""
+
+    name: str
+    label: Label
+    value_type: str
+    aggregate: str | None = None
+    path: tuple[str, ...] | None = None
+    filter: Expression | None = None
+    expression: Expression | None = None
+    value: Expression | None = None  # what the aggregate reads, when not a field
+    share_of: str | None = None  # a count or sum measure: each row's part of its total
+    previous: bool = False  # computed over the previous period (a report's ``compare``)
+
+
 @dataclass(frozen=True)
 class Report:
     name: str
@@ -337,6 +401,16 @@ class Report:
     spec: Frozen
     filter: Expression | None = None
     package: str = ""
+    params: tuple[ReportParam, ...] = ()
+    dimensions: tuple[Dimension, ...] = ()
+    measures: tuple[ReportMeasure, ...] = ()
+    having: Expression | None = None
+    sort: tuple[SortKey, ...] = ()
+    limit: int | None = None
+    others: bool = False
+    totals: bool = True
+    chart: Frozen = None
+    compare: str | None = None  # a period parameter: measures also for the period before
 
 
 @dataclass(frozen=True)

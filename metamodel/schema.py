@@ -33,6 +33,12 @@ ACTIONS = ("read", "create", "update", "delete", "export", "import")
 DUPLICATE_ACTIONS = ("block", "warn", "claim")
 NORMALIZERS = ("case", "space", "width", "company_suffix", "region_prefix", "phone", "punctuation")
 
+#: Report language: time buckets of a date dimension, extra parameter types, charts.
+TIME_BUCKETS = ("day", "week", "month", "quarter", "year")
+REPORT_PARAM_TYPES = ("period",)
+CHART_TYPES = ("bar", "stacked_bar", "line", "pie", "funnel", "number", "table")
+MAX_REPORT_ROWS = 10_000
+
 IDENTIFIER = r"^[a-z][a-z0-9_]*$"
 PATCH_SUFFIX = "_patch"
 LOCALE_FORM = "a locale code (write it like en, zh or pt-BR)"
@@ -419,14 +425,42 @@ def _kind_schemas() -> dict[str, Schema]:
                         {
                             "name": _ref("identifier"),
                             "label": _ref("label"),
-                            "type": {"enum": list(FORMULA_RETURNS)},
+                            "type": {"enum": [*FORMULA_RETURNS, *REPORT_PARAM_TYPES]},
                             "default": {},
+                            "required": {"type": "boolean"},
                         },
                         ("name", "type"),
                     )
                 ),
                 "filter": _ref("expression"),
-                "group_by": _array(_ref("field_path")),
+                "group_by": _array(
+                    {
+                        "oneOf": [
+                            _ref("field_path"),
+                            _obj(
+                                {
+                                    "name": _ref("identifier"),
+                                    "label": _ref("label"),
+                                    "field": _ref("field_path"),
+                                    "expression": _ref("expression"),
+                                    "bucket": {"enum": list(TIME_BUCKETS)},
+                                    "ranges": _array(
+                                        _obj(
+                                            {
+                                                "value": {"type": "string", "minLength": 1},
+                                                "label": _ref("label"),
+                                                "to": {"type": "number"},
+                                            },
+                                            ("value",),
+                                        ),
+                                        minItems=1,
+                                    ),
+                                    "fill": {"type": "boolean"},
+                                }
+                            ),
+                        ]
+                    }
+                ),
                 "measures": _array(
                     _obj(
                         {
@@ -434,12 +468,28 @@ def _kind_schemas() -> dict[str, Schema]:
                             "label": _ref("label"),
                             "aggregate": {"enum": list(MEASURES)},
                             "field": _ref("field_path"),
+                            "value": _ref("expression"),
+                            "filter": _ref("expression"),
+                            "expression": _ref("expression"),
+                            "share_of": _ref("identifier"),
                         },
-                        ("name", "aggregate"),
+                        ("name",),
                     )
                 ),
+                "having": _ref("expression"),
                 "sort": _ref("sort"),
-                "chart": {"type": "object"},
+                "limit": {"type": "integer", "minimum": 1, "maximum": MAX_REPORT_ROWS},
+                "others": {"type": "boolean"},
+                "totals": {"type": "boolean"},
+                "compare": _ref("identifier"),
+                "chart": _obj(
+                    {
+                        "type": {"enum": list(CHART_TYPES)},
+                        "x": {"type": "string"},
+                        "y": {"oneOf": [{"type": "string"}, _array({"type": "string"})]},
+                        "series": {"type": "string"},
+                    }
+                ),
             },
             ("kind", "name", "entity"),
         ),

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from types import MappingProxyType
 from typing import Any
+
+from metamodel.periods import RELATIVE_DATES as RELATIVE_DATES
 
 from ..fieldtypes import OPERATORS
 from ..paths import QueryValueError, Target
@@ -23,65 +23,7 @@ MAX_TEXT = 1000  # characters in one text value
 MAX_INTEGER = 2**63 - 1
 
 
-# --- relative dates --------------------------------------------------------------------
-
-
-def _month_start(day: dt.date, months: int = 0) -> dt.date:
-    index = day.year * 12 + day.month - 1 + months
-    return dt.date(index // 12, index % 12 + 1, 1)
-
-
-def _quarter_start(day: dt.date, quarters: int = 0) -> dt.date:
-    first = dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
-    return _month_start(first, 3 * quarters)
-
-
-def _week_start(day: dt.date, weeks: int = 0) -> dt.date:
-    return day - dt.timedelta(days=day.weekday()) + dt.timedelta(weeks=weeks)
-
-
-def _days(start: int, count: int) -> Callable[[dt.date], tuple[dt.date, dt.date]]:
-    def period(today: dt.date) -> tuple[dt.date, dt.date]:
-        first = today + dt.timedelta(days=start)
-        return first, first + dt.timedelta(days=count)
-
-    return period
-
-
-def _span(
-    start: Callable[[dt.date, int], dt.date], offset: int
-) -> Callable[[dt.date], tuple[dt.date, dt.date]]:
-    return lambda today: (start(today, offset), start(today, offset + 1))
-
-
-def _year(offset: int) -> Callable[[dt.date], tuple[dt.date, dt.date]]:
-    return lambda today: (
-        dt.date(today.year + offset, 1, 1),
-        dt.date(today.year + offset + 1, 1, 1),
-    )
-
-
-#: Relative date name → today ↦ [first day, day after the last).
-RELATIVE_DATES: Mapping[str, Callable[[dt.date], tuple[dt.date, dt.date]]] = MappingProxyType(
-    {
-        "today": _days(0, 1),
-        "yesterday": _days(-1, 1),
-        "tomorrow": _days(1, 1),
-        "this_week": _span(_week_start, 0),
-        "last_week": _span(_week_start, -1),
-        "next_week": _span(_week_start, 1),
-        "this_month": _span(_month_start, 0),
-        "last_month": _span(_month_start, -1),
-        "next_month": _span(_month_start, 1),
-        "this_quarter": _span(_quarter_start, 0),
-        "last_quarter": _span(_quarter_start, -1),
-        "this_year": _year(0),
-        "last_year": _year(-1),
-        "last_7_days": _days(-6, 7),
-        "last_30_days": _days(-29, 30),
-        "next_30_days": _days(0, 30),
-    }
-)
+# --- relative dates (their names and spans live in metamodel.periods) ----------------
 
 
 @dataclass(frozen=True, slots=True)

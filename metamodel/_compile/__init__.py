@@ -24,10 +24,11 @@ from .._merge import Document
 from .._yaml import Location
 from ..model import Entity, Field, Label, Model, Package, freeze
 from ._context import Checker
-from .access import compile_dashboard, compile_report, compile_role
+from .access import compile_dashboard, compile_role
 from .entities import check_required_cycles, compile_entity, link_children
 from .labels import check_label_locales
 from .process import compile_automation, compile_workflow
+from .reports import compile_report
 
 if TYPE_CHECKING:
     from ..loader import PackageSource

@@ -1,16 +1,14 @@
-"""Access and reading: roles (scopes and field rules per entity), reports (measures of
-:data:`~metamodel.processes.MEASURES`) and dashboards."""
+"""Access and reading: roles (scopes and field rules per entity) and dashboards; reports
+are compiled in :mod:`.reports`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from types import MappingProxyType
 
-from .._errors import article, did_you_mean
+from .._errors import did_you_mean
 from .._merge import Document
-from ..fieldtypes import value_type
-from ..model import Dashboard, Label, Permission, Report, Role, freeze
-from ..processes import MEASURES
+from ..model import Dashboard, Label, Permission, Role, freeze
 from ..schema import ACTIONS
 from ._context import BUILTIN_ROLES, Checker, unless_problems
 
@@ -42,38 +40,6 @@ def compile_role(checker: Checker, doc: Document) -> Role | None:
         Label.of(value.get("label"), doc.name.replace("_", " ").capitalize()),
         Label.of(value["description"]) if "description" in value else None,
         MappingProxyType(permissions),
-        doc.package,
-    )
-
-
-@unless_problems
-def compile_report(checker: Checker, doc: Document) -> Report | None:
-    value = doc.value
-    entity = value["entity"]
-    if not checker.known_entity(doc, ("entity",), entity):
-        return None
-    params = {f"params.{p['name']}": value_type(p["type"]) for p in value.get("params", ())}
-    checker.unique_names(doc, ("params",), value.get("params", ()), "parameter")
-    condition = checker.expression(doc, ("filter",), value.get("filter"), entity, extra=params)
-    for i, dotted in enumerate(value.get("group_by", ())):
-        checker.known_path(doc, ("group_by", i), entity, dotted)
-    checker.unique_names(doc, ("measures",), value.get("measures", ()), "measure")
-    for i, spec in enumerate(value.get("measures", ())):
-        measure = MEASURES[spec["aggregate"]]
-        if "field" in spec:
-            kind = checker.known_path(doc, ("measures", i, "field"), entity, spec["field"])
-            if kind and measure.accepts and kind not in measure.accepts:
-                message = f"cannot {measure.name} {article(kind)}"
-                checker.error(doc, ("measures", i, "field"), message)
-        elif measure.needs_field:
-            message = f"{article(measure.name)} measure needs 'field'"
-            checker.error(doc, ("measures", i), message)
-    return Report(
-        doc.name,
-        Label.of(value.get("label"), doc.name),
-        entity,
-        freeze(value),
-        condition,
         doc.package,
     )
 

@@ -31,7 +31,8 @@ from engine.query import (
     Target,
     target,
 )
-from metamodel import Entity
+from metamodel import Entity, Report
+from metamodel.fieldtypes import value_type
 
 from ._openapi_schemas import JSONSchema, expandable_targets, readable_targets, ref
 from .fieldtypes import INT64_MAX
@@ -515,6 +516,201 @@ def meta_paths(spec: APISpec, readable: list[str]) -> None:
                 "responses": {
                     "200": response(_data(ref("EntityMeta")), "The entity."),
                     **error_responses(401, 404),
+                },
+            }
+        },
+    )
+
+
+# --- reports ------------------------------------------------------------------------------
+
+REPORT_RESULT: JSONSchema = {
+    "type": "object",
+    "required": ["columns", "rows", "totals", "chart", "params"],
+    "properties": {
+        "columns": {
+            "type": "array",
+            "description": "What each row key holds: name, label, type, role (dimension or "
+            "measure), options of a choice or range dimension, bucket of a time dimension.",
+            "items": {
+                "type": "object",
+                "required": ["name", "label", "type", "role"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "label": {"type": "string"},
+                    "type": {"type": "string"},
+                    "role": {"enum": ["dimension", "measure"]},
+                    "bucket": {"type": "string"},
+                    "title": {"type": "string"},
+                    "options": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+        },
+        "rows": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "One object per group; a last row with _others: true gathers "
+            "what a limit left out; <dimension>__title names a referenced record.",
+        },
+        "totals": {
+            "type": ["object", "null"],
+            "description": "The measures over every record the filter and your permissions select.",
+        },
+        "chart": {"type": "object", "description": "type, x, y (measures) and series."},
+        "params": {"type": "object", "description": "The parameter values used."},
+    },
+}
+
+
+def _report_parameter(report: Report, index: int) -> JSONSchema:
+    param = report.params[index]
+    relative = {"type": "string", "enum": list(RELATIVE_DATES)}
+    schema: JSONSchema
+    if param.type == "period":
+        span = r"^\d{4}-\d{2}-\d{2}(\.\.\d{4}-\d{2}-\d{2})?$"
+        schema = {"anyOf": [relative, {"type": "string", "pattern": span}]}
+    elif param.type == "date":
+        schema = {"anyOf": [relative, {"type": "string", "format": "date"}]}
+    else:
+        kind = value_type(param.type)
+        schema = {
+            "integer": {"type": "integer"},
+            "decimal": {"type": "string", "pattern": DECIMAL_FILTER},
+            "boolean": {"type": "boolean"},
+            "datetime": {"type": "string", "format": "date-time"},
+        }.get(kind, {"type": "string", "maxLength": MAX_TEXT, "pattern": NO_NUL})
+    if param.default is not None:
+        schema = {**schema, "default": param.default}
+    return {
+        "name": param.name,
+        "in": "query",
+        "required": param.required and param.default is None,
+        "description": param.label.get("en"),
+        "schema": schema,
+    }
+
+
+def report_paths(spec: APISpec, reports: list[Report], dashboards: list[str]) -> None:
+    """The reports a caller may run: the list, one path per report with its parameters,
+    the ad-hoc query; and the dashboards."""
+    spec.tag({"name": "reports", "description": "Reports: grouped and totalled in the database."})
+    result = response(ref("ReportResult"), "The rows, totals and chart.")
+    summary = {"type": "object", "required": ["name", "label", "entity", "params"]}
+    spec.path(
+        path="/reports",
+        operations={
+            "get": {
+                "operationId": "list_reports",
+                "summary": "The reports you may run",
+                "tags": ["reports"],
+                "responses": {
+                    "200": response(_data({"type": "array", "items": summary}), "The reports."),
+                    **error_responses(401),
+                },
+            }
+        },
+    )
+    csv = {
+        "description": "The report as CSV (UTF-8 with a byte-order mark): a header of "
+        "labels in your language, the rows, the others row and the totals.",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+    for report in reports:
+        parameters = [_report_parameter(report, i) for i in range(len(report.params))]
+        spec.path(
+            path=f"/reports/{report.name}",
+            operations={
+                "get": {
+                    "operationId": f"report_{report.name}",
+                    "summary": report.label.get("en"),
+                    "tags": ["reports"],
+                    "parameters": parameters,
+                    "responses": {"200": result, **error_responses(400, 401, 403, 404)},
+                }
+            },
+        )
+        spec.path(
+            path=f"/reports/{report.name}/csv",
+            operations={
+                "get": {
+                    "operationId": f"export_{report.name}",
+                    "summary": f"{report.label.get('en')} as CSV",
+                    "description": "Needs the export permission on the report's entity.",
+                    "tags": ["reports"],
+                    "parameters": parameters,
+                    "responses": {"200": csv, **error_responses(400, 401, 403, 404)},
+                }
+            },
+        )
+    spec.path(
+        path="/reports/query",
+        operations={
+            "post": {
+                "operationId": "query_report",
+                "summary": "Run an ad-hoc report",
+                "description": "The body is a report document (entity, params, filter, "
+                "group_by, measures, having, sort, limit, others, totals, chart); parameter "
+                "values go in the query string. A field hidden from you is refused.",
+                "tags": ["reports"],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "responses": {"200": result, **error_responses(400, 401, 403, 413)},
+            }
+        },
+    )
+    dashboard = {
+        "type": "object",
+        "required": ["name", "label", "widgets"],
+        "properties": {
+            "name": {"type": "string"},
+            "label": {"type": "string"},
+            "widgets": {
+                "type": "array",
+                "description": "name, label, type, width, and data (a report's result; a "
+                "metric's totals; a list's rows) or error.",
+                "items": {"type": "object", "required": ["name", "label", "type", "width"]},
+            },
+        },
+    }
+    spec.path(
+        path="/dashboards",
+        operations={
+            "get": {
+                "operationId": "list_dashboards",
+                "summary": "The dashboards",
+                "tags": ["reports"],
+                "responses": {
+                    "200": response(
+                        _data({"type": "array", "items": {"type": "object"}}), "The dashboards."
+                    ),
+                    **error_responses(401),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/dashboards/{name}",
+        parameters=[
+            {
+                "name": "name",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "enum": dashboards}
+                if dashboards
+                else {"type": "string"},
+            }
+        ],
+        operations={
+            "get": {
+                "operationId": "get_dashboard",
+                "summary": "Every widget's data at once",
+                "description": "Query parameters go to every report widget that takes them.",
+                "tags": ["reports"],
+                "responses": {
+                    "200": response(dashboard, "The dashboard."),
+                    **error_responses(400, 401, 404),
                 },
             }
         },

@@ -42,6 +42,8 @@ csrf.exempt(admin_api)
 def init_app(app: Flask) -> None:
     """The admins' users and teams API under ``/api/v1``."""
     app.register_blueprint(admin_api)
+
+
 admin_api.before_request(authenticate)
 
 # field → (kind, largest length): what a body may hold

@@ -23,7 +23,7 @@ from flask.typing import ResponseReturnValue
 
 from engine.tables import HISTORY_TABLE
 
-from . import admin_api, api, errors, logs, openapi, security, ui
+from . import admin_api, api, errors, logs, openapi, report_api, security, ui
 from .extensions import csrf, login_manager
 from .jsonio import JSONProvider
 from .ratelimit import LoginLimit
@@ -113,6 +113,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         return user if user is not None and user.active else None
 
     api.init_app(app)
+    report_api.init_app(app)
     admin_api.init_app(app)
     ui.init_app(app)
     openapi.init_app(app)

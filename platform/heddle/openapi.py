@@ -64,11 +64,13 @@ from metamodel import Entity, Model
 
 from ._openapi_paths import (
     ERRORS,
+    REPORT_RESULT,
     account_paths,
     auth_paths,
     entity_paths,
     entity_tag,
     meta_paths,
+    report_paths,
     response,
 )
 from ._openapi_schemas import (
@@ -223,6 +225,10 @@ def build_document(model: Model, view: View) -> dict[str, Any]:
         account_paths(spec, sorted({"admin", *model.roles}))
     for name, seen in view.entities:
         _entity(spec, model.entity(name), names, seen)
+    readable = {name for name, _ in view.entities}
+    report_paths(
+        spec, [r for r in model.reports.values() if r.entity in readable], list(model.dashboards)
+    )
     return spec.to_dict()
 
 
@@ -251,6 +257,7 @@ def _shared_components(spec: APISpec) -> None:
     components.schema("FieldMeta", FIELD_META_SCHEMA)
     components.schema("EntitySummary", ENTITY_SUMMARY_SCHEMA)
     components.schema("EntityMeta", ENTITY_META_SCHEMA)
+    components.schema("ReportResult", REPORT_RESULT)
 
 
 def _entity(spec: APISpec, entity: Entity, names: dict[str, str], seen: EntityView) -> None:

@@ -1,0 +1,390 @@
+"""One SQL statement for a report: its rows, the "others" row and the totals.
+
+The statement, for ``group_by: [stage]``, ``measures: [deals: count, total: sum amount]``,
+``sort: -total``, ``limit: 5``, ``others: true``::
+
+    WITH g AS (SELECT stage AS d0, count(*) AS m0, sum(amount) AS m1
+               FROM opportunity [JOIN …] WHERE <filter> AND <scope> GROUP BY stage),
+         r AS (SELECT g.*, row_number() OVER (ORDER BY m1 DESC, …) AS _rn FROM g
+               WHERE <having>)
+    SELECT 0 AS _level, r._rn, r.d0, r.m0, r.m1 FROM r WHERE r._rn <= 5
+    UNION ALL                                      -- others: the records of no row shown
+    SELECT 1, NULL, NULL, count(*), sum(amount) FROM opportunity …
+      WHERE <filter> AND <scope> AND NOT EXISTS (SELECT 1 FROM r WHERE r._rn <= 5
+                                                 AND r.d0 IS NOT DISTINCT FROM stage)
+    UNION ALL                                      -- totals
+    SELECT 2, NULL, NULL, count(*), sum(amount) FROM opportunity … WHERE <filter> AND <scope>
+    ORDER BY _level, _rn
+
+Field paths resolve through :class:`engine.paths.Resolver` (one join per reference
+prefix), expressions through :func:`engine.sqlexpr.to_sql`, measures through
+:data:`AGGREGATES`; expression measures (``won / closed``) are computed from the
+aggregates of the same level, so rows, others and totals each get theirs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from metamodel import Dimension, Report, ReportMeasure
+from metamodel.expressions import Context, Expression
+
+from ..paths import SQL_TYPES, Resolver, Sight, Target
+from ..query import _title_source
+from ..query._sql import sort_expression
+from ..sqlexpr import to_sql
+from ..tables import TEAM_TABLE, USER_TABLE, Tables
+from ._aggregates import AGGREGATES
+
+Column = Any
+ROWS, OTHERS, TOTALS = 0, 1, 2
+
+
+@dataclass
+class Shape:
+    """What the statement's columns hold: the labels of each dimension, title and measure."""
+
+    dimensions: list[tuple[Dimension, str, Target | None]] = field(default_factory=list)
+    titles: dict[str, str] = field(default_factory=dict)  # dimension name → label
+    measures: list[tuple[ReportMeasure, str]] = field(default_factory=list)
+    scales: dict[str, int] = field(default_factory=dict)  # decimal measure → places shown
+
+
+@dataclass
+class Built:
+    statement: sa.Select[Any] | sa.CompoundSelect[Any]
+    shape: Shape
+
+
+def _bucket(column: Column, bucket: str, value_type: str, sqlite: bool) -> Column:
+    """The first day of the day, week (from Monday), month, quarter or year of a value."""
+    if sqlite:
+        if bucket == "day":
+            start = sa.func.date(column)
+        elif bucket == "week":
+            start = sa.func.date(column, "weekday 0", "-6 days")
+        elif bucket == "quarter":
+            back = (sa.cast(sa.func.strftime("%m", column), sa.Integer) - 1) % 3
+            start = sa.func.date(column, "start of month", sa.func.printf("-%d months", back))
+        else:
+            start = sa.func.date(column, f"start of {bucket}")
+        return sa.type_coerce(start, sa.Date())
+    plain = (
+        sa.func.timezone("UTC", column)
+        if value_type == "datetime"
+        else sa.cast(column, sa.DateTime())
+    )
+    return sa.cast(sa.func.date_trunc(bucket, plain), sa.Date())
+
+
+def _ranges(column: Column, dimension: Dimension) -> Column:
+    whens: list[tuple[Column, Column]] = [(column.is_(None), sa.null())]
+    last = None
+    for bucket in dimension.ranges:
+        if bucket.to is None:
+            last = bucket.value
+        else:
+            whens.append((column <= bucket.to, sa.literal(bucket.value)))
+    return sa.case(*whens, else_=sa.literal(last) if last is not None else sa.null())
+
+
+class Builder:
+    """Builds the statement of one report run (build one per run: ``today()`` and the
+    parameters are bound as values)."""
+
+    def __init__(
+        self,
+        tables: Tables,
+        report: Report,
+        dialect: str,
+        context: Context,
+        params: Callable[[tuple[str, ...]], Column],
+        previous_params: Callable[[tuple[str, ...]], Column] | None = None,
+        sight: Sight | None = None,
+    ) -> None:
+        self.tables = tables
+        self.report = report
+        self.dialect = dialect
+        self.sqlite = dialect == "sqlite"
+        self.context = context
+        self.params = params
+        self.previous_params = previous_params
+        self._previous = False  # compiling for the previous period (compare)
+        self._periods: tuple[Column, Column] | None = None  # (this period's rows, the last's)
+        # Paths through references reach only the records the actor may read (others read
+        # as no record): a report groups by nothing its user could not see.
+        self.resolver = Resolver(tables, report.entity, dialect, context, sight=sight)
+        self._system_joins: list[tuple[sa.FromClause, Column]] = []
+        self.scales: dict[str, int] = {}
+
+    def resolve(self, path: tuple[str, ...]) -> Column:
+        if path[0] == "params":
+            if self._previous and self.previous_params is not None:
+                return self.previous_params(path)
+            return self.params(path)
+        return self.resolver.column(path)
+
+    def sql(self, expression: Expression) -> Column:
+        return to_sql(expression, self.resolve, self.dialect, self.context)
+
+    # --- the parts ------------------------------------------------------------------------
+
+    def dimension(self, dim: Dimension) -> tuple[Column, Target | None]:
+        target = None
+        if dim.path is not None:
+            found = self.resolver.walk(dim.path)
+            target = found.target
+            column = self.resolver.column_of(found)
+        else:
+            assert dim.expression is not None
+            column = self.sql(dim.expression)
+        if dim.bucket:
+            return _bucket(column, dim.bucket, dim.value_type, self.sqlite), None
+        if dim.ranges:
+            return _ranges(column, dim), None
+        return column, target
+
+    def title(self, dim: Dimension, target: Target | None, column: Column) -> Column | None:
+        """The title of the record a reference dimension names (its id is the value)."""
+        if target is None or target.kind != "ref" or dim.path is None:
+            return None
+        source = _title_source(target)
+        if source in (USER_TABLE, TEAM_TABLE):
+            system = self.tables.metadata.tables[source].alias()
+            self._system_joins.append((system, system.c.id == column))
+            return system.c.name
+        if source is None or len(dim.path) > 2:
+            return None
+        title = self.tables.model.entity(source).title_field
+        if not title:
+            return None
+        return self.resolver.column((*dim.path, title))
+
+    def measure(self, measure: ReportMeasure) -> Column:
+        assert measure.aggregate is not None
+        value: Column | None = None
+        if measure.path is not None:
+            value = self.resolver.column(measure.path)
+        elif measure.value is not None:
+            value = self.sql(measure.value)
+        holds: list[Column] = []
+        if self._periods is not None:
+            holds.append(self._periods[1 if measure.previous else 0])
+        if measure.filter is not None:
+            self._previous = measure.previous
+            holds.append(sa.func.coalesce(self.sql(measure.filter), False))
+            self._previous = False
+        if holds:
+            value = sa.case((sa.and_(*holds), value if value is not None else sa.literal(1)))
+        result = AGGREGATES[measure.aggregate].sql(value)
+        if measure.value_type != "decimal":
+            return sa.type_coerce(result, SQL_TYPES.get(measure.value_type, sa.String()))
+        scale = 6
+        if measure.path is not None:
+            kind = self.resolver.column(measure.path).type
+            declared = getattr(kind, "scale", None) if isinstance(kind, sa.Numeric) else None
+            scale = (
+                declared
+                if declared is not None
+                else _scale(self.resolver.walk(measure.path).target, self.tables)
+            )
+        if measure.aggregate not in ("sum", "min", "max"):
+            scale = max(scale, 6)
+        self.scales[measure.name] = scale
+        return sa.type_coerce(result, sa.Numeric(decimal_return_scale=scale))
+
+    def source(self) -> sa.FromClause:
+        clause = self.resolver.from_clause()
+        for table, on in self._system_joins:
+            clause = clause.outerjoin(table, on)
+        return clause
+
+    # --- the statement --------------------------------------------------------------------
+
+    def build(
+        self, measures: Sequence[ReportMeasure], scope: Column | None, limit: int | None
+    ) -> Built:
+        report = self.report
+        shape = Shape()
+        conditions: list[Column] = []
+        if report.filter is not None and report.compare and self.previous_params is not None:
+            now = sa.func.coalesce(self.sql(report.filter), False)
+            self._previous = True
+            before = sa.func.coalesce(self.sql(report.filter), False)
+            self._previous = False
+            self._periods = (now, before)
+            conditions.append(sa.or_(now, before))
+        elif report.filter is not None:
+            conditions.append(self.sql(report.filter))
+        if scope is not None:
+            conditions.append(scope)
+
+        grouped: list[Column] = []  # what GROUP BY lists
+        selected: list[Column] = []
+        base_dims: list[Column] = []
+        for i, dim in enumerate(report.dimensions):
+            column, target = self.dimension(dim)
+            label = f"d{i}"
+            shape.dimensions.append((dim, label, target))
+            base_dims.append(column)
+            grouped.append(column)
+            selected.append(column.label(label))
+            title = self.title(dim, target, column)
+            if title is not None:
+                shape.titles[dim.name] = f"t{i}"
+                grouped.append(title)
+                selected.append(title.label(f"t{i}"))
+        aggregates = [m for m in measures if m.aggregate is not None]
+        expressions = [m for m in measures if m.expression is not None]
+        for i, measure in enumerate(aggregates):
+            shape.measures.append((measure, f"m{i}"))
+            selected.append(self.measure(measure).label(f"m{i}"))
+        for i, measure in enumerate(expressions):
+            shape.measures.append((measure, f"e{i}"))
+            if measure.value_type == "decimal":
+                self.scales[measure.name] = 6
+        shares = [m for m in measures if m.share_of is not None]
+        by_aggregate = {m.name: m for m in aggregates}
+        for i, measure in enumerate(shares):
+            part = self.measure(by_aggregate[str(measure.share_of)])
+            whole = sa.func.sum(part).over()
+            shape.measures.append((measure, f"s{i}"))
+            selected.append(_ratio(part, whole, self.sqlite).label(f"s{i}"))
+            self.scales[measure.name] = 6
+        shape.scales = self.scales
+        source = self.source()
+        g = sa.select(*selected).select_from(source).where(*conditions).group_by(*grouped).cte("g")
+        by_name: dict[str, Column] = {}
+        for dim, label, _ in shape.dimensions:
+            by_name[dim.name] = g.c[label]
+        for measure, label in shape.measures:
+            if label.startswith("m"):
+                by_name[measure.name] = g.c[label]
+        computed = self._expressions(expressions, by_name)
+        by_name.update({m.name: c for m, c in zip(expressions, computed, strict=True)})
+        order = self._order(shape, by_name)
+        ranked_columns = [*g.c, *(c.label(f"e{i}") for i, c in enumerate(computed))]
+        ranked = sa.select(*ranked_columns, sa.func.row_number().over(order_by=order).label("_rn"))
+        if report.having is not None:
+            ranked = ranked.where(
+                sa.func.coalesce(
+                    to_sql(
+                        report.having, lambda p: by_name[".".join(p)], self.dialect, self.context
+                    ),
+                    False,
+                )
+            )
+        r = ranked.cte("r")
+        labels = [c.name for c in ranked_columns]
+        rows = sa.select(sa.literal(ROWS).label("_level"), r.c._rn, *(r.c[n] for n in labels))
+        if limit is not None:
+            rows = rows.where(r.c._rn <= limit)
+        parts: list[sa.Select[Any]] = [rows]
+
+        def level(kind: int, extra: Sequence[Column]) -> sa.Select[Any]:
+            values = {m.name: self.measure(m) for m in aggregates}
+            exprs = self._expressions(expressions, values)
+            columns: list[Column] = [sa.literal(kind).label("_level"), sa.null().label("_rn")]
+            for name in labels:
+                if name.startswith("m"):
+                    columns.append(values[aggregates[int(name[1:])].name].label(name))
+                elif name.startswith("e"):
+                    columns.append(exprs[int(name[1:])].label(name))
+                elif name.startswith("s"):
+                    part = values[str(shares[int(name[1:])].share_of)]
+                    whole = (
+                        sa.select(self.measure(by_aggregate[str(shares[int(name[1:])].share_of)]))
+                        .select_from(source)
+                        .where(*conditions)
+                        .scalar_subquery()
+                        if kind == OTHERS
+                        else part
+                    )
+                    columns.append(_ratio(part, whole, self.sqlite).label(name))
+                else:
+                    columns.append(sa.null().label(name))
+            return sa.select(*columns).select_from(source).where(*conditions, *extra)
+
+        if report.others and limit is not None and report.dimensions:
+            shown = (
+                sa.select(sa.literal(1))
+                .select_from(r)
+                .where(
+                    r.c._rn <= limit,
+                    *(
+                        r.c[label].is_not_distinct_from(column)
+                        for (_, label, _), column in zip(shape.dimensions, base_dims, strict=True)
+                    ),
+                )
+            )
+            parts.append(level(OTHERS, [~sa.exists(shown)]))
+        if report.totals:
+            parts.append(level(TOTALS, []))
+        if len(parts) == 1:
+            return Built(rows.order_by(r.c._rn), shape)
+        union = sa.union_all(*parts).subquery("u")
+        statement = sa.select(union).order_by(union.c._level, union.c._rn)
+        return Built(statement, shape)
+
+    def _expressions(
+        self, measures: Sequence[ReportMeasure], values: dict[str, Column]
+    ) -> list[Column]:
+        found = []
+        for measure in measures:
+            assert measure.expression is not None
+            sql = to_sql(
+                measure.expression, lambda p: values[".".join(p)], self.dialect, self.context
+            )
+            kind = SQL_TYPES.get(measure.value_type, sa.Numeric())
+            if measure.value_type == "decimal":
+                kind = sa.Numeric(decimal_return_scale=6)
+            found.append(sa.type_coerce(sql, kind))
+        return found
+
+    def _order(self, shape: Shape, by_name: dict[str, Column]) -> list[Column]:
+        """The rows' order: the report's sort, then the dimensions (choices in their
+        options' order); empty values last."""
+        targets = {dim.name: target for dim, _, target in shape.dimensions}
+        ranges = {d.name: [r.value for r in d.ranges] for d, _, _ in shape.dimensions if d.ranges}
+        keys = [(k.field, k.descending) for k in self.report.sort]
+        keys += [(dim.name, False) for dim, _, _ in shape.dimensions]
+        order: list[Column] = []
+        seen: set[str] = set()
+        for name, descending in keys:
+            if name in seen or name not in by_name:
+                continue
+            seen.add(name)
+            column = by_name[name]
+            target = targets.get(name)
+            if target is not None:
+                column, _ = sort_expression(target, column)
+            elif name in ranges:
+                values = ranges[name]
+                column = sa.case(*((column == v, i) for i, v in enumerate(values)))
+            order.append(sa.nulls_last(column.desc() if descending else column.asc()))
+        return order or [sa.literal(1)]
+
+
+def _ratio(part: Column, whole: Column, sqlite: bool) -> Column:
+    """``part / whole`` as a decimal; empty when the whole is zero."""
+    numerator = sa.cast(part, sa.Float if sqlite else sa.Numeric)
+    return sa.type_coerce(numerator / sa.func.nullif(whole, 0), sa.Numeric(decimal_return_scale=6))
+
+
+def _scale(target: Target, tables: Tables) -> int:
+    """The decimal places a number field shows (SQLite returns its sums as floats)."""
+    found = target.field
+    if found is None:
+        return 0
+    if found.scale is not None:
+        return int(found.scale)
+    if found.type == "rollup" and found.of and found.rollup_field:
+        rolled = tables.model.entity(found.of).fields.get(found.rollup_field)
+        if rolled is not None and found.aggregate in ("sum", "min", "max"):
+            found = rolled
+    kind = found.returns if found.type == "formula" and found.returns else found.type
+    return 2 if kind in ("money", "percent") else 6
