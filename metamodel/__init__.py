@@ -18,6 +18,8 @@ from .expressions import Expression, ExpressionError, parse
 from .fieldtypes import FIELD_TYPES, FieldContext, FieldType
 from .loader import load_packages, model_from_json
 from .model import (
+    Action,
+    Assignment,
     Automation,
     Choice,
     Dashboard,
@@ -29,6 +31,7 @@ from .model import (
     Permission,
     Report,
     Role,
+    State,
     Transition,
     Workflow,
 )
@@ -44,7 +47,9 @@ __all__ = [
     "MEASURES",
     "TRIGGER_TYPES",
     "VIEW_KINDS",
+    "Action",
     "ActionType",
+    "Assignment",
     "Automation",
     "Choice",
     "Dashboard",
@@ -66,6 +71,7 @@ __all__ = [
     "RegistryError",
     "Report",
     "Role",
+    "State",
     "Transition",
     "TriggerType",
     "UnknownName",
