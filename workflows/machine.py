@@ -31,6 +31,7 @@ from engine.errors import Forbidden, NotFound, StaleVersion, ValidationFailed
 from engine.records import jsonable
 from engine.tables import TRANSITION_TABLE
 from metamodel import Entity, Transition, Workflow
+from metamodel.expressions import Context
 
 from .actions import Run, run_actions
 from .errors import TransitionRefused
@@ -129,7 +130,7 @@ class StateMachines:
         context = actor.context()
         view = records.computer.view(conn, ent, {**row, **coerced}, context)
         self._required(ent, transition, view)
-        if transition.guard is not None and not transition.guard.evaluate(view, context):
+        if transition.guard is not None and not holds(transition, view, context):
             raise TransitionRefused(
                 f"'{transition.name}' is not possible now: its condition "
                 f"'{transition.guard.source}' does not hold for this {ent.name}",
@@ -270,9 +271,7 @@ class StateMachines:
                 for transition in workflow.transitions:
                     if not transition.allowed_from(state) or not self.may_fire(actor, transition):
                         continue
-                    if transition.guard is not None and not transition.guard.evaluate(
-                        view, context
-                    ):
+                    if not holds(transition, view, context):
                         continue
                     found.append(describe(workflow, transition, state))
             return found
@@ -317,6 +316,17 @@ class StateMachines:
             return work(conn)
         with self.records.reader.connect() as new:
             return work(new)
+
+
+def holds(transition: Transition, view: Mapping[str, Any], context: Context) -> bool:
+    """Whether the transition's guard holds on the record; one that cannot be evaluated
+    (a value of the wrong kind in the data) does not."""
+    if transition.guard is None:
+        return True
+    try:
+        return bool(transition.guard.evaluate(view, context))
+    except (ArithmeticError, TypeError, ValueError):
+        return False
 
 
 def describe(workflow: Workflow, transition: Transition, state: str) -> dict[str, Any]:
