@@ -87,6 +87,8 @@ class Computer:
                 expressions.append(field.default_expression)
             for validation in ent.validations:
                 expressions += [validation.rule, validation.when]
+            for workflow in self.model.workflows_of(ent.name):
+                expressions += workflow.expressions
             result[ent.name] = _paths(expressions)
         return result
 

@@ -45,6 +45,8 @@ class RecordEvent:
     values: dict[str, Any]  # the record as it will be (create, update) or was (delete)
     previous: dict[str, Any] | None = None  # the record before an update or delete
     changed: frozenset[str] = field(default_factory=frozenset)
+    #: the platform's own write (a workflow, an import, a cascade), not a client's input
+    trusted: bool = False
 
 
 Handler = Callable[[RecordEvent], None]

@@ -38,6 +38,7 @@ HISTORY_TABLE = "heddle_schema_history"
 AUDIT_TABLE = "heddle_audit"
 SEQUENCE_TABLE = "heddle_sequence"
 ARCHIVE_TABLE = "heddle_archive"
+TRANSITION_TABLE = "heddle_transition"
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,22 @@ def system_tables(metadata: sa.MetaData) -> None:
         sa.Column("archived_at", UTCDateTime(), nullable=False),
         sa.Column("model_hash", sa.String(64), nullable=False),
         sa.Index("ix_heddle_archive_source", "source_table", "source_column"),
+    )
+    sa.Table(  # every workflow transition fired: the workflows layer writes and reads it
+        TRANSITION_TABLE,
+        metadata,
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("entity", sa.String(63), nullable=False),
+        sa.Column("record_id", ID, nullable=False),
+        sa.Column("workflow", sa.String(63), nullable=False),
+        sa.Column("transition", sa.String(63), nullable=False),
+        sa.Column("from_state", sa.String(63), nullable=False),
+        sa.Column("to_state", sa.String(63), nullable=False),
+        sa.Column("comment", sa.Text()),
+        sa.Column("actor_id", ID),
+        sa.Column("at", UTCDateTime(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Index("ix_heddle_transition_record", "entity", "record_id", "id"),
     )
 
 

@@ -18,6 +18,8 @@ from .expressions import Expression, ExpressionError, parse
 from .fieldtypes import FIELD_TYPES, FieldContext, FieldType
 from .loader import load_packages, model_from_json, report_from_value
 from .model import (
+    Action,
+    Assignment,
     Automation,
     Choice,
     Dashboard,
@@ -32,6 +34,7 @@ from .model import (
     ReportMeasure,
     ReportParam,
     Role,
+    State,
     Transition,
     ValueRange,
     Workflow,
@@ -48,7 +51,9 @@ __all__ = [
     "MEASURES",
     "TRIGGER_TYPES",
     "VIEW_KINDS",
+    "Action",
     "ActionType",
+    "Assignment",
     "Automation",
     "Choice",
     "Dashboard",
@@ -73,6 +78,7 @@ __all__ = [
     "ReportMeasure",
     "ReportParam",
     "Role",
+    "State",
     "Transition",
     "TriggerType",
     "UnknownName",

@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ._errors import Origin, UnknownName
-from .expressions import DATETIME, INTEGER, STRING, Expression
+from .expressions import DATETIME, INTEGER, NO_CONTEXT, STRING, Context, Expression
 
 #: Columns every table has; ownable entities add ``owner_id`` and ``team_id``.
 SYSTEM_FIELDS: Mapping[str, str] = MappingProxyType(
@@ -256,12 +256,53 @@ class Entity:
 
 
 @dataclass(frozen=True, slots=True)
+class Assignment:
+    """One field an action writes: a constant, or an expression (``'=today()'``) read from
+    the record the action runs on."""
+
+    field: str
+    value: Any = None
+    expression: Expression | None = None
+
+    def evaluate(self, values: Mapping[str, Any], context: Context = NO_CONTEXT) -> Any:
+        if self.expression is None:
+            return self.value
+        return self.expression.evaluate(values, context)
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """An action of a workflow state or transition (or, later, an automation): a type of
+    :data:`~metamodel.processes.ACTION_TYPES`, its options as written and, for ``set`` and
+    ``create``, the compiled field values.
+
+    ``entity`` is the entity the values are written to: the record's own for ``set``, the
+    referenced record's for ``set`` with ``target``, the new record's for ``create``.
+    """
+
+    type: str
+    options: Frozen
+    values: tuple[Assignment, ...] = ()
+    entity: str | None = None
+    target: str | None = None
+    link: str | None = None
+
+    @property
+    def expressions(self) -> tuple[Expression, ...]:
+        return tuple(a.expression for a in self.values if a.expression is not None)
+
+
+@dataclass(frozen=True, slots=True)
 class State:
     name: str
     label: Label
     initial: bool = False
     final: bool = False
     color: str | None = None
+    #: read-only (and not deletable) while in this state, except through its transitions
+    locked: bool = False
+    on_enter: tuple[Action, ...] = ()
+    on_exit: tuple[Action, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,9 +317,19 @@ class Transition:
     required_fields: tuple[str, ...] = ()
     set: Frozen = None
     approval: str | None = None
+    #: fields the user may fill in when firing it, besides the required ones
+    fields: tuple[str, ...] = ()
+    #: ``set`` compiled, then the transition's ``actions``: run in order when it fires
+    actions: tuple[Action, ...] = ()
 
     def allowed_from(self, state: str) -> bool:
-        return "*" in self.sources or state in self.sources
+        """Whether it may fire from ``state`` (``'*'``: from any other state)."""
+        return state in self.sources or ("*" in self.sources and state != self.to)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The fields a request firing it may carry: required ones first."""
+        return (*self.required_fields, *(f for f in self.fields if f not in self.required_fields))
 
 
 @dataclass(frozen=True)
@@ -301,6 +352,27 @@ class Workflow:
             if transition.name == name:
                 return transition
         raise UnknownName(f"transition of {self.name}", name, [t.name for t in self.transitions])
+
+    def state(self, name: str) -> State:
+        for state in self.states:
+            if state.name == name:
+                return state
+        raise UnknownName(f"state of {self.name}", name, [s.name for s in self.states])
+
+    @property
+    def expressions(self) -> tuple[Expression, ...]:
+        """Every expression evaluated on the workflow's records: guards and action values
+        (the engine loads the referenced records they read)."""
+        found: list[Expression] = []
+        for transition in self.transitions:
+            if transition.guard is not None:
+                found.append(transition.guard)
+            for action in transition.actions:
+                found += action.expressions
+        for state in self.states:
+            for action in (*state.on_enter, *state.on_exit):
+                found += action.expressions
+        return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)

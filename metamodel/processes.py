@@ -80,8 +80,18 @@ _EXPRESSIONS = {
 for _action in (
     ActionType(
         "set",
-        {"properties": {"values": _EXPRESSIONS}, "required": ["values"]},
-        "Set fields of the record.",
+        {
+            "properties": {
+                "values": _EXPRESSIONS,
+                "target": {
+                    "$ref": "#/$defs/identifier",
+                    "description": "A reference field: set the fields of the record it "
+                    "points at instead.",
+                },
+            },
+            "required": ["values"],
+        },
+        "Set fields of the record, or of the record a reference field points at.",
     ),
     ActionType(
         "create",
@@ -89,7 +99,11 @@ for _action in (
             "properties": {
                 "entity": {"$ref": "#/$defs/identifier"},
                 "values": _EXPRESSIONS,
-                "link": {"$ref": "#/$defs/identifier"},
+                "link": {
+                    "$ref": "#/$defs/identifier",
+                    "description": "A reference field of the record that receives the new "
+                    "record's id.",
+                },
             },
             "required": ["entity", "values"],
         },

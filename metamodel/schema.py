@@ -347,6 +347,13 @@ def _kind_schemas() -> dict[str, Schema]:
                             "initial": {"type": "boolean"},
                             "final": {"type": "boolean"},
                             "color": {"type": "string"},
+                            "locked": {
+                                "type": "boolean",
+                                "description": "Read-only while in this state, except through "
+                                "its transitions.",
+                            },
+                            "on_enter": _array(_action_schema()),
+                            "on_exit": _array(_action_schema()),
                         },
                         ("name",),
                     ),
@@ -363,7 +370,9 @@ def _kind_schemas() -> dict[str, Schema]:
                             "roles": _names(),
                             "comment": {"enum": ["optional", "required", "none"]},
                             "required_fields": _names(),
+                            "fields": _names(),
                             "set": {"type": "object", "propertyNames": _ref("identifier")},
+                            "actions": _array(_action_schema()),
                             "approval": _ref("identifier"),
                         },
                         ("name", "from", "to"),

@@ -122,7 +122,9 @@ class Writer:
         if parent is not None:
             values[parent[0]] = parent[1]
         self.validator.defaults(conn, ent, values, actor)
-        event = RecordEvent("before_create", ent.name, actor, conn, self.records, None, values)
+        event = RecordEvent(
+            "before_create", ent.name, actor, conn, self.records, None, values, trusted=trusted
+        )
         self.events.emit(event)
         counts = {name: len(rows) for name, rows in children.items()}
         self.validator.check(
@@ -235,6 +237,7 @@ class Writer:
             record,
             before,
             frozenset(values),
+            trusted,
         )
         self.events.emit(event)
         changed = {
@@ -369,7 +372,15 @@ class Writer:
             )
         self.events.emit(
             RecordEvent(
-                "before_delete", ent.name, actor, conn, self.records, record_id, before, before
+                "before_delete",
+                ent.name,
+                actor,
+                conn,
+                self.records,
+                record_id,
+                before,
+                before,
+                trusted=depth > 0,  # a cascade follows the definitions, not the client
             )
         )
         referrers = self.referrers(conn, ent, record_id)

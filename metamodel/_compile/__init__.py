@@ -102,6 +102,19 @@ def compile_model(
                 f"{key[0]}.{key[1]} is already driven by workflow '{seen_fields[key]}'",
             )
         seen_fields[key] = workflow.name
+    fired: dict[tuple[str, str], str] = {}  # transitions are fired by name on a record
+    for workflow in workflows.values():
+        doc = by_kind["workflow"][workflow.name]
+        for i, transition in enumerate(workflow.transitions):
+            key = (workflow.entity, transition.name)
+            if fired.get(key, workflow.name) != workflow.name:
+                checker.error(
+                    doc,
+                    ("transitions", i, "name"),
+                    f"workflow '{fired[key]}' has a transition '{transition.name}' on "
+                    f"{workflow.entity} too; name it differently",
+                )
+            fired.setdefault(key, workflow.name)
     reports = _collect(checker, "report", compile_report)
     dashboards = _collect(
         checker, "dashboard", lambda c, d: compile_dashboard(c, d, by_kind.get("report", {}))

@@ -3,18 +3,35 @@ a condition and actions of registered types, :data:`~metamodel.processes.ACTION_
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from .._errors import article, did_you_mean
 from .._merge import Document
+from .._yaml import Location
+from ..expressions import STRING
 from ..fieldtypes import FIELD_TYPES
-from ..model import Automation, Label, State, Transition, Workflow, freeze
+from ..model import Action, Assignment, Automation, Label, State, Transition, Workflow, freeze
 from ..processes import ACTION_TYPES, TRIGGER_TYPES
-from ._context import Checker, unless_problems
+from ._context import BUILTIN_ROLES, Checker, unless_problems
+
+#: System fields an action may write: handing the record (or the one it creates) over.
+OWNERSHIP = ("owner_id", "team_id")
+
+#: What a workflow's action values may read besides the record's fields.
+TRANSITION_NAMES = {
+    "transition.name": STRING,
+    "transition.from_state": STRING,
+    "transition.to_state": STRING,
+    "transition.comment": STRING,
+}
 
 
 @unless_problems
 def compile_workflow(checker: Checker, doc: Document) -> Workflow | None:
     value = doc.value
     entity = value["entity"]
+    problems = len(checker.problems)
     if not checker.known_entity(doc, ("entity",), entity):
         return None
     field_spec = checker.entity_docs[entity]["fields"].get(value["field"])
@@ -63,14 +80,9 @@ def compile_workflow(checker: Checker, doc: Document) -> Workflow | None:
         guard = checker.expression(doc, (*where, "guard"), spec.get("guard"), entity)
         for r, role in enumerate(spec.get("roles", ())):
             checker.known_role(doc, (*where, "roles", r), role)
-        for f, field_name in enumerate(spec.get("required_fields", ())):
-            checker.known_field(
-                doc, (*where, "required_fields", f), entity, field_name, allow_system=False
-            )
-        for field_name in spec.get("set", {}):
-            checker.known_field(
-                doc, (*where, "set", field_name), entity, field_name, allow_system=False
-            )
+        for key in ("required_fields", "fields"):
+            for f, field_name in enumerate(spec.get(key, ())):
+                checker.known_field(doc, (*where, key, f), entity, field_name, allow_system=False)
         if "approval" in spec and spec["approval"] not in approvals:
             checker.error(
                 doc,
@@ -78,6 +90,11 @@ def compile_workflow(checker: Checker, doc: Document) -> Workflow | None:
                 f"unknown approval '{spec['approval']}'",
                 did_you_mean(spec["approval"], approvals),
             )
+        actions: list[Action] = []
+        if spec.get("set"):
+            values = _assignments(checker, doc, (*where, "set"), entity, entity, spec["set"])
+            actions.append(Action("set", freeze({"values": spec["set"]}), values, entity))
+        actions += compile_actions(checker, doc, (*where, "actions"), entity, spec.get("actions"))
         transitions.append(
             Transition(
                 spec["name"],
@@ -90,6 +107,8 @@ def compile_workflow(checker: Checker, doc: Document) -> Workflow | None:
                 tuple(spec.get("required_fields", ())),
                 freeze(spec.get("set")),
                 spec.get("approval"),
+                tuple(spec.get("fields", ())),
+                tuple(actions),
             )
         )
     for a, approval in enumerate(value.get("approvals", ())):
@@ -106,25 +125,195 @@ def compile_workflow(checker: Checker, doc: Document) -> Workflow | None:
                     f"unknown state '{approval[key]}'",
                     did_you_mean(approval[key], states),
                 )
-    return Workflow(
+    compiled_states = tuple(
+        State(
+            s["name"],
+            Label.of(s.get("label"), s["name"].replace("_", " ").capitalize()),
+            bool(s.get("initial")),
+            bool(s.get("final")),
+            s.get("color"),
+            bool(s.get("locked")),
+            compile_actions(checker, doc, ("states", i, "on_enter"), entity, s.get("on_enter")),
+            compile_actions(checker, doc, ("states", i, "on_exit"), entity, s.get("on_exit")),
+        )
+        for i, s in enumerate(value["states"])
+    )
+    workflow = Workflow(
         doc.name,
         Label.of(value.get("label"), doc.name),
         entity,
         value["field"],
-        tuple(
-            State(
-                s["name"],
-                Label.of(s.get("label"), s["name"].replace("_", " ").capitalize()),
-                bool(s.get("initial")),
-                bool(s.get("final")),
-                s.get("color"),
-            )
-            for s in value["states"]
-        ),
+        compiled_states,
         tuple(transitions),
         freeze(value.get("approvals", [])),
         doc.package,
     )
+    if len(checker.problems) == problems:  # root causes first: a broken one is not judged
+        _check_graph(checker, doc, workflow)
+        _check_roles(checker, doc, workflow)
+    return workflow
+
+
+def _check_graph(checker: Checker, doc: Document, workflow: Workflow) -> None:
+    """Every state can be reached from the initial one, and every state that is not final
+    can be left."""
+    names = [s.name for s in workflow.states]
+    if len(set(names)) != len(names) or any(
+        t.to not in names or any(s != "*" and s not in names for s in t.sources)
+        for t in workflow.transitions
+    ):
+        return  # the unknown names are reported already
+    settles = {a["name"]: [a.get(k) for k in ("on_approve", "on_reject") if a.get(k)]
+               for a in workflow.approvals}  # fmt: skip
+    edges: dict[str, set[str]] = {name: set() for name in names}
+    for transition in workflow.transitions:
+        for source in names:
+            if transition.allowed_from(source):
+                edges[source].add(transition.to)
+        for settled in settles.get(transition.approval or "", ()):
+            if settled in edges:  # an approval settles the record in another state
+                edges[transition.to].add(settled)
+    initial = workflow.initial.name
+    reached, todo = {initial}, [initial]
+    while todo:
+        for nxt in edges[todo.pop()] - reached:
+            reached.add(nxt)
+            todo.append(nxt)
+    for i, state in enumerate(workflow.states):
+        if state.name not in reached:
+            checker.error(
+                doc,
+                ("states", i, "name"),
+                f"state '{state.name}' cannot be reached from the initial state '{initial}'",
+                "add a transition that leads to it, or remove it",
+            )
+        elif not state.final and not edges[state.name] - {state.name}:
+            checker.error(
+                doc,
+                ("states", i, "name"),
+                f"state '{state.name}' is not final, but no transition leaves it",
+                "add a transition from it, or mark it 'final: true'",
+            )
+
+
+def _check_roles(checker: Checker, doc: Document, workflow: Workflow) -> None:
+    """A transition that names roles needs one of them to be able to update the record
+    (firing a transition changes it); ``admin`` may do everything."""
+    role_docs = checker.docs("role")
+    for i, transition in enumerate(workflow.transitions):
+        roles = [r for r in transition.roles if r in role_docs or r in BUILTIN_ROLES]
+        if not roles or len(roles) != len(transition.roles) or set(roles) & set(BUILTIN_ROLES):
+            continue
+        if any(_may_update(role_docs[r].value, workflow.entity) for r in roles):
+            continue
+        listed = ", ".join(roles)
+        checker.error(
+            doc,
+            ("transitions", i, "roles"),
+            f"no role may fire transition '{transition.name}': "
+            f"{'neither of' if len(roles) == 2 else 'none of' if len(roles) > 2 else ''}"
+            f"{' ' if len(roles) > 1 else ''}{listed} may update {workflow.entity}",
+            f"give {'one of them' if len(roles) > 1 else 'it'} 'update' on {workflow.entity},"
+            " or name a role that has it",
+        )
+
+
+def _may_update(role: Mapping[str, Any], entity: str) -> bool:
+    permissions = role.get("permissions") or {}
+    rule = permissions.get(entity) or permissions.get("*") or {}
+    return bool(rule.get("update", "none") != "none")
+
+
+def compile_actions(
+    checker: Checker, doc: Document, where: Location, entity: str, specs: Any
+) -> tuple[Action, ...]:
+    """A list of actions run on a record of ``entity``: their types known, the fields
+    they write known, their expressions checked against ``entity``."""
+    actions = []
+    for index, spec in enumerate(specs or ()):
+        at = (*where, index)
+        kind = spec["type"]
+        if kind not in ACTION_TYPES:
+            checker.error(
+                doc,
+                (*at, "type"),
+                f"unknown action type '{kind}'",
+                did_you_mean(kind, ACTION_TYPES) or f"one of: {', '.join(ACTION_TYPES)}",
+            )
+            continue
+        options = freeze({k: v for k, v in spec.items() if k != "type"})
+        if kind == "set":
+            target, written = spec.get("target"), entity
+            if target is not None:
+                written = _reference(checker, doc, (*at, "target"), entity, target, None) or ""
+            values = _assignments(checker, doc, (*at, "values"), entity, written, spec["values"])
+            actions.append(Action(kind, options, values, written or None, target))
+        elif kind == "create":
+            created = spec["entity"]
+            values = ()
+            if checker.known_entity(doc, (*at, "entity"), created):
+                values = _assignments(
+                    checker, doc, (*at, "values"), entity, created, spec["values"]
+                )
+            link = spec.get("link")
+            if link is not None:
+                _reference(checker, doc, (*at, "link"), entity, link, created)
+            actions.append(Action(kind, options, values, created, None, link))
+        else:
+            actions.append(Action(kind, options))
+    return tuple(actions)
+
+
+def _reference(
+    checker: Checker, doc: Document, at: Location, entity: str, name: str, to: str | None
+) -> str | None:
+    """The entity reference field ``name`` of ``entity`` points at (which must be ``to``,
+    if given); None, reported, when it is not such a field."""
+    if not checker.known_field(doc, at, entity, name, allow_system=False):
+        return None
+    spec = checker.field_spec(entity, name) or {}
+    if spec.get("type") != "reference":
+        checker.error(doc, at, f"'{name}' is {article(str(spec.get('type')))}, not a reference")
+        return None
+    if to is not None and spec.get("to") != to:
+        checker.error(doc, at, f"'{name}' refers to {spec.get('to')}, not to {to}")
+        return None
+    return str(spec.get("to"))
+
+
+def _assignments(
+    checker: Checker,
+    doc: Document,
+    at: Location,
+    source: str,
+    written: str,
+    values: Mapping[str, Any],
+) -> tuple[Assignment, ...]:
+    """``{field: constant or '=expression'}`` for fields of ``written``, expressions read
+    from a record of ``source``."""
+    found = []
+    for name, given in values.items():
+        where = (*at, name)
+        owner = name in OWNERSHIP and bool(checker.entity_docs.get(written, {}).get("ownable"))
+        if not written or not checker.known_field(doc, where, written, name, allow_system=owner):
+            continue
+        if isinstance(given, str) and given.startswith("="):
+            expression = checker.expression(
+                doc, where, given[1:].strip(), source, expect=None, extra=TRANSITION_NAMES
+            )
+            found.append(Assignment(name, None, expression))
+            continue
+        spec = checker.field_spec(written, name) or {}
+        choices = [o if isinstance(o, str) else o["value"] for o in spec.get("options", ())]
+        if spec.get("type") == "choice" and given is not None and given not in choices:
+            checker.error(
+                doc,
+                where,
+                f"'{given}' is not an option of {written}.{name}",
+                did_you_mean(str(given), choices),
+            )
+        found.append(Assignment(name, given))
+    return tuple(found)
 
 
 @unless_problems

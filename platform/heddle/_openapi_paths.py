@@ -31,7 +31,7 @@ from engine.query import (
     Target,
     target,
 )
-from metamodel import Entity, Report
+from metamodel import Entity, Report, Workflow
 from metamodel.fieldtypes import value_type
 
 from ._openapi_schemas import JSONSchema, expandable_targets, readable_targets, ref
@@ -293,6 +293,17 @@ def _write(
     }
 
 
+def _record_id(label: str) -> JSONSchema:
+    """The ``{id}`` path parameter of a record's operations."""
+    return {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
+        "description": f"The {label}'s id.",
+    }
+
+
 def entity_paths(
     spec: APISpec, entity: Entity, base: str, actions: frozenset[str], hidden: frozenset[str]
 ) -> None:
@@ -300,13 +311,7 @@ def entity_paths(
     name = entity.name
     label = entity.label.get("en")
     plural = entity.plural_label.get("en")
-    record_id = {
-        "name": "id",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
-        "description": f"The {label}'s id.",
-    }
+    record_id = _record_id(label)
     one = response(_data(ref(base)), f"The {label}.")
     collection: dict[str, Any] = {
         "get": {
@@ -383,6 +388,112 @@ def entity_paths(
         }
     }
     spec.path(path=f"/records/{name}/{{id}}/history", operations=history, parameters=[record_id])
+
+
+def workflow_paths(
+    spec: APISpec,
+    entity: Entity,
+    base: str,
+    workflows: tuple[Workflow, ...],
+    actions: frozenset[str],
+    hidden: frozenset[str],
+) -> None:
+    """The transitions of ``entity``'s workflows: one operation per transition (its own
+    body: the fields it takes), the transitions available now, and their history."""
+    if not workflows:
+        return
+    name = entity.name
+    label = entity.label.get("en")
+    record_id = _record_id(label)
+    listing = {
+        "get": {
+            "operationId": f"transitions_{name}",
+            "summary": f"Transitions of a {label} you may fire now",
+            "description": "From its current state, allowed to one of your roles, with "
+            "their guards holding; empty when you may not change it.",
+            "tags": [name],
+            "responses": {
+                "200": response(
+                    _data({"type": "array", "items": ref("Transition")}), "The transitions."
+                ),
+                **error_responses(401, 403, 404),
+            },
+        }
+    }
+    spec.path(path=f"/records/{name}/{{id}}/transitions", operations=listing,
+              parameters=[record_id])  # fmt: skip
+    history = {
+        "get": {
+            "operationId": f"transition_history_{name}",
+            "summary": f"Transitions fired on a {label}",
+            "description": "Oldest first: who, when, from, to and the comment.",
+            "tags": [name],
+            "responses": {
+                "200": response(
+                    _data({"type": "array", "items": ref("TransitionEntry")}),
+                    "The transitions fired.",
+                ),
+                **error_responses(401, 403, 404),
+            },
+        }
+    }
+    spec.path(path=f"/records/{name}/{{id}}/transitions/history", operations=history,
+              parameters=[record_id])  # fmt: skip
+    if "update" not in actions:
+        return
+    for workflow in workflows:
+        for transition in workflow.transitions:
+            inputs = [f for f in transition.inputs if f not in hidden]
+            properties: dict[str, Any] = {
+                "version": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 2**31 - 1,
+                    "description": "The version you read; a stale one is a 409.",
+                },
+            }
+            if transition.comment != "none":
+                properties["comment"] = {
+                    "type": "string",
+                    "description": f"Why ({transition.comment}); kept in the history.",
+                }
+            for field in inputs:
+                required = " (required unless already filled)"
+                properties[field] = {
+                    "description": entity.field(field).label.get("en")
+                    + (required if field in transition.required_fields else "")
+                }
+            sources = ", ".join(transition.sources)
+            fire = {
+                "post": {
+                    "operationId": f"fire_{name}_{transition.name}",
+                    "summary": f"{transition.label.get('en')} ({sources} → {transition.to})",
+                    "description": f"Fire '{transition.name}' of workflow {workflow.name}"
+                    + (f"; allowed to: {', '.join(transition.roles)}" if transition.roles else "")
+                    + (f"; only when {transition.guard.source}" if transition.guard else "")
+                    + ". Answers the record.",
+                    "tags": [name],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["version"],
+                                    "additionalProperties": False,
+                                    "properties": properties,
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": response(_data(ref(base)), f"The {label}, moved."),
+                        **error_responses(400, 401, 403, 404, 409, 413, 422),
+                    },
+                }
+            }
+            spec.path(path=f"/records/{name}/{{id}}/transitions/{transition.name}",
+                      operations=fire, parameters=[record_id])  # fmt: skip
 
 
 def auth_paths(spec: APISpec) -> None:

@@ -242,6 +242,43 @@ HISTORY_SCHEMA: JSONSchema = {
     },
 }
 
+TRANSITION_SCHEMA: JSONSchema = {
+    "type": "object",
+    "description": "A transition the caller may fire on the record now.",
+    "required": ["name", "label", "workflow", "field", "from", "to", "comment"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string"},
+        "label": ref("Label"),
+        "workflow": {"type": "string"},
+        "field": {"type": "string", "description": "The state field it changes."},
+        "from": {"type": "string"},
+        "to": {"type": "string"},
+        "to_label": ref("Label"),
+        "comment": {"type": "string", "enum": ["optional", "required", "none"]},
+        "required_fields": {"type": "array", "items": {"type": "string"}},
+        "fields": {"type": "array", "items": {"type": "string"}},
+        "approval": {"type": ["string", "null"]},
+    },
+}
+
+TRANSITION_ENTRY_SCHEMA: JSONSchema = {
+    "type": "object",
+    "description": "A transition fired on the record.",
+    "required": ["workflow", "transition", "from_state", "to_state", "at", "version"],
+    "additionalProperties": False,
+    "properties": {
+        "workflow": {"type": "string"},
+        "transition": {"type": "string"},
+        "from_state": {"type": "string"},
+        "to_state": {"type": "string"},
+        "comment": {"type": ["string", "null"]},
+        "actor_id": {"type": ["integer", "null"]},
+        "at": {"type": "string", "format": "date-time"},
+        "version": {"type": "integer", "description": "The record's version it made."},
+    },
+}
+
 FIELD_META_SCHEMA: JSONSchema = {
     "type": "object",
     "required": ["name", "type", "label", "required", "readonly"],

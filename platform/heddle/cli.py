@@ -7,6 +7,7 @@ lines and exit non-zero; a traceback would be a bug.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from engine import EngineError, MigrationRefused, build_tables, connect, migrate, plan
 from engine.migrations import applied_hash, restore
 from metamodel import DefinitionError, Model, did_you_mean, load_packages, schema_json
+from workflows import mermaid
 
 from . import __version__
 from .accounts import AccountError, Accounts, token_name_problem, username_problem
@@ -485,6 +487,30 @@ def token_revoke(token_ids: tuple[int, ...]) -> None:
         listed = ", ".join(map(str, missing))
         click.echo(f"no active token with id {listed} (see: heddle token list)", err=True)
         sys.exit(1)
+
+
+@main.group()
+def workflow() -> None:
+    """Look at the workflows of the definitions."""
+
+
+@workflow.command("diagram")
+@click.argument("name")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--locale", default="en", show_default=True, help="The language of the labels.")
+def workflow_diagram(name: str, paths: tuple[Path, ...], locale: str) -> None:
+    """Print workflow NAME as a Mermaid state diagram.
+
+    PATHS are the packages, base first (default: HEDDLE_PACKAGES). Paste the output into
+    a Markdown file between ```mermaid fences, or into mermaid.live.
+    """
+    model = _load(paths)
+    if name not in model.workflows:
+        close = difflib.get_close_matches(name, list(model.workflows), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        known = ", ".join(model.workflows) or "none"
+        raise click.UsageError(f"unknown workflow '{name}'{hint}; the workflows: {known}")
+    click.echo(mermaid(model.workflow(name), locale), nl=False)
 
 
 @main.command()

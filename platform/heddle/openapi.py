@@ -72,6 +72,7 @@ from ._openapi_paths import (
     meta_paths,
     report_paths,
     response,
+    workflow_paths,
 )
 from ._openapi_schemas import (
     ACTIONS,
@@ -81,6 +82,8 @@ from ._openapi_schemas import (
     FIELD_META_SCHEMA,
     HISTORY_SCHEMA,
     LABEL_SCHEMA,
+    TRANSITION_ENTRY_SCHEMA,
+    TRANSITION_SCHEMA,
     input_schema,
     page_schema,
     patch_schema,
@@ -225,6 +228,9 @@ def build_document(model: Model, view: View) -> dict[str, Any]:
         account_paths(spec, sorted({"admin", *model.roles}))
     for name, seen in view.entities:
         _entity(spec, model.entity(name), names, seen)
+        base = names[name]
+        workflow_paths(spec, model.entity(name), base, model.workflows_of(name), seen.actions,
+                       seen.hidden)  # fmt: skip
     readable = {name for name, _ in view.entities}
     report_paths(
         spec, [r for r in model.reports.values() if r.entity in readable], list(model.dashboards)
@@ -254,6 +260,8 @@ def _shared_components(spec: APISpec) -> None:
         components.response(name, error)
     components.schema("Label", LABEL_SCHEMA)
     components.schema("HistoryEntry", HISTORY_SCHEMA)
+    components.schema("Transition", TRANSITION_SCHEMA)
+    components.schema("TransitionEntry", TRANSITION_ENTRY_SCHEMA)
     components.schema("FieldMeta", FIELD_META_SCHEMA)
     components.schema("EntitySummary", ENTITY_SUMMARY_SCHEMA)
     components.schema("EntityMeta", ENTITY_META_SCHEMA)

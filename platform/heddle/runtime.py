@@ -34,6 +34,7 @@ from sqlalchemy.engine import Engine
 from engine import EventBus, Records, Tables, build_tables, connect
 from engine.tables import HISTORY_TABLE
 from metamodel import Model, load_packages, model_from_json
+from workflows import attach as attach_workflows
 
 from .accounts import Accounts, TokenCache
 from .plugins import load_plugins
@@ -61,6 +62,7 @@ class Runtime:
         # Shared by every state: handlers subscribe once, and a token revoked through one
         # state's Accounts is forgotten by all of them.
         self.events = EventBus()
+        attach_workflows(self.events)  # the workflows' rules hold for every process
         self.tokens = TokenCache(float(config.get("TOKEN_CACHE_SECONDS", 5)))
         self._key = f"heddle_state_{id(self)}"  # in flask.g; one per app, should there be two
         self._swap = threading.Lock()

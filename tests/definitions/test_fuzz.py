@@ -342,7 +342,7 @@ VALID: list[dict[str, Any]] = [
         "name": "grading",
         "entity": "account",
         "field": "grade",
-        "states": [{"name": "a", "initial": True}, {"name": "b"}],
+        "states": [{"name": "a", "initial": True}, {"name": "b", "final": True}],
         "transitions": [{"name": "down", "from": "a", "to": "b", "roles": ["admin"]}],
     },
     {

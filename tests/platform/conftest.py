@@ -187,3 +187,23 @@ def _error_of(response: Any) -> dict[str, Any]:
 def error_of() -> Callable[[Any], dict[str, Any]]:
     """The error body of a response, checked to have the one documented shape."""
     return _error_of
+
+
+@pytest.fixture
+def call(client: FlaskClient) -> Callable[..., tuple[int, Any]]:
+    """``call(username, method, path, json=None)`` → ``(status, body)``: a request under
+    ``/api/v1`` with a token of the user (who has the password of PEOPLE)."""
+    tokens: dict[str, str] = {}
+
+    def run(user: str, method: str, path: str, json: Any = None) -> tuple[int, Any]:
+        if user not in tokens:
+            response = client.post(
+                "/api/v1/auth/token", json={"username": user, "password": PASSWORD}
+            )
+            assert response.status_code == 201, response.json
+            tokens[user] = response.json["token"]
+        headers = {"Authorization": f"Bearer {tokens[user]}"}
+        response = client.open(f"/api/v1{path}", method=method, json=json, headers=headers)
+        return response.status_code, response.json
+
+    return run
