@@ -25,11 +25,14 @@ from typing import Any, Final
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from engine import Actor, Tables
-from engine.tables import TEAM_TABLE, TOKEN_TABLE, USER_TABLE, system_tables
+from engine.tables import SEQUENCE_TABLE, TEAM_TABLE, TOKEN_TABLE, USER_TABLE, system_tables
 
 TOKEN_PREFIX = "hdl_"
+#: The counter (in the sequence table) of changes that may end someone's access.
+AUTH_COUNTER = "heddle:auth"
 #: Argon2id: memory in KiB, passes, lanes (docs/configuration.md says why these).
 ARGON2_MEMORY_KIB, ARGON2_PASSES, ARGON2_LANES = 19 * 1024, 2, 1
 _hasher = PasswordHasher(
@@ -229,6 +232,7 @@ class Accounts:
         self.users = system[USER_TABLE]
         self.teams = system[TEAM_TABLE]
         self.tokens = system[TOKEN_TABLE]
+        self.counters = system[SEQUENCE_TABLE]
 
     # users and teams --------------------------------------------------------------------
 
@@ -359,6 +363,7 @@ class Accounts:
         if values:
             conn.execute(self.users.update().where(self.users.c.id == user_id).values(**values))
             self.cache.clear()
+            self.changed(conn)
         user = self.by_id(conn, user_id)
         if user is None:
             raise AccountError(f"no user with id {user_id}")
@@ -610,9 +615,22 @@ class Accounts:
             query = query.where(u.c.username == username)
         return [TokenInfo(**row._mapping) for row in conn.execute(query)]
 
+    def changed(self, conn: sa.Connection) -> None:
+        """Count a change that may end someone's access (a user disabled or changed, a
+        token revoked): every process reads the counter with its once-a-second definition
+        check and forgets the tokens it trusted (:meth:`heddle.runtime.Runtime.check`)."""
+        counters = self.counters
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(
+            insert(counters)
+            .values(name=AUTH_COUNTER, value=1)
+            .on_conflict_do_update(index_elements=["name"], set_={"value": counters.c.value + 1})
+        )
+
     def revoke_token_id(self, conn: sa.Connection, token_id: int) -> bool:
         """Revoke a token by its id (``heddle token list``); False if none is active."""
         self.cache.clear()
+        self.changed(conn)
         t = self.tokens
         done = conn.execute(
             t.update()
@@ -623,6 +641,7 @@ class Accounts:
 
     def revoke_token(self, conn: sa.Connection, token: str) -> bool:
         self.cache.clear()
+        self.changed(conn)
         t = self.tokens
         done = conn.execute(
             t.update()

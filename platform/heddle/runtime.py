@@ -32,11 +32,11 @@ from flask import g
 from sqlalchemy.engine import Engine
 
 from engine import EventBus, Records, Tables, build_tables, connect
-from engine.tables import HISTORY_TABLE
+from engine.tables import HISTORY_TABLE, SEQUENCE_TABLE
 from metamodel import Model, load_packages, model_from_json
 from workflows import attach as attach_workflows
 
-from .accounts import Accounts, TokenCache
+from .accounts import AUTH_COUNTER, Accounts, TokenCache
 from .plugins import load_plugins
 
 log = logging.getLogger("heddle.runtime")
@@ -68,6 +68,7 @@ class Runtime:
         self._swap = threading.Lock()
         self._next_check = 0.0  # the first request checks
         self._broken = ""  # the hash of a snapshot that did not compile: not tried again
+        self._auth_seen: int | None = None  # the accounts' change counter last read
         model = self._load_files()  # invalid definitions stop the start, with their errors
         self._state = self._build(model, model.hash)
         self._seen_history = False  # whether a check has found a migration yet
@@ -152,9 +153,24 @@ class Runtime:
 
     def _latest_snapshot(self, state: State) -> tuple[int, str] | None:
         """(id, hash) of the last history row: an indexed look-up of one short row. None
-        when there is none, or no history table yet (not migrated), or no database."""
+        when there is none, or no history table yet (not migrated), or no database.
+
+        The same statement reads the accounts' change counter (:data:`AUTH_COUNTER`): when
+        a user was disabled or a token revoked in any process, this one forgets the
+        tokens it trusted, so the change holds everywhere within a check."""
         history = state.tables.metadata.tables[HISTORY_TABLE]
-        query = sa.select(history.c.id, history.c.hash).order_by(history.c.id.desc()).limit(1)
+        counters = state.tables.metadata.tables[SEQUENCE_TABLE]
+        auth = sa.select(counters.c.value).where(counters.c.name == AUTH_COUNTER)
+        last = (
+            sa.select(history.c.id, history.c.hash)
+            .order_by(history.c.id.desc())
+            .limit(1)
+            .subquery("last")
+        )
+        one = sa.select(sa.literal(1).label("one")).subquery("one")
+        query = sa.select(auth.scalar_subquery().label("auth"), last.c.id, last.c.hash).select_from(
+            one.outerjoin(last, sa.true())
+        )
         try:
             with state.records.reader.connect() as conn:
                 row = conn.execute(query).first()
@@ -162,7 +178,12 @@ class Runtime:
             # Nothing to follow yet; /readyz reports a database that does not answer.
             log.debug("model check skipped: %s", exc.__class__.__name__)
             return None
-        return (int(row.id), str(row.hash)) if row is not None else None
+        if row is None:  # pragma: no cover - the statement always gives one row
+            return None
+        if row.auth != self._auth_seen:
+            self._auth_seen = row.auth
+            self.tokens.clear()
+        return (int(row.id), str(row.hash)) if row.id is not None else None
 
     def _from_snapshot(self, current: State, row_id: int, digest: str, *, files: bool) -> State:
         """A state for history row ``row_id``; ``current`` when it cannot be compiled.

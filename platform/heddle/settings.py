@@ -57,7 +57,8 @@ SETTINGS: tuple[Setting, ...] = (
         "TOKEN_CACHE_SECONDS",
         "5",
         "How long a process trusts a checked API token before asking the database again "
-        "(a revocation reaches other processes within this time).",
+        "(a revocation or a disabled user reaches other processes sooner: at their next "
+        "definition check).",
     ),
     Setting(
         "LOGIN_LIMIT",

@@ -228,3 +228,24 @@ def test_the_document_has_the_endpoints_for_admins_only(
         roles = doc["components"]["schemas"]["UserCreate"]["properties"]["roles"]
         assert roles["items"]["enum"] == ["admin", "manager", "rep", "viewer"]
     assert "/users" not in rep["paths"] and "User" not in rep["components"]["schemas"]
+
+
+def test_a_user_disabled_elsewhere_cannot_read_after_the_next_check(
+    app: Flask, client: FlaskClient, token: Headers
+) -> None:
+    """The accounts' change counter rides on the once-a-second definition check: a token
+    this process trusted from its cache stops reading within one check, with no query on
+    the reads themselves."""
+    runtime = app.extensions["heddle"]
+    runtime.tokens.seconds = 60
+    headers = token("ann")
+    runtime.refresh()  # the counter as it is now
+    assert client.get("/api/v1/records/account", headers=headers).status_code == 200  # cached
+    elsewhere = Accounts()  # the command line's: its own cache
+    with runtime.engine.begin() as conn:
+        user = elsewhere.by_username(conn, "ann")
+        assert user is not None
+        elsewhere.update_user(conn, user.id, active=False)
+    assert client.get("/api/v1/records/account", headers=headers).status_code == 200  # cache
+    runtime.refresh()  # what every process does at most once a second
+    assert client.get("/api/v1/records/account", headers=headers).status_code == 401
