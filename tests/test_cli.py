@@ -408,7 +408,11 @@ RESTORED = (
 
 
 def test_restore_an_archived_field(
-    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str
+    runner: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    db_url: str,
+    db_engine: sa.Engine,  # empties the database afterwards
 ) -> None:
     package = tmp_path / "t.yaml"
     monkeypatch.setenv("HEDDLE_DATABASE_URL", db_url)
