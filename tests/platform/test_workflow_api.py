@@ -5,15 +5,12 @@ transitions a user may fire, the history, and 20 concurrent attempts on one vers
 from __future__ import annotations
 
 import datetime as dt
-import textwrap
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from flask import Flask
-from heddle.app import create_app
 from sqlalchemy.engine import Engine
 
 PACKAGE = """\
@@ -107,26 +104,8 @@ USERS = [("root", ["admin"]), ("mia", ["manager"]), ("ann", ["rep"]), ("vic", ["
 
 
 @pytest.fixture
-def app(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[Flask]:
-    package = tmp_path / "deals.yaml"
-    package.write_text(textwrap.dedent(PACKAGE), encoding="utf-8")
-    app = create_app(
-        {
-            "DATABASE_URL": db_url,
-            "PACKAGES": str(package),
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "SECRET_KEY": "test",
-            "TOKEN_CACHE_SECONDS": 0,
-            "TESTING": True,
-        }
-    )
-    runtime = app.extensions["heddle"]
-    runtime.tables.metadata.create_all(runtime.engine)
-    with runtime.engine.begin() as conn:
-        for username, roles in USERS:
-            runtime.accounts.create_user(conn, username, PASSWORD, roles, team="Sales")
-    yield app
-    runtime.engine.dispose()
+def app(app_factory: Callable[..., Flask]) -> Flask:
+    return app_factory(PACKAGE, [(user, roles, "Sales", None) for user, roles in USERS])
 
 
 Call = Callable[..., Any]
