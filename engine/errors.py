@@ -69,6 +69,16 @@ class StaleVersion(Conflict):
     code = "stale_version"
 
 
+class DuplicateFound(Conflict):
+    """A write that a duplicate rule refuses: ``block``, or ``warn`` not confirmed.
+
+    ``details`` holds ``rule``, ``action`` and ``candidates`` (each ``id``, ``entity``,
+    ``title``, ``owner`` and ``pool``), readable without the record's row permissions.
+    """
+
+    code = "duplicate"
+
+
 class Restricted(Conflict):
     """A delete refused because other records refer to this one (``on_delete: restrict``)."""
 
