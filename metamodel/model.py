@@ -36,6 +36,9 @@ SYSTEM_FIELDS: Mapping[str, str] = MappingProxyType(
         "team_id": INTEGER,
     }
 )
+# the system fields of an ownable entity, and of one without an owner
+_OWNED_FIELDS = tuple(SYSTEM_FIELDS)
+_UNOWNED_FIELDS = tuple(n for n in SYSTEM_FIELDS if n not in ("owner_id", "team_id"))
 
 Frozen = Any  # a deep-frozen JSON value: MappingProxyType, tuple, str, number, bool, None
 
@@ -249,7 +252,7 @@ class Entity:
 
     @property
     def system_fields(self) -> tuple[str, ...]:
-        return tuple(n for n in SYSTEM_FIELDS if self.ownable or n not in ("owner_id", "team_id"))
+        return _OWNED_FIELDS if self.ownable else _UNOWNED_FIELDS
 
     def fields_of_type(self, *types: str) -> tuple[Field, ...]:
         return tuple(f for f in self.fields.values() if f.type in types)
