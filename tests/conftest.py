@@ -152,7 +152,7 @@ def _empty_pg_database(url: str) -> None:
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """URL of the Redis database the tests may flush (database 15 by default)."""
-    url = os.environ.get("HEDDLE_TEST_REDIS_URL", REDIS_URL_DEFAULT)
+    url = _worker_database(os.environ.get("HEDDLE_TEST_REDIS_URL", REDIS_URL_DEFAULT))
     client = redis_py.Redis.from_url(
         url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT
     )
@@ -163,6 +163,17 @@ def redis_url() -> str:
     finally:
         client.close()
     return url
+
+
+def _worker_database(url: str) -> str:
+    """Under pytest-xdist, worker N flushes database ``number - N`` rather than the one
+    the other workers use (gw0 keeps the number given)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    if not index:
+        return url
+    base, _, number = url.rpartition("/")
+    return f"{base}/{(int(number or 0) - index) % 16}"
 
 
 @pytest.fixture
