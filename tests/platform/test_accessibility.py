@@ -1,0 +1,142 @@
+"""Accessibility of the CRM's screens, checked by axe-core in Debian's Chromium.
+
+Every kind of page a sales rep meets — log-in, home, lists, a record, the create and edit
+forms, a form sent back with errors — is opened in English, Chinese and Japanese and run
+through axe-core's WCAG 2.0/2.1 A and AA rules (axe-core ships inside the
+``axe-playwright-python`` wheel: nothing is fetched at run time). A page passes with no
+violation at all, whatever its impact.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from heddle.app import create_app
+from werkzeug.serving import make_server
+
+from engine import migrate
+
+CHROMIUM = os.environ.get("HEDDLE_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+PASSWORD = "a long enough password"
+WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+# username, role, language
+PEOPLE = [("root", "admin", "en"), ("li", "sales_rep", "zh"), ("sato", "sales_rep", "ja")]
+
+pytestmark = pytest.mark.browser
+playwright_api = pytest.importorskip("playwright.sync_api")
+axe_api = pytest.importorskip("axe_playwright_python.sync_playwright")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, int]]]:
+    """The CRM on SQLite, a few records each user owns, served by a thread."""
+    folder = tmp_path_factory.mktemp("a11y")
+    app: Flask = create_app(
+        {
+            "DATABASE_URL": f"sqlite:///{folder / 'heddle.db'}",
+            "INSTANCE_PATH": str(folder),
+            "SECRET_KEY": "test",
+            "LOGIN_LIMIT": "1000 per minute",
+            "TESTING": True,
+        }
+    )
+    runtime = app.extensions["heddle"]
+    migrate(runtime.engine, runtime.model, actor="test")
+    ids: dict[str, int] = {}
+    with runtime.engine.begin() as conn:
+        for username, role, language in PEOPLE:
+            runtime.accounts.create_user(
+                conn, username, PASSWORD, [role], team="East", locale=language
+            )
+    with runtime.engine.connect() as conn:
+        li = runtime.accounts.by_username(conn, "li")
+        assert li is not None
+        actor = li.actor()
+    account = runtime.records.create(actor, "account", {"name": "上海华东机械有限公司"})
+    ids["account"] = account["id"]
+    contact = {"name": "王伟", "account": account["id"], "mobile": "13800138000"}
+    ids["contact"] = runtime.records.create(actor, "contact", contact)["id"]
+    deal = {"name": "ERP 升级", "account": account["id"], "amount": "120000.00"}
+    ids["opportunity"] = runtime.records.create(actor, "opportunity", deal)["id"]
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}", ids
+    httpd.shutdown()
+    runtime.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
+        reason = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI", "").lower() in {"true", "1"}:
+            pytest.fail(f"{reason}; with CI=true the browser tests must run", pytrace=False)
+        pytest.skip(reason)
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+def _violations(page: Any) -> list[str]:
+    """What axe finds on the page: one line per rule and element."""
+    results = axe_api.Axe().run(page, options=WCAG)
+    return [
+        f"{v['id']} ({v['impact']}): {node['target']} {node['failureSummary']}"
+        for v in results.response["violations"]
+        for node in v["nodes"]
+    ]
+
+
+@pytest.mark.parametrize("username", [p[0] for p in PEOPLE])
+def test_every_kind_of_page_passes_axe(
+    server: tuple[str, dict[str, int]], browser: Any, username: str
+) -> None:
+    base, ids = server
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    found: dict[str, list[str]] = {}
+
+    def check(name: str) -> None:
+        page.wait_for_load_state("load")
+        if problems := _violations(page):
+            found[name] = problems
+
+    page.goto(f"{base}/login")
+    check("login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    check("home")
+    # every page in English; in Chinese and Japanese those of one entity (the rules
+    # that depend on the language: lang attributes, labels, CJK text in badges)
+    for entity, record_id in ids.items() if username == "root" else [("account", ids["account"])]:
+        page.goto(f"{base}/app/{entity}")
+        check(f"{entity} list")
+        page.goto(f"{base}/app/{entity}/{record_id}")
+        check(f"{entity} record")
+        page.goto(f"{base}/app/{entity}/{record_id}/edit")
+        check(f"{entity} edit form")
+    page.goto(f"{base}/app/account/new")
+    check("account form")
+    # the server's refusal: the browser's own check of required fields set aside
+    page.evaluate(
+        "document.querySelectorAll('[required]').forEach(e => e.removeAttribute('required'))"
+    )
+    page.click("main form button.btn-primary[type=submit]")
+    page.wait_for_load_state("load")
+    assert page.locator(".invalid-feedback, [aria-invalid=true]").count() > 0
+    check("account form with errors")
+    context.close()
+    assert not found, "\n".join(
+        f"{name}: {problem}" for name, problems in found.items() for problem in problems
+    )
