@@ -581,6 +581,10 @@ def record_title(entity: Entity, record: Mapping[str, Any], locale: str) -> str:
     """What a record is called: its title field, else "<Entity> #id"."""
     if entity.title_field and record.get(entity.title_field) not in (None, ""):
         value = record[entity.title_field]
+        field = entity.fields.get(entity.title_field)
+        if field is not None and field.options and isinstance(value, str):
+            chosen = choice_options(field, locale, [value])
+            return next((o.label for o in chosen if o.selected), value)
         if isinstance(value, str | int):
             return str(value)
     return f"{text(entity.label, locale, entity.name)} #{record.get('id', '')}"

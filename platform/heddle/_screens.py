@@ -70,6 +70,9 @@ class FlaskLinks:
     def edit(self, entity: str, record_id: Any) -> str:
         return url_for("ui.edit", entity=entity, record_id=record_id)
 
+    def transition(self, entity: str, record_id: Any, name: str) -> str:
+        return url_for("ui.transition", entity=entity, record_id=record_id, name=name)
+
     def new(self, entity: str, params: Mapping[str, Any] | None = None) -> str:
         return self._with(url_for("ui.new", entity=entity), params)
 

@@ -44,6 +44,7 @@ from . import (
     errors,
     i18n,
 )
+from ._screen_workflow import record_workflow
 from ._screens import (
     MAX_ID,
     RELATED_ROWS,
@@ -367,10 +368,12 @@ def record(entity: str, record_id: int) -> ResponseReturnValue:
         title,
         {
             "id": record_id,
+            "version": row.get("version"),
             "tabs": tabs,
             "related": _related(act, ent, record_id, here, currency),
             "system": system,
             "can_edit": may_update(act, ent, record_id),
+            **record_workflow(act, ent, record_id, here),
         },
     )
     return page("record.html", title, ent.name, screen=screen)

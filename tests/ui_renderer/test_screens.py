@@ -44,6 +44,9 @@ class Links:
     def edit(self, entity: str, record_id: Any) -> str:
         return f"/app/{entity}/{record_id}/edit"
 
+    def transition(self, entity: str, record_id: Any, name: str) -> str:
+        return f"/app/{entity}/{record_id}/transitions/{name}"
+
     def new(self, entity: str, params: Mapping[str, Any] | None = None) -> str:
         return f"/app/{entity}/new"
 

@@ -16,6 +16,7 @@ METHODS = [
     ("platform/heddle/ui.py", "python"),
     ("platform/heddle/_screens.py", "python"),
     ("platform/heddle/_screen_forms.py", "python"),
+    ("platform/heddle/_screen_workflow.py", "python"),
     ("ui_renderer/templates/**.html", "jinja2"),
 ]
 OPTIONS = {"ui_renderer/templates/**.html": {"extensions": "jinja2.ext.i18n"}}

@@ -1,0 +1,188 @@
+"""A record's workflow bar and timeline, built from data the platform's views hand over.
+
+The bar shows the record's states (a badge per workflow field) and the transitions the
+user may fire now; the timeline tells what happened to the record, newest first: created,
+fields changed (each with its value before and after), transitions with their comments.
+A transition and the field changes it wrote (the same version) are one entry::
+
+    >>> events = timeline(entity, audit, fired, people, "zh", "CNY")
+    >>> events[0].title, [c.label for c in events[0].changes]
+    ('赢单', ['赢率 (%)', '实际成交日期'])
+
+Nothing here queries a database or decides a permission: ``audit`` is what the record
+service's history returns for this user (hidden fields already left out).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from metamodel import Entity, Workflow
+
+from .pages import Slot, column_label, slot, system_slot, text
+
+#: The columns every write touches: not worth a line in the timeline.
+QUIET = frozenset({"updated_at", "updated_by", "version", "created_at", "created_by"})
+
+
+@dataclass(frozen=True)
+class Change:
+    """One field changed: its label, and the value before and after as widgets draw them."""
+
+    label: str
+    before: Slot
+    after: Slot
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the timeline."""
+
+    at: dt.datetime
+    who: str
+    kind: str  # "create", "update", "delete", "restore" or "transition"
+    title: str
+    changes: tuple[Change, ...] = ()
+    comment: str = ""
+    states: tuple[str, str] = ("", "")  # a transition's states, left and entered
+
+    @property
+    def icon(self) -> str:
+        return {
+            "create": "circle-plus",
+            "update": "pencil",
+            "delete": "trash",
+            "restore": "restore",
+            "transition": "arrow-big-right-lines",
+        }.get(self.kind, "point")
+
+
+@dataclass(frozen=True)
+class Move:
+    """A transition the user may fire now: a button, or a link to a form when it takes
+    fields or needs a comment."""
+
+    name: str
+    label: str
+    to_label: str
+    form: bool
+
+
+def moves(
+    workflows: Sequence[Workflow], available: Sequence[Mapping[str, Any]], locale: str
+) -> tuple[Move, ...]:
+    """The transitions of ``available`` (as the state machines list them) as buttons;
+    ``workflows`` the entity's."""
+    found = []
+    for item in available:
+        workflow = next(w for w in workflows if w.name == item["workflow"])
+        transition = next(t for t in workflow.transitions if t.name == item["name"])
+        target = workflow.state(transition.to)
+        found.append(
+            Move(
+                name=transition.name,
+                label=text(transition.label, locale, transition.name),
+                to_label=text(target.label, locale, target.name),
+                form=bool(transition.inputs) or transition.comment == "required",
+            )
+        )
+    return tuple(found)
+
+
+def timeline(
+    entity: Entity,
+    audit: Sequence[Mapping[str, Any]],
+    fired: Sequence[Mapping[str, Any]],
+    people: Mapping[int, str],
+    locale: str,
+    currency: str,
+    *,
+    titles: Mapping[tuple[str, Any], str] | None = None,
+    workflows: Sequence[Workflow] = (),
+) -> tuple[Event, ...]:
+    """The record's history, newest first. ``audit`` and ``fired`` are the record
+    service's and the state machines' histories (oldest first); ``people`` user names by
+    id; ``titles`` the titles of referenced records by (field, id)."""
+    by_version = {entry["version"]: entry for entry in fired}
+    states = {w.field: w for w in workflows}
+    events: list[Event] = []
+    for entry in audit:
+        who = people.get(entry.get("actor_id") or 0, "")
+        action = entry["action"]
+        transition = by_version.get(entry["version"]) if action == "update" else None
+        changed = {
+            name: pair
+            for name, pair in (entry.get("changes") or {}).items()
+            if name not in QUIET and not (transition and name in states)
+        }
+        if action == "create":
+            events.append(Event(entry["at"], who, "create", ""))
+        elif transition is not None:
+            label, moved = _transition_title(states, transition, locale)
+            events.append(
+                Event(
+                    transition["at"],
+                    who,
+                    "transition",
+                    label,
+                    _changes(entity, changed, locale, currency, titles or {}),
+                    transition.get("comment") or "",
+                    moved,
+                )
+            )
+        elif action == "update" and changed:
+            changes = _changes(entity, changed, locale, currency, titles or {})
+            events.append(Event(entry["at"], who, "update", "", changes))
+        elif action != "update":
+            events.append(Event(entry["at"], who, action, ""))
+    return tuple(reversed(events))
+
+
+def _transition_title(
+    states: Mapping[str, Workflow], fired: Mapping[str, Any], locale: str
+) -> tuple[str, tuple[str, str]]:
+    """A fired transition's label and the labels of the states it left and entered."""
+    workflow = next((w for w in states.values() if w.name == fired["workflow"]), None)
+    if workflow is None:
+        return str(fired["transition"]), (str(fired["from_state"]), str(fired["to_state"]))
+    found = next((t for t in workflow.transitions if t.name == fired["transition"]), None)
+    label = text(found.label, locale, found.name) if found else str(fired["transition"])
+    named = {s.name: text(s.label, locale, s.name) for s in workflow.states}
+    left, entered = str(fired["from_state"]), str(fired["to_state"])
+    return label, (named.get(left, left), named.get(entered, entered))
+
+
+def _changes(
+    entity: Entity,
+    changed: Mapping[str, Any],
+    locale: str,
+    currency: str,
+    titles: Mapping[tuple[str, Any], str],
+) -> tuple[Change, ...]:
+    found = []
+    for name, pair in changed.items():
+        paired = isinstance(pair, list | tuple) and len(pair) == 2
+        before, after = pair if paired else (None, pair)
+        field = entity.fields.get(name)
+        if field is None:
+            if name not in entity.system_fields:
+                continue
+            found.append(
+                Change(
+                    column_label(entity, name, locale),
+                    system_slot(name, locale, before, titles.get((name, before))),
+                    system_slot(name, locale, after, titles.get((name, after))),
+                )
+            )
+            continue
+        found.append(
+            Change(
+                column_label(entity, name, locale),
+                slot(field, locale, before, title=titles.get((name, before)), currency=currency),
+                slot(field, locale, after, title=titles.get((name, after)), currency=currency),
+            )
+        )
+    return tuple(found)
