@@ -105,6 +105,7 @@ class Reports:
         params: Mapping[str, Any] | None = None,
         *,
         adhoc: bool = False,
+        strict: bool = False,
         action: str = "read",
         conn: sa.Connection | None = None,
     ) -> ReportResult:
@@ -112,14 +113,15 @@ class Reports:
 
         ``params`` are the values given (text or JSON); ``adhoc`` marks a report the caller
         wrote, for which reading a hidden field is an error rather than a measure left out.
-        ``action`` is the permission whose scope applies: ``export`` for a download.
+        ``strict`` (a saved report) refuses (403) a report that reads a hidden field at
+        all. ``action`` is the permission whose scope applies: ``export`` for a download.
         """
         found = self.report(report) if isinstance(report, str) else report
         entity = self._entity(found.entity)
         grant = self.permissions.grant(actor, entity, action)
         if not grant.allowed or not self.permissions.grant(actor, entity, "read").allowed:
             raise Forbidden(f"you may not {action} {entity.plural_label.get(actor.locale)}")
-        measures = self._measures_in_sight(actor, entity, found, adhoc)
+        measures = self._measures_in_sight(actor, entity, found, adhoc, strict)
         today = actor.today or dt.datetime.now(dt.UTC).date()
         values = _params.bind(found, params or {}, today)
         context = actor.context()
@@ -152,7 +154,7 @@ class Reports:
                 raise Forbidden(
                     f"you may not {action} {part_entity.plural_label.get(actor.locale)}"
                 )
-            kept = self._measures_in_sight(actor, part_entity, part, adhoc)
+            kept = self._measures_in_sight(actor, part_entity, part, adhoc, strict)
             table = self.tables.table(part_entity.name)
             main.parts.append(
                 (builder(part), kept, self.permissions.where(actor, part_entity, part_grant, table))
@@ -246,8 +248,16 @@ class Reports:
                 paths.add(path)
         return sorted(paths)
 
+    def check(self, actor: Actor, report: Report) -> None:
+        """Refuse (400, as an unknown field) a report that reads what ``actor`` may not."""
+        for part in (report, *report.parts):
+            entity = self._entity(part.entity)
+            if not self.permissions.grant(actor, entity, "read").allowed:
+                raise Forbidden(f"you may not read {entity.plural_label.get(actor.locale)}")
+            self._measures_in_sight(actor, entity, part, True)
+
     def _measures_in_sight(
-        self, actor: Actor, entity: Entity, report: Report, adhoc: bool
+        self, actor: Actor, entity: Entity, report: Report, adhoc: bool, strict: bool = False
     ) -> list[ReportMeasure]:
         """The measures ``actor`` may see; refuses a report whose rows would reveal a
         hidden field."""
@@ -271,11 +281,11 @@ class Reports:
                 why = self._hidden(actor, entity, path)
                 if why:
                     dropped.add(measure.name)
-                    if adhoc:
+                    if adhoc or strict:
                         refused.setdefault(f"measures[{i}]", []).append(why)
         if refused:
             first = next(iter(refused.values()))[0]
-            if adhoc:
+            if adhoc and not strict:
                 raise BadRequest(f"Invalid report: {first}", refused)
             raise Forbidden(f"report {report.name} reads what you may not see: {first}")
         kept = []

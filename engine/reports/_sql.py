@@ -505,9 +505,13 @@ class Builder:
         for name in mine_by_label:
             if name[0] in "dt":
                 columns_of_own.append(mine_by_label[name])
+
+        def empty(measure: ReportMeasure) -> Column:  # typed: PostgreSQL unions need it
+            return sa.cast(sa.null(), SQL_TYPES.get(measure.value_type, sa.Numeric()))
+
         for measure, label in shape.measures:
             if measure.aggregate is not None:
-                columns_of_own.append(mine_by_label.get(label, sa.null().label(label)))
+                columns_of_own.append(mine_by_label.get(label, empty(measure).label(label)))
         selects = [own.with_only_columns(*columns_of_own)]
         for part, kept, part_scope in self.parts:
             mine = Shape()
@@ -529,7 +533,9 @@ class Builder:
                 if measure.aggregate is None:
                     continue
                 columns.append(
-                    (part.measure(measure) if measure.name in names else sa.null()).label(label)
+                    (part.measure(measure) if measure.name in names else empty(measure)).label(
+                        label
+                    )
                 )
             selects.append(
                 sa.select(*columns).select_from(part.source()).where(*conditions).group_by(*group)
