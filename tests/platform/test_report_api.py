@@ -443,7 +443,7 @@ def _ids(client: FlaskClient) -> dict[str, int]:
 def test_the_cockpit_reports_give_the_numbers_by_hand(
     client: FlaskClient, token: Callable[[str], dict[str, str]]
 ) -> None:
-    ids = _ids(client)
+    _ids(client)
     root, ann = token("root"), token("ann")
     # the funnel: who reached each step (lost deals count up to the stage they were lost at)
     body = _run(client, root, "/api/v1/reports/pipeline_conversion")
