@@ -68,7 +68,7 @@ class SavedReports:
             return mine
         return sa.or_(mine, table.c.role.in_(sorted(actor.roles)))
 
-    def _shown(self, row: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
+    def _shown(self, row: Any, actor: Actor) -> dict[str, Any]:
         return {
             "id": row["id"],
             "label": row["label"],
@@ -134,7 +134,7 @@ class SavedReports:
             ).scalar_one()
             if count >= MAX_SAVED:
                 raise BadRequest(f"you keep {count} saved reports: delete some first")
-            saved_id = conn.execute(
+            inserted = conn.execute(
                 self.table.insert().values(
                     label=label.strip(),  # type: ignore[union-attr]
                     owner_id=actor.user_id,
@@ -143,8 +143,9 @@ class SavedReports:
                     created_at=now,
                     updated_at=now,
                 )
-            ).inserted_primary_key[0]
-        return self.get(actor, int(saved_id))
+            ).inserted_primary_key
+        assert inserted is not None
+        return self.get(actor, int(inserted[0]))
 
     def delete(self, actor: Actor, saved_id: int) -> None:
         found = self.get(actor, saved_id)
