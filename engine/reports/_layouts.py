@@ -104,9 +104,10 @@ def build_funnel(builder: Builder, measures: Sequence[ReportMeasure], scope: Col
     for measure, label in aggregates:
         running = sa.func.sum(g_cte.c[label]).over(order_by=steps.c.k.desc(), rows=(None, 0))
         empty = AGGREGATES[str(measure.aggregate)].empty
-        cumulative.append(
-            sa.type_coerce(sa.func.coalesce(running, empty), g_cte.c[label].type).label(label)
-        )
+        added = sa.func.coalesce(running, empty)
+        if measure.value_type == "integer":  # PostgreSQL sums integers as numerics
+            added = sa.cast(added, sa.BigInteger)
+        cumulative.append(sa.type_coerce(added, g_cte.c[label].type).label(label))
     c = (
         sa.select(steps.c.k, steps.c.d0, *cumulative)
         .select_from(steps.outerjoin(g_cte, g_cte.c.k == steps.c.k))

@@ -383,6 +383,7 @@ def test_a_funnel_counts_who_reached_each_step(reports: Reports) -> None:
             GROUP BY s.k, s.step ORDER BY s.k""",
     )
     assert [r["stage"] for r in result.rows] == ["open", "proposal", "negotiation", "won"]
+    assert all(type(r["deals"]) is int for r in result.rows)  # not PostgreSQL's numeric
     first = expected[0]["deals"]
     for i, (mine, theirs) in enumerate(zip(result.rows, expected, strict=True)):
         assert mine["deals"] == theirs["deals"]
