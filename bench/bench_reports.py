@@ -6,7 +6,10 @@ reference), keeps those above a revenue given as a parameter, and computes a cou
 sum, an average and a filtered count. The engine's side includes everything a request
 does below HTTP: binding the parameter, the permission scope (an admin's: none), building
 and compiling the statement, and shaping the rows. Two variants: without totals, and
-with totals (the hand-written side then adds the same totals with ``UNION ALL``).
+with totals (the hand-written side then adds the same totals with ``UNION ALL``). Then a
+dashboard of six widgets (``run_dashboard``: a grouped report, a path through a reference,
+value ranges, a top 5 with "others", a pivot with row and column totals, a number card)
+against the six hand-written queries that give the same numbers, in the same run.
 
     .venv/bin/python bench/bench_reports.py [--url postgresql+psycopg://postgres@127.0.0.1/postgres]
                                             [--rows 1000000] [--repeat 30]
@@ -40,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from engine.context import Actor  # noqa: E402
 from engine.records import Records  # noqa: E402
 from engine.reports import Reports  # noqa: E402
+from engine.reports.dashboards import run_dashboard  # noqa: E402
 from engine.tables import USER_TABLE, build_tables  # noqa: E402
 from metamodel import load_packages, report_from_value  # noqa: E402
 
@@ -61,7 +65,85 @@ fields:
   revenue: {type: money}
   employees: {type: integer}
   region: {type: reference, to: region, on_delete: set_null}
+---
+kind: report
+name: by_grade
+entity: account
+group_by: [grade]
+measures: [{name: accounts, aggregate: count}, {name: revenue, aggregate: sum, field: revenue}]
+---
+kind: report
+name: by_region
+entity: account
+group_by: [region.name]
+measures: [{name: accounts, aggregate: count}, {name: average, aggregate: avg, field: revenue}]
+---
+kind: report
+name: by_size
+entity: account
+group_by:
+  - name: size
+    field: employees
+    ranges: [{value: small, to: 99}, {value: medium, to: 999}, {value: large}]
+measures: [{name: accounts, aggregate: count}]
+---
+kind: report
+name: top_regions
+entity: account
+group_by: [region]
+measures: [{name: revenue, aggregate: sum, field: revenue}]
+sort: -revenue
+limit: 5
+others: true
+totals: false
+---
+kind: report
+name: grade_by_region
+entity: account
+group_by: [region, grade]
+pivot: grade
+measures: [{name: accounts, aggregate: count}]
+---
+kind: report
+name: overall
+entity: account
+measures: [{name: accounts, aggregate: count}, {name: revenue, aggregate: sum, field: revenue}]
+---
+kind: dashboard
+name: cockpit
+widgets:
+  - {name: grade, type: report, report: by_grade}
+  - {name: region, type: report, report: by_region}
+  - {name: size, type: report, report: by_size}
+  - {name: top, type: report, report: top_regions}
+  - {name: pivot, type: report, report: grade_by_region}
+  - {name: overall, type: metric, report: overall}
 """
+
+DASHBOARD_HAND = [
+    """SELECT grade, count(*), coalesce(sum(revenue), 0) FROM account GROUP BY grade
+       UNION ALL SELECT NULL, count(*), coalesce(sum(revenue), 0) FROM account""",
+    """SELECT r.name, count(*), avg(a.revenue) FROM account a
+       LEFT JOIN region r ON r.id = a.region GROUP BY r.name
+       UNION ALL SELECT NULL, count(*), avg(revenue) FROM account""",
+    """SELECT CASE WHEN employees IS NULL THEN NULL WHEN employees <= 99 THEN 'small'
+                   WHEN employees <= 999 THEN 'medium' ELSE 'large' END, count(*)
+       FROM account GROUP BY 1 UNION ALL SELECT NULL, count(*) FROM account""",
+    # with the region's name, as the engine gives each reference's title
+    """WITH g AS (SELECT a.region, r.name, coalesce(sum(a.revenue), 0) AS revenue
+                FROM account a LEFT JOIN region r ON r.id = a.region
+                GROUP BY a.region, r.name ORDER BY revenue DESC LIMIT 5)
+       SELECT region, name, revenue FROM g
+       UNION ALL SELECT NULL, NULL, coalesce(sum(revenue), 0) FROM account
+       WHERE region IS NULL OR region NOT IN (SELECT region FROM g WHERE region IS NOT NULL)""",
+    """SELECT a.region, r.name, a.grade, count(*) FROM account a
+       LEFT JOIN region r ON r.id = a.region GROUP BY a.region, r.name, a.grade
+       UNION ALL SELECT a.region, r.name, NULL, count(*) FROM account a
+       LEFT JOIN region r ON r.id = a.region GROUP BY a.region, r.name
+       UNION ALL SELECT NULL, NULL, grade, count(*) FROM account GROUP BY grade
+       UNION ALL SELECT NULL, NULL, NULL, count(*) FROM account""",
+    "SELECT count(*), coalesce(sum(revenue), 0) FROM account",
+]
 
 REPORT: dict[str, Any] = {
     "entity": "account",
@@ -190,6 +272,26 @@ def main() -> None:
                 f"{label:20} engine {mine:8.1f} ms   hand-written {hand:8.1f} ms   "
                 f"ratio {mine / hand:.3f} (goal ≤ 1.1)"
             )
+
+        def dashboard() -> Any:
+            found = run_dashboard(reports, ADMIN, "cockpit", {})
+            assert not [w for w in found["widgets"] if "error" in w], found
+            return found
+
+        def six_queries() -> Any:
+            answers = []
+            for text in DASHBOARD_HAND:
+                with engine.connect() as conn:
+                    answers.append(conn.execute(sa.text(text)).all())
+            return answers
+
+        overall = dashboard()["widgets"][-1]["data"]["totals"]["accounts"]
+        assert overall == six_queries()[-1][0][0] == args.rows
+        mine, hand = side_by_side(dashboard, six_queries, args.repeat)
+        print(
+            f"{'dashboard, 6 widgets':20} engine {mine:8.1f} ms   hand-written {hand:8.1f} ms   "
+            f"ratio {mine / hand:.3f}"
+        )
     finally:
         engine.dispose()
         with server.connect() as conn:

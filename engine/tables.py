@@ -39,6 +39,7 @@ AUDIT_TABLE = "heddle_audit"
 SEQUENCE_TABLE = "heddle_sequence"
 ARCHIVE_TABLE = "heddle_archive"
 TRANSITION_TABLE = "heddle_transition"
+SAVED_REPORT_TABLE = "heddle_saved_report"
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,21 @@ def system_tables(metadata: sa.MetaData) -> None:
         sa.Column("at", UTCDateTime(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Index("ix_heddle_transition_record", "entity", "record_id", "id"),
+    )
+    sa.Table(  # ad-hoc reports a user saved: report documents, compiled when run
+        SAVED_REPORT_TABLE,
+        metadata,
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("label", sa.String(200), nullable=False),
+        sa.Column(
+            "owner_id", ID, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="CASCADE"), nullable=False
+        ),
+        sa.Column("role", sa.String(63)),  # shared with this role's users; none: private
+        sa.Column("definition", JSON, nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Index("ix_heddle_saved_report_owner", "owner_id"),
+        sa.Index("ix_heddle_saved_report_role", "role"),
     )
 
 

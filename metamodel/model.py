@@ -466,6 +466,30 @@ class ReportMeasure:
     value: Expression | None = None  # what the aggregate reads, when not a field
     share_of: str | None = None  # a count or sum measure: each row's part of its total
     previous: bool = False  # computed over the previous period (a report's ``compare``)
+    conversion: str | None = None  # a funnel's: "previous" (from the step before) or "first"
+    conversion_of: str | None = None  # the measure a funnel's conversion divides
+
+
+@dataclass(frozen=True)
+class Funnel:
+    """A report's funnel: the records that reached each of ``steps`` (values of the
+    choice at ``path``, in order), a record at a later step counting in every earlier one;
+    a record whose value is no step counts up to the step ``dropped_at`` holds, if any."""
+
+    path: tuple[str, ...]
+    steps: tuple[str, ...]
+    dropped_at: tuple[str, ...] | None = None
+    measure: str = ""  # the measure the conversions divide
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """A history entity's durations: ``cycle.days`` is the days from a row to the next row
+    of the same ``record`` (by ``at``), ``cycle.total_days`` from its record's first row."""
+
+    record: str
+    at: str
+    at_type: str
 
 
 @dataclass(frozen=True)
@@ -486,14 +510,26 @@ class Report:
     totals: bool = True
     chart: Frozen = None
     compare: str | None = None  # a period parameter: measures also for the period before
+    pivot: str | None = None  # a dimension whose values become columns
+    subtotals: bool = False  # a row per group of each leading dimension
+    funnel: Funnel | None = None
+    cycle: Cycle | None = None
+    parts: tuple[Report, ...] = ()  # ``union``: other entities' measures on the same rows
+    unpivot: tuple[str, ...] = ()  # fields each record spreads over, one row each
 
 
 @dataclass(frozen=True)
 class Dashboard:
+    """Widgets on a grid; ``params`` are shared by the widgets' reports (a report's
+    parameter of the same name, or the one a widget's ``params`` maps to it), and the
+    dashboard is the home of the roles of ``default_for``."""
+
     name: str
     label: Label
     spec: Frozen
     package: str = ""
+    params: tuple[ReportParam, ...] = ()
+    default_for: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -164,5 +164,6 @@ for _measure in (
     Measure("avg", NUMERIC, DECIMAL, description="The average of a number field."),
     Measure("min", _ORDERED, None, description="The smallest value."),
     Measure("max", _ORDERED, None, description="The largest value."),
+    Measure("median", NUMERIC, DECIMAL, description="The middle value of a number field."),
 ):
     MEASURES.register(_measure)

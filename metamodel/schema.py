@@ -38,6 +38,8 @@ TIME_BUCKETS = ("day", "week", "month", "quarter", "year")
 REPORT_PARAM_TYPES = ("period",)
 CHART_TYPES = ("bar", "stacked_bar", "line", "pie", "funnel", "number", "table")
 MAX_REPORT_ROWS = 10_000
+MAX_UNION = 20  # parts of one report's union
+MAX_UNPIVOT = 60  # fields one unpivot spreads
 
 IDENTIFIER = r"^[a-z][a-z0-9_]*$"
 PATCH_SUFFIX = "_patch"
@@ -273,6 +275,67 @@ def _action_schema() -> Schema:
 
 
 def _kind_schemas() -> dict[str, Schema]:
+    group_by = _array(
+        {
+            "oneOf": [
+                _ref("field_path"),
+                _obj(
+                    {
+                        "name": _ref("identifier"),
+                        "label": _ref("label"),
+                        "field": _ref("field_path"),
+                        "expression": _ref("expression"),
+                        "bucket": {"enum": list(TIME_BUCKETS)},
+                        "ranges": _array(
+                            _obj(
+                                {
+                                    "value": {"type": "string", "minLength": 1},
+                                    "label": _ref("label"),
+                                    "to": {"type": "number"},
+                                },
+                                ("value",),
+                            ),
+                            minItems=1,
+                        ),
+                        "fill": {"type": "boolean"},
+                    }
+                ),
+            ]
+        }
+    )
+    measures = _array(
+        _obj(
+            {
+                "name": _ref("identifier"),
+                "label": _ref("label"),
+                "aggregate": {"enum": list(MEASURES)},
+                "field": _ref("field_path"),
+                "value": _ref("expression"),
+                "filter": _ref("expression"),
+                "expression": _ref("expression"),
+                "share_of": _ref("identifier"),
+            },
+            ("name",),
+        )
+    )
+    report_params = _array(
+        _obj(
+            {
+                "name": _ref("identifier"),
+                "label": _ref("label"),
+                "type": {"enum": [*FORMULA_RETURNS, *REPORT_PARAM_TYPES]},
+                "default": {},
+                "required": {"type": "boolean"},
+            },
+            ("name", "type"),
+        )
+    )
+    unpivot = _obj(
+        {
+            "fields": _array(_ref("identifier"), minItems=2, maxItems=MAX_UNPIVOT),
+        },
+        ("fields",),
+    )
     return {
         "package": _obj(
             {
@@ -429,68 +492,45 @@ def _kind_schemas() -> dict[str, Schema]:
             {
                 **_COMMON,
                 "entity": _ref("identifier"),
-                "params": _array(
-                    _obj(
-                        {
-                            "name": _ref("identifier"),
-                            "label": _ref("label"),
-                            "type": {"enum": [*FORMULA_RETURNS, *REPORT_PARAM_TYPES]},
-                            "default": {},
-                            "required": {"type": "boolean"},
-                        },
-                        ("name", "type"),
-                    )
-                ),
+                "params": report_params,
                 "filter": _ref("expression"),
-                "group_by": _array(
-                    {
-                        "oneOf": [
-                            _ref("field_path"),
-                            _obj(
-                                {
-                                    "name": _ref("identifier"),
-                                    "label": _ref("label"),
-                                    "field": _ref("field_path"),
-                                    "expression": _ref("expression"),
-                                    "bucket": {"enum": list(TIME_BUCKETS)},
-                                    "ranges": _array(
-                                        _obj(
-                                            {
-                                                "value": {"type": "string", "minLength": 1},
-                                                "label": _ref("label"),
-                                                "to": {"type": "number"},
-                                            },
-                                            ("value",),
-                                        ),
-                                        minItems=1,
-                                    ),
-                                    "fill": {"type": "boolean"},
-                                }
-                            ),
-                        ]
-                    }
-                ),
-                "measures": _array(
-                    _obj(
-                        {
-                            "name": _ref("identifier"),
-                            "label": _ref("label"),
-                            "aggregate": {"enum": list(MEASURES)},
-                            "field": _ref("field_path"),
-                            "value": _ref("expression"),
-                            "filter": _ref("expression"),
-                            "expression": _ref("expression"),
-                            "share_of": _ref("identifier"),
-                        },
-                        ("name",),
-                    )
-                ),
+                "group_by": group_by,
+                "measures": measures,
                 "having": _ref("expression"),
                 "sort": _ref("sort"),
                 "limit": {"type": "integer", "minimum": 1, "maximum": MAX_REPORT_ROWS},
                 "others": {"type": "boolean"},
                 "totals": {"type": "boolean"},
                 "compare": _ref("identifier"),
+                "pivot": {"type": "string", "minLength": 1, "description": "a dimension's name"},
+                "subtotals": {"type": "boolean"},
+                "funnel": _obj(
+                    {
+                        "field": _ref("field_path"),
+                        "steps": _array({"type": "string", "minLength": 1}, minItems=2),
+                        "dropped_at": _ref("field_path"),
+                        "measure": _ref("identifier"),
+                    },
+                    ("field",),
+                ),
+                "cycle": _obj(
+                    {"record": _ref("identifier"), "at": _ref("identifier")}, ("record", "at")
+                ),
+                "unpivot": unpivot,
+                "union": _array(
+                    _obj(
+                        {
+                            "entity": _ref("identifier"),
+                            "filter": _ref("expression"),
+                            "unpivot": unpivot,
+                            "group_by": group_by,
+                            "measures": measures,
+                        },
+                        ("entity", "group_by", "measures"),
+                    ),
+                    minItems=1,
+                    maxItems=MAX_UNION,
+                ),
                 "chart": _obj(
                     {
                         "type": {"enum": list(CHART_TYPES)},
@@ -506,6 +546,8 @@ def _kind_schemas() -> dict[str, Schema]:
             {
                 **_COMMON,
                 "roles": _names(),
+                "default_for": _names(),
+                "params": report_params,
                 "widgets": _array(
                     _obj(
                         {
@@ -518,6 +560,12 @@ def _kind_schemas() -> dict[str, Schema]:
                             "entity": _ref("identifier"),
                             "filter": _ref("expression"),
                             "width": {"type": "integer", "minimum": 1, "maximum": 12},
+                            "params": {
+                                "type": "object",
+                                "description": "The report's parameters by name: a "
+                                "dashboard parameter's name, or a fixed value.",
+                                "propertyNames": _ref("identifier"),
+                            },
                         },
                         ("name", "type"),
                     )

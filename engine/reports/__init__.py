@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,7 +35,15 @@ from ..paths import QueryValueError
 from ..records import Records
 from . import _params
 from ._aggregates import AGGREGATES, Aggregate
-from ._sql import OTHERS, ROWS, TOTALS, Builder, Shape
+from ._layouts import build_funnel, build_pivot
+from ._results import (
+    add_sqlite_aggregates,
+    arrange_subtotals,
+    pivot_chart,
+    rounded,
+    shape_pivot,
+)
+from ._sql import OTHERS, ROWS, SUBTOTAL, TOTALS, Builder, Shape
 from ._values import fill, label_of, options_of
 
 __all__ = ["AGGREGATES", "Aggregate", "ReportResult", "Reports"]
@@ -53,15 +60,19 @@ class ReportResult:
     totals: dict[str, Any] | None
     chart: dict[str, Any]
     params: dict[str, Any] = field(default_factory=dict)
+    pivot: dict[str, Any] | None = None  # a pivot's dimension and column values
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        found = {
             "columns": self.columns,
             "rows": self.rows,
             "totals": self.totals,
             "chart": self.chart,
             "params": self.params,
         }
+        if self.pivot is not None:
+            found["pivot"] = self.pivot
+        return found
 
 
 class Reports:
@@ -94,6 +105,7 @@ class Reports:
         params: Mapping[str, Any] | None = None,
         *,
         adhoc: bool = False,
+        strict: bool = False,
         action: str = "read",
         conn: sa.Connection | None = None,
     ) -> ReportResult:
@@ -101,14 +113,15 @@ class Reports:
 
         ``params`` are the values given (text or JSON); ``adhoc`` marks a report the caller
         wrote, for which reading a hidden field is an error rather than a measure left out.
-        ``action`` is the permission whose scope applies: ``export`` for a download.
+        ``strict`` (a saved report) refuses (403) a report that reads a hidden field at
+        all. ``action`` is the permission whose scope applies: ``export`` for a download.
         """
         found = self.report(report) if isinstance(report, str) else report
         entity = self._entity(found.entity)
         grant = self.permissions.grant(actor, entity, action)
         if not grant.allowed or not self.permissions.grant(actor, entity, "read").allowed:
             raise Forbidden(f"you may not {action} {entity.plural_label.get(actor.locale)}")
-        measures = self._measures_in_sight(actor, entity, found, adhoc)
+        measures = self._measures_in_sight(actor, entity, found, adhoc, strict)
         today = actor.today or dt.datetime.now(dt.UTC).date()
         values = _params.bind(found, params or {}, today)
         context = actor.context()
@@ -117,22 +130,50 @@ class Reports:
         scope = self.permissions.where(actor, entity, grant, self.tables.table(entity.name))
         dialect = self.records.dialect
         before = _params.previous(values, found.compare) if found.compare else None
-        builder = Builder(
-            self.tables,
-            found,
-            dialect,
-            context,
-            lambda p: _params.literal(found, values, p),
-            None if before is None else (lambda p: _params.literal(found, before, p)),
-            self.permissions.sight(actor),
-        )
+        sight = self.permissions.sight(actor)
+
+        def builder(report: Report) -> Builder:
+            return Builder(
+                self.tables,
+                report,
+                dialect,
+                context,
+                lambda p: _params.literal(found, values, p),
+                None if before is None else (lambda p: _params.literal(found, before, p)),
+                sight,
+            )
+
+        main = builder(found)
+        for part in found.parts:
+            part_entity = self._entity(part.entity)
+            part_grant = self.permissions.grant(actor, part_entity, action)
+            if (
+                not part_grant.allowed
+                or not self.permissions.grant(actor, part_entity, "read").allowed
+            ):
+                raise Forbidden(
+                    f"you may not {action} {part_entity.plural_label.get(actor.locale)}"
+                )
+            kept = self._measures_in_sight(actor, part_entity, part, adhoc, strict)
+            table = self.tables.table(part_entity.name)
+            main.parts.append(
+                (builder(part), kept, self.permissions.where(actor, part_entity, part_grant, table))
+            )
+        measures = _without_dropped(found, measures, {m.name for _, k, _ in main.parts for m in k})
         fills = not found.limit and any(d.fill for d in found.dimensions)
         try:
-            built = builder.build(measures, scope, found.limit)
+            if found.funnel is not None:
+                built = build_funnel(main, measures, scope)
+            elif found.pivot is not None:
+                built = build_pivot(main, measures, scope)
+            else:
+                built = main.build(measures, scope, found.limit)
         except QueryValueError as exc:  # pragma: no cover - compile checks the paths
             raise BadRequest(f"Invalid report: {exc}") from None
 
         def work(c: sa.Connection) -> list[Mapping[str, Any]]:
+            if dialect == "sqlite":
+                add_sqlite_aggregates(c)
             return [dict(row) for row in c.execute(built.statement).mappings()]
 
         if conn is not None:
@@ -140,17 +181,30 @@ class Reports:
         else:
             with self.records.reader.connect() as new:
                 fetched = work(new)
+        columns = self._columns(found, built.shape, actor.locale)
+        chart = self._chart(found, built.shape)
+        if built.shape.layout == "pivot":
+            rows, grand, pivot = shape_pivot(found, built.shape, fetched, columns, actor.locale)
+            chart = pivot_chart(chart, found, built.shape, pivot)
+            return ReportResult(
+                columns,
+                rows,
+                grand if found.totals else None,
+                chart,
+                _params.shown(found, values),
+                pivot,
+            )
         rows, others, totals = self._shape(built.shape, fetched)
+        subtotals = [r for r in rows if "_subtotal" in r]
+        rows = [r for r in rows if "_subtotal" not in r]
         if fills:
             rows = fill(found, built.shape, rows)
+        if found.subtotals:
+            rows = arrange_subtotals(found, built.shape, rows, subtotals)
         if others is not None:
             rows.append(others)
         return ReportResult(
-            self._columns(found, built.shape, actor.locale),
-            rows,
-            totals if found.totals else None,
-            self._chart(found, built.shape),
-            _params.shown(found, values),
+            columns, rows, totals if found.totals else None, chart, _params.shown(found, values)
         )
 
     # --- sight -------------------------------------------------------------------------
@@ -180,10 +234,30 @@ class Reports:
         if expression is None:
             return []
         params = {("params", p.name) for p in report.params}
-        return sorted(p for p in expression.fields if p[:2] not in params)
+        own = {"cycle"} if report.cycle else set()
+        own |= {"unpivot"} if report.unpivot else set()
+        paths = set()
+        for path in expression.fields:
+            if path[0] == "cycle" and "cycle" in own:
+                assert report.cycle is not None
+                paths |= {(report.cycle.record,), (report.cycle.at,)}
+            elif path[0] == "unpivot" and "unpivot" in own:
+                if path[1] == "value":
+                    paths |= {(name,) for name in report.unpivot}
+            elif path[:2] not in params:
+                paths.add(path)
+        return sorted(paths)
+
+    def check(self, actor: Actor, report: Report) -> None:
+        """Refuse (400, as an unknown field) a report that reads what ``actor`` may not."""
+        for part in (report, *report.parts):
+            entity = self._entity(part.entity)
+            if not self.permissions.grant(actor, entity, "read").allowed:
+                raise Forbidden(f"you may not read {entity.plural_label.get(actor.locale)}")
+            self._measures_in_sight(actor, entity, part, True)
 
     def _measures_in_sight(
-        self, actor: Actor, entity: Entity, report: Report, adhoc: bool
+        self, actor: Actor, entity: Entity, report: Report, adhoc: bool, strict: bool = False
     ) -> list[ReportMeasure]:
         """The measures ``actor`` may see; refuses a report whose rows would reveal a
         hidden field."""
@@ -193,6 +267,8 @@ class Reports:
             paths = [dim.path] if dim.path else self._paths(report, dim.expression)
             reads += [(f"group_by[{i}]", p) for p in paths]
         reads += [("filter", p) for p in self._paths(report, report.filter)]
+        if report.funnel is not None and report.funnel.dropped_at is not None:
+            reads.append(("funnel", report.funnel.dropped_at))
         for key, path in reads:
             why = self._hidden(actor, entity, path)
             if why:
@@ -205,23 +281,29 @@ class Reports:
                 why = self._hidden(actor, entity, path)
                 if why:
                     dropped.add(measure.name)
-                    if adhoc:
+                    if adhoc or strict:
                         refused.setdefault(f"measures[{i}]", []).append(why)
         if refused:
             first = next(iter(refused.values()))[0]
-            if adhoc:
+            if adhoc and not strict:
                 raise BadRequest(f"Invalid report: {first}", refused)
             raise Forbidden(f"report {report.name} reads what you may not see: {first}")
         kept = []
         for measure in report.measures:
             reads_dropped = (
-                measure.expression is not None
-                and any(".".join(p) in dropped for p in measure.expression.fields)
-            ) or measure.share_of in dropped
+                (
+                    measure.expression is not None
+                    and any(".".join(p) in dropped for p in measure.expression.fields)
+                )
+                or measure.share_of in dropped
+                or measure.conversion_of in dropped
+            )
             twin_of = measure.name.removesuffix("_previous") if measure.previous else None
             if measure.name not in dropped and not reads_dropped and twin_of not in dropped:
                 kept.append(measure)
         names = {m.name for m in kept}
+        if report.parts:
+            return kept  # the union's having is checked with its parts' measures (run)
         if report.having is not None and any(
             ".".join(p) not in names and ".".join(p) not in {d.name for d in report.dimensions}
             for p in report.having.fields
@@ -240,15 +322,17 @@ class Reports:
         for record in fetched:
             level = record["_level"]
             measures = {
-                m.name: _rounded(shape, m.name, record[label]) for m, label in shape.measures
+                m.name: rounded(shape, m.name, record[label]) for m, label in shape.measures
             }
-            if level == ROWS:
+            if level == ROWS or level > SUBTOTAL:
                 row: dict[str, Any] = {}
                 for dim, label, _ in shape.dimensions:
                     row[dim.name] = record[label]
                     if dim.name in shape.titles:
                         row[f"{dim.name}__title"] = record[shape.titles[dim.name]]
                 row.update(measures)
+                if level > SUBTOTAL:
+                    row["_subtotal"] = level - SUBTOTAL
                 rows.append(row)
             elif level == OTHERS:
                 others = {dim.name: None for dim, _, _ in shape.dimensions}
@@ -292,10 +376,12 @@ class Reports:
         spec = dict(report.chart or {})
         dims = [d.name for d, _, _ in shape.dimensions]
         measures = [m.name for m, _ in shape.measures]
-        ys = spec.get("y") or measures
+        funnel = report.funnel
+        ys = spec.get("y") or ([funnel.measure] if funnel is not None else measures)
         ys = [ys] if isinstance(ys, str) else list(ys)
+        default = "funnel" if funnel is not None else ("bar" if dims else "number")
         chart: dict[str, Any] = {
-            "type": spec.get("type") or ("bar" if dims else "number"),
+            "type": spec.get("type") or default,
             "x": spec.get("x") or (dims[0] if dims else None),
             "y": [y for y in ys if y in measures],
         }
@@ -307,10 +393,20 @@ class Reports:
         return chart
 
 
-def _rounded(shape: Shape, name: str, value: Any) -> Any:
-    """A decimal measure to the places of its field, the same on every database."""
-    if isinstance(value, float):
-        value = Decimal(repr(value))
-    if isinstance(value, Decimal) and name in shape.scales:
-        return value.quantize(Decimal(1).scaleb(-shape.scales[name]))
-    return value
+def _without_dropped(
+    report: Report, measures: list[ReportMeasure], parts: set[str]
+) -> list[ReportMeasure]:
+    """A union's expressions over a part's measure the actor may not see go too."""
+    if not report.parts:
+        return measures
+    known = {m.name for m in measures} | parts
+    kept = [
+        m
+        for m in measures
+        if m.expression is None or all(".".join(p) in known for p in m.expression.fields)
+    ]
+    if report.having is not None and any(
+        ".".join(p) not in known | {d.name for d in report.dimensions} for p in report.having.fields
+    ):
+        raise Forbidden(f"report {report.name} reads what you may not see")
+    return kept

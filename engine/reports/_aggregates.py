@@ -4,9 +4,9 @@ A measure named in a report must be registered in both: the language half says w
 value types it takes and gives (checked when definitions load), this half how the
 database computes it. A plugin registers both under the same name::
 
-    MEASURES.register(Measure("median", ("integer", "decimal"), "decimal"))
+    MEASURES.register(Measure("p90", ("integer", "decimal"), "decimal"))
     AGGREGATES.register(Aggregate(
-        "median", lambda column: sa.func.percentile_cont(0.5).within_group(column)))
+        "p90", lambda column: sa.func.percentile_cont(0.9).within_group(column)))
 
 ``sql`` gets the measured column — already ``CASE WHEN <filter> THEN column END`` when
 the measure has a filter, and for a measure without a field ``1`` when the filter holds
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 
 from metamodel.registry import Registry
 
@@ -41,6 +42,31 @@ def _count(column: Column) -> Column:
     return sa.func.count() if column is None else sa.func.count(column)
 
 
+class _MedianFunction(sa.sql.functions.GenericFunction[Any]):
+    """``median(x)``: SQLite's (added to each connection by the engine); PostgreSQL's is
+    ``percentile_cont(0.5) WITHIN GROUP (ORDER BY x)``."""
+
+    name = "heddle_median"
+    identifier = "heddle_median"
+    inherit_cache = True
+
+
+@compiles(_MedianFunction)
+def _median_sql(element: Any, compiler: Any, **kw: Any) -> str:
+    return f"median({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_MedianFunction, "postgresql")
+def _median_postgresql(element: Any, compiler: Any, **kw: Any) -> str:
+    inner = compiler.process(element.clauses, **kw)
+    return f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {inner})"
+
+
+def _median(column: Column) -> Column:
+    """The middle value (the mean of the two middle ones)."""
+    return _MedianFunction(column)
+
+
 for _aggregate in (
     Aggregate("count", _count, 0),
     Aggregate("count_distinct", lambda column: sa.func.count(column.distinct()), 0),
@@ -48,5 +74,6 @@ for _aggregate in (
     Aggregate("avg", lambda column: sa.func.avg(column)),
     Aggregate("min", lambda column: sa.func.min(column)),
     Aggregate("max", lambda column: sa.func.max(column)),
+    Aggregate("median", _median),
 ):
     AGGREGATES.register(_aggregate)

@@ -41,7 +41,10 @@ from ..tables import TEAM_TABLE, USER_TABLE, Tables
 from ._aggregates import AGGREGATES
 
 Column = Any
-ROWS, OTHERS, TOTALS = 0, 1, 2
+# What each row of a report's statement is (its ``_level``): a row; the "others" row;
+# the totals; a subtotal (``_depth`` dimensions fixed); a pivot's row total and column total.
+ROWS, OTHERS, TOTALS, ROW_TOTAL, COLUMN_TOTAL = 0, 1, 2, 4, 5
+SUBTOTAL = 10  # + the number of dimensions the subtotal fixes
 
 
 @dataclass
@@ -52,6 +55,16 @@ class Shape:
     titles: dict[str, str] = field(default_factory=dict)  # dimension name → label
     measures: list[tuple[ReportMeasure, str]] = field(default_factory=list)
     scales: dict[str, int] = field(default_factory=dict)  # decimal measure → places shown
+    layout: str = "rows"  # or pivot, subtotals, funnel
+
+
+@dataclass
+class Grouped:
+    """A dimension as the statement reads it, and the title of the record it names."""
+
+    dimension: Dimension
+    column: Column
+    title: Column | None = None
 
 
 @dataclass
@@ -119,6 +132,9 @@ class Builder:
         # as no record): a report groups by nothing its user could not see.
         self.resolver = Resolver(tables, report.entity, dialect, context, sight=sight)
         self._system_joins: list[tuple[sa.FromClause, Column]] = []
+        self._spread: sa.Subquery | None = None  # the numbers an unpivot spreads over
+        # a union's parts: their builders, the measures kept and their scopes
+        self.parts: list[tuple[Builder, list[ReportMeasure], Column | None]] = []
         self.scales: dict[str, int] = {}
 
     def resolve(self, path: tuple[str, ...]) -> Column:
@@ -126,7 +142,51 @@ class Builder:
             if self._previous and self.previous_params is not None:
                 return self.previous_params(path)
             return self.params(path)
+        if path[0] == "cycle" and self.report.cycle is not None:
+            return self._cycle(path[1])
+        if path[0] == "unpivot" and self.report.unpivot:
+            index = self._unpivot_index()
+            if path[1] == "index":
+                return index
+            fields = self.report.unpivot
+            value = sa.case(
+                *((index == i + 1, self.resolver.column((f,))) for i, f in enumerate(fields))
+            )
+            return sa.type_coerce(value, self.resolver.column((fields[0],)).type)
         return self.resolver.column(path)
+
+    def _unpivot_index(self) -> Column:
+        if self._spread is None:
+            numbers = [
+                sa.select(sa.literal(i + 1).label("i")) for i in range(len(self.report.unpivot))
+            ]
+            self._spread = sa.union_all(*numbers).subquery("unpivot")
+        return self._spread.c.i
+
+    def _cycle(self, name: str) -> Column:
+        """Days from this history row to the next of its record (``days``), or from its
+        record's first row (``total_days``), over the record's whole history."""
+        cycle = self.report.cycle
+        assert cycle is not None
+        base = self.resolver.base
+        other = self.tables.table(self.report.entity).alias()
+        at: Column = other.c[cycle.at]
+        mine: Column = base.c[cycle.at]
+        same = other.c[cycle.record] == base.c[cycle.record]
+        if name == "days":
+            later = sa.or_(at > mine, sa.and_(at == mine, other.c.id > base.c.id))
+            bound = sa.select(sa.func.min(at)).where(same, later).scalar_subquery()
+            start, end = mine, bound
+        else:
+            bound = sa.select(sa.func.min(at)).where(same).scalar_subquery()
+            start, end = bound, mine
+        if self.sqlite:
+            days = sa.func.julianday(end) - sa.func.julianday(start)
+        elif cycle.at_type == "datetime":
+            days = sa.extract("epoch", end - start) / 86400
+        else:
+            days = end - start
+        return sa.type_coerce(days, sa.Numeric(decimal_return_scale=6))
 
     def sql(self, expression: Expression) -> Column:
         return to_sql(expression, self.resolve, self.dialect, self.context)
@@ -201,7 +261,86 @@ class Builder:
         clause = self.resolver.from_clause()
         for table, on in self._system_joins:
             clause = clause.outerjoin(table, on)
+        if self._spread is not None:
+            clause = clause.join(self._spread, sa.true())
         return clause
+
+    # --- the pieces the layouts share (see ._layouts) --------------------------------------
+
+    def conditions(self, scope: Column | None) -> list[Column]:
+        found = [] if self.report.filter is None else [self.sql(self.report.filter)]
+        return found if scope is None else [*found, scope]
+
+    def columns(self, shape: Shape) -> list[Grouped]:
+        """The report's dimensions, as columns (with the titles of references)."""
+        found = []
+        for i, dim in enumerate(self.report.dimensions):
+            column, target = self.dimension(dim)
+            shape.dimensions.append((dim, f"d{i}", target))
+            title = self.title(dim, target, column)
+            if title is not None:
+                shape.titles[dim.name] = f"t{i}"
+            found.append(Grouped(dim, column, title))
+        return found
+
+    def grouped(
+        self,
+        level: int,
+        dims: Sequence[Grouped],
+        used: Sequence[int],
+        shape: Shape,
+        conditions: Sequence[Column],
+        *,
+        ranked: bool = True,
+        labels: Sequence[str] | None = None,
+        by_dimensions: bool = False,
+    ) -> sa.Select[Any]:
+        """One level of a layout: the measures grouped by the dimensions ``used`` (the
+        others empty), numbered in the report's order when ``ranked``. ``labels``: the
+        order of the columns after ``_level`` and ``_rn`` (default: dimensions, titles,
+        measures)."""
+        measures = [m for m, _ in shape.measures]
+        aggregates = [m for m in measures if m.aggregate is not None]
+        expressions = [m for m in measures if m.expression is not None]
+        values = {m.name: self.measure(m) for m in aggregates}
+        computed = self._expressions(expressions, values)
+        by_name: dict[str, Column] = dict(values)
+        by_name.update({m.name: c for m, c in zip(expressions, computed, strict=True)})
+        source = self.source()
+        for measure in measures:
+            if measure.share_of is not None:
+                whole = (
+                    sa.select(values[measure.share_of])
+                    .select_from(source)
+                    .where(*conditions)
+                    .scalar_subquery()
+                )
+                by_name[measure.name] = _ratio(values[measure.share_of], whole, self.sqlite)
+        named: dict[str, Column] = {}
+        group: list[Column] = []
+        for i, dim in enumerate(dims):
+            if i in used:
+                by_name[dim.dimension.name] = dim.column
+                group.append(dim.column)
+                named[f"d{i}"] = dim.column
+                if dim.title is not None:
+                    group.append(dim.title)
+                    named[f"t{i}"] = dim.title
+            else:
+                named[f"d{i}"] = sa.null()
+                if dim.title is not None:
+                    named[f"t{i}"] = sa.null()
+        for measure, label in shape.measures:
+            named[label] = by_name.get(measure.name, sa.null())
+        rank = (
+            sa.func.row_number().over(order_by=self._order(shape, by_name, by_dimensions))
+            if ranked
+            else sa.null()
+        )
+        columns = [sa.literal(level).label("_level"), rank.label("_rn")]
+        columns += [named[label].label(label) for label in labels or named]
+        statement = sa.select(*columns).select_from(source).where(*conditions)
+        return statement.group_by(*group) if group else statement
 
     # --- the statement --------------------------------------------------------------------
 
@@ -226,23 +365,25 @@ class Builder:
         grouped: list[Column] = []  # what GROUP BY lists
         selected: list[Column] = []
         base_dims: list[Column] = []
-        for i, dim in enumerate(report.dimensions):
-            column, target = self.dimension(dim)
-            label = f"d{i}"
-            shape.dimensions.append((dim, label, target))
-            base_dims.append(column)
-            grouped.append(column)
-            selected.append(column.label(label))
-            title = self.title(dim, target, column)
-            if title is not None:
-                shape.titles[dim.name] = f"t{i}"
-                grouped.append(title)
-                selected.append(title.label(f"t{i}"))
+        dims = self.columns(shape)
+        for i, dim in enumerate(dims):
+            base_dims.append(dim.column)
+            grouped.append(dim.column)
+            selected.append(dim.column.label(f"d{i}"))
+            if dim.title is not None:
+                grouped.append(dim.title)
+                selected.append(dim.title.label(f"t{i}"))
         aggregates = [m for m in measures if m.aggregate is not None]
         expressions = [m for m in measures if m.expression is not None]
+        owners: dict[str, tuple[Builder, list[Column]]] = {}  # a union part's measures
+        for part, kept, part_scope in self.parts:
+            for measure in kept:
+                owners[measure.name] = (part, part.conditions(part_scope))
+            aggregates += kept
         for i, measure in enumerate(aggregates):
             shape.measures.append((measure, f"m{i}"))
-            selected.append(self.measure(measure).label(f"m{i}"))
+            if measure.name not in owners:
+                selected.append(self.measure(measure).label(f"m{i}"))
         for i, measure in enumerate(expressions):
             shape.measures.append((measure, f"e{i}"))
             if measure.value_type == "decimal":
@@ -255,12 +396,15 @@ class Builder:
             shape.measures.append((measure, f"s{i}"))
             selected.append(_ratio(part, whole, self.sqlite).label(f"s{i}"))
             self.scales[measure.name] = 6
+        for part, _, _ in self.parts:
+            self.scales.update(part.scales)
         shape.scales = self.scales
         source = self.source()
-        g = sa.select(*selected).select_from(source).where(*conditions).group_by(*grouped).cte("g")
+        g_select = sa.select(*selected).select_from(source).where(*conditions).group_by(*grouped)
+        g = self._union(g_select, shape, dims, owners).cte("g") if self.parts else g_select.cte("g")
         by_name: dict[str, Column] = {}
-        for dim, label, _ in shape.dimensions:
-            by_name[dim.name] = g.c[label]
+        for dimension, label, _ in shape.dimensions:
+            by_name[dimension.name] = g.c[label]
         for measure, label in shape.measures:
             if label.startswith("m"):
                 by_name[measure.name] = g.c[label]
@@ -286,7 +430,12 @@ class Builder:
         parts: list[sa.Select[Any]] = [rows]
 
         def level(kind: int, extra: Sequence[Column]) -> sa.Select[Any]:
-            values = {m.name: self.measure(m) for m in aggregates}
+            values = {
+                m.name: self.measure(m)
+                if m.name not in owners
+                else owners[m.name][0].whole(m, owners[m.name][1])
+                for m in aggregates
+            }
             exprs = self._expressions(expressions, values)
             columns: list[Column] = [sa.literal(kind).label("_level"), sa.null().label("_rn")]
             for name in labels:
@@ -322,6 +471,13 @@ class Builder:
                 )
             )
             parts.append(level(OTHERS, [~sa.exists(shown)]))
+        if report.subtotals:
+            for depth in range(1, len(dims)):
+                parts.append(
+                    self.grouped(
+                        SUBTOTAL + depth, dims, range(depth), shape, conditions, labels=labels
+                    )
+                )
         if report.totals:
             parts.append(level(TOTALS, []))
         if len(parts) == 1:
@@ -329,6 +485,79 @@ class Builder:
         union = sa.union_all(*parts).subquery("u")
         statement = sa.select(union).order_by(union.c._level, union.c._rn)
         return Built(statement, shape)
+
+    def whole(self, measure: ReportMeasure, conditions: Sequence[Column]) -> Column:
+        """``measure`` over every record of this (union part's) report, as a value."""
+        value = self.measure(measure)
+        return sa.select(value).select_from(self.source()).where(*conditions).scalar_subquery()
+
+    def _union(
+        self,
+        own: sa.Select[Any],
+        shape: Shape,
+        dims: Sequence[Grouped],
+        owners: dict[str, tuple[Builder, list[Column]]],
+    ) -> sa.Select[Any]:
+        """The report's groups and its union parts' on the same rows: each part grouped by
+        its own dimensions, then together by the dimensions' values."""
+        mine_by_label = {c.name: c for c in own.selected_columns}
+        columns_of_own: list[Column] = []
+        for name in mine_by_label:
+            if name[0] in "dt":
+                columns_of_own.append(mine_by_label[name])
+
+        def empty(measure: ReportMeasure) -> Column:  # typed: PostgreSQL unions need it
+            return sa.cast(sa.null(), SQL_TYPES.get(measure.value_type, sa.Numeric()))
+
+        for measure, label in shape.measures:
+            if measure.aggregate is not None:
+                columns_of_own.append(mine_by_label.get(label, empty(measure).label(label)))
+        selects = [own.with_only_columns(*columns_of_own)]
+        for part, kept, part_scope in self.parts:
+            mine = Shape()
+            part_dims = part.columns(mine)
+            conditions = part.conditions(part_scope)
+            names = {m.name for m in kept}
+            columns: list[Column] = []
+            group: list[Column] = []
+            for i, (dim, theirs) in enumerate(zip(part_dims, dims, strict=True)):
+                columns.append(dim.column.label(f"d{i}"))
+                group.append(dim.column)
+                if theirs.title is not None:
+                    columns.append(
+                        (dim.title if dim.title is not None else sa.null()).label(f"t{i}")
+                    )
+                    if dim.title is not None:
+                        group.append(dim.title)
+            for measure, label in shape.measures:
+                if measure.aggregate is None:
+                    continue
+                columns.append(
+                    (part.measure(measure) if measure.name in names else empty(measure)).label(
+                        label
+                    )
+                )
+            selects.append(
+                sa.select(*columns).select_from(part.source()).where(*conditions).group_by(*group)
+            )
+        u = sa.union_all(*selects).subquery("u")
+        out: list[Column] = []
+        keys: list[Column] = []
+        for i, dim in enumerate(dims):
+            keys.append(u.c[f"d{i}"])
+            out.append(u.c[f"d{i}"].label(f"d{i}"))
+            if dim.title is not None:
+                out.append(sa.func.max(u.c[f"t{i}"]).label(f"t{i}"))
+        for measure, label in shape.measures:
+            if measure.aggregate is None:
+                continue
+            combined: Column = sa.func.max(u.c[label])
+            empty = AGGREGATES[measure.aggregate].empty
+            if empty is not None:
+                combined = sa.func.coalesce(combined, empty)
+            kind = self.measure(measure).type if measure.name not in owners else None
+            out.append(sa.type_coerce(combined, kind or u.c[label].type).label(label))
+        return sa.select(*out).group_by(*keys)
 
     def _expressions(
         self, measures: Sequence[ReportMeasure], values: dict[str, Column]
@@ -345,12 +574,14 @@ class Builder:
             found.append(sa.type_coerce(sql, kind))
         return found
 
-    def _order(self, shape: Shape, by_name: dict[str, Column]) -> list[Column]:
+    def _order(
+        self, shape: Shape, by_name: dict[str, Column], by_dimensions: bool = False
+    ) -> list[Column]:
         """The rows' order: the report's sort, then the dimensions (choices in their
         options' order); empty values last."""
         targets = {dim.name: target for dim, _, target in shape.dimensions}
         ranges = {d.name: [r.value for r in d.ranges] for d, _, _ in shape.dimensions if d.ranges}
-        keys = [(k.field, k.descending) for k in self.report.sort]
+        keys = [] if by_dimensions else [(k.field, k.descending) for k in self.report.sort]
         keys += [(dim.name, False) for dim, _, _ in shape.dimensions]
         order: list[Column] = []
         seen: set[str] = set()

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from metamodel import Label, Model
+from metamodel import Dashboard, Label, Model, ReportParam
 
 from ..context import Actor
 from ..errors import EngineError, NotFound
@@ -26,14 +26,57 @@ from . import Reports
 LIST_ROWS = 10  # records a list widget shows
 
 
+def default_dashboard(model: Model, actor: Actor) -> Dashboard | None:
+    """The dashboard ``default_for`` one of ``actor``'s roles (the first, by name), else
+    the first meant for one of their roles."""
+    roles = sorted(actor.roles | ({"admin"} if actor.is_admin else set()))
+    ordered = sorted(model.dashboards.values(), key=lambda d: d.name)
+    for dashboard in ordered:
+        if set(dashboard.default_for) & set(roles):
+            return dashboard
+    for dashboard in ordered:
+        if set(dashboard.spec.get("roles", ())) & set(roles):
+            return dashboard
+    return None
+
+
+def dashboard_list(model: Model, actor: Actor) -> list[dict[str, Any]]:
+    """Every dashboard: whether it is meant for one of the caller's roles (``mine``) and
+    whether it is their default, with its shared parameters."""
+    home = default_dashboard(model, actor)
+    return [
+        {
+            "name": d.name,
+            "label": d.label.get(actor.locale),
+            "roles": list(d.spec.get("roles", ())),
+            "mine": actor.is_admin or bool(set(d.spec.get("roles", ())) & actor.roles),
+            "default": home is not None and home.name == d.name,
+            "params": [_param(p, actor.locale) for p in d.params],
+        }
+        for d in model.dashboards.values()
+    ]
+
+
+def _param(param: ReportParam, locale: str) -> dict[str, Any]:
+    return {
+        "name": param.name,
+        "label": param.label.get(locale),
+        "type": param.type,
+        "default": param.default,
+        "required": param.required,
+    }
+
+
 def run_dashboard(
     reports: Reports, actor: Actor, name: str, params: Mapping[str, Any]
 ) -> dict[str, Any]:
     model = reports.model
-    dashboard = model.dashboards.get(name)
+    dashboard = default_dashboard(model, actor) if name == "default" else model.dashboards.get(name)
     if dashboard is None:
         raise NotFound(f"no dashboard named '{name}'")
     locale = actor.locale
+    shared = {p.name: params.get(p.name, p.default) for p in dashboard.params}
+    given = {**{k: v for k, v in params.items() if k not in shared}, **shared}
     widgets = []
     for spec in dashboard.spec.get("widgets", ()):
         widget: dict[str, Any] = {
@@ -43,11 +86,16 @@ def run_dashboard(
             "width": spec.get("width", 6),
         }
         try:
-            widget["data"] = _data(reports, actor, spec, params)
+            widget["data"] = _data(reports, actor, spec, given)
         except EngineError as exc:
             widget["error"] = exc.to_dict()["error"]
         widgets.append(widget)
-    return {"name": dashboard.name, "label": dashboard.label.get(locale), "widgets": widgets}
+    return {
+        "name": dashboard.name,
+        "label": dashboard.label.get(locale),
+        "params": [{**_param(p, locale), "value": shared[p.name]} for p in dashboard.params],
+        "widgets": widgets,
+    }
 
 
 def _label(spec: Mapping[str, Any], model: Model, locale: str) -> str:
@@ -64,7 +112,14 @@ def _data(
     if "report" in spec:
         report = reports.report(spec["report"])
         declared = {p.name for p in report.params}
-        given = {k: v for k, v in params.items() if k in declared}
+        given = {k: v for k, v in params.items() if k in declared and v is not None}
+        for key, value in (spec.get("params") or {}).items():
+            if isinstance(value, str) and value in params:
+                value = params[value]  # a dashboard parameter's value
+            if value is None:
+                given.pop(key, None)
+            else:
+                given[key] = value
         result = reports.run(actor, report, given).to_dict()
         if spec["type"] == "metric":
             return {"totals": result["totals"], "columns": result["columns"]}

@@ -24,7 +24,7 @@ from .._merge import Document
 from .._yaml import Location
 from ..model import Entity, Field, Label, Model, Package, freeze
 from ._context import Checker
-from .access import compile_dashboard, compile_role
+from .access import check_default_dashboards, compile_dashboard, compile_role
 from .entities import check_required_cycles, compile_entity, link_children
 from .labels import check_label_locales
 from .process import compile_automation, compile_workflow
@@ -119,6 +119,7 @@ def compile_model(
     dashboards = _collect(
         checker, "dashboard", lambda c, d: compile_dashboard(c, d, by_kind.get("report", {}))
     )
+    check_default_dashboards(checker, dashboards)
     automations = _collect(checker, "automation", compile_automation)
     declared = _declared_locales(list(sources))
     for doc in documents:

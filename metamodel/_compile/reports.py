@@ -17,10 +17,22 @@ from typing import Any
 
 from .._errors import article, did_you_mean
 from .._merge import Document
-from ..expressions import DATE, DATETIME, NUMERIC, Expression, ExpressionError, MappingScope, parse
+from ..expressions import (
+    DATE,
+    DATETIME,
+    DECIMAL,
+    INTEGER,
+    NUMERIC,
+    Expression,
+    ExpressionError,
+    MappingScope,
+    parse,
+)
 from ..fieldtypes import value_type
 from ..model import (
+    Cycle,
     Dimension,
+    Funnel,
     Label,
     Report,
     ReportMeasure,
@@ -31,7 +43,7 @@ from ..model import (
 )
 from ..periods import parse_period
 from ..processes import MEASURES
-from ._context import Checker, unless_problems
+from ._context import Checker, EntityScope, unless_problems
 
 Location = tuple[str | int, ...]
 
@@ -49,6 +61,11 @@ def param_types(params: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return names
 
 
+ADDITIVE = ("count", "sum")  # aggregates whose parts add up to the whole
+CYCLE_NAMES = ("cycle.days", "cycle.total_days")
+UNPIVOT_NAMES = ("unpivot.index", "unpivot.value")
+
+
 @unless_problems
 def compile_report(checker: Checker, doc: Document) -> Report | None:
     value = doc.value
@@ -59,11 +76,20 @@ def compile_report(checker: Checker, doc: Document) -> Report | None:
     checker.unique_names(doc, ("params",), specs, "parameter")
     params = tuple(_param(checker, doc, i, spec) for i, spec in enumerate(specs))
     extra = param_types(specs)
+    cycle = _cycle(checker, doc, entity, value.get("cycle"))
+    if cycle is not None:
+        extra.update(dict.fromkeys(CYCLE_NAMES, DECIMAL))
+    unpivot = _unpivot(checker, doc, (), entity, value.get("unpivot"), extra)
     condition = checker.expression(doc, ("filter",), value.get("filter"), entity, extra=extra)
     dimensions = [
         _dimension(checker, doc, i, spec, entity, extra)
         for i, spec in enumerate(value.get("group_by", ()))
     ]
+    funnel_spec = value.get("funnel")
+    if funnel_spec is not None:
+        if dimensions:
+            checker.error(doc, ("group_by",), "a funnel groups by its field: leave out group_by")
+        dimensions = [_dimension(checker, doc, 0, {"field": funnel_spec["field"]}, entity, extra)]
     compare = value.get("compare")
     periods = [p["name"] for p in specs if p["type"] == "period"]
     if compare is not None and compare not in periods:
@@ -71,9 +97,18 @@ def compile_report(checker: Checker, doc: Document) -> Report | None:
             f"a period parameter: {', '.join(periods)}" if periods else "declare a period parameter"
         )
         checker.error(doc, ("compare",), f"'{compare}' is not a period parameter", hint)
-    measures = _measures(
-        checker, doc, entity, extra, value.get("measures", ()), compare is not None
+    parts = tuple(
+        _part(checker, doc, i, spec, dimensions, extra, specs)
+        for i, spec in enumerate(value.get("union", ()))
     )
+    from_parts = {m.name: m.value_type for part in parts if part for m in part.measures}
+    measures = _measures(
+        checker, doc, entity, extra, value.get("measures", ()), compare is not None, from_parts
+    )
+    funnel = None
+    if funnel_spec is not None and dimensions and dimensions[0] is not None:
+        funnel, conversions = _funnel(checker, doc, entity, funnel_spec, value, measures)
+        measures = [*measures, *conversions]
     names: dict[str, str] = {}
     for where, item in [
         *(("group_by", d) for d in dimensions),
@@ -84,6 +119,11 @@ def compile_report(checker: Checker, doc: Document) -> Report | None:
         if item.name in names:
             checker.error(doc, (where,), f"two columns are named '{item.name}'")
         names[item.name] = item.result_type if isinstance(item, Dimension) else item.value_type
+    for part in parts:
+        for m in part.measures if part else ():
+            if m.name in names:
+                checker.error(doc, ("union",), f"two columns are named '{m.name}'")
+            names[m.name] = m.value_type
     having = _over_columns(checker, doc, ("having",), value.get("having"), names, "boolean")
     sort = parse_sort(value.get("sort"))
     for sort_key in sort:
@@ -92,6 +132,8 @@ def compile_report(checker: Checker, doc: Document) -> Report | None:
             checker.error(doc, ("sort",), f"unknown column '{sort_key.field}'", hint)
     if value.get("others") and "limit" not in value:
         checker.error(doc, ("others",), "'others' gathers the rows past 'limit': give a limit")
+    pivot = value.get("pivot")
+    _check_layout(checker, doc, value, [d.name for d in dimensions if d is not None])
     chart = value.get("chart") or {}
     for key in ("x", "series"):
         if key in chart and chart[key] not in names:
@@ -122,7 +164,243 @@ def compile_report(checker: Checker, doc: Document) -> Report | None:
         totals=bool(value.get("totals", True)),
         chart=freeze(chart) if chart else None,
         compare=compare,
+        pivot=pivot,
+        subtotals=bool(value.get("subtotals", False)),
+        funnel=funnel,
+        cycle=cycle,
+        parts=tuple(p for p in parts if p is not None),
+        unpivot=unpivot,
     )
+
+
+def _check_layout(
+    checker: Checker, doc: Document, value: Mapping[str, Any], dimensions: list[str]
+) -> None:
+    """What pivot, subtotals, funnel and union may be combined with."""
+    layouts = [k for k in ("pivot", "subtotals", "funnel", "union") if value.get(k)]
+    if len(layouts) > 1:
+        checker.error(doc, (layouts[1],), f"a report has one of {' or '.join(layouts)}, not both")
+        return
+    if not layouts:
+        return
+    layout = layouts[0]
+    refused = {
+        "pivot": ("having", "limit", "others", "compare"),
+        "subtotals": ("limit", "others"),
+        "funnel": ("having", "limit", "others", "compare", "sort"),
+        "union": ("limit", "others", "compare"),
+    }[layout]
+    for key in refused:
+        if key in value:
+            checker.error(doc, (key,), f"a report with {layout} takes no '{key}'")
+    if layout in ("pivot", "union"):
+        for i, spec in enumerate(value.get("measures", ())):
+            if "share_of" in spec:
+                checker.error(doc, ("measures", i, "share_of"), f"a {layout} takes no share_of")
+    if layout == "pivot":
+        pivot = value["pivot"]
+        if pivot not in dimensions:
+            hint = did_you_mean(pivot, dimensions) or f"a dimension: {', '.join(dimensions)}"
+            checker.error(doc, ("pivot",), f"'{pivot}' is not a dimension of this report", hint)
+    if layout == "subtotals" and len(dimensions) < 2:
+        checker.error(doc, ("subtotals",), "subtotals need two dimensions or more")
+
+
+def _cycle(checker: Checker, doc: Document, entity: str, spec: Any) -> Cycle | None:
+    if spec is None:
+        return None
+    record = checker.known_path(doc, ("cycle", "record"), entity, spec["record"])
+    at = checker.known_path(doc, ("cycle", "at"), entity, spec["at"])
+    if at is not None and at not in (DATE, DATETIME):
+        checker.error(doc, ("cycle", "at"), f"'at' is a date or a time, not {article(at)}")
+        return None
+    if record is None or at is None:
+        return None
+    return Cycle(spec["record"], spec["at"], at)
+
+
+def _unpivot(
+    checker: Checker,
+    doc: Document,
+    where: Location,
+    entity: str,
+    spec: Any,
+    extra: dict[str, str],
+) -> tuple[str, ...]:
+    """The fields of an ``unpivot``; adds ``unpivot.index`` and ``unpivot.value`` to
+    ``extra``."""
+    if spec is None:
+        return ()
+    kinds = set()
+    for i, name in enumerate(spec["fields"]):
+        kind = checker.known_path(doc, (*where, "unpivot", "fields", i), entity, name)
+        if kind is not None:
+            kinds.add(kind)
+    if len(kinds) > 1:
+        checker.error(
+            doc, (*where, "unpivot", "fields"), f"the fields must share a type: {sorted(kinds)}"
+        )
+    extra["unpivot.index"] = INTEGER
+    extra["unpivot.value"] = next(iter(kinds)) if len(kinds) == 1 else DECIMAL
+    return tuple(spec["fields"])
+
+
+def _part(
+    checker: Checker,
+    doc: Document,
+    index: int,
+    spec: Mapping[str, Any],
+    dimensions: Sequence[Dimension | None],
+    extra: Mapping[str, str],
+    params: Sequence[Mapping[str, Any]],
+) -> Report | None:
+    """One part of a ``union``: another entity's measures on the report's rows. Its
+    dimensions have the report's names, in order, and take their labels, buckets and
+    ranges."""
+    where: Location = ("union", index)
+    entity = spec["entity"]
+    if not checker.known_entity(doc, (*where, "entity"), entity):
+        return None
+    own = {k: v for k, v in extra.items() if k.startswith("params.")}
+    unpivot = _unpivot(checker, doc, where, entity, spec.get("unpivot"), own)
+    condition = checker.expression(doc, (*where, "filter"), spec.get("filter"), entity, extra=own)
+    found: list[Dimension] = []
+    specs = list(spec["group_by"])
+    if len(specs) != len(dimensions):
+        checker.error(
+            doc,
+            (*where, "group_by"),
+            f"a part groups by {len(dimensions)} dimensions, as the report",
+        )
+        return None
+    for i, (dim_spec, main) in enumerate(zip(specs, dimensions, strict=True)):
+        if main is None:
+            return None
+        if isinstance(dim_spec, str):
+            dim_spec = {"field": dim_spec}
+        if "name" in dim_spec and dim_spec["name"] != main.name:
+            checker.error(
+                doc,
+                (*where, "group_by", i, "name"),
+                f"the report's dimension {i + 1} is '{main.name}'",
+            )
+        inherited = {k: v for k, v in dim_spec.items() if k in ("field", "expression")}
+        if main.bucket:
+            inherited["bucket"] = main.bucket
+        mine = _dimension(
+            checker, doc, i, {**inherited, "name": main.name}, entity, own, (*where, "group_by", i)
+        )
+        if mine is None:
+            return None
+        if _family_of(mine.value_type) != _family_of(main.value_type):
+            checker.error(
+                doc,
+                (*where, "group_by", i),
+                f"'{main.name}' is {article(main.value_type)} in the report, "
+                f"{article(mine.value_type)} here",
+            )
+        found.append(replace(mine, label=main.label, ranges=main.ranges, fill=main.fill))
+    measure_specs = spec["measures"]
+    for i, m in enumerate(measure_specs):
+        if "aggregate" not in m:
+            checker.error(doc, (*where, "measures", i), "a part's measures are aggregates")
+            return None
+    measures = _measures(checker, doc, entity, own, measure_specs, False, {}, where)
+    if any(m is None for m in measures):
+        return None
+    return Report(
+        f"{doc.name}.union[{index}]",
+        Label.of(None, doc.name),
+        entity,
+        freeze(spec),
+        condition,
+        doc.package,
+        dimensions=tuple(found),
+        measures=tuple(m for m in measures if m is not None),
+        unpivot=unpivot,
+    )
+
+
+def _family_of(kind: str) -> str:
+    return "number" if kind in NUMERIC else kind
+
+
+def _funnel(
+    checker: Checker,
+    doc: Document,
+    entity: str,
+    spec: Mapping[str, Any],
+    value: Mapping[str, Any],
+    measures: Sequence[ReportMeasure | None],
+) -> tuple[Funnel | None, list[ReportMeasure]]:
+    """A funnel's steps, and its two conversion measures."""
+    path = tuple(spec["field"].split("."))
+    scope = EntityScope(checker.entity_docs, entity)
+    options = scope.options_of(path)
+    if options is None:
+        checker.error(doc, ("funnel", "field"), "a funnel runs over a choice field")
+        return None, []
+    steps = tuple(spec.get("steps") or options)
+    for i, step in enumerate(steps):
+        if step not in options:
+            checker.error(
+                doc,
+                ("funnel", "steps", i),
+                f"'{step}' is not an option of {spec['field']}",
+                did_you_mean(step, options),
+            )
+    if len(set(steps)) != len(steps):
+        checker.error(doc, ("funnel", "steps"), "a step is listed twice")
+    dropped: tuple[str, ...] | None = None
+    if "dropped_at" in spec:
+        dropped = tuple(spec["dropped_at"].split("."))
+        if scope.options_of(dropped) is None and checker.known_path(
+            doc, ("funnel", "dropped_at"), entity, spec["dropped_at"]
+        ):
+            checker.error(doc, ("funnel", "dropped_at"), "'dropped_at' is a choice field")
+    additive = [m for m in measures if m is not None and m.aggregate in ADDITIVE and not m.previous]
+    for i, m_spec in enumerate(value.get("measures", ())):
+        if "aggregate" in m_spec and m_spec["aggregate"] not in ADDITIVE:
+            checker.error(
+                doc,
+                ("measures", i, "aggregate"),
+                "a funnel adds its steps up: its measures count or sum",
+                "an average is an expression: amount / deals",
+            )
+        if "share_of" in m_spec:
+            checker.error(doc, ("measures", i, "share_of"), "a funnel takes no share_of")
+    measure = spec.get("measure") or (additive[0].name if additive else "")
+    if measure not in {m.name for m in additive}:
+        hint = did_you_mean(measure, [m.name for m in additive])
+        checker.error(
+            doc, ("funnel", "measure"), f"'{measure}' is not a count or sum measure", hint
+        )
+        return None, []
+    conversions = [
+        ReportMeasure(
+            "conversion",
+            Label.of(
+                {
+                    "en": "Conversion from the previous step",
+                    "zh": "上一步转化率",
+                    "ja": "前ステップからの転換率",
+                }
+            ),
+            DECIMAL,
+            conversion="previous",
+            conversion_of=measure,
+        ),
+        ReportMeasure(
+            "overall_conversion",
+            Label.of(
+                {"en": "Conversion from the first step", "zh": "总转化率", "ja": "全体転換率"}
+            ),
+            DECIMAL,
+            conversion="first",
+            conversion_of=measure,
+        ),
+    ]
+    return Funnel(path, steps, dropped, measure), conversions
 
 
 def _param(checker: Checker, doc: Document, index: int, spec: Mapping[str, Any]) -> ReportParam:
@@ -176,8 +454,9 @@ def _dimension(
     spec: Any,
     entity: str,
     extra: Mapping[str, str],
+    at: Location | None = None,
 ) -> Dimension | None:
-    where: Location = ("group_by", index)
+    where: Location = ("group_by", index) if at is None else at
     at_field: Location = (*where, "field")
     if isinstance(spec, str):
         spec, at_field = {"field": spec}, where
@@ -259,13 +538,15 @@ def _measures(
     extra: Mapping[str, str],
     specs: Sequence[Mapping[str, Any]],
     compare: bool = False,
+    from_parts: Mapping[str, str] | None = None,
+    base: Location = (),
 ) -> list[ReportMeasure | None]:
-    checker.unique_names(doc, ("measures",), specs, "measure")
+    checker.unique_names(doc, (*base, "measures"), specs, "measure")
     found: list[ReportMeasure | None] = []
-    aggregates: dict[str, str] = {}
+    aggregates: dict[str, str] = dict(from_parts or {})
     twins: list[ReportMeasure] = []  # the previous period's, with compare
     for i, spec in enumerate(specs):
-        where: Location = ("measures", i)
+        where: Location = (*base, "measures", i)
         label = Label.of(spec.get("label"), spec["name"].replace("_", " ").capitalize())
         if sum(key in spec for key in ("aggregate", "expression", "share_of")) != 1:
             message = "a measure needs exactly one of 'aggregate', 'expression' or 'share_of'"

@@ -74,6 +74,7 @@ from ._openapi_paths import (
     response,
     workflow_paths,
 )
+from ._openapi_reports import report_download_paths, saved_report_paths
 from ._openapi_schemas import (
     ACTIONS,
     ENTITY_META_SCHEMA,
@@ -232,9 +233,10 @@ def build_document(model: Model, view: View) -> dict[str, Any]:
         workflow_paths(spec, model.entity(name), base, model.workflows_of(name), seen.actions,
                        seen.hidden)  # fmt: skip
     readable = {name for name, _ in view.entities}
-    report_paths(
-        spec, [r for r in model.reports.values() if r.entity in readable], list(model.dashboards)
-    )
+    runnable = [r for r in model.reports.values() if r.entity in readable]
+    report_paths(spec, runnable, ["default", *model.dashboards])
+    report_download_paths(spec, runnable)
+    saved_report_paths(spec)
     return spec.to_dict()
 
 

@@ -3,10 +3,16 @@
 - ``GET /api/v1/reports`` — the reports the caller may run, with their parameters;
 - ``GET /api/v1/reports/<report>?<param>=…`` — run one: ``{"columns", "rows", "totals",
   "chart", "params"}``;
+- ``GET /api/v1/reports/<report>/csv`` and ``/xlsx`` — the same as a download (the export
+  permission's scope applies);
 - ``POST /api/v1/reports/query?<param>=…`` — run an ad-hoc report: the body is a report
   document (``entity``, ``group_by``, ``measures``…, as in a definition file), the
   response the same. A mistake in it is a 400 whose ``fields`` name each place
   (``measures[0].aggregate``), never a 500;
+- ``/api/v1/reports/saved`` — saved ad-hoc reports (:mod:`engine.reports.saved`):
+  ``POST`` saves one (``{"label", "role", "report"}``), ``GET`` lists those the caller
+  may run, ``GET /saved/<id>`` gives one, ``DELETE /saved/<id>`` removes it, and
+  ``GET /saved/<id>/run?<param>=…`` (``/csv``, ``/xlsx``) runs it;
 - ``GET /api/v1/dashboards`` and ``GET /api/v1/dashboards/<name>?<param>=…`` — every
   widget's data in one response (:func:`engine.reports.dashboards.run_dashboard`).
 
@@ -22,11 +28,11 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from engine import BadRequest
-from engine.reports import Reports
-from engine.reports.dashboards import run_dashboard
-from engine.reports.export import to_csv
-from metamodel import DefinitionError, Report, report_from_value
+from engine.reports import ReportResult, Reports
+from engine.reports.dashboards import dashboard_list, run_dashboard
+from engine.reports.export import to_csv, to_xlsx
+from engine.reports.saved import SavedReports, compile_document
+from metamodel import Report
 
 from .api import _body, actor, authenticate
 from .extensions import csrf, runtime
@@ -81,52 +87,89 @@ def run_report(name: str) -> ResponseReturnValue:
     return jsonify(result.to_dict())
 
 
-@reports.get("/reports/<name>/csv")
-def export_report(name: str) -> ResponseReturnValue:
-    """The report as CSV, labels in the caller's language; needs the export permission,
-    whose scope applies."""
-    act = actor()
-    result = _service().run(act, name, _params(), action="export")
-    response = Response("\ufeff" + to_csv(result, act.locale), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _download(result: ReportResult, name: str, kind: str, title: str) -> Response:
+    """The result as a CSV or XLSX attachment, in the caller's language."""
+    locale = actor().locale
+    if kind == "csv":
+        response = Response("\ufeff" + to_csv(result, locale), mimetype="text/csv")
+    else:
+        response = Response(to_xlsx(result, locale, title), mimetype=XLSX)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}.{kind}"'
     return response
+
+
+@reports.get("/reports/<name>/<any(csv, xlsx):kind>")
+def export_report(name: str, kind: str) -> ResponseReturnValue:
+    """The report as CSV or XLSX, labels in the caller's language; needs the export
+    permission, whose scope applies."""
+    act = actor()
+    service = _service()
+    result = service.run(act, name, _params(), action="export")
+    return _download(result, name, kind, service.report(name).label.get(act.locale))
 
 
 @reports.post("/reports/query")
 def run_query() -> ResponseReturnValue:
     """An ad-hoc report: the body is a report document."""
-    body = _body()
-    try:
-        report = report_from_value(runtime().model, body)
-    except DefinitionError as exc:
-        fields: dict[str, list[str]] = {}
-        for problem in exc.problems:
-            text = f"{problem.message} ({problem.hint})" if problem.hint else problem.message
-            fields.setdefault(problem.path or "report", []).append(text)
-        first = next(iter(fields.items()))
-        raise BadRequest(f"Invalid report: {first[0]}: {first[1][0]}", fields) from None
-    result = _service().run(actor(), report, _params(), adhoc=True)
+    service = _service()
+    report = compile_document(service, _body())
+    result = service.run(actor(), report, _params(), adhoc=True)
     return jsonify(result.to_dict())
+
+
+def _saved() -> SavedReports:
+    return SavedReports(_service())
+
+
+@reports.get("/reports/saved")
+def list_saved() -> ResponseReturnValue:
+    """The saved reports the caller may run: their own, and those shared with a role
+    of theirs."""
+    return jsonify(data=_saved().list(actor()))
+
+
+@reports.post("/reports/saved")
+def save_report() -> ResponseReturnValue:
+    """Save an ad-hoc report: ``{"label", "role" (null: private), "report"}``."""
+    return jsonify(_saved().save(actor(), _body())), 201
+
+
+@reports.get("/reports/saved/<int:saved_id>")
+def get_saved(saved_id: int) -> ResponseReturnValue:
+    return jsonify(_saved().get(actor(), saved_id))
+
+
+@reports.delete("/reports/saved/<int:saved_id>")
+def delete_saved(saved_id: int) -> ResponseReturnValue:
+    _saved().delete(actor(), saved_id)
+    return "", 204
+
+
+@reports.get("/reports/saved/<int:saved_id>/run")
+def run_saved(saved_id: int) -> ResponseReturnValue:
+    """Run a saved report; refused (403) for a caller who may not read a field it reads."""
+    return jsonify(_saved().run(actor(), saved_id, _params()).to_dict())
+
+
+@reports.get("/reports/saved/<int:saved_id>/<any(csv, xlsx):kind>")
+def export_saved(saved_id: int, kind: str) -> ResponseReturnValue:
+    saved = _saved()
+    found = saved.get(actor(), saved_id)
+    result = saved.run(actor(), saved_id, _params(), action="export")
+    return _download(result, f"report-{saved_id}", kind, found["label"])
 
 
 @reports.get("/dashboards")
 def list_dashboards() -> ResponseReturnValue:
     """Every dashboard, and whether it is meant for one of the caller's roles."""
-    act = actor()
-    return jsonify(
-        data=[
-            {
-                "name": d.name,
-                "label": d.label.get(act.locale),
-                "roles": list(d.spec.get("roles", ())),
-                "mine": act.is_admin or bool(set(d.spec.get("roles", ())) & act.roles),
-            }
-            for d in runtime().model.dashboards.values()
-        ]
-    )
+    return jsonify(data=dashboard_list(runtime().model, actor()))
 
 
 @reports.get("/dashboards/<name>")
 def get_dashboard(name: str) -> ResponseReturnValue:
-    """Every widget's data; the query string's parameters go to the reports that take them."""
+    """Every widget's data; the dashboard's parameters (and the reports' own) come from
+    the query string. ``default`` is the caller's default dashboard."""
     return jsonify(run_dashboard(_service(), actor(), name, _params()))

@@ -129,3 +129,22 @@ def test_a_hidden_field_is_refused_as_documented(reports: Reports) -> None:
     assert reports.run(ADMIN, hidden).totals == {"deals": 0}
     with pytest.raises(Forbidden):
         reports.run(REP, hidden)
+
+
+def test_the_documented_layouts_and_dashboard(reports: Reports) -> None:
+    from engine.reports.dashboards import run_dashboard
+
+    pivot = reports.run(ADMIN, "pipeline_by_owner")
+    assert pivot.pivot is not None and [v["value"] for v in pivot.pivot["values"]] == [
+        "open",
+        "proposal",
+    ]
+    assert pivot.totals is not None and pivot.totals["deals"] == 2
+    funnel = reports.run(ADMIN, "deal_conversion")
+    assert [r["deals"] for r in funnel.rows] == [4, 3, 2]  # lost at no stage: left out
+    subtotals = reports.run(ADMIN, "region_and_stage")
+    assert [r.get("_subtotal") for r in subtotals.rows][-1] == 1
+    for actor in (ADMIN, REP):
+        found = run_dashboard(reports, actor, "manager", {})
+        assert not [w for w in found["widgets"] if "error" in w], found
+    assert run_dashboard(reports, REP, "default", {})["name"] == "manager"

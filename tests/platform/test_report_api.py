@@ -353,11 +353,18 @@ def test_dashboards_answer_every_widget_at_once(
     client: FlaskClient, token: Callable[[str], dict[str, str]]
 ) -> None:
     listed = client.get("/api/v1/dashboards", headers=token("ann")).json["data"]
-    assert {d["name"]: d["mine"] for d in listed} == {"sales_cockpit": False, "my_day": True}
+    assert {d["name"]: d["mine"] for d in listed} == {
+        "sales_cockpit": False,
+        "my_day": True,
+        "finance_cockpit": False,
+    }
+    assert [d["name"] for d in listed if d["default"]] == ["my_day"]
     response = client.get("/api/v1/dashboards/sales_cockpit", headers=token("root"))
     assert response.status_code == 200, response.json
     widgets = {w["name"]: w for w in response.json["widgets"]}
-    assert len(widgets) == 6 and response.json["label"] == "Sales cockpit"
+    assert len(widgets) == 11 and response.json["label"] == "Sales cockpit"
+    assert not [w["name"] for w in widgets.values() if "error" in w]
+    assert [p["name"] for p in response.json["params"]] == ["period", "team", "owner"]
     assert widgets["funnel"]["data"]["totals"]["deals"] == 9
     assert set(widgets["won_this_year"]["data"]) == {"totals", "columns"}
     assert widgets["receivables"]["data"]["totals"]["plans"] == 4
@@ -377,6 +384,8 @@ def test_dashboards_answer_every_widget_at_once(
     assert {w["name"]: "error" in w for w in fay} == {
         "tasks": True,
         "follow_ups": False,
+        "won": False,
+        "forecast": False,
         "pipeline": False,
     }
     assert client.get("/api/v1/dashboards/nothing", headers=token("root")).status_code == 404
@@ -417,3 +426,217 @@ def test_paths_reach_only_what_the_user_may_read(
     assert mine["rows"] == [{"account.grade": None, "n": 1}]  # Bolt's grade stays unseen
     theirs = client.post("/api/v1/reports/query", json=query, headers=token("root")).json
     assert theirs["rows"] == [{"account.grade": "A", "n": 1}]
+
+
+def _add(client: FlaskClient, entity: str, **values: Any) -> int:
+    records = client.application.extensions["heddle"].records
+    return int(records.create(SYSTEM, entity, values, trusted=True)["id"])
+
+
+def _ids(client: FlaskClient) -> dict[str, int]:
+    runtime = client.application.extensions["heddle"]
+    with runtime.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT username, id FROM heddle_user").all()
+    return {name: user_id for name, user_id in rows}
+
+
+def test_the_cockpit_reports_give_the_numbers_by_hand(
+    client: FlaskClient, token: Callable[[str], dict[str, str]]
+) -> None:
+    _ids(client)
+    root, ann = token("root"), token("ann")
+    # the funnel: who reached each step (lost deals count up to the stage they were lost at)
+    body = _run(client, root, "/api/v1/reports/pipeline_conversion")
+    reached = {r["stage"]: r["deals"] for r in body["rows"]}
+    assert reached == {"initial": 9, "needs_analysis": 8, "proposal": 8, "negotiation": 4, "won": 2}
+    steps = _by(body["rows"], "stage")
+    assert _d(steps["negotiation"]["conversion"]) == Decimal("0.5")
+    assert _d(body["totals"]["overall_conversion"]) == (Decimal(2) / 9).quantize(Decimal("1e-6"))
+    assert body["chart"]["type"] == "funnel"
+    mine = _run(client, ann, "/api/v1/reports/pipeline_conversion")
+    assert [r["deals"] for r in mine["rows"]] == [5, 4, 4, 1, 1]
+    # the open pipeline, owners by stages
+    pivot = client.get("/api/v1/reports/pipeline_by_owner", headers=root).json
+    values = [v["value"] for v in pivot["pivot"]["values"]]
+    assert values == ["initial", "proposal", "negotiation"]
+    rows = {r["owner_id__title"]: r for r in pivot["rows"]}
+    assert list(rows) == ["ann", "bob"]  # by amount
+    assert _d(rows["ann"]["amount__1"]) == Decimal("4000.00")
+    assert _d(rows["ann"]["amount__2"]) == 0 and _d(rows["bob"]["amount__2"]) == Decimal("2000.00")
+    assert _d(rows["ann"]["weighted"]) == Decimal("2000.00")
+    assert _d(pivot["totals"]["amount"]) == Decimal("6000.00")
+    assert pivot["chart"]["series"] == "stage"
+    only_ann = client.get("/api/v1/reports/pipeline_by_owner", headers=ann).json
+    assert [r["owner_id__title"] for r in only_ann["rows"]] == ["ann"]
+    # the ranking of this month's won amounts
+    ranking = _run(client, root, "/api/v1/reports/sales_ranking")
+    ranked = [r for r in ranking["rows"] if not r.get("_others")]
+    assert [(r["owner_id__title"], _d(r["won_amount"])) for r in ranked] == [
+        ("bob", Decimal("6000.00")),
+        ("ann", Decimal("5000.00")),
+    ]
+    assert _d(ranking["rows"][0]["share"]) == (Decimal(6) / 11).quantize(Decimal("1e-6"))
+    # the forecast: won this month, nothing open has an expected close date
+    forecast = _run(client, root, "/api/v1/reports/sales_forecast")
+    month = _by(forecast["rows"], "month")[THIS_MONTH.isoformat()]
+    assert _d(month["won"]) == Decimal("11000.00") and _d(month["forecast"]) == Decimal("11000")
+
+
+def test_targets_customers_campaigns_and_cycle_time(
+    client: FlaskClient, token: Callable[[str], dict[str, str]]
+) -> None:
+    ids = _ids(client)
+    root, ann = token("root"), token("ann")
+    months = {f"m{i:02}": "1000.00" for i in range(1, 13)}
+    _add(client, "sales_target", name="Ann", year=TODAY.year, scope="user", user=ids["ann"],
+         metric="won_amount", level="target", **months)  # fmt: skip
+    _add(client, "payment", contract=1, date=THIS_MONTH.isoformat(), amount="2000.00", method="bank_transfer",
+         status="confirmed", owner_id=ids["ann"])  # fmt: skip
+    body = _run(client, root, "/api/v1/reports/target_achievement")
+    key = f"{THIS_MONTH.month:02}"
+    rows = {(r["owner"], r["month"]): r for r in body["rows"]}
+    assert len([r for r in body["rows"] if r["owner"] == ids["ann"]]) == 12  # every month
+    mine = rows[(ids["ann"], key)]
+    assert (_d(mine["won"]), _d(mine["target"]), _d(mine["received"])) == (
+        Decimal("5000.00"),
+        Decimal("1000.00"),
+        Decimal("2000.00"),
+    )
+    assert _d(mine["achieved"]) == Decimal(5)
+    assert rows[(ids["bob"], key)]["achieved"] is None  # no target: no rate
+    assert _d(body["totals"]["target"]) == Decimal("12000.00")
+    assert _run(client, ann, "/api/v1/reports/target_achievement")["totals"]["won"] == "5000.00"
+    # accounts: three new this month, one lost to the pool
+    runtime = client.application.extensions["heddle"]
+    with runtime.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE account SET pooled_at = created_at WHERE name = 'Cobalt'")
+    growth = _run(client, root, "/api/v1/reports/new_vs_lost_customers")
+    this = _by(growth["rows"], "month")[THIS_MONTH.isoformat()]
+    assert (this["new"], this["lost"], this["net"]) == (3, 1, 2)
+    # a campaign's cost against what its deals won
+    fair = _add(client, "campaign", name="Fair", type="trade_show", status="completed",
+                start_date=TODAY.isoformat(), actual_cost="1000.00")  # fmt: skip
+    with runtime.engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE opportunity SET campaign = {fair} WHERE name = 'd7'")
+    roi = _by(_run(client, root, "/api/v1/reports/campaign_roi")["rows"], "type")["trade_show"]
+    assert (_d(roi["cost"]), _d(roi["won"]), _d(roi["roi"])) == (
+        Decimal("1000.00"),
+        Decimal("6000.00"),
+        Decimal(5),
+    )
+    # the time each stage took, from the stage history
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
+    for days, stage in ((0, "initial"), (2, "proposal"), (5, "won")):
+        _add(client, "stage_history", opportunity=5, to_stage=stage,
+             changed_at=(start + dt.timedelta(days=days)).isoformat())  # fmt: skip
+    cycle = _by(_run(client, root, "/api/v1/reports/stage_cycle_time")["rows"], "to_stage")
+    assert _d(cycle["initial"]["average_days"]) == Decimal(2)
+    assert _d(cycle["proposal"]["median_days"]) == Decimal(3)
+    assert _d(cycle["won"]["days_to_win"]) == Decimal(5)
+    assert cycle["won"]["stints"] == 0
+
+
+def test_xlsx_downloads_keep_numbers_and_dates(
+    client: FlaskClient, token: Callable[[str], dict[str, str]]
+) -> None:
+    import io
+
+    from openpyxl import load_workbook
+
+    response = client.get("/api/v1/reports/sales_forecast/xlsx", headers=token("root"))
+    assert response.status_code == 200, response.data[:200]
+    assert response.mimetype.endswith("spreadsheetml.sheet")
+    sheet = load_workbook(io.BytesIO(response.data)).active
+    assert sheet is not None
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0] == ("Month", "Won", "Open pipeline", "Weighted pipeline", "Forecast")
+    month = next(r for r in rows[1:-1] if r[0] is not None and r[0].date() == THIS_MONTH)
+    assert month[1] == 11000 and isinstance(month[1], float | int)
+    assert rows[-1][0] == "Total"
+    zh = client.get(
+        "/api/v1/reports/sales_funnel/xlsx", headers={**token("root"), "Accept-Language": "zh"}
+    )
+    assert zh.status_code == 200
+    # finance may read opportunities but not export them
+    assert client.get("/api/v1/reports/sales_funnel/xlsx", headers=token("fay")).status_code == 403
+
+
+def test_saved_reports_are_private_or_shared_with_a_role(
+    client: FlaskClient, token: Callable[[str], dict[str, str]]
+) -> None:
+    runtime = client.application.extensions["heddle"]
+    with runtime.engine.begin() as conn:
+        conn.execute(runtime.tables.metadata.tables["heddle_user"].insert(), [
+            {"username": "cy", "name": "cy", "roles": ["sales_rep"], "created_at": dt.datetime.now(dt.UTC)}
+        ])  # fmt: skip
+    document = {
+        "entity": "opportunity",
+        "group_by": ["stage"],
+        "measures": [{"name": "deals", "aggregate": "count"}],
+    }
+    ann, bob, root = token("ann"), token("bob"), token("root")
+    private = client.post(
+        "/api/v1/reports/saved", json={"label": "Mine", "report": document}, headers=ann
+    )
+    assert private.status_code == 201, private.json
+    shared = client.post(
+        "/api/v1/reports/saved",
+        json={"label": "Team", "role": "sales_rep", "report": document},
+        headers=ann,
+    ).json
+    mine = private.json["id"]
+    assert {r["label"] for r in client.get("/api/v1/reports/saved", headers=ann).json["data"]} == {
+        "Mine",
+        "Team",
+    }
+    assert [r["label"] for r in client.get("/api/v1/reports/saved", headers=bob).json["data"]] == [
+        "Team"
+    ]
+    assert client.get(f"/api/v1/reports/saved/{mine}", headers=bob).status_code == 404
+    # each runner's own scope applies
+    assert client.get(f"/api/v1/reports/saved/{mine}/run", headers=ann).json["totals"]["deals"] == 5
+    run = client.get(f"/api/v1/reports/saved/{shared['id']}/run", headers=bob)
+    assert run.status_code == 200 and run.json["totals"]["deals"] == 4
+    assert client.get(f"/api/v1/reports/saved/{shared['id']}/xlsx", headers=bob).status_code == 200
+    # only the owner (or an admin) deletes; a field the owner may not read is refused
+    assert client.delete(f"/api/v1/reports/saved/{shared['id']}", headers=bob).status_code == 403
+    hidden = {
+        "entity": "product",
+        "measures": [{"name": "cost", "aggregate": "sum", "field": "cost"}],
+    }
+    refused = client.post(
+        "/api/v1/reports/saved", json={"label": "Cost", "report": hidden}, headers=ann
+    )
+    assert refused.status_code == 400
+    bad = client.post("/api/v1/reports/saved", json={"label": "", "report": {}}, headers=ann)
+    assert bad.status_code == 400 and "label" in bad.json["error"]["fields"]
+    # an admin's report shared with reps reads the cost: refused for a rep who runs it
+    costly = client.post(
+        "/api/v1/reports/saved",
+        json={"label": "Cost", "role": "sales_rep", "report": hidden},
+        headers=root,
+    ).json
+    assert client.get(f"/api/v1/reports/saved/{costly['id']}/run", headers=ann).status_code == 403
+    assert client.get(f"/api/v1/reports/saved/{costly['id']}/run", headers=root).status_code == 200
+    assert client.delete(f"/api/v1/reports/saved/{mine}", headers=ann).status_code == 204
+    assert client.get(f"/api/v1/reports/saved/{mine}", headers=ann).status_code == 404
+    paths = client.get("/api/v1/openapi.json", headers=root).json["paths"]
+    assert {"/reports/saved", "/reports/saved/{id}", "/reports/saved/{id}/run"} <= set(paths)
+    assert "/reports/sales_funnel/xlsx" in paths
+
+
+def test_the_default_dashboard_and_shared_parameters(
+    client: FlaskClient, token: Callable[[str], dict[str, str]]
+) -> None:
+    assert client.get("/api/v1/dashboards/default", headers=token("ann")).json["name"] == "my_day"
+    fay = client.get("/api/v1/dashboards/default", headers=token("fay")).json
+    assert fay["name"] == "finance_cockpit"
+    assert not [w["name"] for w in fay["widgets"] if "error" in w]
+    ids = _ids(client)
+    cockpit = client.get(
+        f"/api/v1/dashboards/sales_cockpit?owner={ids['bob']}", headers=token("root")
+    ).json
+    widgets = {w["name"]: w for w in cockpit["widgets"]}
+    assert widgets["funnel"]["data"]["totals"]["deals"] == 4  # bob's deals only
+    assert [r["owner_id__title"] for r in widgets["pipeline"]["data"]["rows"]] == ["bob"]
+    assert {p["name"]: p["value"] for p in cockpit["params"]}["owner"] == str(ids["bob"])
