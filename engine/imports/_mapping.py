@@ -64,7 +64,7 @@ def _names(entity: Entity) -> dict[str, str]:
     """Folded name or label → field name, for the fields a file may fill."""
     names: dict[str, str] = {}
     for f in entity.fields.values():
-        if f.type == "children" or not (writable(f) or f.type == "autonumber"):
+        if f.type == "children":
             continue
         for label in (f.name, *f.label.texts.values()):
             names.setdefault(fold(label), f.name)
