@@ -237,7 +237,7 @@ def _shown(
     if found.options and found.type in ("choice", "multichoice", "formula"):
         labels = {o.value: o.label.get(locale) for o in found.options}
         if isinstance(value, list):
-            return ", ".join(labels.get(v, v) for v in value)
+            return ", ".join(str(labels.get(v, v)) for v in value)
         return labels.get(value, value)
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import sqlalchemy as sa
@@ -202,7 +202,7 @@ def _run(
     return imports.status(actor, run_id)
 
 
-def _refused(exc: EngineError) -> None:
+def _refused(exc: EngineError) -> NoReturn:
     click.echo(f"import refused: {exc.message}", err=True)
     for name, messages in exc.fields.items():
         for message in messages:
@@ -280,7 +280,7 @@ def export_command(
     if output is None:
         if format_ == "xlsx" and sys.stdout.isatty():
             raise click.UsageError("an XLSX file is binary: write it with --output FILE")
-        click.get_binary_stream("stdout").write(content)
+        sys.stdout.buffer.write(content)
     else:
         output.write_bytes(content)
         click.echo(f"wrote {output}", err=True)
