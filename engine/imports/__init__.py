@@ -27,7 +27,7 @@ from ..context import Actor
 from ..errors import BadRequest, Conflict, EngineError, NotFound
 from ._errorfile import rejected, to_csv, to_xlsx
 from ._export import EXPORT_FORMATS, MEDIA_TYPES, Export
-from ._files import BadFile, FileTooLarge, Sheet, read_sheet
+from ._files import BadFile, FileTooLarge, Sheet, read_sheet, size_text
 from ._mapping import suggest
 from ._options import DUPLICATE_CHOICES, MODES, ImportOptions
 from ._run import Progress, Report, Runner, prepare
@@ -73,8 +73,8 @@ class Imports:
     def read(self, content: bytes, filename: str, options: ImportOptions) -> Sheet:
         if len(content) > self.max_bytes:
             raise FileTooLarge(
-                f"the file is {len(content) / 1048576:.1f} MB: at most "
-                f"{self.max_bytes / 1048576:.1f} MB may be imported at once — split it"
+                f"the file is {size_text(len(content))}: at most {size_text(self.max_bytes)} "
+                "may be imported at once — split it"
             )
         return read_sheet(content, filename, format=options.format, encoding=options.encoding)
 
@@ -343,5 +343,6 @@ __all__ = [
     "Sheet",
     "Store",
     "read_sheet",
+    "size_text",
     "thread_executor",
 ]

@@ -39,6 +39,14 @@ class FileTooLarge(BadFile):
     code = "file_too_large"
 
 
+def size_text(size: int) -> str:
+    """A size as people read it: ``10 MB``, ``7.8 KB``, ``900 bytes``."""
+    for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{size} bytes"
+
+
 @dataclass
 class Sheet:
     """A table read from a file. ``rows`` are ``(row number, cells)`` pairs."""

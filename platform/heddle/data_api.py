@@ -25,7 +25,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from engine import BadRequest, NotFound
-from engine.imports import FileTooLarge, ImportOptions, Imports
+from engine.imports import FileTooLarge, ImportOptions, Imports, size_text
 from engine.imports._export import MEDIA_TYPES, Export
 
 from ._people_import import PEOPLE, import_people
@@ -118,7 +118,8 @@ def _upload() -> tuple[str, bytes, str, ImportOptions, bool]:
         values = {**_template_options(form["template"], entity), **values}
     content = upload.read(_max_bytes() + 1) if upload is not None else b""
     if len(content) > _max_bytes():
-        raise FileTooLarge(f"the file is larger than {_max_bytes() / 1048576:.1f} MB: split it")
+        limit = size_text(_max_bytes())
+        raise FileTooLarge(f"the file is larger than {limit}, the most one import takes: split it")
     filename = (upload.filename or "upload") if upload is not None else ""
     return entity, content, filename, ImportOptions.from_json(values), bool(background)
 
