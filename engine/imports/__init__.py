@@ -16,6 +16,7 @@ writing a row twice. Exports: :class:`Export`. See docs/import-export.md.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("heddle.imports")
 
 MAX_BYTES = 10 * 1024 * 1024
+#: A run marked running whose checkpoint is older than this, and that no thread of this
+#: process runs, is taken as interrupted: it may be resumed.
+STALE_SECONDS = 15 * 60
 #: Runs one job: the default starts a daemon thread; a job queue passes its own (it calls
 #: :meth:`Imports.execute` with the run's id in a worker).
 Executor = Callable[[int, Callable[[], None]], None]
@@ -62,8 +66,10 @@ class Imports:
         *,
         max_bytes: int = MAX_BYTES,
         executor: Executor = thread_executor,
+        stale_seconds: float = STALE_SECONDS,
     ) -> None:
         self.records = records
+        self.stale_seconds = stale_seconds
         self.store = Store(records.tables)
         self.max_bytes = max_bytes
         self.executor = executor
@@ -154,8 +160,11 @@ class Imports:
             run = self.store.run(conn, run_id)
         if run["status"] == "done":
             raise Conflict(f"import run {run_id} is done: nothing to resume")
-        if self.alive(run_id):
-            raise Conflict(f"import run {run_id} is running")
+        if self.alive(run_id) or (run["status"] == "running" and not self._stale(run)):
+            raise Conflict(
+                f"import run {run_id} is running (its last checkpoint is recent): resume it "
+                f"when it has written none for {self.stale_seconds:.0f} s"
+            )
         if background:
             self._launch(run_id)
         else:
@@ -165,6 +174,23 @@ class Imports:
     def execute(self, run_id: int) -> None:
         """Run (or go on with) a stored run: what a background worker calls."""
         self._execute(run_id)
+
+    def _stale(self, run: Mapping[str, Any]) -> bool:
+        age = dt.datetime.now(dt.UTC) - run["updated_at"]
+        return age.total_seconds() >= self.stale_seconds
+
+    def _claim(self, conn: sa.Connection, run_id: int) -> bool:
+        """Mark a run as running, unless another process runs it (a recent checkpoint):
+        two runners of one run would write its rows twice."""
+        runs = self.store.runs
+        stale = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self.stale_seconds)
+        claimed = conn.execute(
+            runs.update()
+            .where(runs.c.id == run_id, runs.c.status != "done")
+            .where(sa.or_(runs.c.status != "running", runs.c.updated_at <= stale))
+            .values(status="running", error=None, updated_at=dt.datetime.now(dt.UTC))
+        )
+        return claimed.rowcount == 1
 
     def _key(self, run_id: int) -> tuple[int, int]:
         return (id(self.records.engine), run_id)
@@ -178,7 +204,10 @@ class Imports:
         def work() -> None:
             with _LIVE_LOCK:
                 _LIVE[self._key(run_id)] = threading.current_thread()
-            self._execute(run_id)
+            try:
+                self._execute(run_id)
+            except EngineError as exc:  # another process runs it: leave it to that one
+                log.warning("import run %s not started: %s", run_id, exc.message)
 
         self.executor(run_id, work)
 
@@ -191,7 +220,8 @@ class Imports:
     ) -> None:
         with self.records.engine.begin() as conn:
             run = self.store.run(conn, run_id, content=True)
-            self.store.update_run(conn, run_id, status="running", error=None)
+            if not self._claim(conn, run_id):
+                raise Conflict(f"import run {run_id} is running or done")
         try:
             actor = self._actor(run)
             options = ImportOptions.from_json(run["options"])
@@ -239,8 +269,8 @@ class Imports:
             raise NotFound(f"no import run with id {run_id}")
         done, total = _PROGRESS.get(self._key(run_id), (run["done"], run["total"]))
         status = run["status"]
-        if status == "running" and not self.alive(run_id) and self._key(run_id) not in _PROGRESS:
-            status = "interrupted"  # nothing runs it in this process: resume it
+        if status == "running" and not self.alive(run_id) and self._stale(run):
+            status = "interrupted"  # no checkpoint for a while, nothing runs it here: resume
         return {
             "id": run["id"],
             "kind": run["kind"],

@@ -321,8 +321,8 @@ class Runner:
         if problem is not None:
             return Outcome(number, "error", errors=[problem])
         data.update(lines)
-        for name in [n for n in data if self._is_autonumber(n)]:
-            data.pop(name)
+        for name in [n for n in data if n == "id" or self._is_autonumber(n)]:
+            data.pop(name)  # keys to find a record by, never written
         try:
             if existing is not None:
                 return self._update(conn, group, existing, data)

@@ -18,7 +18,16 @@ import pytest
 import sqlalchemy as sa
 from openpyxl import Workbook, load_workbook
 
-from engine import SYSTEM, Actor, DuplicateFound, EventBus, Forbidden, Records, ValidationFailed
+from engine import (
+    SYSTEM,
+    Actor,
+    Conflict,
+    DuplicateFound,
+    EventBus,
+    Forbidden,
+    Records,
+    ValidationFailed,
+)
 from engine.database import connect
 from engine.imports import BadFile, FileTooLarge, ImportOptions, Imports, read_sheet
 from engine.tables import TEAM_TABLE, USER_TABLE, build_tables
@@ -434,7 +443,11 @@ def test_a_crashed_run_resumes_without_doubling_rows(records: Records, imports: 
     with records.engine.connect() as conn:
         run_id = int(conn.scalar(sa.text("SELECT max(id) FROM heddle_import_run")))
     status = imports.status(ANN, run_id)
-    assert status["status"] == "interrupted" and status["progress"] == {"done": 3, "total": 7}
+    assert status["status"] == "running" and status["progress"] == {"done": 3, "total": 7}
+    with pytest.raises(Conflict, match="running"):
+        imports.resume(run_id)  # its checkpoint is recent: it may be running elsewhere
+    imports = Imports(records, stale_seconds=0)  # ... until it is old enough
+    assert imports.status(ANN, run_id)["status"] == "interrupted"
     assert count(records, "account") - count(records, "account", external_id=None) >= 3
     imports.resume(run_id)
     done = imports.status(ANN, run_id)
