@@ -190,7 +190,7 @@ class Imports:
             .where(sa.or_(runs.c.status != "running", runs.c.updated_at <= stale))
             .values(status="running", error=None, updated_at=dt.datetime.now(dt.UTC))
         )
-        return claimed.rowcount == 1
+        return bool(claimed.rowcount == 1)
 
     def _key(self, run_id: int) -> tuple[int, int]:
         return (id(self.records.engine), run_id)
