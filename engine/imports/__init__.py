@@ -176,7 +176,7 @@ class Imports:
         self._execute(run_id)
 
     def _stale(self, run: Mapping[str, Any]) -> bool:
-        age = dt.datetime.now(dt.UTC) - run["updated_at"]
+        age: dt.timedelta = dt.datetime.now(dt.UTC) - run["updated_at"]
         return age.total_seconds() >= self.stale_seconds
 
     def _claim(self, conn: sa.Connection, run_id: int) -> bool:
