@@ -181,4 +181,9 @@ class Lookups:
                         f"{len(ids)} {what}s are called '{raw}': use the username"
                     )  # fmt: skip
                     remaining.discard(raw)
+        numbers = {raw: int(raw.lstrip("#")) for raw in remaining if raw.lstrip("#").isdigit()}
+        if numbers:  # an id, as JSON exports and the API give them
+            present = set(conn.scalars(sa.select(table.c.id).where(
+                table.c.id.in_(set(numbers.values())))))  # fmt: skip
+            found.update({fold(raw): n for raw, n in numbers.items() if n in present})
         return found

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -503,6 +504,16 @@ def test_export_then_import_changes_what_was_edited(records: Records, imports: I
     assert any(r[revenue] is not None for r in cells[1:])
     with pytest.raises(Forbidden, match="export"):
         imports.export(ANN, "product", {}, "csv")
+
+    # JSON out and back in: the API's values, field names as keys
+    data = json.loads(imports.export(ANN, "account", {"external_id": "UP-2"}, "json"))
+    assert data[0]["grade"] == "C" and "cost" not in data[0]
+    data[0]["grade"] = "特级"
+    back = json.dumps(data, ensure_ascii=False).encode()
+    run = imports.run(ANN, "account", back, "back.json", ImportOptions(
+        mode="update", key="id", value_map={"grade": {"特级": "A"}}))  # fmt: skip
+    assert run["report"]["counts"]["updated"] == 1, run["report"]["rows"]
+    assert one(records, "account", external_id="UP-2")["grade"] == "A"
 
 
 def test_export_leaves_out_hidden_fields(
