@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..context import SYSTEM, Actor
-from ..errors import BadRequest, Conflict, NotFound
+from ..errors import BadRequest, Conflict, Forbidden, NotFound
 from ..tables import IMPORT_RUN_TABLE, IMPORT_TEMPLATE_TABLE, USER_TABLE, Tables
 
 STATUSES = ("queued", "running", "done", "failed", "interrupted")
@@ -158,15 +158,23 @@ class Store:
                 self.templates.insert().values(**values).returning(self.templates.c.id)
             ).scalar_one())  # fmt: skip
         else:
-            self.template(conn, template_id)
+            self.owned(conn, actor, template_id)
             conn.execute(
                 self.templates.update().where(self.templates.c.id == template_id).values(**values)
             )
         return self.template(conn, template_id)
 
-    def delete_template(self, conn: sa.Connection, template_id: int) -> None:
-        self.template(conn, template_id)
+    def delete_template(self, conn: sa.Connection, actor: Actor, template_id: int) -> None:
+        self.owned(conn, actor, template_id)
         conn.execute(self.templates.delete().where(self.templates.c.id == template_id))
+
+    def owned(self, conn: sa.Connection, actor: Actor, template_id: int) -> dict[str, Any]:
+        """A template its maker (or an administrator) may change; anyone may use it."""
+        found = self.template(conn, template_id)
+        if not actor.is_admin and found["user_id"] != actor.user_id:
+            raise Forbidden("only the user who saved a template, or an administrator, may "
+                            "change or delete it")  # fmt: skip
+        return found
 
 
 def _template_problems(name: Any, mapping: Any, options: Any) -> dict[str, list[str]]:

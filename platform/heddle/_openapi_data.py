@@ -303,7 +303,7 @@ def data_paths(spec: APISpec, readable: list[str]) -> None:
                 "requestBody": body,
                 "responses": {
                     "200": response(template, "The template."),
-                    **error_responses(400, 401, 404, 409, 415, 422),
+                    **error_responses(400, 401, 403, 404, 409, 415, 422),
                 },
             },
             "delete": {
@@ -311,7 +311,7 @@ def data_paths(spec: APISpec, readable: list[str]) -> None:
                 "summary": "Delete a mapping",
                 "tags": [TAG],
                 "parameters": [template_id],
-                "responses": {"204": {"description": "Deleted."}, **error_responses(401, 404)},
+                "responses": {"204": {"description": "Deleted."}, **error_responses(401, 403, 404)},
             },
         },
     )

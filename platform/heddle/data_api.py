@@ -249,7 +249,7 @@ def update_template(template_id: int) -> ResponseReturnValue:
 @data_api.delete("/import-templates/<int:template_id>")
 def delete_template(template_id: int) -> ResponseReturnValue:
     with runtime().engine.begin() as conn:
-        _imports().store.delete_template(conn, template_id)
+        _imports().store.delete_template(conn, actor(), template_id)
     return "", 204
 
 

@@ -163,6 +163,9 @@ def test_upload_report_error_file_and_templates(client: FlaskClient, headers: Ca
     renamed = client.put(f"/api/v1/import-templates/{made.json['data']['id']}",
                          json={**template, "name": "JP"}, headers=bob)  # fmt: skip
     assert renamed.status_code == 200 and renamed.json["data"]["name"] == "JP"
+    theirs = client.put(f"/api/v1/import-templates/{made.json['data']['id']}",
+                        json=template, headers=headers("ann"))  # fmt: skip
+    assert theirs.status_code == 403
     other = "会社,コード\nソニーグループ,J-1\n".encode("shift_jis")
     used = upload(client, bob, other, "b.csv", entity="account", template="JP")
     assert used.status_code == 201 and used.json["data"]["report"]["counts"]["updated"] == 1
