@@ -325,7 +325,10 @@ class Runner:
             data.pop(name)  # keys to find a record by, never written
         try:
             if existing is not None:
-                return self._update(conn, group, existing, data)
+                try:
+                    return self._update(conn, group, existing, data)
+                except DuplicateFound as exc:  # the change would make it a duplicate
+                    return self._duplicate(conn, group, data, exc, can_merge=False)
             repeat = self._repeats(data, number)
             if repeat is not None:
                 return self._repeat(conn, group, data, *repeat)
@@ -455,15 +458,22 @@ class Runner:
                        errors=[{"row": group.number, "message": message}])  # fmt: skip
 
     def _duplicate(
-        self, conn: sa.Connection, group: Group, data: dict[str, Any], exc: DuplicateFound
+        self,
+        conn: sa.Connection,
+        group: Group,
+        data: dict[str, Any],
+        exc: DuplicateFound,
+        *,
+        can_merge: bool = True,
     ) -> Outcome:
-        """A row the database's records duplicate, as the user chose for the rule."""
+        """A row the database's records duplicate, as the user chose for the rule (an
+        update that would make its record a duplicate is skipped or refused, not merged)."""
         rule = str(exc.details.get("rule", ""))
         candidates = list(exc.details.get("candidates", []))
         duplicate = {"rule": rule, "candidates": candidates}
         choice = self.options.duplicate_choice(rule)
         errors = [{"row": group.number, "message": exc.message}]
-        if choice == "merge" and candidates:
+        if choice == "merge" and candidates and can_merge:
             try:
                 outcome = self._update(conn, group, int(candidates[0]["id"]), data)
             except EngineError as refused:
@@ -472,7 +482,7 @@ class Runner:
                                errors=[{"row": group.number, "message": message}])  # fmt: skip
             outcome.status, outcome.duplicate = "merged", duplicate
             return outcome
-        if choice == "skip":
+        if choice == "skip" or (choice == "merge" and not can_merge):
             return Outcome(group.number, "skipped", duplicate=duplicate, errors=errors)
         return Outcome(group.number, "error", duplicate=duplicate, errors=errors)
 

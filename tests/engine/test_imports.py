@@ -396,8 +396,18 @@ def test_duplicates_the_database_finds_skip_merge_or_refuse(
         # bob may not update ann's account: his merge is refused, with the reason
         bobs = imports.run(BOB, "account", csv_bytes(rows), "d.csv",
                            ImportOptions(duplicates={"same_name": "merge"}))  # fmt: skip
+        # an update that would make a record a duplicate is skipped (never merged)
+        records.events.subscribe("before_update", refuse, "account")
+        renamed = imports.run(ANN, "account", csv_bytes([["Account name", "External ID"],
+                              ["Wayne Corp", "UP-2"]]), "r.csv",
+                              ImportOptions(mode="upsert", key="external_id",
+                                            duplicates={"*": "merge"}))  # fmt: skip
     finally:
         records.events._handlers["before_create"].remove(("account", refuse))
+        if ("account", refuse) in records.events._handlers["before_update"]:
+            records.events._handlers["before_update"].remove(("account", refuse))
+    assert renamed["report"]["rows"][0]["status"] == "skipped"
+    assert one(records, "account", external_id="UP-2")["name"] == "Stark Industries"
     assert outcomes["skip"]["status"] == "skipped"
     assert outcomes["skip"]["duplicate"]["candidates"][0]["id"] == existing["id"]
     assert outcomes["refuse"]["status"] == "error"
