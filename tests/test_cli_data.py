@@ -64,6 +64,11 @@ def test_import_export_teams_and_users(cli: CliRunner, tmp_path: Path) -> None:
     unknown = cli.invoke(main, ["import", "account", str(file), "--as", "nobody"])
     assert unknown.exit_code == 2 and "no active user 'nobody'" in unknown.output
     teams_and_users(cli, tmp_path)
+    backup = tmp_path / "backup"
+    written = cli.invoke(main, ["export", "--all", str(backup)])
+    assert written.exit_code == 0 and (backup / "account.jsonl").is_file(), written.output
+    refused = cli.invoke(main, ["import", "--all", str(backup)])
+    assert refused.exit_code == 1 and "not empty" in refused.output
 
 
 def teams_and_users(cli: CliRunner, tmp_path: Path) -> None:

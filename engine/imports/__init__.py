@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from ..context import Actor
 from ..errors import BadRequest, Conflict, EngineError, NotFound
+from ._backup import export_all, import_all
 from ._errorfile import rejected, to_csv, to_xlsx
 from ._export import EXPORT_FORMATS, MEDIA_TYPES, Export
 from ._files import BadFile, FileTooLarge, Sheet, read_sheet, size_text
@@ -372,6 +373,8 @@ __all__ = [
     "Report",
     "Sheet",
     "Store",
+    "export_all",
+    "import_all",
     "read_sheet",
     "size_text",
     "thread_executor",

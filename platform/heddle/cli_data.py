@@ -19,7 +19,15 @@ import click
 import sqlalchemy as sa
 
 from engine import SYSTEM, Actor, EngineError, EventBus, Records, build_tables
-from engine.imports import DUPLICATE_CHOICES, EXPORT_FORMATS, MODES, ImportOptions, Imports
+from engine.imports import (
+    DUPLICATE_CHOICES,
+    EXPORT_FORMATS,
+    MODES,
+    ImportOptions,
+    Imports,
+    export_all,
+    import_all,
+)
 from engine.migrations import applied_hash
 from metamodel import Model
 from workflows import attach as attach_workflows
@@ -87,8 +95,18 @@ def _duplicates(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command("import")
-@click.argument("entity")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("entity", required=False)
+@click.argument(
+    "file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--all",
+    "everything",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Restore a whole export (heddle export --all) into an empty "
+    "deployment migrated to the same definitions.",
+)
 @click.option(
     "--mode",
     type=click.Choice(MODES),
@@ -140,7 +158,8 @@ def _duplicates(values: tuple[str, ...]) -> dict[str, str]:
     help="Go on with an interrupted run from its checkpoint (FILE is ignored).",
 )
 def import_command(
-    entity: str, file: Path, mode: str, key: str | None, mapping: str | None,
+    entity: str | None, file: Path | None, everything: Path | None, mode: str,
+    key: str | None, mapping: str | None,
     template: str | None, dry_run: bool, all_or_nothing: bool, as_user: str | None,
     errors_file: Path | None, encoding: str | None, date_order: str,
     on_duplicate: tuple[str, ...], resume_id: int | None,
@@ -149,8 +168,13 @@ def import_command(
 
     Columns are matched to fields by name or label (English, Chinese or Japanese). Rows
     are reported by the numbers the spreadsheet shows (the header is row 1). Exits 1 when
-    a row is rejected.
+    a row is rejected. With --all DIR, restore a whole deployment instead.
     """
+    if everything is not None:
+        _restore(everything)
+        return
+    if entity is None or file is None:
+        raise click.UsageError("give ENTITY and FILE (or --all DIR)")
     values: dict[str, Any] = {"mode": mode, "key": key, "dry_run": dry_run,
                               "all_or_nothing": all_or_nothing, "encoding": encoding,
                               "date_order": date_order,
@@ -202,6 +226,15 @@ def _run(
     return imports.status(actor, run_id)
 
 
+def _restore(folder: Path) -> None:
+    with _imports(None) as (imports, _, _):
+        try:
+            counts = import_all(imports.records.engine, imports.records.tables, folder)
+        except EngineError as exc:
+            _refused(exc)
+    click.echo(f"restored {sum(counts.values())} rows of {len(counts)} tables from {folder}")
+
+
 def _refused(exc: EngineError) -> NoReturn:
     click.echo(f"import refused: {exc.message}", err=True)
     for name, messages in exc.fields.items():
@@ -235,7 +268,15 @@ def _print_report(run: dict[str, Any]) -> bool:
 
 
 @click.command("export")
-@click.argument("entity")
+@click.argument("entity", required=False)
+@click.option(
+    "--all",
+    "everything",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Every table (records, users, teams, definitions, history) "
+    "to DIR, for heddle import --all.",
+)
 @click.option(
     "--format", "format_", type=click.Choice(EXPORT_FORMATS), default="csv", show_default=True
 )
@@ -258,10 +299,19 @@ def _print_report(run: dict[str, Any]) -> bool:
     "--as", "as_user", metavar="USER", help="Export as this user: their permissions and language."
 )
 def export_command(
-    entity: str, format_: str, filters: tuple[str, ...], fields: str | None, sort: str | None,
+    entity: str | None, everything: Path | None, format_: str, filters: tuple[str, ...],
+    fields: str | None, sort: str | None,
     output: Path | None, as_user: str | None,
 ) -> None:  # fmt: skip
-    """Export ENTITY's records as CSV, XLSX or JSON, labels in the user's language."""
+    """Export ENTITY's records as CSV, XLSX or JSON, labels in the user's language; or,
+    with --all DIR, every table of the deployment."""
+    if everything is not None:
+        with _imports(None) as (imports, _, _):
+            counts = export_all(imports.records.engine, imports.records.tables, everything)
+        click.echo(f"wrote {sum(counts.values())} rows of {len(counts)} tables to {everything}")
+        return
+    if entity is None:
+        raise click.UsageError("give ENTITY (or --all DIR)")
     params: dict[str, Any] = {}
     for item in filters:
         name, sep, value = item.partition("=")

@@ -9,6 +9,7 @@ import csv
 import datetime as dt
 import io
 import json
+import secrets
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,8 @@ import crm_definitions
 import pytest
 import sqlalchemy as sa
 from openpyxl import Workbook, load_workbook
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from engine import (
     SYSTEM,
@@ -30,7 +33,16 @@ from engine import (
     ValidationFailed,
 )
 from engine.database import connect
-from engine.imports import BadFile, FileTooLarge, ImportOptions, Imports, read_sheet
+from engine.imports import (
+    BadFile,
+    FileTooLarge,
+    ImportOptions,
+    Imports,
+    export_all,
+    import_all,
+    read_sheet,
+)
+from engine.migrations import migrate
 from engine.tables import TEAM_TABLE, USER_TABLE, build_tables
 from metamodel import Model, load_packages
 from workflows import attach as attach_workflows
@@ -548,3 +560,49 @@ def test_export_leaves_out_hidden_fields(
     assert '"list_price"' in content and '"cost"' not in content
     sheet = Imports(other).export(ANN, "product", {}, "csv").decode("utf-8-sig")
     assert "成本价" not in sheet and "标准价格" in sheet
+
+
+# --- every table at once -------------------------------------------------------------------------
+
+
+def test_export_all_restores_an_empty_deployment_to_the_same_data(
+    records: Records, crm: Model, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    source = tmp_path / "export"
+    written = export_all(records.engine, records.tables, source)
+    assert written["account"] > 10 and written["heddle_user"] == 3 and written["quote_line"] == 2
+    if records.dialect == "sqlite":
+        url = f"sqlite:///{tmp_path / 'restored.db'}"
+        server = None
+    else:
+        name = f"heddle_test_restore_{secrets.token_hex(4)}"
+        server = sa.create_engine(make_url(request.getfixturevalue("pg_url")).set(
+            database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)  # fmt: skip
+        with server.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = make_url(request.getfixturevalue("pg_url")).set(database=name).render_as_string(
+            hide_password=False)  # fmt: skip
+    target = connect(url)
+    try:
+        migrate(target, crm)
+        tables = build_tables(crm)
+        restored = import_all(target, tables, source)
+        assert restored["account"] == written["account"]
+        again = tmp_path / "again"
+        export_all(target, tables, again)
+        for path in sorted(source.glob("*.jsonl")):
+            if path.name != "heddle_schema_history.jsonl":
+                assert (again / path.name).read_text() == path.read_text(), path.name
+        with pytest.raises(Conflict, match="not empty"):
+            import_all(target, tables, source)  # once is enough: nothing is doubled
+        # the restored deployment goes on: new ids after the restored ones
+        later = Records(target, crm, tables=tables).create(SYSTEM, "account", {"name": "After"})
+        lines = (source / "account.jsonl").read_text(encoding="utf-8").splitlines()
+        ids = [json.loads(line)["id"] for line in lines]
+        assert later["id"] > max(ids)
+    finally:
+        target.dispose()
+        if server is not None:
+            with server.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            server.dispose()
