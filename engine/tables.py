@@ -40,6 +40,8 @@ SEQUENCE_TABLE = "heddle_sequence"
 ARCHIVE_TABLE = "heddle_archive"
 TRANSITION_TABLE = "heddle_transition"
 SAVED_REPORT_TABLE = "heddle_saved_report"
+IMPORT_RUN_TABLE = "heddle_import_run"
+IMPORT_TEMPLATE_TABLE = "heddle_import_template"
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,38 @@ def system_tables(metadata: sa.MetaData) -> None:
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.Index("ix_heddle_saved_report_owner", "owner_id"),
         sa.Index("ix_heddle_saved_report_role", "role"),
+    )
+    sa.Table(  # imports and big exports, with their checkpoint: engine.imports writes it
+        IMPORT_RUN_TABLE,
+        metadata,
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(16), nullable=False),  # import, export
+        sa.Column("entity", sa.String(63), nullable=False),
+        sa.Column("user_id", ID, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL")),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("options", JSON, nullable=False),
+        sa.Column("filename", sa.String(255), nullable=False, server_default=""),
+        sa.Column("content", sa.LargeBinary()),  # the file imported, or the export made
+        sa.Column("total", sa.Integer(), nullable=False, server_default=sa.text("0")),
+        sa.Column("done", sa.Integer(), nullable=False, server_default=sa.text("0")),
+        sa.Column("report", JSON, nullable=False),
+        sa.Column("error", sa.Text()),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Index("ix_heddle_import_run_user", "user_id", "id"),
+    )
+    sa.Table(  # saved column mappings: engine.imports reads them
+        IMPORT_TEMPLATE_TABLE,
+        metadata,
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("entity", sa.String(63), nullable=False),
+        sa.Column("user_id", ID, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL")),
+        sa.Column("mapping", JSON, nullable=False),
+        sa.Column("options", JSON, nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.UniqueConstraint("entity", "name"),
     )
 
 

@@ -62,6 +62,7 @@ from engine import Actor, Records
 from engine.permissions import Permissions
 from metamodel import Entity, Model
 
+from ._openapi_data import data_paths
 from ._openapi_paths import (
     ERRORS,
     REPORT_RESULT,
@@ -237,6 +238,7 @@ def build_document(model: Model, view: View) -> dict[str, Any]:
     report_paths(spec, runnable, ["default", *model.dashboards])
     report_download_paths(spec, runnable)
     saved_report_paths(spec)
+    data_paths(spec, [name for name, _ in view.entities])
     return spec.to_dict()
 
 

@@ -54,6 +54,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_CONTENT_LENGTH", "1048576", "The largest request body accepted, in bytes."),
     Setting("TOKEN_DAYS", "90", "How many days a new API token is valid."),
     Setting(
+        "IMPORT_MAX_BYTES",
+        "10485760",
+        "The largest file an import accepts, in bytes (uploads to /api/v1/imports may be "
+        "this large whatever MAX_CONTENT_LENGTH says).",
+    ),
+    Setting(
+        "IMPORT_BACKGROUND_ROWS",
+        "2000",
+        "Imports through the API with more rows than this run as background jobs.",
+    ),
+    Setting(
+        "EXPORT_BACKGROUND_ROWS",
+        "10000",
+        "Exports through the API of more records than this run as background jobs.",
+    ),
+    Setting(
         "TOKEN_CACHE_SECONDS",
         "5",
         "How long a process trusts a checked API token before asking the database again "

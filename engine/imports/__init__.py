@@ -1,0 +1,381 @@
+"""Import and export: spreadsheets in, lists out, through the record service.
+
+>>> imports = Imports(records)
+>>> run = imports.run(actor, "account", content, "accounts.csv",
+...                   ImportOptions(mode="upsert", key="external_id", dry_run=True))
+>>> run["report"]["counts"]
+{'created': 120, 'updated': 3, 'unchanged': 0, 'merged': 0, 'skipped': 1, 'error': 2}
+
+Files are read by :mod:`._files` (CSV in any common encoding, XLSX, JSON), columns mapped
+by :mod:`._mapping`, cells converted by :mod:`._convert` and :mod:`._lookup`, and rows
+written by :mod:`._run` in batches with a checkpoint stored with the run (:mod:`._store`),
+so a run can go on in the background (:meth:`Imports.start`), be watched
+(:meth:`Imports.status`) and be resumed after a crash (:meth:`Imports.resume`) without
+writing a row twice. Exports: :class:`Export`. See docs/import-export.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ..context import Actor
+from ..errors import BadRequest, Conflict, EngineError, NotFound
+from ._backup import export_all, import_all
+from ._errorfile import rejected, to_csv, to_xlsx
+from ._export import EXPORT_FORMATS, MEDIA_TYPES, Export
+from ._files import BadFile, FileTooLarge, Sheet, read_sheet, size_text
+from ._mapping import suggest
+from ._options import DUPLICATE_CHOICES, MODES, ImportOptions
+from ._run import Progress, Report, Runner, prepare
+from ._store import Store
+
+if TYPE_CHECKING:
+    from ..records import Records
+
+log = logging.getLogger("heddle.imports")
+
+MAX_BYTES = 10 * 1024 * 1024
+#: A run marked running whose checkpoint is older than this, and that no thread of this
+#: process runs, is taken as interrupted: it may be resumed.
+STALE_SECONDS = 15 * 60
+#: Runs one job: the default starts a daemon thread; a job queue passes its own (it calls
+#: :meth:`Imports.execute` with the run's id in a worker).
+Executor = Callable[[int, Callable[[], None]], None]
+# What runs in this process, by (database engine, run id): the thread, and the progress.
+_LIVE: dict[tuple[int, int], threading.Thread] = {}
+_PROGRESS: dict[tuple[int, int], tuple[int, int]] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+def thread_executor(run_id: int, work: Callable[[], None]) -> None:
+    thread = threading.Thread(target=work, name=f"heddle-import-{run_id}", daemon=True)
+    thread.start()
+
+
+class Imports:
+    """Imports, exports and their runs for one record service."""
+
+    def __init__(
+        self,
+        records: Records,
+        *,
+        max_bytes: int = MAX_BYTES,
+        executor: Executor = thread_executor,
+        stale_seconds: float = STALE_SECONDS,
+    ) -> None:
+        self.records = records
+        self.stale_seconds = stale_seconds
+        self.store = Store(records.tables)
+        self.max_bytes = max_bytes
+        self.executor = executor
+
+    # --- reading and mapping -----------------------------------------------------------------
+
+    def read(self, content: bytes, filename: str, options: ImportOptions) -> Sheet:
+        if len(content) > self.max_bytes:
+            raise FileTooLarge(
+                f"the file is {size_text(len(content))}: at most {size_text(self.max_bytes)} "
+                "may be imported at once — split it"
+            )
+        return read_sheet(content, filename, format=options.format, encoding=options.encoding)
+
+    def preview(
+        self, actor: Actor, entity: str, content: bytes, filename: str, options: ImportOptions
+    ) -> dict[str, Any]:
+        """The mapping an import would use, its problems, and the first rows."""
+        sheet = self.read(content, filename, options)
+        plan, report = prepare(self.records, actor, entity, sheet, options)
+        return {
+            "format": sheet.format,
+            "encoding": sheet.encoding,
+            "headers": sheet.headers,
+            "mapping": report.mapping,
+            "rows": len(sheet.rows),
+            "records": len(plan.groups),
+            "sample": [
+                {"row": n, "cells": [_json_cell(c) for c in cells]} for n, cells in sheet.rows[:5]
+            ],
+        }
+
+    def suggest(self, entity: str, headers: list[str]) -> dict[str, str | None]:
+        ent = self.records.entity(entity)
+        return suggest(self.records.model, ent, headers)
+
+    # --- runs --------------------------------------------------------------------------------
+
+    def run(
+        self,
+        actor: Actor,
+        entity: str,
+        content: bytes,
+        filename: str,
+        options: ImportOptions,
+        *,
+        progress: Progress | None = None,
+        after_batch: Callable[[int], None] | None = None,
+    ) -> dict[str, Any]:
+        """Import now, in this thread; the run (with its report) as :meth:`status` gives it."""
+        run_id = self.create(actor, entity, content, filename, options)
+        self._execute(run_id, progress=progress, after_batch=after_batch)
+        return self.status(actor, run_id)
+
+    def create(
+        self, actor: Actor, entity: str, content: bytes, filename: str, options: ImportOptions
+    ) -> int:
+        """Check the file and the mapping (refusing a bad one at once) and store a run."""
+        sheet = self.read(content, filename, options)
+        plan, report = prepare(self.records, actor, entity, sheet, options)
+        with self.records.engine.begin() as conn:
+            run_id = self.store.create_run(
+                conn, kind="import", entity=plan.entity.name, actor=actor,
+                options=options.to_json(), filename=filename, content=content,
+                total=len(plan.groups),
+            )  # fmt: skip
+            self.store.update_run(conn, run_id, report=report.to_dict())
+        return run_id
+
+    def start(
+        self, actor: Actor, entity: str, content: bytes, filename: str, options: ImportOptions
+    ) -> int:
+        """Import in the background (see :data:`Executor`); the run's id, to watch."""
+        run_id = self.create(actor, entity, content, filename, options)
+        self._launch(run_id)
+        return run_id
+
+    def resume(
+        self,
+        run_id: int,
+        *,
+        background: bool = False,
+        progress: Progress | None = None,
+        after_batch: Callable[[int], None] | None = None,
+    ) -> int:
+        """Go on with a run that stopped (a crash, a restart) from its checkpoint."""
+        with self.records.engine.connect() as conn:
+            run = self.store.run(conn, run_id)
+        if run["status"] == "done":
+            raise Conflict(f"import run {run_id} is done: nothing to resume")
+        if self.alive(run_id) or (run["status"] == "running" and not self._stale(run)):
+            raise Conflict(
+                f"import run {run_id} is running (its last checkpoint is recent): resume it "
+                f"when it has written none for {self.stale_seconds:.0f} s"
+            )
+        if background:
+            self._launch(run_id)
+        else:
+            self._execute(run_id, progress=progress, after_batch=after_batch)
+        return run_id
+
+    def execute(self, run_id: int) -> None:
+        """Run (or go on with) a stored run: what a background worker calls."""
+        self._execute(run_id)
+
+    def _stale(self, run: Mapping[str, Any]) -> bool:
+        age: dt.timedelta = dt.datetime.now(dt.UTC) - run["updated_at"]
+        return age.total_seconds() >= self.stale_seconds
+
+    def _claim(self, conn: sa.Connection, run_id: int) -> bool:
+        """Mark a run as running, unless another process runs it (a recent checkpoint):
+        two runners of one run would write its rows twice."""
+        runs = self.store.runs
+        stale = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self.stale_seconds)
+        claimed = conn.execute(
+            runs.update()
+            .where(runs.c.id == run_id, runs.c.status != "done")
+            .where(sa.or_(runs.c.status != "running", runs.c.updated_at <= stale))
+            .values(status="running", error=None, updated_at=dt.datetime.now(dt.UTC))
+        )
+        return bool(claimed.rowcount == 1)
+
+    def _key(self, run_id: int) -> tuple[int, int]:
+        return (id(self.records.engine), run_id)
+
+    def alive(self, run_id: int) -> bool:
+        with _LIVE_LOCK:
+            thread = _LIVE.get(self._key(run_id))
+        return thread is not None and thread.is_alive()
+
+    def _launch(self, run_id: int) -> None:
+        def work() -> None:
+            with _LIVE_LOCK:
+                _LIVE[self._key(run_id)] = threading.current_thread()
+            try:
+                self._execute(run_id)
+            except EngineError as exc:  # another process runs it: leave it to that one
+                log.warning("import run %s not started: %s", run_id, exc.message)
+
+        self.executor(run_id, work)
+
+    def _execute(
+        self,
+        run_id: int,
+        *,
+        progress: Progress | None = None,
+        after_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        with self.records.engine.begin() as conn:
+            run = self.store.run(conn, run_id, content=True)
+            if not self._claim(conn, run_id):
+                raise Conflict(f"import run {run_id} is running or done")
+        try:
+            actor = self._actor(run)
+            options = ImportOptions.from_json(run["options"])
+            sheet = self.read(run["content"] or b"", run["filename"], options)
+            plan, _ = prepare(self.records, actor, run["entity"], sheet, options)
+            report = Report.from_dict(run["report"])
+            report.total = len(plan.groups)
+
+            def seen(done: int, total: int) -> None:
+                _PROGRESS[self._key(run_id)] = (done, total)
+                if progress is not None:
+                    progress(done, total)
+
+            def checkpoint(conn: sa.Connection, report: Report) -> None:
+                self.store.update_run(conn, run_id, done=report.done, report=report.to_dict())
+
+            Runner(plan).run(report, start=int(run["done"]), checkpoint=checkpoint,
+                             progress=seen, after_batch=after_batch)  # fmt: skip
+        except EngineError as exc:
+            with self.records.engine.begin() as conn:
+                self.store.update_run(conn, run_id, status="failed", error=exc.message)
+            return
+        except Exception as exc:
+            log.exception("import run %s failed", run_id)
+            with self.records.engine.begin() as conn:
+                self.store.update_run(conn, run_id, status="failed", error=str(exc)[:2000])
+            return
+        finally:
+            _PROGRESS.pop(self._key(run_id), None)
+        with self.records.engine.begin() as conn:
+            self.store.update_run(conn, run_id, status="done", done=report.done,
+                                  report=report.to_dict())  # fmt: skip
+
+    def _actor(self, run: Mapping[str, Any]) -> Actor:
+        with self.records.engine.connect() as conn:
+            return self.store.actor_of(conn, run)
+
+    # --- watching --------------------------------------------------------------------------
+
+    def status(self, actor: Actor, run_id: int) -> dict[str, Any]:
+        """A run as its user (or an administrator) may see it: status, progress, report."""
+        with self.records.reader.connect() as conn:
+            run = self.store.run(conn, run_id)
+        if not actor.is_admin and run["user_id"] != actor.user_id:
+            raise NotFound(f"no import run with id {run_id}")
+        done, total = _PROGRESS.get(self._key(run_id), (run["done"], run["total"]))
+        status = run["status"]
+        if status == "running" and not self.alive(run_id) and self._stale(run):
+            status = "interrupted"  # no checkpoint for a while, nothing runs it here: resume
+        return {
+            "id": run["id"],
+            "kind": run["kind"],
+            "entity": run["entity"],
+            "status": status,
+            "filename": run["filename"],
+            "progress": {"done": done, "total": total},
+            "options": {k: v for k, v in run["options"].items() if k != "system"},
+            "report": run["report"],
+            "error": run["error"],
+            "created_at": run["created_at"],
+            "updated_at": run["updated_at"],
+        }
+
+    def error_file(self, actor: Actor, run_id: int, format: str = "csv") -> bytes:
+        """Each rejected row with its row number and messages, as CSV or XLSX."""
+        if format not in ("csv", "xlsx"):
+            raise BadRequest("the error file is csv or xlsx", {"format": ["csv or xlsx."]})
+        self.status(actor, run_id)  # the same sight
+        with self.records.reader.connect() as conn:
+            run = self.store.run(conn, run_id, content=True)
+        if run["kind"] != "import":
+            raise NotFound(f"no import run with id {run_id}")
+        options = ImportOptions.from_json(run["options"])
+        sheet = self.read(run["content"] or b"", run["filename"], options)
+        table = rejected(sheet, run["report"])
+        return to_csv(table) if format == "csv" else to_xlsx(table)
+
+    # --- exports ---------------------------------------------------------------------------
+
+    def export(
+        self, actor: Actor, entity: str, params: Mapping[str, Any], format: str = "csv"
+    ) -> bytes:
+        return Export(self.records, actor, entity, params).write(format)
+
+    def start_export(
+        self, actor: Actor, entity: str, params: Mapping[str, Any], format: str = "csv"
+    ) -> int:
+        """Export in the background; the file is kept with the run (:meth:`download`)."""
+        job = Export(self.records, actor, entity, params)  # refuses a bad query at once
+        if format not in EXPORT_FORMATS:
+            job.write(format)  # raises the error that names the formats
+        with self.records.engine.begin() as conn:
+            run_id = self.store.create_run(
+                conn, kind="export", entity=job.entity.name, actor=actor,
+                options={"format": format, "params": dict(params)}, total=job.count(),
+            )  # fmt: skip
+
+        def work() -> None:
+            with _LIVE_LOCK:
+                _LIVE[self._key(run_id)] = threading.current_thread()
+            try:
+                with self.records.engine.begin() as conn:
+                    self.store.update_run(conn, run_id, status="running")
+                content = job.write(format)
+            except Exception as exc:
+                log.exception("export run %s failed", run_id)
+                with self.records.engine.begin() as conn:
+                    self.store.update_run(conn, run_id, status="failed", error=str(exc)[:2000])
+                return
+            with self.records.engine.begin() as conn:
+                self.store.update_run(conn, run_id, status="done", content=content,
+                                      filename=f"{entity}.{format}", done=job.count())  # fmt: skip
+
+        self.executor(run_id, work)
+        return run_id
+
+    def download(self, actor: Actor, run_id: int) -> tuple[bytes, str, str]:
+        """A finished export's file, its name and media type."""
+        status = self.status(actor, run_id)
+        if status["kind"] != "export":
+            raise NotFound(f"no export with id {run_id}")
+        if status["status"] != "done":
+            raise Conflict(f"export {run_id} is {status['status']}: not ready yet")
+        with self.records.reader.connect() as conn:
+            run = self.store.run(conn, run_id, content=True)
+        format = str(run["options"].get("format", "csv"))
+        return bytes(run["content"] or b""), run["filename"], MEDIA_TYPES[format]
+
+
+def _json_cell(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+__all__ = [
+    "DUPLICATE_CHOICES",
+    "EXPORT_FORMATS",
+    "MAX_BYTES",
+    "MEDIA_TYPES",
+    "MODES",
+    "BadFile",
+    "Executor",
+    "Export",
+    "FileTooLarge",
+    "ImportOptions",
+    "Imports",
+    "Report",
+    "Sheet",
+    "Store",
+    "export_all",
+    "import_all",
+    "read_sheet",
+    "size_text",
+    "thread_executor",
+]

@@ -1,0 +1,551 @@
+"""Running an import: rows become records through the record service, so permissions,
+validation, audit, workflows' rules and duplicate rules apply as they do to the API.
+
+Rows are taken in *groups*: a record and its child rows (a quote and its lines share the
+quote's key, or the lines follow their quote with the quote's cells left empty). Each
+group is written in a SAVEPOINT, so a bad one is undone alone. Groups are committed in
+batches, each batch with the run's checkpoint in the same transaction: a run resumed
+after a crash starts after the last batch committed and writes no row twice. A dry run,
+and an all-or-nothing run that meets an error, roll everything back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from metamodel import Entity, Field
+
+from ..context import Actor
+from ..duplicates import MatchRule
+from ..errors import DuplicateFound, EngineError, Forbidden, ValidationFailed
+from ..permissions import Grant
+from ._convert import CellError, Conversion, convert, empty, text
+from ._files import Sheet
+from ._lookup import Lookups, Target, key_fields
+from ._mapping import Column, build
+from ._options import ImportOptions
+
+if TYPE_CHECKING:
+    from ..records import Records
+
+#: Runs with at most this many rows list every row in their report; larger ones list the
+#: rows with a problem (and the counts).
+REPORT_EVERY_ROW = 1000
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Group:
+    """A record's rows: the first holds its own cells; all may hold child rows' cells."""
+
+    rows: list[tuple[int, list[Any]]]
+
+    @property
+    def number(self) -> int:
+        return self.rows[0][0]
+
+
+@dataclass
+class Outcome:
+    """What became of one group: created, updated, unchanged, merged, skipped or error."""
+
+    row: int
+    status: str
+    id: int | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    duplicate: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"row": self.row, "status": self.status}
+        if self.id is not None:
+            found["id"] = self.id
+        if self.errors:
+            found["errors"] = self.errors
+        if self.duplicate:
+            found["duplicate"] = self.duplicate
+        return found
+
+
+@dataclass
+class Report:
+    """A run's report: the mapping, the counts and the rows (see :data:`REPORT_EVERY_ROW`)."""
+
+    mapping: list[dict[str, Any]]
+    total: int
+    dry_run: bool
+    all_or_nothing: bool
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("created", "updated", "unchanged", "merged", "skipped", "error"), 0
+        )
+    )
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    committed: bool = False
+    done: int = 0
+
+    def add(self, outcome: Outcome) -> None:
+        self.counts[outcome.status] += 1
+        if self.dry_run and outcome.status == "created":
+            outcome.id = None  # rolled back: the id was never kept
+        if self.total <= REPORT_EVERY_ROW or outcome.status in ("error", "skipped", "merged"):
+            self.rows.append(outcome.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mapping": self.mapping,
+            "total": self.total,
+            "done": self.done,
+            "dry_run": self.dry_run,
+            "all_or_nothing": self.all_or_nothing,
+            "committed": self.committed,
+            "counts": dict(self.counts),
+            "rows": list(self.rows),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        report = cls(list(data.get("mapping", [])), int(data.get("total", 0)),
+                     bool(data.get("dry_run")), bool(data.get("all_or_nothing")))  # fmt: skip
+        report.counts.update(data.get("counts", {}))
+        report.rows = list(data.get("rows", []))
+        report.done = int(data.get("done", 0))
+        return report
+
+
+class Plan:
+    """An import ready to run: the entity, the mapping checked against the user's grants,
+    the rows grouped into records."""
+
+    def __init__(
+        self, records: Records, actor: Actor, entity: str, sheet: Sheet, options: ImportOptions
+    ) -> None:
+        self.records = records
+        self.model = records.model
+        self.actor = actor
+        self.entity = records.entity(entity)
+        self.sheet = sheet
+        self.options = options
+        self.grants = self._grants()
+        self.mapping = build(self.model, self.entity, sheet.headers, options.mapping, self.grants)
+        self.columns = self.mapping.by_field()
+        self.parent_columns = [c for c in self.columns.values() if "." not in (c.field or "")]
+        self.child_columns: dict[str, list[Column]] = {}
+        for column in self.columns.values():
+            owner, _, _ = (column.field or "").rpartition(".")
+            if owner:
+                self.child_columns.setdefault(owner, []).append(column)
+        self._check_key()
+        self.groups = list(self._groups())
+
+    def _grants(self) -> dict[str, Grant]:
+        permissions = self.records.permissions
+        ent = self.entity
+        if not permissions.grant(self.actor, ent, "import").allowed:
+            raise Forbidden(
+                f"you may not import {ent.plural_label.get(self.actor.locale)}: your role needs "
+                "the import permission on them"
+            )
+        actions = {"insert": ("create",), "update": ("update",), "upsert": ("create", "update")}
+        grants: dict[str, Grant] = {}
+        for action in actions[self.options.mode]:
+            grant = permissions.grant(self.actor, ent, action)
+            if not grant.allowed:
+                raise Forbidden(f"you may not {action} {ent.plural_label.get(self.actor.locale)}")
+            grants[f":{action}"] = grant
+            for child in ent.fields_of_type("children"):
+                target = self.model.entity(child.children or "")
+                grants[f"{child.name}:{action}"] = permissions.grant(self.actor, target, action)
+        return grants
+
+    def _check_key(self) -> None:
+        key = self.options.key
+        if key is None:
+            return
+        problem = None
+        if key != "id" and key not in self.entity.fields:
+            problem = f"unknown field '{key}'"
+        elif key not in self.columns:
+            problem = f"no column of the file fills the key {key}"
+        if problem:
+            raise ValidationFailed(f"the key is not valid: {problem}", {"key": [problem]})
+
+    def _groups(self) -> Iterator[Group]:
+        rows = self.sheet.rows
+        if not self.child_columns:
+            for row in rows:
+                yield Group([row])
+            return
+        key = self.columns.get(self.options.key or "")
+        parents = [c.index for c in self.parent_columns]
+        by_key: dict[str, Group] = {}
+        current: Group | None = None
+        for number, cells in rows:
+            own = [cells[i] for i in parents]
+            if key is not None and not empty(cells[key.index]):
+                value = text(cells[key.index])
+                if value in by_key:
+                    by_key[value].rows.append((number, cells))
+                    continue
+                current = by_key[value] = Group([(number, cells)])
+                yield current
+            elif current is not None and all(empty(c) for c in own):
+                current.rows.append((number, cells))
+            else:
+                current = Group([(number, cells)])
+                yield current
+
+
+class Runner:
+    """Writes the groups of a :class:`Plan` and reports what became of each."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.records = plan.records
+        self.actor = plan.actor
+        self.entity = plan.entity
+        self.options = plan.options
+        self.conversion = Conversion(plan.options.date_order, plan.options.value_map)
+        self.lookups = Lookups(self.records.tables, self.records.permissions, plan.actor)
+        self.rules = [MatchRule.from_definition(r) for r in plan.entity.duplicate_rules]
+        self.seen: dict[tuple[str, str], tuple[int, int | None]] = {}  # (rule, key) → row, id
+        self.table = self.records.tables.table(plan.entity.name)
+        self.self_refs = [f for f in plan.entity.fields_of_type("reference")
+                          if f.to == plan.entity.name]  # fmt: skip
+
+    # --- the whole run ---------------------------------------------------------------------
+
+    def run(
+        self,
+        report: Report,
+        *,
+        start: int = 0,
+        checkpoint: Callable[[sa.Connection, Report], None] | None = None,
+        progress: Progress | None = None,
+        after_batch: Callable[[int], None] | None = None,
+    ) -> Report:
+        """Write the groups from ``start`` on, into ``report``. ``checkpoint`` records the
+        run's progress in the batch's own transaction; ``after_batch`` is called once a
+        batch is committed (with how many groups are done)."""
+        groups = self.plan.groups
+        total = len(groups)
+        if self.options.dry_run or self.options.all_or_nothing:
+            with self.records.engine.connect() as conn, conn.begin() as outer:
+                self._batch(conn, groups, report, progress, total)
+                failed = report.counts["error"] > 0
+                report.done = total
+                if self.options.dry_run or failed:
+                    outer.rollback()
+                    report.committed = False
+                else:
+                    report.committed = True
+                    if checkpoint is not None:
+                        checkpoint(conn, report)
+            return report
+        size = self.options.batch_size
+        for begin in range(start, total, size):
+            batch = groups[begin : begin + size]
+            with self.records.engine.begin() as conn:
+                self._batch(conn, batch, report, progress, total, offset=begin)
+                report.done = begin + len(batch)
+                if checkpoint is not None:
+                    checkpoint(conn, report)
+            if after_batch is not None:
+                after_batch(report.done)
+        report.committed = True
+        return report
+
+    def _batch(
+        self,
+        conn: sa.Connection,
+        groups: Sequence[Group],
+        report: Report,
+        progress: Progress | None,
+        total: int,
+        offset: int = 0,
+    ) -> None:
+        self._prefetch(conn, groups)
+        for index, group in enumerate(groups, start=1):
+            report.add(self.group(conn, group))
+            done = offset + index
+            if progress is not None and (done % 50 == 0 or done == total):
+                progress(done, total)
+
+    def _prefetch(self, conn: sa.Connection, groups: Sequence[Group]) -> None:
+        """Look up the references of a batch in a few queries, not one per row."""
+        for column in self.plan.columns.values():
+            target = self._target(column.field or "")
+            if target is not None:
+                cells = [cells[column.index] for g in groups for _, cells in g.rows]
+                self.lookups.prefetch(conn, target, cells)
+
+    def _target(self, name: str) -> Target | None:
+        owner, _, name = name.rpartition(".")
+        ent = self._entity_of(owner)
+        if name == "owner_id":
+            return Target("user")
+        if name == "team_id":
+            return Target("team")
+        found = ent.fields.get(name)
+        if found is not None and found.type in ("reference", "user", "team"):
+            return Target.of(found)
+        return None
+
+    def _entity_of(self, children: str) -> Entity:
+        if not children:
+            return self.entity
+        return self.plan.model.entity(self.entity.fields[children].children or "")
+
+    # --- one group -------------------------------------------------------------------------
+
+    def group(self, conn: sa.Connection, group: Group) -> Outcome:
+        number = group.number
+        data, problems = self._values(conn, group.rows[0], "")
+        lines: dict[str, list[dict[str, Any]]] = {}
+        for owner, columns in self.plan.child_columns.items():
+            rows = []
+            for row_number, cells in group.rows:
+                if all(empty(cells[c.index]) for c in columns):
+                    continue
+                values, errors = self._values(conn, (row_number, cells), owner)
+                problems += errors
+                rows.append(values)
+            if rows:
+                lines[owner] = rows
+        if problems:
+            return Outcome(number, "error", errors=problems)
+        existing, problem = self._existing(conn, data, number)
+        if problem is not None:
+            return Outcome(number, "error", errors=[problem])
+        data.update(lines)
+        for name in [n for n in data if n == "id" or self._is_autonumber(n)]:
+            data.pop(name)  # keys to find a record by, never written
+        try:
+            if existing is not None:
+                try:
+                    return self._update(conn, group, existing, data)
+                except DuplicateFound as exc:  # the change would make it a duplicate
+                    return self._duplicate(conn, group, data, exc, can_merge=False)
+            repeat = self._repeats(data, number)
+            if repeat is not None:
+                return self._repeat(conn, group, data, *repeat)
+            return self._create(conn, group, data)
+        except EngineError as exc:
+            return Outcome(number, "error", errors=self._errors(exc, group))
+
+    def _is_autonumber(self, name: str) -> bool:
+        found = self.entity.fields.get(name)
+        return found is not None and found.type == "autonumber"
+
+    def _values(
+        self, conn: sa.Connection, row: tuple[int, list[Any]], owner: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The converted non-empty cells of a row for the entity (``owner`` ""), or for one
+        child row of children field ``owner``, and the problems found."""
+        number, cells = row
+        ent = self._entity_of(owner)
+        values: dict[str, Any] = {}
+        problems: list[dict[str, Any]] = []
+        columns = self.plan.parent_columns if not owner else self.plan.child_columns[owner]
+        for column in columns:
+            cell = cells[column.index]
+            if empty(cell):
+                continue
+            name = (column.field or "").rpartition(".")[2]
+            try:
+                values[name] = self._convert(conn, ent, name, cell)
+            except CellError as exc:
+                problems.append(_problem(number, column, str(exc)))
+        return values, problems
+
+    def _convert(self, conn: sa.Connection, ent: Entity, name: str, cell: Any) -> Any:
+        if name == "id":
+            try:
+                return int(text(cell).lstrip("#"))
+            except ValueError:
+                raise CellError(f"Not an id: '{text(cell)}'.") from None
+        if name in ("owner_id", "team_id"):
+            return self.lookups.resolve(conn, Target("user" if name == "owner_id" else "team"),
+                                        cell)  # fmt: skip
+        found: Field = ent.fields[name]
+        if found.type in ("reference", "user", "team"):
+            if found.multiple:
+                from ._convert import LIST_SEPARATORS
+
+                parts = [p for p in LIST_SEPARATORS.split(text(cell)) if p]
+                return [self.lookups.resolve(conn, Target.of(found), p) for p in parts]
+            return self.lookups.resolve(conn, Target.of(found), cell)
+        return convert(cell, found, self.conversion)
+
+    def _existing(
+        self, conn: sa.Connection, data: dict[str, Any], number: int
+    ) -> tuple[int | None, dict[str, Any] | None]:
+        """The record the row's key names (update, upsert), or a problem."""
+        key = self.options.key
+        if self.options.mode == "insert" or key is None:
+            return None, None
+        column = self.plan.columns[key]
+        value = data.pop(key, None) if key == "id" else data.get(key)
+        if value is None:
+            return None, _problem(number, column, f"The key {key} is empty.")
+        grant = self.records.permissions.grant(self.actor, self.entity, "read")
+        sight = self.records.permissions.where(self.actor, self.entity, grant, self.table)
+        query = sa.select(self.table.c.id).where(self.table.c[key] == value).limit(2)
+        if sight is not None:
+            query = query.where(sight)
+        ids = list(conn.scalars(query))
+        if len(ids) > 1:
+            return None, _problem(number, column, f"Several records have {key} '{value}'.")
+        if ids:
+            return ids[0], None
+        if self.options.mode == "update":
+            return None, _problem(number, column, f"No {self.entity.name} with {key} '{value}'.")
+        return None, None
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def _create(self, conn: sa.Connection, group: Group, data: dict[str, Any]) -> Outcome:
+        try:
+            with conn.begin_nested():
+                record = self.records.create(self.actor, self.entity.name, data, conn=conn)
+        except DuplicateFound as exc:
+            return self._duplicate(conn, group, data, exc)
+        self._remember(data, group.number, record)
+        return Outcome(group.number, "created", record["id"])
+
+    def _update(
+        self, conn: sa.Connection, group: Group, record_id: int, data: dict[str, Any]
+    ) -> Outcome:
+        key = self.options.key
+        if key is not None and key != "id":
+            data.pop(key, None)
+        version = conn.scalar(sa.select(self.table.c.version).where(self.table.c.id == record_id))
+        with conn.begin_nested():
+            record = self.records.update(
+                self.actor, self.entity.name, record_id, data, version=version, conn=conn
+            )
+        status = "unchanged" if record["version"] == version else "updated"
+        return Outcome(group.number, status, record_id)
+
+    def _repeats(self, data: Mapping[str, Any], number: int) -> tuple[str, int, int | None] | None:
+        """The first duplicate rule under which the row repeats an earlier row of the file:
+        (rule, that row's number, the record it made)."""
+        for rule in self.rules:
+            for key in rule.keys(data):
+                earlier = self.seen.get((rule.name, key))
+                if earlier is not None and earlier[0] != number:
+                    return rule.name, earlier[0], earlier[1]
+        return None
+
+    def _repeat(
+        self, conn: sa.Connection, group: Group, data: dict[str, Any], rule: str, row: int,
+        record_id: int | None,
+    ) -> Outcome:  # fmt: skip
+        choice = self.options.duplicate_choice(rule)
+        duplicate = {"rule": rule, "row": row, "id": record_id}
+        message = f"Repeats row {row} (duplicate rule {rule})."
+        if choice == "merge" and record_id is not None:
+            outcome = self._update(conn, group, record_id, data)
+            outcome.status, outcome.duplicate = "merged", duplicate
+            return outcome
+        if choice in ("skip", "merge"):
+            return Outcome(group.number, "skipped", record_id, duplicate=duplicate,
+                           errors=[{"row": group.number, "message": message}])  # fmt: skip
+        return Outcome(group.number, "error", duplicate=duplicate,
+                       errors=[{"row": group.number, "message": message}])  # fmt: skip
+
+    def _duplicate(
+        self,
+        conn: sa.Connection,
+        group: Group,
+        data: dict[str, Any],
+        exc: DuplicateFound,
+        *,
+        can_merge: bool = True,
+    ) -> Outcome:
+        """A row the database's records duplicate, as the user chose for the rule (an
+        update that would make its record a duplicate is skipped or refused, not merged)."""
+        rule = str(exc.details.get("rule", ""))
+        candidates = list(exc.details.get("candidates", []))
+        duplicate = {"rule": rule, "candidates": candidates}
+        choice = self.options.duplicate_choice(rule)
+        errors = [{"row": group.number, "message": exc.message}]
+        if choice == "merge" and candidates and can_merge:
+            try:
+                outcome = self._update(conn, group, int(candidates[0]["id"]), data)
+            except EngineError as refused:
+                message = f"{exc.message}; it cannot be merged into it: {refused.message}"
+                return Outcome(group.number, "error", duplicate=duplicate,
+                               errors=[{"row": group.number, "message": message}])  # fmt: skip
+            outcome.status, outcome.duplicate = "merged", duplicate
+            return outcome
+        if choice == "skip" or (choice == "merge" and not can_merge):
+            return Outcome(group.number, "skipped", duplicate=duplicate, errors=errors)
+        return Outcome(group.number, "error", duplicate=duplicate, errors=errors)
+
+    def _remember(self, data: Mapping[str, Any], number: int, record: Mapping[str, Any]) -> None:
+        for rule in self.rules:
+            for key in rule.keys(data):
+                self.seen.setdefault((rule.name, key), (number, record["id"]))
+        for ref in self.self_refs:  # later rows may name this record as their parent
+            for name in key_fields(self.entity):
+                self.lookups.remember(Target.of(ref), record.get(name), record["id"])
+
+    # --- errors ----------------------------------------------------------------------------
+
+    def _errors(self, exc: EngineError, group: Group) -> list[dict[str, Any]]:
+        """The engine's field errors, each at the row and column it came from."""
+        if not exc.fields:
+            return [{"row": group.number, "message": exc.message}]
+        found = []
+        for name, messages in exc.fields.items():
+            row, column = self._locate(name, group)
+            for message in messages:
+                entry: dict[str, Any] = {"row": row, "field": name, "message": message}
+                if column is not None:
+                    entry["column"] = column.header
+                found.append(entry)
+        return found
+
+    def _locate(self, name: str, group: Group) -> tuple[int, Column | None]:
+        """``lines[1].quantity`` → the row of the second child row and its column."""
+        owner, _, rest = name.partition("[")
+        if rest and owner in self.plan.child_columns:
+            index_text, _, child_field = rest.partition("].")
+            columns = self.plan.child_columns[owner]
+            rows = [n for n, cells in group.rows
+                    if not all(empty(cells[c.index]) for c in columns)]  # fmt: skip
+            index = int(index_text) if index_text.isdigit() else 0
+            row = rows[index] if index < len(rows) else group.number
+            return row, self.plan.columns.get(f"{owner}.{child_field}")
+        return group.number, self.plan.columns.get(name)
+
+
+def _problem(row: int, column: Column, message: str) -> dict[str, Any]:
+    return {"row": row, "column": column.header, "field": column.field, "message": message}
+
+
+def prepare(
+    records: Records, actor: Actor, entity: str, sheet: Sheet, options: ImportOptions
+) -> tuple[Plan, Report]:
+    """The plan of an import and its empty report. A column found automatically that names
+    a field the user may not write is left out and reported in the mapping; one the user
+    mapped to such a field explicitly refuses the import before any row is read
+    (:class:`ValidationFailed`, the mapping in ``details``)."""
+    plan = Plan(records, actor, entity, sheet, options)
+    report = Report(plan.mapping.to_dict(), len(plan.groups), options.dry_run,
+                    options.all_or_nothing)  # fmt: skip
+    given = options.mapping or {}
+    problems = [c for c in plan.mapping.problems if given.get(c.header)]
+    if problems:
+        fields = {c.header: [c.problem or ""] for c in problems}
+        first = problems[0]
+        raise ValidationFailed(
+            f"the column '{first.header}' cannot be imported: {first.problem}",
+            fields,
+            {"mapping": report.mapping},
+        )
+    return plan, report
