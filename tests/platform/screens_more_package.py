@@ -10,10 +10,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import screens_package
 import sqlalchemy as sa
 from flask import Flask
-from screens_package import PACKAGE
+from flask.testing import FlaskClient
+from screens_package import PACKAGE, log_in
 
 MORE = """\
 ---
@@ -186,3 +188,18 @@ def module_app(
             conn.execute(sa.text("DROP SCHEMA public CASCADE"))
             conn.execute(sa.text("CREATE SCHEMA public"))
         engine.dispose()
+
+
+#: The databases a module-scoped app runs on (``@pytest.fixture(params=BACKENDS)``).
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def client_of(app: Flask, username: str) -> FlaskClient:
+    """A test client logged in as ``username``."""
+    client = app.test_client()
+    log_in(client, username)
+    return client
+
+
+def text_of(response: Any) -> str:
+    return str(response.get_data(as_text=True))

@@ -8,36 +8,22 @@ few, see docs/screens.md); the checks read the page, never pixels.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_support import chromium, screenshot_folder, served, watch_console
 from screens_more_package import make_app
 from screens_package import PASSWORD
-from werkzeug.serving import make_server
 
 from workflows import StateMachines
 
-CHROMIUM = os.environ.get("HEDDLE_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TODAY = dt.datetime.now(dt.UTC).date()
 NEXT_MONTH = (TODAY.replace(day=1) + dt.timedelta(days=32)).replace(day=15)
 
 pytestmark = pytest.mark.browser
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
@@ -56,51 +42,32 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     for day, subject, priority in [(TODAY, "Call Acme", "high"), (NEXT_MONTH, "Visit Zeta", "low")]:
         due = dt.datetime.combine(day, dt.time(9, 30), dt.UTC).isoformat()
         records.create(ann, "task", {"subject": subject, "due": due, "priority": priority})
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield {"url": f"http://127.0.0.1:{httpd.server_port}", "big": big["id"], "zero": zero["id"]}
-    httpd.shutdown()
-    runtime.engine.dispose()
+    with served(app) as url:
+        yield {"url": url, "big": big["id"], "zero": zero["id"]}
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
-        if os.environ.get("CI", "").lower() in {"true", "1"}:
-            pytest.fail(f"Chromium is not installed at {CHROMIUM}; CI needs it", pytrace=False)
-        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    with playwright_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("HEDDLE_SCREENSHOTS") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return screenshot_folder(tmp_path)
 
 
-def signed_in(browser: Any, server: dict[str, Any], problems: list[str], **options: Any) -> Any:
-    page = browser.new_page(viewport={"width": 1366, "height": 900}, **options)
-    # script errors and CSP refusals; a refused move's 409 or 422 answer is expected
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(m.text)
-            if m.type == "error" and not m.text.startswith("Failed to load resource")
-            else None
-        ),
-    )
-    page.on("pageerror", lambda e: problems.append(str(e)))
+def signed_in(browser: Any, server: dict[str, Any]) -> tuple[Any, list[str]]:
+    """A new page, logged in as ann, and its console errors from now on (a refused
+    move's 409 or 422 answer is expected, not one)."""
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    problems = watch_console(page)
     page.goto(f"{server['url']}/login")
     page.fill("#username", "ann")
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(f"{server['url']}/")
-    return page
+    return page, problems
 
 
 def switch_to(page: Any, language: str) -> None:
@@ -127,8 +94,7 @@ def column_of(page: Any, record_id: int) -> str:
 def test_dragging_a_card_fires_the_transition_and_a_refused_one_springs_back(
     server: dict[str, Any], browser: Any, shots: Path
 ) -> None:
-    problems: list[str] = []
-    page = signed_in(browser, server, problems)
+    page, problems = signed_in(browser, server)
     page.goto(f"{server['url']}/app/opportunity/kanban")
     big, zero = server["big"], server["zero"]
     assert column_of(page, big) == "new" and column_of(page, zero) == "proposal"
@@ -162,8 +128,7 @@ def test_dragging_a_card_fires_the_transition_and_a_refused_one_springs_back(
 def test_a_report_chart_and_the_dashboard_in_chinese(
     server: dict[str, Any], browser: Any, shots: Path
 ) -> None:
-    problems: list[str] = []
-    page = signed_in(browser, server, problems)
+    page, problems = signed_in(browser, server)
     page.wait_for_selector(".h-chart canvas")  # the home page is the rep's dashboard
     page.goto(f"{server['url']}/reports/deals_by_stage")
     page.wait_for_selector(".h-chart canvas")
@@ -186,8 +151,7 @@ def test_a_report_chart_and_the_dashboard_in_chinese(
 def test_the_calendar_turns_to_the_next_month_in_place_in_japanese(
     server: dict[str, Any], browser: Any, shots: Path
 ) -> None:
-    problems: list[str] = []
-    page = signed_in(browser, server, problems)
+    page, problems = signed_in(browser, server)
     switch_to(page, "ja")
     page.goto(f"{server['url']}/app/task/calendar")
     assert "Call Acme" in page.locator("#calendar").inner_text()

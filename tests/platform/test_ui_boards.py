@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from screens_more_package import actor_of, module_app
-from screens_package import csrf_of, log_in
+from screens_more_package import BACKENDS, actor_of, client_of, module_app, text_of
+from screens_package import csrf_of
 
 from workflows import StateMachines
 
@@ -26,10 +26,7 @@ MOVE = {"X-Heddle-Move": "1"}
 TODAY = dt.datetime.now(dt.UTC).date()
 
 
-@pytest.fixture(
-    scope="module",
-    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
-)
+@pytest.fixture(scope="module", params=BACKENDS)
 def site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Flask]:
@@ -49,16 +46,6 @@ def seed(app: Flask) -> None:
     noon = dt.datetime.combine(TODAY, dt.time(9, 30), dt.UTC).isoformat()
     records.create(ann, "task", {"subject": "Call Acme", "due": noon, "priority": "high"})
     records.create(bob, "task", {"subject": "Bob's call", "due": noon})
-
-
-def client_of(app: Flask, username: str) -> FlaskClient:
-    client = app.test_client()
-    log_in(client, username)
-    return client
-
-
-def text_of(response: Any) -> str:
-    return str(response.get_data(as_text=True))
 
 
 def new_deal(app: Flask, owner: str = "ann", **values: Any) -> dict[str, Any]:

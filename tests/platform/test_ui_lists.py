@@ -8,21 +8,16 @@ import datetime as dt
 import io
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
-from screens_more_package import actor_of, module_app
-from screens_package import csrf_of, log_in
+from screens_more_package import BACKENDS, actor_of, client_of, module_app, text_of
+from screens_package import csrf_of
 
 HTML = {"Accept": "text/html"}
 
 
-@pytest.fixture(
-    scope="module",
-    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
-)
+@pytest.fixture(scope="module", params=BACKENDS)
 def site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Flask]:
@@ -37,16 +32,6 @@ def seed(app: Flask) -> None:
     records.create(ann, "opportunity", {"name": "Beta", "amount": "900"})
     records.create(bob, "opportunity", {"name": "Bob's alpha", "amount": "500"})
     records.create(ann, "account", {"name": "Alpha Corp", "grade": "A"})
-
-
-def client_of(app: Flask, username: str) -> FlaskClient:
-    client = app.test_client()
-    log_in(client, username)
-    return client
-
-
-def text_of(response: Any) -> str:
-    return str(response.get_data(as_text=True))
 
 
 def ids_of(app: Flask, username: str, entity: str, **params: str) -> dict[str, int]:
