@@ -167,6 +167,10 @@ def test_the_calendar_turns_to_the_next_month_in_place_in_japanese(
     page.wait_for_selector("#calendar:has-text('Call Acme')")
     page.goto(f"{server['url']}/app/opportunity/kanban")
     page.screenshot(path=shots / "kanban-ja.png", full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: columns scroll sideways
+    page.goto(f"{server['url']}/reports/deals_by_stage")
+    page.wait_for_selector(".h-chart canvas")
+    page.screenshot(path=shots / "report-phone-ja.png", full_page=True)
     switch_to(page, "en")
     assert problems == [], problems
     page.close()
