@@ -272,7 +272,8 @@ def _table() -> sa.Table:
 
 
 def saved_views(act: Actor, ent: Entity) -> list[dict[str, Any]]:
-    """The user's own views of the entity and those shared with one of their roles."""
+    """The user's own views of the entity and those shared with one of their roles (with
+    the role's label)."""
     t = _table()
     shared = t.c.role.in_(sorted(act.roles)) if act.roles else sa.false()
     query = (
@@ -281,16 +282,28 @@ def saved_views(act: Actor, ent: Entity) -> list[dict[str, Any]]:
         .order_by(t.c.name, t.c.id)
         .limit(MAX_VIEWS)
     )
-    with runtime().engine.connect() as conn:
-        return [
-            {**row._mapping, "mine": row.owner_id == act.user_id} for row in conn.execute(query)
-        ]
+    with runtime().records.reader.connect() as conn:
+        rows = list(conn.execute(query))
+    roles, here = runtime().model.roles, locale()
+    return [
+        {
+            **row._mapping,
+            "mine": row.owner_id == act.user_id,
+            "role_label": P.text(roles[row.role].label, here, row.role)
+            if row.role in roles
+            else row.role or "",
+        }
+        for row in rows
+    ]
 
 
-def shareable_roles(act: Actor) -> list[str]:
-    """The roles a user may share a view with: their own (any role, for an administrator)."""
+def shareable_roles(act: Actor) -> list[P.Option]:
+    """The roles a user may share a view with, labelled in the page's language: their own
+    (any role, for an administrator)."""
+    here = locale()
     roles = runtime().model.roles
-    return sorted(roles) if act.is_admin else sorted(r for r in act.roles if r in roles)
+    names = sorted(roles) if act.is_admin else sorted(r for r in act.roles if r in roles)
+    return [P.Option(n, P.text(roles[n].label, here, n)) for n in names]
 
 
 @ui.post("/app/<entity>/views")
@@ -301,7 +314,7 @@ def save_view(entity: str) -> ResponseReturnValue:
     role = request.form.get("role", "").strip() or None
     if not name or len(name) > 100:
         raise BadRequest(_("Give the view a name of at most 100 characters."))
-    if role is not None and role not in shareable_roles(act):
+    if role is not None and role not in {o.value for o in shareable_roles(act)}:
         raise Forbidden(f"you may not share a view with the role '{role}'")
     params = {
         k: v if len(v) > 1 else v[0]

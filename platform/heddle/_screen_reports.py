@@ -276,17 +276,14 @@ def dashboard_view(act: Actor, board: Dashboard, given: Mapping[str, str]) -> di
         if "error" in widget:
             shown["error"] = _("You may not see this, or it could not be run.")
         elif widget["type"] == "metric":
+            found = model.reports.get(spec.get("report", ""))
+            measures = [c["name"] for c in widget["data"]["columns"] if c.get("role") == "measure"]
             result = {
                 **widget["data"],
                 "rows": [],
-                "chart": {
-                    "type": "number",
-                    "y": [
-                        c["name"] for c in widget["data"]["columns"] if c.get("role") == "measure"
-                    ][:1],
-                },
+                "chart": {"type": "number", "y": _metric_measure(found, measures)},
             }
-            shown.update(chart_block(result, model.reports.get(spec.get("report", ""))))
+            shown.update(chart_block(result, found))
         elif "columns" in widget["data"]:
             shown.update(chart_block(widget["data"], model.reports.get(spec.get("report", ""))))
         else:
@@ -298,6 +295,14 @@ def dashboard_view(act: Actor, board: Dashboard, given: Mapping[str, str]) -> di
         "widgets": widgets,
         "controls": param_controls(params, given, {}),
     }
+
+
+def _metric_measure(report: Report | None, measures: list[str]) -> list[str]:
+    """What a metric widget shows: the first measure its report's chart draws, else the
+    report's first measure."""
+    ys = (report.chart or {}).get("y") if report else None
+    wanted = [ys] if isinstance(ys, str) else list(ys or ())
+    return [next((y for y in wanted if y in measures), measures[0] if measures else "")]
 
 
 def _records(model: Any, entity: str | None, data: Mapping[str, Any], here: str) -> dict[str, Any]:

@@ -39,6 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     zero = records.create(ann, "opportunity", {"name": "Zero deal", "amount": "0"})
     StateMachines(records).fire(ann, "opportunity", zero["id"], "propose", version=zero["version"])
     records.create(ann, "opportunity", {"name": "<script>alert(1)</script>", "amount": "5"})
+    records.create(ann, "task", {"subject": "<script>alert(2)</script>"})
     for day, subject, priority in [(TODAY, "Call Acme", "high"), (NEXT_MONTH, "Visit Zeta", "low")]:
         due = dt.datetime.combine(day, dt.time(9, 30), dt.UTC).isoformat()
         records.create(ann, "task", {"subject": subject, "due": due, "priority": priority})
@@ -130,6 +131,7 @@ def test_a_report_chart_and_the_dashboard_in_chinese(
 ) -> None:
     page, problems = signed_in(browser, server)
     page.wait_for_selector(".h-chart canvas")  # the home page is the rep's dashboard
+    assert "<script>alert(2)</script>" in page.locator("main").inner_text()  # a task, as text
     page.goto(f"{server['url']}/reports/deals_by_stage")
     page.wait_for_selector(".h-chart canvas")
     assert page.locator(".h-report-table tbody tr").count() >= 1
