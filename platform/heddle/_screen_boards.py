@@ -36,10 +36,10 @@ from ui_renderer import pages as P
 from workflows import RecordLocked, StateMachines, TransitionRefused
 
 from . import i18n
+from ._screen_lists import list_filters
 from ._screens import (
     actor,
     expandable,
-    filter_control,
     local_path,
     locale,
     page,
@@ -127,14 +127,10 @@ def kanban(entity: str) -> ResponseReturnValue:
         if sums is not None:
             sum_slot = P.slot(ent.fields[sum_field], here, currency=currency)
             totals = {k: dataclasses.replace(sum_slot, value=v) for k, v in sums.items()}
-    controls = [
-        n
-        for n in P.default_list_view(ent)["columns"]
-        if n in ent.fields
-        and n != field
-        and n not in grant.hidden
-        and ent.fields[n].type in ("choice", "boolean")
-    ]
+    columns = [n for n in P.default_list_view(ent)["columns"] if n != field]
+    columns = [n for n in columns if n.split(".")[0] not in grant.hidden]
+    args = {k: v if isinstance(v, list) else [v] for k, v in filters.items()}
+    controls, filter_keys = list_filters(act, ent, columns, args, here)
     update = heddle.records.permissions.grant(act, ent, "update")
     workflow = _workflow(ent, field)
     board = B.Kanban(
@@ -154,9 +150,8 @@ def kanban(entity: str) -> ResponseReturnValue:
         {
             "board": board,
             "params": filters,
-            "filters": [
-                filter_control(ent.fields[n], here, str(filters.get(n, ""))) for n in controls
-            ],
+            "filters": controls,
+            "filter_keys": sorted(filter_keys),
             "q": filters.get("q", ""),
             "searchable": bool(ent.search_fields),
             "has_calendar": bool(ent.calendar),
