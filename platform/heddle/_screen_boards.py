@@ -127,10 +127,7 @@ def kanban(entity: str) -> ResponseReturnValue:
         if sums is not None:
             sum_slot = P.slot(ent.fields[sum_field], here, currency=currency)
             totals = {k: dataclasses.replace(sum_slot, value=v) for k, v in sums.items()}
-    columns = [n for n in P.default_list_view(ent)["columns"] if n != field]
-    columns = [n for n in columns if n.split(".")[0] not in grant.hidden]
-    args = {k: v if isinstance(v, list) else [v] for k, v in filters.items()}
-    controls, filter_keys = list_filters(act, ent, columns, args, here)
+    controls, filter_keys = _filter_bar(act, ent, filters, {field}, here)
     update = heddle.records.permissions.grant(act, ent, "update")
     workflow = _workflow(ent, field)
     board = B.Kanban(
@@ -163,6 +160,21 @@ def kanban(entity: str) -> ResponseReturnValue:
         html = screens().render("kanban_board.html", screen=screen)
         return Response(html, 200, content_type="text/html; charset=utf-8")
     return page("kanban.html", screen.plural_label, ent.name, screen=screen)
+
+
+def _filter_bar(
+    act: Actor, ent: Entity, filters: Mapping[str, Any], left_out: set[str], here: str
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """The list's filter controls for the default list view's columns, but ``left_out``
+    (the kanban's own field, the calendar's dates), and the query keys they set."""
+    hidden = runtime().records.permissions.grant(act, ent, "read").hidden
+    columns = [
+        n
+        for n in P.default_list_view(ent)["columns"]
+        if n not in left_out and n.split(".")[0] not in hidden
+    ]
+    args = {k: v if isinstance(v, list) else [v] for k, v in filters.items()}
+    return list_filters(act, ent, columns, args, here)
 
 
 def _literal(value: Any) -> str | None:
@@ -401,6 +413,7 @@ def calendar(entity: str) -> ResponseReturnValue:
         end_field = None
     color_field = spec.get("color") if spec.get("color") not in grant.hidden else None
     filters = query_args()
+    controls, filter_keys = _filter_bar(act, ent, filters, {start_field, end_field or ""}, here)
     params = {
         **filters,
         f"{start_field}__gte": first.isoformat(),
@@ -433,6 +446,10 @@ def calendar(entity: str) -> ResponseReturnValue:
             "heading": heading,
             "params": filters,
             "start_field": start_field,
+            "filters": controls,
+            "filter_keys": sorted(filter_keys),
+            "q": filters.get("q", ""),
+            "searchable": bool(ent.search_fields),
             "day_entries": DAY_ENTRIES if mode == "month" else CALENDAR_ROWS,
             "truncated": result.next_cursor is not None,
             "has_kanban": bool(ent.kanban),

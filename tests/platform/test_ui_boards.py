@@ -235,6 +235,8 @@ def test_the_calendar_shows_my_records_on_their_days(site: Flask) -> None:
     assert re.search(r'<th scope="col"[^>]*>Mon</th>', page)
     following = (TODAY.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
     assert f"date={following.isoformat()}" in page
+    assert re.search(r'<select[^>]*id="filter-priority"', page)  # the list's filter bar
+    assert "Call Acme" not in text_of(client.get("/app/task/calendar?priority=low"))
 
 
 def test_the_calendar_changes_month_with_an_htmx_partial_and_a_week_view(site: Flask) -> None:
