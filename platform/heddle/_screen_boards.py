@@ -81,15 +81,22 @@ def _partial(target: str) -> bool:
 # --- kanban -----------------------------------------------------------------------------------
 
 
+def _view(entity: str, kind: str, key: str) -> tuple[Actor, Entity, Mapping[str, Any], Any]:
+    """The user, the entity, its ``kind`` view (``kanban``, ``calendar``) and the user's
+    read grant; a 404 when there is none, or its ``key`` field is hidden from them."""
+    act = actor()
+    ent = readable(entity, act)
+    spec = getattr(ent, kind) or {}
+    grant = runtime().records.permissions.grant(act, ent, "read")
+    if not spec or spec[key] in grant.hidden:
+        raise NotFound(f"{ent.name} has no {kind} view")
+    return act, ent, spec, grant
+
+
 @ui.get("/app/<entity>/kanban")
 def kanban(entity: str) -> ResponseReturnValue:
-    act, here = actor(), locale()
-    heddle = runtime()
-    ent = readable(entity, act)
-    spec = ent.kanban
-    grant = heddle.records.permissions.grant(act, ent, "read")
-    if not spec or spec["field"] in grant.hidden:
-        raise NotFound(f"{ent.name} has no kanban view")
+    act, ent, spec, grant = _view(entity, "kanban", "field")
+    here, heddle = locale(), runtime()
     field = spec["field"]
     title = spec.get("title") or ent.title_field
     names = [
@@ -252,13 +259,9 @@ class Refused(Exception):
 @ui.post("/app/<entity>/<record_id>/move")
 def move(entity: str, record_id: int) -> ResponseReturnValue:
     """Move a card to another column: fire the transition there, or set the choice."""
-    act, here = actor(), locale()
-    heddle = runtime()
-    ent = readable(entity, act)
-    spec = ent.kanban or {}
-    field = spec.get("field")
-    if not field or field in heddle.records.permissions.grant(act, ent, "read").hidden:
-        raise NotFound(f"{ent.name} has no kanban view")
+    act, ent, spec, _grant = _view(entity, "kanban", "field")
+    here, heddle = locale(), runtime()
+    field = spec["field"]
     row = heddle.records.get(act, ent.name, record_id)  # 404 when out of sight
     target = request.form.get("to", "")
     labels = {o.value: o.label for o in P.choice_options(ent.fields[field], here, ())}
@@ -398,13 +401,8 @@ def _day_of(value: Any) -> dt.date | None:
 
 @ui.get("/app/<entity>/calendar")
 def calendar(entity: str) -> ResponseReturnValue:
-    act, here = actor(), locale()
-    heddle = runtime()
-    ent = readable(entity, act)
-    spec = ent.calendar
-    grant = heddle.records.permissions.grant(act, ent, "read")
-    if not spec or spec["start"] in grant.hidden:
-        raise NotFound(f"{ent.name} has no calendar view")
+    act, ent, spec, grant = _view(entity, "calendar", "start")
+    here, heddle = locale(), runtime()
     mode = "week" if request.args.get("mode") == "week" else "month"
     anchor = _anchor(act)
     first, end = B.week_span(anchor) if mode == "week" else B.month_span(anchor.replace(day=1))
