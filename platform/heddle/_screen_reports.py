@@ -168,7 +168,7 @@ def money_measures(report: Report | None) -> set[str]:
             if field is None:
                 break
             if depth == len(measure.path) - 1:
-                if field.type == "money":
+                if "money" in (field.type, field.returns):  # a formula may return money
                     found.add(measure.name)
             elif field.to:
                 ent = model.entities.get(field.to)

@@ -51,7 +51,9 @@
     funnel: (data) => ({
       series: [{
         type: "funnel",
-        sort: "none",
+        sort: "none", // the stages' order, as the report gives it
+        min: 0,
+        max: Math.max(1, ...(data.series[0]?.data ?? []).map((v) => Number(v) || 0)),
         left: "10%",
         width: "80%",
         name: data.series[0]?.name ?? "",
