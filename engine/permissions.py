@@ -240,7 +240,8 @@ class Permissions:
     def _team_and_below(self, team_id: int) -> Any:
         """The ids of a team and every team under it (a recursive query)."""
         teams = self.tables.metadata.tables[TEAM_TABLE]
-        tree = sa.select(teams.c.id).where(teams.c.id == team_id).cte("team_tree", recursive=True)
+        # anonymous: a statement that reads two entities holds one such tree per entity
+        tree = sa.select(teams.c.id).where(teams.c.id == team_id).cte(recursive=True)
         tree = tree.union_all(sa.select(teams.c.id).where(teams.c.parent_id == tree.c.id))
         return sa.select(tree.c.id)
 

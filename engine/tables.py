@@ -42,6 +42,7 @@ TRANSITION_TABLE = "heddle_transition"
 SAVED_REPORT_TABLE = "heddle_saved_report"
 IMPORT_RUN_TABLE = "heddle_import_run"
 IMPORT_TEMPLATE_TABLE = "heddle_import_template"
+SAVED_VIEW_TABLE = "heddle_saved_view"
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,18 @@ def system_tables(metadata: sa.MetaData) -> None:
         sa.Column("archived_at", UTCDateTime(), nullable=False),
         sa.Column("model_hash", sa.String(64), nullable=False),
         sa.Index("ix_heddle_archive_source", "source_table", "source_column"),
+    )
+    sa.Table(  # a list's filters and sort saved by a user, for them or shared with a role
+        SAVED_VIEW_TABLE,
+        metadata,
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("entity", sa.String(63), nullable=False),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("owner_id", ID, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="CASCADE")),
+        sa.Column("role", sa.String(63)),
+        sa.Column("params", JSON, nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.UniqueConstraint("entity", "owner_id", "name"),
     )
     sa.Table(  # every workflow transition fired: the workflows layer writes and reads it
         TRANSITION_TABLE,

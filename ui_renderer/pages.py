@@ -197,6 +197,7 @@ class Chrome:
     locales: tuple[Option, ...]
     nav: tuple[NavItem, ...]
     csrf_token: str
+    analyses: tuple[NavItem, ...] = ()  # dashboards ("dashboard:<name>"), reports ("report:…")
     title: str = ""
     messages: tuple[tuple[str, str], ...] = ()  # (category, text) flashed by the last step
     next_url: str = "/"

@@ -1,9 +1,9 @@
 """View renderers: the Jinja2 macro that draws each view kind an entity declares.
 
 Keyed by the names of :data:`metamodel.VIEW_KINDS`: ``form`` (the record page and the
-create/edit form: sections, tabs, related lists) and ``list_views`` (a list's table). The
-kanban and calendar renderers arrive with their screens. A plugin's view kind registers
-its renderer the same way::
+create/edit form: sections, tabs, related lists), ``list_views`` (a list's table),
+``kanban`` (cards in columns) and ``calendar`` (a month or week of days). A plugin's view
+kind registers its renderer the same way::
 
     from ui_renderer import VIEW_RENDERERS, ViewRenderer
 
@@ -36,3 +36,5 @@ def register_view(renderer: ViewRenderer, *, replace: bool = False) -> ViewRende
 
 VIEW_RENDERERS.register(ViewRenderer("form", "form_view"))
 VIEW_RENDERERS.register(ViewRenderer("list_views", "list_view"))
+VIEW_RENDERERS.register(ViewRenderer("kanban", "kanban_view", "kanban_board.html"))
+VIEW_RENDERERS.register(ViewRenderer("calendar", "calendar_view", "calendar_grid.html"))

@@ -21,7 +21,8 @@ from werkzeug.wrappers import Response
 
 from engine import Actor, NotFound
 from engine.query import Filter, ListQuery, parse_params
-from metamodel import Entity
+from engine.reports import Reports
+from metamodel import Dashboard, Entity, Field
 from ui_renderer import Screens, assets
 from ui_renderer import pages as P
 
@@ -79,6 +80,39 @@ class FlaskLinks:
     def options(self, entity: str) -> str:
         return url_for("ui.options", entity=entity)
 
+    def kanban(self, entity: str, params: Mapping[str, Any] | None = None) -> str:
+        return self._with(url_for("ui.kanban", entity=entity), params)
+
+    def calendar(self, entity: str, params: Mapping[str, Any] | None = None) -> str:
+        return self._with(url_for("ui.calendar", entity=entity), params)
+
+    def move(self, entity: str, record_id: Any) -> str:
+        return url_for("ui.move", entity=entity, record_id=record_id)
+
+    def bulk(self, entity: str) -> str:
+        return url_for("ui.bulk", entity=entity)
+
+    def save_view(self, entity: str) -> str:
+        return url_for("ui.save_view", entity=entity)
+
+    def delete_view(self, entity: str, view_id: Any) -> str:
+        return url_for("ui.delete_view", entity=entity, record_id=view_id)
+
+    def search(self) -> str:
+        return url_for("ui.search")
+
+    def reports(self) -> str:
+        return url_for("ui.reports_index")
+
+    def report(self, name: str, params: Mapping[str, Any] | None = None) -> str:
+        return self._with(url_for("ui.report", name=name), params)
+
+    def report_csv(self, name: str, params: Mapping[str, Any] | None = None) -> str:
+        return self._with(url_for("reports.export_report", name=name), params)
+
+    def dashboard(self, name: str, params: Mapping[str, Any] | None = None) -> str:
+        return self._with(url_for("ui.dashboard", name=name), params)
+
     def asset(self, name: str) -> str:
         return url_for("ui.static", filename=assets.static_path(name))
 
@@ -105,8 +139,19 @@ def locales() -> tuple[P.Option, ...]:
     return tuple(P.Option(c, i18n.native_name(c), None, c == here) for c in i18n.supported())
 
 
+def visible_dashboards(act: Actor) -> list[Dashboard]:
+    """The dashboards meant for one of the user's roles (every one for an administrator)."""
+    found = []
+    for board in runtime().model.dashboards.values():
+        roles = set(board.spec.get("roles", ()))
+        if act.is_admin or not roles or roles & act.roles:
+            found.append(board)
+    return found
+
+
 def chrome(active: str = "") -> P.Chrome:
-    """The navigation (the entities the user may read), the user and the language switch."""
+    """The navigation (the entities, reports and dashboards the user may read), the user
+    and the language switch."""
     act, here = actor(), locale()
     records = runtime().records
     nav = tuple(
@@ -115,11 +160,21 @@ def chrome(active: str = "") -> P.Chrome:
         if not e.child and records.permissions.grant(act, e, "read").allowed
     )
     path = request.full_path.rstrip("?") if request.method == "GET" else request.path
+    analyses = tuple(
+        P.NavItem(f"dashboard:{d.name}", P.text(d.label, here, d.name), "dashboard",
+                  active == f"dashboard:{d.name}")
+        for d in visible_dashboards(act)
+    ) + tuple(
+        P.NavItem(f"report:{r.name}", P.text(r.label, here, r.name), "chart-bar",
+                  active == f"report:{r.name}")
+        for r in Reports(records).visible(act)
+    )  # fmt: skip
     return P.Chrome(
         user=g.user.name or g.user.username,
         locale=here,
         locales=locales(),
         nav=nav,
+        analyses=analyses,
         csrf_token=generate_csrf(),
         messages=tuple(cast("list[tuple[str, str]]", get_flashed_messages(with_categories=True))),
         next_url=path,
@@ -267,3 +322,21 @@ def child_tables(
             rows = heddle.records.query(act, child.name, query).rows
         found[f.name] = P.child_table(child, rows, here, currency, f.columns, hidden)
     return found
+
+
+def filter_control(field: Field, here: str, current: str) -> dict[str, Any]:
+    """A select of a choice or yes/no field for a filter bar ("" is "all")."""
+    options: tuple[P.Option, ...]
+    if field.type == "boolean":
+        options = (
+            P.Option("true", _("Yes"), None, current == "true"),
+            P.Option("false", _("No"), None, current == "false"),
+        )
+    else:
+        options = P.choice_options(field, here, [current])
+    return {
+        "name": field.name,
+        "label": P.field_label(field, here),
+        "options": options,
+        "value": current,
+    }

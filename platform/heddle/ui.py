@@ -35,12 +35,15 @@ from werkzeug.wrappers import Response
 
 from engine import Actor, NotFound
 from engine.query import QueryValueError, parse_params, parse_where, target
-from metamodel import Entity, Field, Label
+from metamodel import Entity, Label
 from ui_renderer import Screens
 from ui_renderer import pages as P
 
 from . import (
+    _screen_boards,  # noqa: F401  (kanban and calendar)
     _screen_forms,  # noqa: F401  (its views register on the blueprint)
+    _screen_lists,
+    _screen_reports,
     errors,
     i18n,
 )
@@ -194,7 +197,12 @@ def home() -> ResponseReturnValue:
         }
         for item in chrome_.nav
     ]
-    return page("home.html", _("Home"), "home", chrome=chrome_, tiles=tiles)
+    try:
+        board = _screen_reports.home_dashboard(actor())
+    except Exception:  # the home page opens even when a dashboard's report fails
+        current_app.logger.exception("the home dashboard could not be drawn")
+        board = None
+    return page("home.html", _("Home"), "home", chrome=chrome_, tiles=tiles, dashboard=board)
 
 
 # --- lists -------------------------------------------------------------------------------------
@@ -234,7 +242,7 @@ def list_records(entity: str) -> ResponseReturnValue:
     args = _args()
     view = P.default_list_view(ent, args.get("view", [""])[0])
     names = [c for c in view["columns"] if c.split(".")[0] not in grant.hidden]
-    params = {k: v for k, v in args.items() if k != "view"}
+    params = {k: v for k, v in args.items() if k not in ("view", "saved")}
     if "sort" not in params and view.get("sort"):
         sort = view["sort"]
         params["sort"] = [sort if isinstance(sort, str) else ",".join(sort)]
@@ -257,11 +265,8 @@ def list_records(entity: str) -> ResponseReturnValue:
         sort=query.sort or P.sort_keys(view.get("sort")),
         sortable=_sortable(ent, names),
     )
-    controls = [
-        n for n in names if P.column_type(ent, n) in ("choice", "boolean") and n in ent.fields
-    ]
-    filters = [_filter_control(ent.fields[n], here, args.get(n, [""])[0]) for n in controls]
-    reserved = {"view", "sort", "q", "cursor", "limit"}
+    filters, controls = _screen_lists.list_filters(act, ent, names, args, here)
+    reserved = {"view", "sort", "q", "cursor", "limit", "saved"}
     chips = [
         P.Chip(
             _chip_label(ent, key, here),
@@ -295,6 +300,14 @@ def list_records(entity: str) -> ResponseReturnValue:
             "next_cursor": result.next_cursor,
             "has_previous": "cursor" in args,
             "can_create": heddle.records.permissions.grant(act, ent, "create").allowed,
+            "bulk": _bulk(act, ent, here) if result.rows else {},
+            "saved": _screen_lists.saved_views(act, ent),
+            "saved_id": args.get("saved", [""])[0],
+            "roles": _screen_lists.shareable_roles(act),
+            "next_url": request.full_path.rstrip("?"),
+            "csrf_token": generate_csrf(),
+            "has_kanban": bool(ent.kanban) and ent.kanban["field"] not in grant.hidden,
+            "has_calendar": bool(ent.calendar) and ent.calendar["start"] not in grant.hidden,
         },
     )
     partial = (
@@ -308,21 +321,10 @@ def list_records(entity: str) -> ResponseReturnValue:
     return page("list.html", screen.plural_label, ent.name, screen=screen)
 
 
-def _filter_control(field: Field, here: str, current: str) -> dict[str, Any]:
-    options: tuple[P.Option, ...]
-    if field.type == "boolean":
-        options = (
-            P.Option("true", _("Yes"), None, current == "true"),
-            P.Option("false", _("No"), None, current == "false"),
-        )
-    else:
-        options = P.choice_options(field, here, [current])
-    return {
-        "name": field.name,
-        "label": P.field_label(field, here),
-        "options": options,
-        "value": current,
-    }
+def _bulk(act: Actor, ent: Entity, here: str) -> dict[str, Any]:
+    """The bulk actions on the list's ticked rows ({} when the user may take none)."""
+    found = _screen_lists.bulk_actions(act, ent, here)
+    return found if any(found.values()) else {}
 
 
 def _chip_label(ent: Entity, key: str, here: str) -> str:

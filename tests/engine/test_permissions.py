@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from engine.context import Actor
@@ -237,7 +238,26 @@ def test_scope_conditions_are_sql(records: Records) -> None:
     grant = permissions.grant(MIA, account, "read")
     condition = permissions.where(MIA, account, grant, records.tables.table("account"))
     sql = str(condition.compile(records.engine))
-    assert "team_tree" in sql and "owner_id" in sql
+    assert "RECURSIVE" in sql and "owner_id" in sql  # the teams below, one query
     assert (
         permissions.where(ADMIN, account, permissions.grant(ADMIN, account, "read"), None) is None
     )
+
+
+def test_one_statement_may_hold_two_entities_scopes_of_teams_below(records: Records) -> None:
+    """A report reading accounts through quotes holds two team trees: they must not
+    share a name (SQLAlchemy refuses two unrelated CTEs called alike)."""
+    permissions = Permissions(records.tables)
+    conditions = []
+    for name in ("account", "quote"):
+        entity = records.model.entity(name)
+        table = records.tables.table(name)
+        conditions.append(
+            permissions.where(MIA, entity, permissions.grant(MIA, entity, "read"), table)
+        )
+    account, quote = records.tables.table("account"), records.tables.table("quote")
+    statement = (
+        sa.select(sa.func.count()).select_from(account).join(quote, sa.true()).where(*conditions)
+    )
+    with records.engine.connect() as conn:
+        assert conn.scalar(statement) == 0

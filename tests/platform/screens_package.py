@@ -102,9 +102,9 @@ PEOPLE = [("root", ["admin"]), ("ann", ["rep"]), ("bob", ["rep"]), ("vic", ["vie
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def make_app(db_url: str, tmp_path: Path, **config: Any) -> Flask:
+def make_app(db_url: str, tmp_path: Path, text: str = PACKAGE, **config: Any) -> Flask:
     package = tmp_path / "shop.yaml"
-    package.write_text(textwrap.dedent(PACKAGE), encoding="utf-8")
+    package.write_text(textwrap.dedent(text), encoding="utf-8")
     app = create_app(
         {
             "DATABASE_URL": db_url,

@@ -11,91 +11,49 @@ install chromium``; ``.ci/run`` does it). Without it the test is skipped, or fai
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from flask import Flask
+from browser_support import chromium, screenshot_folder, served, watch_console
 from screens_package import PASSWORD, make_app
 from sqlalchemy.engine import Engine
-from werkzeug.serving import make_server
-
-CHROMIUM = os.environ.get("HEDDLE_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = pytest.mark.browser
-playwright_api = pytest.importorskip("playwright.sync_api")
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI", "").lower() in {"true", "1"}:
-        pytest.fail(f"{reason}; with CI=true the browser tests must run", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture
 def server(sqlite_url: str, sqlite_engine: Engine, tmp_path: Path) -> Iterator[str]:
     """The app on a free port, served by a thread."""
-    app: Flask = make_app(sqlite_url, tmp_path)
+    app = make_app(sqlite_url, tmp_path)
     runtime = app.extensions["heddle"]
-    ann = runtime.accounts
     with runtime.engine.connect() as conn:
-        actor = ann.by_username(conn, "ann").actor()
+        actor = runtime.accounts.by_username(conn, "ann").actor()
     acme = runtime.records.create(actor, "account", {"name": "Acme", "grade": "A"})
     runtime.records.create(actor, "deal", {"title": "ERP", "account": acme["id"], "amount": "5000"})
     runtime.records.create(actor, "account", {"name": "Zeta <script>alert(1)</script>"})
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    runtime.engine.dispose()
+    with served(app) as url:
+        yield url
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
-        _missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    with playwright_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+def browser() -> Iterator[Any]:
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("HEDDLE_SCREENSHOTS") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return screenshot_folder(tmp_path)
 
 
 def test_log_in_list_open_edit_save_in_english_then_chinese(
     server: str, browser: object, shots: Path
 ) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
-    problems: list[str] = []
-    # script errors and CSP refusals; a 422 answer to a refused form is expected
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(m.text)
-            if m.type == "error" and not m.text.startswith("Failed to load resource")
-            else None
-        ),
-    )
-    page.on("pageerror", lambda e: problems.append(str(e)))
+    problems = watch_console(page)  # a 422 answer to a refused form is expected
 
     page.goto(f"{server}/app/account")
     assert "/login?next=/app/account" in page.url

@@ -17,6 +17,9 @@ METHODS = [
     ("platform/heddle/_screens.py", "python"),
     ("platform/heddle/_screen_forms.py", "python"),
     ("platform/heddle/_screen_workflow.py", "python"),
+    ("platform/heddle/_screen_boards.py", "python"),
+    ("platform/heddle/_screen_reports.py", "python"),
+    ("platform/heddle/_screen_lists.py", "python"),
     ("ui_renderer/templates/**.html", "jinja2"),
 ]
 OPTIONS = {"ui_renderer/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
