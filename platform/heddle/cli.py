@@ -22,6 +22,7 @@ from metamodel import DefinitionError, Model, did_you_mean, load_packages, schem
 from workflows import mermaid
 
 from . import __version__
+from .cli_approvals import approvals
 from .accounts import AccountError, Accounts, token_name_problem, username_problem
 from .plugins import PluginError, load_plugins
 from .settings import SETTINGS, database_url, package_paths, setting
@@ -533,6 +534,8 @@ def serve(host: str, port: int) -> None:
     click.echo(f"Heddle on http://{host}:{port}/  (API: /api/v1, docs: /api/v1/docs)")
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 
+
+main.add_command(approvals)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
