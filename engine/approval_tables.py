@@ -74,9 +74,11 @@ def approval_tables(metadata: sa.MetaData, users: str) -> None:
             index=True,
         ),
         sa.Column(
-            "step_id", ID, sa.ForeignKey(f"{APPROVAL_STEP_TABLE}.id", ondelete="CASCADE"),
+            "step_id",
+            ID,
+            sa.ForeignKey(f"{APPROVAL_STEP_TABLE}.id", ondelete="CASCADE"),
             nullable=False,
-        ),  # fmt: skip
+        ),
         sa.Column("seat", sa.Integer(), nullable=False),
         sa.Column("approver_id", ID, sa.ForeignKey(user, ondelete="SET NULL")),
         sa.Column("status", sa.String(16), nullable=False),
@@ -114,8 +116,9 @@ def approval_tables(metadata: sa.MetaData, users: str) -> None:
         sa.Column(
             "user_id", ID, sa.ForeignKey(user, ondelete="CASCADE"), nullable=False, index=True
         ),
-        sa.Column("delegate_id", ID, sa.ForeignKey(user, ondelete="CASCADE"), nullable=False,
-                  index=True),  # fmt: skip
+        sa.Column(
+            "delegate_id", ID, sa.ForeignKey(user, ondelete="CASCADE"), nullable=False, index=True
+        ),
         sa.Column("starts_on", sa.Date(), nullable=False),
         sa.Column("ends_on", sa.Date(), nullable=False),
         sa.Column("note", sa.String(200), nullable=False, server_default=""),

@@ -246,6 +246,8 @@ def _field_schema() -> Schema:
 _APPROVER: Schema = {
     "type": "string",
     "pattern": r"^(role:[a-z][a-z0-9_]*|user:\S+|field:[a-z][a-z0-9_]*|manager(:[1-9][0-9]?)?)$",
+    "description": "An approver: role:<role>, user:<username>, manager, manager:<levels up> "
+    "or field:<user field>.",
 }
 #: A delay: a number and a unit, minutes, hours or days (``30m``, ``48h``, ``2d``).
 _DURATION: Schema = {

@@ -65,7 +65,9 @@ class Directory:
         rows = conn.execute(sa.select(u.c.id, u.c.username).where(u.c.id.in_(wanted)))
         return {int(row.id): str(row.username) for row in rows}
 
-    def with_role(self, conn: sa.Connection, role: str, entity: Entity, record_id: int) -> list[int]:
+    def with_role(
+        self, conn: sa.Connection, role: str, entity: Entity, record_id: int
+    ) -> list[int]:
         """The active users with ``role`` whose permissions let them see the record."""
         u = self.users
         rows = conn.execute(

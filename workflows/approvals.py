@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -44,9 +44,15 @@ from .errors import ApprovalDecided, NoApprover
 from .machine import FIRED, Fired, StateMachines
 
 PENDING, APPROVED, REJECTED, RECALLED, CANCELLED = (
-    "pending", "approved", "rejected", "recalled", "cancelled")  # fmt: skip
+    "pending",
+    "approved",
+    "rejected",
+    "recalled",
+    "cancelled",
+)
 SKIPPED, CLOSED = "skipped", "closed"
 COMMENT = "comment"
+T = TypeVar("T")
 #: What ``GET /approvals?status=`` may ask for.
 LISTS = ("pending", "decided", "mine")
 
@@ -126,10 +132,20 @@ class Approvals:
                 a.c.status == PENDING,
             )
         ).mappings()
-        for row in list(open_):
-            self._close(conn, dict(row), CANCELLED, now)
-            self._event(conn, row, "cancelled", None, fired.actor.user_id, None,
-                        f"'{fired.transition.name}' moved the record on", (), now)  # fmt: skip
+        for found in list(open_):
+            pending = dict(found)
+            self._close(conn, pending, CANCELLED, now)
+            self._event(
+                conn,
+                pending,
+                "cancelled",
+                None,
+                fired.actor.user_id,
+                None,
+                f"'{fired.transition.name}' moved the record on",
+                (),
+                now,
+            )
         if not fired.transition.approval:
             return None
         approval = fired.workflow.approval(fired.transition.approval)
@@ -151,8 +167,7 @@ class Approvals:
             .returning(a.c.id)
         ).scalar_one()
         row = self._row(conn, approval_id)
-        self._event(conn, row, "submitted", None, fired.actor.user_id, None,
-                    fired.comment, (), now)  # fmt: skip
+        self._event(conn, row, "submitted", None, fired.actor.user_id, None, fired.comment, (), now)
         return self._advance(conn, fired.actor, row, now)
 
     def _advance(
@@ -169,9 +184,17 @@ class Approvals:
             for step in stages[index]:
                 if not self._applies(step, record, actor):
                     self._step_row(conn, row, index, step, SKIPPED, 0, now)
-                    self._event(conn, row, "skipped", step.name, None, None,
-                                f"'{step.when.source if step.when else ''}' does not hold",
-                                (), now)  # fmt: skip
+                    self._event(
+                        conn,
+                        row,
+                        "skipped",
+                        step.name,
+                        None,
+                        None,
+                        f"'{step.when.source if step.when else ''}' does not hold",
+                        (),
+                        now,
+                    )
                     continue
                 self._start_step(conn, row, approval, index, step, ent, record, now)
                 started = True
@@ -179,12 +202,20 @@ class Approvals:
                 self._update(conn, row, stage=index)
                 return None
         self._update(conn, row, stage=len(stages), status=APPROVED, decided_at=now)
-        self._event(conn, row, "completed", None, actor.user_id, None, None,
-                    self._submitter(row), now)  # fmt: skip
+        self._event(
+            conn, row, "completed", None, actor.user_id, None, None, self._submitter(row), now
+        )
         if approval.on_approve is None:
             return None
-        return self.machines.settle(conn, actor, ent.name, int(row["record_id"]), workflow,
-                                    approval.on_approve, name=f"{approval.name}:approved")  # fmt: skip
+        return self.machines.settle(
+            conn,
+            actor,
+            ent.name,
+            int(row["record_id"]),
+            workflow,
+            approval.on_approve,
+            name=f"{approval.name}:approved",
+        )
 
     def _applies(self, step: ApprovalStep, record: Mapping[str, Any], actor: Actor) -> bool:
         if step.when is None:
@@ -228,22 +259,52 @@ class Approvals:
         for user in users:
             task_id = conn.execute(
                 self.tasks.insert()
-                .values(approval_id=row["id"], step_id=step_id, seat=0, approver_id=user,
-                        status=PENDING, created_at=now)  # fmt: skip
+                .values(
+                    approval_id=row["id"],
+                    step_id=step_id,
+                    seat=0,
+                    approver_id=user,
+                    status=PENDING,
+                    created_at=now,
+                )
                 .returning(self.tasks.c.id)
             ).scalar_one()
             conn.execute(self.tasks.update().where(self.tasks.c.id == task_id).values(seat=task_id))
-        self._event(conn, row, "requested", step.name, None, None, None,
-                    self._with_delegates(conn, users, now.date()), now)  # fmt: skip
+        self._event(
+            conn,
+            row,
+            "requested",
+            step.name,
+            None,
+            None,
+            None,
+            self._with_delegates(conn, users, now.date()),
+            now,
+        )
 
-    def _step_row(self, conn: sa.Connection, row: Mapping[str, Any], stage: int,
-                  step: ApprovalStep, status: str, needed: int, now: dt.datetime) -> int:  # fmt: skip
+    def _step_row(
+        self,
+        conn: sa.Connection,
+        row: Mapping[str, Any],
+        stage: int,
+        step: ApprovalStep,
+        status: str,
+        needed: int,
+        now: dt.datetime,
+    ) -> int:
         decided = now if status != PENDING else None
         return int(
             conn.execute(
                 self.steps.insert()
-                .values(approval_id=row["id"], stage=stage, step=step.name, status=status,
-                        needed=needed, started_at=now, decided_at=decided)  # fmt: skip
+                .values(
+                    approval_id=row["id"],
+                    stage=stage,
+                    step=step.name,
+                    status=status,
+                    needed=needed,
+                    started_at=now,
+                    decided_at=decided,
+                )
                 .returning(self.steps.c.id)
             ).scalar_one()
         )
@@ -261,8 +322,9 @@ class Approvals:
     ) -> dict[str, Any]:
         """Approve what waits for ``actor`` (or for those they stand in for) in the
         approval's current steps; answers the approval as :meth:`get` does."""
-        return self._in(conn, lambda c: self._decide(c, actor, approval_id, APPROVED,
-                                                     comment, version))  # fmt: skip
+        return self._in(
+            conn, lambda c: self._decide(c, actor, approval_id, APPROVED, comment, version)
+        )
 
     def reject(
         self,
@@ -275,8 +337,9 @@ class Approvals:
     ) -> dict[str, Any]:
         """Reject the approval, saying why (``comment`` is required): the record moves to
         the approval's ``on_reject`` state, or back to where it was submitted from."""
-        return self._in(conn, lambda c: self._decide(c, actor, approval_id, REJECTED,
-                                                     comment, version))  # fmt: skip
+        return self._in(
+            conn, lambda c: self._decide(c, actor, approval_id, REJECTED, comment, version)
+        )
 
     def _decide(
         self,
@@ -315,8 +378,17 @@ class Approvals:
             )
             touched.setdefault(int(task["step_id"]), []).append(task)
             behalf = task["approver_id"] if task["approver_id"] != actor.user_id else None
-            self._event(conn, row, decision, task["step"], actor.user_id, behalf, text,
-                        self._submitter(row), now)  # fmt: skip
+            self._event(
+                conn,
+                row,
+                decision,
+                task["step"],
+                actor.user_id,
+                behalf,
+                text,
+                self._submitter(row),
+                now,
+            )
         self._update(conn, row)
         if decision == REJECTED:
             self._finish(conn, actor, row, REJECTED, text, now)
@@ -324,8 +396,14 @@ class Approvals:
             self._count(conn, actor, row, touched, now)
         return self._describe(conn, self._row(conn, approval_id))
 
-    def _count(self, conn: sa.Connection, actor: Actor, row: Mapping[str, Any],
-               touched: Mapping[int, Any], now: dt.datetime) -> None:  # fmt: skip
+    def _count(
+        self,
+        conn: sa.Connection,
+        actor: Actor,
+        row: Mapping[str, Any],
+        touched: Mapping[int, Any],
+        now: dt.datetime,
+    ) -> None:
         """Close the steps whose approvals now suffice; advance when the stage is done."""
         s, t = self.steps, self.tasks
         for step_id in touched:
@@ -336,10 +414,14 @@ class Approvals:
                 )
             )
             if int(approved or 0) >= int(needed or 0):
-                conn.execute(s.update().where(s.c.id == step_id)
-                             .values(status=APPROVED, decided_at=now))  # fmt: skip
-                conn.execute(t.update().where(t.c.step_id == step_id, t.c.status == PENDING)
-                             .values(status=CLOSED, decided_at=now))  # fmt: skip
+                conn.execute(
+                    s.update().where(s.c.id == step_id).values(status=APPROVED, decided_at=now)
+                )
+                conn.execute(
+                    t.update()
+                    .where(t.c.step_id == step_id, t.c.status == PENDING)
+                    .values(status=CLOSED, decided_at=now)
+                )
         waiting = conn.scalar(
             sa.select(sa.func.count()).where(
                 s.c.approval_id == row["id"], s.c.stage == row["stage"], s.c.status == PENDING
@@ -371,37 +453,71 @@ class Approvals:
             now = _now()
             waiting = self._waiting(c, row)
             self._update(c, row)
-            self._event(c, row, "recalled", None, actor.user_id, None, text,
-                        self._with_delegates(c, waiting, now.date()), now)  # fmt: skip
+            self._event(
+                c,
+                row,
+                "recalled",
+                None,
+                actor.user_id,
+                None,
+                text,
+                self._with_delegates(c, waiting, now.date()),
+                now,
+            )
             self._finish(c, actor, row, RECALLED, text, now)
             return self._describe(c, self._row(c, approval_id))
 
         return self._in(conn, work)
 
-    def _finish(self, conn: sa.Connection, actor: Actor, row: Mapping[str, Any],
-                status: str, text: str | None, now: dt.datetime) -> None:  # fmt: skip
+    def _finish(
+        self,
+        conn: sa.Connection,
+        actor: Actor,
+        row: Mapping[str, Any],
+        status: str,
+        text: str | None,
+        now: dt.datetime,
+    ) -> None:
         """End the approval rejected or recalled, and move the record back."""
         workflow, approval = self._definition(row)
         self._close(conn, row, status, now)
         to = approval.on_reject if status == REJECTED else approval.on_recall
         outcome = "rejected" if status == REJECTED else "recalled"
-        self.machines.settle(conn, actor, row["entity"], int(row["record_id"]), workflow,
-                             to or row["from_state"], name=f"{approval.name}:{outcome}",
-                             comment=text)  # fmt: skip
+        self.machines.settle(
+            conn,
+            actor,
+            row["entity"],
+            int(row["record_id"]),
+            workflow,
+            to or row["from_state"],
+            name=f"{approval.name}:{outcome}",
+            comment=text,
+        )
 
-    def _close(self, conn: sa.Connection, row: Mapping[str, Any], status: str,
-               now: dt.datetime) -> None:  # fmt: skip
+    def _close(
+        self, conn: sa.Connection, row: Mapping[str, Any], status: str, now: dt.datetime
+    ) -> None:
         s, t = self.steps, self.tasks
-        conn.execute(self.approvals.update().where(self.approvals.c.id == row["id"])
-                     .values(status=status, decided_at=now))  # fmt: skip
+        conn.execute(
+            self.approvals.update()
+            .where(self.approvals.c.id == row["id"])
+            .values(status=status, decided_at=now)
+        )
         closing = REJECTED if status == REJECTED else CANCELLED
-        conn.execute(s.update().where(s.c.approval_id == row["id"], s.c.status == PENDING)
-                     .values(status=closing, decided_at=now))  # fmt: skip
-        conn.execute(t.update().where(t.c.approval_id == row["id"], t.c.status == PENDING)
-                     .values(status=CANCELLED, decided_at=now))  # fmt: skip
+        conn.execute(
+            s.update()
+            .where(s.c.approval_id == row["id"], s.c.status == PENDING)
+            .values(status=closing, decided_at=now)
+        )
+        conn.execute(
+            t.update()
+            .where(t.c.approval_id == row["id"], t.c.status == PENDING)
+            .values(status=CANCELLED, decided_at=now)
+        )
 
-    def _actionable(self, conn: sa.Connection, actor: Actor, row: Mapping[str, Any],
-                    now: dt.datetime) -> list[dict[str, Any]]:  # fmt: skip
+    def _actionable(
+        self, conn: sa.Connection, actor: Actor, row: Mapping[str, Any], now: dt.datetime
+    ) -> list[dict[str, Any]]:
         """The pending tasks of the current stage ``actor`` may decide: their own, those of
         people who delegated to them today; an admin with none decides one seat a step."""
         t, s = self.tasks, self.steps
@@ -410,8 +526,12 @@ class Approvals:
             for r in conn.execute(
                 sa.select(t, s.c.step)
                 .join(s, s.c.id == t.c.step_id)
-                .where(t.c.approval_id == row["id"], t.c.status == PENDING,
-                       s.c.stage == row["stage"], s.c.status == PENDING)  # fmt: skip
+                .where(
+                    t.c.approval_id == row["id"],
+                    t.c.status == PENDING,
+                    s.c.stage == row["stage"],
+                    s.c.status == PENDING,
+                )
                 .order_by(t.c.id)
             ).mappings()
         ]
@@ -430,11 +550,13 @@ class Approvals:
     def _why_not(self, conn: sa.Connection, actor: Actor, row: Mapping[str, Any]) -> None:
         t = self.tasks
         decided = conn.scalar(
-            sa.select(t.c.status).where(
+            sa.select(t.c.status)
+            .where(
                 t.c.approval_id == row["id"],
                 t.c.decided_by == actor.user_id,
                 t.c.status.in_((APPROVED, REJECTED)),
-            ).limit(1)
+            )
+            .limit(1)
         )
         if decided:
             raise ApprovalDecided(f"you have {decided} this already; the others' turn now")
@@ -442,16 +564,18 @@ class Approvals:
 
     # the rows -------------------------------------------------------------------------------
 
-    def _in(self, conn: sa.Connection | None, work: Callable[[sa.Connection], Any]) -> Any:
+    def _in(self, conn: sa.Connection | None, work: Callable[[sa.Connection], T]) -> T:
         if conn is not None:
             return work(conn)
         with self.records.transaction() as new:
             return work(new)
 
     def _row(self, conn: sa.Connection, approval_id: int) -> dict[str, Any]:
-        found = conn.execute(
-            sa.select(self.approvals).where(self.approvals.c.id == approval_id)
-        ).mappings().first()
+        found = (
+            conn.execute(sa.select(self.approvals).where(self.approvals.c.id == approval_id))
+            .mappings()
+            .first()
+        )
         if found is None:
             raise NotFound(f"no approval with id {approval_id}")
         return dict(found)
@@ -482,8 +606,9 @@ class Approvals:
 
     def _update(self, conn: sa.Connection, row: Mapping[str, Any], **values: Any) -> None:
         a = self.approvals
-        conn.execute(a.update().where(a.c.id == row["id"])
-                     .values(version=a.c.version + 1, **values))  # fmt: skip
+        conn.execute(
+            a.update().where(a.c.id == row["id"]).values(version=a.c.version + 1, **values)
+        )
 
     def _definition(self, row: Mapping[str, Any]) -> tuple[Workflow, Approval]:
         try:
@@ -495,8 +620,9 @@ class Approvals:
                 "defined: an administrator can recall this request"
             ) from None
 
-    def _record(self, conn: sa.Connection, ent: Entity, record_id: int,
-                actor: Actor) -> dict[str, Any]:  # fmt: skip
+    def _record(
+        self, conn: sa.Connection, ent: Entity, record_id: int, actor: Actor
+    ) -> dict[str, Any]:
         table = self.records.tables.table(ent.name)
         row = conn.execute(sa.select(table).where(table.c.id == record_id)).mappings().one()
         return self.records.computer.view(conn, ent, dict(row), actor.context())
@@ -509,31 +635,60 @@ class Approvals:
         return [
             int(u)
             for u in conn.scalars(
-                sa.select(t.c.approver_id).where(t.c.approval_id == row["id"],
-                                                 t.c.status == PENDING)  # fmt: skip
+                sa.select(t.c.approver_id).where(
+                    t.c.approval_id == row["id"], t.c.status == PENDING
+                )
             )
             if u is not None
         ]
 
-    def _with_delegates(self, conn: sa.Connection, users: Iterable[int],
-                        today: dt.date) -> tuple[int, ...]:  # fmt: skip
+    def _with_delegates(
+        self, conn: sa.Connection, users: Iterable[int], today: dt.date
+    ) -> tuple[int, ...]:
         users = list(users)
         stand_ins = self.directory.delegates(conn, users, today)
         return tuple(dict.fromkeys([*users, *(d for u in users for d in stand_ins.get(u, ()))]))
 
-    def _event(self, conn: sa.Connection, row: Mapping[str, Any], kind: str, step: str | None,
-               actor_id: int | None, behalf: int | None, comment: str | None,
-               recipients: Iterable[int], at: dt.datetime) -> None:  # fmt: skip
+    def _event(
+        self,
+        conn: sa.Connection,
+        row: Mapping[str, Any],
+        kind: str,
+        step: str | None,
+        actor_id: int | None,
+        behalf: int | None,
+        comment: str | None,
+        recipients: Iterable[int],
+        at: dt.datetime,
+    ) -> None:
         people = tuple(int(r) for r in recipients)
         conn.execute(
             self.events.insert().values(
-                approval_id=row["id"], kind=kind, step=step, actor_id=actor_id,
-                on_behalf_of=behalf, comment=comment, recipients=list(people), at=at,
-            )  # fmt: skip
+                approval_id=row["id"],
+                kind=kind,
+                step=step,
+                actor_id=actor_id,
+                on_behalf_of=behalf,
+                comment=comment,
+                recipients=list(people),
+                at=at,
+            )
         )
-        event = ApprovalEvent(kind, int(row["id"]), row["entity"], int(row["record_id"]),
-                              row["workflow"], row["approval"], step, actor_id, behalf,
-                              comment, people, at, conn)  # fmt: skip
+        event = ApprovalEvent(
+            kind,
+            int(row["id"]),
+            row["entity"],
+            int(row["record_id"]),
+            row["workflow"],
+            row["approval"],
+            step,
+            actor_id,
+            behalf,
+            comment,
+            people,
+            at,
+            conn,
+        )
         for hook in list(APPROVAL_HOOKS):
             hook(event)
 
@@ -561,19 +716,26 @@ class Approvals:
             self.records.access.readable(conn, actor, ent, record_id)
             a = self.approvals
             rows = conn.execute(
-                sa.select(a).where(a.c.entity == ent.name, a.c.record_id == record_id)
+                sa.select(a)
+                .where(a.c.entity == ent.name, a.c.record_id == record_id)
                 .order_by(a.c.id.desc())
             ).mappings()
             return [self._describe(conn, dict(r)) for r in rows]
 
-    def pending_summary(self, conn: sa.Connection, entity: str,
-                        record_id: int) -> dict[str, Any] | None:  # fmt: skip
+    def pending_summary(
+        self, conn: sa.Connection, entity: str, record_id: int
+    ) -> dict[str, Any] | None:
         """The record's pending approval, briefly (for the record's own GET), or None."""
         a = self.approvals
-        row = conn.execute(
-            sa.select(a).where(a.c.entity == entity, a.c.record_id == record_id,
-                               a.c.status == PENDING)  # fmt: skip
-        ).mappings().first()
+        row = (
+            conn.execute(
+                sa.select(a).where(
+                    a.c.entity == entity, a.c.record_id == record_id, a.c.status == PENDING
+                )
+            )
+            .mappings()
+            .first()
+        )
         if row is None:
             return None
         steps = self._steps(conn, dict(row))
@@ -583,12 +745,14 @@ class Approvals:
             "approval": row["approval"],
             "version": row["version"],
             "steps": [s["name"] for s in current],
-            "waiting_for": sorted({t["approver_id"] for s in current for t in s["tasks"]
-                                   if t["status"] == PENDING}),  # fmt: skip
+            "waiting_for": sorted(
+                {t["approver_id"] for s in current for t in s["tasks"] if t["status"] == PENDING}
+            ),
         }
 
-    def listing(self, actor: Actor, status: str = "pending", *, limit: int = 50,
-                before: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    def listing(
+        self, actor: Actor, status: str = "pending", *, limit: int = 50, before: int | None = None
+    ) -> list[dict[str, Any]]:
         """``pending``: what waits for the actor (or for those they stand in for today);
         ``decided``: what they decided; ``mine``: what they submitted. Newest first;
         ``before`` (an approval id) pages on."""
@@ -597,15 +761,28 @@ class Approvals:
             if status == "mine":
                 where = a.c.submitted_by == actor.user_id
             elif status == "decided":
-                where = a.c.id.in_(sa.select(t.c.approval_id).where(
-                    t.c.decided_by == actor.user_id, t.c.status.in_((APPROVED, REJECTED))))  # fmt: skip
+                where = a.c.id.in_(
+                    sa.select(t.c.approval_id).where(
+                        t.c.decided_by == actor.user_id, t.c.status.in_((APPROVED, REJECTED))
+                    )
+                )
             else:
-                for_whom = [actor.user_id, *self.directory.delegators(
-                    conn, actor.user_id or 0, _today(actor, _now()))]  # fmt: skip
-                where = sa.and_(a.c.status == PENDING, a.c.id.in_(
-                    sa.select(t.c.approval_id).join(s, s.c.id == t.c.step_id).where(
-                        t.c.status == PENDING, s.c.status == PENDING,
-                        t.c.approver_id.in_(for_whom))))  # fmt: skip
+                for_whom = [
+                    actor.user_id,
+                    *self.directory.delegators(conn, actor.user_id or 0, _today(actor, _now())),
+                ]
+                where = sa.and_(
+                    a.c.status == PENDING,
+                    a.c.id.in_(
+                        sa.select(t.c.approval_id)
+                        .join(s, s.c.id == t.c.step_id)
+                        .where(
+                            t.c.status == PENDING,
+                            s.c.status == PENDING,
+                            t.c.approver_id.in_(for_whom),
+                        )
+                    ),
+                )
             query = sa.select(a).where(where).order_by(a.c.id.desc()).limit(limit)
             if before is not None:
                 query = query.where(a.c.id < before)
@@ -623,10 +800,16 @@ class Approvals:
         if row["submitted_by"] == actor.user_id:
             return True
         t = self.tasks
-        people = {int(u) for u in conn.scalars(
-            sa.select(t.c.approver_id).where(t.c.approval_id == row["id"])) if u is not None}  # fmt: skip
-        people |= {int(u) for u in conn.scalars(
-            sa.select(t.c.decided_by).where(t.c.approval_id == row["id"])) if u is not None}  # fmt: skip
+        people = {
+            int(u)
+            for u in conn.scalars(sa.select(t.c.approver_id).where(t.c.approval_id == row["id"]))
+            if u is not None
+        }
+        people |= {
+            int(u)
+            for u in conn.scalars(sa.select(t.c.decided_by).where(t.c.approval_id == row["id"]))
+            if u is not None
+        }
         today = _today(actor, _now())
         return actor.user_id in people or bool(
             people & set(self.directory.delegators(conn, actor.user_id, today))
@@ -653,17 +836,20 @@ class Approvals:
             sa.select(t).where(t.c.approval_id == row["id"]).order_by(t.c.id)
         ).mappings():
             decided_by = task["decided_by"]
-            tasks.setdefault(int(task["step_id"]), []).append({
-                "id": task["id"],
-                "approver_id": task["approver_id"],
-                "status": task["status"],
-                "decided_by": decided_by,
-                "on_behalf_of": task["approver_id"]
-                if decided_by is not None and decided_by != task["approver_id"] else None,
-                "decided_at": task["decided_at"],
-                "comment": task["comment"],
-                "escalated": task["seat"] != task["id"],
-            })  # fmt: skip
+            tasks.setdefault(int(task["step_id"]), []).append(
+                {
+                    "id": task["id"],
+                    "approver_id": task["approver_id"],
+                    "status": task["status"],
+                    "decided_by": decided_by,
+                    "on_behalf_of": task["approver_id"]
+                    if decided_by is not None and decided_by != task["approver_id"]
+                    else None,
+                    "decided_at": task["decided_at"],
+                    "comment": task["comment"],
+                    "escalated": task["seat"] != task["id"],
+                }
+            )
         labels: dict[str, Any] = {}
         try:
             _, approval = self._definition(row)
@@ -677,8 +863,9 @@ class Approvals:
                 "stage": step["stage"],
                 "status": step["status"],
                 "needed": step["needed"],
-                "approved": len({t["id"] for t in tasks.get(int(step["id"]), ())
-                                 if t["status"] == APPROVED}),  # fmt: skip
+                "approved": len(
+                    {t["id"] for t in tasks.get(int(step["id"]), ()) if t["status"] == APPROVED}
+                ),
                 "started_at": step["started_at"],
                 "decided_at": step["decided_at"],
                 "tasks": tasks.get(int(step["id"]), []),
@@ -688,8 +875,9 @@ class Approvals:
             ).mappings()
         ]
 
-    def _describe(self, conn: sa.Connection, row: Mapping[str, Any], *,
-                  history: bool = True) -> dict[str, Any]:  # fmt: skip
+    def _describe(
+        self, conn: sa.Connection, row: Mapping[str, Any], *, history: bool = True
+    ) -> dict[str, Any]:
         steps = self._steps(conn, row)
         found = {
             "id": row["id"],
@@ -704,8 +892,15 @@ class Approvals:
             "decided_at": row["decided_at"],
             "version": row["version"],
             "steps": steps,
-            "waiting_for": sorted({t["approver_id"] for s in steps if s["status"] == PENDING
-                                   for t in s["tasks"] if t["status"] == PENDING}),  # fmt: skip
+            "waiting_for": sorted(
+                {
+                    t["approver_id"]
+                    for s in steps
+                    if s["status"] == PENDING
+                    for t in s["tasks"]
+                    if t["status"] == PENDING
+                }
+            ),
         }
         if history:
             e = self.events
@@ -737,32 +932,50 @@ class Approvals:
             due = [
                 dict(r)
                 for r in conn.execute(
-                    sa.select(t.c.id, t.c.created_at, t.c.reminded_at, t.c.escalated_at,
-                              a.c.workflow, a.c.approval)
-                    .join(a, a.c.id == t.c.approval_id).join(s, s.c.id == t.c.step_id)
-                    .where(t.c.status == PENDING, s.c.status == PENDING, a.c.status == PENDING,
-                           sa.or_(t.c.reminded_at.is_(None), t.c.escalated_at.is_(None)))
+                    sa.select(
+                        t.c.id,
+                        t.c.created_at,
+                        t.c.reminded_at,
+                        t.c.escalated_at,
+                        a.c.workflow,
+                        a.c.approval,
+                    )
+                    .join(a, a.c.id == t.c.approval_id)
+                    .join(s, s.c.id == t.c.step_id)
+                    .where(
+                        t.c.status == PENDING,
+                        s.c.status == PENDING,
+                        a.c.status == PENDING,
+                        sa.or_(t.c.reminded_at.is_(None), t.c.escalated_at.is_(None)),
+                    )
                     .order_by(t.c.id)
                 ).mappings()
-            ]  # fmt: skip
+            ]
         for task in due:
             try:
                 _, approval = self._definition(task)
             except NotFound:
                 continue
             waited = (now - task["created_at"]).total_seconds()
-            if (approval.remind_after is not None and task["reminded_at"] is None
-                    and waited >= approval.remind_after):  # fmt: skip
+            if (
+                approval.remind_after is not None
+                and task["reminded_at"] is None
+                and waited >= approval.remind_after
+            ):
                 with self.records.transaction() as conn:
                     done["reminders"] += self._remind(conn, int(task["id"]), now)
-            if (approval.escalate_after is not None and task["escalated_at"] is None
-                    and waited >= approval.escalate_after):  # fmt: skip
+            if (
+                approval.escalate_after is not None
+                and task["escalated_at"] is None
+                and waited >= approval.escalate_after
+            ):
                 with self.records.transaction() as conn:
                     done["escalations"] += self._escalate(conn, approval, int(task["id"]), now)
         return done
 
-    def _claim(self, conn: sa.Connection, task_id: int, column: str,
-               now: dt.datetime) -> dict[str, Any] | None:  # fmt: skip
+    def _claim(
+        self, conn: sa.Connection, task_id: int, column: str, now: dt.datetime
+    ) -> dict[str, Any] | None:
         """Mark the task reminded (or escalated) unless another run did: the task's row,
         or None."""
         t = self.tasks
@@ -774,8 +987,13 @@ class Approvals:
         if claimed != 1:
             return None
         s = self.steps
-        return dict(conn.execute(sa.select(t, s.c.step).join(s, s.c.id == t.c.step_id)
-                                 .where(t.c.id == task_id)).mappings().one())  # fmt: skip
+        return dict(
+            conn.execute(
+                sa.select(t, s.c.step).join(s, s.c.id == t.c.step_id).where(t.c.id == task_id)
+            )
+            .mappings()
+            .one()
+        )
 
     def _remind(self, conn: sa.Connection, task_id: int, now: dt.datetime) -> int:
         task = self._claim(conn, task_id, "reminded_at", now)
@@ -783,34 +1001,60 @@ class Approvals:
             return 0
         row = self._row(conn, int(task["approval_id"]))
         people = self._with_delegates(conn, [task["approver_id"]], now.date())
-        self._event(conn, row, "reminder", task["step"], None, task["approver_id"], None,
-                    people, now)  # fmt: skip
+        self._event(
+            conn, row, "reminder", task["step"], None, task["approver_id"], None, people, now
+        )
         return 1
 
-    def _escalate(self, conn: sa.Connection, approval: Approval, task_id: int,
-                  now: dt.datetime) -> int:  # fmt: skip
+    def _escalate(
+        self, conn: sa.Connection, approval: Approval, task_id: int, now: dt.datetime
+    ) -> int:
         task = self._claim(conn, task_id, "escalated_at", now)
         if task is None or approval.escalate_to is None:
             return 0
         row = self._row(conn, int(task["approval_id"]))
         ent = self.records.entity(row["entity"])
         record = self._record(conn, ent, int(row["record_id"]), Actor())
-        users, _ = self.directory.resolve(conn, approval.escalate_to, ent, record,
-                                          row["submitted_by"], task["approver_id"])  # fmt: skip
+        users, _ = self.directory.resolve(
+            conn, approval.escalate_to, ent, record, row["submitted_by"], task["approver_id"]
+        )
         t = self.tasks
-        seated = set(conn.scalars(sa.select(t.c.approver_id).where(
-            t.c.seat == task["seat"], t.c.status == PENDING)))  # fmt: skip
-        new = [u for u in users if u not in seated
-               and (approval.allow_self_approval or u != row["submitted_by"])]  # fmt: skip
+        seated = set(
+            conn.scalars(
+                sa.select(t.c.approver_id).where(t.c.seat == task["seat"], t.c.status == PENDING)
+            )
+        )
+        new = [
+            u
+            for u in users
+            if u not in seated and (approval.allow_self_approval or u != row["submitted_by"])
+        ]
         if not new:
             return 0  # nobody to escalate to: the task stays with its approver
         for user in new:
-            conn.execute(t.insert().values(
-                approval_id=row["id"], step_id=task["step_id"], seat=task["seat"],
-                approver_id=user, status=PENDING, created_at=now, escalated_at=now))  # fmt: skip
+            conn.execute(
+                t.insert().values(
+                    approval_id=row["id"],
+                    step_id=task["step_id"],
+                    seat=task["seat"],
+                    approver_id=user,
+                    status=PENDING,
+                    created_at=now,
+                    escalated_at=now,
+                )
+            )
         self._update(conn, row)
-        self._event(conn, row, "escalated", task["step"], None, task["approver_id"], None,
-                    self._with_delegates(conn, new, now.date()), now)  # fmt: skip
+        self._event(
+            conn,
+            row,
+            "escalated",
+            task["step"],
+            None,
+            task["approver_id"],
+            None,
+            self._with_delegates(conn, new, now.date()),
+            now,
+        )
         return 1
 
 

@@ -39,8 +39,9 @@ class Delegations:
         today = actor.today or dt.datetime.now(dt.UTC).date()
         query = sa.select(d).where(d.c.ends_on >= today).order_by(d.c.starts_on, d.c.id)
         if not (everyone and actor.is_admin):
-            query = query.where(sa.or_(d.c.user_id == actor.user_id,
-                                       d.c.delegate_id == actor.user_id))  # fmt: skip
+            query = query.where(
+                sa.or_(d.c.user_id == actor.user_id, d.c.delegate_id == actor.user_id)
+            )
         with self.records.reader.connect() as conn:
             return [_shown(row) for row in conn.execute(query).mappings()]
 
@@ -71,8 +72,9 @@ class Delegations:
         if user != actor.user_id and not actor.is_admin:
             raise Forbidden("only an administrator may set someone else's delegation")
         if user == delegate:
-            raise ValidationFailed("nobody delegates to themselves",
-                                   {"delegate_id": ["Choose someone else."]})  # fmt: skip
+            raise ValidationFailed(
+                "nobody delegates to themselves", {"delegate_id": ["Choose someone else."]}
+            )
         with self.records.transaction() as conn:
             active = self.directory.active(conn, [user, delegate])
             for name, value in (("user_id", user), ("delegate_id", delegate)):
@@ -82,9 +84,17 @@ class Delegations:
                 raise ValidationFailed("the delegation is not valid", errors)
             d = self.table
             new_id = conn.execute(
-                d.insert().values(user_id=user, delegate_id=delegate, starts_on=starts,
-                                  ends_on=ends, note=note, created_by=actor.user_id,
-                                  created_at=dt.datetime.now(dt.UTC)).returning(d.c.id)  # fmt: skip
+                d.insert()
+                .values(
+                    user_id=user,
+                    delegate_id=delegate,
+                    starts_on=starts,
+                    ends_on=ends,
+                    note=note,
+                    created_by=actor.user_id,
+                    created_at=dt.datetime.now(dt.UTC),
+                )
+                .returning(d.c.id)
             ).scalar_one()
             return _shown(conn.execute(sa.select(d).where(d.c.id == new_id)).mappings().one())
 
@@ -93,8 +103,11 @@ class Delegations:
         d = self.table
         with self.records.transaction() as conn:
             row = conn.execute(sa.select(d).where(d.c.id == delegation_id)).mappings().first()
-            if row is None or (row["user_id"] != actor.user_id and not actor.is_admin
-                               and row["delegate_id"] != actor.user_id):  # fmt: skip
+            if row is None or (
+                row["user_id"] != actor.user_id
+                and not actor.is_admin
+                and row["delegate_id"] != actor.user_id
+            ):
                 raise NotFound(f"no delegation with id {delegation_id}")
             if row["user_id"] != actor.user_id and not actor.is_admin:
                 raise Forbidden("only the user who delegated (or an administrator) may clear it")
@@ -115,7 +128,7 @@ def _date(data: Mapping[str, Any], name: str, errors: dict[str, list[str]]) -> d
     return None
 
 
-def _shown(row: Mapping[str, Any]) -> dict[str, Any]:
+def _shown(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "user_id": row["user_id"],

@@ -12,8 +12,8 @@ from .._yaml import Location
 from ..expressions import STRING
 from ..fieldtypes import FIELD_TYPES
 from ..model import Action, Assignment, Automation, Label, State, Transition, Workflow, freeze
-from ._approvals import compile_approvals
 from ..processes import ACTION_TYPES, TRIGGER_TYPES
+from ._approvals import compile_approvals
 from ._context import BUILTIN_ROLES, Checker, unless_problems
 
 #: System fields an action may write: handing the record (or the one it creates) over.

@@ -23,8 +23,18 @@ from flask.typing import ResponseReturnValue
 
 from engine.tables import HISTORY_TABLE
 
-from . import admin_api, api, errors, logs, openapi, report_api, security, ui, workflow_api
-from . import approval_api
+from . import (
+    admin_api,
+    api,
+    approval_api,
+    errors,
+    logs,
+    openapi,
+    report_api,
+    security,
+    ui,
+    workflow_api,
+)
 from .extensions import csrf, login_manager
 from .jsonio import JSONProvider
 from .ratelimit import LoginLimit

@@ -55,8 +55,9 @@ def _positive(name: str, value: str | None, top: int) -> int | None:
     if value is None:
         return None
     if not value.isdigit() or not 0 < int(value) <= top:
-        raise BadRequest(f"'{name}' must be a whole number from 1 to {top}",
-                         {name: ["Not a valid integer."]})  # fmt: skip
+        raise BadRequest(
+            f"'{name}' must be a whole number from 1 to {top}", {name: ["Not a valid integer."]}
+        )
     return int(value)
 
 
@@ -66,8 +67,10 @@ def listing() -> ResponseReturnValue:
     ``decided``: what I decided; ``mine``: what I submitted. Newest first."""
     status = request.args.get("status", "pending")
     if status not in LISTS:
-        raise BadRequest(f"status is one of: {', '.join(LISTS)}",
-                         {"status": [f"Must be one of: {', '.join(LISTS)}."]})  # fmt: skip
+        raise BadRequest(
+            f"status is one of: {', '.join(LISTS)}",
+            {"status": [f"Must be one of: {', '.join(LISTS)}."]},
+        )
     limit = _positive("limit", request.args.get("limit"), MAX_LIMIT) or 50
     before = _positive("before", request.args.get("before"), api.MAX_ID)
     found = _approvals().listing(api.actor(), status, limit=limit, before=before)
@@ -83,8 +86,11 @@ def one(approval_id: int) -> ResponseReturnValue:
 def _decision() -> tuple[Any, int | None]:
     """The comment and (optional) version sent with a decision."""
     data = api._body()
-    unknown = {str(k): [f"Unknown field: send {' and '.join(DECISION)}."]
-               for k in data if k not in DECISION}  # fmt: skip
+    unknown = {
+        str(k): [f"Unknown field: send {' and '.join(DECISION)}."]
+        for k in data
+        if k not in DECISION
+    }
     if unknown:
         raise ValidationFailed("the request holds fields a decision does not take", unknown)
     version = data.get("version")

@@ -22,8 +22,8 @@ from metamodel import DefinitionError, Model, did_you_mean, load_packages, schem
 from workflows import mermaid
 
 from . import __version__
-from .cli_approvals import approvals
 from .accounts import AccountError, Accounts, token_name_problem, username_problem
+from .cli_approvals import approvals
 from .plugins import PluginError, load_plugins
 from .settings import SETTINGS, database_url, package_paths, setting
 

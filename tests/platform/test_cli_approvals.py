@@ -37,8 +37,11 @@ def test_run_due_reminds_and_escalates_once(
     done = runner.invoke(main, ["approvals", "run-due"])
     assert done.exit_code == 1 and "run heddle migrate" in done.output
     assert runner.invoke(main, ["migrate"]).exit_code == 0
-    for name, role, manager in (("dan", "manager", None), ("mia", "manager", "dan"),
-                                ("ann", "buyer", "mia")):  # fmt: skip
+    for name, role, manager in (
+        ("dan", "manager", None),
+        ("mia", "manager", "dan"),
+        ("ann", "buyer", "mia"),
+    ):
         args = ["user", "create", name, "--password", "long-enough", "--role", role]
         done = runner.invoke(main, args + (["--manager", manager] if manager else []))
         assert done.exit_code == 0, done.output

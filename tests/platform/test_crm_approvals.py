@@ -72,14 +72,16 @@ def create(call: Call, user: str, entity: str, **values: Any) -> dict[str, Any]:
     return dict(body["data"])
 
 
-def fire(call: Call, user: str, entity: str, record: dict[str, Any], transition: str,
-         **body: Any) -> tuple[int, Any]:  # fmt: skip
+def fire(
+    call: Call, user: str, entity: str, record: dict[str, Any], transition: str, **body: Any
+) -> tuple[int, Any]:
     body.setdefault("version", record["version"])
     return call(user, "POST", f"/records/{entity}/{record['id']}/transitions/{transition}", body)
 
 
-def moved(call: Call, user: str, entity: str, record: dict[str, Any], transition: str,
-          **body: Any) -> dict[str, Any]:  # fmt: skip
+def moved(
+    call: Call, user: str, entity: str, record: dict[str, Any], transition: str, **body: Any
+) -> dict[str, Any]:
     status, answer = fire(call, user, entity, record, transition, **body)
     assert status == 200, answer
     return dict(answer["data"])
@@ -91,8 +93,9 @@ def waiting(call: Call, user: str) -> list[dict[str, Any]]:
     return list(body["data"])
 
 
-def decide(call: Call, user: str, approval: int, how: str = "approve",
-           **body: Any) -> tuple[int, Any]:  # fmt: skip
+def decide(
+    call: Call, user: str, approval: int, how: str = "approve", **body: Any
+) -> tuple[int, Any]:
     return call(user, "POST", f"/approvals/{approval}/{how}", body)
 
 
@@ -126,8 +129,12 @@ def test_quote_approval(call: Call, ids: dict[str, int]) -> None:
     status, body = decide(call, "mark", approval["id"])
     assert status == 403 and err(body)["code"] == "forbidden"
     # waiting for approval, the quote is locked
-    status, body = call("ann", "PATCH", f"/records/quote/{quote['id']}",
-                        {"discount": "10", "version": quote["version"]})  # fmt: skip
+    status, body = call(
+        "ann",
+        "PATCH",
+        f"/records/quote/{quote['id']}",
+        {"discount": "10", "version": quote["version"]},
+    )
     assert status == 409 and body["error"]["code"] == "record_locked"
     status, body = decide(call, "mia", approval["id"], "reject")
     assert status == 422 and list(err(body)["fields"]) == ["comment"]
@@ -148,7 +155,9 @@ def test_quote_approval(call: Call, ids: dict[str, int]) -> None:
     status, body = call("ann", "GET", f"/records/quote/{quote['id']}/approvals")
     assert status == 200
     assert [(a["status"], a["history"][-1]["kind"]) for a in body["data"]] == [
-        ("approved", "completed"), ("rejected", "rejected")]  # fmt: skip
+        ("approved", "completed"),
+        ("rejected", "rejected"),
+    ]
     assert body["data"][1]["history"][-1]["comment"] == "15% at most"
     # self-approval: mia's own quote goes to max, and mia may not decide it
     own = create(call, "mia", "quote", account=account["id"], discount="30")
@@ -166,8 +175,15 @@ def test_quote_approval(call: Call, ids: dict[str, int]) -> None:
 
 def test_contract_approval(call: Call, ids: dict[str, int]) -> None:
     account = create(call, "ann", "account", name="Acme")
-    small = create(call, "ann", "contract", title="Support", account=account["id"],
-                   amount="50000", end_date=(TODAY + dt.timedelta(days=365)).isoformat())  # fmt: skip
+    small = create(
+        call,
+        "ann",
+        "contract",
+        title="Support",
+        account=account["id"],
+        amount="50000",
+        end_date=(TODAY + dt.timedelta(days=365)).isoformat(),
+    )
     small = moved(call, "ann", "contract", small, "submit")
     (approval,) = waiting(call, "mia")
     assert [s["name"] for s in approval["steps"]] == ["manager"]
@@ -176,7 +192,9 @@ def test_contract_approval(call: Call, ids: dict[str, int]) -> None:
     status, body = decide(call, "mia", approval["id"])
     assert status == 200 and body["data"]["status"] == "approved"
     assert [(h["kind"], h["step"]) for h in body["data"]["history"]][-2:] == [
-        ("skipped", "finance"), ("completed", None)]  # fmt: skip
+        ("skipped", "finance"),
+        ("completed", None),
+    ]
     small = read(call, "ann", "contract", small)
     assert small["status"] == "approved"
     small = moved(call, "ann", "contract", small, "activate")
@@ -187,8 +205,7 @@ def test_contract_approval(call: Call, ids: dict[str, int]) -> None:
     status, body = fire(call, "ann", "contract", small, "expire")
     assert status == 403
     # from 100,000 finance approves after the manager; a rejection returns it to draft
-    big = create(call, "ann", "contract", title="Platform", account=account["id"],
-                 amount="250000")  # fmt: skip
+    big = create(call, "ann", "contract", title="Platform", account=account["id"], amount="250000")
     big = moved(call, "ann", "contract", big, "submit")
     (approval,) = waiting(call, "mia")
     decide(call, "mia", approval["id"], comment="fine by me")
@@ -202,7 +219,10 @@ def test_contract_approval(call: Call, ids: dict[str, int]) -> None:
     assert big["status"] == "draft"
     status, body = call("ann", "GET", f"/records/contract/{big['id']}/transitions/history")
     assert [(h["transition"], h["to_state"], h["comment"]) for h in body["data"]][-1] == (
-        "contract_review:rejected", "draft", "payment terms")  # fmt: skip
+        "contract_review:rejected",
+        "draft",
+        "payment terms",
+    )
     # submitted again, then recalled by the submitter (not by someone else)
     big = moved(call, "ann", "contract", big, "submit")
     (again,) = waiting(call, "mia")
@@ -225,23 +245,37 @@ def test_contract_approval(call: Call, ids: dict[str, int]) -> None:
     assert status == 422 and list(body["error"]["fields"]) == ["verdict"]
 
 
-def test_expense_approval_with_a_delegate(
-    call: Call, ids: dict[str, int]
-) -> None:
+def test_expense_approval_with_a_delegate(call: Call, ids: dict[str, int]) -> None:
     empty = create(call, "ann", "expense_claim", purpose="Nothing yet")
     status, body = fire(call, "ann", "expense_claim", empty, "submit")
     assert status == 409 and err(body)["code"] == "transition_refused"
     line = {"category": "meals", "amount": "120", "date": TODAY.isoformat()}
     claim = create(call, "ann", "expense_claim", purpose="Client dinner", lines=[line])
     # mia is away: max decides for her
-    status, body = call("mia", "POST", "/approvals/delegations", {
-        "delegate_id": ids["max"], "starts_on": TODAY.isoformat(),
-        "ends_on": (TODAY + dt.timedelta(days=2)).isoformat(), "note": "travelling"})  # fmt: skip
+    status, body = call(
+        "mia",
+        "POST",
+        "/approvals/delegations",
+        {
+            "delegate_id": ids["max"],
+            "starts_on": TODAY.isoformat(),
+            "ends_on": (TODAY + dt.timedelta(days=2)).isoformat(),
+            "note": "travelling",
+        },
+    )
     assert status == 201, body
     delegation = body["data"]
-    status, body = call("ann", "POST", "/approvals/delegations", {
-        "user_id": ids["mia"], "delegate_id": ids["ann"], "starts_on": TODAY.isoformat(),
-        "ends_on": TODAY.isoformat()})  # fmt: skip
+    status, body = call(
+        "ann",
+        "POST",
+        "/approvals/delegations",
+        {
+            "user_id": ids["mia"],
+            "delegate_id": ids["ann"],
+            "starts_on": TODAY.isoformat(),
+            "ends_on": TODAY.isoformat(),
+        },
+    )
     assert status == 403
     status, body = call("mia", "POST", "/approvals/delegations", {"delegate_id": ids["max"]})
     assert status == 422 and set(body["error"]["fields"]) == {"starts_on", "ends_on"}
@@ -267,17 +301,25 @@ def test_expense_approval_with_a_delegate(
 
 def test_payment_confirmation(call: Call, ids: dict[str, int]) -> None:
     account = create(call, "ann", "account", name="Acme")
-    contract = create(call, "ann", "contract", title="Support", account=account["id"],
-                      amount="8000")  # fmt: skip
-    plan = create(call, "ann", "receivable_plan", contract=contract["id"], amount="8000",
-                  due_date=(TODAY + dt.timedelta(days=20)).isoformat())  # fmt: skip
+    contract = create(
+        call, "ann", "contract", title="Support", account=account["id"], amount="8000"
+    )
+    plan = create(
+        call,
+        "ann",
+        "receivable_plan",
+        contract=contract["id"],
+        amount="8000",
+        due_date=(TODAY + dt.timedelta(days=20)).isoformat(),
+    )
     assert plan["status_derived"] == "not_effective"
     moved(call, "ann", "contract", contract, "submit")
     (approval,) = waiting(call, "mia")
     decide(call, "mia", approval["id"])
     assert read(call, "ann", "receivable_plan", plan)["status_derived"] == "pending"
-    payment = create(call, "ann", "payment", contract=contract["id"],
-                     receivable_plan=plan["id"], amount="8000")  # fmt: skip
+    payment = create(
+        call, "ann", "payment", contract=contract["id"], receivable_plan=plan["id"], amount="8000"
+    )
     assert payment["status"] == "pending"
     status, body = fire(call, "ann", "payment", payment, "confirm")
     assert status == 403

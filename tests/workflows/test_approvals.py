@@ -84,10 +84,15 @@ class World:
             for username, roles, team, manager in PEOPLE:
                 self.ids[username] = conn.execute(
                     users.insert()
-                    .values(username=username, roles=roles, team_id=team_ids[team],
-                            manager_id=self.ids.get(manager or ""), created_at=now)
+                    .values(
+                        username=username,
+                        roles=roles,
+                        team_id=team_ids[team],
+                        manager_id=self.ids.get(manager or ""),
+                        created_at=now,
+                    )
                     .returning(users.c.id)
-                ).scalar_one()  # fmt: skip
+                ).scalar_one()
                 self.actors[username] = Actor(
                     user_id=self.ids[username], team_id=team_ids[team], roles=frozenset(roles)
                 )
@@ -97,8 +102,14 @@ class World:
         return self.records.create(self.actors[who], "purchase", data)
 
     def submit(self, record: dict[str, Any], who: str = "ann") -> dict[str, Any]:
-        return self.machines.fire(self.actors[who], "purchase", record["id"], "submit",
-                                  version=record["version"], comment="please")  # fmt: skip
+        return self.machines.fire(
+            self.actors[who],
+            "purchase",
+            record["id"],
+            "submit",
+            version=record["version"],
+            comment="please",
+        )
 
     def pending(self, who: str) -> list[dict[str, Any]]:
         return self.approvals.listing(self.actors[who], "pending")
@@ -137,9 +148,16 @@ def test_a_multi_step_approval_end_to_end(world: World, events: list[ApprovalEve
     assert record["status"] == "in_review"
     first = world.only("mia")
     assert (first["approval"], first["status"], first["waiting_for"]) == (
-        "purchase_review", "pending", [ids["mia"]])  # fmt: skip
-    assert first["record"] == {"entity": "purchase", "id": record["id"],
-                               "label": "Purchase", "title": "Laptops"}  # fmt: skip
+        "purchase_review",
+        "pending",
+        [ids["mia"]],
+    )
+    assert first["record"] == {
+        "entity": "purchase",
+        "id": record["id"],
+        "label": "Purchase",
+        "title": "Laptops",
+    }
     assert world.pending("fay") == []  # finance's turn comes after the manager's
     with pytest.raises(Forbidden):
         world.decide("fay", first["id"])
@@ -158,11 +176,18 @@ def test_a_multi_step_approval_end_to_end(world: World, events: list[ApprovalEve
     done = world.decide("rex", first["id"], comment="checked the specs")
     assert done["status"] == "approved" and world.state(record) == "approved"
     assert kinds(done) == [
-        ("submitted", None), ("requested", "manager"), ("approved", "manager"),
-        ("requested", "finance"), ("requested", "legal"), ("approved", "finance"),
-        ("approved", "legal"), ("approved", "finance"), ("requested", "reviewer"),
-        ("approved", "reviewer"), ("completed", None),
-    ]  # fmt: skip
+        ("submitted", None),
+        ("requested", "manager"),
+        ("approved", "manager"),
+        ("requested", "finance"),
+        ("requested", "legal"),
+        ("approved", "finance"),
+        ("approved", "legal"),
+        ("approved", "finance"),
+        ("requested", "reviewer"),
+        ("approved", "reviewer"),
+        ("completed", None),
+    ]
     assert done["history"][0]["comment"] == "please"
     assert done["history"][-2]["actor_id"] == ids["rex"]
     # the hooks saw the same, with the people each event concerns
@@ -172,17 +197,22 @@ def test_a_multi_step_approval_end_to_end(world: World, events: list[ApprovalEve
     # the record's history shows the approval settling it
     with world.records.engine.connect() as conn:
         moves = conn.execute(
-            sa.select(sa.column("transition"), sa.column("to_state"))
-            .select_from(sa.table(TRANSITION_TABLE))
-        ).all()  # fmt: skip
-    assert [tuple(m) for m in moves] == [("submit", "in_review"),
-                                          ("purchase_review:approved", "approved")]  # fmt: skip
-    assert world.approvals.for_record(world.actors["ann"], "purchase", record["id"])[0][
-        "status"] == "approved"  # fmt: skip
+            sa.select(sa.column("transition"), sa.column("to_state")).select_from(
+                sa.table(TRANSITION_TABLE)
+            )
+        ).all()
+    assert [tuple(m) for m in moves] == [
+        ("submit", "in_review"),
+        ("purchase_review:approved", "approved"),
+    ]
+    assert (
+        world.approvals.for_record(world.actors["ann"], "purchase", record["id"])[0]["status"]
+        == "approved"
+    )
     assert [a["id"] for a in world.approvals.listing(world.actors["fay"], "decided")] == [
-        first["id"]]  # fmt: skip
-    assert [a["id"] for a in world.approvals.listing(world.actors["ann"], "mine")] == [
-        first["id"]]  # fmt: skip
+        first["id"]
+    ]
+    assert [a["id"] for a in world.approvals.listing(world.actors["ann"], "mine")] == [first["id"]]
 
 
 def test_conditional_steps_are_skipped(world: World) -> None:
@@ -202,8 +232,9 @@ def test_reject_needs_a_comment_and_goes_to_its_state(world: World) -> None:
     assert refused.value.fields == {"comment": ["A comment is required to reject."]}
     with pytest.raises(StaleVersion):
         world.approvals.reject(mia, approval["id"], comment="too dear", version=99)
-    rejected = world.approvals.reject(mia, approval["id"], comment="too dear",
-                                      version=approval["version"])  # fmt: skip
+    rejected = world.approvals.reject(
+        mia, approval["id"], comment="too dear", version=approval["version"]
+    )
     assert rejected["status"] == "rejected" and world.state(record) == "rejected"
     assert rejected["history"][-1]["comment"] == "too dear"
     with pytest.raises(ApprovalDecided):
@@ -255,16 +286,30 @@ def test_a_delegate_decides_on_behalf_of_the_approver(world: World) -> None:
     delegations = Delegations(world.records)
     today = dt.date.today()
     with pytest.raises(ValidationFailed) as bad:
-        delegations.set(world.actors["mia"], {"delegate_id": ids["dan"], "starts_on": "soon",
-                                              "ends_on": today.isoformat()})  # fmt: skip
+        delegations.set(
+            world.actors["mia"],
+            {"delegate_id": ids["dan"], "starts_on": "soon", "ends_on": today.isoformat()},
+        )
     assert list(bad.value.fields) == ["starts_on"]
     with pytest.raises(Forbidden):
-        delegations.set(world.actors["ann"], {"user_id": ids["mia"], "delegate_id": ids["ann"],
-                                              "starts_on": today.isoformat(),
-                                              "ends_on": today.isoformat()})  # fmt: skip
-    given = delegations.set(world.actors["mia"], {
-        "delegate_id": ids["dan"], "starts_on": today.isoformat(),
-        "ends_on": (today + dt.timedelta(days=3)).isoformat(), "note": "on leave"})  # fmt: skip
+        delegations.set(
+            world.actors["ann"],
+            {
+                "user_id": ids["mia"],
+                "delegate_id": ids["ann"],
+                "starts_on": today.isoformat(),
+                "ends_on": today.isoformat(),
+            },
+        )
+    given = delegations.set(
+        world.actors["mia"],
+        {
+            "delegate_id": ids["dan"],
+            "starts_on": today.isoformat(),
+            "ends_on": (today + dt.timedelta(days=3)).isoformat(),
+            "note": "on leave",
+        },
+    )
     record = world.submit(world.purchase(amount="500"))
     waiting = world.only("dan")  # mia's, on her behalf
     assert waiting["waiting_for"] == [ids["mia"]]
@@ -276,8 +321,7 @@ def test_a_delegate_decides_on_behalf_of_the_approver(world: World) -> None:
     assert world.state(record) == "approved"
     assert [d["id"] for d in delegations.list(world.actors["dan"])] == [given["id"]]
     delegations.clear(world.actors["mia"], given["id"])
-    world.submit(world.records.get(SYSTEM, "purchase",
-                                   world.purchase(amount="600")["id"]))  # fmt: skip
+    world.submit(world.records.get(SYSTEM, "purchase", world.purchase(amount="600")["id"]))
     assert world.pending("dan") == []  # cleared: dan no longer stands in
 
 
@@ -306,6 +350,26 @@ def test_reminder_then_escalation_when_the_clock_moves(
     assert [k for k, _ in kinds(done)].count("escalated") == 1
 
 
+def _at_once(world: World, approval_id: int, *people: str) -> list[str]:
+    """Each of ``people`` approves in a thread of their own, all at the same moment."""
+    barrier = threading.Barrier(len(people))
+    outcomes: list[str] = []
+
+    def approve(who: str) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(world.decide(who, approval_id)["status"])
+        except ApprovalDecided:
+            outcomes.append("decided")
+
+    threads = [threading.Thread(target=approve, args=(who,)) for who in people]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
 def test_two_approvers_at_once_settle_the_record_once(world: World) -> None:
     """finance needs fay and fred; both approve at the same moment, many times over."""
     if world.records.dialect != "postgresql":
@@ -315,25 +379,15 @@ def test_two_approvers_at_once_settle_the_record_once(world: World) -> None:
         approval = world.only("mia")
         world.decide("mia", approval["id"])
         world.decide("lea", approval["id"])
-        barrier = threading.Barrier(2)
-        outcomes: list[str] = []
-
-        def approve(who: str, approval_id: int = approval["id"]) -> None:
-            barrier.wait()
-            try:
-                outcomes.append(world.decide(who, approval_id)["status"])
-            except ApprovalDecided:
-                outcomes.append("decided")
-
-        threads = [threading.Thread(target=approve, args=(n,)) for n in ("fay", "fred")]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        outcomes = _at_once(world, approval["id"], "fay", "fred")
         assert sorted(outcomes) == ["approved", "pending"]
         assert world.state(record) == "approved"
         with world.records.engine.connect() as conn:
             settled = conn.scalar(
-                sa.text("SELECT count(*) FROM heddle_transition WHERE record_id = :id"
-                        " AND transition = 'purchase_review:approved'"), {"id": record["id"]})  # fmt: skip
+                sa.text(
+                    "SELECT count(*) FROM heddle_transition WHERE record_id = :id"
+                    " AND transition = 'purchase_review:approved'"
+                ),
+                {"id": record["id"]},
+            )
         assert settled == 1
