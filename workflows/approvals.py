@@ -350,9 +350,9 @@ class Approvals:
         comment: Any,
         version: int | None,
     ) -> dict[str, Any]:
+        row = self._locked(conn, approval_id, version)
         text = _comment(comment, required=decision == REJECTED)
         now = _now()
-        row = self._locked(conn, approval_id, version)
         if actor.user_id == row["submitted_by"] and not actor.is_admin:
             _, approval = self._definition(row)
             if not approval.allow_self_approval:
