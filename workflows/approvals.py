@@ -23,97 +23,40 @@ concerns — notifications subscribe there.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
 
 from engine import Actor, Records
-from engine.approval_tables import (
-    APPROVAL_EVENT_TABLE,
-    APPROVAL_STEP_TABLE,
-    APPROVAL_TABLE,
-    APPROVAL_TASK_TABLE,
-)
-from engine.errors import Forbidden, NotFound, StaleVersion, ValidationFailed
-from metamodel import Approval, ApprovalStep, Entity, UnknownName, Workflow
+from engine.errors import Forbidden, NotFound, ValidationFailed
+from metamodel import Approval, ApprovalStep, Entity
 
-from ._approvers import Directory
+from ._approval_reads import ApprovalReads
+from ._approval_rows import (
+    APPROVAL_HOOKS,
+    APPROVED,
+    CANCELLED,
+    CLOSED,
+    COMMENT,
+    LISTS,
+    PENDING,
+    RECALLED,
+    REJECTED,
+    SKIPPED,
+    ApprovalEvent,
+    _now,
+    _today,
+    subscribe,
+)
 from .errors import ApprovalDecided, NoApprover
-from .machine import FIRED, Fired, StateMachines
+from .machine import FIRED, Fired
 
-PENDING, APPROVED, REJECTED, RECALLED, CANCELLED = (
-    "pending",
-    "approved",
-    "rejected",
-    "recalled",
-    "cancelled",
-)
-SKIPPED, CLOSED = "skipped", "closed"
-COMMENT = "comment"
-T = TypeVar("T")
-#: What ``GET /approvals?status=`` may ask for.
-LISTS = ("pending", "decided", "mine")
+__all__ = ["APPROVAL_HOOKS", "LISTS", "ApprovalEvent", "Approvals", "run_due", "subscribe"]
 
 
-@dataclass(frozen=True)
-class ApprovalEvent:
-    """Something that happened to an approval, as :data:`APPROVAL_HOOKS` see it.
-
-    ``kind`` is one of ``submitted``, ``requested`` (a step waits for ``recipients``),
-    ``skipped``, ``approved``, ``rejected``, ``recalled``, ``cancelled`` (a transition moved
-    the record on), ``completed`` (the last step approved), ``reminder`` and
-    ``escalated``. ``conn`` is the transaction's connection: write through it, and what
-    you write is undone with the change if it rolls back."""
-
-    kind: str
-    approval_id: int
-    entity: str
-    record_id: int
-    workflow: str
-    approval: str
-    step: str | None
-    actor_id: int | None
-    on_behalf_of: int | None
-    comment: str | None
-    recipients: tuple[int, ...]
-    at: dt.datetime
-    conn: sa.Connection
-
-
-#: Subscribers called with every :class:`ApprovalEvent`, in its transaction.
-APPROVAL_HOOKS: list[Callable[[ApprovalEvent], None]] = []
-
-
-def subscribe(hook: Callable[[ApprovalEvent], None]) -> Callable[[ApprovalEvent], None]:
-    """Add ``hook`` to :data:`APPROVAL_HOOKS` (once); usable as a decorator."""
-    if hook not in APPROVAL_HOOKS:
-        APPROVAL_HOOKS.append(hook)
-    return hook
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _today(actor: Actor, now: dt.datetime) -> dt.date:
-    return actor.today or now.date()
-
-
-class Approvals:
+class Approvals(ApprovalReads):
     """The approvals of one record service's Model, run on its database."""
-
-    def __init__(self, records: Records) -> None:
-        self.records = records
-        self.model = records.model
-        self.machines = StateMachines(records)
-        self.directory = Directory(records)
-        tables = records.tables.metadata.tables
-        self.approvals = tables[APPROVAL_TABLE]
-        self.steps = tables[APPROVAL_STEP_TABLE]
-        self.tasks = tables[APPROVAL_TASK_TABLE]
-        self.events = tables[APPROVAL_EVENT_TABLE]
 
     # starting -------------------------------------------------------------------------------
 
@@ -562,364 +505,6 @@ class Approvals:
             raise ApprovalDecided(f"you have {decided} this already; the others' turn now")
         raise Forbidden("this approval is not yours to decide: it waits for someone else")
 
-    # the rows -------------------------------------------------------------------------------
-
-    def _in(self, conn: sa.Connection | None, work: Callable[[sa.Connection], T]) -> T:
-        if conn is not None:
-            return work(conn)
-        with self.records.transaction() as new:
-            return work(new)
-
-    def _row(self, conn: sa.Connection, approval_id: int) -> dict[str, Any]:
-        found = (
-            conn.execute(sa.select(self.approvals).where(self.approvals.c.id == approval_id))
-            .mappings()
-            .first()
-        )
-        if found is None:
-            raise NotFound(f"no approval with id {approval_id}")
-        return dict(found)
-
-    def _locked(self, conn: sa.Connection, approval_id: int, version: int | None) -> dict[str, Any]:
-        """The approval's row, locked until the transaction ends; a 409 when it is decided
-        or not at the ``version`` the client read."""
-        row = self._row(conn, approval_id)
-        if self.records.dialect == "postgresql":
-            # the record first, then the approval: the order a transition fired on the
-            # record takes them, so the two never wait for each other
-            ent = self.records.model.entities.get(row["entity"])
-            if ent is not None:
-                self.machines._locked_row(conn, ent, int(row["record_id"]))
-            query = sa.select(self.approvals).where(self.approvals.c.id == approval_id)
-            row = dict(conn.execute(query.with_for_update()).mappings().one())
-        if row["status"] != PENDING:
-            raise ApprovalDecided(
-                f"this approval is {row['status']} already", details={"status": row["status"]}
-            )
-        if version is not None and row["version"] != version:
-            raise StaleVersion(
-                f"the approval changed since you read it (version {row['version']}, you sent "
-                f"{version}): reload it and decide again",
-                details={"current_version": row["version"]},
-            )
-        return row
-
-    def _update(self, conn: sa.Connection, row: Mapping[str, Any], **values: Any) -> None:
-        a = self.approvals
-        conn.execute(
-            a.update().where(a.c.id == row["id"]).values(version=a.c.version + 1, **values)
-        )
-
-    def _definition(self, row: Mapping[str, Any]) -> tuple[Workflow, Approval]:
-        try:
-            workflow = self.model.workflow(row["workflow"])
-            return workflow, workflow.approval(row["approval"])
-        except (KeyError, UnknownName):
-            raise NotFound(
-                f"approval {row['approval']} of workflow {row['workflow']} is no longer "
-                "defined: an administrator can recall this request"
-            ) from None
-
-    def _record(
-        self, conn: sa.Connection, ent: Entity, record_id: int, actor: Actor
-    ) -> dict[str, Any]:
-        table = self.records.tables.table(ent.name)
-        row = conn.execute(sa.select(table).where(table.c.id == record_id)).mappings().one()
-        return self.records.computer.view(conn, ent, dict(row), actor.context())
-
-    def _submitter(self, row: Mapping[str, Any]) -> tuple[int, ...]:
-        return (int(row["submitted_by"]),) if row["submitted_by"] is not None else ()
-
-    def _waiting(self, conn: sa.Connection, row: Mapping[str, Any]) -> list[int]:
-        t = self.tasks
-        return [
-            int(u)
-            for u in conn.scalars(
-                sa.select(t.c.approver_id).where(
-                    t.c.approval_id == row["id"], t.c.status == PENDING
-                )
-            )
-            if u is not None
-        ]
-
-    def _with_delegates(
-        self, conn: sa.Connection, users: Iterable[int], today: dt.date
-    ) -> tuple[int, ...]:
-        users = list(users)
-        stand_ins = self.directory.delegates(conn, users, today)
-        return tuple(dict.fromkeys([*users, *(d for u in users for d in stand_ins.get(u, ()))]))
-
-    def _event(
-        self,
-        conn: sa.Connection,
-        row: Mapping[str, Any],
-        kind: str,
-        step: str | None,
-        actor_id: int | None,
-        behalf: int | None,
-        comment: str | None,
-        recipients: Iterable[int],
-        at: dt.datetime,
-    ) -> None:
-        people = tuple(int(r) for r in recipients)
-        conn.execute(
-            self.events.insert().values(
-                approval_id=row["id"],
-                kind=kind,
-                step=step,
-                actor_id=actor_id,
-                on_behalf_of=behalf,
-                comment=comment,
-                recipients=list(people),
-                at=at,
-            )
-        )
-        event = ApprovalEvent(
-            kind,
-            int(row["id"]),
-            row["entity"],
-            int(row["record_id"]),
-            row["workflow"],
-            row["approval"],
-            step,
-            actor_id,
-            behalf,
-            comment,
-            people,
-            at,
-            conn,
-        )
-        for hook in list(APPROVAL_HOOKS):
-            hook(event)
-
-    # reading --------------------------------------------------------------------------------
-
-    def get(self, actor: Actor, approval_id: int) -> dict[str, Any]:
-        """One approval with its steps, their approvers and its history; for those
-        involved (submitter, approvers, their stand-ins) and those who can see the record."""
-        with self.records.reader.connect() as conn:
-            row = self._row(conn, approval_id)
-            if not self._involved(conn, actor, row):
-                ent = self.records.entity(row["entity"])
-                try:
-                    self.records.access.readable(conn, actor, ent, int(row["record_id"]))
-                except (Forbidden, NotFound):
-                    raise NotFound(f"no approval with id {approval_id}") from None
-            return self._describe(conn, row)
-
-    def for_record(self, actor: Actor, entity: str, record_id: int) -> list[dict[str, Any]]:
-        """Every approval of a record the actor can see, newest first, with the history."""
-        ent = self.records.entity(entity)
-        with self.records.reader.connect() as conn:
-            if not self.records.access.exists(conn, ent, record_id):
-                raise NotFound(f"no {ent.name} with id {record_id}")
-            self.records.access.readable(conn, actor, ent, record_id)
-            a = self.approvals
-            rows = conn.execute(
-                sa.select(a)
-                .where(a.c.entity == ent.name, a.c.record_id == record_id)
-                .order_by(a.c.id.desc())
-            ).mappings()
-            return [self._describe(conn, dict(r)) for r in rows]
-
-    def pending_summary(
-        self, conn: sa.Connection, entity: str, record_id: int
-    ) -> dict[str, Any] | None:
-        """The record's pending approval, briefly (for the record's own GET), or None."""
-        a = self.approvals
-        row = (
-            conn.execute(
-                sa.select(a).where(
-                    a.c.entity == entity, a.c.record_id == record_id, a.c.status == PENDING
-                )
-            )
-            .mappings()
-            .first()
-        )
-        if row is None:
-            return None
-        steps = self._steps(conn, dict(row))
-        current = [s for s in steps if s["status"] == PENDING]
-        return {
-            "id": row["id"],
-            "approval": row["approval"],
-            "version": row["version"],
-            "steps": [s["name"] for s in current],
-            "waiting_for": sorted(
-                {t["approver_id"] for s in current for t in s["tasks"] if t["status"] == PENDING}
-            ),
-        }
-
-    def listing(
-        self, actor: Actor, status: str = "pending", *, limit: int = 50, before: int | None = None
-    ) -> list[dict[str, Any]]:
-        """``pending``: what waits for the actor (or for those they stand in for today);
-        ``decided``: what they decided; ``mine``: what they submitted. Newest first;
-        ``before`` (an approval id) pages on."""
-        a, t, s = self.approvals, self.tasks, self.steps
-        with self.records.reader.connect() as conn:
-            if status == "mine":
-                where = a.c.submitted_by == actor.user_id
-            elif status == "decided":
-                where = a.c.id.in_(
-                    sa.select(t.c.approval_id).where(
-                        t.c.decided_by == actor.user_id, t.c.status.in_((APPROVED, REJECTED))
-                    )
-                )
-            else:
-                for_whom = [
-                    actor.user_id,
-                    *self.directory.delegators(conn, actor.user_id or 0, _today(actor, _now())),
-                ]
-                where = sa.and_(
-                    a.c.status == PENDING,
-                    a.c.id.in_(
-                        sa.select(t.c.approval_id)
-                        .join(s, s.c.id == t.c.step_id)
-                        .where(
-                            t.c.status == PENDING,
-                            s.c.status == PENDING,
-                            t.c.approver_id.in_(for_whom),
-                        )
-                    ),
-                )
-            query = sa.select(a).where(where).order_by(a.c.id.desc()).limit(limit)
-            if before is not None:
-                query = query.where(a.c.id < before)
-            rows = [dict(r) for r in conn.execute(query).mappings()]
-            found = []
-            for row in rows:
-                item = self._describe(conn, row, history=False)
-                item["record"] = self._title(conn, row)
-                found.append(item)
-            return found
-
-    def _involved(self, conn: sa.Connection, actor: Actor, row: Mapping[str, Any]) -> bool:
-        if actor.user_id is None:
-            return False
-        if row["submitted_by"] == actor.user_id:
-            return True
-        t = self.tasks
-        people = {
-            int(u)
-            for u in conn.scalars(sa.select(t.c.approver_id).where(t.c.approval_id == row["id"]))
-            if u is not None
-        }
-        people |= {
-            int(u)
-            for u in conn.scalars(sa.select(t.c.decided_by).where(t.c.approval_id == row["id"]))
-            if u is not None
-        }
-        today = _today(actor, _now())
-        return actor.user_id in people or bool(
-            people & set(self.directory.delegators(conn, actor.user_id, today))
-        )
-
-    def _title(self, conn: sa.Connection, row: Mapping[str, Any]) -> dict[str, Any]:
-        ent = self.model.entities.get(row["entity"])
-        summary: dict[str, Any] = {"entity": row["entity"], "id": row["record_id"]}
-        if ent is None:
-            return summary
-        summary["label"] = ent.label.to_json()
-        table = self.records.tables.table(ent.name)
-        title = ent.title_field
-        if title and title in table.c:
-            summary["title"] = conn.scalar(
-                sa.select(table.c[title]).where(table.c.id == row["record_id"])
-            )
-        return summary
-
-    def _steps(self, conn: sa.Connection, row: Mapping[str, Any]) -> list[dict[str, Any]]:
-        s, t = self.steps, self.tasks
-        tasks: dict[int, list[dict[str, Any]]] = {}
-        for task in conn.execute(
-            sa.select(t).where(t.c.approval_id == row["id"]).order_by(t.c.id)
-        ).mappings():
-            decided_by = task["decided_by"]
-            tasks.setdefault(int(task["step_id"]), []).append(
-                {
-                    "id": task["id"],
-                    "approver_id": task["approver_id"],
-                    "status": task["status"],
-                    "decided_by": decided_by,
-                    "on_behalf_of": task["approver_id"]
-                    if decided_by is not None and decided_by != task["approver_id"]
-                    else None,
-                    "decided_at": task["decided_at"],
-                    "comment": task["comment"],
-                    "escalated": task["seat"] != task["id"],
-                }
-            )
-        labels: dict[str, Any] = {}
-        try:
-            _, approval = self._definition(row)
-            labels = {step.name: step.label.to_json() for step in approval.steps}
-        except NotFound:
-            pass
-        return [
-            {
-                "name": step["step"],
-                "label": labels.get(step["step"], step["step"]),
-                "stage": step["stage"],
-                "status": step["status"],
-                "needed": step["needed"],
-                "approved": len(
-                    {t["id"] for t in tasks.get(int(step["id"]), ()) if t["status"] == APPROVED}
-                ),
-                "started_at": step["started_at"],
-                "decided_at": step["decided_at"],
-                "tasks": tasks.get(int(step["id"]), []),
-            }
-            for step in conn.execute(
-                sa.select(s).where(s.c.approval_id == row["id"]).order_by(s.c.id)
-            ).mappings()
-        ]
-
-    def _describe(
-        self, conn: sa.Connection, row: Mapping[str, Any], *, history: bool = True
-    ) -> dict[str, Any]:
-        steps = self._steps(conn, row)
-        found = {
-            "id": row["id"],
-            "entity": row["entity"],
-            "record_id": row["record_id"],
-            "workflow": row["workflow"],
-            "approval": row["approval"],
-            "transition": row["transition"],
-            "status": row["status"],
-            "submitted_by": row["submitted_by"],
-            "submitted_at": row["submitted_at"],
-            "decided_at": row["decided_at"],
-            "version": row["version"],
-            "steps": steps,
-            "waiting_for": sorted(
-                {
-                    t["approver_id"]
-                    for s in steps
-                    if s["status"] == PENDING
-                    for t in s["tasks"]
-                    if t["status"] == PENDING
-                }
-            ),
-        }
-        if history:
-            e = self.events
-            found["history"] = [
-                {
-                    "kind": ev["kind"],
-                    "step": ev["step"],
-                    "actor_id": ev["actor_id"],
-                    "on_behalf_of": ev["on_behalf_of"],
-                    "comment": ev["comment"],
-                    "recipients": list(ev["recipients"] or ()),
-                    "at": ev["at"],
-                }
-                for ev in conn.execute(
-                    sa.select(e).where(e.c.approval_id == row["id"]).order_by(e.c.id)
-                ).mappings()
-            ]
-        return found
-
     # timers ---------------------------------------------------------------------------------
 
     def run_due(self, now: dt.datetime | None = None) -> dict[str, int]:
@@ -1077,6 +662,8 @@ def run_due(records: Records, now: dt.datetime | None = None) -> dict[str, int]:
 
 
 def _start(fired: Fired) -> dict[str, Any] | None:
+    if not fired.workflow.approvals:  # most transitions: nothing to start or cancel
+        return None
     return Approvals(fired.machines.records).on_fired(fired)
 
 

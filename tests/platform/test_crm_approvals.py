@@ -254,6 +254,10 @@ def test_contract_approval(call: Call, ids: dict[str, int]) -> None:
     # submitted again, then recalled by the submitter (not by someone else)
     big = moved(call, "ann", "contract", big, "submit")
     (again,) = waiting(call, "mia", "contract", big)
+    status, body = decide(call, "mia", again["id"], comment=5)
+    assert status == 422 and list(body["error"]["fields"]) == ["comment"]
+    status, body = decide(call, "mia", again["id"], verdict="yes")
+    assert status == 422 and list(body["error"]["fields"]) == ["verdict"]
     status, body = decide(call, "mia", again["id"], "recall")
     assert status == 403
     status, body = decide(call, "ann", again["id"], "recall", comment="new terms")
@@ -269,10 +273,6 @@ def test_contract_approval(call: Call, ids: dict[str, int]) -> None:
     assert call("ann", "GET", "/approvals?status=everything")[0] == 400
     assert call("ann", "GET", "/approvals?limit=0")[0] == 400
     assert call("ann", "GET", "/approvals/999999")[0] == 404
-    status, body = decide(call, "mia", again["id"], comment=5)
-    assert status == 422
-    status, body = decide(call, "mia", again["id"], verdict="yes")
-    assert status == 422 and list(body["error"]["fields"]) == ["verdict"]
 
 
 def test_expense_approval_with_a_delegate(call: Call, ids: dict[str, int]) -> None:
