@@ -333,7 +333,11 @@ class Approvals(ApprovalReads):
                 now,
             )
         self._update(conn, row)
-        if decision == REJECTED:
+        if decision == REJECTED:  # the step rejected; its parallel siblings are cancelled
+            s = self.steps
+            conn.execute(
+                s.update().where(s.c.id.in_(list(touched))).values(status=REJECTED, decided_at=now)
+            )
             self._finish(conn, actor, row, REJECTED, text, now)
         else:
             self._count(conn, actor, row, touched, now)
@@ -388,9 +392,17 @@ class Approvals(ApprovalReads):
         def work(c: sa.Connection) -> dict[str, Any]:
             text = _comment(comment, required=False)
             row = self._locked(c, approval_id, version)
-            _, approval = self._definition(row)
             if actor.user_id != row["submitted_by"] and not actor.is_admin:
                 raise Forbidden("only the submitter (or an administrator) may recall an approval")
+            try:
+                _, approval = self._definition(row)
+            except NotFound:
+                if not actor.is_admin:
+                    raise
+                # its definition is gone: an administrator closes it, the record stays
+                self._close(c, row, RECALLED, _now())
+                self._event(c, row, "recalled", None, actor.user_id, None, text, (), _now())
+                return self._describe(c, self._row(c, approval_id))
             if not approval.recall and not actor.is_admin:
                 raise Forbidden(f"{approval.name} cannot be recalled once submitted")
             now = _now()
@@ -446,11 +458,10 @@ class Approvals(ApprovalReads):
             .where(self.approvals.c.id == row["id"])
             .values(status=status, decided_at=now)
         )
-        closing = REJECTED if status == REJECTED else CANCELLED
         conn.execute(
             s.update()
             .where(s.c.approval_id == row["id"], s.c.status == PENDING)
-            .values(status=closing, decided_at=now)
+            .values(status=CANCELLED, decided_at=now)
         )
         conn.execute(
             t.update()
@@ -519,6 +530,7 @@ class Approvals(ApprovalReads):
                 for r in conn.execute(
                     sa.select(
                         t.c.id,
+                        t.c.approval_id,
                         t.c.created_at,
                         t.c.reminded_at,
                         t.c.escalated_at,
@@ -548,30 +560,41 @@ class Approvals(ApprovalReads):
                 and waited >= approval.remind_after
             ):
                 with self.records.transaction() as conn:
-                    done["reminders"] += self._remind(conn, int(task["id"]), now)
+                    done["reminders"] += self._remind(conn, task, now)
             if (
                 approval.escalate_after is not None
                 and task["escalated_at"] is None
                 and waited >= approval.escalate_after
             ):
                 with self.records.transaction() as conn:
-                    done["escalations"] += self._escalate(conn, approval, int(task["id"]), now)
+                    done["escalations"] += self._escalate(conn, approval, task, now)
         return done
 
     def _claim(
-        self, conn: sa.Connection, task_id: int, column: str, now: dt.datetime
+        self, conn: sa.Connection, due: Mapping[str, Any], column: str, now: dt.datetime
     ) -> dict[str, Any] | None:
-        """Mark the task reminded (or escalated) unless another run did: the task's row,
+        """Mark the task reminded (or escalated) unless another run did, or a decision
+        came first (the approval's row is locked, as a decision locks it): the task's row,
         or None."""
-        t = self.tasks
+        try:
+            self._locked(conn, int(due["approval_id"]), None)
+        except (ApprovalDecided, NotFound):
+            return None
+        t, s = self.tasks, self.steps
+        open_steps = sa.select(s.c.id).where(s.c.status == PENDING)
         claimed = conn.execute(
             t.update()
-            .where(t.c.id == task_id, t.c.status == PENDING, t.c[column].is_(None))
+            .where(
+                t.c.id == due["id"],
+                t.c.status == PENDING,
+                t.c[column].is_(None),
+                t.c.step_id.in_(open_steps),
+            )
             .values({column: now})
         ).rowcount
         if claimed != 1:
             return None
-        s = self.steps
+        task_id = int(due["id"])
         return dict(
             conn.execute(
                 sa.select(t, s.c.step).join(s, s.c.id == t.c.step_id).where(t.c.id == task_id)
@@ -580,8 +603,8 @@ class Approvals(ApprovalReads):
             .one()
         )
 
-    def _remind(self, conn: sa.Connection, task_id: int, now: dt.datetime) -> int:
-        task = self._claim(conn, task_id, "reminded_at", now)
+    def _remind(self, conn: sa.Connection, due: Mapping[str, Any], now: dt.datetime) -> int:
+        task = self._claim(conn, due, "reminded_at", now)
         if task is None or task["approver_id"] is None:
             return 0
         row = self._row(conn, int(task["approval_id"]))
@@ -592,9 +615,9 @@ class Approvals(ApprovalReads):
         return 1
 
     def _escalate(
-        self, conn: sa.Connection, approval: Approval, task_id: int, now: dt.datetime
+        self, conn: sa.Connection, approval: Approval, due: Mapping[str, Any], now: dt.datetime
     ) -> int:
-        task = self._claim(conn, task_id, "escalated_at", now)
+        task = self._claim(conn, due, "escalated_at", now)
         if task is None or approval.escalate_to is None:
             return 0
         row = self._row(conn, int(task["approval_id"]))

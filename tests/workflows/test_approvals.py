@@ -391,3 +391,18 @@ def test_two_approvers_at_once_settle_the_record_once(world: World) -> None:
                 {"id": record["id"]},
             )
         assert settled == 1
+
+
+def test_a_rejection_in_parallel_cancels_the_sibling_step(world: World) -> None:
+    record = world.submit(world.purchase())
+    approval = world.only("mia")
+    world.decide("mia", approval["id"])
+    world.decide("fay", approval["id"])
+    done = world.approvals.reject(world.actors["lea"], approval["id"], comment="no contract")
+    steps = {s["name"]: s["status"] for s in done["steps"]}
+    assert steps == {"manager": "approved", "finance": "cancelled", "legal": "rejected"}
+    fred = next(
+        t for s in done["steps"] for t in s["tasks"] if t["approver_id"] == world.ids["fred"]
+    )
+    assert fred["status"] == "cancelled" and world.state(record) == "rejected"
+    assert world.pending("fred") == []
