@@ -193,7 +193,11 @@ class Approvals(ApprovalReads):
             reasons.append("the submitter may not approve their own request")
         needed = len(users) if step.mode == "all" else 1 if step.mode == "any" else int(step.mode)
         if not users or needed > len(users):
-            because = "; ".join(reasons) or f"it needs {needed} approvers, {len(users)} can"
+            because = "; ".join(reasons)
+            if users:  # some, but fewer than the step's mode needs
+                because = f"it needs {needed} approvers and only {len(users)} can" + (
+                    f" ({because})" if because else ""
+                )
             raise NoApprover(
                 f"nobody can approve step '{step.name}' of {approval.name}: {because}",
                 details={"approval": approval.name, "step": step.name},
