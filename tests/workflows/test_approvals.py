@@ -33,6 +33,7 @@ from workflows import (
     attach,
     run_due,
 )
+from workflows._approvers import Directory
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "workflows.md"
 HEADER = "kind: package\nname: example\n---\n"
@@ -406,3 +407,26 @@ def test_a_rejection_in_parallel_cancels_the_sibling_step(world: World) -> None:
     )
     assert fred["status"] == "cancelled" and world.state(record) == "rejected"
     assert world.pending("fred") == []
+
+
+def test_who_each_approver_names(world: World) -> None:
+    ids, directory = world.ids, Directory(world.records)
+    purchase = world.purchase(reviewer=ids["rex"])
+    ent = world.records.model.entity("purchase")
+    with world.records.engine.connect() as conn:
+
+        def names(approver: str, relative_to: int | None = None) -> tuple[list[int], str]:
+            return directory.resolve(conn, approver, ent, purchase, ids["ann"], relative_to)
+
+        assert names("manager")[0] == [ids["mia"]]
+        assert names("manager:2")[0] == [ids["dan"]]
+        assert names("manager:3") == ([], "the owner has no active manager 3 levels up")
+        assert names("manager", relative_to=ids["mia"])[0] == [ids["dan"]]
+        assert names("role:finance")[0] == [ids["fay"], ids["fred"]]
+        assert names("user:lea")[0] == [ids["lea"]]
+        assert names("user:nobody") == ([], "there is no active user 'nobody'")
+        assert names("field:reviewer")[0] == [ids["rex"]]
+        # a manager sees only their team's (and below) purchases
+        assert names("role:manager")[0] == [ids["dan"], ids["mia"]]
+        solo = world.purchase("solo")
+        assert directory.resolve(conn, "role:manager", ent, solo, None)[0] == [ids["dan"]]
