@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from metamodel import Entity, Field, Model
 
+from .approval_tables import approval_tables
 from .fieldtypes import STORAGE_TYPES
 from .sqltypes import ID, JSON, UTCDateTime
 
@@ -218,6 +219,7 @@ def system_tables(metadata: sa.MetaData) -> None:
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.UniqueConstraint("entity", "name"),
     )
+    approval_tables(metadata, USER_TABLE)
 
 
 _ON_DELETE = {"restrict": "RESTRICT", "cascade": "CASCADE", "set_null": "SET NULL"}

@@ -19,6 +19,8 @@ from .fieldtypes import FIELD_TYPES, FieldContext, FieldType
 from .loader import load_packages, model_from_json, report_from_value
 from .model import (
     Action,
+    Approval,
+    ApprovalStep,
     Assignment,
     Automation,
     Choice,
@@ -55,6 +57,8 @@ __all__ = [
     "VIEW_KINDS",
     "Action",
     "ActionType",
+    "Approval",
+    "ApprovalStep",
     "Assignment",
     "Automation",
     "Choice",

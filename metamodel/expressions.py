@@ -582,7 +582,8 @@ def _lookup(values: Values, path: Path) -> Any:
             return values.get(".".join(path)) if isinstance(values, Mapping) else None
         if value is None:
             return None
-    return value
+    # a path ending at a reference loaded as its record (``plan.contract``): the id
+    return value.get("id") if isinstance(value, Mapping) else value
 
 
 def _compile_py(node: Node) -> Evaluator:

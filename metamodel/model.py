@@ -335,6 +335,53 @@ class Transition:
         return (*self.required_fields, *(f for f in self.fields if f not in self.required_fields))
 
 
+@dataclass(frozen=True, slots=True)
+class ApprovalStep:
+    """One step of an approval: who approves (``approvers``: ``role:<role>``,
+    ``user:<username>``, ``manager`` or ``manager:<levels>``, ``field:<user field>``),
+    how many of them (``mode``: ``any``, ``all`` or a number N, "N of them") and when
+    the step applies at all (``when``). A ``parallel`` step runs together with the step
+    before it; the next step that is not parallel waits for all of them."""
+
+    name: str
+    label: Label
+    approvers: tuple[str, ...]
+    mode: str | int = "any"
+    when: Expression | None = None
+    parallel: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A multi-step approval a transition starts: the record waits in the transition's
+    target state until every step has approved (then it moves to ``on_approve``) or one
+    approver rejects it (``on_reject``, with a comment) or the submitter recalls it
+    (``on_recall``; by default the state it was submitted from). Durations are seconds."""
+
+    name: str
+    label: Label
+    steps: tuple[ApprovalStep, ...]
+    on_approve: str | None = None
+    on_reject: str | None = None
+    on_recall: str | None = None
+    allow_self_approval: bool = False
+    recall: bool = True
+    remind_after: int | None = None
+    escalate_after: int | None = None
+    escalate_to: str | None = None
+
+    @property
+    def stages(self) -> tuple[tuple[ApprovalStep, ...], ...]:
+        """The steps grouped as they run: a step and the parallel steps after it."""
+        found: list[tuple[ApprovalStep, ...]] = []
+        for step in self.steps:
+            if step.parallel and found:
+                found[-1] = (*found[-1], step)
+            else:
+                found.append((step,))
+        return tuple(found)
+
+
 @dataclass(frozen=True)
 class Workflow:
     name: str
@@ -343,8 +390,14 @@ class Workflow:
     field: str
     states: tuple[State, ...]
     transitions: tuple[Transition, ...]
-    approvals: Frozen = ()
+    approvals: tuple[Approval, ...] = ()
     package: str = ""
+
+    def approval(self, name: str) -> Approval:
+        for approval in self.approvals:
+            if approval.name == name:
+                return approval
+        raise UnknownName(f"approval of {self.name}", name, [a.name for a in self.approvals])
 
     @property
     def initial(self) -> State:
@@ -375,6 +428,8 @@ class Workflow:
         for state in self.states:
             for action in (*state.on_enter, *state.on_exit):
                 found += action.expressions
+        for approval in self.approvals:
+            found += [step.when for step in approval.steps if step.when is not None]
         return tuple(found)
 
 

@@ -244,6 +244,20 @@ def _field_schema() -> Schema:
     )
 
 
+#: Who approves an approval step, or whom it escalates to.
+_APPROVER: Schema = {
+    "type": "string",
+    "pattern": r"^(role:[a-z][a-z0-9_]*|user:\S+|field:[a-z][a-z0-9_]*|manager(:[1-9][0-9]?)?)$",
+    "description": "An approver: role:<role>, user:<username>, manager, manager:<levels up> "
+    "or field:<user field>.",
+}
+#: A delay: a number and a unit, minutes, hours or days (``30m``, ``48h``, ``2d``).
+_DURATION: Schema = {
+    "type": "string",
+    "pattern": r"^[1-9][0-9]{0,5}[mhd]$",
+    "description": "A delay: 30m, 48h or 2d.",
+}
+
 _COMMON = {
     "kind": {"type": "string"},
     "name": _ref("identifier"),
@@ -451,8 +465,27 @@ def _kind_schemas() -> dict[str, Schema]:
                                     {
                                         "name": _ref("identifier"),
                                         "label": _ref("label"),
-                                        "approver": {"type": "string", "minLength": 1},
+                                        "approver": {
+                                            "oneOf": [_APPROVER, _array(_APPROVER, minItems=1)],
+                                            "description": "Who approves: role:<role>, "
+                                            "user:<username>, manager (the owner's), "
+                                            "manager:<levels up>, field:<user field>; or a "
+                                            "list of them.",
+                                        },
+                                        "mode": {
+                                            "oneOf": [
+                                                {"enum": ["any", "all"]},
+                                                {"type": "integer", "minimum": 1},
+                                            ],
+                                            "description": "How many approvers must approve: "
+                                            "any one (default), all, or a number N.",
+                                        },
                                         "when": _ref("expression"),
+                                        "parallel": {
+                                            "type": "boolean",
+                                            "description": "Runs together with the step "
+                                            "before it.",
+                                        },
                                     },
                                     ("name", "approver"),
                                 ),
@@ -460,6 +493,16 @@ def _kind_schemas() -> dict[str, Schema]:
                             ),
                             "on_approve": _ref("identifier"),
                             "on_reject": _ref("identifier"),
+                            "on_recall": _ref("identifier"),
+                            "allow_self_approval": {"type": "boolean"},
+                            "recall": {
+                                "type": "boolean",
+                                "description": "Whether the submitter may recall it "
+                                "(default true).",
+                            },
+                            "remind_after": _DURATION,
+                            "escalate_after": _DURATION,
+                            "escalate_to": _APPROVER,
                         },
                         ("name", "steps"),
                     )

@@ -1,5 +1,5 @@
-"""Workflows: state machines and their actions; approvals, automations, jobs and
-notifications come next. Reacts to the engine's record events and writes through its
+"""Workflows: state machines and their actions, multi-step approvals; automations, jobs
+and notifications come next. Reacts to the engine's record events and writes through its
 record service; imports :mod:`metamodel` and :mod:`engine` only, never Flask.
 
 - :class:`StateMachines` fires transitions, lists those a user may fire now and reads a
@@ -8,6 +8,10 @@ record service; imports :mod:`metamodel` and :mod:`engine` only, never Flask.
   changed only by transitions, locked states);
 - :data:`ACTIONS` is the runtime half of :data:`metamodel.ACTION_TYPES`: the code of each
   action type, a registry plugins extend;
+- :class:`Approvals` runs the approvals transitions start: decide, recall, list what
+  waits for whom, and :func:`run_due` sends the reminders and escalations due;
+  :class:`Delegations` keeps who approves for whom while they are away;
+  :data:`APPROVAL_HOOKS` receive every approval event (notifications subscribe);
 - :func:`mermaid` draws a workflow as a Mermaid state diagram.
 
 >>> attach(records.events)
@@ -17,15 +21,29 @@ record service; imports :mod:`metamodel` and :mod:`engine` only, never Flask.
 from __future__ import annotations
 
 from .actions import ACTIONS, ActionRunner, Run, run_actions
+from .approvals import APPROVAL_HOOKS, ApprovalEvent, Approvals, run_due, subscribe
+from .delegations import Delegations
 from .diagram import mermaid
-from .errors import ActionUnavailable, RecordLocked, TransitionRefused
+from .errors import (
+    ActionUnavailable,
+    ApprovalDecided,
+    NoApprover,
+    RecordLocked,
+    TransitionRefused,
+)
 from .machine import StateMachines, describe
 from .rules import attach
 
 __all__ = [
     "ACTIONS",
+    "APPROVAL_HOOKS",
     "ActionRunner",
     "ActionUnavailable",
+    "ApprovalDecided",
+    "ApprovalEvent",
+    "Approvals",
+    "Delegations",
+    "NoApprover",
     "RecordLocked",
     "Run",
     "StateMachines",
@@ -34,4 +52,6 @@ __all__ = [
     "describe",
     "mermaid",
     "run_actions",
+    "run_due",
+    "subscribe",
 ]

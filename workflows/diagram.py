@@ -36,16 +36,14 @@ def mermaid(workflow: Workflow, locale: str = "en") -> str:
             if transition.allowed_from(source):
                 lines.append(f"    {source} --> {transition.to}: {label}")
     for approval in workflow.approvals:
-        for key in ("on_approve", "on_reject"):
-            if approval.get(key):
-                sources = [t.to for t in workflow.transitions if t.approval == approval["name"]]
+        outcomes = (("approved", approval.on_approve), ("rejected", approval.on_reject))
+        for outcome, settled in outcomes:
+            if settled:
+                sources = [t.to for t in workflow.transitions if t.approval == approval.name]
                 for source in dict.fromkeys(sources):
-                    if source == approval[key]:
+                    if source == settled:
                         continue
-                    lines.append(
-                        f"    {source} --> {approval[key]}: {approval['name']} "
-                        f"{'approved' if key == 'on_approve' else 'rejected'}"
-                    )
+                    lines.append(f"    {source} --> {settled}: {approval.name} {outcome}")
     for state in workflow.states:
         if state.final:
             lines.append(f"    {state.name} --> [*]")

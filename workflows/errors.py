@@ -23,3 +23,17 @@ class ActionUnavailable(Conflict):
     """An action type the definitions name has no runtime in this version."""
 
     code = "action_unavailable"
+
+
+class ApprovalDecided(Conflict):
+    """The approval, or the caller's part of it, is decided already."""
+
+    code = "approval_decided"
+
+
+class NoApprover(Conflict):
+    """A step of an approval has nobody who could approve it (an owner without a manager,
+    a role nobody has, a user field left empty): the change that would start it is
+    refused rather than leave the record waiting forever."""
+
+    code = "no_approver"

@@ -19,9 +19,11 @@ through the record service (validations, audit and record events apply). A row o
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,7 +32,7 @@ from engine import Actor, Records
 from engine.errors import Forbidden, NotFound, StaleVersion, ValidationFailed
 from engine.records import jsonable
 from engine.tables import TRANSITION_TABLE
-from metamodel import Entity, Transition, Workflow
+from metamodel import Action, Entity, Transition, Workflow
 from metamodel.expressions import Context
 
 from .actions import Run, run_actions
@@ -38,6 +40,28 @@ from .errors import TransitionRefused
 
 REQUIRED = "Missing data for required field."
 COMMENT_FIELD = "comment"
+
+
+@dataclass(frozen=True)
+class Fired:
+    """A transition that has just fired, in its still open transaction."""
+
+    machines: StateMachines
+    conn: sa.Connection
+    actor: Actor
+    entity: Entity
+    record_id: int
+    workflow: Workflow
+    transition: Transition
+    from_state: str
+    comment: str | None
+    record: dict[str, Any]
+
+
+#: Called with each :class:`Fired` transition inside its transaction: an approval starts
+#: here (:mod:`workflows.approvals` subscribes). A hook that raises undoes the transition;
+#: one that moves the record on returns it as it is now (else None).
+FIRED: list[Callable[[Fired], dict[str, Any] | None]] = []
 
 
 def _empty(value: Any) -> bool:
@@ -136,17 +160,69 @@ class StateMachines:
                 f"'{transition.guard.source}' does not hold for this {ent.name}",
                 details={"guard": transition.guard.source},
             )
+        record = self._move(conn, actor, ent, row, view, workflow, transition.to,
+                            transition.name, text, transition.actions, given)  # fmt: skip
+        fired = Fired(self, conn, actor, ent, record_id, workflow, transition, state, text, record)
+        for hook in FIRED:
+            moved = hook(fired)
+            if moved is not None:  # the hook moved the record on (an approval settled it)
+                record = moved
+        return record
+
+    def settle(
+        self,
+        conn: sa.Connection,
+        actor: Actor,
+        entity: str,
+        record_id: int,
+        workflow: Workflow,
+        to: str,
+        *,
+        name: str,
+        comment: str | None = None,
+    ) -> dict[str, Any]:
+        """Move the record to state ``to`` on the platform's authority, not by a transition
+        the actor fires: an approval settling it (``name`` is what the history shows, such
+        as ``contract_review:approved``). The states' ``on_exit`` and ``on_enter`` actions
+        run, and the audit names the actor."""
+        ent = self.records.entity(entity)
+        row = self._locked_row(conn, ent, record_id)
+        acting = dataclasses.replace(actor, roles=actor.roles | {"admin"})
+        view = self.records.computer.view(conn, ent, row, acting.context())
+        return self._move(conn, acting, ent, row, view, workflow, to, name, comment, (), {})
+
+    def _move(
+        self,
+        conn: sa.Connection,
+        actor: Actor,
+        ent: Entity,
+        row: Mapping[str, Any],
+        view: dict[str, Any],
+        workflow: Workflow,
+        to: str,
+        name: str,
+        text: str | None,
+        actions: tuple[Action, ...],
+        given: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """Run the actions of leaving ``row``'s state, of the move and of entering ``to``
+        (``view``: the record as expressions see it); write the record once and a history
+        row."""
+        records = self.records
+        record_id = int(row["id"])
+        state = row[workflow.field]
+        context = actor.context()
         view["transition"] = {
-            "name": transition.name,
+            "name": name,
             "from_state": state,
-            "to_state": transition.to,
+            "to_state": to,
             "comment": text,
         }
         run = Run(records, conn, actor, ent, record_id, view, context)
         run_actions(run, workflow.state(state).on_exit)
-        run_actions(run, transition.actions)
-        run.set({workflow.field: transition.to})
-        run_actions(run, workflow.state(transition.to).on_enter)
+        run_actions(run, actions)
+        run.set({workflow.field: to})
+        run_actions(run, workflow.state(to).on_enter)
         data = {**given, **{k: jsonable(v) for k, v in run.changes.items()}}
         record = records.update(
             actor, ent.name, record_id, data, version=row["version"], conn=conn, trusted=True
@@ -156,9 +232,9 @@ class StateMachines:
                 entity=ent.name,
                 record_id=record_id,
                 workflow=workflow.name,
-                transition=transition.name,
+                transition=name,
                 from_state=state,
-                to_state=transition.to,
+                to_state=to,
                 comment=text,
                 actor_id=actor.user_id,
                 at=dt.datetime.now(dt.UTC),

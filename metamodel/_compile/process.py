@@ -13,6 +13,7 @@ from ..expressions import STRING
 from ..fieldtypes import FIELD_TYPES
 from ..model import Action, Assignment, Automation, Label, State, Transition, Workflow, freeze
 from ..processes import ACTION_TYPES, TRIGGER_TYPES
+from ._approvals import compile_approvals
 from ._context import BUILTIN_ROLES, Checker, unless_problems
 
 #: System fields an action may write: handing the record (or the one it creates) over.
@@ -111,20 +112,16 @@ def compile_workflow(checker: Checker, doc: Document) -> Workflow | None:
                 tuple(actions),
             )
         )
+    approvals_compiled = compile_approvals(checker, doc, entity, states)
+    started = {t.approval for t in transitions}
     for a, approval in enumerate(value.get("approvals", ())):
-        for s, step in enumerate(approval["steps"]):
-            checker.expression(doc, ("approvals", a, "steps", s, "when"), step.get("when"), entity)
-            approver = step["approver"]
-            if approver.startswith("role:"):
-                checker.known_role(doc, ("approvals", a, "steps", s, "approver"), approver[5:])
-        for key in ("on_approve", "on_reject"):
-            if key in approval and approval[key] not in states:
-                checker.error(
-                    doc,
-                    ("approvals", a, key),
-                    f"unknown state '{approval[key]}'",
-                    did_you_mean(approval[key], states),
-                )
+        if approval["name"] not in started:
+            checker.error(
+                doc,
+                ("approvals", a, "name"),
+                f"no transition starts approval '{approval['name']}'",
+                "name it in a transition's 'approval', or remove it",
+            )
     compiled_states = tuple(
         State(
             s["name"],
@@ -145,7 +142,7 @@ def compile_workflow(checker: Checker, doc: Document) -> Workflow | None:
         value["field"],
         compiled_states,
         tuple(transitions),
-        freeze(value.get("approvals", [])),
+        approvals_compiled,
         doc.package,
     )
     if len(checker.problems) == problems:  # root causes first: a broken one is not judged
@@ -163,7 +160,7 @@ def _check_graph(checker: Checker, doc: Document, workflow: Workflow) -> None:
         for t in workflow.transitions
     ):
         return  # the unknown names are reported already
-    settles = {a["name"]: [a.get(k) for k in ("on_approve", "on_reject") if a.get(k)]
+    settles = {a.name: [s for s in (a.on_approve, a.on_reject, a.on_recall) if s]
                for a in workflow.approvals}  # fmt: skip
     edges: dict[str, set[str]] = {name: set() for name in names}
     for transition in workflow.transitions:

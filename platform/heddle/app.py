@@ -23,7 +23,18 @@ from flask.typing import ResponseReturnValue
 
 from engine.tables import HISTORY_TABLE
 
-from . import admin_api, api, errors, logs, openapi, report_api, security, ui, workflow_api
+from . import (
+    admin_api,
+    api,
+    approval_api,
+    errors,
+    logs,
+    openapi,
+    report_api,
+    security,
+    ui,
+    workflow_api,
+)
 from .data_api import init_app as init_data_api
 from .extensions import csrf, login_manager
 from .jsonio import JSONProvider
@@ -119,6 +130,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     ui.init_app(app)
     workflow_api.init_app(app)
     init_data_api(app)
+    approval_api.init_app(app)
     openapi.init_app(app)
     errors.init_app(app)
     security.init_app(app)

@@ -23,6 +23,7 @@ from workflows import mermaid
 
 from . import __version__, cli_data
 from .accounts import AccountError, Accounts, token_name_problem, username_problem
+from .cli_approvals import approvals
 from .plugins import PluginError, load_plugins
 from .settings import SETTINGS, database_url, package_paths, setting
 
@@ -535,6 +536,7 @@ def serve(host: str, port: int) -> None:
 
 
 cli_data.attach(main, _load, _database)  # heddle import, heddle export
+main.add_command(approvals)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -62,6 +62,7 @@ from engine import Actor, Records
 from engine.permissions import Permissions
 from metamodel import Entity, Model
 
+from ._openapi_approvals import approval_paths
 from ._openapi_data import data_paths
 from ._openapi_paths import (
     ERRORS,
@@ -234,6 +235,8 @@ def build_document(model: Model, view: View) -> dict[str, Any]:
         workflow_paths(spec, model.entity(name), base, model.workflows_of(name), seen.actions,
                        seen.hidden)  # fmt: skip
     readable = {name for name, _ in view.entities}
+    approval_paths(spec, [model.entity(n) for n in sorted(readable)
+                          if any(w.approvals for w in model.workflows_of(n))])  # fmt: skip
     runnable = [r for r in model.reports.values() if r.entity in readable]
     report_paths(spec, runnable, ["default", *model.dashboards])
     report_download_paths(spec, runnable)

@@ -351,7 +351,7 @@ def test_workflow(model: Model) -> None:
     assert flow.transition("lose").comment == "required"
     reopen = flow.transition("reopen")
     assert reopen.allowed_from("won") and reopen.approval == "reopen_approval"
-    assert flow.approvals[0]["on_reject"] == "lost"
+    assert flow.approvals[0].on_reject == "lost"
     assert model.workflows_of("opportunity") == (flow,)
 
 

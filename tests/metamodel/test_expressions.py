@@ -269,3 +269,13 @@ def test_sql_matches_python(db_engine: Engine, table: sa.Table, source: str) -> 
     with db_engine.connect() as conn:
         found = set(conn.scalars(sa.select(table.c.id).where(clause)))
     assert found == expected, f"SQL {clause} selected {found}, Python {expected}"
+
+
+def test_a_path_to_a_loaded_reference_is_its_id() -> None:
+    """``plan.contract == contract`` with both loaded as records compares their ids."""
+    scope = MappingScope({"contract": "integer", "plan.contract": "integer"})
+    same = parse("plan.contract == contract", scope)
+    contract = {"id": 7, "number": "CT-1"}
+    assert same.evaluate({"contract": contract, "plan": {"id": 2, "contract": contract}})
+    assert same.evaluate({"contract": 7, "plan": {"id": 2, "contract": {"id": 7}}})
+    assert not same.evaluate({"contract": 7, "plan": {"id": 2, "contract": {"id": 8}}})
