@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from metamodel import Entity, Field, Model
 
+from ._job_tables import job_tables
 from .fieldtypes import STORAGE_TYPES
 from .sqltypes import ID, JSON, UTCDateTime
 
@@ -155,6 +156,7 @@ def system_tables(metadata: sa.MetaData) -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Index("ix_heddle_transition_record", "entity", "record_id", "id"),
     )
+    job_tables(metadata)  # the outbox, automation marks and notifications
 
 
 _ON_DELETE = {"restrict": "RESTRICT", "cascade": "CASCADE", "set_null": "SET NULL"}
