@@ -36,6 +36,7 @@ def job_tables(metadata: sa.MetaData) -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("enqueued_at", UTCDateTime()),
         sa.Column("started_at", UTCDateTime()),
+        sa.Column("claim", sa.String(32)),  # who runs it now: a takeover voids the old run
         sa.Column("finished_at", UTCDateTime()),
         sa.Column("error", sa.Text()),
         sa.Index("ix_heddle_outbox_due", "status", "run_after"),

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from metamodel import Entity, Field, Model
 
-from ._job_tables import job_tables
+from ._job_tables import MARK_TABLE, NOTIFICATION_TABLE, OUTBOX_TABLE, job_tables
 from .fieldtypes import STORAGE_TYPES
 from .sqltypes import ID, JSON, UTCDateTime
 

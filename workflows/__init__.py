@@ -1,11 +1,14 @@
-"""Workflows: state machines and their actions; approvals, automations, jobs and
-notifications come next. Reacts to the engine's record events and writes through its
+"""Workflows: state machines and their actions, automations, reminders, the outbox and
+its jobs, notifications. Reacts to the engine's record events and writes through its
 record service; imports :mod:`metamodel` and :mod:`engine` only, never Flask.
 
 - :class:`StateMachines` fires transitions, lists those a user may fire now and reads a
   record's transition history;
-- :func:`attach` puts the workflow rules on an event bus (initial state on create, state
-  changed only by transitions, locked states);
+- :func:`attach` puts the workflow rules (initial state on create, state changed only by
+  transitions, locked states) and the event automations on an event bus;
+- :class:`JobQueue` relays the transactional outbox to RQ (or runs it in-process);
+  :data:`JOBS` is the registry of job types; :mod:`workflows.automations` runs and
+  previews scheduled automations and reminders; :class:`Inbox` reads notifications;
 - :data:`ACTIONS` is the runtime half of :data:`metamodel.ACTION_TYPES`: the code of each
   action type, a registry plugins extend;
 - :func:`mermaid` draws a workflow as a Mermaid state diagram.
@@ -16,22 +19,41 @@ record service; imports :mod:`metamodel` and :mod:`engine` only, never Flask.
 
 from __future__ import annotations
 
+from engine import EventBus
+
+from . import hooks
 from .actions import ACTIONS, ActionRunner, Run, run_actions
+from .automations import attach as _attach_automations
 from .diagram import mermaid
 from .errors import ActionUnavailable, RecordLocked, TransitionRefused
 from .machine import StateMachines, describe
-from .rules import attach
+from .notifications import Inbox
+from .outbox import JOBS, Job, JobQueue, JobRun, Mailer
+from .rules import attach as _attach_rules
+
+
+def attach(bus: EventBus) -> None:
+    """The workflow rules and the event automations on ``bus`` (once)."""
+    if _attach_rules(bus):
+        _attach_automations(bus)
 
 __all__ = [
     "ACTIONS",
+    "JOBS",
     "ActionRunner",
     "ActionUnavailable",
+    "Inbox",
+    "Job",
+    "JobQueue",
+    "JobRun",
+    "Mailer",
     "RecordLocked",
     "Run",
     "StateMachines",
     "TransitionRefused",
     "attach",
     "describe",
+    "hooks",
     "mermaid",
     "run_actions",
 ]

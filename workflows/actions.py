@@ -49,6 +49,10 @@ class Run:
     context: Context
     #: the record's fields the actions set; written with the new state in one update
     changes: dict[str, Any] = field(default_factory=dict)
+    #: what runs the actions, for the messages they leave: an automation's name
+    source: str = ""
+    #: the record event an automation reacts to: created, updated, deleted, transition…
+    event: str = ""
 
     @property
     def acting(self) -> Actor:

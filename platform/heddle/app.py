@@ -24,6 +24,7 @@ from flask.typing import ResponseReturnValue
 from engine.tables import HISTORY_TABLE
 
 from . import admin_api, api, errors, logs, openapi, report_api, security, ui, workflow_api
+from . import jobs
 from .extensions import csrf, login_manager
 from .jsonio import JSONProvider
 from .ratelimit import LoginLimit
@@ -117,6 +118,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     admin_api.init_app(app)
     ui.init_app(app)
     workflow_api.init_app(app)
+    jobs.init_app(app)  # the outbox flushed after requests; notifications, automations
     openapi.init_app(app)
     errors.init_app(app)
     security.init_app(app)

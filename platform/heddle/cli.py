@@ -21,7 +21,7 @@ from engine.migrations import applied_hash, restore
 from metamodel import DefinitionError, Model, did_you_mean, load_packages, schema_json
 from workflows import mermaid
 
-from . import __version__
+from . import __version__, cli_jobs
 from .accounts import AccountError, Accounts, token_name_problem, username_problem
 from .plugins import PluginError, load_plugins
 from .settings import SETTINGS, database_url, package_paths, setting
@@ -533,6 +533,8 @@ def serve(host: str, port: int) -> None:
     click.echo(f"Heddle on http://{host}:{port}/  (API: /api/v1, docs: /api/v1/docs)")
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 
+
+cli_jobs.register(main)  # worker, scheduler, jobs, automation
 
 if __name__ == "__main__":  # pragma: no cover
     main()
