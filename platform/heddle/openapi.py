@@ -62,6 +62,7 @@ from engine import Actor, Records
 from engine.permissions import Permissions
 from metamodel import Entity, Model
 
+from ._openapi_jobs import job_paths
 from ._openapi_paths import (
     ERRORS,
     REPORT_RESULT,
@@ -226,6 +227,7 @@ def build_document(model: Model, view: View) -> dict[str, Any]:
     meta_paths(spec, [name for name, _ in view.entities])
     if view.roles is None or "admin" in view.roles:  # others may not use them
         account_paths(spec, sorted({"admin", *model.roles}))
+    job_paths(spec, admin=view.roles is None or "admin" in view.roles)
     for name, seen in view.entities:
         _entity(spec, model.entity(name), names, seen)
         base = names[name]
