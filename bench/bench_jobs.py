@@ -86,8 +86,10 @@ def _transitions(records: Records, rows: int, rounds: int) -> tuple[float, float
     machines = StateMachines(records)
     table = records.tables.table("deal")
     with records.transaction() as conn:
-        ids = [records.create(SYSTEM, "deal", {"name": f"D{i}", "amount": "100"}, conn=conn)["id"]
-               for i in range(rows)]  # fmt: skip
+        ids = [
+            records.create(SYSTEM, "deal", {"name": f"D{i}", "amount": "100"}, conn=conn)["id"]
+            for i in range(rows)
+        ]
     fired: list[float] = []
     plain: list[float] = []
     for r in range(rounds):
@@ -164,15 +166,26 @@ def main() -> None:
         attach(records.events)
 
         fired, plain = _transitions(records, args.rows, args.rounds)
-        print(f"transitions: {fired:.0f}/s, plain UPDATE: {plain:.0f}/s, "
-              f"ratio {fired / plain:.2f} ({args.rows} rows, {args.rounds} rounds, median)")  # fmt: skip
+        print(
+            f"transitions: {fired:.0f}/s, plain UPDATE: {plain:.0f}/s, "
+            f"ratio {fired / plain:.2f} ({args.rows} rows, {args.rounds} rounds, median)"
+        )
 
-        env = {**os.environ, "HEDDLE_DATABASE_URL": url, "HEDDLE_PACKAGES": str(package),
-               "HEDDLE_REDIS_URL": args.redis, "HEDDLE_PLUGINS": "heddle_bench_jobs",
-               "HEDDLE_INSTANCE_PATH": str(folder / "instance"),
-               "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(ROOT)])}  # fmt: skip
-        worker = subprocess.Popen([sys.executable, "-m", "heddle", "worker"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        env = {
+            **os.environ,
+            "HEDDLE_DATABASE_URL": url,
+            "HEDDLE_PACKAGES": str(package),
+            "HEDDLE_REDIS_URL": args.redis,
+            "HEDDLE_PLUGINS": "heddle_bench_jobs",
+            "HEDDLE_INSTANCE_PATH": str(folder / "instance"),
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(ROOT)]),
+        }
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "heddle", "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis_py.Redis.from_url(args.redis)
         deadline = time.monotonic() + 60
         while not Worker.count(connection=client) and time.monotonic() < deadline:
@@ -182,15 +195,19 @@ def main() -> None:
         delays = _latency(records, queue, args.jobs)
         p50 = statistics.median(delays)
         p95 = delays[int(len(delays) * 0.95) - 1]
-        print(f"commit → job start: p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {delays[-1]:.1f} ms "
-              f"({len(delays)} jobs, one worker)")  # fmt: skip
+        print(
+            f"commit → job start: p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {delays[-1]:.1f} ms "
+            f"({len(delays)} jobs, one worker)"
+        )
         engine.dispose()
     finally:
         if worker is not None:
             worker.terminate()
             worker.wait(10)
         with server.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+            conn.execute(
+                sa.text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+            )
         server.dispose()
 
 

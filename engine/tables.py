@@ -20,7 +20,8 @@ import sqlalchemy as sa
 
 from metamodel import Entity, Field, Model
 
-from ._job_tables import MARK_TABLE, NOTIFICATION_TABLE, OUTBOX_TABLE, job_tables
+from . import _job_tables
+from ._job_tables import job_tables
 from .fieldtypes import STORAGE_TYPES
 from .sqltypes import ID, JSON, UTCDateTime
 
@@ -40,6 +41,9 @@ AUDIT_TABLE = "heddle_audit"
 SEQUENCE_TABLE = "heddle_sequence"
 ARCHIVE_TABLE = "heddle_archive"
 TRANSITION_TABLE = "heddle_transition"
+OUTBOX_TABLE = _job_tables.OUTBOX_TABLE
+MARK_TABLE = _job_tables.MARK_TABLE
+NOTIFICATION_TABLE = _job_tables.NOTIFICATION_TABLE
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ why. :func:`enqueue_due` is what the scheduler's every-minute tick calls.
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
 import datetime as dt
 import logging
@@ -89,7 +90,9 @@ def _moved(event: RecordEvent) -> dict[str, Any] | None:
         before, after = event.previous.get(workflow.field), event.values.get(workflow.field)
         if workflow.field in event.changed and before != after:
             names = sorted(
-                t.name for t in workflow.transitions if t.to == after and t.allowed_from(before)
+                t.name
+                for t in workflow.transitions
+                if t.to == after and t.allowed_from(str(before))
             )
             return {
                 "name": names[0] if len(names) == 1 else None,
@@ -107,9 +110,10 @@ def _triggered(event: RecordEvent) -> list[Automation]:
     found = [
         a
         for a in by_trigger.get((event.entity, kind), ())
-        if kind != "updated" or not a.trigger.get("fields")
+        if kind != "updated"
+        or not a.trigger.get("fields")
         or event.changed & set(a.trigger["fields"])
-    ]  # fmt: skip
+    ]
     if kind == "updated":
         moved = _moved(event)
         if moved is not None:
@@ -137,7 +141,9 @@ def on_event(event: RecordEvent) -> None:
     ent = records.model.entity(event.entity)
     context = event.actor.context()
     deleted = event.action == "after_delete"
-    view = dict(event.values) if deleted else records.computer.view(conn, ent, event.values, context)
+    view = (
+        dict(event.values) if deleted else records.computer.view(conn, ent, event.values, context)
+    )
     moved = _moved(event) if event.action == "after_update" else None
     conn.info[_DEPTH] = depth + 1
     try:
@@ -157,8 +163,9 @@ def on_event(event: RecordEvent) -> None:
                 continue
             kind = str(automation.trigger["event"])
             seen = {**view, "transition": moved} if kind == "transition" else view
-            written = _act(records, conn, event.actor, ent, event.record_id, seen, automation,
-                           deleted, kind)  # fmt: skip
+            written = _act(
+                records, conn, event.actor, ent, event.record_id, seen, automation, deleted, kind
+            )
             if written is not None:  # the caller gets the record as the automations left it
                 event.values.update(written)
                 view = records.computer.view(conn, ent, event.values, context)
@@ -192,20 +199,29 @@ def _act(
 ) -> dict[str, Any] | None:
     """Run the automation's actions on one record, then write the fields they set; the
     record written, if they set any."""
-    run = Run(records, conn, actor, ent, int(record_id or 0), dict(view), actor.context(),
-              source=automation.name, event=kind or automation.kind)  # fmt: skip
+    run = Run(
+        records,
+        conn,
+        actor,
+        ent,
+        int(record_id or 0),
+        dict(view),
+        actor.context(),
+        source=automation.name,
+        event=kind or automation.kind,
+    )
     run_actions(run, automation.actions)
     if not run.changes or deleted:
         return None
     return records.update(
-            run.acting,
-            ent.name,
-            run.record_id,
-            {k: jsonable(v) for k, v in run.changes.items()},
-            version=None,
-            conn=conn,
-            trusted=True,
-        )
+        run.acting,
+        ent.name,
+        run.record_id,
+        {k: jsonable(v) for k, v in run.changes.items()},
+        version=None,
+        conn=conn,
+        trusted=True,
+    )
 
 
 def _run_async(run: JobRun, args: Mapping[str, Any]) -> None:
@@ -226,8 +242,16 @@ def _run_async(run: JobRun, args: Mapping[str, Any]) -> None:
         if found is None:
             return  # deleted since
         view = records.computer.view(conn, ent, dict(found), actor.context())
-    _act(records, conn, actor, ent, args["record_id"], view, automation, "record" in args
-         and args["record"] is not None)  # fmt: skip
+    _act(
+        records,
+        conn,
+        actor,
+        ent,
+        args["record_id"],
+        view,
+        automation,
+        "record" in args and args["record"] is not None,
+    )
 
 
 JOBS.register(Job("automation", _run_async, "Run an async automation's actions on a record."))
@@ -300,7 +324,9 @@ def cron_of(automation: Automation, reminder_cron: str = REMINDER_CRON) -> str:
     return str(automation.trigger.get("schedule") or reminder_cron)
 
 
-def slot_of(automation: Automation, at: dt.datetime, reminder_cron: str = REMINDER_CRON) -> dt.datetime:
+def slot_of(
+    automation: Automation, at: dt.datetime, reminder_cron: str = REMINDER_CRON
+) -> dt.datetime:
     """The schedule's last tick at or before ``at`` (server's local time, like cron)."""
     local = at.astimezone().replace(tzinfo=None, microsecond=0) + dt.timedelta(seconds=1)
     tick: dt.datetime = croniter(cron_of(automation, reminder_cron), local).get_prev(dt.datetime)
@@ -320,16 +346,12 @@ def _years(day: dt.date, first: int) -> list[dt.date]:
     """``day``'s month and day in every year from ``first`` to ``day.year``; on 28
     February of a year that is not a leap year, 29 February of the leap years too."""
     found = []
+    leap_day_too = (day.month, day.day) == (2, 28) and not calendar.isleap(day.year)
     for year in range(first, day.year + 1):
-        try:
+        if (day.month, day.day) != (2, 29) or calendar.isleap(year):
             found.append(day.replace(year=year))
-        except ValueError:
-            continue  # 29 February of a year that has none
-        if (day.month, day.day) == (2, 28) and day.year % 4 != 0:
-            try:
-                found.append(dt.date(year, 2, 29))
-            except ValueError:
-                pass
+        if leap_day_too and calendar.isleap(year):
+            found.append(dt.date(year, 2, 29))
     return found
 
 
@@ -372,9 +394,14 @@ def _on_day(column: Any, day: dt.date) -> Any:
 
 
 def _matched_ids(
-    records: Records, conn: sa.Connection, automation: Automation, day: dt.date,
-    context: Context, after: int, limit: int,
-) -> list[int]:  # fmt: skip
+    records: Records,
+    conn: sa.Connection,
+    automation: Automation,
+    day: dt.date,
+    context: Context,
+    after: int,
+    limit: int,
+) -> list[int]:
     table = records.tables.table(automation.entity)
     source, conditions = _where(records, conn, automation, day, context)
     query = (
@@ -421,7 +448,8 @@ def reason(records: Records, automation: Automation, view: Mapping[str, Any], da
             parts.append(f"{name} is {shown}: {when}")
     if automation.condition is not None:
         values = ", ".join(
-            f"{'.'.join(path)} = {_shown(view, path)}" for path in sorted(automation.condition.fields)
+            f"{'.'.join(path)} = {_shown(view, path)}"
+            for path in sorted(automation.condition.fields)
         )
         parts.append(f"{automation.condition.source} ({values})")
     return "; ".join(parts) or "every record"
@@ -458,20 +486,32 @@ def preview(
             if not ids:
                 break
             after = ids[-1]
-            done = set(conn.scalars(sa.select(marks.c.record_id).where(
-                marks.c.key.in_([_key(automation, i, at, day) for i in ids]))))  # fmt: skip
+            done = set(
+                conn.scalars(
+                    sa.select(marks.c.record_id).where(
+                        marks.c.key.in_([_key(automation, i, at, day) for i in ids])
+                    )
+                )
+            )
             for view in _views(records, conn, ent, [i for i in ids if i not in done], context):
                 if not _holds(automation, view, context):
                     continue
                 found.total += 1
                 if len(found.records) < limit:
                     title = title_of(ent, view, view["id"])
-                    found.records.append(Match(view["id"], title, reason(records, automation, view, day)))
+                    found.records.append(
+                        Match(view["id"], title, reason(records, automation, view, day))
+                    )
     return found
 
 
-def _key(automation: Automation, record_id: int, at: dt.datetime, day: dt.date,
-         reminder_cron: str = REMINDER_CRON) -> str:  # fmt: skip
+def _key(
+    automation: Automation,
+    record_id: int,
+    at: dt.datetime,
+    day: dt.date,
+    reminder_cron: str = REMINDER_CRON,
+) -> str:
     if automation.kind == "date_field":
         return f"{automation.name}:{record_id}:{_target(automation, day).isoformat()}"
     return f"{automation.name}:{record_id}:{slot_of(automation, at, reminder_cron).isoformat()}"
@@ -530,9 +570,13 @@ class _NotNow(Exception):
 
 
 def _mark(
-    conn: sa.Connection, marks: sa.Table, key: str, automation: Automation, record_id: int,
+    conn: sa.Connection,
+    marks: sa.Table,
+    key: str,
+    automation: Automation,
+    record_id: int,
     at: dt.datetime,
-) -> bool:  # fmt: skip
+) -> bool:
     insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(marks)
     row = {"key": key, "automation": automation.name, "record_id": record_id, "at": at}
     inserted = insert.values(row).on_conflict_do_nothing().returning(marks.c.key)
@@ -554,7 +598,12 @@ def _run_scheduled(job: JobRun, args: Mapping[str, Any]) -> None:
 
 
 JOBS.register(
-    Job("scheduled_automation", _run_scheduled, "Run a scheduled automation or reminder.", atomic=False)
+    Job(
+        "scheduled_automation",
+        _run_scheduled,
+        "Run a scheduled automation or reminder.",
+        atomic=False,
+    )
 )
 
 
@@ -565,14 +614,22 @@ def enqueue_due(queue: JobQueue, now: dt.datetime) -> int:
     records = queue.records()
     cron = str(queue.options.get("reminder_cron") or REMINDER_CRON)
     minute = now.astimezone().replace(second=0, microsecond=0)
-    due = [a for a in scheduled(records.model) if croniter.match(cron_of(a, cron),
-                                                                  minute.replace(tzinfo=None))]  # fmt: skip
+    due = [
+        a
+        for a in scheduled(records.model)
+        if croniter.match(cron_of(a, cron), minute.replace(tzinfo=None))
+    ]
     if not due:
         return 0
     with records.transaction() as conn:
         for automation in due:
             key = f"scheduled_automation:{automation.name}:{minute.isoformat()}"
-            add(conn, records.tables, "scheduled_automation",
-                {"automation": automation.name, "at": minute.isoformat()}, key=key)  # fmt: skip
+            add(
+                conn,
+                records.tables,
+                "scheduled_automation",
+                {"automation": automation.name, "at": minute.isoformat()},
+                key=key,
+            )
     queue.flush()
     return len(due)

@@ -153,18 +153,23 @@ def _send_email(run: JobRun, args: Mapping[str, Any]) -> None:
     notes = tables.metadata.tables[NOTIFICATION_TABLE]
     users = tables.metadata.tables[USER_TABLE]
     with run.queue.engine.connect() as conn:
-        found = conn.execute(
-            sa.select(notes, users.c.username, users.c.name, users.c.email, users.c.locale)
-            .join(users, users.c.id == notes.c.user_id)
-            .where(notes.c.id == args["notification"])
-        ).mappings().first()
+        found = (
+            conn.execute(
+                sa.select(notes, users.c.username, users.c.name, users.c.email, users.c.locale)
+                .join(users, users.c.id == notes.c.user_id)
+                .where(notes.c.id == args["notification"])
+            )
+            .mappings()
+            .first()
+        )
     mailer = run.queue.mailer
     if found is None or not found["email"] or not mailer.host:
         return  # deleted since, no address any more, or no SMTP server configured
     entity = run.records.model.entities.get(found["entity"] or "")
     base = str(run.queue.options.get("base_url") or "").rstrip("/")
     url = f"{base}/app/{found['entity']}/{found['record_id']}" if base and entity else ""
-    message = render_email(found, found, entity, url)
+    row = dict(found)
+    message = render_email(row, row, entity, url)
     message["From"] = mailer.sender
     message["Message-ID"] = f"<{run.key}@heddle>"  # the same on a retry: receivers dedupe
     with smtplib.SMTP(mailer.host, mailer.port, timeout=30) as smtp:
@@ -188,14 +193,30 @@ class Inbox:
         self.table = tables.metadata.tables[NOTIFICATION_TABLE]
 
     def list(
-        self, conn: sa.Connection, user_id: int, *, unread: bool = False, limit: int = 50,
+        self,
+        conn: sa.Connection,
+        user_id: int,
+        *,
+        unread: bool = False,
+        limit: int = 50,
         before: int | None = None,
-    ) -> list[dict[str, Any]]:  # fmt: skip
+    ) -> list[dict[str, Any]]:
         t = self.table
-        query = sa.select(
-            t.c.id, t.c.subject, t.c.body, t.c.entity, t.c.record_id, t.c.source,
-            t.c.created_at, t.c.read_at,
-        ).where(t.c.user_id == user_id).order_by(t.c.id.desc()).limit(limit)  # fmt: skip
+        query = (
+            sa.select(
+                t.c.id,
+                t.c.subject,
+                t.c.body,
+                t.c.entity,
+                t.c.record_id,
+                t.c.source,
+                t.c.created_at,
+                t.c.read_at,
+            )
+            .where(t.c.user_id == user_id)
+            .order_by(t.c.id.desc())
+            .limit(limit)
+        )
         if unread:
             query = query.where(t.c.read_at.is_(None))
         if before is not None:

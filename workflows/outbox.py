@@ -30,8 +30,8 @@ import datetime as dt
 import logging
 import traceback
 import uuid
-from contextvars import ContextVar
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,9 +190,7 @@ class JobQueue:
         _SERVING = self
 
     def redis(self) -> redis_py.Redis:
-        return redis_py.Redis.from_url(
-            self.redis_url, socket_connect_timeout=2, socket_timeout=10
-        )
+        return redis_py.Redis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=10)
 
     # handing jobs over ---------------------------------------------------------------------
 
@@ -248,9 +246,7 @@ class JobQueue:
                 return 0
             finally:
                 client.close()
-            conn.execute(
-                t.update().where(t.c.id.in_(ids)).values(status=QUEUED, enqueued_at=now)
-            )
+            conn.execute(t.update().where(t.c.id.in_(ids)).values(status=QUEUED, enqueued_at=now))
         return len(ids)
 
     def run_due(self, limit: int = 1000) -> int:
@@ -287,9 +283,7 @@ class JobQueue:
             taken = conn.execute(
                 t.update()
                 .where(t.c.id == outbox_id, free)
-                .values(
-                    status=RUNNING, started_at=now, claim=claim, attempts=t.c.attempts + 1
-                )
+                .values(status=RUNNING, started_at=now, claim=claim, attempts=t.c.attempts + 1)
             ).rowcount
             if not taken:
                 return None
@@ -313,12 +307,14 @@ class JobQueue:
                     "(a plugin not loaded? see HEDDLE_PLUGINS)"
                 )
             if not job.atomic:
-                job.run(JobRun(self, self.records(), None, row["key"], row["attempts"]),
-                        row["args"])  # fmt: skip
+                job.run(
+                    JobRun(self, self.records(), None, row["key"], row["attempts"]), row["args"]
+                )
             with self.engine.begin() as conn:
                 if job.atomic:
-                    job.run(JobRun(self, self.records(), conn, row["key"], row["attempts"]),
-                            row["args"])  # fmt: skip
+                    job.run(
+                        JobRun(self, self.records(), conn, row["key"], row["attempts"]), row["args"]
+                    )
                 done = conn.execute(
                     t.update()
                     .where(t.c.id == outbox_id, t.c.claim == claim, t.c.status == RUNNING)
@@ -341,8 +337,12 @@ class JobQueue:
         text = "".join(traceback.format_exception_only(exc)).strip()
         log.warning(
             "job %s (%s) failed, attempt %d of %d: %s",
-            outbox_id, row["job"], row["attempts"], row["max_attempts"], text,
-        )  # fmt: skip
+            outbox_id,
+            row["job"],
+            row["attempts"],
+            row["max_attempts"],
+            text,
+        )
         with self.engine.begin() as conn:
             conn.execute(
                 t.update()

@@ -41,9 +41,7 @@ class HeddleWorker(SimpleWorker):
             self.jobs.flush()
             if timeout is None:  # burst: take what is there, then stop
                 return super().dequeue_job_and_maintain_ttl(None, max_idle_time)
-            found = super().dequeue_job_and_maintain_ttl(
-                min(timeout, RELAY_SECONDS), RELAY_SECONDS
-            )
+            found = super().dequeue_job_and_maintain_ttl(min(timeout, RELAY_SECONDS), RELAY_SECONDS)
             if found is not None:
                 return found
 

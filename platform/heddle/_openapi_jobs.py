@@ -14,8 +14,7 @@ _TEXT = {"type": "string"}
 NOTIFICATION: JSONSchema = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["id", "subject", "body", "entity", "record_id", "source", "created_at",
-                 "read_at"],  # fmt: skip
+    "required": ["id", "subject", "body", "entity", "record_id", "source", "created_at", "read_at"],
     "properties": {
         "id": _ID,
         "subject": {"type": "string", "description": "The message, in the user's language."},
@@ -42,8 +41,12 @@ PREVIEW: JSONSchema = {
                 "entity": _TEXT,
                 "at": _WHEN,
                 "count": {"type": "integer", "description": "How many records a run would touch."},
-                "summary": {"type": "string", "examples": [
-                    "37 account records: pool_return would act on them at 2026-06-02 06:00"]},
+                "summary": {
+                    "type": "string",
+                    "examples": [
+                        "37 account records: pool_return would act on them at 2026-06-02 06:00"
+                    ],
+                },
                 "records": {
                     "type": "array",
                     "description": "The first 1,000 of them, each with why.",
@@ -57,7 +60,7 @@ PREVIEW: JSONSchema = {
             },
         }
     },
-}  # fmt: skip
+}
 
 
 def _unread(data: JSONSchema) -> JSONSchema:
@@ -82,13 +85,24 @@ def job_paths(spec: APISpec, *, admin: bool) -> None:
                 "summary": "The caller's notifications, newest first, and the unread count",
                 "tags": ["notifications"],
                 "parameters": [
-                    {"name": "unread", "in": "query", "description": "true: only unread ones.",
-                     "schema": {"type": "string", "enum": ["true", "false"]}},
-                    {"name": "limit", "in": "query",
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
-                    {"name": "before", "in": "query", "description": "Older than this id.",
-                     "schema": _ID},
-                ],  # fmt: skip
+                    {
+                        "name": "unread",
+                        "in": "query",
+                        "description": "true: only unread ones.",
+                        "schema": {"type": "string", "enum": ["true", "false"]},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                    },
+                    {
+                        "name": "before",
+                        "in": "query",
+                        "description": "Older than this id.",
+                        "schema": _ID,
+                    },
+                ],
                 "responses": {
                     "200": response(
                         _unread({"type": "array", "items": ref("Notification")}),
@@ -110,11 +124,17 @@ def job_paths(spec: APISpec, *, admin: bool) -> None:
                     {"name": "notification_id", "in": "path", "required": True, "schema": _ID}
                 ],
                 "responses": {
-                    "200": response(_unread({
-                        "type": "object", "additionalProperties": False,
-                        "required": ["id", "read"],
-                        "properties": {"id": _ID, "read": {"const": True}},
-                    }), "Marked read."),  # fmt: skip
+                    "200": response(
+                        _unread(
+                            {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["id", "read"],
+                                "properties": {"id": _ID, "read": {"const": True}},
+                            }
+                        ),
+                        "Marked read.",
+                    ),
                     **error_responses(401, 404),
                 },
             }
@@ -128,10 +148,17 @@ def job_paths(spec: APISpec, *, admin: bool) -> None:
                 "summary": "Mark every notification of the caller read",
                 "tags": ["notifications"],
                 "responses": {
-                    "200": response(_unread({
-                        "type": "object", "additionalProperties": False, "required": ["marked"],
-                        "properties": {"marked": {"type": "integer", "minimum": 0}},
-                    }), "How many were marked."),  # fmt: skip
+                    "200": response(
+                        _unread(
+                            {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["marked"],
+                                "properties": {"marked": {"type": "integer", "minimum": 0}},
+                            }
+                        ),
+                        "How many were marked.",
+                    ),
                     **error_responses(401),
                 },
             }
@@ -149,12 +176,20 @@ def job_paths(spec: APISpec, *, admin: bool) -> None:
                 "touch, and why",
                 "tags": ["automations"],
                 "parameters": [
-                    {"name": "name", "in": "path", "required": True,
-                     "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}},
-                    {"name": "at", "in": "query",
-                     "description": "When the run would be: an ISO date or date-time "
-                     "(default: now).", "schema": {"type": "string"}},
-                ],  # fmt: skip
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+                    },
+                    {
+                        "name": "at",
+                        "in": "query",
+                        "description": "When the run would be: an ISO date or date-time "
+                        "(default: now).",
+                        "schema": {"type": "string"},
+                    },
+                ],
                 "responses": {
                     "200": response(PREVIEW, "The records, and a summary."),
                     **error_responses(400, 401, 403, 404),

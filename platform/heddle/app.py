@@ -23,8 +23,7 @@ from flask.typing import ResponseReturnValue
 
 from engine.tables import HISTORY_TABLE
 
-from . import admin_api, api, errors, logs, openapi, report_api, security, ui, workflow_api
-from . import jobs
+from . import admin_api, api, errors, jobs, logs, openapi, report_api, security, ui, workflow_api
 from .extensions import csrf, login_manager
 from .jsonio import JSONProvider
 from .ratelimit import LoginLimit

@@ -109,7 +109,7 @@ def scheduler() -> None:
     with _queue(redis=True) as queue:
         due = autos.scheduled(queue.records().model)
         click.echo(f"heddle scheduler: {len(due)} scheduled automations, checked every minute")
-        make_scheduler(queue).start()
+        make_scheduler(queue).start()  # type: ignore[no-untyped-call]
 
 
 def _shown(url: str) -> str:
@@ -147,11 +147,16 @@ def jobs_list(status: str = "failed", limit: int = 50) -> None:
         return
     table = [["ID", "JOB", "STATUS", "TRIES", "CREATED", "ERROR"]]
     for row in rows:
-        table.append([
-            str(row["id"]), row["job"], row["status"], f"{row['attempts']}/{row['max_attempts']}",
-            f"{row['created_at']:%Y-%m-%d %H:%M}", (row["error"] or "").splitlines()[-1:][0][:80]
-            if row["error"] else "",
-        ])  # fmt: skip
+        table.append(
+            [
+                str(row["id"]),
+                row["job"],
+                row["status"],
+                f"{row['attempts']}/{row['max_attempts']}",
+                f"{row['created_at']:%Y-%m-%d %H:%M}",
+                (row["error"] or "").splitlines()[-1:][0][:80] if row["error"] else "",
+            ]
+        )
     _table(table)
     click.echo(summary)
 
@@ -211,7 +216,9 @@ def automation_list() -> None:
         rows = [["NAME", "ENTITY", "TRIGGER", "CRON", "NEXT"]]
         for item in found:
             line = autos.cron_of(item, cron)
-            trigger = "schedule" if item.kind == "schedule" else f"date {item.trigger['date_field']}"
+            trigger = (
+                "schedule" if item.kind == "schedule" else f"date {item.trigger['date_field']}"
+            )
             nxt = _next(line)
             rows.append([item.name, item.entity, trigger, line, nxt])
     if len(rows) == 1:
@@ -250,8 +257,9 @@ def automation_run(name: str, at: str | None) -> None:
     moment = _moment(at)
     with _queue() as queue:
         item = _automation(queue, name)
-        outcome = autos.run(queue.records(), item, at=moment,
-                            reminder_cron=str(queue.options["reminder_cron"]))  # fmt: skip
+        outcome = autos.run(
+            queue.records(), item, at=moment, reminder_cron=str(queue.options["reminder_cron"])
+        )
         queue.flush()
     click.echo(
         f"{name} ({outcome.slot}): {outcome.acted} acted on, {outcome.skipped} done before, "

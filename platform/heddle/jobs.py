@@ -116,9 +116,12 @@ def notifications() -> ResponseReturnValue:
     user_id = _user_id()
     with runtime().records.reader.connect() as conn:
         found = inbox.list(
-            conn, user_id, unread=_flag(request.args.get("unread", "")), limit=_limit(),
+            conn,
+            user_id,
+            unread=_flag(request.args.get("unread", "")),
+            limit=_limit(),
             before=int(before) if before is not None else None,
-        )  # fmt: skip
+        )
         unread = inbox.unread(conn, user_id)
     return jsonify(data=found, unread=unread)
 

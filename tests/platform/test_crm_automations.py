@@ -23,24 +23,34 @@ from engine.tables import NOTIFICATION_TABLE
 from workflows import automations as autos
 
 PASSWORD = "correct horse battery"
-USERS = [("root", ["admin"], None, None), ("mia", ["sales_manager"], "East", None),
-         ("ann", ["sales_rep"], "East", "mia")]  # fmt: skip
+USERS = [
+    ("root", ["admin"], None, None),
+    ("mia", ["sales_manager"], "East", None),
+    ("ann", ["sales_rep"], "East", "mia"),
+]
 Call = Callable[..., tuple[int, Any]]
 
 
 @pytest.fixture
 def app(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[Flask]:
-    app = create_app({
-        "DATABASE_URL": db_url, "PACKAGES": str(crm_definitions.PATH),
-        "INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "test",
-        "TOKEN_CACHE_SECONDS": 0, "LOGIN_LIMIT": "1000 per minute", "TESTING": True,
-    })  # fmt: skip
+    app = create_app(
+        {
+            "DATABASE_URL": db_url,
+            "PACKAGES": str(crm_definitions.PATH),
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "SECRET_KEY": "test",
+            "TOKEN_CACHE_SECONDS": 0,
+            "LOGIN_LIMIT": "1000 per minute",
+            "TESTING": True,
+        }
+    )
     runtime = app.extensions["heddle"]
     runtime.tables.metadata.create_all(runtime.engine)
     with runtime.engine.begin() as conn:
         for username, roles, team, manager in USERS:
-            runtime.accounts.create_user(conn, username, PASSWORD, roles, team=team,
-                                         manager=manager)  # fmt: skip
+            runtime.accounts.create_user(
+                conn, username, PASSWORD, roles, team=team, manager=manager
+            )
     yield app
     runtime.engine.dispose()
 
@@ -75,8 +85,15 @@ def test_the_crms_automations(app: Flask, call: Call) -> None:
     status, body = call("ann", "POST", "/records/account", {"name": "Locked Ltd", "locked": True})
     assert status == 201, body
     with records.transaction() as conn:  # Busy Ltd was followed up on day 10
-        records.update(SYSTEM, "account", busy["id"], {"last_activity_at": _at(start + dt.timedelta(days=10)).isoformat()},
-                       version=None, conn=conn, trusted=True)  # fmt: skip
+        records.update(
+            SYSTEM,
+            "account",
+            busy["id"],
+            {"last_activity_at": _at(start + dt.timedelta(days=10)).isoformat()},
+            version=None,
+            conn=conn,
+            trusted=True,
+        )
     pool_return = records.model.automations["pool_return"]
 
     # day 27: the owner is warned; day 29: the preview says who returns tomorrow, and why
@@ -104,17 +121,36 @@ def test_the_crms_automations(app: Flask, call: Call) -> None:
     assert call("root", "GET", f"/records/account/{busy['id']}")[1]["data"]["owner_id"] == ann_id
 
     # reminders: a contract 30 days before its end, a contact on their birthday
-    status, body = call("ann", "POST", "/records/contact",
-                        {"name": "Li Lei", "account": busy["id"], "birthday": "1990-03-05", "mobile": "13800000000"})  # fmt: skip
+    status, body = call(
+        "ann",
+        "POST",
+        "/records/contact",
+        {
+            "name": "Li Lei",
+            "account": busy["id"],
+            "birthday": "1990-03-05",
+            "mobile": "13800000000",
+        },
+    )
     assert status == 201, body
     end = start + dt.timedelta(days=60)
-    status, body = call("ann", "POST", "/records/contract",
-                        {"title": "Support", "account": busy["id"], "end_date": end.isoformat(),
-                         "amount": "1000"})  # fmt: skip
+    status, body = call(
+        "ann",
+        "POST",
+        "/records/contract",
+        {"title": "Support", "account": busy["id"], "end_date": end.isoformat(), "amount": "1000"},
+    )
     assert status == 201, body
     with records.transaction() as conn:  # approved (by the approval workflow, elsewhere)
-        records.update(SYSTEM, "contract", body["data"]["id"], {"status": "active"},
-                       version=None, conn=conn, trusted=True)  # fmt: skip
+        records.update(
+            SYSTEM,
+            "contract",
+            body["data"]["id"],
+            {"status": "active"},
+            version=None,
+            conn=conn,
+            trusted=True,
+        )
     expiry = records.model.automations["contract_expiry_reminder"]
     birthday = records.model.automations["contact_birthday_reminder"]
     assert autos.preview(records, expiry, at=_at(end - dt.timedelta(days=31), 7)).total == 0
@@ -124,4 +160,6 @@ def test_the_crms_automations(app: Flask, call: Call) -> None:
         autos.enqueue_due(queue, dt.datetime.now(dt.UTC))
     assert _notes(app, "ann")[-1] == "This contract expires in 30 days"
     next_birthday = dt.date(start.year + 1, 3, 5)
-    assert [m.title for m in autos.preview(records, birthday, at=_at(next_birthday, 7)).records] == ["Li Lei"]
+    assert [
+        m.title for m in autos.preview(records, birthday, at=_at(next_birthday, 7)).records
+    ] == ["Li Lei"]

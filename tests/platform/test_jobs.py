@@ -38,8 +38,11 @@ def app(app_factory: Callable[..., Flask]) -> Flask:
     runtime = made.extensions["heddle"]
     with runtime.engine.begin() as conn:
         users = runtime.accounts.users
-        conn.execute(users.update().where(users.c.username == "mia")
-                     .values(email="mia@example.com", locale="zh"))  # fmt: skip
+        conn.execute(
+            users.update()
+            .where(users.c.username == "mia")
+            .values(email="mia@example.com", locale="zh")
+        )
     return made
 
 
@@ -51,7 +54,11 @@ def _queue(app: Flask) -> JobQueue:
 def _rows(app: Flask, table: str, **where: Any) -> list[dict[str, Any]]:
     runtime = app.extensions["heddle"]
     t = runtime.tables.metadata.tables[table]
-    query = sa.select(t).where(*(t.c[k] == v for k, v in where.items())).order_by(t.c[t.primary_key.columns.keys()[0]])
+    query = (
+        sa.select(t)
+        .where(*(t.c[k] == v for k, v in where.items()))
+        .order_by(t.c[t.primary_key.columns.keys()[0]])
+    )
     with runtime.engine.connect() as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
 
@@ -98,7 +105,10 @@ def test_event_automations_run_in_the_change_and_as_jobs(app: Flask, call: Call)
 def test_a_rolled_back_change_enqueues_nothing(app: Flask) -> None:
     runtime = app.extensions["heddle"]
     ann = Actor(user_id=_user_id(app, "ann"), roles=frozenset({"rep"}))
-    with pytest.raises(RuntimeError, match="changed my mind"), runtime.records.transaction() as conn:
+    with (
+        pytest.raises(RuntimeError, match="changed my mind"),
+        runtime.records.transaction() as conn,
+    ):
         runtime.records.create(ann, "contract", {"title": "Gone"}, conn=conn)
         assert _count(conn, runtime, OUTBOX_TABLE) == 1  # written, in the transaction
         raise RuntimeError("changed my mind")
@@ -122,7 +132,7 @@ def test_a_failing_job_is_retried_with_backoff_then_kept_failed(
     assert job["run_after"] > dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)  # backoff
     queue = _queue(app)
     assert queue.run_due() == 0  # not due yet
-    for attempt in (2, 3):
+    for _attempt in (2, 3):
         _due_now(app)
         assert queue.run_due() == 1
     (job,) = _rows(app, OUTBOX_TABLE, job="bump")
@@ -193,7 +203,11 @@ def test_reminders_fire_on_their_day_with_the_clock_moved(app: Flask, call: Call
     queue = _queue(app)
     deal = _contract(call, end_date="2026-07-01")
     _patch(call, deal["id"], status="active")
-    for name, birthday in (("Li Lei", "1990-03-05"), ("Leap", "2000-02-29"), ("Other", "1985-03-06")):
+    for name, birthday in (
+        ("Li Lei", "1990-03-05"),
+        ("Leap", "2000-02-29"),
+        ("Other", "1985-03-06"),
+    ):
         status, body = call("ann", "POST", "/records/person", {"name": name, "birthday": birthday})
         assert status == 201, body
     ann = _user_id(app, "ann")
@@ -204,7 +218,9 @@ def test_reminders_fire_on_their_day_with_the_clock_moved(app: Flask, call: Call
     assert autos.preview(records, expiry, at=day_before).total == 0
     with time_machine.travel(dt.datetime(2026, 6, 1, 7, 0, 20).astimezone(), tick=False):
         found = autos.preview(records, expiry)
-        assert [m.reason for m in found.records] == ["end_date is 2026-07-01: 30 days before it; status == 'active' (status = active)"]
+        assert [m.reason for m in found.records] == [
+            "end_date is 2026-07-01: 30 days before it; status == 'active' (status = active)"
+        ]
         assert autos.enqueue_due(queue, dt.datetime.now(dt.UTC)) == 3  # expiry, birthday, nudge
     notes = [n["subject"] for n in _rows(app, NOTIFICATION_TABLE, user_id=ann)]
     assert notes == ["Contract expires in 30 days"]
@@ -229,8 +245,13 @@ def test_a_reminder_finds_its_records_through_the_index(app: Flask, call: Call) 
     for name in ("expiry", "birthday"):
         automation = records.model.automations[name]
         with runtime.engine.connect() as conn:
-            source, conditions = autos._where(records, conn, automation, dt.date(2026, 6, 1),
-                                              autos._context(dt.datetime.now(dt.UTC)))  # fmt: skip
+            source, conditions = autos._where(
+                records,
+                conn,
+                automation,
+                dt.date(2026, 6, 1),
+                autos._context(dt.datetime.now(dt.UTC)),
+            )
             table = records.tables.table(automation.entity)
             query = sa.select(table.c.id).select_from(source).where(*conditions)
             compiled = query.compile(runtime.engine, compile_kwargs={"render_postcompile": True})
@@ -238,7 +259,9 @@ def test_a_reminder_finds_its_records_through_the_index(app: Flask, call: Call) 
                 params: Any = tuple(compiled.params[k] for k in compiled.positiontup or ())
                 plan_sql = "EXPLAIN QUERY PLAN " + str(compiled)
             else:
-                conn.exec_driver_sql("SET enable_seqscan = off")  # tiny tables: the plan an index allows
+                conn.exec_driver_sql(
+                    "SET enable_seqscan = off"
+                )  # tiny tables: the plan an index allows
                 params, plan_sql = compiled.params, "EXPLAIN " + str(compiled)
             plan = " ".join(str(r) for r in conn.exec_driver_sql(plan_sql, params))
         column = automation.trigger["date_field"]
@@ -275,7 +298,7 @@ class _Inbox:
     def __init__(self) -> None:
         self.messages: list[Any] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(envelope)
         return "250 OK"
 
@@ -317,11 +340,12 @@ def test_a_notification_is_emailed_in_the_recipients_language(
 
 # webhooks ---------------------------------------------------------------------------------
 
+
 def test_a_webhook_is_signed_and_retried(app_factory: Callable[..., Flask]) -> None:
     received: list[tuple[bytes, dict[str, str]]] = []
 
     class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append((body, dict(self.headers)))
             self.send_response(503 if len(received) == 1 else 204)
@@ -337,8 +361,12 @@ def test_a_webhook_is_signed_and_retried(app_factory: Callable[..., Flask]) -> N
         app = app_factory(_webhook_package(port), PEOPLE)
         call = _caller(app)
         deal = _contract(call)
-        status, body = call("ann", "POST", f"/records/contract/{deal['id']}/transitions/activate",
-                            {"version": deal["version"]})  # fmt: skip
+        status, body = call(
+            "ann",
+            "POST",
+            f"/records/contract/{deal['id']}/transitions/activate",
+            {"version": deal["version"]},
+        )
         assert status == 200, body
         (job,) = _rows(app, OUTBOX_TABLE, job="webhook")
         assert job["status"] == "pending" and "503" in job["error"]  # first try refused
@@ -360,7 +388,9 @@ def test_a_webhook_is_signed_and_retried(app_factory: Callable[..., Flask]) -> N
 
 
 def _webhook_package(port: int) -> str:
-    return PACKAGE + f"""\
+    return (
+        PACKAGE
+        + f"""\
 ---
 kind: workflow
 name: contract_flow
@@ -380,6 +410,7 @@ entity: contract
 trigger: {{event: transition, transitions: [activate]}}
 actions: [{{type: webhook, url: "http://127.0.0.1:{port}/hook", secret: s3cret}}]
 """
+    )
 
 
 def _caller(app: Flask) -> Call:
@@ -388,11 +419,16 @@ def _caller(app: Flask) -> Call:
 
     def run(user: str, method: str, path: str, json: Any = None) -> tuple[int, Any]:
         if user not in tokens:
-            response = client.post("/api/v1/auth/token",
-                                   json={"username": user, "password": "correct horse battery"})  # fmt: skip
+            response = client.post(
+                "/api/v1/auth/token", json={"username": user, "password": "correct horse battery"}
+            )
             tokens[user] = response.json["token"]
-        response = client.open(f"/api/v1{path}", method=method, json=json,
-                               headers={"Authorization": f"Bearer {tokens[user]}"})  # fmt: skip
+        response = client.open(
+            f"/api/v1{path}",
+            method=method,
+            json=json,
+            headers={"Authorization": f"Bearer {tokens[user]}"},
+        )
         return response.status_code, response.json
 
     return run
