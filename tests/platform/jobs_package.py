@@ -69,6 +69,12 @@ async: true
 actions: [{type: enqueue, job: bump}]
 ---
 kind: automation
+name: farewell
+entity: contract
+trigger: {event: deleted}
+actions: [{type: notify, to: owner, email: false}]
+---
+kind: automation
 name: nudge
 entity: contract
 trigger: {schedule: "0 7 * * *"}

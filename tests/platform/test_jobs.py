@@ -102,6 +102,67 @@ def test_event_automations_run_in_the_change_and_as_jobs(app: Flask, call: Call)
     assert note["source"] == "gold_on_activate"
 
 
+def test_a_deleted_record_notifies_with_the_default_message(app: Flask, call: Call) -> None:
+    deal = _contract(call, title="quiet")
+    status, _ = call("ann", "DELETE", f"/records/contract/{deal['id']}?version=1")
+    assert status == 204
+    (note,) = _rows(app, NOTIFICATION_TABLE, user_id=_user_id(app, "ann"))
+    assert note["subject"] == "Contract “quiet” needs your attention"
+    assert note["source"] == "farewell" and note["record_id"] == deal["id"]
+
+
+def test_the_jobs_and_automation_commands(
+    app: Flask, call: Call, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+    from heddle.cli import main
+
+    runtime = app.extensions["heddle"]
+    for name, value in {
+        "HEDDLE_DATABASE_URL": runtime.engine.url.render_as_string(hide_password=False),
+        "HEDDLE_PACKAGES": str(app.config["PACKAGES"]),
+        "HEDDLE_PLUGINS": "heddle_test_jobs",
+        "HEDDLE_REDIS_URL": "",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HEDDLE_TEST_FAIL", "1")
+    deal = _contract(call)
+    for _ in range(2):
+        _due_now(app)
+        _queue(app).run_due()
+    runner = CliRunner()
+    result = runner.invoke(main, ["jobs"])
+    assert result.exit_code == 0, result.output
+    (job,) = _rows(app, OUTBOX_TABLE, job="bump")
+    assert f"{job['id']}   bump  failed  3/3" in result.output
+    assert "RuntimeError: bump failed on purpose" in result.output
+    assert "1 failed" in result.output.splitlines()[-1]
+    monkeypatch.delenv("HEDDLE_TEST_FAIL")
+    result = runner.invoke(main, ["jobs", "retry", str(job["id"])])
+    assert result.exit_code == 0 and "1 job to retry" in result.output, result.output
+    assert _rows(app, OUTBOX_TABLE, job="bump")[0]["status"] == "done"  # run here: no Redis
+    assert call("ann", "GET", f"/records/contract/{deal['id']}")[1]["data"]["hits"] == 1
+    result = runner.invoke(main, ["jobs", "retry", "999"])
+    assert result.exit_code == 1 and "named no failed job" in result.output
+    assert runner.invoke(main, ["jobs", "retry"]).exit_code == 2
+
+    _patch(call, deal["id"], end_date=str(dt.date.today() - dt.timedelta(days=2)), status="active")
+    result = runner.invoke(main, ["automation", "preview", "nudge"])
+    assert result.exit_code == 0, result.output
+    assert f"{deal['id']}\tAcme support\t" in result.output
+    assert "1 contract: nudge would act on it at" in result.output
+    first = runner.invoke(main, ["automation", "run", "nudge"])
+    again = runner.invoke(main, ["automation", "run", "nudge"])
+    assert ": 1 acted on, 0 done before, 0 failed" in first.output, first.output
+    assert ": 0 acted on, 1 done before, 0 failed" in again.output, again.output
+    wrong = runner.invoke(main, ["automation", "preview", "gold_on_activate"])
+    assert wrong.exit_code == 2 and "runs on record events" in wrong.output
+    wrong = runner.invoke(main, ["automation", "preview", "nudg"])
+    assert wrong.exit_code == 2 and "did you mean 'nudge'" in wrong.output
+    listing = runner.invoke(main, ["automation", "list"])
+    assert "nudge" in listing.output and "0 7 * * *" in listing.output
+
+
 def test_a_rolled_back_change_enqueues_nothing(app: Flask) -> None:
     runtime = app.extensions["heddle"]
     ann = Actor(user_id=_user_id(app, "ann"), roles=frozenset({"rep"}))
