@@ -157,12 +157,17 @@ def take_written() -> bool:
 
 def perform(outbox_id: int) -> str:
     """What RQ runs: the outbox row ``outbox_id``, by the queue this worker serves."""
-    if _SERVING is None:  # pragma: no cover - only `heddle worker` enqueues this function
-        raise RuntimeError("no JobQueue is served in this process: start it with heddle worker")
-    return _SERVING.execute(outbox_id)
+    return serving().execute(outbox_id)
 
 
 _SERVING: JobQueue | None = None
+
+
+def serving() -> JobQueue:
+    """The queue this worker process serves (:meth:`JobQueue.serve`)."""
+    if _SERVING is None:  # pragma: no cover - only `heddle worker` runs what calls this
+        raise RuntimeError("no JobQueue is served in this process: start it with heddle worker")
+    return _SERVING
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
 
-from .outbox import JobQueue
+from .outbox import JobQueue, serving
 
 log = logging.getLogger("heddle.worker")
 
@@ -58,12 +58,9 @@ def worker(jobs: JobQueue, *, name: str | None = None) -> HeddleWorker:
 def tick() -> int:
     """What the cron scheduler enqueues every minute: the automations due now, written
     to the outbox by the queue this worker serves (see :func:`automations.due`)."""
-    from . import outbox
     from .automations import enqueue_due
 
-    if outbox._SERVING is None:  # pragma: no cover - enqueued only by heddle scheduler
-        raise RuntimeError("no JobQueue is served in this process: start it with heddle worker")
-    return enqueue_due(outbox._SERVING, dt.datetime.now(dt.UTC))
+    return enqueue_due(serving(), dt.datetime.now(dt.UTC))
 
 
 def scheduler(jobs: JobQueue) -> CronScheduler:

@@ -5,6 +5,7 @@ the job, sent again when its lease runs out, has its effect exactly once (Postgr
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 from flask import Flask
 from jobs_package import PACKAGE, PEOPLE
 
-from engine.tables import OUTBOX_TABLE
+from engine.tables import NOTIFICATION_TABLE, OUTBOX_TABLE
 
 HERE = Path(__file__).resolve().parent
 LEASE = 3  # seconds: how soon a killed worker's job is sent again
@@ -135,8 +136,46 @@ def test_jobs_survive_redis_down_and_a_killed_worker(
     slow.unlink()
     assert _hits(app, second) == 0  # the killed transaction left nothing
 
-    start_worker()  # the lease runs out: the job is sent again, and done once
+    start_worker(HEDDLE_REMINDER_CRON="* * * * *")  # the lease runs out: sent again, done once
     _wait(lambda: _job(app, second)["status"] == "done", "the interrupted job", LEASE + 30)
     assert _hits(app, second) == 1
     assert _job(app, second)["attempts"] == 2
     assert _hits(app, first) == 1  # and nothing ran twice
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the path is the same on both
+def test_the_scheduler_ticks_through_the_worker(
+    app: Flask, call: Callable[..., tuple[int, Any]], start_worker: Any, redis_url: str
+) -> None:
+    """``heddle scheduler`` is RQ's cron scheduler with one entry, the every-minute tick;
+    the tick, run by a worker, writes and runs the due reminders (here every minute)."""
+    from workflows import JobQueue
+    from workflows.worker import scheduler, tick
+
+    runtime = app.extensions["heddle"]
+    end = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    status, body = call("ann", "POST", "/records/contract", {"title": "Renewal", "end_date": end})
+    assert status == 201, body
+    version = call("ann", "GET", f"/records/contract/{body['data']['id']}")[1]["data"]["version"]
+    status, body = call(
+        "ann",
+        "PATCH",
+        f"/records/contract/{body['data']['id']}",
+        {"version": version, "status": "active"},
+    )
+    assert status == 200, body
+    queue = JobQueue(runtime.engine, lambda: runtime.records, redis_url=redis_url)
+    (entry,) = scheduler(queue).get_jobs()
+    assert entry.cron == "* * * * *" and entry.func is tick
+    start_worker(HEDDLE_REMINDER_CRON="* * * * *")
+    client = queue.redis()
+    entry.enqueue(client)  # what the scheduler does at the top of each minute
+    client.close()
+    notes = runtime.tables.metadata.tables[NOTIFICATION_TABLE]
+
+    def reminded() -> list[str]:
+        query = sa.select(notes.c.subject).where(notes.c.source == "expiry")
+        with runtime.engine.connect() as conn:
+            return list(conn.scalars(query))
+
+    assert _wait(reminded, "the expiry reminder") == ["Contract expires in 30 days"]
