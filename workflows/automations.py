@@ -150,18 +150,20 @@ def on_event(event: RecordEvent) -> None:
         for automation in automations:
             if not _holds(automation, view, context):
                 continue
+            kind = str(automation.trigger["event"])
             if automation.run_async:
                 args = {
                     "automation": automation.name,
                     "record_id": event.record_id,
                     "actor_id": event.actor.user_id,
                     "record": _plain(view) if deleted else None,
+                    "event": kind,
+                    "transition": moved if kind == "transition" else None,
                 }
                 version = view.get("version", 0)
                 key = f"automation:{automation.name}:{event.record_id}:{event.action}:{version}"
                 add(conn, records.tables, "automation", args, key=key)
                 continue
-            kind = str(automation.trigger["event"])
             seen = {**view, "transition": moved} if kind == "transition" else view
             written = _act(
                 records, conn, event.actor, ent, event.record_id, seen, automation, deleted, kind
@@ -242,6 +244,8 @@ def _run_async(run: JobRun, args: Mapping[str, Any]) -> None:
         if found is None:
             return  # deleted since
         view = records.computer.view(conn, ent, dict(found), actor.context())
+    if args.get("transition") is not None:
+        view["transition"] = dict(args["transition"])
     _act(
         records,
         conn,
@@ -250,7 +254,8 @@ def _run_async(run: JobRun, args: Mapping[str, Any]) -> None:
         args["record_id"],
         view,
         automation,
-        "record" in args and args["record"] is not None,
+        args.get("record") is not None,
+        str(args.get("event") or ""),
     )
 
 
