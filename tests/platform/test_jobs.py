@@ -403,6 +403,8 @@ def test_a_notification_is_emailed_in_the_recipients_language(
 
 
 def test_a_webhook_is_signed_and_retried(app_factory: Callable[..., Flask]) -> None:
+    """An async transition automation: its job writes the webhook's job, which is
+    refused once (503), then delivered with the same body, key and signature."""
     received: list[tuple[bytes, dict[str, str]]] = []
 
     class Hook(http.server.BaseHTTPRequestHandler):
@@ -469,6 +471,7 @@ kind: automation
 name: tell_erp
 entity: contract
 trigger: {{event: transition, transitions: [activate]}}
+async: true
 actions: [{{type: webhook, url: "http://127.0.0.1:{port}/hook", secret: s3cret}}]
 """
     )
