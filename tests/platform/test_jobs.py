@@ -320,9 +320,8 @@ def test_a_reminder_finds_its_records_through_the_index(app: Flask, call: Call) 
                 params: Any = tuple(compiled.params[k] for k in compiled.positiontup or ())
                 plan_sql = "EXPLAIN QUERY PLAN " + str(compiled)
             else:
-                conn.exec_driver_sql(
-                    "SET enable_seqscan = off"
-                )  # tiny tables: the plan an index allows
+                # tiny tables: ask for the plan the index allows (for this transaction)
+                conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
                 params, plan_sql = compiled.params, "EXPLAIN " + str(compiled)
             plan = " ".join(str(r) for r in conn.exec_driver_sql(plan_sql, params))
         column = automation.trigger["date_field"]
