@@ -28,7 +28,7 @@ from .diagram import mermaid
 from .errors import ActionUnavailable, RecordLocked, TransitionRefused
 from .machine import StateMachines, describe
 from .notifications import Inbox
-from .outbox import JOBS, Job, JobQueue, JobRun, Mailer
+from .outbox import JOBS, TICKS, Job, JobQueue, JobRun, Mailer, Tick
 from .rules import attach as _attach_rules
 
 
@@ -40,6 +40,7 @@ def attach(bus: EventBus) -> None:
 __all__ = [
     "ACTIONS",
     "JOBS",
+    "TICKS",
     "ActionRunner",
     "ActionUnavailable",
     "Inbox",
@@ -50,6 +51,7 @@ __all__ = [
     "RecordLocked",
     "Run",
     "StateMachines",
+    "Tick",
     "TransitionRefused",
     "attach",
     "describe",

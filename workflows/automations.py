@@ -49,7 +49,7 @@ from metamodel.expressions import Context
 
 from .actions import Run, run_actions
 from .notifications import title_of
-from .outbox import JOBS, Job, JobQueue, JobRun, add
+from .outbox import JOBS, TICKS, Job, JobQueue, JobRun, Tick, add
 
 log = logging.getLogger("heddle.automations")
 
@@ -638,3 +638,6 @@ def enqueue_due(queue: JobQueue, now: dt.datetime) -> int:
             )
     queue.flush()
     return len(due)
+
+
+TICKS.register(Tick("automations", enqueue_due))

@@ -102,6 +102,24 @@ class Job:
 JOBS: Registry[Job] = Registry("job")
 
 
+@dataclass(frozen=True)
+class Tick:
+    """Work the scheduler starts every minute: ``run(queue, now)`` writes the jobs due
+    now (keyed, so a tick run twice starts them once) and says how many. The scheduled
+    automations are one; a plugin (approval escalations, say) registers its own."""
+
+    name: str
+    run: Callable[[JobQueue, dt.datetime], int]
+
+
+TICKS: Registry[Tick] = Registry("tick")
+
+
+def run_ticks(queue: JobQueue, now: dt.datetime) -> int:
+    """Every registered tick, for the minute of ``now``; how many jobs they started."""
+    return sum(tick.run(queue, now) for tick in TICKS.values())
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 

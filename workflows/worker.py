@@ -8,8 +8,9 @@ was down, retries whose delay has passed, jobs whose worker died — so nothing 
 web request to be sent.
 
 The scheduler is :class:`rq.cron.CronScheduler`: one cron job, every minute, enqueues
-:func:`tick`, which asks croniter which scheduled automations and reminders are due in
-that minute and writes one outbox job per automation and slot (the key makes two
+:func:`tick`, which runs the registered ticks (:data:`workflows.outbox.TICKS`). The
+automations' tick asks croniter which scheduled automations and reminders are due in
+that minute and writes one outbox job per automation and minute (the key makes two
 schedulers, or a tick run twice, one run).
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
 
-from .outbox import JobQueue, serving
+from .outbox import JobQueue, run_ticks, serving
 
 log = logging.getLogger("heddle.worker")
 
@@ -56,11 +57,10 @@ def worker(jobs: JobQueue, *, name: str | None = None) -> HeddleWorker:
 
 
 def tick() -> int:
-    """What the cron scheduler enqueues every minute: the automations due now, written
-    to the outbox by the queue this worker serves (see :func:`automations.due`)."""
-    from .automations import enqueue_due
-
-    return enqueue_due(serving(), dt.datetime.now(dt.UTC))
+    """What the cron scheduler enqueues every minute: every registered tick (the
+    automations and reminders due now, :func:`automations.enqueue_due`), by the queue
+    this worker serves."""
+    return run_ticks(serving(), dt.datetime.now(dt.UTC))
 
 
 def scheduler(jobs: JobQueue) -> CronScheduler:

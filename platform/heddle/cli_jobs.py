@@ -26,6 +26,7 @@ from engine import EngineError
 from metamodel import DefinitionError, did_you_mean
 from workflows import JobQueue
 from workflows import automations as autos
+from workflows.outbox import run_ticks
 
 from .jobs import job_queue
 from .plugins import PluginError
@@ -276,8 +277,8 @@ def automation_tick(at: str | None) -> None:
     minute; without Redis, run this from cron and the jobs run here)."""
     moment = _moment(at) or dt.datetime.now(dt.UTC)
     with _queue() as queue:
-        due = autos.enqueue_due(queue, moment)
-    click.echo(f"{due} automation{'s' if due != 1 else ''} due")
+        due = run_ticks(queue, moment)
+    click.echo(f"{due} job{'s' if due != 1 else ''} due")
 
 
 def register(main: click.Group) -> None:

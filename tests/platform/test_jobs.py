@@ -159,6 +159,8 @@ def test_the_jobs_and_automation_commands(
     assert wrong.exit_code == 2 and "runs on record events" in wrong.output
     wrong = runner.invoke(main, ["automation", "preview", "nudg"])
     assert wrong.exit_code == 2 and "did you mean 'nudge'" in wrong.output
+    tick = runner.invoke(main, ["automation", "tick", "--at", "2030-06-01T07:00"])
+    assert tick.exit_code == 0 and "3 jobs due" in tick.output, tick.output  # 07:00: all three
     listing = runner.invoke(main, ["automation", "list"])
     assert "nudge" in listing.output and "0 7 * * *" in listing.output
 
