@@ -20,6 +20,8 @@ import sqlalchemy as sa
 
 from metamodel import Entity, Field, Model
 
+from . import _job_tables
+from ._job_tables import job_tables
 from .approval_tables import approval_tables
 from .fieldtypes import STORAGE_TYPES
 from .sqltypes import ID, JSON, UTCDateTime
@@ -44,6 +46,9 @@ SAVED_REPORT_TABLE = "heddle_saved_report"
 IMPORT_RUN_TABLE = "heddle_import_run"
 IMPORT_TEMPLATE_TABLE = "heddle_import_template"
 SAVED_VIEW_TABLE = "heddle_saved_view"
+OUTBOX_TABLE = _job_tables.OUTBOX_TABLE
+MARK_TABLE = _job_tables.MARK_TABLE
+NOTIFICATION_TABLE = _job_tables.NOTIFICATION_TABLE
 
 
 @dataclass(frozen=True)
@@ -220,6 +225,7 @@ def system_tables(metadata: sa.MetaData) -> None:
         sa.UniqueConstraint("entity", "name"),
     )
     approval_tables(metadata, USER_TABLE)
+    job_tables(metadata)  # the outbox, automation marks and notifications
 
 
 _ON_DELETE = {"restrict": "RESTRICT", "cascade": "CASCADE", "set_null": "SET NULL"}

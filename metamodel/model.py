@@ -589,12 +589,30 @@ class Dashboard:
 
 @dataclass(frozen=True)
 class Automation:
+    """An automation: what starts it (``trigger``: an ``event``, a ``schedule`` or a
+    ``date_field``), the ``condition`` a record must meet, and its compiled ``actions``.
+    ``run_async``: the actions run as a job after the change commits, not in its
+    transaction."""
+
     name: str
     label: Label
     entity: str
     spec: Frozen
     condition: Expression | None = None
     package: str = ""
+    actions: tuple[Action, ...] = ()
+    run_async: bool = False
+    enabled: bool = True
+
+    @property
+    def trigger(self) -> Mapping[str, Any]:
+        found: Mapping[str, Any] = self.spec["trigger"]
+        return found
+
+    @property
+    def kind(self) -> str:
+        """``event``, ``schedule`` or ``date_field``."""
+        return next(k for k in ("event", "schedule", "date_field") if k in self.trigger)
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,8 +111,19 @@ for _action in (
     ),
     ActionType(
         "notify",
-        {"properties": {"to": {"type": "string", "minLength": 1}, "message": _label()}},
-        "Tell a user, the owner, their manager or a role.",
+        {
+            "properties": {
+                "to": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "owner (the default), manager (the owner's), "
+                    "role:<name>, user:<username>, or a user field of the record.",
+                },
+                "message": _label(),
+                "email": {"type": "boolean", "description": "Also by email (default true)."},
+            },
+        },
+        "Tell a user, the owner, their manager or a role: in the application and by email.",
     ),
     ActionType(
         "webhook",

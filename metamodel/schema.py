@@ -623,13 +623,17 @@ def _kind_schemas() -> dict[str, Schema]:
                 "trigger": _obj(
                     {
                         **{kind.name: kind.schema for kind in TRIGGER_TYPES.values()},
-                        "offset_days": {"type": "integer"},
+                        "offset_days": {"type": "integer", "minimum": -3660, "maximum": 3660},
+                        "yearly": {"type": "boolean"},
                         "fields": _names(),
+                        "transitions": _names(),
                     }
                 ),
                 "condition": _ref("expression"),
                 "actions": _array(_action_schema(), minItems=1),
                 "enabled": {"type": "boolean"},
+                "async": {"type": "boolean"},
+                "batch_size": {"type": "integer", "minimum": 1, "maximum": 10000},
             },
             ("kind", "name", "entity", "trigger", "actions"),
         ),

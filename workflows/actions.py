@@ -4,9 +4,9 @@
 An action runs inside the transaction of the transition that fired it, with a
 :class:`Run`: the record as expressions see it (``view``), the fields to write to it with
 its new state (``changes``), the connection and the acting user. ``set`` and ``create`` run
-here; ``notify``, ``webhook`` and ``enqueue`` arrive with the jobs and notifications (they
-go through the transactional outbox) and refuse the transition until then, rather than be
-skipped silently.
+here; ``notify`` (:mod:`workflows.notifications`), ``webhook`` and ``enqueue``
+(:mod:`workflows.hooks`) write to the transactional outbox on the same connection. An
+action type without a runtime refuses the change rather than be skipped silently.
 
 A plugin adds a runtime with the same door as the built-ins::
 
@@ -49,6 +49,10 @@ class Run:
     context: Context
     #: the record's fields the actions set; written with the new state in one update
     changes: dict[str, Any] = field(default_factory=dict)
+    #: what runs the actions, for the messages they leave: an automation's name
+    source: str = ""
+    #: the record event an automation reacts to: created, updated, deleted, transition…
+    event: str = ""
 
     @property
     def acting(self) -> Actor:
@@ -83,9 +87,9 @@ def run_actions(run: Run, actions: tuple[Action, ...]) -> None:
         runner = ACTIONS.get(action.type)
         if runner is None:
             raise ActionUnavailable(
-                f"the '{action.type}' action cannot run yet in this version of Heddle: "
-                f"remove it from the workflow of {run.entity.name}, or wait for the release "
-                "that brings jobs and notifications"
+                f"the '{action.type}' action has no runtime in this process: load the plugin "
+                f"that registers it (HEDDLE_PLUGINS), or remove it from {run.entity.name}'s "
+                "definitions"
             )
         runner.run(run, action)
 

@@ -27,15 +27,16 @@ from .errors import RecordLocked
 _ATTACHED: weakref.WeakSet[EventBus] = weakref.WeakSet()
 
 
-def attach(bus: EventBus) -> None:
-    """Subscribe the workflow rules to ``bus`` (once; a second call does nothing). The
-    handlers follow whichever Model the event's record service has."""
+def attach(bus: EventBus) -> bool:
+    """Subscribe the workflow rules to ``bus`` (once; a second call does nothing and
+    returns False). The handlers follow whichever Model the event's record service has."""
     if bus in _ATTACHED:
-        return
+        return False
     _ATTACHED.add(bus)
     bus.subscribe("before_create", starts_in_initial_state)
     bus.subscribe("before_update", state_moves_by_transitions)
     bus.subscribe("before_delete", locked_stays)
+    return True
 
 
 @lru_cache(maxsize=16)

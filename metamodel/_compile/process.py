@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from croniter import croniter
+
 from .._errors import article, did_you_mean
 from .._merge import Document
 from .._yaml import Location
@@ -338,17 +340,21 @@ def compile_automation(checker: Checker, doc: Document) -> Automation | None:
                 ("trigger", "date_field"),
                 f"'{trigger['date_field']}' is {article(kind)}, not a date",
             )
+        elif not _indexed(checker, entity, trigger["date_field"]):
+            checker.error(
+                doc,
+                ("trigger", "date_field"),
+                f"'{trigger['date_field']}' has no index: a reminder finds its records by an "
+                "indexed query, never by reading them all",
+                f"add 'index: true' to {entity}.{trigger['date_field']}",
+            )
+    _trigger_options(checker, doc, trigger, entity)
     for index, field_name in enumerate(trigger.get("fields", ())):
         checker.known_field(doc, ("trigger", "fields", index), entity, field_name)
     condition = checker.expression(doc, ("condition",), value.get("condition"), entity)
-    for index, action in enumerate(value["actions"]):
-        if action["type"] not in ACTION_TYPES:
-            checker.error(
-                doc,
-                ("actions", index, "type"),
-                f"unknown action type '{action['type']}'",
-                did_you_mean(action["type"], ACTION_TYPES) or f"one of: {', '.join(ACTION_TYPES)}",
-            )
+    actions = compile_actions(checker, doc, ("actions",), entity, value["actions"])
+    for index, action in enumerate(actions):
+        _recipient(checker, doc, ("actions", index, "to"), entity, action)
     return Automation(
         doc.name,
         Label.of(value.get("label"), doc.name),
@@ -356,4 +362,91 @@ def compile_automation(checker: Checker, doc: Document) -> Automation | None:
         freeze(value),
         condition,
         doc.package,
+        actions,
+        bool(value.get("async")),
+        value.get("enabled", True) is not False,
     )
+
+
+#: Trigger options and the trigger they belong to.
+_TRIGGER_OPTIONS = {
+    "fields": ("event", "updated"),
+    "transitions": ("event", "transition"),
+    "offset_days": ("date_field", None),
+    "yearly": ("date_field", None),
+}
+
+
+def _trigger_options(
+    checker: Checker, doc: Document, trigger: Mapping[str, Any], entity: str
+) -> None:
+    """Each option goes with its trigger (``fields`` with ``event: updated``…); a
+    schedule is a cron line; ``transitions`` names transitions of the entity."""
+    for option, (kind, event) in _TRIGGER_OPTIONS.items():
+        if option not in trigger or kind not in trigger:
+            if option in trigger and any(k in trigger for k in TRIGGER_TYPES):
+                checker.error(
+                    doc, ("trigger", option), f"'{option}' goes with a '{kind}' trigger"
+                )
+            continue
+        if event is not None and trigger[kind] != event:
+            checker.error(
+                doc,
+                ("trigger", option),
+                f"'{option}' goes with 'event: {event}', not 'event: {trigger[kind]}'",
+            )
+    if isinstance(trigger.get("schedule"), str) and not croniter.is_valid(trigger["schedule"]):
+        checker.error(
+            doc,
+            ("trigger", "schedule"),
+            f"'{trigger['schedule']}' is not a cron schedule",
+            "five fields: minute hour day-of-month month day-of-week, e.g. '0 7 * * 1-5'",
+        )
+    names = {
+        t["name"]
+        for w in checker.docs("workflow").values()
+        if w.value.get("entity") == entity
+        for t in w.value.get("transitions", ())
+    }
+    for index, name in enumerate(trigger.get("transitions", ())):
+        if name not in names:
+            checker.error(
+                doc,
+                ("trigger", "transitions", index),
+                f"{entity} has no transition '{name}'",
+                did_you_mean(name, names),
+            )
+
+
+def _indexed(checker: Checker, entity: str, name: str) -> bool:
+    spec = checker.field_spec(entity, name) or {}
+    if spec.get("index") or spec.get("unique"):
+        return True
+    indexes = checker.entity_docs.get(entity, {}).get("indexes", ())
+    return any(name in index.get("fields", ()) for index in indexes)
+
+
+def _recipient(
+    checker: Checker, doc: Document, at: Location, entity: str, action: Action
+) -> None:
+    """A notify action's ``to``: owner, manager, role:<name>,
+    user:<username> or a user field of the entity."""
+    if action.type != "notify":
+        return
+    to = str(action.options.get("to", "owner"))
+    if to in ("owner", "manager"):  # of a record without an owner: its creator
+        return
+    if to.startswith("role:"):
+        checker.known_role(doc, at, to[5:])
+        return
+    if to.startswith("user:"):
+        return
+    if checker.known_field(doc, at, entity, to, allow_system=True):
+        kind = checker.field_type(entity, to)
+        if kind != "user" and to not in ("created_by", "updated_by", "owner_id"):
+            checker.error(
+                doc,
+                at,
+                f"'{to}' is {article(kind)}, not a user",
+                "notify owner, manager, role:<name>, user:<username> or a user field",
+            )

@@ -28,6 +28,7 @@ from . import (
     api,
     approval_api,
     errors,
+    jobs,
     logs,
     openapi,
     report_api,
@@ -131,6 +132,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     workflow_api.init_app(app)
     init_data_api(app)
     approval_api.init_app(app)
+    jobs.init_app(app)  # the outbox flushed after requests; notifications, automations
     openapi.init_app(app)
     errors.init_app(app)
     security.init_app(app)

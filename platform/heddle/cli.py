@@ -21,7 +21,7 @@ from engine.migrations import applied_hash, restore
 from metamodel import DefinitionError, Model, did_you_mean, load_packages, schema_json
 from workflows import mermaid
 
-from . import __version__, cli_data
+from . import __version__, cli_data, cli_jobs
 from .accounts import AccountError, Accounts, token_name_problem, username_problem
 from .cli_approvals import approvals
 from .plugins import PluginError, load_plugins
@@ -537,6 +537,7 @@ def serve(host: str, port: int) -> None:
 
 cli_data.attach(main, _load, _database)  # heddle import, heddle export
 main.add_command(approvals)
+cli_jobs.register(main)  # worker, scheduler, jobs, automation
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -64,6 +64,7 @@ from metamodel import Entity, Model
 
 from ._openapi_approvals import approval_paths
 from ._openapi_data import data_paths
+from ._openapi_jobs import job_paths
 from ._openapi_paths import (
     ERRORS,
     REPORT_RESULT,
@@ -229,6 +230,7 @@ def build_document(model: Model, view: View) -> dict[str, Any]:
     meta_paths(spec, [name for name, _ in view.entities])
     if view.roles is None or "admin" in view.roles:  # others may not use them
         account_paths(spec, sorted({"admin", *model.roles}))
+    job_paths(spec, admin=view.roles is None or "admin" in view.roles)
     for name, seen in view.entities:
         _entity(spec, model.entity(name), names, seen)
         base = names[name]

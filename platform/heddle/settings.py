@@ -87,6 +87,37 @@ SETTINGS: tuple[Setting, ...] = (
         "How often a process asks the database whether another process migrated the "
         "definitions, in seconds (0: on every request).",
     ),
+    # jobs, automations and notifications (docs/workflows.md#jobs)
+    Setting(
+        "REMINDER_CRON",
+        "0 7 * * *",
+        "When date reminders run, as a cron line in the server's local time (default: "
+        "every day at 07:00).",
+    ),
+    Setting(
+        "JOB_RETRY_SECONDS",
+        "10",
+        "The delay before a failed job's first retry, in seconds; each next one waits four "
+        "times longer (up to six hours).",
+    ),
+    Setting(
+        "JOB_LEASE_SECONDS",
+        "300",
+        "How long a job may run before it is considered lost (its worker died) and sent "
+        "again; also the job's timeout.",
+    ),
+    Setting("SMTP_HOST", "", "The SMTP server notifications are emailed through; empty: no email."),
+    Setting("SMTP_PORT", "25", "The SMTP server's port (587 with SMTP_STARTTLS)."),
+    Setting("SMTP_FROM", "heddle@localhost", "The sender address of notification emails."),
+    Setting("SMTP_USER", "", "The SMTP login, if the server asks for one."),
+    Setting("SMTP_PASSWORD", "", "The SMTP password of SMTP_USER."),
+    Setting("SMTP_STARTTLS", "false", "Upgrade the SMTP connection with STARTTLS (true/false)."),
+    Setting(
+        "BASE_URL",
+        "",
+        "The address users open Heddle at (https://crm.example.com), for links in emails; "
+        "empty: emails carry no link.",
+    ),
     # gunicorn (platform/gunicorn.conf.py)
     Setting("BIND", "0.0.0.0:8000", "The address and port gunicorn listens on."),
     Setting("WORKERS", "", "How many gunicorn worker processes; empty: one per CPU core."),

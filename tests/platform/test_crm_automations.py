@@ -1,0 +1,165 @@
+"""The CRM's automations and reminders (apps/crm_definitions/automations/) with the clock
+moved: an idle account returns to the public pool (warned three days before, previewed
+the day before with the reason), a contract's expiry and a contact's birthday remind the
+owner."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import crm_definitions
+import pytest
+import sqlalchemy as sa
+import time_machine
+from flask import Flask
+from heddle.app import create_app
+from sqlalchemy.engine import Engine
+
+from engine import SYSTEM
+from engine.tables import NOTIFICATION_TABLE
+from workflows import automations as autos
+
+PASSWORD = "correct horse battery"
+USERS = [
+    ("root", ["admin"], None, None),
+    ("mia", ["sales_manager"], "East", None),
+    ("ann", ["sales_rep"], "East", "mia"),
+]
+Call = Callable[..., tuple[int, Any]]
+
+
+@pytest.fixture
+def app(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[Flask]:
+    app = create_app(
+        {
+            "DATABASE_URL": db_url,
+            "PACKAGES": str(crm_definitions.PATH),
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "SECRET_KEY": "test",
+            "TOKEN_CACHE_SECONDS": 0,
+            "LOGIN_LIMIT": "1000 per minute",
+            "TESTING": True,
+        }
+    )
+    runtime = app.extensions["heddle"]
+    runtime.tables.metadata.create_all(runtime.engine)
+    with runtime.engine.begin() as conn:
+        for username, roles, team, manager in USERS:
+            runtime.accounts.create_user(
+                conn, username, PASSWORD, roles, team=team, manager=manager
+            )
+    yield app
+    runtime.engine.dispose()
+
+
+def _at(day: dt.date, hour: int = 6) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(hour, 0, 5)).astimezone()
+
+
+def _notes(app: Flask, username: str) -> list[str]:
+    runtime = app.extensions["heddle"]
+    notes = runtime.tables.metadata.tables[NOTIFICATION_TABLE]
+    users = runtime.accounts.users
+    query = (
+        sa.select(notes.c.subject)
+        .join(users, users.c.id == notes.c.user_id)
+        .where(users.c.username == username)
+        .order_by(notes.c.id)
+    )
+    with runtime.engine.connect() as conn:
+        return list(conn.scalars(query))
+
+
+def test_the_crms_automations(app: Flask, call: Call) -> None:
+    runtime = app.extensions["heddle"]
+    records, queue = runtime.records, app.extensions["heddle_jobs"]
+    start = dt.date.today()
+    status, body = call("ann", "POST", "/records/account", {"name": "Idle Ltd"})
+    assert status == 201, body
+    idle = body["data"]
+    status, body = call("ann", "POST", "/records/account", {"name": "Busy Ltd"})
+    busy = body["data"]
+    status, body = call("ann", "POST", "/records/account", {"name": "Locked Ltd", "locked": True})
+    assert status == 201, body
+    with records.transaction() as conn:  # Busy Ltd was followed up on day 10
+        records.update(
+            SYSTEM,
+            "account",
+            busy["id"],
+            {"last_activity_at": _at(start + dt.timedelta(days=10)).isoformat()},
+            version=None,
+            conn=conn,
+            trusted=True,
+        )
+    pool_return = records.model.automations["pool_return"]
+
+    # day 27: the owner is warned; day 29: the preview says who returns tomorrow, and why
+    with time_machine.travel(_at(start + dt.timedelta(days=27)), tick=False):
+        assert autos.enqueue_due(queue, dt.datetime.now(dt.UTC)) == 2  # warning, return
+    assert _notes(app, "ann") == [
+        "Without a follow-up this account returns to the public pool in 3 days"
+    ]
+    found = autos.preview(records, pool_return, at=_at(start + dt.timedelta(days=30)))
+    assert [m.title for m in found.records] == ["Idle Ltd"]
+    assert "created_at" in found.records[0].reason and "locked = False" in found.records[0].reason
+    assert found.summary.startswith("1 account: pool_return would act on it at ")
+
+    # day 30: it returns to the pool; the owner is told, and kept as previous owner
+    with time_machine.travel(_at(start + dt.timedelta(days=30)), tick=False):
+        autos.enqueue_due(queue, dt.datetime.now(dt.UTC))
+        autos.enqueue_due(queue, dt.datetime.now(dt.UTC))  # a second tick: no second run
+    status, body = call("root", "GET", f"/records/account/{idle['id']}")
+    ann_id = idle["owner_id"]
+    assert body["data"]["owner_id"] is None and body["data"]["previous_owner"] == ann_id
+    assert body["data"]["pooled_at"] is not None
+    assert _notes(app, "ann")[1:] == [
+        "This account returned to the public pool (no follow-up for 30 days)"
+    ]
+    assert call("root", "GET", f"/records/account/{busy['id']}")[1]["data"]["owner_id"] == ann_id
+
+    # reminders: a contract 30 days before its end, a contact on their birthday
+    status, body = call(
+        "ann",
+        "POST",
+        "/records/contact",
+        {
+            "name": "Li Lei",
+            "account": busy["id"],
+            "birthday": "1990-03-05",
+            "mobile": "13800000000",
+        },
+    )
+    assert status == 201, body
+    end = start + dt.timedelta(days=60)
+    status, body = call(
+        "ann",
+        "POST",
+        "/records/contract",
+        {"title": "Support", "account": busy["id"], "end_date": end.isoformat(), "amount": "1000"},
+    )
+    assert status == 201, body
+    with records.transaction() as conn:  # approved (by the approval workflow, elsewhere)
+        records.update(
+            SYSTEM,
+            "contract",
+            body["data"]["id"],
+            {"status": "active"},
+            version=None,
+            conn=conn,
+            trusted=True,
+        )
+    expiry = records.model.automations["contract_expiry_reminder"]
+    birthday = records.model.automations["contact_birthday_reminder"]
+    assert autos.preview(records, expiry, at=_at(end - dt.timedelta(days=31), 7)).total == 0
+    (match,) = autos.preview(records, expiry, at=_at(end - dt.timedelta(days=30), 7)).records
+    assert match.reason.startswith(f"end_date is {end.isoformat()}: 30 days before it")
+    with time_machine.travel(_at(end - dt.timedelta(days=30), 7), tick=False):
+        autos.enqueue_due(queue, dt.datetime.now(dt.UTC))
+    assert _notes(app, "ann")[-1] == "This contract expires in 30 days"
+    next_birthday = dt.date(start.year + 1, 3, 5)
+    assert [
+        m.title for m in autos.preview(records, birthday, at=_at(next_birthday, 7)).records
+    ] == ["Li Lei"]

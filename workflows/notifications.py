@@ -1,0 +1,248 @@
+"""Notifications: the ``notify`` action, the in-app inbox and the email job.
+
+``notify`` finds its recipients (``owner`` — a record without one: its creator —,
+``manager``: the owner's, ``role:<name>``, ``user:<username>``, or a user field), writes
+one ``heddle_notification`` row per recipient in the change's transaction, with the
+message in the recipient's language, and adds an ``email`` job to the outbox for each
+recipient with an email address (unless ``email: false``). The email is rendered with
+Jinja2 from ``templates/notification.<locale>.txt`` when the job runs, and sent over
+SMTP (:class:`~workflows.outbox.Mailer`).
+
+>>> Inbox(tables).unread(conn, user_id=3)
+2
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import smtplib
+from collections.abc import Mapping
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import sqlalchemy as sa
+
+from engine import NotFound, Tables
+from engine.tables import NOTIFICATION_TABLE, USER_TABLE
+from metamodel import Action, Entity, Label
+
+from .actions import ACTIONS, ActionRunner, Run
+from .outbox import JOBS, Job, JobRun, add
+
+LOCALES = ("en", "zh", "ja")
+#: the message when the action gives none
+DEFAULT_MESSAGE = {
+    "en": "{entity} “{title}” needs your attention",
+    "zh": "{entity}“{title}”需要您关注",
+    "ja": "{entity}「{title}」をご確認ください",
+}
+SUBJECT = {"en": "[Heddle] {message}", "zh": "【Heddle】{message}", "ja": "【Heddle】{message}"}
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=False,  # plain-text emails
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+def _locale(value: Any) -> str:
+    base = str(value or "en").split("-")[0]
+    return base if base in LOCALES else "en"
+
+
+def title_of(entity: Entity, view: Mapping[str, Any], record_id: int | None) -> str:
+    value = view.get(entity.title_field) if entity.title_field else None
+    return str(value) if value not in (None, "") else f"{entity.name} #{record_id}"
+
+
+# recipients ------------------------------------------------------------------------------
+
+
+def recipients(run: Run, to: str) -> list[dict[str, Any]]:
+    """The active users ``to`` names for the record ``run`` acts on."""
+    users = run.records.tables.metadata.tables[USER_TABLE]
+    columns = (users.c.id, users.c.username, users.c.name, users.c.email, users.c.locale)
+    query = sa.select(*columns, users.c.roles).where(users.c.active.is_(True))
+    if to.startswith("role:"):
+        role = to[5:]
+        found = run.conn.execute(query).mappings()
+        return [dict(u) for u in found if role in (u["roles"] or ())]
+    if to.startswith("user:"):
+        query = query.where(users.c.username == to[5:])
+    else:
+        field = {"owner": "owner_id", "manager": "owner_id"}.get(to, to)
+        if field == "owner_id" and not run.entity.ownable:
+            field = "created_by"
+        user_id = run.view.get(field)
+        if isinstance(user_id, Mapping):
+            user_id = user_id.get("id")
+        if to == "manager" and user_id is not None:
+            user_id = run.conn.scalar(sa.select(users.c.manager_id).where(users.c.id == user_id))
+        if user_id is None:
+            return []
+        query = query.where(users.c.id == int(user_id))
+    return [dict(u) for u in run.conn.execute(query).mappings()]
+
+
+# the action ------------------------------------------------------------------------------
+
+
+def message_for(action: Action, locale: str, entity: Entity, title: str) -> str:
+    given = action.options.get("message")
+    if given:
+        return Label.of(given).get(locale)
+    return DEFAULT_MESSAGE[locale].format(entity=entity.label.get(locale), title=title)
+
+
+def notify(run: Run, action: Action) -> None:
+    """Tell each recipient in the application, and by email (an outbox job)."""
+    table = run.records.tables.metadata.tables[NOTIFICATION_TABLE]
+    title = title_of(run.entity, run.view, run.record_id)
+    transition = run.view.get("transition")
+    source = run.source or (transition["name"] if isinstance(transition, Mapping) else "")
+    for user in recipients(run, str(action.options.get("to", "owner"))):
+        locale = _locale(user["locale"])
+        created = run.conn.execute(
+            table.insert()
+            .values(
+                user_id=user["id"],
+                subject=message_for(action, locale, run.entity, title),
+                body=title,
+                entity=run.entity.name,
+                record_id=run.record_id,
+                source=source[:63] or None,
+                created_at=dt.datetime.now(dt.UTC),
+            )
+            .returning(table.c.id)
+        ).scalar_one()
+        if user["email"] and action.options.get("email", True) is not False:
+            add(run.conn, run.records.tables, "email", {"notification": created})
+
+
+ACTIONS.register(ActionRunner("notify", notify))
+
+
+# the email job ---------------------------------------------------------------------------
+
+
+def render_email(
+    user: Mapping[str, Any], notification: Mapping[str, Any], entity: Entity | None, url: str
+) -> EmailMessage:
+    """The email of a notification, in the recipient's language."""
+    locale = _locale(user["locale"])
+    body = _TEMPLATES.get_template(f"notification.{locale}.txt").render(
+        user=user,
+        message=notification["subject"],
+        title=notification["body"],
+        entity_label=entity.label.get(locale) if entity is not None else "",
+        url=url,
+        source=notification["source"] or "",
+    )
+    message = EmailMessage()
+    message["Subject"] = SUBJECT[locale].format(message=notification["subject"])
+    message["To"] = str(user["email"])
+    message.set_content(body)
+    return message
+
+
+def _send_email(run: JobRun, args: Mapping[str, Any]) -> None:
+    tables = run.records.tables
+    notes = tables.metadata.tables[NOTIFICATION_TABLE]
+    users = tables.metadata.tables[USER_TABLE]
+    with run.queue.engine.connect() as conn:
+        found = (
+            conn.execute(
+                sa.select(notes, users.c.username, users.c.name, users.c.email, users.c.locale)
+                .join(users, users.c.id == notes.c.user_id)
+                .where(notes.c.id == args["notification"])
+            )
+            .mappings()
+            .first()
+        )
+    mailer = run.queue.mailer
+    if found is None or not found["email"] or not mailer.host:
+        return  # deleted since, no address any more, or no SMTP server configured
+    entity = run.records.model.entities.get(found["entity"] or "")
+    base = str(run.queue.options.get("base_url") or "").rstrip("/")
+    url = f"{base}/app/{found['entity']}/{found['record_id']}" if base and entity else ""
+    row = dict(found)
+    message = render_email(row, row, entity, url)
+    message["From"] = mailer.sender
+    message["Message-ID"] = f"<{run.key}@heddle>"  # the same on a retry: receivers dedupe
+    with smtplib.SMTP(mailer.host, mailer.port, timeout=30) as smtp:
+        if mailer.starttls:
+            smtp.starttls()
+        if mailer.username:
+            smtp.login(mailer.username, mailer.password)
+        smtp.send_message(message)
+
+
+JOBS.register(Job("email", _send_email, "Send a notification by email over SMTP.", atomic=False))
+
+
+# the inbox -------------------------------------------------------------------------------
+
+
+class Inbox:
+    """A user's in-app notifications: the API's ``/api/v1/notifications``."""
+
+    def __init__(self, tables: Tables) -> None:
+        self.table = tables.metadata.tables[NOTIFICATION_TABLE]
+
+    def list(
+        self,
+        conn: sa.Connection,
+        user_id: int,
+        *,
+        unread: bool = False,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> list[dict[str, Any]]:
+        t = self.table
+        query = (
+            sa.select(
+                t.c.id,
+                t.c.subject,
+                t.c.body,
+                t.c.entity,
+                t.c.record_id,
+                t.c.source,
+                t.c.created_at,
+                t.c.read_at,
+            )
+            .where(t.c.user_id == user_id)
+            .order_by(t.c.id.desc())
+            .limit(limit)
+        )
+        if unread:
+            query = query.where(t.c.read_at.is_(None))
+        if before is not None:
+            query = query.where(t.c.id < before)
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+    def unread(self, conn: sa.Connection, user_id: int) -> int:
+        t = self.table
+        query = sa.select(sa.func.count()).where(t.c.user_id == user_id, t.c.read_at.is_(None))
+        return int(conn.scalar(query) or 0)
+
+    def mark_read(self, conn: sa.Connection, user_id: int, notification_id: int) -> None:
+        t = self.table
+        mine = sa.and_(t.c.id == notification_id, t.c.user_id == user_id)
+        if conn.scalar(sa.select(t.c.id).where(mine)) is None:
+            raise NotFound(f"no notification {notification_id}")
+        conn.execute(
+            t.update().where(mine, t.c.read_at.is_(None)).values(read_at=dt.datetime.now(dt.UTC))
+        )
+
+    def mark_all_read(self, conn: sa.Connection, user_id: int) -> int:
+        t = self.table
+        return int(
+            conn.execute(
+                t.update()
+                .where(t.c.user_id == user_id, t.c.read_at.is_(None))
+                .values(read_at=dt.datetime.now(dt.UTC))
+            ).rowcount
+        )
