@@ -23,6 +23,7 @@ from workflows import mermaid
 
 from . import __version__
 from .accounts import AccountError, Accounts, token_name_problem, username_problem
+from .cli_demo import demo as demo_command
 from .plugins import PluginError, load_plugins
 from .settings import SETTINGS, database_url, package_paths, setting
 
@@ -50,6 +51,9 @@ def _load(paths: tuple[Path, ...]) -> Model:
 @click.version_option(__version__, prog_name="heddle")
 def main() -> None:
     """Heddle: business definitions in YAML become tables, an API and screens."""
+
+
+main.add_command(demo_command)
 
 
 @main.command()

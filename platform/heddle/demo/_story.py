@@ -1,0 +1,1363 @@
+"""One account's story over the 18 months: how it came (a converted lead or a rep's own
+find), its people, the deals that moved stage by stage and were won or lost, then quotes,
+the contract, the order, instalments paid on time or late, invoices, the activities,
+visits and tasks of its rep, its cases, expenses, and — for some — the public pool.
+
+Each story draws from a random generator seeded by the demo's seed and the account's
+ordinal, so the same seed tells the same stories.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from . import _names as names
+from ._people import Member
+from ._rows import Change, RowSink
+from ._world import CAMPAIGN_SOURCE, CENT, DAY, Product, World, money
+
+STAGES = ("initial", "needs_analysis", "proposal", "negotiation")
+PROBABILITY = {
+    "initial": 10,
+    "needs_analysis": 30,
+    "proposal": 50,
+    "negotiation": 70,
+    "won": 100,
+    "lost": 0,
+}
+TRANSITION_TO = {
+    "needs_analysis": "analyze_needs",
+    "proposal": "propose",
+    "negotiation": "negotiate",
+    "won": "win",
+    "lost": "lose",
+}
+# chance, on leaving a stage, that the deal is lost / won there instead of moving on
+LOSE_AT = {"initial": 0.22, "needs_analysis": 0.2, "proposal": 0.22, "negotiation": 0.3}
+DWELL = {"initial": 45, "needs_analysis": 40, "proposal": 35, "negotiation": 30}  # days, at most
+WIN_AT = {"initial": 0.0, "needs_analysis": 0.0, "proposal": 0.1, "negotiation": 0.7}
+LOST_REASONS = (
+    ("price", 30),
+    ("competitor", 25),
+    ("no_budget", 12),
+    ("timing", 10),
+    ("no_decision", 10),
+    ("product_fit", 8),
+    ("relationship", 3),
+    ("other", 2),
+)
+COMPETITORS = ("Salesforce", "纷享销客", "销售易", "Zoho", "HubSpot", "eセールスマネージャー")
+GRADES = (("A", 10), ("B", 25), ("C", 40), ("D", 25))
+BUDGET = {
+    "A": (150_000, 900_000),
+    "B": (60_000, 300_000),
+    "C": (15_000, 90_000),
+    "D": (3_000, 25_000),
+}
+DEALS = {"A": 4.0, "B": 2.8, "C": 1.7, "D": 1.0}  # deals per account, on average
+TOUCHES = {"A": 14, "B": 9, "C": 5, "D": 3}  # activities per account-year
+SOURCES = (
+    ("website", 18),
+    ("referral", 16),
+    ("campaign", 12),
+    ("trade_show", 12),
+    ("cold_call", 14),
+    ("advertisement", 8),
+    ("partner", 10),
+    ("social_media", 8),
+    ("other", 2),
+)
+PROJECTS = {
+    "zh": (
+        "ERP升级项目",
+        "CRM系统采购",
+        "年度维保续约",
+        "数据中心扩容",
+        "生产线改造",
+        "办公设备采购",
+    ),
+    "ja": ("基幹システム刷新", "CRM導入", "年間保守更新", "データセンター増強", "生産ライン改修"),
+    "en": (
+        "ERP upgrade",
+        "CRM rollout",
+        "Annual maintenance renewal",
+        "Data centre expansion",
+        "Plant retrofit",
+    ),
+}
+TERRITORY = {
+    "east_china": "east",
+    "central_china": "east",
+    "south_china": "east",
+    "north_china": "north",
+    "northeast_china": "north",
+    "northwest_china": "north",
+    "southwest_china": "north",
+    "japan": "japan",
+    "overseas": "japan",
+    "hk_macao_taiwan": "japan",
+}
+METHODS = {
+    "zh": (
+        ("bank_transfer", 70),
+        ("bank_acceptance", 10),
+        ("alipay", 8),
+        ("wechat_pay", 7),
+        ("cheque", 5),
+    ),
+    "ja": (("bank_transfer", 90), ("credit_card", 10)),
+    "en": (("bank_transfer", 75), ("credit_card", 20), ("cheque", 5)),
+}
+INVOICE = {"zh": ("vat_special", 13), "ja": ("qualified_invoice", 10), "en": ("commercial", 0)}
+
+
+def pick(rng: random.Random, weighted: tuple[tuple[str, int], ...]) -> str:
+    return rng.choices([v for v, _ in weighted], [w for _, w in weighted])[0]
+
+
+@dataclass
+class Line:
+    product: Product
+    quantity: Decimal
+    unit_price: Decimal
+    discount: Decimal
+
+    @property
+    def amount(self) -> Decimal:
+        return self.quantity * self.unit_price * (100 - self.discount) / 100
+
+
+@dataclass
+class Deal:
+    id: int
+    created: dt.datetime
+    stage: str
+    amount: Decimal
+    lines: list[Line]
+    discount: Decimal
+    closed: dt.datetime | None = None
+    reached_proposal: dt.datetime | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+class AccountStory:
+    """Tells the story of one account into ``sink``."""
+
+    def __init__(self, world: World, sink: RowSink, companies: names.CompanyNames) -> None:
+        self.world = world
+        self.sink = sink
+        self.companies = companies
+        self.finance = world.role("finance")
+        self.service = world.role("service_agent")
+        self.marketing = world.role("marketing")
+
+    # --- the account ----------------------------------------------------------------------------
+
+    def tell(self, ordinal: int, earlier: list[dict[str, Any]]) -> dict[str, Any]:
+        """Write account ``ordinal`` and all that happened around it; ``earlier`` holds
+        accounts of the same batch it may name as its parent or relation."""
+        w = self.world
+        rng = random.Random(f"{w.seed}:account:{ordinal}")
+        culture = pick(rng, (("zh", 65), ("ja", 20), ("en", 15)))
+        if culture == "zh":
+            region = pick(rng, names.CHINA_REGIONS)
+        elif culture == "ja":
+            region = "japan"
+        else:
+            region = pick(rng, (("overseas", 70), ("hk_macao_taiwan", 30)))
+        sellers = w.sellers(TERRITORY[region])
+        owner = rng.choices(
+            sellers, [0.4 if m.person.role == "sales_manager" else 1.0 for m in sellers]
+        )[0]
+        industry = rng.choice(names.INDUSTRIES)
+        grade = pick(rng, GRADES)
+        company = self.company(culture, industry, rng)
+        created = w.at(w.created_day(rng, latest_gap=3), rng)
+        account_id = self.sink.new_id("account")
+        source = pick(rng, SOURCES)
+        province, city, street = rng.choice(names.PLACES[region])
+        lead = None
+        changes: list[Change] = []
+        profile = self.profile(
+            rng, culture, region, province, city, street, grade, company, ordinal
+        )
+        account: dict[str, Any] = {
+            "id": account_id,
+            "name": company,
+            "type": "prospect",
+            "industry": industry,
+            "source": source,
+            "owner_id": owner.id,
+        }
+        if rng.random() < 0.3:  # a lead marketing brought in, converted by the rep
+            account["phone"] = profile.pop("phone")
+            account["address"] = profile.pop("address")
+            changes.append(Change(created + dt.timedelta(hours=1), owner.id, profile))
+            lead = self.converted_lead(rng, culture, account, created, owner)
+        else:
+            account.update(profile)
+        contacts = self.contacts(rng, culture, account_id, created, owner, lead)
+        deals = self.deals(rng, culture, account, grade, created, owner, contacts, lead)
+        won = [d for d in deals if d.stage == "won"]
+        if won:
+            first = min(d.closed for d in won if d.closed)
+            changes.append(Change(first, owner.id, {"deal_status": "won", "type": "customer"}))
+        for deal in won:
+            self.contract(rng, culture, account, deal, owner, contacts)
+        end = w.now
+        pooled = (
+            not won
+            and not any(d.stage not in ("won", "lost") for d in deals)
+            and created < w.now - 150 * DAY
+            and grade in ("C", "D")
+            and rng.random() < 0.35
+        )
+        if pooled:
+            end = w.later(created, rng, 60, 120)
+        last = self.activities(
+            rng, culture, account_id, created, end, grade, owner, contacts, deals
+        )
+        if last is not None:
+            changes.append(
+                Change(
+                    last[0], owner.id, {"last_activity_at": last[0], "next_follow_up_at": last[1]}
+                )
+            )
+        if not pooled:
+            self.tasks(rng, culture, account_id, created, owner, contacts, deals)
+        self.visits(rng, culture, account_id, region, created, end, owner, contacts, deals, profile)
+        if won:
+            self.cases(
+                rng,
+                culture,
+                account_id,
+                min(d.closed for d in won if d.closed),
+                owner,
+                contacts,
+                [ln.product for d in won for ln in d.lines],
+            )
+        self.expenses(rng, culture, account_id, created, end, owner, deals)
+        if pooled:
+            pooled_at = min(w.later(end, rng, 30, 60), w.now - DAY)
+            changes.append(
+                Change(
+                    pooled_at,
+                    None,
+                    {
+                        "owner_id": None,
+                        "team_id": None,
+                        "pool": w.pools[TERRITORY[region]],
+                        "pooled_at": pooled_at,
+                        "previous_owner": owner.id,
+                    },
+                )
+            )
+        if grade == "A" and rng.random() < 0.4:
+            account["locked"] = True
+        same = [a for a in earlier if a["culture"] == culture and a["id"] != account_id]
+        if same and rng.random() < 0.04:
+            account["parent_account"] = rng.choice(same)["id"]
+        row = self.sink.add(
+            "account", account, at=created, actor=owner.id, changes=sorted(changes, key=_at)
+        )
+        if same and rng.random() < 0.05:
+            other = rng.choice(same)
+            self.sink.add(
+                "account_relation",
+                {
+                    "from_account": account_id,
+                    "to_account": other["id"],
+                    "relation_type": rng.choice(("peer", "supplier", "distributor", "partner")),
+                    "note": None,
+                },
+                at=created,
+                actor=owner.id,
+            )
+        for _ in range(rng.choice((0, 1, 1, 2))):
+            self.open_lead(rng, owner)
+        return {"id": row["id"], "culture": culture}
+
+    def company(self, culture: str, industry: str, rng: random.Random) -> str:
+        ordinal = self.world.ordinals.get(culture, 0)
+        self.world.ordinals[culture] = ordinal + 1
+        return self.companies.name(ordinal, culture, industry, rng)
+
+    def profile(
+        self,
+        rng: random.Random,
+        culture: str,
+        region: str,
+        province: str,
+        city: str,
+        street: str,
+        grade: str,
+        company: str,
+        ordinal: int,
+    ) -> dict[str, Any]:
+        size = {
+            "A": ("large", "enterprise"),
+            "B": ("medium", "large"),
+            "C": ("small", "medium"),
+            "D": ("micro", "small"),
+        }[grade]
+        revenue = {"A": 5e8, "B": 1e8, "C": 2e7, "D": 3e6}[grade] * rng.uniform(0.3, 3)
+        tags = []
+        if grade == "A":
+            tags.append(rng.choice(("vip", "strategic", "listed_company")))
+        if culture == "zh" and rng.random() < 0.15:
+            tags.append("state_owned")
+        if grade == "D":
+            tags.append("smb")
+        return {
+            "grade": grade,
+            "heat": rng.choice(("hot", "warm", "warm", "cold")),
+            "region": region,
+            "province": province,
+            "city": city,
+            "address": f"{province}{city}{street}{rng.randrange(1, 999)}号"
+            if culture == "zh"
+            else f"{street} {rng.randrange(1, 300)}, {city}",
+            "phone": names.phone(culture, rng, mobile=False),
+            "website": f"https://www.{names.domain(company, ordinal, culture)}",
+            "size": rng.choice(size),
+            "annual_revenue": money(revenue, 10_000),
+            "credit_rating": rng.choice(("AAA", "AA", "A", "A", "B", "B", "C")),
+            "tags": sorted(set(tags)),
+            "description": None,
+        }
+
+    # --- leads ---------------------------------------------------------------------------------
+
+    def _lead_values(
+        self, rng: random.Random, culture: str, company: str, owner: Member, created: dt.datetime
+    ) -> dict[str, Any]:
+        name, local = names.person(culture, rng)
+        source = pick(rng, SOURCES)
+        campaign = None
+        if source in ("campaign", "trade_show", "advertisement", "social_media"):
+            found = self.world.campaign_near(created.date(), rng)
+            if found is not None:
+                campaign, source = found.id, CAMPAIGN_SOURCE[found.type]
+        title, _ = rng.choice(names.TITLES[culture])
+        return {
+            "name": name,
+            "company": company,
+            "title": title,
+            "mobile": names.phone(culture, rng, mobile=True),
+            "email": f"{local}@{names.domain(company, rng.randrange(10**6), culture)}",
+            "industry": rng.choice(names.INDUSTRIES),
+            "source": source,
+            "campaign": campaign,
+            "score": rng.randrange(20, 95),
+            "owner_id": owner.id,
+            "address": None,
+        }
+
+    def converted_lead(
+        self,
+        rng: random.Random,
+        culture: str,
+        account: dict[str, Any],
+        converted: dt.datetime,
+        owner: Member,
+    ) -> dict[str, Any]:
+        """The lead the account was converted from; its ids are filled by the story."""
+        created = max(self.world.start, converted - dt.timedelta(days=rng.uniform(3, 40)))
+        values = self._lead_values(rng, culture, account["name"], owner, created)
+        values["industry"], values["source"] = account["industry"], account["source"]
+        values["phone"], values["address"] = None, account["address"]
+        account["phone"] = values["mobile"]  # the workflow's coalesce(phone, mobile)
+        values.update(id=self.sink.new_id("lead"), status="new")
+        contacted = created + (converted - created) / 3
+        qualified = created + (converted - created) * 2 / 3
+        return {
+            "values": values,
+            "created": created,
+            "steps": [
+                (contacted, "contact", "new", "contacted"),
+                (qualified, "qualify", "contacted", "qualified"),
+            ],
+            "converted": converted,
+        }
+
+    def write_converted_lead(
+        self, lead: dict[str, Any], account_id: int, contact_id: int, deal_id: int, owner: Member
+    ) -> None:
+        changes = [
+            Change(at, owner.id, {"status": target}, ("lead_lifecycle", name, src, target))
+            for at, name, src, target in lead["steps"]
+        ]
+        at = lead["converted"]
+        changes.append(
+            Change(
+                at,
+                owner.id,
+                {
+                    "status": "converted",
+                    "converted": True,
+                    "converted_at": at,
+                    "converted_account": account_id,
+                    "converted_contact": contact_id,
+                    "converted_opportunity": deal_id,
+                    "last_activity_at": at,
+                },
+                ("lead_lifecycle", "convert", "qualified", "converted"),
+            )
+        )
+        self.sink.add(
+            "lead", lead["values"], at=lead["created"], actor=self.marketing.id, changes=changes
+        )
+
+    def open_lead(self, rng: random.Random, owner: Member) -> None:
+        """A lead not (yet) converted: worked, waiting, or disqualified."""
+        w = self.world
+        culture = pick(rng, (("zh", 65), ("ja", 20), ("en", 15)))
+        created = w.at(w.created_day(rng, latest_gap=0), rng)
+        company = self.company(culture, rng.choice(names.INDUSTRIES), rng)
+        assignee = owner if rng.random() < 0.7 else self.marketing
+        values = self._lead_values(rng, culture, company, assignee, created)
+        values["status"] = "new"
+        age = (w.now - created).days
+        changes: list[Change] = []
+        path = rng.random()
+        steps: list[tuple[str, str, str]] = []
+        if age > 45:
+            if path < 0.45:
+                steps = [
+                    ("contact", "new", "contacted"),
+                    ("disqualify", "contacted", "disqualified"),
+                ]
+            elif path < 0.75:
+                steps = [("contact", "new", "contacted")]
+            elif path < 0.85:
+                steps = [("contact", "new", "contacted"), ("qualify", "contacted", "qualified")]
+        elif age > 5 and path < 0.5:
+            steps = [("contact", "new", "contacted")]
+            if path < 0.15:
+                steps.append(("qualify", "contacted", "qualified"))
+        at = created
+        for name, source, target in steps:
+            at = min(w.later(at, rng, 1, 20), w.now - DAY / 24)
+            update: dict[str, Any] = {"status": target, "last_activity_at": at}
+            if target == "disqualified":
+                update["disqualified_reason"] = rng.choice(
+                    (
+                        "No budget this year",
+                        "Not a fit: too small",
+                        "Duplicate enquiry",
+                        "无采购计划",
+                        "予算なし",
+                    )
+                )
+            changes.append(
+                Change(at, assignee.id, update, ("lead_lifecycle", name, source, target))
+            )
+        if values["status"] != "disqualified" and not any(
+            c.values.get("status") == "disqualified" for c in changes
+        ):
+            values["next_follow_up_at"] = w.later(at, rng, 2, 14)
+        row = self.sink.add("lead", values, at=created, actor=self.marketing.id, changes=changes)
+        if steps and rng.random() < 0.6:
+            self.sink.add(
+                "activity",
+                {
+                    "kind": "call",
+                    "subject": names.ACTIVITY_SUBJECTS[culture]["call"][0],
+                    "occurred_at": changes[0].at,
+                    "lead": row["id"],
+                    "account": None,
+                    "contact": None,
+                    "opportunity": None,
+                    "owner_id": assignee.id,
+                },
+                at=changes[0].at,
+                actor=assignee.id,
+            )
+
+    # --- contacts --------------------------------------------------------------------------------
+
+    def contacts(
+        self,
+        rng: random.Random,
+        culture: str,
+        account_id: int,
+        created: dt.datetime,
+        owner: Member,
+        lead: dict[str, Any] | None,
+    ) -> list[int]:
+        ids = []
+        count = rng.choice((1, 2, 2, 3, 3, 4))
+        for n in range(count):
+            title, department = rng.choice(names.TITLES[culture])
+            name, local = names.person(culture, rng)
+            born = self.world.today - dt.timedelta(days=rng.randrange(25 * 365, 60 * 365))
+            values: dict[str, Any] = {
+                "id": self.sink.new_id("contact"),
+                "name": name,
+                "account": account_id,
+                "title": title,
+                "department": department,
+                "mobile": names.phone(culture, rng, mobile=True),
+                "phone": names.phone(culture, rng, mobile=False) if rng.random() < 0.5 else None,
+                "email": f"{local}@{names.domain('', account_id, culture)}",
+                "wechat": f"wx_{local}" if culture == "zh" and rng.random() < 0.6 else None,
+                "birthday": born if rng.random() < 0.6 else None,
+                "is_primary": n == 0,
+                "decision_role": rng.choice(("decision_maker", "evaluator", "influencer", "user")),
+                "owner_id": owner.id,
+            }
+            at = created + dt.timedelta(minutes=n + 1)
+            if n == 0 and lead is not None:  # made by the conversion from the lead's fields
+                lv = lead["values"]
+                values.update(
+                    name=lv["name"],
+                    title=lv["title"],
+                    mobile=lv["mobile"],
+                    phone=lv["phone"],
+                    email=lv["email"],
+                    department=None,
+                    wechat=None,
+                    birthday=None,
+                    decision_role=None,
+                )
+                at = created
+            elif n > 0:
+                at = self.world.later(created, rng, 0, 60)
+                at = min(at, self.world.now - DAY)
+            ids.append(self.sink.add("contact", values, at=at, actor=owner.id)["id"])
+        return ids
+
+    # --- deals -----------------------------------------------------------------------------------
+
+    def deals(
+        self,
+        rng: random.Random,
+        culture: str,
+        account: dict[str, Any],
+        grade: str,
+        created: dt.datetime,
+        owner: Member,
+        contacts: list[int],
+        lead: dict[str, Any] | None,
+    ) -> list[Deal]:
+        w = self.world
+        count = max(1 if lead else 0, _poisson(rng, DEALS[grade]))
+        deals: list[Deal] = []
+        for n in range(count):
+            day = (created + dt.timedelta(days=rng.uniform(5, 400))).date()
+            if n > 0 and day > w.today:
+                continue  # not yet: this account's next deal lies in the future
+            opened = created if n == 0 else w.at(day, rng)
+            deal = self.deal(
+                rng,
+                culture,
+                account,
+                grade,
+                opened,
+                owner,
+                contacts,
+                lead if n == 0 else None,
+                n,
+                bool(deals) and any(d.stage == "won" for d in deals),
+            )
+            deals.append(deal)
+        return deals
+
+    def plan_lines(self, rng: random.Random, grade: str) -> tuple[list[Line], Decimal]:
+        low, high = BUDGET[grade]
+        budget = rng.uniform(low, high)
+        products = rng.sample(self.world.products, k=rng.choice((1, 1, 2, 2, 3)))
+        lines = []
+        for product in products:
+            share = budget / len(products)
+            quantity = max(1, round(share / float(product.list_price)))
+            lines.append(
+                Line(
+                    product,
+                    Decimal(quantity),
+                    product.list_price,
+                    Decimal(rng.choice((0, 0, 0, 5, 10))),
+                )
+            )
+        discount = Decimal(rng.choice((0, 0, 3, 5, 5, 8, 10, 12, 15, 18, 20)))
+        return lines, discount
+
+    @staticmethod
+    def total(lines: list[Line], discount: Decimal) -> Decimal:
+        subtotal = sum((ln.amount for ln in lines), Decimal(0)).quantize(CENT, ROUND_HALF_UP)
+        return (subtotal * (100 - discount) / 100).quantize(CENT, ROUND_HALF_UP)
+
+    def deal(
+        self,
+        rng: random.Random,
+        culture: str,
+        account: dict[str, Any],
+        grade: str,
+        opened: dt.datetime,
+        owner: Member,
+        contacts: list[int],
+        lead: dict[str, Any] | None,
+        n: int,
+        customer: bool,
+    ) -> Deal:
+        w = self.world
+        lines, discount = self.plan_lines(rng, grade)
+        amount = self.total(lines, discount)
+        deal_id = self.sink.new_id("opportunity")
+        short = account["name"][:40]
+        plan = {
+            "amount": amount,
+            "expected_close_date": (opened + dt.timedelta(days=rng.uniform(45, 150))).date(),
+            "type": ("upsell" if rng.random() < 0.6 else "renewal") if customer else "new_business",
+            "next_step": rng.choice(names.NEXT_STEPS[culture]),
+            "competitor": rng.choice(COMPETITORS) if rng.random() < 0.3 else None,
+        }
+        values: dict[str, Any] = {
+            "id": deal_id,
+            "account": account["id"],
+            "stage": "initial",
+            "probability": 10,
+            "stage_changed_at": opened,
+            "owner_id": owner.id,
+        }
+        changes: list[Change] = []
+        if lead is not None:  # the conversion made it with the lead's fields; the rep adds the rest
+            lv = lead["values"]
+            values.update(
+                name=account["name"],
+                source=lv["source"],
+                campaign=lv["campaign"],
+                description=lv.get("description"),
+            )
+            changes.append(Change(opened + dt.timedelta(hours=2), owner.id, plan))
+        else:
+            source = "existing_customer" if customer else account["source"]
+            values.update(
+                plan,
+                name=f"{short} {rng.choice(PROJECTS[culture])}"[:200],
+                source=source,
+                campaign=None,
+            )
+        deal = Deal(deal_id, opened, "initial", amount, lines, discount)
+        stage, entered, at = "initial", opened, opened + dt.timedelta(hours=3)
+        odds = {"A": 1.25, "B": 1.1, "C": 1.0, "D": 0.8}[grade]
+        while True:
+            at = w.later(at, rng, 7, DWELL[stage])
+            if at > w.now:
+                break
+            roll = rng.random()
+            lose, win = LOSE_AT[stage] / odds, WIN_AT[stage] * odds
+            if roll < lose:
+                target = "lost"
+            elif roll < lose + win or stage == "negotiation":
+                target = (
+                    "won"
+                    if stage in ("proposal", "negotiation")
+                    else STAGES[STAGES.index(stage) + 1]
+                )
+            else:
+                target = STAGES[STAGES.index(stage) + 1]
+            update: dict[str, Any] = {
+                "stage": target,
+                "probability": PROBABILITY[target],
+                "stage_changed_at": at,
+            }
+            if target in ("won", "lost"):
+                update["closed_date"] = at.date()
+            if target == "lost":
+                reason = pick(rng, LOST_REASONS)
+                update.update(
+                    lost_reason=reason,
+                    stage_lost_at=stage,
+                    lost_note=_LOST_NOTES[culture] if rng.random() < 0.5 else None,
+                )
+                if reason == "competitor":
+                    update["competitor"] = rng.choice(COMPETITORS)
+            self.sink.add(
+                "stage_history",
+                {
+                    "opportunity": deal_id,
+                    "from_stage": stage,
+                    "to_stage": target,
+                    "changed_at": at,
+                    "changed_by": owner.id,
+                    "days_in_stage": (at.date() - entered.date()).days,
+                    "amount": amount,
+                    "probability": PROBABILITY[stage],
+                },
+                at=at,
+                actor=owner.id,
+            )
+            changes.append(
+                Change(
+                    at,
+                    owner.id,
+                    update,
+                    ("opportunity_pipeline", TRANSITION_TO[target], stage, target),
+                )
+            )
+            if target == "proposal":
+                deal.reached_proposal = at
+            stage, entered = target, at
+            if target in ("won", "lost"):
+                deal.closed = at
+                break
+        deal.stage = stage
+        # who is involved, with their role: the opportunity's contacts (children rows)
+        for contact in rng.sample(contacts, k=min(len(contacts), rng.choice((1, 1, 2)))):
+            self.sink.add(
+                "opportunity_contact",
+                {
+                    "opportunity": deal_id,
+                    "contact": contact,
+                    "role": rng.choice(("decision_maker", "evaluator", "influencer")),
+                    "note": None,
+                },
+                at=opened,
+                actor=owner.id,
+            )
+        self.sink.add(
+            "opportunity", values, at=opened, actor=owner.id, changes=sorted(changes, key=_at)
+        )
+        if lead is not None:
+            self.write_converted_lead(lead, account["id"], contacts[0], deal_id, owner)
+        if deal.reached_proposal is not None:
+            self.quote(rng, culture, account, deal, owner, contacts)
+        if stage == "won" and deal.closed is not None:
+            key = (owner.id, deal.closed.year, deal.closed.month)
+            w.won[key] = w.won.get(key, Decimal(0)) + amount
+        return deal
+
+    # --- quote, contract, order, receivables --------------------------------------------------------
+
+    def quote(
+        self,
+        rng: random.Random,
+        culture: str,
+        account: dict[str, Any],
+        deal: Deal,
+        owner: Member,
+        contacts: list[int],
+    ) -> None:
+        assert deal.reached_proposal is not None
+        at = deal.reached_proposal
+        status = {"won": "accepted", "lost": rng.choice(("rejected", "expired"))}.get(
+            deal.stage, "approved" if deal.discount > 15 else rng.choice(("sent", "sent", "draft"))
+        )
+        quote_id = self.sink.new_id("quote")
+        deal.values["quote"] = quote_id
+        self.sink.add(
+            "quote",
+            {
+                "id": quote_id,
+                "title": None,
+                "account": account["id"],
+                "opportunity": deal.id,
+                "contact": contacts[0],
+                "date": at.date(),
+                "valid_until": at.date() + 30 * DAY,
+                "status": status,
+                "discount": deal.discount,
+                "owner_id": owner.id,
+                "terms": None,
+                "notes": None,
+            },
+            at=at,
+            actor=owner.id,
+        )
+        for line in deal.lines:
+            self.sink.add(
+                "quote_line",
+                {
+                    "quote": quote_id,
+                    "product": line.product.id,
+                    "description": None,
+                    "quantity": line.quantity,
+                    "unit_price": line.unit_price,
+                    "discount": line.discount,
+                },
+                at=at,
+                actor=owner.id,
+            )
+
+    def contract(
+        self,
+        rng: random.Random,
+        culture: str,
+        account: dict[str, Any],
+        deal: Deal,
+        owner: Member,
+        contacts: list[int],
+    ) -> None:
+        w = self.world
+        assert deal.closed is not None
+        signed = min(w.later(deal.closed, rng, 0, 5), w.now - DAY / 24)
+        years = rng.choice((1, 1, 2))
+        start = signed.date()
+        end = start + dt.timedelta(days=365 * years - 1)
+        recent = (w.now - signed).days < 7
+        status = rng.choice(("pending_approval", "approved")) if recent else "active"
+        periods = 1 if deal.amount < 50_000 else 2 if deal.amount < 200_000 else rng.choice((3, 4))
+        contract_id = self.sink.new_id("contract")
+        terms = {
+            "zh": f"分{periods}期付款，每期开票后30天内付清",
+            "ja": f"{periods}回分割、請求書発行後30日以内に支払い",
+            "en": f"{periods} instalments, each due 30 days after invoice",
+        }[culture]
+        changes = []
+        if end < w.today:
+            expiry = dt.datetime(end.year, end.month, end.day, 16, tzinfo=dt.UTC) + DAY
+            changes.append(Change(expiry, None, {"status": "expired"}))
+        self.sink.add(
+            "contract",
+            {
+                "id": contract_id,
+                "title": f"{account['name'][:150]} {start.year}",
+                "account": account["id"],
+                "opportunity": deal.id,
+                "quote": deal.values.get("quote"),
+                "type": "agency" if rng.random() < 0.1 else "service" if years == 2 else "direct",
+                "amount": deal.amount,
+                "discount": deal.discount,
+                "status": status,
+                "sign_date": start,
+                "start_date": start,
+                "end_date": end,
+                "customer_signer": contacts[0],
+                "our_signer": owner.id,
+                "payment_terms": terms,
+                "owner_id": owner.id,
+                "notes": None,
+            },
+            at=signed,
+            actor=owner.id,
+            changes=changes,
+        )
+        if status != "pending_approval":
+            self.order(rng, account, contract_id, deal, signed, owner)
+        self.receivables(
+            rng, culture, account, contract_id, deal.amount, periods, signed, owner, status
+        )
+
+    def order(
+        self,
+        rng: random.Random,
+        account: dict[str, Any],
+        contract_id: int,
+        deal: Deal,
+        signed: dt.datetime,
+        owner: Member,
+    ) -> None:
+        w = self.world
+        at = min(w.later(signed, rng, 0, 3), w.now - DAY / 48)
+        delivery = at.date() + dt.timedelta(days=rng.randrange(7, 30))
+        age = (w.today - delivery).days
+        status = (
+            "completed"
+            if age > 10
+            else "delivered"
+            if age >= 0
+            else rng.choice(("confirmed", "shipped"))
+        )
+        order_id = self.sink.new_id("sales_order")
+        self.sink.add(
+            "sales_order",
+            {
+                "id": order_id,
+                "account": account["id"],
+                "contract": contract_id,
+                "date": at.date(),
+                "delivery_date": delivery,
+                "status": status,
+                "owner_id": owner.id,
+                "shipping_address": account.get("address"),
+                "receiver": None,
+                "receiver_phone": None,
+                "notes": None,
+            },
+            at=at,
+            actor=owner.id,
+        )
+        for line in deal.lines:
+            combined = 100 - (100 - line.discount) * (100 - deal.discount) / 100
+            self.sink.add(
+                "order_line",
+                {
+                    "sales_order": order_id,
+                    "product": line.product.id,
+                    "description": None,
+                    "quantity": line.quantity,
+                    "unit_price": line.unit_price,
+                    "discount": combined.quantize(CENT, ROUND_HALF_UP),
+                },
+                at=at,
+                actor=owner.id,
+            )
+
+    def receivables(
+        self,
+        rng: random.Random,
+        culture: str,
+        account: dict[str, Any],
+        contract_id: int,
+        amount: Decimal,
+        periods: int,
+        signed: dt.datetime,
+        owner: Member,
+        status: str,
+    ) -> None:
+        w = self.world
+        habit = pick(rng, (("punctual", 55), ("late", 30), ("slow", 15)))
+        share = (amount / periods).quantize(CENT, ROUND_HALF_UP)
+        method = pick(rng, METHODS[culture])
+        invoice_type, tax_rate = INVOICE[culture]
+        for period in range(1, periods + 1):
+            part = share if period < periods else amount - share * (periods - 1)
+            due = signed.date() + dt.timedelta(days=10 + (period - 1) * rng.choice((60, 90)))
+            plan_id = self.sink.new_id("receivable_plan")
+            self.sink.add(
+                "receivable_plan",
+                {
+                    "id": plan_id,
+                    "contract": contract_id,
+                    "account": account["id"],
+                    "period": period,
+                    "due_date": due,
+                    "amount": part,
+                    "method": method,
+                    "owner_id": owner.id,
+                    "notes": None,
+                },
+                at=signed,
+                actor=owner.id,
+            )
+            if status == "pending_approval":
+                continue
+            if habit == "punctual":
+                pays = [(due - dt.timedelta(days=rng.randrange(0, 6)), part)]
+            elif habit == "late":
+                pays = [(due + dt.timedelta(days=rng.randrange(5, 80)), part)]
+            else:
+                half = (part * Decimal(rng.uniform(0.4, 0.7))).quantize(CENT, ROUND_HALF_UP)
+                pays = [(due + dt.timedelta(days=rng.randrange(10, 45)), half)]
+                if rng.random() < 0.3:
+                    pays.append((due + dt.timedelta(days=rng.randrange(90, 200)), part - half))
+            for day, paid in pays:
+                day = max(day, signed.date())
+                if day > w.today:
+                    continue
+                self.payment(
+                    rng,
+                    account,
+                    contract_id,
+                    plan_id,
+                    day,
+                    paid,
+                    method,
+                    owner,
+                    invoice_type,
+                    tax_rate,
+                )
+
+    def payment(
+        self,
+        rng: random.Random,
+        account: dict[str, Any],
+        contract_id: int,
+        plan_id: int,
+        day: dt.date,
+        amount: Decimal,
+        method: str,
+        owner: Member,
+        invoice_type: str,
+        tax_rate: int,
+    ) -> None:
+        w = self.world
+        at = w.at(day, rng)
+        confirmed = (w.today - day).days >= 3
+        values: dict[str, Any] = {
+            "contract": contract_id,
+            "receivable_plan": plan_id,
+            "account": account["id"],
+            "date": day,
+            "amount": amount,
+            "method": method,
+            "payer": account["name"][:200],
+            "reference_no": f"{day:%Y%m%d}{rng.randrange(10**5, 10**6)}",
+            "status": "pending",
+            "owner_id": owner.id,
+            "notes": None,
+        }
+        changes = []
+        if confirmed:
+            done = min(at + DAY, w.now - DAY / 24)
+            changes.append(
+                Change(
+                    done,
+                    self.finance.id,
+                    {"status": "confirmed", "confirmed_at": done, "confirmed_by": self.finance.id},
+                )
+            )
+            key = (owner.id, day.year, day.month)
+            w.paid[key] = w.paid.get(key, Decimal(0)) + amount
+        self.sink.add("payment", values, at=at, actor=self.finance.id, changes=changes)
+        if rng.random() < 0.85:
+            issued = max(day - dt.timedelta(days=rng.randrange(0, 10)), w.start.date())
+            self.sink.add(
+                "invoice",
+                {
+                    "contract": contract_id,
+                    "account": account["id"],
+                    "type": invoice_type,
+                    "invoice_no": f"{rng.randrange(10**7, 10**8)}",
+                    "date": issued,
+                    "amount": amount,
+                    "tax_rate": Decimal(tax_rate),
+                    "status": rng.choice(("issued", "sent", "sent")),
+                    "buyer_name": account["name"][:200],
+                    "owner_id": owner.id,
+                    "notes": None,
+                },
+                at=w.at(issued, rng),
+                actor=self.finance.id,
+            )
+
+    # --- the rep's work --------------------------------------------------------------------------------
+
+    def activities(
+        self,
+        rng: random.Random,
+        culture: str,
+        account_id: int,
+        created: dt.datetime,
+        end: dt.datetime,
+        grade: str,
+        owner: Member,
+        contacts: list[int],
+        deals: list[Deal],
+    ) -> tuple[dt.datetime, dt.datetime | None] | None:
+        """The calls, visits and e-mails of the account's life; the last one and its
+        follow-up date, which the account keeps."""
+        years = max((end - created).days, 1) / 365
+        count = max(1, _poisson(rng, TOUCHES[grade] * years))
+        moments = sorted(created + (end - created) * rng.random() for _ in range(count))
+        last = None
+        kinds = (
+            ("call", 35),
+            ("email", 20),
+            ("visit", 15),
+            ("meeting", 12),
+            ("message", 12),
+            ("note", 6),
+        )
+        for i, at in enumerate(moments):
+            at = min(at, self.world.now - DAY / 24)
+            kind = pick(rng, kinds)
+            deal = next(
+                (d for d in deals if d.created <= at and (d.closed is None or d.closed >= at)), None
+            )
+            follow = at + dt.timedelta(days=rng.randrange(3, 15)) if rng.random() < 0.6 else None
+            if i == len(moments) - 1 and end >= self.world.now and follow is None:
+                follow = at + dt.timedelta(days=rng.randrange(1, 12))
+            self.sink.add(
+                "activity",
+                {
+                    "kind": kind,
+                    "subject": rng.choice(names.ACTIVITY_SUBJECTS[culture][kind]),
+                    "occurred_at": at,
+                    "account": account_id,
+                    "contact": rng.choice(contacts),
+                    "opportunity": deal.id if deal else None,
+                    "lead": None,
+                    "notes": None,
+                    "next_step": rng.choice(names.NEXT_STEPS[culture]) if follow else None,
+                    "next_follow_up_at": follow,
+                    "owner_id": owner.id,
+                },
+                at=at,
+                actor=owner.id,
+            )
+            last = (at, follow)
+        return last
+
+    def tasks(
+        self,
+        rng: random.Random,
+        culture: str,
+        account_id: int,
+        created: dt.datetime,
+        owner: Member,
+        contacts: list[int],
+        deals: list[Deal],
+    ) -> None:
+        w = self.world
+        manager = w.manager_of(owner)
+        for _ in range(rng.choice((0, 1, 1, 2))):
+            at = min(w.later(created, rng, 0, max((w.now - created).days, 1)), w.now - DAY / 24)
+            due = w.later(at, rng, 1, 14)
+            open_deal = next((d for d in deals if d.stage not in ("won", "lost")), None)
+            values: dict[str, Any] = {
+                "subject": rng.choice(names.NEXT_STEPS[culture]),
+                "due": due,
+                "priority": rng.choice(("low", "normal", "normal", "high", "urgent")),
+                "status": "todo",
+                "assignee": owner.id,
+                "account": account_id,
+                "contact": rng.choice(contacts),
+                "lead": None,
+                "case": None,
+                "opportunity": open_deal.id if open_deal else None,
+                "description": None,
+                "cc_users": [manager.id] if manager and rng.random() < 0.3 else None,
+                "owner_id": owner.id,
+            }
+            changes = []
+            if due < w.now - 2 * DAY and rng.random() < 0.85:
+                done = min(w.later(at, rng, 0, (due - at).days + 2), w.now - DAY / 24)
+                changes.append(Change(done, owner.id, {"status": "done", "completed_at": done}))
+            elif due > w.now and rng.random() < 0.3:
+                values["status"] = "in_progress"
+            self.sink.add("task", values, at=at, actor=owner.id, changes=changes)
+
+    def visits(
+        self,
+        rng: random.Random,
+        culture: str,
+        account_id: int,
+        region: str,
+        created: dt.datetime,
+        end: dt.datetime,
+        owner: Member,
+        contacts: list[int],
+        deals: list[Deal],
+        profile: dict[str, Any],
+    ) -> None:
+        w = self.world
+        lat, lon = names.REGION_GEO[region]
+        for _ in range(rng.choice((0, 0, 1, 1, 2))):
+            planned = created + (end - created) * rng.random() + dt.timedelta(days=2)
+            booked = min(planned - dt.timedelta(days=rng.uniform(1, 5)), w.now - DAY)
+            booked = max(booked, created)
+            purpose = rng.choice(
+                (
+                    "first_visit",
+                    "needs_survey",
+                    "demo",
+                    "negotiation",
+                    "relationship",
+                    "collection",
+                    "after_sales",
+                )
+            )
+            values: dict[str, Any] = {
+                "subject": names.ACTIVITY_SUBJECTS[culture]["visit"][0],
+                "account": account_id,
+                "contact": rng.choice(contacts),
+                "purpose": purpose,
+                "status": "planned",
+                "planned_at": planned,
+                "owner_id": owner.id,
+                "outcome": None,
+                "cc_users": None,
+                "opportunity": next((d.id for d in deals if d.created <= planned), None),
+            }
+            changes = []
+            if planned < w.now - DAY / 6:
+                if rng.random() < 0.85:
+                    checked = planned + dt.timedelta(minutes=rng.randrange(-10, 30))
+                    out = checked + dt.timedelta(minutes=rng.randrange(40, 150))
+                    changes.append(
+                        Change(
+                            checked,
+                            owner.id,
+                            {
+                                "status": "checked_in",
+                                "checked_in_at": checked,
+                                "location": profile.get("address") or profile.get("city") or region,
+                                "latitude": Decimal(f"{lat + rng.uniform(-0.3, 0.3):.6f}"),
+                                "longitude": Decimal(f"{lon + rng.uniform(-0.3, 0.3):.6f}"),
+                            },
+                        )
+                    )
+                    changes.append(
+                        Change(
+                            min(out, w.now - DAY / 48),
+                            owner.id,
+                            {
+                                "status": "completed",
+                                "checked_out_at": min(out, w.now - DAY / 48),
+                                "outcome": rng.choice(names.NEXT_STEPS[culture]),
+                            },
+                        )
+                    )
+                else:
+                    changes.append(
+                        Change(min(planned, w.now - DAY / 48), owner.id, {"status": "cancelled"})
+                    )
+            self.sink.add("visit", values, at=booked, actor=owner.id, changes=changes)
+
+    def cases(
+        self,
+        rng: random.Random,
+        culture: str,
+        account_id: int,
+        since: dt.datetime,
+        owner: Member,
+        contacts: list[int],
+        products: list[Product],
+    ) -> None:
+        w = self.world
+        for _ in range(_poisson(rng, 1.5)):
+            opened = w.later(since, rng, 3, 300)
+            if opened > w.now - DAY / 24:
+                continue
+            kind = pick(
+                rng,
+                (
+                    ("inquiry", 35),
+                    ("fault", 25),
+                    ("complaint", 15),
+                    ("return_refund", 8),
+                    ("suggestion", 12),
+                    ("other", 5),
+                ),
+            )
+            priority = pick(rng, (("low", 20), ("normal", 50), ("high", 22), ("urgent", 8)))
+            sla = {"urgent": 0.25, "high": 1, "normal": 3, "low": 7}[priority]
+            # logged by the service desk (or the rep), owned by the account's rep: the
+            # sales team sees its customers' cases, the service desk sees all
+            agent = self.service if rng.random() < 0.8 else owner
+            values = {
+                "subject": names.CASE_SUBJECTS[kind][culture],
+                "account": account_id,
+                "contact": rng.choice(contacts),
+                "product": rng.choice(products).id,
+                "type": kind,
+                "channel": rng.choice(("phone", "email", "web", "wechat", "on_site")),
+                "priority": priority,
+                "status": "open",
+                "assignee": self.service.id,
+                "sla_due": opened + dt.timedelta(days=sla),
+                "owner_id": owner.id,
+                "description": names.CASE_SUBJECTS[kind][culture],
+                "feedback": None,
+            }
+            changes: list[Change] = []
+            at = opened
+            age = (w.now - opened).days
+            steps = (
+                ["start", "resolve", "close"]
+                if age > 20 and rng.random() < 0.75
+                else (
+                    ["start", "resolve"]
+                    if age > 5 and rng.random() < 0.6
+                    else ["start"]
+                    if rng.random() < 0.5
+                    else []
+                )
+            )
+            state = "open"
+            for step in steps:
+                at = min(w.later(at, rng, 0.1, sla * 3 + 2), w.now - DAY / 48)
+                update: dict[str, Any]
+                if step == "start":
+                    update, target = {"status": "in_progress"}, "in_progress"
+                elif step == "resolve":
+                    update = {
+                        "status": "resolved",
+                        "resolved_at": at,
+                        "resolution": rng.choice(names.RESOLUTIONS[culture]),
+                    }
+                    target = "resolved"
+                else:
+                    score = pick(rng, (("5", 40), ("4", 35), ("3", 15), ("2", 7), ("1", 3)))
+                    update = {"status": "closed", "satisfaction": int(score)}
+                    target = "closed"
+                changes.append(
+                    Change(at, self.service.id, update, ("case_lifecycle", step, state, target))
+                )
+                state = target
+            self.sink.add("case", values, at=opened, actor=agent.id, changes=changes)
+
+    def expenses(
+        self,
+        rng: random.Random,
+        culture: str,
+        account_id: int,
+        created: dt.datetime,
+        end: dt.datetime,
+        owner: Member,
+        deals: list[Deal],
+    ) -> None:
+        w = self.world
+        for _ in range(rng.choice((0, 0, 0, 1, 1, 2))):
+            at = min(created + (end - created) * rng.random(), w.now - DAY / 24)
+            age = (w.now - at).days
+            status = (
+                pick(rng, (("paid", 70), ("approved", 12), ("rejected", 10), ("submitted", 8)))
+                if age > 20
+                else rng.choice(("draft", "submitted", "submitted", "approved"))
+            )
+            deal = next((d for d in deals if d.created <= at), None)
+            values: dict[str, Any] = {
+                "purpose": {
+                    "zh": "客户拜访差旅费",
+                    "ja": "顧客訪問の出張費",
+                    "en": "Travel to visit the customer",
+                }[culture],
+                "account": account_id,
+                "opportunity": deal.id if deal else None,
+                "status": status,
+                "owner_id": owner.id,
+                "notes": None,
+            }
+            if status == "paid":
+                values["paid_on"] = min(
+                    (at + dt.timedelta(days=rng.randrange(7, 20))).date(), w.today
+                )
+            claim_id = self.sink.new_id("expense_claim")
+            values["id"] = claim_id
+            self.sink.add("expense_claim", values, at=at, actor=owner.id)
+            for _line in range(rng.choice((1, 2, 3))):
+                self.sink.add(
+                    "expense_line",
+                    {
+                        "expense_claim": claim_id,
+                        "date": (at - dt.timedelta(days=rng.randrange(0, 6))).date(),
+                        "category": rng.choice(
+                            ("transport", "travel", "accommodation", "meals", "entertainment")
+                        ),
+                        "amount": money(rng.uniform(60, 2500), 10),
+                        "description": None,
+                    },
+                    at=at,
+                    actor=owner.id,
+                )
+
+
+_LOST_NOTES = {
+    "zh": "客户最终选择了其他方案",
+    "ja": "最終的に他社案が採用された",
+    "en": "They went with another offer in the end",
+}
+
+
+def _at(change: Change) -> dt.datetime:
+    return change.at
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw (Knuth's method: the means here are small)."""
+    if mean <= 0:
+        return 0
+    if mean > 30:
+        return max(0, round(rng.gauss(mean, mean**0.5)))
+    limit, k, product = pow(2.718281828459045, -mean), 0, rng.random()
+    while product > limit:
+        k += 1
+        product *= rng.random()
+    return k
