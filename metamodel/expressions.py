@@ -582,7 +582,9 @@ def _lookup(values: Values, path: Path) -> Any:
             return values.get(".".join(path)) if isinstance(values, Mapping) else None
         if value is None:
             return None
-    return value
+    # A reference at the end of a path (plan.contract) may be loaded as the record it
+    # points at, as a one-name reference may: its value is the id.
+    return value.get("id") if isinstance(value, Mapping) else value
 
 
 def _compile_py(node: Node) -> Evaluator:
