@@ -240,7 +240,9 @@ class Permissions:
     def _team_and_below(self, team_id: int) -> Any:
         """The ids of a team and every team under it (a recursive query)."""
         teams = self.tables.metadata.tables[TEAM_TABLE]
-        tree = sa.select(teams.c.id).where(teams.c.id == team_id).cte("team_tree", recursive=True)
+        # anonymous: a report joining two scoped entities holds two of these trees, and
+        # two CTEs of one name in a statement do not compile
+        tree = sa.select(teams.c.id).where(teams.c.id == team_id).cte(recursive=True)
         tree = tree.union_all(sa.select(teams.c.id).where(teams.c.parent_id == tree.c.id))
         return sa.select(tree.c.id)
 
