@@ -508,7 +508,45 @@ ROMAJI = {
 PINYIN = dict(
     zip(
         ZH_SURNAMES,
-        ["wang", "li", "zhang", "liu", "chen", "yang", "huang", "zhao", "wu", "zhou", "xu", "sun", "ma", "zhu", "hu", "guo", "he", "gao", "lin", "luo", "zheng", "liang", "xie", "song", "tang", "xu", "han", "feng", "deng", "cao", "peng", "zeng", "xiao", "tian", "dong", "yuan", "pan"],
+        (
+            "wang",
+            "li",
+            "zhang",
+            "liu",
+            "chen",
+            "yang",
+            "huang",
+            "zhao",
+            "wu",
+            "zhou",
+            "xu",
+            "sun",
+            "ma",
+            "zhu",
+            "hu",
+            "guo",
+            "he",
+            "gao",
+            "lin",
+            "luo",
+            "zheng",
+            "liang",
+            "xie",
+            "song",
+            "tang",
+            "xu",
+            "han",
+            "feng",
+            "deng",
+            "cao",
+            "peng",
+            "zeng",
+            "xiao",
+            "tian",
+            "dong",
+            "yuan",
+            "pan",
+        ),
         strict=True,
     )
 )
@@ -567,7 +605,8 @@ def phone(culture: str, rng: random.Random, mobile: bool) -> str:
         if mobile:
             return f"0{rng.choice('789')}0-{rng.randrange(1000, 9999)}-{rng.randrange(1000, 9999)}"
         return f"0{rng.randrange(3, 99)}-{rng.randrange(100, 9999)}-{rng.randrange(1000, 9999)}"
-    return f"+{rng.choice(('65', '1', '44', '49'))} {rng.randrange(100, 999)} {rng.randrange(1000, 9999)}"
+    country = rng.choice(("65", "1", "44", "49"))
+    return f"+{country} {rng.randrange(100, 999)} {rng.randrange(1000, 9999)}"
 
 
 def domain(company: str, ordinal: int, culture: str) -> str:
