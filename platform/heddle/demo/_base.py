@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from ._people import Member
 from ._rows import Change, RowSink
 from ._world import Product, World
 
@@ -62,6 +63,35 @@ class Deal:
     closed: dt.datetime | None = None
     reached_proposal: dt.datetime | None = None
     values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Scene:
+    """The account a story is about, as each part of the story needs it."""
+
+    rng: random.Random
+    culture: str
+    #: the account's values (id, name, address…) as written
+    account: dict[str, Any]
+    region: str
+    grade: str
+    created: dt.datetime
+    owner: Member
+    #: where the rep's visits check in
+    location: str
+    contacts: list[int] = field(default_factory=list)
+    deals: list[Deal] = field(default_factory=list)
+    #: when the rep's work on it ends: now, or when it went back to the pool
+    end: dt.datetime | None = None
+
+    @property
+    def id(self) -> int:
+        return int(self.account["id"])
+
+    @property
+    def until(self) -> dt.datetime:
+        assert self.end is not None
+        return self.end
 
 
 class Teller:

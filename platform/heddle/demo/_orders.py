@@ -5,12 +5,10 @@ invoices finance issues."""
 from __future__ import annotations
 
 import datetime as dt
-import random
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from ._base import Deal, Teller, pick
-from ._people import Member
+from ._base import Deal, Scene, Teller, pick
 from ._rows import Change
 from ._world import CENT, DAY
 
@@ -31,15 +29,8 @@ INVOICE = {"zh": ("vat_special", 13), "ja": ("qualified_invoice", 10), "en": ("c
 class Orders(Teller):
     """Quotes, contracts, orders, receivables, payments and invoices of one account."""
 
-    def quote(
-        self,
-        rng: random.Random,
-        culture: str,
-        account: dict[str, Any],
-        deal: Deal,
-        owner: Member,
-        contacts: list[int],
-    ) -> None:
+    def quote(self, scene: Scene, deal: Deal) -> None:
+        rng, account, owner, contacts = scene.rng, scene.account, scene.owner, scene.contacts
         assert deal.reached_proposal is not None
         at = deal.reached_proposal
         status = {"won": "accepted", "lost": rng.choice(("rejected", "expired"))}.get(
@@ -81,15 +72,9 @@ class Orders(Teller):
                 actor=owner.id,
             )
 
-    def contract(
-        self,
-        rng: random.Random,
-        culture: str,
-        account: dict[str, Any],
-        deal: Deal,
-        owner: Member,
-        contacts: list[int],
-    ) -> None:
+    def contract(self, scene: Scene, deal: Deal) -> None:
+        rng, culture, account, owner = scene.rng, scene.culture, scene.account, scene.owner
+        contacts = scene.contacts
         w = self.world
         assert deal.closed is not None
         signed = min(w.later(deal.closed, rng, 0, 5), w.now - DAY / 24)
@@ -135,20 +120,11 @@ class Orders(Teller):
             changes=changes,
         )
         if status != "pending_approval":
-            self.order(rng, account, contract_id, deal, signed, owner)
-        self.receivables(
-            rng, culture, account, contract_id, deal.amount, periods, signed, owner, status
-        )
+            self.order(scene, contract_id, deal, signed)
+        self.receivables(scene, (contract_id, periods), deal.amount, signed, status)
 
-    def order(
-        self,
-        rng: random.Random,
-        account: dict[str, Any],
-        contract_id: int,
-        deal: Deal,
-        signed: dt.datetime,
-        owner: Member,
-    ) -> None:
+    def order(self, scene: Scene, contract_id: int, deal: Deal, signed: dt.datetime) -> None:
+        rng, account, owner = scene.rng, scene.account, scene.owner
         w = self.world
         at = min(w.later(signed, rng, 0, 3), w.now - DAY / 48)
         delivery = at.date() + dt.timedelta(days=rng.randrange(7, 30))
@@ -197,21 +173,20 @@ class Orders(Teller):
 
     def receivables(
         self,
-        rng: random.Random,
-        culture: str,
-        account: dict[str, Any],
-        contract_id: int,
+        scene: Scene,
+        contract: tuple[int, int],
         amount: Decimal,
-        periods: int,
         signed: dt.datetime,
-        owner: Member,
         status: str,
     ) -> None:
+        """The instalments of a contract (its id and how many), and what the customer paid
+        of them: on time, late or short, as is its habit."""
+        rng, culture, account, owner = scene.rng, scene.culture, scene.account, scene.owner
+        contract_id, periods = contract
         w = self.world
         habit = pick(rng, (("punctual", 55), ("late", 30), ("slow", 15)))
         share = (amount / periods).quantize(CENT, ROUND_HALF_UP)
         method = pick(rng, METHODS[culture])
-        invoice_type, tax_rate = INVOICE[culture]
         for period in range(1, periods + 1):
             part = share if period < periods else amount - share * (periods - 1)
             due = signed.date() + dt.timedelta(days=10 + (period - 1) * rng.choice((60, 90)))
@@ -247,32 +222,16 @@ class Orders(Teller):
                 day = max(day, signed.date())
                 if day > w.today:
                     continue
-                self.payment(
-                    rng,
-                    account,
-                    contract_id,
-                    plan_id,
-                    day,
-                    paid,
-                    method,
-                    owner,
-                    invoice_type,
-                    tax_rate,
-                )
+                self.payment(scene, (contract_id, plan_id), day, paid, method)
 
     def payment(
-        self,
-        rng: random.Random,
-        account: dict[str, Any],
-        contract_id: int,
-        plan_id: int,
-        day: dt.date,
-        amount: Decimal,
-        method: str,
-        owner: Member,
-        invoice_type: str,
-        tax_rate: int,
+        self, scene: Scene, plan: tuple[int, int], day: dt.date, amount: Decimal, method: str
     ) -> None:
+        """A payment of ``plan`` (contract id, plan id), confirmed by finance unless it is
+        recent, and most often the invoice for it."""
+        rng, account, owner = scene.rng, scene.account, scene.owner
+        contract_id, plan_id = plan
+        invoice_type, tax_rate = INVOICE[scene.culture]
         w = self.world
         at = w.at(day, rng)
         confirmed = (w.today - day).days >= 3

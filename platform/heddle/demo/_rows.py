@@ -34,8 +34,9 @@ from engine import Tables
 from engine._compute import Computer
 from engine.audit import Audit
 from engine.fieldtypes import python_value, stored
+from engine.records import autonumber_counter, autonumber_text
 from engine.tables import SEQUENCE_TABLE, TRANSITION_TABLE
-from metamodel import Entity
+from metamodel import Entity, Field
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,7 @@ class RowSink:
             owner = row.setdefault("owner_id", actor)
             row.setdefault("team_id", self.teams.get(owner) if owner is not None else None)
         for field in ent.fields_of_type("autonumber"):
-            row[field.name] = self._autonumber(ent.table, field.name, field.format or "{seq}", at)
+            row[field.name] = self._autonumber(ent, field, at)
         row.setdefault("id", self.new_id(ent.name))
         row.update(created_at=at, updated_at=at, created_by=actor, updated_by=actor, version=1)
         return row
@@ -176,26 +177,16 @@ class RowSink:
             }
         )
 
-    def _autonumber(self, table: str, field: str, text: str, now: dt.datetime) -> str:
-        """As :meth:`engine.records._write.Writer.autonumber`, from counters kept here."""
-        stamp = {
-            "{YYYY}": f"{now.year:04d}",
-            "{YY}": f"{now.year % 100:02d}",
-            "{MM}": f"{now.month:02d}",
-            "{DD}": f"{now.day:02d}",
-        }
-        for token, value in stamp.items():
-            text = text.replace(token, value)
-        key = f"{table}.{field}:{text}"
+    def _autonumber(self, ent: Entity, field: Field, now: dt.datetime) -> str:
+        """As the record service numbers, from counters kept here and saved with each batch."""
+        key, text = autonumber_counter(ent, field, now)
         if key not in self.counters:
             counters = self.tables.metadata.tables[SEQUENCE_TABLE]
             with self.engine.connect() as conn:
                 found = conn.scalar(sa.select(counters.c.value).where(counters.c.name == key))
             self.counters[key] = int(found or 0)
         self.counters[key] += 1
-        start, end = text.find("{seq"), text.find("}", text.find("{seq"))
-        spec = text[start + 4 : end].lstrip(":")
-        return text[:start] + format(self.counters[key], spec or "d") + text[end + 1 :]
+        return autonumber_text(text, self.counters[key])
 
     # --- writing ------------------------------------------------------------------------------
 

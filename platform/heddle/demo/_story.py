@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from . import _names as names
-from ._base import Deal, Line, by_time, pick, poisson
+from ._base import Deal, Line, Scene, by_time, pick, poisson
 from ._orders import Orders
 from ._people import Member
 from ._rows import Change, RowSink
@@ -150,21 +150,23 @@ class AccountStory(Orders, RepWork):
             "source": source,
             "owner_id": owner.id,
         }
+        scene = Scene(rng, culture, account, region, grade, created, owner, location="")
         if rng.random() < 0.3:  # a lead marketing brought in, converted by the rep
             account["phone"] = profile.pop("phone")
             account["address"] = profile.pop("address")
             changes.append(Change(created + dt.timedelta(hours=1), owner.id, profile))
-            lead = self.converted_lead(rng, culture, account, created, owner)
+            lead = self.converted_lead(scene)
         else:
             account.update(profile)
-        contacts = self.contacts(rng, culture, account_id, created, owner, lead)
-        deals = self.deals(rng, culture, account, grade, created, owner, contacts, lead)
+        scene.location = profile.get("address") or profile.get("city") or region
+        scene.contacts = self.contacts(scene, lead)
+        scene.deals = deals = self.deals(scene, lead)
         won = [d for d in deals if d.stage == "won"]
         if won:
             first = min(d.closed for d in won if d.closed)
             changes.append(Change(first, owner.id, {"deal_status": "won", "type": "customer"}))
         for deal in won:
-            self.contract(rng, culture, account, deal, owner, contacts)
+            self.contract(scene, deal)
         end = w.now
         pooled = (
             not won
@@ -175,9 +177,8 @@ class AccountStory(Orders, RepWork):
         )
         if pooled:
             end = w.later(created, rng, 60, 120)
-        last = self.activities(
-            rng, culture, account_id, created, end, grade, owner, contacts, deals
-        )
+        scene.end = end
+        last = self.activities(scene)
         if last is not None:
             changes.append(
                 Change(
@@ -185,19 +186,12 @@ class AccountStory(Orders, RepWork):
                 )
             )
         if not pooled:
-            self.tasks(rng, culture, account_id, created, owner, contacts, deals)
-        self.visits(rng, culture, account_id, region, created, end, owner, contacts, deals, profile)
+            self.tasks(scene)
+        self.visits(scene)
         if won:
-            self.cases(
-                rng,
-                culture,
-                account_id,
-                min(d.closed for d in won if d.closed),
-                owner,
-                contacts,
-                [ln.product for d in won for ln in d.lines],
-            )
-        self.expenses(rng, culture, account_id, created, end, owner, deals)
+            since = min(d.closed for d in won if d.closed)
+            self.cases(scene, since, [ln.product for d in won for ln in d.lines])
+        self.expenses(scene)
         if pooled:
             pooled_at = min(w.later(end, rng, 30, 60), w.now - DAY)
             changes.append(
@@ -314,15 +308,10 @@ class AccountStory(Orders, RepWork):
             "address": None,
         }
 
-    def converted_lead(
-        self,
-        rng: random.Random,
-        culture: str,
-        account: dict[str, Any],
-        converted: dt.datetime,
-        owner: Member,
-    ) -> dict[str, Any]:
+    def converted_lead(self, scene: Scene) -> dict[str, Any]:
         """The lead the account was converted from; its ids are filled by the story."""
+        rng, culture, account, owner = scene.rng, scene.culture, scene.account, scene.owner
+        converted = scene.created
         created = max(self.world.start, converted - dt.timedelta(days=rng.uniform(3, 40)))
         values = self._lead_values(rng, culture, account["name"], owner, created)
         values["industry"], values["source"] = account["industry"], account["source"]
@@ -437,15 +426,9 @@ class AccountStory(Orders, RepWork):
 
     # --- contacts --------------------------------------------------------------------------------
 
-    def contacts(
-        self,
-        rng: random.Random,
-        culture: str,
-        account_id: int,
-        created: dt.datetime,
-        owner: Member,
-        lead: dict[str, Any] | None,
-    ) -> list[int]:
+    def contacts(self, scene: Scene, lead: dict[str, Any] | None) -> list[int]:
+        rng, culture, owner, created = scene.rng, scene.culture, scene.owner, scene.created
+        account_id = scene.id
         ids = []
         count = rng.choice((1, 2, 2, 3, 3, 4))
         for n in range(count):
@@ -490,37 +473,17 @@ class AccountStory(Orders, RepWork):
 
     # --- deals -----------------------------------------------------------------------------------
 
-    def deals(
-        self,
-        rng: random.Random,
-        culture: str,
-        account: dict[str, Any],
-        grade: str,
-        created: dt.datetime,
-        owner: Member,
-        contacts: list[int],
-        lead: dict[str, Any] | None,
-    ) -> list[Deal]:
-        w = self.world
-        count = max(1 if lead else 0, poisson(rng, DEALS[grade]))
+    def deals(self, scene: Scene, lead: dict[str, Any] | None) -> list[Deal]:
+        w, rng, created = self.world, scene.rng, scene.created
+        count = max(1 if lead else 0, poisson(rng, DEALS[scene.grade]))
         deals: list[Deal] = []
         for n in range(count):
             day = (created + dt.timedelta(days=rng.uniform(5, 400))).date()
             if n > 0 and day > w.today:
                 continue  # not yet: this account's next deal lies in the future
             opened = created if n == 0 else w.at(day, rng)
-            deal = self.deal(
-                rng,
-                culture,
-                account,
-                grade,
-                opened,
-                owner,
-                contacts,
-                lead if n == 0 else None,
-                n,
-                bool(deals) and any(d.stage == "won" for d in deals),
-            )
+            customer = any(d.stage == "won" for d in deals)
+            deal = self.deal(scene, opened, lead if n == 0 else None, customer)
             deals.append(deal)
         return deals
 
@@ -549,19 +512,18 @@ class AccountStory(Orders, RepWork):
         return (subtotal * (100 - discount) / 100).quantize(CENT, ROUND_HALF_UP)
 
     def deal(
-        self,
-        rng: random.Random,
-        culture: str,
-        account: dict[str, Any],
-        grade: str,
-        opened: dt.datetime,
-        owner: Member,
-        contacts: list[int],
-        lead: dict[str, Any] | None,
-        n: int,
-        customer: bool,
+        self, scene: Scene, opened: dt.datetime, lead: dict[str, Any] | None, customer: bool
     ) -> Deal:
-        w = self.world
+        """One opportunity, moved stage by stage from ``opened`` until it is won or lost or
+        now comes; ``customer``: the account has won a deal before."""
+        w, rng, culture, owner, grade = (
+            self.world,
+            scene.rng,
+            scene.culture,
+            scene.owner,
+            scene.grade,
+        )
+        account, contacts = scene.account, scene.contacts
         lines, discount = self.plan_lines(rng, grade)
         amount = self.total(lines, discount)
         deal_id = self.sink.new_id("opportunity")
@@ -683,7 +645,7 @@ class AccountStory(Orders, RepWork):
         if lead is not None:
             self.write_converted_lead(lead, account["id"], contacts[0], deal_id, owner)
         if deal.reached_proposal is not None:
-            self.quote(rng, culture, account, deal, owner, contacts)
+            self.quote(scene, deal)
         if stage == "won" and deal.closed is not None:
             key = (owner.id, deal.closed.year, deal.closed.month)
             w.won[key] = w.won.get(key, Decimal(0)) + amount

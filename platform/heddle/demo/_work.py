@@ -4,13 +4,11 @@ cases with their resolution and satisfaction, and expense claims."""
 from __future__ import annotations
 
 import datetime as dt
-import random
 from decimal import Decimal
 from typing import Any
 
 from . import _names as names
-from ._base import Deal, Teller, pick, poisson
-from ._people import Member
+from ._base import Scene, Teller, pick, poisson
 from ._rows import Change
 from ._world import DAY, Product, money
 
@@ -20,20 +18,12 @@ TOUCHES = {"A": 14, "B": 9, "C": 5, "D": 3}  # activities per account-year
 class RepWork(Teller):
     """The activities, tasks, visits, cases and expenses of one account."""
 
-    def activities(
-        self,
-        rng: random.Random,
-        culture: str,
-        account_id: int,
-        created: dt.datetime,
-        end: dt.datetime,
-        grade: str,
-        owner: Member,
-        contacts: list[int],
-        deals: list[Deal],
-    ) -> tuple[dt.datetime, dt.datetime | None] | None:
+    def activities(self, scene: Scene) -> tuple[dt.datetime, dt.datetime | None] | None:
         """The calls, visits and e-mails of the account's life; the last one and its
         follow-up date, which the account keeps."""
+        rng, culture, owner, account_id = scene.rng, scene.culture, scene.owner, scene.id
+        created, end, grade = scene.created, scene.until, scene.grade
+        contacts, deals = scene.contacts, scene.deals
         years = max((end - created).days, 1) / 365
         count = max(1, poisson(rng, TOUCHES[grade] * years))
         moments = sorted(created + (end - created) * rng.random() for _ in range(count))
@@ -76,16 +66,9 @@ class RepWork(Teller):
             last = (at, follow)
         return last
 
-    def tasks(
-        self,
-        rng: random.Random,
-        culture: str,
-        account_id: int,
-        created: dt.datetime,
-        owner: Member,
-        contacts: list[int],
-        deals: list[Deal],
-    ) -> None:
+    def tasks(self, scene: Scene) -> None:
+        rng, culture, owner, account_id = scene.rng, scene.culture, scene.owner, scene.id
+        created, contacts, deals = scene.created, scene.contacts, scene.deals
         w = self.world
         manager = w.manager_of(owner)
         for _ in range(rng.choice((0, 1, 1, 2))):
@@ -115,21 +98,11 @@ class RepWork(Teller):
                 values["status"] = "in_progress"
             self.sink.add("task", values, at=at, actor=owner.id, changes=changes)
 
-    def visits(
-        self,
-        rng: random.Random,
-        culture: str,
-        account_id: int,
-        region: str,
-        created: dt.datetime,
-        end: dt.datetime,
-        owner: Member,
-        contacts: list[int],
-        deals: list[Deal],
-        profile: dict[str, Any],
-    ) -> None:
+    def visits(self, scene: Scene) -> None:
+        rng, culture, owner, account_id = scene.rng, scene.culture, scene.owner, scene.id
+        created, end, contacts, deals = scene.created, scene.until, scene.contacts, scene.deals
         w = self.world
-        lat, lon = names.REGION_GEO[region]
+        lat, lon = names.REGION_GEO[scene.region]
         for _ in range(rng.choice((0, 0, 1, 1, 2))):
             planned = created + (end - created) * rng.random() + dt.timedelta(days=2)
             booked = min(planned - dt.timedelta(days=rng.uniform(1, 5)), w.now - DAY)
@@ -169,7 +142,7 @@ class RepWork(Teller):
                             {
                                 "status": "checked_in",
                                 "checked_in_at": checked,
-                                "location": profile.get("address") or profile.get("city") or region,
+                                "location": scene.location,
                                 "latitude": Decimal(f"{lat + rng.uniform(-0.3, 0.3):.6f}"),
                                 "longitude": Decimal(f"{lon + rng.uniform(-0.3, 0.3):.6f}"),
                             },
@@ -192,16 +165,10 @@ class RepWork(Teller):
                     )
             self.sink.add("visit", values, at=booked, actor=owner.id, changes=changes)
 
-    def cases(
-        self,
-        rng: random.Random,
-        culture: str,
-        account_id: int,
-        since: dt.datetime,
-        owner: Member,
-        contacts: list[int],
-        products: list[Product],
-    ) -> None:
+    def cases(self, scene: Scene, since: dt.datetime, products: list[Product]) -> None:
+        """The won customer's cases from ``since``, about ``products`` it bought."""
+        rng, culture, owner, account_id = scene.rng, scene.culture, scene.owner, scene.id
+        contacts = scene.contacts
         w = self.world
         for _ in range(poisson(rng, 1.5)):
             opened = w.later(since, rng, 3, 300)
@@ -275,16 +242,9 @@ class RepWork(Teller):
                 state = target
             self.sink.add("case", values, at=opened, actor=agent.id, changes=changes)
 
-    def expenses(
-        self,
-        rng: random.Random,
-        culture: str,
-        account_id: int,
-        created: dt.datetime,
-        end: dt.datetime,
-        owner: Member,
-        deals: list[Deal],
-    ) -> None:
+    def expenses(self, scene: Scene) -> None:
+        rng, culture, owner, account_id = scene.rng, scene.culture, scene.owner, scene.id
+        created, end, deals = scene.created, scene.until, scene.deals
         w = self.world
         for _ in range(rng.choice((0, 0, 0, 1, 1, 2))):
             at = min(created + (end - created) * rng.random(), w.now - DAY / 24)
