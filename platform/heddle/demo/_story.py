@@ -626,6 +626,12 @@ class AccountStory(Orders, RepWork):
                 deal.closed = at
                 break
         deal.stage = stage
+        overdue = stage not in ("won", "lost") and plan["expected_close_date"] < w.today
+        if overdue and rng.random() < 0.8:
+            # still open after its expected close: the rep (mostly) moves the date out
+            moved = max(entered, w.now - dt.timedelta(days=rng.uniform(1, 14)))
+            later = w.today + dt.timedelta(days=rng.randrange(7, 75))
+            changes.append(Change(moved, owner.id, {"expected_close_date": later}))
         # who is involved, with their role: the opportunity's contacts (children rows)
         for contact in rng.sample(contacts, k=min(len(contacts), rng.choice((1, 1, 2)))):
             self.sink.add(
