@@ -1,6 +1,6 @@
 """Benchmark: how long ``heddle demo`` takes to load the demo company.
 
-Loads ``--scale`` (1: about 1,000 accounts and 25,000 records) into a new SQLite file and
+Loads ``--scale`` (1: about 1,000 accounts and 24,500 records) into a new SQLite file and
 a new PostgreSQL database on the server (created and dropped here), each migrated to the
 CRM first, and prints the seconds, the records written and records per second. Goal:
 scale 1 under a minute on either database::
