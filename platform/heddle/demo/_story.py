@@ -528,9 +528,10 @@ class AccountStory(Orders, RepWork):
         amount = self.total(lines, discount)
         deal_id = self.sink.new_id("opportunity")
         short = account["name"][:40]
+        expected = (opened + dt.timedelta(days=rng.uniform(45, 150))).date()
         plan = {
             "amount": amount,
-            "expected_close_date": (opened + dt.timedelta(days=rng.uniform(45, 150))).date(),
+            "expected_close_date": expected,
             "type": ("upsell" if rng.random() < 0.6 else "renewal") if customer else "new_business",
             "next_step": rng.choice(names.NEXT_STEPS[culture]),
             "competitor": rng.choice(COMPETITORS) if rng.random() < 0.3 else None,
@@ -626,7 +627,7 @@ class AccountStory(Orders, RepWork):
                 deal.closed = at
                 break
         deal.stage = stage
-        overdue = stage not in ("won", "lost") and plan["expected_close_date"] < w.today
+        overdue = stage not in ("won", "lost") and expected < w.today
         if overdue and rng.random() < 0.8:
             # still open after its expected close: the rep (mostly) moves the date out
             moved = max(entered, w.now - dt.timedelta(days=rng.uniform(1, 14)))
