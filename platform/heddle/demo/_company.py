@@ -191,47 +191,39 @@ def pools(
 
 
 def targets(sink: RowSink, world: World, rng: random.Random, actor: int) -> None:
-    """Monthly targets for this year and last, per seller, per team and for the company:
-    set a little above what each actually sold (won amount) and collected (payments)."""
-    years = (world.today.year - 1, world.today.year)
+    """Monthly targets for this year and last, per seller, per team and for the company,
+    of each metric: set a little above what each actually won and collected."""
     sellers = [m for m in world.people.values() if m.person.territory]
-    at = world.at(max(dt.date(years[0], 1, 5), world.start.date()), rng)
-    for metric, actuals in (("contract_amount", world.won), ("payment_amount", world.paid)):
-        teams: dict[int, list[Decimal]] = {}
-        for year in years:
+    # contracts are signed for won deals: won and contract amounts share their actuals
+    metrics = (
+        ("won_amount", world.won),
+        ("contract_amount", world.won),
+        ("payment_amount", world.paid),
+    )
+    for year in (world.today.year - 1, world.today.year):
+        at = world.at(max(dt.date(year, 1, 5), world.start.date()), rng)  # set in January
+        for metric, actuals in metrics:
             company = [Decimal(0)] * 12
-            teams.clear()
+            teams: dict[int, tuple[str, list[Decimal]]] = {}
             for member in sellers:
                 total = sum(
                     (v for (who, _y, _m), v in actuals.items() if who == member.id), Decimal(0)
                 )
                 monthly = float(total) / 18 if total else 50_000.0
                 months = [money(monthly * rng.uniform(0.9, 1.35), 1_000) for _ in range(12)]
-                sink.add(
-                    "sales_target",
-                    _target(
-                        f"{member.person.name} {year}", year, "user", metric, months, user=member.id
-                    ),
-                    at=at,
-                    actor=actor,
-                )
-                team = teams.setdefault(member.team_id or 0, [Decimal(0)] * 12)
+                name = f"{member.person.name} {year}"
+                values = _target(name, year, "user", metric, months, user=member.id)
+                sink.add("sales_target", values, at=at, actor=actor)
+                team_name = member.person.team or ""
+                _, team = teams.setdefault(member.team_id or 0, (team_name, [Decimal(0)] * 12))
                 for i, value in enumerate(months):
                     team[i] += value
                     company[i] += value
-            for team_id, months in teams.items():
-                sink.add(
-                    "sales_target",
-                    _target(f"Team {team_id} {year}", year, "team", metric, months, team=team_id),
-                    at=at,
-                    actor=actor,
-                )
-            sink.add(
-                "sales_target",
-                _target(f"Company {year}", year, "company", metric, company),
-                at=at,
-                actor=actor,
-            )
+            for team_id, (team_name, months) in teams.items():
+                values = _target(f"{team_name} {year}", year, "team", metric, months, team=team_id)
+                sink.add("sales_target", values, at=at, actor=actor)
+            values = _target(f"Company {year}", year, "company", metric, company)
+            sink.add("sales_target", values, at=at, actor=actor)
 
 
 def _target(
