@@ -47,7 +47,11 @@ def _crm_model() -> Model:
     help="How big a company: 1 is about 1,000 accounts, 1000 a million.",
 )
 @click.option(
-    "--seed", type=int, default=1, show_default=True, help="The same seed, the same data."
+    "--seed",
+    type=int,
+    default=1,
+    show_default=True,
+    help="The random seed: the same seed at the same minute, the same data.",
 )
 @click.option(
     "--append",
