@@ -37,19 +37,29 @@ class Audit:
     def __init__(self, tables: Tables) -> None:
         self.tables = tables
         self.table = tables.metadata.tables[AUDIT_TABLE]
+        self._audited: dict[str, list[str]] = {}  # the tables are fixed: found once each
 
     def _columns(self, ent: Entity) -> list[str]:
-        derived = {f.name for f in ent.fields_of_type("rollup")}
-        return [
-            c.name
-            for c in self.tables.table(ent.name).columns
-            if c.name not in BOOKKEEPING and c.name not in derived
-        ]
+        found = self._audited.get(ent.name)
+        if found is None:
+            derived = {f.name for f in ent.fields_of_type("rollup")}
+            found = self._audited[ent.name] = [
+                c.name
+                for c in self.tables.table(ent.name).columns
+                if c.name not in BOOKKEEPING and c.name not in derived
+            ]
+        return found
 
     def changes(
         self, ent: Entity, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
     ) -> dict[str, list[Any]]:
         """The diff of raw values ``{field: [old, new]}`` between two states of a record."""
+        if before is None and after is not None:  # a create: every value that is set
+            return {
+                name: [None, jsonable(value)]
+                for name in self._columns(ent)
+                if (value := after.get(name)) is not None
+            }
         found: dict[str, list[Any]] = {}
         for name in self._columns(ent):
             old = jsonable(before.get(name)) if before is not None else None

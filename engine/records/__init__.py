@@ -35,7 +35,7 @@ from ..tables import Tables, build_tables
 from ._access import Access
 from ._common import REQUIRED
 from ._validate import Validator
-from ._write import Writer
+from ._write import Writer, autonumber_counter, autonumber_text
 
 T = TypeVar("T")
 
@@ -285,4 +285,4 @@ class Records:
         return self._read_only(conn, work)
 
 
-__all__ = ["Records", "jsonable"]
+__all__ = ["Records", "autonumber_counter", "autonumber_text", "jsonable"]

@@ -439,17 +439,33 @@ class Writer:
         with an atomic upsert: concurrent creates get distinct numbers, and the transaction
         holds the row until it commits.
         """
-        text = field.format or "{seq}"
-        stamp = {
-            "{YYYY}": f"{now.year:04d}",
-            "{YY}": f"{now.year % 100:02d}",
-            "{MM}": f"{now.month:02d}",
-            "{DD}": f"{now.day:02d}",
-        }
-        for token, value in stamp.items():
-            text = text.replace(token, value)
-        key = f"{ent.table}.{field.name}:{text}"
+        key, text = autonumber_counter(ent, field, now)
         number = conn.execute(self._next_number, {"counter": key}).scalar_one()
-        start, end = text.find("{seq"), text.find("}", text.find("{seq"))
-        spec = text[start + 4 : end].lstrip(":")
-        return text[:start] + format(number, spec or "d") + text[end + 1 :]
+        return autonumber_text(text, number)
+
+
+def autonumber_counter(ent: Entity, field: Field, now: dt.datetime) -> tuple[str, str]:
+    """The counter (in ``heddle_sequence``) an autonumber created at ``now`` draws from,
+    and its format with the date part filled in: one counter per format and period.
+
+    >>> autonumber_counter(contract, contract.fields["number"], now)
+    ('contract.number:CT-2026-{seq:05}', 'CT-2026-{seq:05}')
+    """
+    text = field.format or "{seq}"
+    stamp = {
+        "{YYYY}": f"{now.year:04d}",
+        "{YY}": f"{now.year % 100:02d}",
+        "{MM}": f"{now.month:02d}",
+        "{DD}": f"{now.day:02d}",
+    }
+    for token, value in stamp.items():
+        text = text.replace(token, value)
+    return f"{ent.table}.{field.name}:{text}", text
+
+
+def autonumber_text(text: str, number: int) -> str:
+    """``number`` in its place in a filled-in format: ``CT-2026-{seq:05}`` and 7 give
+    ``CT-2026-00007``."""
+    start, end = text.find("{seq"), text.find("}", text.find("{seq"))
+    spec = text[start + 4 : end].lstrip(":")
+    return text[:start] + format(number, spec or "d") + text[end + 1 :]

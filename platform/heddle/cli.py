@@ -24,6 +24,7 @@ from workflows import mermaid
 from . import __version__, cli_data, cli_jobs
 from .accounts import AccountError, Accounts, token_name_problem, username_problem
 from .cli_approvals import approvals
+from .cli_demo import demo as demo_command
 from .plugins import PluginError, load_plugins
 from .settings import SETTINGS, database_url, package_paths, setting
 
@@ -51,6 +52,9 @@ def _load(paths: tuple[Path, ...]) -> Model:
 @click.version_option(__version__, prog_name="heddle")
 def main() -> None:
     """Heddle: business definitions in YAML become tables, an API and screens."""
+
+
+main.add_command(demo_command)
 
 
 @main.command()

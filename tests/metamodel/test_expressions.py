@@ -26,6 +26,7 @@ SCOPE = MappingScope(
         "tags": "list:string",
         "account.grade": "string",
         "account.name": "string",
+        "account.parent": "integer",
     }
 )
 
@@ -90,6 +91,9 @@ def ev(source: str, **values: Any) -> Any:
         ("true and not false", {}, True),
         ("flag == True", {"flag": True}, True),
         ("amount > 1.5", {"amount": 2.0}, True),
+        # a reference loaded as its record compares as its id, at the end of a path too
+        ("account.parent == qty", {"account": {"id": 1, "parent": {"id": 7}}, "qty": 7}, True),
+        ("account.parent == qty", {"account": {"id": 1, "parent": 7}, "qty": 7}, True),
     ],
 )
 def test_evaluate(source: str, values: dict[str, Any], expected: Any) -> None:
