@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from engine import EventBus
 
-from . import hooks
+from . import approval_notices, hooks  # noqa: F401  (they register jobs, ticks and hooks)
 from .actions import ACTIONS, ActionRunner, Run, run_actions
 from .approvals import APPROVAL_HOOKS, ApprovalEvent, Approvals, run_due, subscribe
 from .automations import attach as _attach_automations
@@ -48,6 +48,7 @@ def attach(bus: EventBus) -> None:
     """The workflow rules and the event automations on ``bus`` (once)."""
     if _attach_rules(bus):
         _attach_automations(bus)
+
 
 __all__ = [
     "ACTIONS",

@@ -61,6 +61,8 @@ class ApprovalEvent:
     recipients: tuple[int, ...]
     at: dt.datetime
     conn: sa.Connection
+    #: the record service the approval runs on (its Model and tables)
+    records: Records | None = None
 
 
 #: Subscribers called with every :class:`ApprovalEvent`, in its transaction.
@@ -222,6 +224,7 @@ class ApprovalRows:
             people,
             at,
             conn,
+            self.records,
         )
         for hook in list(APPROVAL_HOOKS):
             hook(event)

@@ -160,7 +160,8 @@ def test_the_jobs_and_automation_commands(
     wrong = runner.invoke(main, ["automation", "preview", "nudg"])
     assert wrong.exit_code == 2 and "did you mean 'nudge'" in wrong.output
     tick = runner.invoke(main, ["automation", "tick", "--at", "2030-06-01T07:00"])
-    assert tick.exit_code == 0 and "3 jobs due" in tick.output, tick.output  # 07:00: all three
+    # 07:00: all three automations, and the approvals' reminders and escalations
+    assert tick.exit_code == 0 and "4 jobs due" in tick.output, tick.output
     listing = runner.invoke(main, ["automation", "list"])
     assert "nudge" in listing.output and "0 7 * * *" in listing.output
 
