@@ -14,7 +14,6 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import sqlalchemy as sa
 from flask import flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
@@ -93,32 +92,6 @@ def record_approval(act: Actor, ent: Entity, record_id: int, here: str) -> dict[
         earlier=len(found) - 1,
     )
     return {"approval": shown}
-
-
-def pending_count(act: Actor) -> int:
-    """How many approvals wait for the user (or those they stand in for today): one
-    query, for the navigation's badge."""
-    if act.user_id is None:
-        return 0
-    service = _approvals()
-    a, s, t = service.approvals, service.steps, service.tasks
-    d = service.directory.delegations
-    today = act.today or dt.datetime.now(dt.UTC).date()
-    delegators = sa.select(d.c.user_id).where(
-        d.c.delegate_id == act.user_id, d.c.starts_on <= today, d.c.ends_on >= today
-    )
-    query = (
-        sa.select(sa.func.count(sa.distinct(t.c.approval_id)))
-        .select_from(t.join(s, s.c.id == t.c.step_id).join(a, a.c.id == t.c.approval_id))
-        .where(
-            a.c.status == "pending",
-            s.c.status == "pending",
-            t.c.status == "pending",
-            sa.or_(t.c.approver_id == act.user_id, t.c.approver_id.in_(delegators)),
-        )
-    )
-    with runtime().records.reader.connect() as conn:
-        return int(conn.scalar(query) or 0)
 
 
 # --- deciding ------------------------------------------------------------------------------

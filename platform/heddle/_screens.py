@@ -27,6 +27,7 @@ from ui_renderer import Screens, assets
 from ui_renderer import pages as P
 
 from . import i18n
+from ._approval_counts import has_approvals, pending_count
 from .accounts import User
 from .extensions import runtime
 from .i18n import gettext as _
@@ -193,11 +194,7 @@ def chrome(active: str = "") -> P.Chrome:
 def approval_badge(act: Actor) -> int | None:
     """How many approvals wait for the user (None when the Model has no approvals, and
     the navigation no "Approvals")."""
-    if not any(w.approvals for w in runtime().model.workflows.values()):
-        return None
-    from ._screen_approvals import pending_count  # it registers views on this blueprint
-
-    return pending_count(act)
+    return pending_count(act) if has_approvals() else None
 
 
 def page(
