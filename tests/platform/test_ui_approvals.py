@@ -1,7 +1,7 @@
 """The approval screens on the CRM's quote approval: a rep submits a quote from its record
 page, a manager finds it in ``/approvals`` (and the navigation's badge) and approves it on
 the record page; a rejection needs its comment; a stranger may not decide; the submitter
-recalls; the inbox decides inline; the panel in Chinese."""
+recalls; the inbox decides inline; the panel in Chinese and Japanese."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ PEOPLE = [
     ("mia", ["sales_manager"], "East", "max", "en"),
     ("ann", ["sales_rep"], "East", "mia", "en"),
     ("li", ["sales_rep"], "East", "mia", "zh"),
+    ("sato", ["sales_rep"], "East", "mia", "ja"),
     ("mark", ["marketing"], "Marketing", None, "en"),
 ]
 
@@ -234,7 +235,7 @@ def test_approve_inline_from_the_inbox(app: Flask) -> None:
     assert "Nothing waits for your approval." in empty and "h-nav-badge" not in empty
 
 
-def test_the_panel_and_inbox_in_chinese(app: Flask) -> None:
+def test_the_panel_and_inbox_in_chinese_and_japanese(app: Flask) -> None:
     quote = _quote(app, "li", "35")
     li = _client(app, "li")
     page = _submit(li, quote)
@@ -243,3 +244,7 @@ def test_the_panel_and_inbox_in_chinese(app: Flask) -> None:
     assert "撤回" in panel
     mine = li.get("/approvals?tab=mine").get_data(as_text=True)
     assert "审批" in mine and "我提交的" in mine
+    sato = _client(app, "sato")
+    page = _submit(sato, _quote(app, "sato", "35"))
+    assert "値引承認" in _panel(page) and "承認待ち" in _panel(page)
+    assert "自分の承認待ち" in sato.get("/approvals").get_data(as_text=True)
