@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import sqlalchemy as sa
 from flask import flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
@@ -69,10 +70,16 @@ def record_approval(act: Actor, ent: Entity, record_id: int, here: str) -> dict[
     if not any(w.approvals for w in runtime().model.workflows_of(ent.name)):
         return {"approval": None}
     service = _approvals()
-    found = service.for_record(act, ent.name, record_id)
-    if not found:
+    a = service.approvals
+    with runtime().records.reader.connect() as conn:
+        newest, count = conn.execute(
+            sa.select(sa.func.max(a.c.id), sa.func.count()).where(
+                a.c.entity == ent.name, a.c.record_id == record_id
+            )
+        ).one()
+    if newest is None:
         return {"approval": None}
-    latest = found[0]
+    latest = service.get(act, int(newest))  # the history of the latest one only
     pending = latest["status"] == "pending"
     definition = _definition(latest["workflow"], latest["approval"])
     deciders = _stand_ins(service, act) if pending else set()
@@ -89,7 +96,7 @@ def record_approval(act: Actor, ent: Entity, record_id: int, here: str) -> dict[
         # an administrator may decide for any approver, as the API lets them
         can_decide=bool(deciders & set(latest["waiting_for"])) or (pending and act.is_admin),
         can_recall=bool(can_recall),
-        earlier=len(found) - 1,
+        earlier=int(count) - 1,
     )
     return {"approval": shown}
 

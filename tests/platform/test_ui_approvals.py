@@ -191,6 +191,9 @@ def test_a_rejection_needs_its_comment(app: Flask) -> None:
     assert status == 302
     assert "decided already" in mia.get(f"/app/quote/{quote}").get_data(as_text=True)
     assert _status(app, quote) == "rejected"
+    # submitted again: the panel shows the new approval and counts the earlier one
+    page = _submit(_client(app, "ann"), quote)
+    assert "1 earlier approval of this record." in page and "15% at most" not in _panel(page)
 
 
 def test_a_stranger_may_not_decide_and_the_submitter_recalls(app: Flask) -> None:
