@@ -201,6 +201,7 @@ class Chrome:
     title: str = ""
     messages: tuple[tuple[str, str], ...] = ()  # (category, text) flashed by the last step
     next_url: str = "/"
+    approvals: int | None = None  # what waits for the user; None: no approvals in the Model
 
 
 @dataclass(frozen=True)

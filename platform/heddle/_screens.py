@@ -27,6 +27,7 @@ from ui_renderer import Screens, assets
 from ui_renderer import pages as P
 
 from . import i18n
+from ._approval_counts import has_approvals, pending_count
 from .accounts import User
 from .extensions import runtime
 from .i18n import gettext as _
@@ -113,6 +114,14 @@ class FlaskLinks:
     def dashboard(self, name: str, params: Mapping[str, Any] | None = None) -> str:
         return self._with(url_for("ui.dashboard", name=name), params)
 
+    def approvals(self, tab: str = "pending") -> str:
+        return url_for("ui.approvals_inbox", tab=tab)
+
+    def approval(self, entity: str, record_id: Any, approval_id: Any, action: str) -> str:
+        return url_for(
+            "ui.decide", entity=entity, record_id=record_id, approval_id=approval_id, action=action
+        )
+
     def asset(self, name: str) -> str:
         return url_for("ui.static", filename=assets.static_path(name))
 
@@ -171,6 +180,7 @@ def chrome(active: str = "") -> P.Chrome:
     )  # fmt: skip
     return P.Chrome(
         user=g.user.name or g.user.username,
+        approvals=approval_badge(act),
         locale=here,
         locales=locales(),
         nav=nav,
@@ -179,6 +189,12 @@ def chrome(active: str = "") -> P.Chrome:
         messages=tuple(cast("list[tuple[str, str]]", get_flashed_messages(with_categories=True))),
         next_url=path,
     )
+
+
+def approval_badge(act: Actor) -> int | None:
+    """How many approvals wait for the user (None when the Model has no approvals, and
+    the navigation no "Approvals")."""
+    return pending_count(act) if has_approvals() else None
 
 
 def page(

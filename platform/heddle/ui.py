@@ -40,6 +40,7 @@ from ui_renderer import Screens
 from ui_renderer import pages as P
 
 from . import (
+    _screen_approvals,  # noqa: F401  (the approval inbox and decisions)
     _screen_boards,  # noqa: F401  (kanban and calendar)
     _screen_forms,  # noqa: F401  (its views register on the blueprint)
     _screen_lists,
@@ -47,6 +48,7 @@ from . import (
     errors,
     i18n,
 )
+from ._screen_approvals import record_approval
 from ._screen_workflow import record_workflow
 from ._screens import (
     MAX_ID,
@@ -376,6 +378,7 @@ def record(entity: str, record_id: int) -> ResponseReturnValue:
             "system": system,
             "can_edit": may_update(act, ent, record_id),
             **record_workflow(act, ent, record_id, here),
+            **record_approval(act, ent, record_id, here),
         },
     )
     return page("record.html", title, ent.name, screen=screen)

@@ -22,6 +22,7 @@ from heddle.app import create_app
 from werkzeug.serving import make_server
 
 from engine import migrate
+from workflows import StateMachines
 
 CHROMIUM = os.environ.get("HEDDLE_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
@@ -66,6 +67,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     ids["contact"] = runtime.records.create(actor, "contact", contact)["id"]
     deal = {"name": "ERP 升级", "account": account["id"], "amount": "120000.00"}
     ids["opportunity"] = runtime.records.create(actor, "opportunity", deal)["id"]
+    # a quote waiting for a sales manager's approval: the record's approval panel
+    with runtime.engine.begin() as conn:
+        runtime.accounts.create_user(conn, "mia", PASSWORD, ["sales_manager"], team="East")
+    quote = runtime.records.create(actor, "quote", {"account": account["id"], "discount": "30"})
+    StateMachines(runtime.records).fire(
+        actor, "quote", quote["id"], "submit", version=quote["version"], comment="大客户"
+    )
+    ids["quote"] = quote["id"]
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_port}", ids
@@ -119,13 +128,18 @@ def test_every_kind_of_page_passes_axe(
     check("home")
     # every page in English; in Chinese and Japanese those of one entity (the rules
     # that depend on the language: lang attributes, labels, CJK text in badges)
-    for entity, record_id in ids.items() if username == "root" else [("account", ids["account"])]:
+    records = [(e, i) for e, i in ids.items() if e != "quote"]
+    for entity, record_id in records if username == "root" else [("account", ids["account"])]:
         page.goto(f"{base}/app/{entity}")
         check(f"{entity} list")
         page.goto(f"{base}/app/{entity}/{record_id}")
         check(f"{entity} record")
         page.goto(f"{base}/app/{entity}/{record_id}/edit")
         check(f"{entity} edit form")
+    page.goto(f"{base}/app/quote/{ids['quote']}")  # with its approval panel
+    check("quote record with its approval")
+    page.goto(f"{base}/approvals?tab={'pending' if username == 'root' else 'mine'}")
+    check("approvals")
     page.goto(f"{base}/app/account/new")
     check("account form")
     # the server's refusal: the browser's own check of required fields set aside
