@@ -274,6 +274,7 @@ def test_a_report_draws_its_chart_over_my_records_without_hidden_measures(site: 
     assert [s["name"] for s in chart["series"]] == ["Amount"]  # margin is hidden from reps
     assert "Margin" not in page and "7,000" not in page  # bob's deal is not in sight
     assert 'href="/api/v1/reports/deals_by_stage/csv"' in page
+    assert 'href="/api/v1/reports/deals_by_stage/xlsx"' in page
     assert '<option value="this_quarter">This quarter</option>' in page
     assert re.search(r'<select[^>]*name="owner"', page)  # the owner parameter is a user select
     assert "<tfoot>" in page and "Total" in page
