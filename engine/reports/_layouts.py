@@ -104,7 +104,7 @@ def build_funnel(builder: Builder, measures: Sequence[ReportMeasure], scope: Col
     for measure, label in aggregates:
         running = sa.func.sum(g_cte.c[label]).over(order_by=steps.c.k.desc(), rows=(None, 0))
         empty = AGGREGATES[str(measure.aggregate)].empty
-        added = sa.func.coalesce(running, empty)
+        added: sa.ColumnElement[Any] = sa.func.coalesce(running, empty)
         if measure.value_type == "integer":  # PostgreSQL sums integers as numerics
             added = sa.cast(added, sa.BigInteger)
         cumulative.append(sa.type_coerce(added, g_cte.c[label].type).label(label))

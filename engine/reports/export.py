@@ -81,6 +81,7 @@ def to_xlsx(result: ReportResult, locale: str = "en", title: str = "Report") -> 
     decimals with their places), dates as date cells."""
     from openpyxl import Workbook  # imported when a workbook is asked for
     from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     book = Workbook(write_only=False)
     sheet = book.active
@@ -108,7 +109,7 @@ def to_xlsx(result: ReportResult, locale: str = "en", title: str = "Report") -> 
     sheet.freeze_panes = "A2"
     for c, column in enumerate(result.columns, start=1):
         width = max(10, min(40, len(str(column["label"])) + 4))
-        sheet.column_dimensions[sheet.cell(row=1, column=c).column_letter].width = width
+        sheet.column_dimensions[get_column_letter(c)].width = width
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
