@@ -44,6 +44,7 @@ from . import (
     _screen_forms,  # noqa: F401  (its views register on the blueprint)
     _screen_lists,
     _screen_reports,
+    _screen_settings,
     errors,
     i18n,
 )
@@ -173,10 +174,13 @@ def logout() -> ResponseReturnValue:
 
 @ui.post("/language")
 def language() -> ResponseReturnValue:
-    """The language switch: kept in the session for the rest of the visit."""
+    """The language switch: kept in the session for the rest of the visit, and on the
+    account of a logged-in user (their language in every browser)."""
     chosen = request.form.get("locale", "")
     if chosen in i18n.supported():
         session["locale"] = chosen
+        if g.user is not None:
+            _screen_settings.save_locale(g.user, chosen)
     return redirect(local_path(request.form.get("next")))
 
 

@@ -20,6 +20,7 @@ METHODS = [
     ("platform/heddle/_screen_boards.py", "python"),
     ("platform/heddle/_screen_reports.py", "python"),
     ("platform/heddle/_screen_lists.py", "python"),
+    ("platform/heddle/_screen_settings.py", "python"),
     ("ui_renderer/templates/**.html", "jinja2"),
 ]
 OPTIONS = {"ui_renderer/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
