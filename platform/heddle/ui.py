@@ -9,8 +9,8 @@ HTML with a Content-Security-Policy that allows no inline script or style.
 
 URLs (DESIGN.md): ``/`` (home, or the login page), ``/login``, ``/logout``,
 ``/app/<entity>`` (list: ``?view=``, ``?q=``, ``?sort=``, ``?cursor=`` and the API's
-filters, e.g. ``?grade=A&amount__gte=1000``), ``/app/<entity>/new``, ``/app/<entity>/<id>``
-and ``/app/<entity>/<id>/edit``.
+filters, e.g. ``?grade=A&amount__gte=1000``), ``/app/<entity>/new``, ``/app/<entity>/<id>``,
+``/app/<entity>/<id>/edit`` and ``/settings`` (:mod:`heddle._screen_settings`).
 """
 
 from __future__ import annotations

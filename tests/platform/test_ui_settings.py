@@ -11,6 +11,7 @@ from html import unescape
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from heddle.accounts import UserInfo
 from screens_more_package import BACKENDS, module_app, text_of
 from screens_package import PASSWORD, csrf_of
 
@@ -58,11 +59,13 @@ def error_of(page: str, field_id: str) -> str:
     return found.group(1) if found else ""
 
 
-def user(app: Flask, username: str) -> object:
-    runtime = app.extensions["heddle"]
-    with runtime.engine.connect() as conn:
-        return runtime.accounts.list_users(conn, user_id=runtime.accounts.by_username(
-            conn, username).id)[0]  # fmt: skip
+def user(app: Flask, username: str) -> UserInfo:
+    """The user as the database has them now."""
+    accounts = app.extensions["heddle"].accounts
+    with app.extensions["heddle"].engine.connect() as conn:
+        found = accounts.by_username(conn, username)
+        info: UserInfo = accounts.list_users(conn, user_id=found.id)[0]
+    return info
 
 
 def api_token(app: Flask, username: str, password: str = PASSWORD) -> dict[str, str]:
@@ -94,7 +97,7 @@ def test_the_profile_is_saved_and_a_bad_email_refused_beside_its_field(site: Fla
     page = text_of(client.get("/settings"))
     assert "Your profile was saved." in page and 'value="Pia Lund"' in page
     info = user(site, "pia")
-    assert (info.name, info.email) == ("Pia Lund", "pia@example.com")  # type: ignore[attr-defined]
+    assert (info.name, info.email) == ("Pia Lund", "pia@example.com")
 
     status, page = post(client, "/settings/profile", name="Pia", email="not an email")
     assert status == 422
@@ -102,12 +105,12 @@ def test_the_profile_is_saved_and_a_bad_email_refused_beside_its_field(site: Fla
     assert 'value="not an email"' in page and 'aria-invalid="true"' in page
     status, page = post(client, "/settings/profile", name=" ", email="")
     assert status == 422 and error_of(page, "profile-name") == "Enter your name."
-    assert user(site, "pia").email == "pia@example.com"  # type: ignore[attr-defined]
+    assert user(site, "pia").email == "pia@example.com"
 
 
 def test_the_api_refuses_the_same_bad_email(site: Flask) -> None:
     root = api_token(site, "root")
-    pia = user(site, "pia").id  # type: ignore[attr-defined]
+    pia = user(site, "pia").id
     done = site.test_client().patch(
         f"/api/v1/users/{pia}", headers=root, json={"email": "not an email"}
     )
@@ -119,16 +122,16 @@ def test_the_language_is_kept_on_the_account(site: Flask) -> None:
     status, _page = post(client, "/settings/language", locale="ja")
     assert status == 302
     assert "言語を保存しました" in text_of(client.get("/settings"))
-    assert user(site, "leo").locale == "ja"  # type: ignore[attr-defined]
+    assert user(site, "leo").locale == "ja"
     fresh = client_of(site, "leo")  # another browser: no language in its session
     assert '<html lang="ja">' in text_of(fresh.get("/settings"))
     # the language switch of the top bar saves it too
     post(fresh, "/language", locale="zh", next="/settings")
-    assert user(site, "leo").locale == "zh"  # type: ignore[attr-defined]
+    assert user(site, "leo").locale == "zh"
     assert '<html lang="zh">' in text_of(client_of(site, "leo").get("/"))
     status, page = post(fresh, "/settings/language", locale="xx")
     assert status == 422 and error_of(page, "language-locale")
-    assert user(site, "leo").locale == "zh"  # type: ignore[attr-defined]
+    assert user(site, "leo").locale == "zh"
 
 
 def test_a_wrong_current_password_or_differing_new_ones_change_nothing(site: Flask) -> None:
@@ -204,7 +207,7 @@ def test_every_form_needs_the_csrf_token(site: Flask) -> None:
     for path in ("/settings/profile", "/settings/language", "/settings/password",
                  "/settings/tokens", "/settings/tokens/1/revoke"):  # fmt: skip
         assert client.post(path, data={"name": "x", "locale": "zh"}).status_code == 400
-    assert user(site, "pia").locale == "en"  # type: ignore[attr-defined]
+    assert user(site, "pia").locale == "en"
 
 
 def test_settings_need_a_login(site: Flask) -> None:
