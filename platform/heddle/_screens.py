@@ -111,7 +111,7 @@ class FlaskLinks:
         return self._with(url_for("ui.report", name=name), params)
 
     def report_csv(self, name: str, params: Mapping[str, Any] | None = None) -> str:
-        return self._with(url_for("reports.export_report", name=name), params)
+        return self._with(url_for("reports.export_report", name=name, kind="csv"), params)
 
     def dashboard(self, name: str, params: Mapping[str, Any] | None = None) -> str:
         return self._with(url_for("ui.dashboard", name=name), params)
