@@ -63,6 +63,9 @@ class FlaskLinks:
     def language(self) -> str:
         return url_for("ui.language")
 
+    def settings(self) -> str:
+        return url_for("ui.settings")
+
     def entity_list(self, entity: str, params: Mapping[str, Any] | None = None) -> str:
         return self._with(url_for("ui.list_records", entity=entity), params)
 

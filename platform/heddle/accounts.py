@@ -10,6 +10,7 @@ Roles are names of the package's role definitions (``admin`` is built in).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 import hashlib
@@ -25,6 +26,8 @@ from typing import Any, Final
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from marshmallow import ValidationError
+from marshmallow.validate import Email
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine import Actor, Tables
@@ -77,6 +80,7 @@ _USERNAME = re.compile(USERNAME_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")  # JSON may hold one ("\ud800"); UTF-8 cannot
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+_EMAIL = Email()
 
 
 def username_problem(username: str) -> str | None:
@@ -117,6 +121,16 @@ def token_name_problem(name: Any) -> str | None:
     return text_problem(name, what="a token's name", size=200, empty=True)
 
 
+def email_problem(email: str) -> str | None:
+    """Why ``email`` is not an email address (as an ``email`` field of a record checks
+    it), or None."""
+    try:
+        _EMAIL(email)
+    except ValidationError:
+        return "not an email address"
+    return None
+
+
 def password_problem(password: str) -> str | None:
     if len(password) < MIN_PASSWORD:
         return f"a password needs at least {MIN_PASSWORD} characters"
@@ -138,6 +152,9 @@ class User:
     roles: frozenset[str]
     locale: str
     active: bool
+    #: A digest of the password hash: a session carries it, so a new password ends the
+    #: sessions opened with the old one ("" when the row read had no hash).
+    stamp: str = ""
 
     def actor(self, today: dt.date | None = None) -> Actor:
         return Actor(
@@ -163,7 +180,23 @@ class User:
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        """The session's user id: ``<id>.<stamp>`` (:func:`session_user_id` reads it)."""
+        return f"{self.id}.{self.stamp}"
+
+
+def session_user_id(value: str) -> tuple[int, str] | None:
+    """(user id, password stamp) from a session's user id, or None if it is not one."""
+    user_id, _dot, stamp = value.partition(".")
+    if not (user_id.isascii() and user_id.isdigit()) or len(user_id) > 19 or not stamp:
+        return None
+    return int(user_id), stamp
+
+
+def password_stamp(password_hash: str | None) -> str:
+    """What a session keeps of the password hash: enough to notice it changed."""
+    if not password_hash:
+        return ""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:24]
 
 
 def hash_password(password: str) -> str:
@@ -179,6 +212,7 @@ def _user(row: Any) -> User:
         roles=frozenset(row.roles or ()),
         locale=row.locale,
         active=bool(row.active),
+        stamp=password_stamp(row._mapping.get("password_hash")),
     )
 
 
@@ -402,6 +436,8 @@ class Accounts:
             )
             if problem:
                 raise AccountError(problem, field)
+        if email and email_problem(email):
+            raise AccountError(f"'{email}' is not an email address", "email")
 
     def _manager_id(
         self, conn: sa.Connection, manager: str | None, user_id: int | None
@@ -533,13 +569,14 @@ class Accounts:
             return None
         if row is None or not row.active:
             return None
+        user = _user(row)
         if _hasher.check_needs_rehash(stored):
+            redone = hash_password(password)
             conn.execute(
-                self.users.update()
-                .where(self.users.c.id == row.id)
-                .values(password_hash=hash_password(password))
+                self.users.update().where(self.users.c.id == row.id).values(password_hash=redone)
             )
-        return _user(row)
+            user = dataclasses.replace(user, stamp=password_stamp(redone))
+        return user
 
     # tokens -----------------------------------------------------------------------------
 
@@ -638,6 +675,18 @@ class Accounts:
             .values(revoked_at=dt.datetime.now(dt.UTC))
         )
         return done.rowcount == 1
+
+    def revoke_tokens_of(self, conn: sa.Connection, user_id: int) -> int:
+        """Revoke every active token of user ``user_id`` (their password changed); how many."""
+        self.cache.clear()
+        self.changed(conn)
+        t = self.tokens
+        done = conn.execute(
+            t.update()
+            .where(t.c.user_id == user_id, t.c.revoked_at.is_(None))
+            .values(revoked_at=dt.datetime.now(dt.UTC))
+        )
+        return int(done.rowcount)
 
     def revoke_token(self, conn: sa.Connection, token: str) -> bool:
         self.cache.clear()

@@ -8,6 +8,7 @@ Configuration: every setting of :mod:`heddle.settings` at its default, then the
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import secrets
@@ -36,6 +37,7 @@ from . import (
     ui,
     workflow_api,
 )
+from .accounts import session_user_id
 from .data_api import init_app as init_data_api
 from .extensions import csrf, login_manager
 from .jsonio import JSONProvider
@@ -118,12 +120,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["heddle_login_limit"] = LoginLimit(str(settings["REDIS_URL"]))
 
     @login_manager.user_loader  # type: ignore[untyped-decorator]
-    def load_user(user_id: str) -> Any:
-        if not user_id.isdigit():
+    def load_user(session_id: str) -> Any:
+        """The session's user while active and with the password it logged in with."""
+        found = session_user_id(session_id)
+        if found is None:
             return None
         with runtime.engine.connect() as conn:
-            user = runtime.accounts.by_id(conn, int(user_id))
-        return user if user is not None and user.active else None
+            user = runtime.accounts.by_id(conn, found[0])
+        if user is None or not user.active or not hmac.compare_digest(user.stamp, found[1]):
+            return None
+        return user
 
     api.init_app(app)
     report_api.init_app(app)

@@ -362,8 +362,8 @@ def user_enable(usernames: tuple[str, ...]) -> None:
 @click.argument("username")
 @_password_option
 def user_set_password(username: str, password: str) -> None:
-    """Give a user a new password (their API tokens keep working: revoke them with token
-    revoke)."""
+    """Give a user a new password (their sessions end; their API tokens keep working:
+    revoke them with token revoke)."""
     with _change_user(username, "set the password of") as (accounts, conn, user_id):
         accounts.update_user(conn, user_id, password=password)
     click.echo(f"new password set for {username}")

@@ -9,8 +9,8 @@ HTML with a Content-Security-Policy that allows no inline script or style.
 
 URLs (DESIGN.md): ``/`` (home, or the login page), ``/login``, ``/logout``,
 ``/app/<entity>`` (list: ``?view=``, ``?q=``, ``?sort=``, ``?cursor=`` and the API's
-filters, e.g. ``?grade=A&amount__gte=1000``), ``/app/<entity>/new``, ``/app/<entity>/<id>``
-and ``/app/<entity>/<id>/edit``.
+filters, e.g. ``?grade=A&amount__gte=1000``), ``/app/<entity>/new``, ``/app/<entity>/<id>``,
+``/app/<entity>/<id>/edit`` and ``/settings`` (:mod:`heddle._screen_settings`).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from . import (
     _screen_forms,  # noqa: F401  (its views register on the blueprint)
     _screen_lists,
     _screen_reports,
+    _screen_settings,
     errors,
     i18n,
 )
@@ -175,10 +176,13 @@ def logout() -> ResponseReturnValue:
 
 @ui.post("/language")
 def language() -> ResponseReturnValue:
-    """The language switch: kept in the session for the rest of the visit."""
+    """The language switch: kept in the session for the rest of the visit, and on the
+    account of a logged-in user (their language in every browser)."""
     chosen = request.form.get("locale", "")
     if chosen in i18n.supported():
         session["locale"] = chosen
+        if g.user is not None:
+            _screen_settings.save_locale(g.user, chosen)
     return redirect(local_path(request.form.get("next")))
 
 

@@ -1,7 +1,7 @@
 """Accessibility of the CRM's screens, checked by axe-core in Debian's Chromium.
 
 Every kind of page a sales rep meets — log-in, home, lists, a record, the create and edit
-forms, a form sent back with errors — is opened in English, Chinese and Japanese and run
+forms, a form sent back with errors, the settings — is opened in English, Chinese and Japanese and run
 through axe-core's WCAG 2.0/2.1 A and AA rules (axe-core ships inside the
 ``axe-playwright-python`` wheel: nothing is fetched at run time). A page passes with no
 violation at all, whatever its impact.
@@ -150,6 +150,15 @@ def test_every_kind_of_page_passes_axe(
     page.wait_for_load_state("load")
     assert page.locator(".invalid-feedback, [aria-invalid=true]").count() > 0
     check("account form with errors")
+    page.goto(f"{base}/settings")
+    check("settings")
+    page.fill("#password-current_password", "not the password")
+    page.fill("#password-new_password", "a new long password")
+    page.fill("#password-confirm_password", "another new password")
+    page.click("#password button[type=submit]")
+    page.wait_for_load_state("load")
+    assert page.locator("#password [aria-invalid=true]").count() == 2
+    check("settings with errors")
     context.close()
     assert not found, "\n".join(
         f"{name}: {problem}" for name, problems in found.items() for problem in problems

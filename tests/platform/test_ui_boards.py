@@ -61,6 +61,13 @@ def move(client: FlaskClient, entity: str, record: dict[str, Any], to: str, **ex
     return client.post(f"/app/{entity}/{record['id']}/move", data=data, headers=MOVE)
 
 
+def switch_back(client: FlaskClient) -> None:
+    """English again: the switch saves the language on ann's account, which the module's
+    other tests share."""
+    token = csrf_of(text_of(client.get("/")))
+    client.post("/language", data={"locale": "en", "csrf_token": token})
+
+
 def columns_of(page: str) -> dict[str, list[str]]:
     """Column value -> the card titles in it."""
     found = {}
@@ -221,6 +228,7 @@ def test_the_kanban_in_chinese(site: Flask) -> None:
     client.post("/language", data={"locale": "zh", "csrf_token": csrf_of(text_of(client.get("/")))})
     page = text_of(client.get("/app/opportunity/kanban"))
     assert "新建" in page and "方案" in page and ">移动<" in page and "按阶段看板" in page
+    switch_back(client)
 
 
 # --- calendar --------------------------------------------------------------------------------
@@ -303,6 +311,7 @@ def test_a_funnel_in_japanese(site: Flask) -> None:
     chart = chart_of(page)
     assert chart["type"] == "funnel" and "新規" in chart["categories"]
     assert "langJA" in page and "商談ファネル" in page
+    switch_back(client)
 
 
 def test_the_home_page_is_the_roles_dashboard(site: Flask) -> None:

@@ -33,6 +33,9 @@ class Links:
     def language(self) -> str:
         return "/language"
 
+    def settings(self) -> str:
+        return "/settings"
+
     def entity_list(self, entity: str, params: Mapping[str, Any] | None = None) -> str:
         return f"/app/{entity}" + (
             "?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else ""
