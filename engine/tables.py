@@ -39,6 +39,8 @@ AUDIT_TABLE = "heddle_audit"
 SEQUENCE_TABLE = "heddle_sequence"
 ARCHIVE_TABLE = "heddle_archive"
 TRANSITION_TABLE = "heddle_transition"
+DUPLICATE_KEY_TABLE = "heddle_duplicate_key"
+DUPLICATE_RULE_TABLE = "heddle_duplicate_rule"
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,9 @@ def system_tables(metadata: sa.MetaData) -> None:
         sa.Column("actor_id", ID),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("changes", JSON, nullable=False),
+        # set on the entries a merge moved here from the record merged into this one: the
+        # loser's history, shown with the survivor's but not replayed as its states
+        sa.Column("merged_from", ID),
         sa.Index("ix_heddle_audit_record", "entity", "record_id", "id"),
     )
     sa.Table(
@@ -154,6 +159,39 @@ def system_tables(metadata: sa.MetaData) -> None:
         sa.Column("at", UTCDateTime(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Index("ix_heddle_transition_record", "entity", "record_id", "id"),
+    )
+    # The keys of every record under every duplicate rule (engine.dedupe): finding a
+    # duplicate is one probe of ix_heddle_duplicate_key_lookup, whatever the table's size.
+    sa.Table(
+        DUPLICATE_KEY_TABLE,
+        metadata,
+        # an integer key of its own: SQLite's FTS5 trigram index (fuzzy rules) needs one
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("key_space", sa.Text(), nullable=False),
+        sa.Column("key", sa.Text(), nullable=False),
+        sa.Column("entity", sa.String(63), nullable=False),
+        sa.Column("record_id", ID, nullable=False),
+        sa.Column("rule", sa.String(63), nullable=False),
+        sa.Index(
+            "ix_heddle_duplicate_key_lookup",
+            "key_space",
+            "key",
+            "entity",
+            "record_id",
+            "rule",
+            unique=True,
+        ),
+        sa.Index("ix_heddle_duplicate_key_record", "entity", "record_id"),
+    )
+    # Per rule, the fingerprint of what made its keys: a rule added or changed (or a
+    # normalizer's new version) has its keys rebuilt by migrate.
+    sa.Table(
+        DUPLICATE_RULE_TABLE,
+        metadata,
+        sa.Column("entity", sa.String(63), primary_key=True),
+        sa.Column("rule", sa.String(63), primary_key=True),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("built_at", UTCDateTime(), nullable=False),
     )
 
 

@@ -37,6 +37,7 @@ class Writer:
         self.computer = records.computer
         self.audit = records.audit
         self.events = records.events
+        self.dedupe = records.dedupe
         self._inserts: dict[tuple[str, tuple[str, ...]], tuple[sa.Executable, bool]] = {}
 
     @cached_property
@@ -115,9 +116,13 @@ class Writer:
         *,
         parent: tuple[str, int] | None = None,
         alone: bool = False,
+        confirmed: frozenset[str] = frozenset(),
+        made_from: tuple[str, int] | None = None,
     ) -> dict[str, Any]:
         """Create a record; ``alone``: the only write of a transaction the record service
-        opened for it (see :meth:`Validator.guarded_write`)."""
+        opened for it (see :meth:`Validator.guarded_write`). ``confirmed``: the duplicate
+        rules whose warnings the writer accepts; ``made_from``: the record this one is made
+        from, which is not its duplicate (:meth:`DuplicateIndex.check`)."""
         values, children, errors = self.validator.input(ent, data, partial=False, trusted=trusted)
         if parent is not None:
             values[parent[0]] = parent[1]
@@ -140,6 +145,9 @@ class Writer:
         )
         if errors:
             raise ValidationFailed(f"the {ent.name} is not valid", errors)
+        keys = self.dedupe.check(
+            conn, actor, ent, values, None, confirmed=confirmed, made_from=made_from
+        )
         now = dt.datetime.now(dt.UTC)
         row = {name: value for name, value in values.items() if self.column(ent, name)}
         for field in ent.fields_of_type("autonumber"):
@@ -167,6 +175,7 @@ class Writer:
             alone=alone,
         )
         record_id = stored["id"]
+        self.dedupe.write(conn, ent.name, record_id, keys, replace=False)
         if not audited:  # else the statement wrote the audit row too
             self.audit.record(conn, ent, record_id, "create", actor, 1, None, stored)
         self.write_children(conn, actor, ent, record_id, children, trusted, replace=False)
@@ -212,7 +221,12 @@ class Writer:
         trusted: bool,
         *,
         alone: bool = False,
+        confirmed: frozenset[str] = frozenset(),
+        merged_from: int | None = None,
     ) -> dict[str, Any]:
+        """Change a record. ``merged_from``: the update that ends a merge (the record takes
+        in the loser's values): audited as ``merge``, and it counts as a change even when
+        no field changes (:mod:`._merge`)."""
         before = self.row(conn, ent, record_id, lock=True)
         if version is not None and before["version"] != version:
             raise StaleVersion(
@@ -258,8 +272,12 @@ class Writer:
         if errors:
             raise ValidationFailed(f"the {ent.name} is not valid", errors)
         updates = {n: record[n] for n in changed if n in before and self.column(ent, n)}
-        if not updates and not children:
+        if not updates and not children and merged_from is None:
             return self.read(conn, actor, ent, record_id, children=True)
+        keys = self.dedupe.check(
+            conn, actor, ent, record, record_id, before=before, changed=changed,
+            confirmed=confirmed,
+        )  # fmt: skip
         table = self.tables.table(ent.name)
         new_version = before["version"] + 1
         update = (
@@ -285,9 +303,16 @@ class Writer:
         if found is None:  # pragma: no cover - the row is locked (PostgreSQL) or the
             raise StaleVersion(f"the {ent.name} was changed by someone else")  # write lock held
         after = dict(found)
+        self.dedupe.write(conn, ent.name, record_id, keys, replace=True)
         self.write_children(conn, actor, ent, record_id, children, trusted, replace=True)
         self.computer.refresh_rollups(conn, ent, [before], [after])
-        self.audit.record(conn, ent, record_id, "update", actor, new_version, before, after)
+        if merged_from is None:
+            self.audit.record(conn, ent, record_id, "update", actor, new_version, before, after)
+        else:
+            self.audit.record(
+                conn, ent, record_id, "merge", actor, new_version, before, after,
+                merged=merged_from,
+            )  # fmt: skip
         if children:
             result = self.read(conn, actor, ent, record_id, children=True)
         else:
@@ -406,6 +431,7 @@ class Writer:
                     self.update(conn, SYSTEM, other, other_id, {field.name: None}, None, True)
         table = self.tables.table(ent.name)
         conn.execute(table.delete().where(table.c.id == record_id))
+        self.dedupe.remove(conn, ent.name, record_id)
         self.computer.refresh_rollups(conn, ent, [before], [None])
         self.audit.record(conn, ent, record_id, "delete", actor, before["version"], before, None)
         self.events.emit(

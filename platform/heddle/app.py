@@ -23,7 +23,18 @@ from flask.typing import ResponseReturnValue
 
 from engine.tables import HISTORY_TABLE
 
-from . import admin_api, api, errors, logs, openapi, report_api, security, ui, workflow_api
+from . import (
+    admin_api,
+    api,
+    errors,
+    logs,
+    merge_api,
+    openapi,
+    report_api,
+    security,
+    ui,
+    workflow_api,
+)
 from .extensions import csrf, login_manager
 from .jsonio import JSONProvider
 from .ratelimit import LoginLimit
@@ -117,6 +128,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     admin_api.init_app(app)
     ui.init_app(app)
     workflow_api.init_app(app)
+    merge_api.init_app(app)
     openapi.init_app(app)
     errors.init_app(app)
     security.init_app(app)

@@ -88,6 +88,21 @@ fields:
   share: {type: formula, returns: percent, expression: "discount / 2"}
   ratio: {type: formula, returns: decimal, expression: "revenue / 3"}
   grade_text: {type: formula, returns: string, expression: "grade"}
+duplicate_rules:
+  - name: same_name
+    fields: [name]
+    normalize: [case, space, width, company_suffix, punctuation]
+    action: block
+  - name: same_phone
+    fields: [phone, website]
+    match: any
+    normalize: [phone]
+    action: warn
+  - name: similar_name
+    fields: [name]
+    normalize: [case, space, width]
+    fuzzy: 0.8
+    action: warn
 ---
 kind: entity
 name: invoice
