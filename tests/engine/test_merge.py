@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 import textwrap
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from engine import (
     Actor,
@@ -109,19 +108,21 @@ ANN = Actor(user_id=2, team_id=1, roles=frozenset({"rep"}))
 BOB = Actor(user_id=3, team_id=1, roles=frozenset({"rep"}))
 
 
-@pytest.fixture
-def model(tmp_path: Path) -> Model:
-    path = tmp_path / "shop.yaml"
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Model:
+    path = tmp_path_factory.mktemp("shop") / "shop.yaml"
     path.write_text(textwrap.dedent(SHOP), encoding="utf-8")
     return load_packages([path])
 
 
-@pytest.fixture
-def records(db_engine: Engine, model: Model) -> Records:
-    migrate(db_engine, model)
-    found = Records(db_engine, model)
-    tables = found.tables.metadata.tables
-    with db_engine.begin() as conn:
+@pytest.fixture(scope="module")
+def database(module_db_url: str, model: Model) -> Iterator[Records]:
+    """The package migrated once per module and database, with its people."""
+    engine = sa.create_engine(module_db_url)
+    migrate(engine, model)
+    made = Records(engine, model)
+    tables = made.tables.metadata.tables
+    with engine.begin() as conn:
         conn.execute(tables[TEAM_TABLE].insert(), [{"name": "East", "created_at": NOW}])
         conn.execute(
             tables[USER_TABLE].insert(),
@@ -130,7 +131,22 @@ def records(db_engine: Engine, model: Model) -> Records:
                 for u, r in (("root", ["admin"]), ("ann", ["rep"]), ("bob", ["rep"]))
             ],
         )
-    return found
+    yield made
+    engine.dispose()
+
+
+@pytest.fixture
+def records(database: Records) -> Records:
+    """The module's database, without the records of the tests before."""
+    tables = database.tables
+    system = tables.metadata.tables
+    emptied = [tables.table(n) for n in ("relation", "deal", "address", "customer")] + [
+        system[n] for n in (DUPLICATE_KEY_TABLE, AUDIT_TABLE, ARCHIVE_TABLE, TRANSITION_TABLE)
+    ]
+    with database.engine.begin() as conn:
+        for table in emptied:
+            conn.execute(table.delete())
+    return database
 
 
 def two(records: Records, **both: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -226,31 +242,29 @@ def test_a_row_whose_rules_refuse_the_move_stops_the_merge(records: Records) -> 
     assert records.get(ADMIN, "relation", relation["id"])["b"] == loser["id"]
 
 
-def test_the_loser_is_archived_and_can_be_restored(
-    records: Records, db_engine: Engine, model: Model
-) -> None:
+def test_the_loser_is_archived_and_can_be_restored(records: Records, model: Model) -> None:
     survivor, loser = two(records)
     merge(records, survivor, loser)
     archive = records.tables.metadata.tables[ARCHIVE_TABLE]
-    with db_engine.connect() as conn:
+    with records.engine.connect() as conn:
         row = conn.execute(sa.select(archive).where(archive.c.record_id == loser["id"])).one()
     assert (row.source_table, row.source_column) == ("customer", None)
     assert row.data["email"] == "sales@acme.example" and row.data["rating"] == 5
     assert row.model_hash == model.hash
     # the archive's way back, as after a dropped table (the merge's own changes stay)
-    with db_engine.begin() as conn:  # its email is the survivor's now: free it to restore
+    with records.engine.begin() as conn:  # its email is the survivor's now: free it to restore
         conn.execute(sa.text("UPDATE customer SET email = NULL"))
-    assert restore(db_engine, model, "customer") == 1
+    assert restore(records.engine, model, "customer") == 1
     assert records.get(ADMIN, "customer", loser["id"])["name"] == "ACME Inc."
 
 
-def test_the_losers_history_is_the_survivors(records: Records, db_engine: Engine) -> None:
+def test_the_losers_history_is_the_survivors(records: Records) -> None:
     survivor, loser = two(records)
     loser = records.update(
         ADMIN, "customer", loser["id"], {"city": "Suzhou"}, version=loser["version"]
     )
     transitions = records.tables.metadata.tables[TRANSITION_TABLE]
-    with db_engine.begin() as conn:
+    with records.engine.begin() as conn:
         conn.execute(
             transitions.insert().values(
                 entity="customer",
@@ -276,7 +290,7 @@ def test_the_losers_history_is_the_survivors(records: Records, db_engine: Engine
     assert history[-1]["changes"]["id"] == [loser["id"], survivor["id"]]
     assert history[-1]["changes"]["email"] == [None, "sales@acme.example"]
     audit = records.tables.metadata.tables[AUDIT_TABLE]
-    with db_engine.connect() as conn:
+    with records.engine.connect() as conn:
         left = conn.scalar(
             sa.select(sa.func.count()).where(
                 audit.c.entity == "customer", audit.c.record_id == loser["id"]
@@ -293,11 +307,11 @@ def test_the_losers_history_is_the_survivors(records: Records, db_engine: Engine
     assert now["version"] == survivor["version"] + 1
 
 
-def test_keys_follow_the_merge(records: Records, db_engine: Engine) -> None:
+def test_keys_follow_the_merge(records: Records) -> None:
     survivor, loser = two(records)
     merge(records, survivor, loser, fields={"name": "loser"})
     t = sa.table(DUPLICATE_KEY_TABLE, sa.column("key"), sa.column("record_id"), sa.column("rule"))
-    with db_engine.connect() as conn:
+    with records.engine.connect() as conn:
         stored = sorted(conn.execute(sa.select(t.c.rule, t.c.key, t.c.record_id)).all())
     assert [tuple(r) for r in stored] == [
         ("same_name", "acme", survivor["id"]),

@@ -5,7 +5,6 @@ Japanese and Latin names and phones written every way — the 409 body and
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import crm_definitions
@@ -13,9 +12,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from heddle.app import create_app
-from sqlalchemy.engine import Engine
 
-PASSWORD = "correct horse battery"
+from engine.tables import HISTORY_TABLE, TEAM_TABLE, TOKEN_TABLE, USER_TABLE
+
 USERS = [
     ("root", ["admin"], None, None),
     ("mia", ["sales_manager"], "East", None),
@@ -25,39 +24,48 @@ USERS = [
 Call = Callable[..., tuple[int, Any]]
 
 
-@pytest.fixture
-def app(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[Flask]:
+@pytest.fixture(scope="module")
+def app(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """The CRM on a database of the module's, made once; its users with tokens."""
     app = create_app(
         {
-            "DATABASE_URL": db_url,
+            "DATABASE_URL": module_db_url,
             "PACKAGES": str(crm_definitions.PATH),
-            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "INSTANCE_PATH": str(tmp_path_factory.mktemp("instance")),
             "SECRET_KEY": "test",
             "TOKEN_CACHE_SECONDS": 0,
-            "LOGIN_LIMIT": "1000 per minute",
             "TESTING": True,
         }
     )
     runtime = app.extensions["heddle"]
     runtime.tables.metadata.create_all(runtime.engine)
+    tokens = {}
     with runtime.engine.begin() as conn:
         for username, roles, team, manager in USERS:
-            runtime.accounts.create_user(
-                conn, username, PASSWORD, roles, team=team, manager=manager
+            user = runtime.accounts.create_user(
+                conn, username, "correct horse battery", roles, team=team, manager=manager
             )
+            tokens[username] = runtime.accounts.issue_token(conn, user, days=1)[0]
+    app.config["TEST_TOKENS"] = tokens
     yield app
     runtime.engine.dispose()
 
 
 @pytest.fixture
 def call(app: Flask) -> Call:
+    """``call(user, method, path, json)`` → ``(status, body)``, on a database emptied of
+    the records of the tests before."""
+    runtime = app.extensions["heddle"]
+    tables = runtime.tables
+    kept = {USER_TABLE, TEAM_TABLE, TOKEN_TABLE, HISTORY_TABLE}
+    with runtime.engine.begin() as conn:
+        for table in reversed(tables.metadata.sorted_tables):
+            if table.name not in kept:
+                conn.execute(table.delete())
     client: FlaskClient = app.test_client()
-    tokens: dict[str, str] = {}
+    tokens = app.config["TEST_TOKENS"]
 
     def run(user: str, method: str, path: str, json: Any = None) -> tuple[int, Any]:
-        if user not in tokens:
-            got = client.post("/api/v1/auth/token", json={"username": user, "password": PASSWORD})
-            tokens[user] = got.json["token"]
         headers = {"Authorization": f"Bearer {tokens[user]}"}
         response = client.open(f"/api/v1{path}", method=method, json=json, headers=headers)
         return response.status_code, response.json
