@@ -249,8 +249,8 @@ def _meets(
         path,
         f"entity '{other}' has no duplicate rule whose keys can meet this rule's "
         f"(normalize [{normalize}], {joined}), so also_check would find nothing",
-        f"give {other} a rule with the same normalize list"
-        + (f" (its rules: {names})" if names else ""),
+        f"give {other} a rule with the same normalize list, in the same order"
+        + (f"; its rules: {names}" if names else ""),
     )
 
 
