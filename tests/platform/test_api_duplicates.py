@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from heddle.app import create_app
+from screens_package import PASSWORD, csrf_of, log_in
 
 from engine.tables import HISTORY_TABLE, TEAM_TABLE, TOKEN_TABLE, USER_TABLE
 
@@ -43,7 +44,7 @@ def app(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     with runtime.engine.begin() as conn:
         for username, roles, team, manager in USERS:
             user = runtime.accounts.create_user(
-                conn, username, "correct horse battery", roles, team=team, manager=manager
+                conn, username, PASSWORD, roles, team=team, manager=manager
             )
             tokens[username] = runtime.accounts.issue_token(conn, user, days=1)[0]
     app.config["TEST_TOKENS"] = tokens
@@ -349,3 +350,26 @@ def test_the_document_describes_duplicates_and_merges(app: Flask, call: Call) ->
     status, theirs = call("ann", "GET", "/openapi.json")
     assert "/records/account/{id}/merge" not in theirs["paths"]
     assert "/records/contact/{id}/merge" in theirs["paths"]
+
+
+# --- the screens ---------------------------------------------------------------------------
+
+
+def test_the_form_shows_the_duplicates_and_saves_when_confirmed(app: Flask, call: Call) -> None:
+    create(call, "bob", "account", name="Stark Industries", phone="+86 138-0013-8000")
+    client = app.test_client()
+    log_in(client, "ann")
+    token = csrf_of(client.get("/app/account/new").get_data(as_text=True))
+    form = {"csrf_token": token, "name": "Wayne Enterprises", "phone": "13800138000"}
+    page = client.post("/app/account/new", data=form)
+    assert page.status_code == 409
+    html = page.get_data(as_text=True)
+    assert "This record may already exist" in html
+    assert "Stark Industries (owned by bob)" in html
+    assert 'name="confirm_duplicates" value="same_phone"' in html
+    saved = client.post("/app/account/new", data={**form, "confirm_duplicates": "same_phone"})
+    assert saved.status_code == 302, saved.get_data(as_text=True)
+    # a claim on an account of its own entity offers no box to tick
+    page = client.post("/app/account/new", data={**form, "name": "STARK industries"})
+    assert page.status_code == 409
+    assert 'value="same_name"' not in page.get_data(as_text=True)
