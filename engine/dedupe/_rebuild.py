@@ -162,7 +162,7 @@ def rebuild(conn: sa.Connection, tables: Tables, rule: CompiledRule, *, batch: i
                 "rule": rule.name,
             }
             for row in rows
-            for key in rule.keys(row)
+            for key in rule.keys(dict(row))
         ]
         if found:
             conn.execute(keys.insert(), found)
