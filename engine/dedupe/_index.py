@@ -172,7 +172,7 @@ class DuplicateIndex:
             return keys
         refusals = self._refusals(conn, actor, ent, record, checked, hits, frozenset(confirmed))
         if refusals:
-            raise _refused(actor, ent, refusals)
+            raise _refused(ent, refusals)
         return keys
 
     def _lock(self, conn: sa.Connection, keys: Sequence[tuple[str, str]]) -> None:
@@ -198,6 +198,19 @@ class DuplicateIndex:
         for rule in rules:
             by_space[rule.key_space] |= fresh[rule.name]
             entities |= {target.entity for target in rule.targets}
+        hits = self._lookup(conn, by_space, entities)
+        if len(hits) < MAX_HITS or len(by_space) == 1:
+            return hits
+        # a key shared by very many records filled the page: each key space on its own,
+        # so that one cannot hide another's
+        found: list[Hit] = []
+        for space, keys in by_space.items():
+            found += self._lookup(conn, {space: keys}, entities)
+        return found
+
+    def _lookup(
+        self, conn: sa.Connection, by_space: Mapping[str, set[str]], entities: set[str]
+    ) -> list[Hit]:
         t = self.table
         query = (
             sa.select(t.c.key_space, t.c.key, t.c.entity, t.c.record_id, t.c.rule)
@@ -473,7 +486,7 @@ def _title(entity: Entity, row: Mapping[str, Any]) -> str:
     return str(value)
 
 
-def _refused(actor: Actor, ent: Entity, refusals: Sequence[Refusal]) -> DuplicateFound:
+def _refused(ent: Entity, refusals: Sequence[Refusal]) -> DuplicateFound:
     first = refusals[0]
     shown = []
     for candidate in first.candidates[:3]:

@@ -676,3 +676,28 @@ def test_the_rule_is_labelled_in_the_writers_language(records: Records) -> None:
     found = refusal(lambda: records.create(zh, "customer", {"name": "ＡＣＭＥ"}))
     assert found.details["label"] == "客户名称重复"
     assert found.message.startswith("客户名称重复: customer 'Acme'")
+
+
+def test_a_key_shared_by_many_records_hides_no_other(
+    records: Records, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.dedupe import _index
+
+    monkeypatch.setattr(_index, "MAX_HITS", 2)
+    for n in range(3):  # one switchboard number for many customers
+        records.create(
+            ADMIN,
+            "customer",
+            {"name": f"Branch {n}", "phone": "400-800-8888"},
+            confirm_duplicates=["same_phone", "similar_name"],
+        )
+    records.create(ADMIN, "customer", {"name": "Initech"})
+    found = refusal(
+        lambda: records.create(
+            ADMIN,
+            "customer",
+            {"name": "INITECH", "phone": "4008008888"},
+            confirm_duplicates=["same_phone", "similar_name"],
+        )
+    )
+    assert found.details["rule"] == "same_name"
