@@ -103,21 +103,17 @@ class Audit:
         entry = self.entry(ent, action, actor, version, changes)
         conn.execute(self.table.insert().values(record_id=record_id, **entry))
 
-    def inserting(self, dialect: str, ent: Entity, insert: sa.Insert) -> sa.Executable:
-        """``insert`` (returning the new row) with the record's audit row written by the
-        same statement on PostgreSQL — one round trip, a data-modifying CTE — its values
-        bound as ``a_<column>``; elsewhere (SQLite, an entity not audited) ``insert``
-        itself, and :meth:`record` writes the entry."""
-        if not ent.audit or dialect != "postgresql":
-            return insert
-        created = insert.cte("created")
+    def inserting(self, created: sa.CTE) -> sa.CTE:
+        """On PostgreSQL, the audit row of the record ``created`` (a data-modifying CTE
+        inserting it and returning it) written by the same statement — one round trip —
+        its values bound as ``a_<column>``. Elsewhere :meth:`record` writes the entry."""
         columns = self.table.c
         names = ("entity", "action", "at", "actor_id", "version", "changes")
         values = [sa.bindparam(f"a_{name}", type_=columns[name].type) for name in names]
         audited = self.table.insert().from_select(
             [*names, "record_id"], sa.select(*values, created.c.id)
         )
-        return sa.select(created).add_cte(audited.cte("audited"))
+        return audited.cte("audited")
 
     def history(self, conn: sa.Connection, entity: str, record_id: int) -> list[dict[str, Any]]:
         """Every entry of a record, oldest first; an entry a merge brought here from the

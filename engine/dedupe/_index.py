@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from metamodel import Entity
 
@@ -471,6 +472,36 @@ class DuplicateIndex:
         ]
         if rows:
             conn.execute(t.insert(), rows)
+
+    def inserting(self, entity: str, created: sa.CTE) -> sa.CTE:
+        """On PostgreSQL, the keys of the record ``created`` (a data-modifying CTE
+        inserting it and returning it) written by the same statement, from the arrays
+        :meth:`bound` gives (one statement whatever the number of keys)."""
+        t = self.table
+        keys = (
+            sa.func.unnest(
+                sa.cast(sa.bindparam("k_spaces"), postgresql.ARRAY(sa.Text())),
+                sa.cast(sa.bindparam("k_keys"), postgresql.ARRAY(sa.Text())),
+                sa.cast(sa.bindparam("k_rules"), postgresql.ARRAY(sa.Text())),
+            )
+            .table_valued("space", "key", "rule")
+            .render_derived(name="keys")
+        )
+        rows = sa.select(
+            keys.c.space, keys.c.key, sa.literal(entity, sa.String()), created.c.id, keys.c.rule
+        ).select_from(created.join(keys, sa.true()))
+        written = t.insert().from_select(["key_space", "key", "entity", "record_id", "rule"], rows)
+        return written.cte("keyed")
+
+    def bound(self, entity: str, keys: Keys) -> dict[str, list[str]]:
+        """The parameters of :meth:`inserting` for ``keys``."""
+        found: dict[str, list[str]] = {"k_spaces": [], "k_keys": [], "k_rules": []}
+        for rule in self.of(entity):
+            for key in keys.get(rule.name, ()):
+                found["k_spaces"].append(rule.key_space)
+                found["k_keys"].append(key)
+                found["k_rules"].append(rule.name)
+        return found
 
     def remove(self, conn: sa.Connection, entity: str, record_id: int) -> None:
         """Forget a record's keys (it is deleted, or merged into another)."""

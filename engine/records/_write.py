@@ -38,7 +38,7 @@ class Writer:
         self.audit = records.audit
         self.events = records.events
         self.dedupe = records.dedupe
-        self._inserts: dict[tuple[str, tuple[str, ...]], tuple[sa.Executable, bool]] = {}
+        self._inserts: dict[tuple[str, tuple[str, ...]], tuple[sa.Executable, bool, bool]] = {}
 
     @cached_property
     def _next_number(self) -> sa.Executable:
@@ -159,11 +159,13 @@ class Writer:
             updated_by=actor.user_id,
             version=1,
         )
-        statement, audited = self._insert(ent, tuple(row))
+        statement, audited, keyed = self._insert(ent, tuple(row))
         params = {f"v_{name}": value for name, value in row.items()}
         if audited:
             entry = self.audit.entry(ent, "create", actor, 1, self.audit.changes(ent, None, row))
             params.update({f"a_{name}": value for name, value in entry.items()})
+        if keyed:
+            params.update(self.dedupe.bound(ent.name, keys))
         stored = self.validator.guarded_write(
             conn,
             None if trusted else actor,
@@ -175,7 +177,8 @@ class Writer:
             alone=alone,
         )
         record_id = stored["id"]
-        self.dedupe.write(conn, ent.name, record_id, keys, replace=False)
+        if not keyed:  # else the statement wrote the keys too
+            self.dedupe.write(conn, ent.name, record_id, keys, replace=False)
         if not audited:  # else the statement wrote the audit row too
             self.audit.record(conn, ent, record_id, "create", actor, 1, None, stored)
         self.write_children(conn, actor, ent, record_id, children, trusted, replace=False)
@@ -193,10 +196,12 @@ class Writer:
         )
         return result
 
-    def _insert(self, ent: Entity, columns: tuple[str, ...]) -> tuple[sa.Executable, bool]:
-        """The INSERT of a record with these columns, returning it (and, on PostgreSQL,
-        writing its audit row: :meth:`Audit.inserting`), built once per entity and set of
-        columns; values are bound as ``v_<column>`` (and ``a_<audit column>``)."""
+    def _insert(self, ent: Entity, columns: tuple[str, ...]) -> tuple[sa.Executable, bool, bool]:
+        """The INSERT of a record with these columns, returning it, built once per entity
+        and set of columns; values are bound as ``v_<column>``. On PostgreSQL the same
+        statement (data-modifying CTEs: one round trip) writes the record's audit row
+        (bound as ``a_<audit column>``: :meth:`Audit.inserting`) and its duplicate keys
+        (:meth:`DuplicateIndex.inserting`). Also says whether it writes each."""
         key = (ent.name, columns)
         found = self._inserts.get(key)
         if found is None:
@@ -206,8 +211,18 @@ class Writer:
                 .values({n: sa.bindparam(f"v_{n}", type_=table.c[n].type) for n in columns})
                 .returning(*table.c)
             )
-            statement = self.audit.inserting(self.dialect, ent, insert)
-            found = self._inserts[key] = (statement, statement is not insert)
+            audited = ent.audit and self.dialect == "postgresql"
+            keyed = bool(self.dedupe.of(ent.name)) and self.dialect == "postgresql"
+            statement: sa.Executable = insert
+            if audited or keyed:
+                created = insert.cte("created")
+                combined = sa.select(created)
+                if audited:
+                    combined = combined.add_cte(self.audit.inserting(created))
+                if keyed:
+                    combined = combined.add_cte(self.dedupe.inserting(ent.name, created))
+                statement = combined
+            found = self._inserts[key] = (statement, audited, keyed)
         return found
 
     def update(
