@@ -1,8 +1,10 @@
 """Audit history: who changed what, when, field by field; and a record as it once was.
 
-Each create, update and delete of an audited entity writes one ``heddle_audit`` row with
-the actor, the record's new version and the diff of raw values ``{field: [old, new]}``.
-Replaying those rows up to a moment gives the record as it was then.
+Each create, update, delete and merge of an audited entity writes one ``heddle_audit`` row
+with the actor, the record's new version and the diff of raw values ``{field: [old, new]}``.
+Replaying those rows up to a moment gives the record as it was then. A merge hands the
+loser's rows to the survivor, marked ``merged_from``: shown in its history, skipped when
+replaying it; the merge's own entry changes ``id`` from the loser's to the survivor's.
 """
 
 from __future__ import annotations
@@ -96,39 +98,60 @@ class Audit:
         version: int,
         before: Mapping[str, Any] | None,
         after: Mapping[str, Any] | None,
+        *,
+        merged: int | None = None,
     ) -> None:
+        """One entry; ``merged``: the id of the record a merge folded into this one, which
+        the entry's changes show as ``id: [merged, record_id]``."""
         if not ent.audit:
             return
         changes = self.changes(ent, before, after)
         if action == "update" and not changes:
             return
+        if merged is not None:
+            changes = {"id": [merged, record_id], **changes}
         entry = self.entry(ent, action, actor, version, changes)
         conn.execute(self.table.insert().values(record_id=record_id, **entry))
 
-    def inserting(self, dialect: str, ent: Entity, insert: sa.Insert) -> sa.Executable:
-        """``insert`` (returning the new row) with the record's audit row written by the
-        same statement on PostgreSQL — one round trip, a data-modifying CTE — its values
-        bound as ``a_<column>``; elsewhere (SQLite, an entity not audited) ``insert``
-        itself, and :meth:`record` writes the entry."""
-        if not ent.audit or dialect != "postgresql":
-            return insert
-        created = insert.cte("created")
+    def inserting(self, created: sa.CTE) -> sa.CTE:
+        """On PostgreSQL, the audit row of the record ``created`` (a data-modifying CTE
+        inserting it and returning it) written by the same statement — one round trip —
+        its values bound as ``a_<column>``. Elsewhere :meth:`record` writes the entry."""
         columns = self.table.c
         names = ("entity", "action", "at", "actor_id", "version", "changes")
         values = [sa.bindparam(f"a_{name}", type_=columns[name].type) for name in names]
         audited = self.table.insert().from_select(
             [*names, "record_id"], sa.select(*values, created.c.id)
         )
-        return sa.select(created).add_cte(audited.cte("audited"))
+        return audited.cte("audited")
 
     def history(self, conn: sa.Connection, entity: str, record_id: int) -> list[dict[str, Any]]:
+        """Every entry of a record, oldest first; an entry a merge brought here from the
+        record merged into this one says so with ``merged_from`` (that record's id)."""
         t = self.table
         rows = conn.execute(
-            sa.select(t.c.action, t.c.at, t.c.actor_id, t.c.version, t.c.changes)
+            sa.select(t.c.action, t.c.at, t.c.actor_id, t.c.version, t.c.changes, t.c.merged_from)
             .where(t.c.entity == entity, t.c.record_id == record_id)
             .order_by(t.c.id)
         ).mappings()
-        return [dict(row) for row in rows]
+        found = []
+        for row in rows:
+            entry = dict(row)
+            if entry["merged_from"] is None:
+                del entry["merged_from"]
+            found.append(entry)
+        return found
+
+    def move(self, conn: sa.Connection, entity: str, loser: int, survivor: int) -> None:
+        """Give the loser's history to the survivor of a merge, each entry marked with
+        where it came from (entries it had itself received from an earlier merge keep
+        their first origin)."""
+        t = self.table
+        conn.execute(
+            t.update()
+            .where(t.c.entity == entity, t.c.record_id == loser)
+            .values(record_id=survivor, merged_from=sa.func.coalesce(t.c.merged_from, loser))
+        )
 
     def as_of(
         self, conn: sa.Connection, ent: Entity, record_id: int, at: dt.datetime
@@ -137,6 +160,8 @@ class Audit:
         for entry in self.history(conn, ent.name, record_id):
             if entry["at"] > at:
                 break
+            if "merged_from" in entry:
+                continue  # another record's history, merged into this one
             if entry["action"] == "delete":
                 state = None
                 continue

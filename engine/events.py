@@ -29,6 +29,10 @@ ACTIONS = (
     "after_update",
     "before_delete",
     "after_delete",
+    # a merge is the loser's delete and the survivor's update (each with its events), then
+    # this: ``record_id`` and ``values`` are the survivor, ``previous`` the loser's row, so
+    # what keeps rows of its own about records (comments, files…) can move the loser's
+    "after_merge",
 )
 
 

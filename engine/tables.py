@@ -49,6 +49,8 @@ SAVED_VIEW_TABLE = "heddle_saved_view"
 OUTBOX_TABLE = _job_tables.OUTBOX_TABLE
 MARK_TABLE = _job_tables.MARK_TABLE
 NOTIFICATION_TABLE = _job_tables.NOTIFICATION_TABLE
+DUPLICATE_KEY_TABLE = "heddle_duplicate_key"
+DUPLICATE_RULE_TABLE = "heddle_duplicate_rule"
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,9 @@ def system_tables(metadata: sa.MetaData) -> None:
         sa.Column("actor_id", ID),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("changes", JSON, nullable=False),
+        # set on the entries a merge moved here from the record merged into this one: the
+        # loser's history, shown with the survivor's but not replayed as its states
+        sa.Column("merged_from", ID),
         sa.Index("ix_heddle_audit_record", "entity", "record_id", "id"),
     )
     sa.Table(
@@ -226,6 +231,39 @@ def system_tables(metadata: sa.MetaData) -> None:
     )
     approval_tables(metadata, USER_TABLE)
     job_tables(metadata)  # the outbox, automation marks and notifications
+    # The keys of every record under every duplicate rule (engine.dedupe): finding a
+    # duplicate is one probe of ix_heddle_duplicate_key_lookup, whatever the table's size.
+    sa.Table(
+        DUPLICATE_KEY_TABLE,
+        metadata,
+        # an integer key of its own: SQLite's FTS5 trigram index (fuzzy rules) needs one
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("key_space", sa.Text(), nullable=False),
+        sa.Column("key", sa.Text(), nullable=False),
+        sa.Column("entity", sa.String(63), nullable=False),
+        sa.Column("record_id", ID, nullable=False),
+        sa.Column("rule", sa.String(63), nullable=False),
+        sa.Index(
+            "ix_heddle_duplicate_key_lookup",
+            "key_space",
+            "key",
+            "entity",
+            "record_id",
+            "rule",
+            unique=True,
+        ),
+        sa.Index("ix_heddle_duplicate_key_record", "entity", "record_id"),
+    )
+    # Per rule, the fingerprint of what made its keys: a rule added or changed (or a
+    # normalizer's new version) has its keys rebuilt by migrate.
+    sa.Table(
+        DUPLICATE_RULE_TABLE,
+        metadata,
+        sa.Column("entity", sa.String(63), primary_key=True),
+        sa.Column("rule", sa.String(63), primary_key=True),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("built_at", UTCDateTime(), nullable=False),
+    )
 
 
 _ON_DELETE = {"restrict": "RESTRICT", "cascade": "CASCADE", "set_null": "SET NULL"}

@@ -176,6 +176,13 @@ class Validation:
 
 @dataclass(frozen=True, slots=True)
 class DuplicateRule:
+    """When two records are probably the same company or person (docs/duplicates.md).
+
+    ``fuzzy``: the similarity (0 < fuzzy ≤ 1) two keys need, or None for equal keys;
+    ``pool``: the reference field that says which public pool holds a record (what a
+    ``claim`` rule offers to claim from).
+    """
+
     name: str
     label: Label
     fields: tuple[str, ...]
@@ -183,6 +190,8 @@ class DuplicateRule:
     action: str = "warn"
     match: str = "all"
     also_check: tuple[str, ...] = ()
+    fuzzy: float | None = None
+    pool: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -157,6 +157,16 @@ _DEFS: Schema = {
             "action": {"enum": list(DUPLICATE_ACTIONS)},
             "match": {"enum": ["all", "any"]},
             "also_check": _names(),
+            "fuzzy": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": 1,
+                "description": "The similarity (0 to 1) two keys need, instead of being equal.",
+            },
+            "pool": {
+                **_ref("identifier"),
+                "description": "The reference field saying which public pool holds a record.",
+            },
         },
         ("name", "fields"),
     ),

@@ -232,3 +232,32 @@ def db_engine(request: pytest.FixtureRequest, db_url: str) -> Engine:
     _, engine_fixture = _BACKENDS[make_url(db_url).get_backend_name()]
     engine: Engine = request.getfixturevalue(engine_fixture)
     return engine
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    ],
+)
+def module_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database for one test module, once SQLite and once PostgreSQL (a database of its
+    own on the test server, dropped after the module): for modules that set up an
+    expensive schema once and empty its rows between tests themselves."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('module') / 'heddle.db'}"
+        return
+    base: str = request.getfixturevalue("pg_url")
+    name = f"{make_url(base).database}_{secrets.token_hex(3)}"
+    server = sa.create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with server.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        server.dispose()

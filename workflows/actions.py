@@ -117,9 +117,12 @@ def _set(run: Run, action: Action) -> None:
 
 def _create(run: Run, action: Action) -> None:
     values = {name: jsonable(value) for name, value in run.values(action).items()}
+    # the record a transition makes something from (a lead converted into an account) is
+    # no duplicate of it
     created = run.records.create(
-        run.acting, action.entity or "", values, conn=run.conn, trusted=True
-    )
+        run.acting, action.entity or "", values, conn=run.conn, trusted=True,
+        made_from=(run.entity.name, run.record_id),
+    )  # fmt: skip
     if action.link is not None:
         run.set({action.link: created["id"]})
 

@@ -28,6 +28,7 @@ from ._registry import (
     UnknownNormalizer,
     get_normalizer,
     normalizer_names,
+    normalizer_version,
     register_normalizer,
     unregister_normalizer,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "get_normalizer",
     "match_key",
     "normalizer_names",
+    "normalizer_version",
     "register_normalizer",
     "similarity",
     "unregister_normalizer",

@@ -131,7 +131,7 @@ def _national(country: str, number: str) -> str:
     return "0" + number
 
 
-@register_normalizer("phone")
+@register_normalizer("phone", version=2)  # 2: "+00…" loses its exit code too
 def phone(value: str) -> str:
     """Digits only, Chinese and Japanese numbers in their domestic form.
 
@@ -144,10 +144,21 @@ def phone(value: str) -> str:
     >>> phone("+81 3 1234 5678"), phone("03-1234-5678")
     ('0312345678', '0312345678')
     """
+    # Repeated until nothing changes, so a key is its own key (``+8600`` → ``00`` → ``''``).
+    found = _phone_once(value)
+    for _ in range(4):
+        again = _phone_once(found)
+        if again == found:
+            break
+        found = again
+    return found
+
+
+def _phone_once(value: str) -> str:
     text = _EXTENSION.sub("", unicodedata.normalize("NFKC", value)).strip()
     digits = _NOT_DIGITS.sub("", text)
     international = bool(_PLUS.match(text))  # "+81 …", "(+81) …", "Tel: +81 …"
-    if not international and digits.startswith("00"):
+    while digits.startswith("00"):  # the exit code, "0086 …" (or "+0086 …")
         digits, international = digits[2:], True
     if not international and len(digits) == 13 and _CN_MOBILE.fullmatch(digits[2:]):
         international = digits.startswith("86")  # "86 138 0013 8000" without the plus

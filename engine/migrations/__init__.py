@@ -40,10 +40,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from metamodel import DefinitionError, Field, Model, model_from_json
 
+from .. import dedupe
 from .._compute import Computer
 from ..errors import BadRequest, MigrationRefused
 from ..search import ensure_search_indexes
-from ..tables import ARCHIVE_TABLE, HISTORY_TABLE, Tables, build_tables
+from ..tables import ARCHIVE_TABLE, DUPLICATE_KEY_TABLE, HISTORY_TABLE, Tables, build_tables
 from . import _checks as checks
 from ._live import reflect
 from ._ops import Action
@@ -247,6 +248,19 @@ def _plan(conn: Connection, model: Model) -> Plan:
                 _sql_of(conn, drafted.tables.metadata, action),
             )
         )
+    # Duplicate keys that are not their rules' keys (a rule added or changed): rebuilt by
+    # migrate after the tables, in Python (dedupe.sync), so no Alembic action of their own.
+    for work in dedupe.pending(conn, drafted.tables):
+        operations.append(
+            Operation(
+                f"{work.kind}_duplicate_keys",
+                DUPLICATE_KEY_TABLE,
+                None,
+                False,
+                work.description,
+                work.sql,
+            )
+        )
     return Plan(
         tuple(operations),
         model.hash,
@@ -317,6 +331,7 @@ def migrate(
             _record(conn, tables, model, result, actor)
             _apply(conn, tables, result)
         _refresh_rollups(conn, tables, previous)
+        dedupe.sync(conn, tables)
     return result
 
 

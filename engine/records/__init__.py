@@ -14,7 +14,7 @@ field-level diff; and record events let the workflows layer react before and aft
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -28,12 +28,14 @@ from .._compute import Computer
 from ..audit import Audit, jsonable
 from ..context import Actor
 from ..database import reader
+from ..dedupe import DuplicateIndex
 from ..errors import BadRequest, NotFound
 from ..events import EventBus
 from ..permissions import Permissions
 from ..tables import Tables, build_tables
 from ._access import Access
 from ._common import REQUIRED
+from ._merge import Merger
 from ._validate import Validator
 from ._write import Writer, autonumber_counter, autonumber_text
 
@@ -68,7 +70,9 @@ class Records:
         self.validator = Validator(
             self.tables, self.dialect, self.computer, self.permissions, self.reader.connect
         )
+        self.dedupe = DuplicateIndex(self.tables, self.dialect, self.computer)
         self.writer = Writer(self)
+        self.merger = Merger(self)
 
     @contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
@@ -105,18 +109,28 @@ class Records:
         *,
         conn: sa.Connection | None = None,
         trusted: bool = False,
+        confirm_duplicates: Iterable[str] | None = None,
+        made_from: tuple[str, int] | None = None,
     ) -> dict[str, Any]:
         """Create a record from client ``data``; returns it as :meth:`get` would.
 
         ``trusted`` lets the platform itself (workflows, imports) set read-only fields.
+        A duplicate rule that finds the record exists already refuses it with
+        :class:`DuplicateFound`; ``confirm_duplicates`` names the rules whose warnings the
+        writer accepts (docs/duplicates.md). ``made_from``: ``(entity, id)`` of the record
+        this one is made from (a lead converted into an account), which is not its duplicate.
         """
         ent = self.entity(entity)
         grant = self.access.grant(actor, ent, "create")
         if not trusted:
             self.access.guard(actor, ent, data, grant, "create")
+        confirmed = self.dedupe.confirmations(ent.name, confirm_duplicates)
 
         def work(c: sa.Connection) -> dict[str, Any]:
-            record = self.writer.create(c, actor, ent, data, trusted, alone=conn is None)
+            record = self.writer.create(
+                c, actor, ent, data, trusted, alone=conn is None, confirmed=confirmed,
+                made_from=made_from,
+            )  # fmt: skip
             self.access.stays_in_scope(c, actor, ent, grant, record)
             self.access.gives_to_own_teams(c, actor, ent, grant, record)
             return self.access.visible(actor, ent, record)
@@ -149,20 +163,25 @@ class Records:
         version: int | None,
         conn: sa.Connection | None = None,
         trusted: bool = False,
+        confirm_duplicates: Iterable[str] | None = None,
     ) -> dict[str, Any]:
         """Change the fields in ``data``. ``version`` is the version the client read; a
-        stale one raises :class:`StaleVersion` (``None`` skips the check: trusted callers)."""
+        stale one raises :class:`StaleVersion` (``None`` skips the check: trusted callers).
+        Duplicate rules apply to the keys the change gives the record, as on
+        :meth:`create`."""
         ent = self.entity(entity)
         if version is None and not trusted:
             raise BadRequest("the record's version is required", {"version": [REQUIRED]})
+        confirmed = self.dedupe.confirmations(ent.name, confirm_duplicates)
 
         def work(c: sa.Connection) -> dict[str, Any]:
             grant = self.access.writable(c, actor, ent, record_id, "update")
             if not trusted:
                 self.access.guard(actor, ent, data, grant, "update")
             record = self.writer.update(
-                c, actor, ent, record_id, data, version, trusted, alone=conn is None
-            )
+                c, actor, ent, record_id, data, version, trusted, alone=conn is None,
+                confirmed=confirmed,
+            )  # fmt: skip
             self.access.stays_in_scope(c, actor, ent, grant, record)
             if isinstance(data, Mapping) and {"team_id", "owner_id"} & set(data):
                 self.access.gives_to_own_teams(c, actor, ent, grant, record)
@@ -188,6 +207,59 @@ class Records:
             self.writer.delete(c, actor, ent, record_id, version, depth=0)
 
         self._run(conn, work)
+
+    def merge(
+        self,
+        actor: Actor,
+        entity: str,
+        survivor_id: int,
+        loser_id: int,
+        *,
+        fields: Mapping[str, Any] | None = None,
+        version: int | None,
+        loser_version: int | None,
+        conn: sa.Connection | None = None,
+        confirm_duplicates: Iterable[str] | None = None,
+    ) -> dict[str, Any]:
+        """Merge ``loser_id`` into ``survivor_id``; returns the survivor as :meth:`get`
+        would. ``fields`` chooses, per field, ``"survivor"``, ``"loser"`` or
+        ``{"value": …}`` (a field not named keeps the survivor's value, or takes the
+        loser's where the survivor has none); every reference to the loser moves to the
+        survivor, the loser is archived and deleted, its history handed over.
+
+        The actor must be allowed to update the survivor and delete the loser. ``version``
+        and ``loser_version`` are the versions the client read (``None``: no check).
+
+        >>> records.merge(actor, "account", 12, 17, fields={"phone": "loser"},
+        ...               version=3, loser_version=1)
+        """
+        ent = self.entity(entity)
+        if ent.child:
+            raise BadRequest(
+                f"rows of a {ent.parent} are not merged one by one: merge the {ent.parent} "
+                "records they belong to"
+            )
+        if survivor_id == loser_id:
+            raise BadRequest(
+                "a record cannot be merged into itself", {"loser": ["Same as the survivor."]}
+            )
+        confirmed = self.dedupe.confirmations(ent.name, confirm_duplicates)
+
+        def work(c: sa.Connection) -> dict[str, Any]:
+            grant = self.access.writable(c, actor, ent, survivor_id, "update")
+            self.access.writable(c, actor, ent, loser_id, "delete")
+            record = self.merger.merge(
+                c, actor, ent, survivor_id, loser_id, fields or {}, version=version,
+                loser_version=loser_version, grant=grant, confirmed=confirmed,
+            )  # fmt: skip
+            self.access.stays_in_scope(c, actor, ent, grant, record)
+            self.access.gives_to_own_teams(c, actor, ent, grant, record)
+            return self.access.visible(actor, ent, record)
+
+        if conn is not None:
+            with conn.begin_nested():  # a refusal leaves the caller's transaction as it was
+                return work(conn)
+        return self._run(None, work)
 
     def parse(self, actor: Actor, entity: str, params: Mapping[str, Any]) -> queries.ListQuery:
         """A list query from the API's parameters (:func:`engine.query.parse_params`), whose

@@ -37,7 +37,8 @@ class Writer:
         self.computer = records.computer
         self.audit = records.audit
         self.events = records.events
-        self._inserts: dict[tuple[str, tuple[str, ...]], tuple[sa.Executable, bool]] = {}
+        self.dedupe = records.dedupe
+        self._inserts: dict[tuple[str, tuple[str, ...]], tuple[sa.Executable, bool, bool]] = {}
 
     @cached_property
     def _next_number(self) -> sa.Executable:
@@ -115,9 +116,13 @@ class Writer:
         *,
         parent: tuple[str, int] | None = None,
         alone: bool = False,
+        confirmed: frozenset[str] = frozenset(),
+        made_from: tuple[str, int] | None = None,
     ) -> dict[str, Any]:
         """Create a record; ``alone``: the only write of a transaction the record service
-        opened for it (see :meth:`Validator.guarded_write`)."""
+        opened for it (see :meth:`Validator.guarded_write`). ``confirmed``: the duplicate
+        rules whose warnings the writer accepts; ``made_from``: the record this one is made
+        from, which is not its duplicate (:meth:`DuplicateIndex.check`)."""
         values, children, errors = self.validator.input(ent, data, partial=False, trusted=trusted)
         if parent is not None:
             values[parent[0]] = parent[1]
@@ -140,6 +145,9 @@ class Writer:
         )
         if errors:
             raise ValidationFailed(f"the {ent.name} is not valid", errors)
+        keys = self.dedupe.check(
+            conn, actor, ent, values, None, confirmed=confirmed, made_from=made_from
+        )
         now = dt.datetime.now(dt.UTC)
         row = {name: value for name, value in values.items() if self.column(ent, name)}
         for field in ent.fields_of_type("autonumber"):
@@ -151,11 +159,13 @@ class Writer:
             updated_by=actor.user_id,
             version=1,
         )
-        statement, audited = self._insert(ent, tuple(row))
+        statement, audited, keyed = self._insert(ent, tuple(row))
         params = {f"v_{name}": value for name, value in row.items()}
         if audited:
             entry = self.audit.entry(ent, "create", actor, 1, self.audit.changes(ent, None, row))
             params.update({f"a_{name}": value for name, value in entry.items()})
+        if keyed:
+            params.update(self.dedupe.bound(ent.name, keys))
         stored = self.validator.guarded_write(
             conn,
             None if trusted else actor,
@@ -167,6 +177,8 @@ class Writer:
             alone=alone,
         )
         record_id = stored["id"]
+        if not keyed:  # else the statement wrote the keys too
+            self.dedupe.write(conn, ent.name, record_id, keys, replace=False)
         if not audited:  # else the statement wrote the audit row too
             self.audit.record(conn, ent, record_id, "create", actor, 1, None, stored)
         self.write_children(conn, actor, ent, record_id, children, trusted, replace=False)
@@ -184,10 +196,12 @@ class Writer:
         )
         return result
 
-    def _insert(self, ent: Entity, columns: tuple[str, ...]) -> tuple[sa.Executable, bool]:
-        """The INSERT of a record with these columns, returning it (and, on PostgreSQL,
-        writing its audit row: :meth:`Audit.inserting`), built once per entity and set of
-        columns; values are bound as ``v_<column>`` (and ``a_<audit column>``)."""
+    def _insert(self, ent: Entity, columns: tuple[str, ...]) -> tuple[sa.Executable, bool, bool]:
+        """The INSERT of a record with these columns, returning it, built once per entity
+        and set of columns; values are bound as ``v_<column>``. On PostgreSQL the same
+        statement (data-modifying CTEs: one round trip) writes the record's audit row
+        (bound as ``a_<audit column>``: :meth:`Audit.inserting`) and its duplicate keys
+        (:meth:`DuplicateIndex.inserting`). Also says whether it writes each."""
         key = (ent.name, columns)
         found = self._inserts.get(key)
         if found is None:
@@ -197,8 +211,18 @@ class Writer:
                 .values({n: sa.bindparam(f"v_{n}", type_=table.c[n].type) for n in columns})
                 .returning(*table.c)
             )
-            statement = self.audit.inserting(self.dialect, ent, insert)
-            found = self._inserts[key] = (statement, statement is not insert)
+            audited = ent.audit and self.dialect == "postgresql"
+            keyed = bool(self.dedupe.of(ent.name)) and self.dialect == "postgresql"
+            statement: sa.Executable = insert
+            if audited or keyed:
+                created = insert.cte("created")
+                combined = sa.select(created)
+                if audited:
+                    combined = combined.add_cte(self.audit.inserting(created))
+                if keyed:
+                    combined = combined.add_cte(self.dedupe.inserting(ent.name, created))
+                statement = combined
+            found = self._inserts[key] = (statement, audited, keyed)
         return found
 
     def update(
@@ -212,7 +236,12 @@ class Writer:
         trusted: bool,
         *,
         alone: bool = False,
+        confirmed: frozenset[str] = frozenset(),
+        merged_from: int | None = None,
     ) -> dict[str, Any]:
+        """Change a record. ``merged_from``: the update that ends a merge (the record takes
+        in the loser's values): audited as ``merge``, and it counts as a change even when
+        no field changes (:mod:`._merge`)."""
         before = self.row(conn, ent, record_id, lock=True)
         if version is not None and before["version"] != version:
             raise StaleVersion(
@@ -258,8 +287,12 @@ class Writer:
         if errors:
             raise ValidationFailed(f"the {ent.name} is not valid", errors)
         updates = {n: record[n] for n in changed if n in before and self.column(ent, n)}
-        if not updates and not children:
+        if not updates and not children and merged_from is None:
             return self.read(conn, actor, ent, record_id, children=True)
+        keys = self.dedupe.check(
+            conn, actor, ent, record, record_id, before=before, changed=changed,
+            confirmed=confirmed,
+        )  # fmt: skip
         table = self.tables.table(ent.name)
         new_version = before["version"] + 1
         update = (
@@ -285,9 +318,16 @@ class Writer:
         if found is None:  # pragma: no cover - the row is locked (PostgreSQL) or the
             raise StaleVersion(f"the {ent.name} was changed by someone else")  # write lock held
         after = dict(found)
+        self.dedupe.write(conn, ent.name, record_id, keys, replace=True)
         self.write_children(conn, actor, ent, record_id, children, trusted, replace=True)
         self.computer.refresh_rollups(conn, ent, [before], [after])
-        self.audit.record(conn, ent, record_id, "update", actor, new_version, before, after)
+        if merged_from is None:
+            self.audit.record(conn, ent, record_id, "update", actor, new_version, before, after)
+        else:
+            self.audit.record(
+                conn, ent, record_id, "merge", actor, new_version, before, after,
+                merged=merged_from,
+            )  # fmt: skip
         if children:
             result = self.read(conn, actor, ent, record_id, children=True)
         else:
@@ -406,6 +446,7 @@ class Writer:
                     self.update(conn, SYSTEM, other, other_id, {field.name: None}, None, True)
         table = self.tables.table(ent.name)
         conn.execute(table.delete().where(table.c.id == record_id))
+        self.dedupe.remove(conn, ent.name, record_id)
         self.computer.refresh_rollups(conn, ent, [before], [None])
         self.audit.record(conn, ent, record_id, "delete", actor, before["version"], before, None)
         self.events.emit(

@@ -3,7 +3,8 @@
 An entity searches its ``search_fields`` (or its title field). Every word must appear,
 ignoring case, in one of them. The indexes: trigram GIN indexes on PostgreSQL (``pg_trgm``),
 an FTS5 trigram table per table on SQLite (:mod:`engine.search._sqlite`); the migrator
-keeps them after every migration (:func:`ensure_search_indexes`).
+keeps them after every migration (:func:`ensure_search_indexes`). The same kind of index
+serves fuzzy duplicate rules, over the key column of ``heddle_duplicate_key``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from metamodel import Entity
 
 from ..fieldtypes import stored
 from ..paths import target
-from ..tables import Tables
+from ..tables import DUPLICATE_KEY_TABLE, Tables
 from . import _sqlite as fts
 from ._sqlite import MIN_WORD, TextIndex
 
@@ -100,13 +101,17 @@ def search_index_name(table: str, column: str) -> str:
 
 
 def search_columns(tables: Tables) -> dict[str, tuple[str, ...]]:
-    """Entity table → its search columns, for every entity that has some."""
+    """Entity table → its search columns, for every entity that has some; and the keys of
+    duplicate rules when a rule is fuzzy (its candidates are found by trigrams too,
+    :mod:`engine.dedupe`)."""
     found = {}
     for entity in tables.model:
         table = tables.table(entity.name)
         columns = tuple(c for c in search_fields(entity) if c in table.c)
         if columns:
             found[table.name] = columns
+    if any(rule.fuzzy is not None for entity in tables.model for rule in entity.duplicate_rules):
+        found[DUPLICATE_KEY_TABLE] = ("key",)
     return found
 
 

@@ -20,6 +20,8 @@ from .fields import check_field_name, check_formula_cycles, compile_field
 
 RESERVED_ENTITIES = frozenset({"user", "team", "role", "permission", "session", "token", "schema"})
 TITLE_NAMES = ("name", "title", "subject", "number")
+#: Field types whose values are computed or kept elsewhere: no duplicate rule compares them.
+UNSTORED = frozenset({"formula", "rollup", "children"})
 
 
 class _ViewContext:
@@ -176,11 +178,35 @@ def _duplicate_rules(checker: Checker, doc: Document) -> list[DuplicateRule]:
     for index, spec in enumerate(specs):
         where = ("duplicate_rules", index)
         for i, field_name in enumerate(spec["fields"]):
-            checker.known_field(
-                doc, (*where, "fields", i), doc.name, field_name, allow_system=False
-            )
+            if (
+                checker.known_field(
+                    doc, (*where, "fields", i), doc.name, field_name, allow_system=False
+                )
+                and checker.field_type(doc.name, field_name) in UNSTORED
+            ):
+                kind = checker.field_type(doc.name, field_name)
+                checker.error(
+                    doc,
+                    (*where, "fields", i),
+                    f"'{field_name}' is {article(kind)} field: duplicate rules compare "
+                    "the values records store",
+                )
         for i, other in enumerate(spec.get("also_check", ())):
-            checker.known_entity(doc, (*where, "also_check", i), other)
+            if checker.known_entity(doc, (*where, "also_check", i), other):
+                _meets(checker, doc, (*where, "also_check", i), spec, other)
+        pool = spec.get("pool")
+        if (
+            pool is not None
+            and checker.known_field(doc, (*where, "pool"), doc.name, pool, allow_system=False)
+            and checker.field_type(doc.name, pool) != "reference"
+        ):
+            checker.error(
+                doc,
+                (*where, "pool"),
+                f"'{pool}' is not a reference field: pool names the reference field "
+                "that says which public pool holds a record",
+            )
+        fuzzy = spec.get("fuzzy")
         found.append(
             DuplicateRule(
                 spec["name"],
@@ -190,9 +216,42 @@ def _duplicate_rules(checker: Checker, doc: Document) -> list[DuplicateRule]:
                 spec.get("action", "warn"),
                 spec.get("match", "all"),
                 tuple(spec.get("also_check", ())),
+                None if fuzzy is None else float(fuzzy),
+                pool,
             )
         )
     return found
+
+
+def _key_kind(spec: Mapping[str, Any]) -> tuple[tuple[str, ...], int]:
+    """What decides whether two rules' keys can meet (the engine's ``MatchRule.key_space``):
+    the normalizers in order, and how many fields one key joins (``match: all`` over
+    several fields), 1 for a key per field."""
+    fields = len(spec.get("fields", ()))
+    joined = fields if spec.get("match", "all") == "all" and fields > 1 else 1
+    return tuple(spec.get("normalize", ())), joined
+
+
+def _meets(
+    checker: Checker, doc: Document, path: Location, spec: Mapping[str, Any], other: str
+) -> None:
+    """``also_check: [other]`` needs a rule of ``other`` whose keys can meet this rule's:
+    the same normalizers in the same order, and as many fields joined in one key."""
+    kind = _key_kind(spec)
+    rules = checker.entity_docs.get(other, {}).get("duplicate_rules", ())
+    if any(isinstance(r, Mapping) and _key_kind(r) == kind for r in rules):
+        return
+    normalize = ", ".join(kind[0]) or "none"
+    joined = "one key per field" if kind[1] == 1 else f"one key joining {kind[1]} fields"
+    names = ", ".join(str(r.get("name")) for r in rules if isinstance(r, Mapping))
+    checker.error(
+        doc,
+        path,
+        f"entity '{other}' has no duplicate rule whose keys can meet this rule's "
+        f"(normalize [{normalize}], {joined}), so also_check would find nothing",
+        f"give {other} a rule with the same normalize list, in the same order"
+        + (f"; its rules: {names}" if names else ""),
+    )
 
 
 def _indexes(checker: Checker, doc: Document) -> list[Index]:

@@ -27,6 +27,8 @@ EXPRESSION_WORDS = frozenset(
     {"true", "false", "null", "none"} | {k.lower() for k in keyword.kwlist}
 )
 RESERVED_FIELDS = frozenset(SYSTEM_FIELDS) | {"parent_id"}
+#: Keys a record's create or update body may hold beside its fields.
+REQUEST_WORDS = frozenset({"confirm_duplicates"})
 #: Options whose value the compiled Field holds in an attribute of its own.
 _ATTRIBUTES = frozenset(Field.__dataclass_fields__) | {"entity", "field"}
 
@@ -76,6 +78,8 @@ def check_field_name(checker: Checker, doc: Document, name: str) -> bool:
     path = ("fields", name)
     if name in RESERVED_FIELDS:
         message = f"'{name}' is a system column every record has; choose another name"
+    elif name in REQUEST_WORDS:
+        message = f"'{name}' is a word of the API's request bodies; choose another name"
     elif name in EXPRESSION_WORDS:
         message = f"'{name}' is a keyword of the expression language; choose another name"
     elif "__" in name:

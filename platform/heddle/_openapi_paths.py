@@ -228,7 +228,9 @@ ERRORS: Mapping[int, tuple[str, str]] = {
     403: ("Forbidden", "Your roles do not allow this action here (code forbidden)."),
     404: ("NotFound", "No such record, or not one you may see (code not_found)."),
     409: ("Conflict", "The record changed since you read it (code stale_version, "
-          "details.current_version), or other records still refer to it (code restricted)."),
+          "details.current_version), other records still refer to it (code restricted), "
+          "or a duplicate rule finds it exists already (code duplicate, details as "
+          "DuplicateDetails: resend with confirm_duplicates to accept a warning)."),
     413: ("PayloadTooLarge", "The body is larger than the server accepts "
           "(code request_entity_too_large)."),
     415: ("UnsupportedMediaType", "The body is not sent as application/json "
@@ -329,7 +331,7 @@ def entity_paths(
         collection["post"] = _write(
             f"create_{name}", f"Create a {label}", name, ref(base + "Input"),
             ("201", response(_data(ref(base)), f"The new {label}, as stored.")),
-            error_responses(400, 401, 403, 413, 415, 422),
+            error_responses(400, 401, 403, 409, 413, 415, 422),
         )  # fmt: skip
     spec.path(path=f"/records/{name}", operations=collection)
 

@@ -71,7 +71,15 @@ def _camel(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
 
 
-FIXED_SCHEMAS = ("Error", "Label", "HistoryEntry", "EntitySummary", "EntityMeta", "FieldMeta")
+FIXED_SCHEMAS = (
+    "Error",
+    "Label",
+    "HistoryEntry",
+    "EntitySummary",
+    "EntityMeta",
+    "FieldMeta",
+    "DuplicateDetails",
+)
 SUFFIXES = ("", "Input", "Patch", "Page", "RowInput", "RowPatch")
 
 
@@ -230,14 +238,19 @@ HISTORY_SCHEMA: JSONSchema = {
     "required": ["action", "at", "actor_id", "version", "changes"],
     "additionalProperties": False,
     "properties": {
-        "action": {"type": "string", "enum": ["create", "update", "delete"]},
+        "action": {"type": "string", "enum": ["create", "update", "delete", "merge"]},
         "at": {"type": "string", "format": "date-time"},
         "actor_id": {"type": ["integer", "null"]},
         "version": {"type": "integer"},
         "changes": {
             "type": "object",
-            "description": "Each changed field: [old value, new value].",
+            "description": "Each changed field: [old value, new value]; a merge's changes "
+            "hold id: [the loser's id, this record's].",
             "additionalProperties": {"type": "array", "minItems": 2, "maxItems": 2},
+        },
+        "merged_from": {
+            "type": "integer",
+            "description": "Set on the entries of a record merged into this one: its id.",
         },
     },
 }

@@ -19,7 +19,15 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
-from engine import Actor, BadRequest, EngineError, Forbidden, NotFound, StaleVersion
+from engine import (
+    Actor,
+    BadRequest,
+    DuplicateFound,
+    EngineError,
+    Forbidden,
+    NotFound,
+    StaleVersion,
+)
 from engine.query import parse_params
 from metamodel import Entity, Field
 from ui_renderer import pages as P
@@ -134,6 +142,7 @@ def _form_page(
     record_id: int | None = None,
     titles: Mapping[str, Any] | None = None,
     status: int = 200,
+    duplicates: list[dict[str, Any]] | None = None,
 ) -> Response:
     act, here = actor(), locale()
     currency = runtime().model.package.currency
@@ -179,9 +188,35 @@ def _form_page(
             "stale": stale,
             "version": version,
             "id": record_id,
+            "duplicates": _duplicates(duplicates or []),
         },
     )
     return page("form.html", title, ent.name, status, screen=screen)
+
+
+def _duplicates(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rules a save ran into (``DuplicateFound.details["rules"]``), as the form shows
+    them: each record found with who holds it, and a box to save anyway where allowed."""
+    shown = []
+    for rule in rules:
+        found = []
+        for candidate in rule.get("candidates", ()):
+            holder = ""
+            if candidate.get("pool"):
+                holder = _("in the pool %(name)s", name=candidate["pool"]["name"])
+            elif candidate.get("owner"):
+                holder = _("owned by %(name)s", name=candidate["owner"]["name"])
+            found.append({"title": candidate["title"], "holder": holder})
+        shown.append(
+            {"rule": rule["rule"], "label": rule.get("label", rule["rule"]),
+             "confirmable": bool(rule.get("confirmable")), "candidates": found}
+        )  # fmt: skip
+    return shown
+
+
+def _confirmed() -> list[str]:
+    """The duplicate rules the user ticked "save anyway" for."""
+    return [name for name in request.form.getlist("confirm_duplicates") if name]
 
 
 def _refused(exc: EngineError) -> tuple[dict[str, list[str]], str, int]:
@@ -221,7 +256,10 @@ def new(entity: str) -> ResponseReturnValue:
         return _form_page(ent, title, shown, typed=typed, **form_of)
     try:
         created = heddle.records.create(
-            act, ent.name, {k: v for k, v in data.items() if v not in (None, [])}
+            act,
+            ent.name,
+            {k: v for k, v in data.items() if v not in (None, [])},
+            confirm_duplicates=_confirmed(),
         )
     except (BadRequest, EngineError) as exc:
         field_errors, message, status = _refused(exc)
@@ -233,6 +271,7 @@ def new(entity: str) -> ResponseReturnValue:
             errors_=field_errors,
             error=message,
             status=status,
+            duplicates=exc.details.get("rules") if isinstance(exc, DuplicateFound) else None,
             **form_of,
         )
     flash(_("%(what)s created.", what=P.record_title(ent, created, here)), "success")
@@ -266,7 +305,9 @@ def edit(entity: str, record_id: int) -> ResponseReturnValue:
     try:
         if not (version.isascii() and version.isdigit()) or not 0 < int(version) < 2**31:
             raise BadRequest(_("The form is missing the record's version: reload it."))
-        heddle.records.update(act, ent.name, record_id, data, version=int(version))
+        heddle.records.update(
+            act, ent.name, record_id, data, version=int(version), confirm_duplicates=_confirmed()
+        )
     except StaleVersion:
         return _form_page(
             ent,
@@ -289,6 +330,7 @@ def edit(entity: str, record_id: int) -> ResponseReturnValue:
             error=message,
             version=version,
             status=status,
+            duplicates=exc.details.get("rules") if isinstance(exc, DuplicateFound) else None,
             **form_of,
         )
     flash(_("Saved."), "success")

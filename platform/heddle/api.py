@@ -288,7 +288,11 @@ def list_records(entity: str) -> ResponseReturnValue:
 
 @api.post("/records/<entity>")
 def create_record(entity: str) -> ResponseReturnValue:
-    record = runtime().records.create(actor(), entity, _body())
+    """Create a record; a duplicate rule that finds it exists is a 409 (code duplicate)
+    unless the body's ``confirm_duplicates`` names that rule and it only warns."""
+    data = _body()
+    confirm = data.pop("confirm_duplicates", None)
+    record = runtime().records.create(actor(), entity, data, confirm_duplicates=confirm)
     return jsonify(data=record), 201
 
 
@@ -297,11 +301,11 @@ def get_record(entity: str, record_id: int) -> ResponseReturnValue:
     return jsonify(data=runtime().records.get(actor(), entity, record_id))
 
 
-def _version(value: Any) -> int:
-    """The record version a client sent: a positive whole number."""
+def _version(value: Any, name: str = "version") -> int:
+    """The record version a client sent (as ``name``): a positive whole number."""
     if value is None:
         raise BadRequest(
-            "send the record's version", {"version": ["Missing data for required field."]}
+            f"send the record's version as {name}", {name: ["Missing data for required field."]}
         )
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -311,9 +315,7 @@ def _version(value: Any) -> int:
     elif isinstance(value, str) and value.strip().isdigit():
         number = int(value)
     if number is None or not 0 < number <= MAX_VERSION:
-        raise BadRequest(
-            "the version must be a positive integer", {"version": ["Not a valid integer."]}
-        )
+        raise BadRequest(f"the {name} must be a positive integer", {name: ["Not a valid integer."]})
     return number
 
 
@@ -321,7 +323,10 @@ def _version(value: Any) -> int:
 def update_record(entity: str, record_id: int) -> ResponseReturnValue:
     data = _body()
     version = _version(data.pop("version", None))
-    record = runtime().records.update(actor(), entity, record_id, data, version=version)
+    confirm = data.pop("confirm_duplicates", None)
+    record = runtime().records.update(
+        actor(), entity, record_id, data, version=version, confirm_duplicates=confirm
+    )
     return jsonify(data=record)
 
 

@@ -31,6 +31,7 @@ from . import (
     errors,
     jobs,
     logs,
+    merge_api,
     openapi,
     report_api,
     security,
@@ -139,6 +140,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     init_data_api(app)
     approval_api.init_app(app)
     jobs.init_app(app)  # the outbox flushed after requests; notifications, automations
+    merge_api.init_app(app)
     openapi.init_app(app)
     errors.init_app(app)
     security.init_app(app)

@@ -64,6 +64,7 @@ from metamodel import Entity, Model
 
 from ._openapi_approvals import approval_paths
 from ._openapi_data import data_paths
+from ._openapi_duplicates import DUPLICATE_DETAILS, merge_paths, with_confirmation
 from ._openapi_jobs import job_paths
 from ._openapi_paths import (
     ERRORS,
@@ -201,6 +202,11 @@ columns with `fields` and add reference titles with `expand`.
 
 **Errors** are `{{"error": {{"code", "message", "fields": {{field: [messages]}}}}}}`.
 
+**Duplicates.** A create or update that a duplicate rule finds exists already is a 409 \
+with code `duplicate` and `details` as in the `DuplicateDetails` schema (the records found, \
+with their owner or pool); resend with `confirm_duplicates: [rule]` to accept a warning. \
+`POST /records/<entity>/{{id}}/merge` folds a duplicate into the record.
+
 **This document** is the view of: {view}. Fields hidden from that view are left out \
 everywhere; an anonymous request gets every entity without any field that some role hides. \
 Labels: `title` is the English label, `x-labels` has every locale.
@@ -275,6 +281,7 @@ def _shared_components(spec: APISpec) -> None:
     components.schema("EntitySummary", ENTITY_SUMMARY_SCHEMA)
     components.schema("EntityMeta", ENTITY_META_SCHEMA)
     components.schema("ReportResult", REPORT_RESULT)
+    components.schema("DuplicateDetails", DUPLICATE_DETAILS)
 
 
 def _entity(spec: APISpec, entity: Entity, names: dict[str, str], seen: EntityView) -> None:
@@ -283,9 +290,11 @@ def _entity(spec: APISpec, entity: Entity, names: dict[str, str], seen: EntityVi
     components = spec.components
     components.schema(base, record_schema(entity, names, seen.hidden))
     if "create" in seen.actions:
-        components.schema(base + "Input", input_schema(entity, names, seen.create_readonly))
+        created = input_schema(entity, names, seen.create_readonly)
+        components.schema(base + "Input", with_confirmation(created, entity))
     if "update" in seen.actions:
-        components.schema(base + "Patch", patch_schema(entity, names, seen.update_readonly))
+        patched = patch_schema(entity, names, seen.update_readonly)
+        components.schema(base + "Patch", with_confirmation(patched, entity))
     if entity.child:
         components.schema(base + "RowInput", row_schema(entity, names, seen.create_readonly))
         components.schema(
@@ -294,6 +303,7 @@ def _entity(spec: APISpec, entity: Entity, names: dict[str, str], seen: EntityVi
     components.schema(base + "Page", page_schema(entity, names, seen.hidden))
     spec.tag(entity_tag(entity))
     entity_paths(spec, entity, base, seen.actions, seen.hidden)
+    merge_paths(spec, entity, base, seen.actions, seen.update_readonly)
 
 
 # --- caching ------------------------------------------------------------------------------

@@ -88,6 +88,21 @@ fields:
   share: {type: formula, returns: percent, expression: "discount / 2"}
   ratio: {type: formula, returns: decimal, expression: "revenue / 3"}
   grade_text: {type: formula, returns: string, expression: "grade"}
+duplicate_rules:
+  - name: same_name
+    fields: [name]
+    normalize: [case, space, width, company_suffix, punctuation]
+    action: block
+  - name: same_phone
+    fields: [phone, website]
+    match: any
+    normalize: [phone]
+    action: warn
+  - name: similar_name
+    fields: [name]
+    normalize: [case, space, width]
+    fuzzy: 0.8
+    action: warn
 ---
 kind: entity
 name: invoice
@@ -250,7 +265,8 @@ def seed(app: Flask, headers: dict[str, str]) -> None:
             "/api/v1/records/client", headers=headers,
             json={"name": f"Client {n}", "credit_limit": "1000.50", "tags": ["vip"],
                   "since": "2024-02-29", "last_contact": "2024-03-01T09:30:00Z",
-                  "employees": 12, "revenue": "10.5", "discount": "5", "watchers": [1]},
+                  "employees": 12, "revenue": "10.5", "discount": "5", "watchers": [1],
+                  "confirm_duplicates": ["similar_name"]},  # Client 0, Client 1… are alike
         )  # fmt: skip
         assert made.status_code == 201, made.json
         invoice = client.post(
