@@ -383,6 +383,22 @@ def test_company_names_are_distinct_for_the_duplicate_rule(app: Flask) -> None:
     )
 
 
+def test_the_demo_accounts_are_found_by_the_duplicate_rules(
+    app: Flask, client: FlaskClient, headers: Any
+) -> None:
+    """The demo writes beside the record service, then builds the rules' keys: a rep
+    entering a demo company again is stopped, whoever owns it."""
+    (name,) = next(iter(_rows(app, "SELECT name FROM account ORDER BY id DESC LIMIT 1")))
+    again = client.post(
+        "/api/v1/records/account",
+        json={"name": f"  {str(name).upper()} "},
+        headers=headers("li.wei"),
+    )
+    assert again.status_code == 409, again.json
+    assert again.json["error"]["code"] == "duplicate"
+    assert again.json["error"]["details"]["candidates"][0]["title"] == name
+
+
 # --- the command ------------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from engine import Tables
+from engine.dedupe import RuleSet, rebuild
 
 from ..accounts import Accounts
 from . import _company as company
@@ -107,6 +108,9 @@ def load_demo(
         company.daily_reports(sink, world, rng)
         company.notices(sink, world, rng, admin)
     sink.finish()
+    with engine.begin() as conn:  # the rows went in beside the record service: their keys
+        for rule in RuleSet(tables.model):
+            rebuild(conn, tables, rule)
     if progress:
         progress(total, total)
     return DemoResult(dict(sink.counted), total, first)
