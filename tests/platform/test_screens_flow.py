@@ -159,9 +159,7 @@ def move_on_kanban(page: Any, server: str, record_id: int, shots: Path, prefix: 
     page.screenshot(path=shots / f"{prefix}-kanban.png", full_page=True)
 
 
-def test_a_rep_and_a_manager_work_through_the_crm(
-    server: str, browser: Any, shots: Path
-) -> None:
+def test_a_rep_and_a_manager_work_through_the_crm(server: str, browser: Any, shots: Path) -> None:
     context, page = log_in(browser, server, REP, viewport={"width": 1366, "height": 900})
     problems = watch_console(page)
     page.wait_for_selector(".h-chart canvas")  # the rep's home dashboard
@@ -241,9 +239,7 @@ def approve_as_manager(browser: Any, server: str, title: str, shots: Path) -> No
 
 
 def test_the_same_on_a_phone(server: str, browser: Any, shots: Path) -> None:
-    context, page = log_in(
-        browser, server, REP, viewport=PHONE, is_mobile=True, has_touch=True
-    )
+    context, page = log_in(browser, server, REP, viewport=PHONE, is_mobile=True, has_touch=True)
     problems = watch_console(page)
     account = create_account(page, server, "Bamboo Garden", shots, "phone-01")
     opportunity_from(page, account, "Garden kiosk", shots, "phone-02")
