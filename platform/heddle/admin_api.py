@@ -31,7 +31,7 @@ from .accounts import (
     UserInfo,
     text_problem,
 )
-from .api import MAX_ID, _body, authenticate
+from .api import _body, authenticate, check_ids
 from .errors import Unauthorized
 from .extensions import csrf, runtime
 
@@ -62,12 +62,7 @@ USER_FIELDS: Mapping[str, tuple[str, int]] = {
 TEAM_FIELDS: Mapping[str, tuple[str, int]] = {"name": (STRING, 200), "parent": (NULLABLE, 200)}
 
 
-@admin_api.url_value_preprocessor
-def check_ids(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    """Ids are 64-bit: a larger number names no user or team."""
-    for key in ("user_id", "team_id"):
-        if values and values.get(key, 0) > MAX_ID:
-            raise NotFound(f"no {key[:-3]} with id {values[key]}")
+admin_api.url_value_preprocessor(check_ids)
 
 
 @admin_api.before_request

@@ -40,6 +40,8 @@ def init_app(app: Flask) -> None:
 
 MAX_VERSION = 2**31 - 1
 MAX_ID = 2**63 - 1
+#: what an id in a URL names, where its parameter's name does not say it
+ID_NAMES = {"saved_id": "saved report", "run_id": "import or export run"}
 PUBLIC = frozenset({"api.token", "api.session_login"})
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -51,9 +53,12 @@ def actor() -> Actor:
 
 @api.url_value_preprocessor
 def check_ids(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    """Ids are 64-bit: a larger number names no record (rather than overflowing SQL)."""
-    if values and values.get("record_id", 0) > MAX_ID:
-        raise NotFound(f"no record with id {values['record_id']}")
+    """Ids are 64-bit: a larger number in a URL (``record_id``, ``saved_id``…) names
+    nothing (rather than overflowing SQL). Every blueprint of the API uses it."""
+    for name, value in (values or {}).items():
+        if name.endswith("_id") and isinstance(value, int) and value > MAX_ID:
+            what = ID_NAMES.get(name, name.removesuffix("_id").replace("_", " "))
+            raise NotFound(f"no {what} with id {value}")
 
 
 @api.before_request

@@ -19,7 +19,7 @@ from typing import Any
 from flask import Blueprint, Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from engine import BadRequest, NotFound, ValidationFailed
+from engine import BadRequest, ValidationFailed
 from workflows import Approvals, Delegations
 from workflows.approvals import LISTS
 
@@ -40,11 +40,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(approval_api)
 
 
-@approval_api.url_value_preprocessor
-def check_ids(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    for name in ("approval_id", "delegation_id", "record_id"):
-        if values and values.get(name, 0) > api.MAX_ID:
-            raise NotFound(f"no {name.removesuffix('_id')} with id {values[name]}")
+approval_api.url_value_preprocessor(api.check_ids)
 
 
 def _approvals() -> Approvals:

@@ -29,7 +29,7 @@ from engine.imports import FileTooLarge, ImportOptions, Imports, size_text
 from engine.imports._export import MEDIA_TYPES, Export
 
 from ._people_import import PEOPLE, import_people
-from .api import MAX_ID, _body, actor, authenticate
+from .api import _body, actor, authenticate, check_ids
 from .extensions import csrf, runtime
 
 data_api = Blueprint("data_api", __name__, url_prefix="/api/v1")
@@ -47,11 +47,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(data_api)
 
 
-@data_api.url_value_preprocessor
-def check_ids(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    for key in ("run_id", "template_id"):
-        if values and values.get(key, 0) > MAX_ID:
-            raise NotFound(f"nothing with id {values[key]}")
+data_api.url_value_preprocessor(check_ids)
 
 
 @data_api.before_app_request

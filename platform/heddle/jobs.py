@@ -35,6 +35,7 @@ from .runtime import Runtime
 jobs_api = Blueprint("jobs_api", __name__, url_prefix="/api/v1")
 csrf.exempt(jobs_api)
 jobs_api.before_request(api.authenticate)
+jobs_api.url_value_preprocessor(api.check_ids)
 
 MAX_LIMIT = 200
 
@@ -129,8 +130,6 @@ def notifications() -> ResponseReturnValue:
 @jobs_api.post("/notifications/<int:notification_id>/read")
 def mark_read(notification_id: int) -> ResponseReturnValue:
     """Mark one of the caller's notifications read."""
-    if notification_id > api.MAX_ID:
-        raise NotFound(f"no notification {notification_id}")
     inbox = Inbox(runtime().tables)
     user_id = _user_id()
     with runtime().records.transaction() as conn:

@@ -34,12 +34,13 @@ from engine.reports.export import to_csv, to_xlsx
 from engine.reports.saved import SavedReports, compile_document
 from metamodel import Report
 
-from .api import _body, actor, authenticate
+from .api import _body, actor, authenticate, check_ids
 from .extensions import csrf, runtime
 
 reports = Blueprint("reports", __name__, url_prefix="/api/v1")
 csrf.exempt(reports)
 reports.before_request(authenticate)
+reports.url_value_preprocessor(check_ids)
 
 
 def init_app(app: Flask) -> None:
