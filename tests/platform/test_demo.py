@@ -130,7 +130,13 @@ def _dump(url: str, tables: Tables) -> dict[str, list[tuple[Any, ...]]]:
     try:
         with engine.connect() as conn:
             for name, table in tables.metadata.tables.items():
-                if name in ("heddle_user", "heddle_team", "heddle_token", "heddle_schema_history"):
+                if name in (
+                    "heddle_user",
+                    "heddle_team",
+                    "heddle_token",
+                    "heddle_schema_history",
+                    "heddle_duplicate_rule",  # when each rule's keys were built
+                ):
                     continue
                 key = table.c.id if "id" in table.c else table.c[next(iter(table.c.keys()))]
                 rows = conn.execute(sa.select(table).order_by(key)).all()
@@ -250,8 +256,12 @@ def test_the_numbers_make_sense(client: FlaskClient, admin: dict[str, str]) -> N
 
 
 def test_dashboards_for_their_roles(client: FlaskClient, headers: Any) -> None:
+    # over the last 12 months: a rep of this small company may have won nothing in the
+    # first days of the month the test runs in
     for dashboard, user in (("sales_cockpit", "wang.fang"), ("my_day", "li.wei")):
-        response = client.get(f"/api/v1/dashboards/{dashboard}", headers=headers(user))
+        response = client.get(
+            f"/api/v1/dashboards/{dashboard}?period=last_12_months", headers=headers(user)
+        )
         assert response.status_code == 200, response.json
         for widget in response.json["widgets"]:
             data = widget["data"]
