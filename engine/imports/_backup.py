@@ -21,9 +21,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..dedupe import RuleSet, rebuild
 from ..errors import Conflict
 from ..migrations import applied_hash
-from ..tables import HISTORY_TABLE, Tables
+from ..tables import DUPLICATE_KEY_TABLE, DUPLICATE_RULE_TABLE, HISTORY_TABLE, Tables
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -76,12 +77,21 @@ def _order(tables: Tables) -> list[sa.Table]:
     return done
 
 
+#: Tables derived from the records, not exported: migrate writes the duplicate rules'
+#: fingerprints, and a restore rebuilds their keys from the rows it restores.
+DERIVED = frozenset({DUPLICATE_KEY_TABLE, DUPLICATE_RULE_TABLE})
+
+
+def _saved(tables: Tables) -> list[sa.Table]:
+    return [t for t in _order(tables) if t.name not in DERIVED]
+
+
 def export_all(engine: sa.Engine, tables: Tables, folder: Path) -> dict[str, int]:
     """Write every table of ``tables`` to ``folder``; the rows written, by table."""
     folder.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     with engine.connect() as conn:
-        for table in _order(tables):
+        for table in _saved(tables):
             key = table.primary_key.columns.values()
             count = 0
             with (folder / f"{table.name}.jsonl").open("w", encoding="utf-8") as out:
@@ -127,7 +137,7 @@ def import_all(engine: sa.Engine, tables: Tables, folder: Path) -> dict[str, int
             f"{str(manifest.get('model_hash'))[:12]}): migrate it to the same definitions first"
         )
     counts: dict[str, int] = {}
-    order = _order(tables)
+    order = _saved(tables)
     with engine.begin() as conn:
         for table in order:
             if table.name == HISTORY_TABLE:
@@ -173,6 +183,8 @@ def import_all(engine: sa.Engine, tables: Tables, folder: Path) -> dict[str, int
                 .values({c: sa.bindparam(c) for c in later})
             )
             conn.execute(update, links)
+        for rule in RuleSet(tables.model):  # the duplicate keys of the rows restored
+            rebuild(conn, tables, rule)
         if engine.dialect.name == "postgresql":
             for table in order:
                 column = table.c.get("id")

@@ -138,7 +138,7 @@ def read(call: Call, user: str, entity: str, record: dict[str, Any]) -> dict[str
 
 
 def test_quote_approval(call: Call, ids: dict[str, int]) -> None:
-    account = create(call, "ann", "account", name="Acme")
+    account = create(call, "ann", "account", name="Acme Trading")
     quote = create(call, "ann", "quote", account=account["id"], discount="20")
     # guard false: 20% is not approved by its owner
     status, body = fire(call, "ann", "quote", quote, "approve")
@@ -199,7 +199,7 @@ def test_quote_approval(call: Call, ids: dict[str, int]) -> None:
 
 
 def test_contract_approval(call: Call, ids: dict[str, int]) -> None:
-    account = create(call, "ann", "account", name="Acme")
+    account = create(call, "ann", "account", name="Beacon Machinery")
     small = create(
         call,
         "ann",
@@ -331,7 +331,7 @@ def test_expense_approval_with_a_delegate(call: Call, ids: dict[str, int]) -> No
 
 
 def test_payment_confirmation(call: Call, ids: dict[str, int]) -> None:
-    account = create(call, "ann", "account", name="Acme")
+    account = create(call, "ann", "account", name="Cedar Logistics")
     contract = create(
         call, "ann", "contract", title="Support", account=account["id"], amount="8000"
     )

@@ -5,6 +5,7 @@ recalls; the inbox decides inline; the panel in Chinese and Japanese."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 
@@ -82,11 +83,16 @@ def _client(app: Flask, username: str) -> FlaskClient:
     return client
 
 
+_COMPANIES = itertools.count(1)
+
+
 def _quote(app: Flask, owner: str, discount: str = "20") -> int:
     runtime = app.extensions["heddle"]
     with runtime.engine.connect() as conn:
         actor = runtime.accounts.by_username(conn, owner).actor()
-    account = runtime.records.create(actor, "account", {"name": f"Acme of {owner}"})
+    # a new company each time: the CRM's duplicate rules refuse a second "Acme"
+    name = f"Acme of {owner} {next(_COMPANIES)}"
+    account = runtime.records.create(actor, "account", {"name": name})
     quote = runtime.records.create(actor, "quote", {"account": account["id"], "discount": discount})
     return int(quote["id"])
 
