@@ -396,12 +396,12 @@ class Builder:
             shape.measures.append((measure, f"s{i}"))
             selected.append(_ratio(part, whole, self.sqlite).label(f"s{i}"))
             self.scales[measure.name] = 6
-        for part, _, _ in self.parts:
-            self.scales.update(part.scales)
         shape.scales = self.scales
         source = self.source()
         g_select = sa.select(*selected).select_from(source).where(*conditions).group_by(*grouped)
         g = self._union(g_select, shape, dims, owners).cte("g") if self.parts else g_select.cte("g")
+        for part, _, _ in self.parts:  # known once the parts' measures are compiled
+            self.scales.update(part.scales)
         by_name: dict[str, Column] = {}
         for dimension, label, _ in shape.dimensions:
             by_name[dimension.name] = g.c[label]

@@ -69,6 +69,19 @@ fields:
   m03: {type: money}
 ---
 kind: report
+name: won_beside_target
+entity: target
+filter: year == 2026
+group_by: [{name: owner, field: user}]
+measures:
+  - {name: january, aggregate: sum, field: m01}
+union:
+  - entity: deal
+    filter: stage == 'won'
+    group_by: [{field: owner_id}]
+    measures: [{name: won, aggregate: sum, field: amount}]
+---
+kind: report
 name: pivot
 entity: deal
 group_by: [account.region, stage]
@@ -531,6 +544,15 @@ def test_a_union_puts_targets_beside_actuals(reports: Reports) -> None:
         for t in targets
     )
     assert _num(result.totals["target"]) == _num(expected)
+
+
+def test_a_union_parts_money_keeps_its_places(reports: Reports) -> None:
+    """A part's sum of a money field has the field's two places, like the report's own
+    (it came back as "59040.0000000000" once: the parts' scales were read too early)."""
+    result = reports.run(ADMIN, "won_beside_target")
+    assert result.rows and result.totals is not None
+    for value in [*(r["won"] for r in result.rows), result.totals["won"]]:
+        assert isinstance(value, Decimal) and value.as_tuple().exponent == -2, value
     # a rep sees their won deals beside every target, without a hidden month of them
     mine = reports.run(ANN, "against_target")
     assert {r["owner"] for r in mine.rows if r["won"]} <= {1}
