@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import random
@@ -643,13 +644,13 @@ class Bench:
         stride, offset, span = (
             int(env.get(k, "1")) for k in ("BENCH_STRIDE", "BENCH_OFFSET", "BENCH_SPAN")
         )
-        for number in range(count):
+        for _ in range(count):
             url, body = server.url(endpoint, caller), None
             if endpoint == "get":
                 k = random.randrange(self.args.rows // stride)
                 url += str(k * stride + offset + random.randrange(span))
             elif endpoint == "create":
-                body = _account_body(number)
+                body = _account_body(next(_CREATED))
             status, answer = _request(url, auth, body)
             assert status in (200, 201), (server.name, endpoint, caller, status, answer)
         return count
@@ -662,13 +663,19 @@ class Bench:
         return [_short(s) for s in self._logged(start)]
 
 
+#: numbers the accounts the harness creates itself: names and phones never repeat (the
+#: CRM's duplicate rules would refuse a second one)
+_CREATED = itertools.count(1)
+
+
 def _account_body(number: int) -> dict[str, Any]:
     """A new account like bench/http/create.lua's."""
     n = random.randint(1, 999_999)
     return {
         "name": f"Bench {os.getpid()}-{number} Trading Co., Ltd.", "type": "customer",
         "grade": random.choice("ABBCCCDD"), "industry": "retail", "source": "website",
-        "region": "east_china", "city": "Shanghai", "phone": f"+86 21 {n:08d}",
+        "region": "east_china", "city": "Shanghai",
+        "phone": f"+86 3{os.getpid() % 10} {int(time.time()) % 10000:04d}{number % 10000:04d}",
         "website": f"https://www.bench{n}.example.com", "size": "small",
         "annual_revenue": f"{random.randint(100_000, 500_000_000)}.00", "tags": ["smb"],
         "description": "Created by the HTTP benchmark.",

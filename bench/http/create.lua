@@ -20,16 +20,18 @@ end
 
 local function pick(list) return list[math.random(1, #list)] end
 
+-- the phone is unique per thread and second (the CRM warns of a duplicate phone)
 function request()
   sent = sent + 1
   local n = math.random(1, 999999)
   local body = string.format(
     '{"name": "Bench %s-%d Trading Co., Ltd.", "type": "customer", "grade": "%s", ' ..
     '"industry": "%s", "source": "website", "region": "%s", "city": "%s", ' ..
-    '"phone": "+86 21 %08d", "website": "https://www.bench%d.example.com", ' ..
+    '"phone": "+86 2%d %04d%04d", "website": "https://www.bench%d.example.com", ' ..
     '"size": "%s", "annual_revenue": "%d.00", "tags": ["smb"], ' ..
     '"description": "Created by the HTTP benchmark."}',
-    tag, sent, pick(grades), pick(industries), pick(regions), pick(cities), n, n,
+    tag, sent, pick(grades), pick(industries), pick(regions), pick(cities),
+    number or 0, os.time() % 10000, sent % 10000, n,
     pick(sizes), math.random(100000, 500000000))
   local headers = {["Content-Type"] = "application/json"}
   if auth ~= "" then headers["Authorization"] = auth end
