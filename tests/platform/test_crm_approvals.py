@@ -9,13 +9,11 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import crm_definitions
 import jsonschema
 import pytest
+from crm_support import crm_app
 from flask import Flask
-from heddle.app import create_app
 
-PASSWORD = "correct horse battery"
 # username, roles, team, manager
 USERS = [
     ("root", ["admin"], None, None),
@@ -47,24 +45,9 @@ def app(
         url = f"sqlite:///{tmp_path / 'crm.db'}"
     else:
         url = request.getfixturevalue("pg_url")
-    app = create_app(
-        {
-            "DATABASE_URL": url,
-            "PACKAGES": str(crm_definitions.PATH),
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "SECRET_KEY": "test",
-            "TOKEN_CACHE_SECONDS": 0,
-            "LOGIN_LIMIT": "1000 per minute",
-            "TESTING": True,
-        }
-    )
+    app = crm_app(url, tmp_path, USERS)
     runtime = app.extensions["heddle"]
-    runtime.tables.metadata.create_all(runtime.engine)
     with runtime.engine.begin() as conn:
-        for username, roles, team, manager in USERS:
-            runtime.accounts.create_user(
-                conn, username, PASSWORD, roles, team=team, manager=manager
-            )
         teams = runtime.accounts.teams
         sales = runtime.accounts.team_id(conn, "Sales")
         conn.execute(teams.update().where(teams.c.name == "East").values(parent_id=sales))

@@ -10,19 +10,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import crm_definitions
 import pytest
 import sqlalchemy as sa
 import time_machine
+from crm_support import crm_app
 from flask import Flask
-from heddle.app import create_app
 from sqlalchemy.engine import Engine
 
 from engine import SYSTEM
 from engine.tables import NOTIFICATION_TABLE
 from workflows import automations as autos
 
-PASSWORD = "correct horse battery"
 USERS = [
     ("root", ["admin"], None, None),
     ("mia", ["sales_manager"], "East", None),
@@ -33,24 +31,8 @@ Call = Callable[..., tuple[int, Any]]
 
 @pytest.fixture
 def app(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[Flask]:
-    app = create_app(
-        {
-            "DATABASE_URL": db_url,
-            "PACKAGES": str(crm_definitions.PATH),
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "SECRET_KEY": "test",
-            "TOKEN_CACHE_SECONDS": 0,
-            "LOGIN_LIMIT": "1000 per minute",
-            "TESTING": True,
-        }
-    )
+    app = crm_app(db_url, tmp_path, USERS)
     runtime = app.extensions["heddle"]
-    runtime.tables.metadata.create_all(runtime.engine)
-    with runtime.engine.begin() as conn:
-        for username, roles, team, manager in USERS:
-            runtime.accounts.create_user(
-                conn, username, PASSWORD, roles, team=team, manager=manager
-            )
     yield app
     runtime.engine.dispose()
 

@@ -9,13 +9,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import crm_definitions
 import pytest
+from crm_support import crm_app
 from flask import Flask
-from heddle.app import create_app
 from sqlalchemy.engine import Engine
 
-PASSWORD = "correct horse battery"
 # username, roles, team, manager
 USERS = [
     ("root", ["admin"], None, None),
@@ -29,24 +27,8 @@ TODAY = dt.date.today().isoformat()
 
 @pytest.fixture
 def app(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[Flask]:
-    app = create_app(
-        {
-            "DATABASE_URL": db_url,
-            "PACKAGES": str(crm_definitions.PATH),
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "SECRET_KEY": "test",
-            "TOKEN_CACHE_SECONDS": 0,
-            "LOGIN_LIMIT": "1000 per minute",
-            "TESTING": True,
-        }
-    )
+    app = crm_app(db_url, tmp_path, USERS)
     runtime = app.extensions["heddle"]
-    runtime.tables.metadata.create_all(runtime.engine)
-    with runtime.engine.begin() as conn:
-        for username, roles, team, manager in USERS:
-            runtime.accounts.create_user(
-                conn, username, PASSWORD, roles, team=team, manager=manager
-            )
     yield app
     runtime.engine.dispose()
 
