@@ -9,6 +9,7 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
+from ..spreadsheet import cell_value
 from ._files import Sheet
 
 ROW, ERRORS = "Row", "Errors"
@@ -46,7 +47,7 @@ def to_xlsx(table: list[list[Any]], title: str = "Errors") -> bytes:
     book = Workbook(write_only=True)
     sheet = book.create_sheet(title[:31])
     for row in table:
-        sheet.append(row)
+        sheet.append([cell_value(c) for c in row])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

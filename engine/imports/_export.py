@@ -27,6 +27,7 @@ from .. import query as queries
 from ..context import Actor
 from ..errors import BadRequest, Forbidden
 from ..fieldtypes import stored
+from ..spreadsheet import cell_value
 from ..tables import TEAM_TABLE, USER_TABLE
 
 if TYPE_CHECKING:
@@ -82,14 +83,15 @@ class Export:
             raise BadRequest(f"unknown field '{unknown[0]}'", {"fields": ["Unknown field."]})
         return names
 
-    def count(self) -> int:
-        table = self.records.tables.table(self.entity.name)
-        scope = self._scope()
-        query = sa.select(sa.func.count()).select_from(table)
-        if scope is not None:
-            query = query.where(scope)
+    def count(self, up_to: int = 2**62) -> int:
+        """How many records the export holds: its filters, search and the user's scope,
+        counted exactly up to ``up_to`` (``up_to + 1`` means "more than that")."""
+        query = replace(self.query, fields=None, limit=1, cursor=None, expand=())
         with self.records.reader.connect() as conn:
-            return int(conn.scalar(query) or 0)
+            page = queries.run(conn, self.records.tables, self.entity.name, query, self.actor,
+                               scope=self._scope(), sight=self.records.permissions.sight(
+                                   self.actor), exact_count_up_to=up_to)  # fmt: skip
+        return up_to + 1 if page.count_estimated else page.count
 
     def _scope(self) -> Any:
         table = self.records.tables.table(self.entity.name)
@@ -286,8 +288,7 @@ def _xlsx(
     for row in rows:
         cells = []
         for value, number_format in zip(row, formats, strict=True):
-            if isinstance(value, dt.datetime):
-                value = value.astimezone(dt.UTC).replace(tzinfo=None)  # Excel has no zones
+            value = cell_value(value)
             cell = WriteOnlyCell(sheet, value=value)
             if number_format and isinstance(value, dt.date | Decimal | int | float):
                 cell.number_format = number_format

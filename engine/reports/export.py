@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+from ..spreadsheet import cell_value
 from . import ReportResult
 from ._results import word
 
@@ -93,8 +94,7 @@ def to_xlsx(result: ReportResult, locale: str = "en", title: str = "Report") -> 
     strong |= {i + 2 for i, row in enumerate(result.rows) if row.get("_subtotal")}
     for r, cells in enumerate(lines, start=1):
         for c, value in enumerate(cells, start=1):
-            if isinstance(value, dt.datetime) and value.tzinfo is not None:
-                value = value.astimezone(dt.UTC).replace(tzinfo=None)  # a workbook has no zones
+            value = cell_value(value)
             cell = sheet.cell(row=r, column=c, value=value)
             if r in strong:
                 cell.font = bold

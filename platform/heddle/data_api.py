@@ -264,7 +264,7 @@ def export_records(entity: str) -> ResponseReturnValue:
     imports = _imports()
     job = Export(runtime().records, act, entity, params)
     limit = int(current_app.config.get("EXPORT_BACKGROUND_ROWS", 10000))
-    if background or job.count() > limit:
+    if background or job.count(up_to=limit) > limit:
         run_id = imports.start_export(act, entity, params, format)
         return jsonify(data=_run(imports.status(act, run_id))), 202
     return _file(job.write(format), f"{job.entity.name}.{format}", MEDIA_TYPES[format])
