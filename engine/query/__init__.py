@@ -89,6 +89,9 @@ MAX_LIMIT = 500
 EXACT_COUNT_UP_TO = 1_000
 #: How long a planner's row estimate is reused for the same query and values (seconds).
 ESTIMATE_SECONDS = 60.0
+#: On PostgreSQL, a table of more than this many times ``exact_count_up_to`` rows asks the
+#: planner first and counts only when it expects few matches (see :func:`_count`).
+PLAN_FIRST_FACTOR = 10
 MAX_SEARCH = 200
 RESERVED = frozenset({"sort", "limit", "cursor", "q", "fields", "expand"})
 
@@ -460,7 +463,9 @@ def run(
     if query.cursor is None and not more:
         count, estimated = len(rows), False  # the whole result is on this page
     else:
-        count, estimated = _count(conn, built.source, built.conditions, exact_count_up_to)
+        count, estimated = _count(
+            conn, built.source, built.conditions, exact_count_up_to, tables.table(ent.name).name
+        )
     for name in query.expand:
         _expand(conn, tables, ent, name, rows, context)
     return Page(rows, next_cursor, count, estimated)
@@ -611,17 +616,29 @@ def _count(
     source: sa.FromClause,
     conditions: Sequence[ColumnElement[bool]],
     exact_up_to: int,
+    table: str,
 ) -> tuple[int, bool]:
-    """Exact up to ``exact_up_to`` rows (counting never reads more than one past it: a
-    bounded, small cost); beyond, the planner's estimate on PostgreSQL — planned once per
-    query and values a minute (:data:`ESTIMATE_SECONDS`), not on every page — and the
-    limit itself on SQLite."""
+    """Exact up to ``exact_up_to`` rows; beyond, the planner's estimate on PostgreSQL —
+    planned once per query and values a minute (:data:`ESTIMATE_SECONDS`), not on every
+    page — and the limit itself on SQLite.
+
+    Counting never returns more than one row past the limit, but a filter the index does
+    not serve (a rep's "own or team" scope) can make it read many rows to find them. So
+    on a big PostgreSQL table (more than :data:`PLAN_FIRST_FACTOR` × ``exact_up_to``
+    rows by its statistics) the planner is asked first, and when it expects more matches
+    than the limit, its estimate is the count: no rows are read to count.
+    """
     rows = sa.select(sa.literal(1)).select_from(source).where(*conditions)
+    postgresql = conn.dialect.name == "postgresql"
+    if postgresql and _table_rows(conn, table) > exact_up_to * PLAN_FIRST_FACTOR:
+        estimate = _estimate(conn, rows)
+        if estimate > exact_up_to:
+            return estimate, True
     capped = rows.limit(exact_up_to + 1).subquery()
     found = conn.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one()
     if found <= exact_up_to:
         return int(found), False
-    if conn.dialect.name == "postgresql":
+    if postgresql:
         return max(_estimate(conn, rows), exact_up_to + 1), True
     return exact_up_to, True
 
@@ -650,6 +667,29 @@ def _estimate(conn: sa.Connection, rows: sa.Select[Any]) -> int:
             known.clear()
         known[key] = (now, estimate)
     return estimate
+
+
+_table_sizes: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, float]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _table_rows(conn: sa.Connection, table: str) -> float:
+    """PostgreSQL's statistics' row count of ``table`` (-1 if never analysed: small, as far
+    as counting goes), asked once a minute per table."""
+    now = time.monotonic()
+    with _estimates_lock:
+        known = _table_sizes.setdefault(conn.engine, {})
+        cached = known.get(table)
+    if cached is not None and now - cached[0] < ESTIMATE_SECONDS:
+        return cached[1]
+    found = conn.execute(
+        sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:name)"), {"name": table}
+    ).scalar()
+    rows = float(found) if found is not None else -1.0
+    with _estimates_lock:
+        known[table] = (now, rows)
+    return rows
 
 
 # --- expanding reference titles -------------------------------------------------------------------

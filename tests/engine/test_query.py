@@ -896,6 +896,7 @@ def test_a_page_costs_the_same_statements_whatever_its_size(
         "sort": "-weighted",
     }
     used = {}
+    _list(db_engine, tables, "opportunity", params)  # PostgreSQL: the table's size, kept a minute
     sa.event.listen(db_engine, "before_cursor_execute", count)
     try:
         for limit in ("5", "50"):
@@ -970,6 +971,40 @@ def test_postgresql_estimates_come_from_the_planner(db_engine: Engine, tables: T
         sa.event.remove(db_engine, "before_cursor_execute", seen)
     assert len(explains) == 2 and len({text for text, _ in explains}) == 1
     assert [hit.name for _, hit in explains[1:]] == ["CACHE_HIT"]
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_big_tables_ask_the_planner_before_counting(db_engine: Engine, tables: Tables) -> None:
+    """A count reads at most one row past the limit, but finding them can read many (a
+    filter no index serves): on a table of more than 10 × the limit, a query the planner
+    expects to match more than the limit is not counted at all."""
+    with db_engine.begin() as conn:
+        _many(conn, tables, 100, 900)
+        conn.execute(sa.text("ANALYZE account"))
+    statements: list[str] = []
+
+    @sa.event.listens_for(db_engine, "before_cursor_execute")
+    def seen(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: Any) -> None:
+        statements.append(statement)
+
+    try:
+        many = _list(
+            db_engine, tables, "account", {"grade": "a", "limit": "5"}, exact_count_up_to=50
+        )
+        assert many.count_estimated is True and 150 <= many.count <= 300  # 225 rows are 'a'
+        assert not [s for s in statements if "count(*)" in s]
+        statements.clear()
+        few = _list(
+            db_engine, tables, "account", {"id__lt": "130", "limit": "5"}, exact_count_up_to=50
+        )
+        exact = sum(1 for i in [*range(1, 11), *range(100, 130)] if i < 130)
+        assert (few.count, few.count_estimated) == (exact, False)  # few expected: counted
+        assert [s for s in statements if "count(*)" in s]
+    finally:
+        sa.event.remove(db_engine, "before_cursor_execute", seen)
+    # a table of at most 10 × the limit is counted exactly, whatever the planner thinks
+    small = _list(db_engine, tables, "account", {"grade": "a", "limit": "5"}, exact_count_up_to=100)
+    assert small.count_estimated is True and small.count >= 101  # counted past 100, then planned
 
 
 # --- queries built in code -----------------------------------------------------------------------------------
