@@ -44,6 +44,8 @@ MIN_TRIGRAM_KEY = 3
 MAX_TRIGRAMS = 64
 #: Without a trigram index, a fuzzy rule reads at most this many keys of its key space.
 SCAN_LIMIT = 20_000
+#: Keys one statement of :meth:`DuplicateIndex.screen` looks up at most.
+SCREEN_CHUNK = 2000
 SEVERITY = {"block": 0, "claim": 1, "warn": 2}
 
 Keys = dict[str, tuple[str, ...]]  # rule name → keys
@@ -502,6 +504,72 @@ class DuplicateIndex:
                 found["k_keys"].append(key)
                 found["k_rules"].append(rule.name)
         return found
+
+    # --- many new records at once (imports) -------------------------------------------------
+
+    def screen(
+        self, conn: sa.Connection, entity: str, records: Sequence[Mapping[str, Any]]
+    ) -> list[Keys | None]:
+        """For new records written together: each one's keys (what :meth:`check` would
+        return) when no rule can find a duplicate of it — no stored key equals one of its
+        keys, no earlier record of ``records`` shares one — else None: that record must
+        take :meth:`check` on its own (which names the candidates, or lets a warning
+        through). A fuzzy rule sends every record with keys to :meth:`check`.
+
+        On PostgreSQL the keys of the rules that lock are locked first, all in one
+        statement and one order (as :meth:`check` does one record's): what a concurrent
+        writer of the same key commits is seen, and what this one writes is waited for.
+        A statement per key space (and per 2,000 keys), whatever the number of records."""
+        rules = self.of(entity)
+        if not rules:
+            return [{} for _ in records]
+        keyed = [{rule.name: rule.keys(record) for rule in rules} for record in records]
+        if self.dialect == "postgresql":
+            self._lock(conn, [(r.key_space, k) for keys in keyed for r in rules if r.locks
+                              for k in keys[r.name]])  # fmt: skip
+        by_space: dict[str, set[str]] = defaultdict(set)
+        entities: set[str] = set()
+        for rule in rules:
+            entities |= {target.entity for target in rule.targets}
+            for keys in keyed:
+                by_space[rule.key_space] |= set(keys[rule.name])
+        stored: set[tuple[str, str]] = set()
+        t = self.table
+        for space, wanted in sorted(by_space.items()):
+            ordered = sorted(wanted)
+            for begin in range(0, len(ordered), SCREEN_CHUNK):  # an index probe per key
+                chunk = ordered[begin : begin + SCREEN_CHUNK]
+                among = (
+                    t.c.key == sa.any_(sa.literal(chunk, postgresql.ARRAY(sa.Text())))
+                    if self.dialect == "postgresql"  # one parameter: a short statement
+                    else t.c.key.in_(chunk)
+                )
+                query = sa.select(t.c.key).where(
+                    t.c.key_space == space, among, t.c.entity.in_(sorted(entities))
+                )
+                stored |= {(space, key) for key in conn.scalars(query)}
+        found: list[Keys | None] = []
+        taken: set[tuple[str, str]] = set()
+        for keys in keyed:
+            mine = {(r.key_space, k) for r in rules for k in keys[r.name]}
+            fuzzy = any(r.fuzzy is not None and keys[r.name] for r in rules)
+            if fuzzy or mine & stored or mine & taken:
+                found.append(None)
+            else:
+                found.append(keys)
+            taken |= mine
+        return found
+
+    def key_rows(self, entity: str, keyed: Sequence[tuple[int, Keys]]) -> list[dict[str, Any]]:
+        """The rows of the key table for new records, (id, keys) each (what
+        :meth:`screen` gave): their writer inserts them all at once."""
+        return [
+            {"key_space": rule.key_space, "key": key, "entity": entity, "record_id": record_id,
+             "rule": rule.name}
+            for record_id, keys in keyed
+            for rule in self.of(entity)
+            for key in keys.get(rule.name, ())
+        ]  # fmt: skip
 
     def remove(self, conn: sa.Connection, entity: str, record_id: int) -> None:
         """Forget a record's keys (it is deleted, or merged into another)."""

@@ -215,6 +215,14 @@ class Runner:
         self.table = self.records.tables.table(plan.entity.name)
         self.self_refs = [f for f in plan.entity.fields_of_type("reference")
                           if f.to == plan.entity.name]  # fmt: skip
+        # New records wait here to be created together (Records.create_many), unless a
+        # later row may name one of them: as a parent (a reference to the entity itself).
+        self.batching = not any(ref.name in plan.columns for ref in self.self_refs)
+        self.outcomes: list[Outcome | None] = []  # the batch's, in the file's order
+        # (outcome slot, group, data, keys)
+        self.queued: list[tuple[int, Group, dict[str, Any], list[tuple[str, str]]]] = []
+        self.queued_keys: set[tuple[str, str]] = set()  # (rule, key) of queued rows
+        self.queued_values: set[Any] = set()  # their import keys (upsert)
 
     # --- the whole run ---------------------------------------------------------------------
 
@@ -268,11 +276,19 @@ class Runner:
         offset: int = 0,
     ) -> None:
         self._prefetch(conn, groups)
-        for index, group in enumerate(groups, start=1):
-            report.add(self.group(conn, group))
+        self.outcomes = []
+        for group in groups:
+            self.outcomes.append(self.group(conn, group))
+            if len(self.queued) >= self.options.batch_size:
+                self._flush(conn)
+        self._flush(conn)
+        for index, outcome in enumerate(self.outcomes, start=1):
+            assert outcome is not None
+            report.add(outcome)
             done = offset + index
             if progress is not None and (done % 50 == 0 or done == total):
                 progress(done, total)
+        self.outcomes = []
 
     def _prefetch(self, conn: sa.Connection, groups: Sequence[Group]) -> None:
         """Look up the references of a batch in a few queries, not one per row."""
@@ -301,7 +317,9 @@ class Runner:
 
     # --- one group -------------------------------------------------------------------------
 
-    def group(self, conn: sa.Connection, group: Group) -> Outcome:
+    def group(self, conn: sa.Connection, group: Group) -> Outcome | None:
+        """What became of ``group``; None when its record waits in the queue of records
+        created together (:meth:`_flush` fills its outcome in)."""
         number = group.number
         data, problems = self._values(conn, group.rows[0], "")
         lines: dict[str, list[dict[str, Any]]] = {}
@@ -317,22 +335,31 @@ class Runner:
                 lines[owner] = rows
         if problems:
             return Outcome(number, "error", errors=problems)
+        keys = self._keys(data)
+        if self._waits_for_queue(data, keys):
+            self._flush(conn)  # it may repeat, or be found as, a record still to be made
         existing, problem = self._existing(conn, data, number)
         if problem is not None:
             return Outcome(number, "error", errors=[problem])
         data.update(lines)
-        for name in [n for n in data if n == "id" or self._is_autonumber(n)]:
+        popped = [n for n in data if n == "id" or self._is_autonumber(n)]
+        for name in popped:
             data.pop(name)  # keys to find a record by, never written
+        if any(name in rule.fields for rule in self.rules for name in popped):
+            keys = self._keys(data)
         try:
             if existing is not None:
                 try:
                     return self._update(conn, group, existing, data)
                 except DuplicateFound as exc:  # the change would make it a duplicate
                     return self._duplicate(conn, group, data, exc, can_merge=False)
-            repeat = self._repeats(data, number)
+            repeat = self._repeats(keys, number)
             if repeat is not None:
                 return self._repeat(conn, group, data, *repeat)
-            return self._create(conn, group, data)
+            if self.batching and not lines:
+                self._queue(group, data, keys)
+                return None
+            return self._create(conn, group, data, keys)
         except EngineError as exc:
             return Outcome(number, "error", errors=self._errors(exc, group))
 
@@ -407,14 +434,56 @@ class Runner:
 
     # --- writes ----------------------------------------------------------------------------
 
-    def _create(self, conn: sa.Connection, group: Group, data: dict[str, Any]) -> Outcome:
+    def _create(
+        self, conn: sa.Connection, group: Group, data: dict[str, Any], keys: list[tuple[str, str]]
+    ) -> Outcome:
         try:
             with conn.begin_nested():
                 record = self.records.create(self.actor, self.entity.name, data, conn=conn)
         except DuplicateFound as exc:
             return self._duplicate(conn, group, data, exc)
-        self._remember(data, group.number, record)
+        self._remember(keys, group.number, record)
         return Outcome(group.number, "created", record["id"])
+
+    def _keys(self, data: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """The row's keys under the duplicate rules: (rule, key) each."""
+        return [(rule.name, key) for rule in self.rules for key in rule.keys(data)]
+
+    def _waits_for_queue(self, data: Mapping[str, Any], keys: list[tuple[str, str]]) -> bool:
+        """Whether a row must see the queued records made first: it repeats one under a
+        duplicate rule, or names one by the import's key."""
+        if not self.queued:
+            return False
+        key = self.options.key
+        if key is not None and key in data and data[key] in self.queued_values:
+            return True
+        return not self.queued_keys.isdisjoint(keys)
+
+    def _queue(self, group: Group, data: dict[str, Any], keys: list[tuple[str, str]]) -> None:
+        self.queued.append((len(self.outcomes), group, data, keys))
+        self.queued_keys.update(keys)
+        key = self.options.key
+        if key is not None and data.get(key) is not None:
+            self.queued_values.add(data[key])
+
+    def _flush(self, conn: sa.Connection) -> None:
+        """Create the queued records together; each one's outcome goes to its slot."""
+        if not self.queued:
+            return
+        queued, self.queued = self.queued, []
+        self.queued_keys, self.queued_values = set(), set()
+        made = self.records.create_many(self.actor, self.entity.name,
+                                        [item[2] for item in queued], conn=conn)  # fmt: skip
+        for (slot, group, data, keys), result in zip(queued, made, strict=True):
+            outcome: Outcome
+            if isinstance(result, DuplicateFound):
+                outcome = self._duplicate(conn, group, data, result)
+            elif isinstance(result, EngineError):
+                outcome = Outcome(group.number, "error", errors=self._errors(result, group))
+            else:
+                self._remember(keys, group.number, result)
+                outcome = Outcome(group.number, "created", result["id"])
+            self.outcomes[slot] = outcome
 
     def _update(
         self, conn: sa.Connection, group: Group, record_id: int, data: dict[str, Any]
@@ -430,14 +499,15 @@ class Runner:
         status = "unchanged" if record["version"] == version else "updated"
         return Outcome(group.number, status, record_id)
 
-    def _repeats(self, data: Mapping[str, Any], number: int) -> tuple[str, int, int | None] | None:
-        """The first duplicate rule under which the row repeats an earlier row of the file:
-        (rule, that row's number, the record it made)."""
-        for rule in self.rules:
-            for key in rule.keys(data):
-                earlier = self.seen.get((rule.name, key))
-                if earlier is not None and earlier[0] != number:
-                    return rule.name, earlier[0], earlier[1]
+    def _repeats(
+        self, keys: list[tuple[str, str]], number: int
+    ) -> tuple[str, int, int | None] | None:
+        """The first duplicate rule under which the row (its ``keys``) repeats an earlier
+        row of the file: (rule, that row's number, the record it made)."""
+        for rule, key in keys:
+            earlier = self.seen.get((rule, key))
+            if earlier is not None and earlier[0] != number:
+                return rule, earlier[0], earlier[1]
         return None
 
     def _repeat(
@@ -486,10 +556,13 @@ class Runner:
             return Outcome(group.number, "skipped", duplicate=duplicate, errors=errors)
         return Outcome(group.number, "error", duplicate=duplicate, errors=errors)
 
-    def _remember(self, data: Mapping[str, Any], number: int, record: Mapping[str, Any]) -> None:
-        for rule in self.rules:
-            for key in rule.keys(data):
-                self.seen.setdefault((rule.name, key), (number, record["id"]))
+    def _remember(
+        self, keys: list[tuple[str, str]], number: int, record: Mapping[str, Any]
+    ) -> None:
+        for rule_key in keys:
+            self.seen.setdefault(rule_key, (number, record["id"]))
+        if self.batching:
+            return  # no column names a record of the entity itself: none is looked up
         for ref in self.self_refs:  # later rows may name this record as their parent
             for name in key_fields(self.entity):
                 self.lookups.remember(Target.of(ref), record.get(name), record["id"])

@@ -429,6 +429,66 @@ def test_duplicates_the_database_finds_skip_merge_or_refuse(
     assert "cannot be merged" in bobs["report"]["rows"][0]["errors"][0]["message"]
 
 
+def test_rows_written_together_keep_every_guarantee(records: Records, imports: Imports) -> None:
+    """New records are created a batch at a time (Records.create_many): a row a
+    constraint refuses, a row the key table finds, a row repeating another of the same
+    batch, each ends as it would alone, and the good rows of the batch are all written,
+    with their audit rows, their duplicate keys and autonumbers of their own."""
+    taken = records.create(ANN, "account", {"name": "Batch Kept Holdings", "external_id": "BT-0"})
+    header = ["Account name", "External ID", "Phone"]
+    good = [[f"Batch Co {n:02d}", f"BT-{n}", f"0571-77{n:02d}"] for n in range(1, 9)]
+    rows = [header, *good[:3],
+            ["Another Batch Co", "BT-0", "0571-7800"],  # external ID taken: unique constraint
+            ["BATCH KEPT holdings", "BT-90", "0571-7801"],  # the key table has its name
+            *good[3:],
+            ["Batch Co 01 Inc.", "BT-91", "0571-7802"]]  # fmt: skip  # repeats row 2's name
+    run = imports.run(ANN, "account", csv_bytes(rows), "batch.csv", ImportOptions(batch_size=50))
+    found = rows_of(run)
+    assert run["report"]["counts"]["created"] == 8, run["report"]
+    assert found[5] == {**found[5], "status": "error"}
+    assert found[5]["errors"][0]["field"] == "external_id"
+    assert found[5]["errors"][0]["message"] == "Already exists."
+    assert found[6]["status"] == "error" and found[6]["duplicate"]["rule"] == "same_name"
+    assert found[6]["duplicate"]["candidates"][0]["id"] == taken["id"]
+    assert found[12]["status"] == "error" and found[12]["duplicate"]["row"] == 2
+    made = [found[n]["id"] for n in (2, 3, 4, 7, 8, 9, 10, 11)]
+    table = records.tables.table("account")
+    with records.engine.connect() as conn:
+        stored = conn.execute(sa.select(table).where(table.c.id.in_(made))).mappings().all()
+        audited = conn.scalars(sa.text(
+            "SELECT record_id FROM heddle_audit WHERE entity = 'account' AND action = 'create'"
+        )).all()  # fmt: skip
+        keys = conn.execute(sa.text(
+            "SELECT record_id, rule FROM heddle_duplicate_key WHERE entity = 'account'"
+        )).all()  # fmt: skip
+    assert sorted(r["external_id"] for r in stored) == sorted(f"BT-{n}" for n in range(1, 9))
+    assert all(r["owner_id"] == ANN.user_id and r["team_id"] == 1 for r in stored)
+    codes = [r["code"] for r in stored]
+    assert len(set(codes)) == 8 and all(c.startswith("AC-") for c in codes)
+    assert sorted(audited.count(i) for i in made) == [1] * 8
+    assert {(i, rule) for i in made for rule in ("same_name", "same_phone")} <= set(keys)
+    with pytest.raises(DuplicateFound):  # the keys written with the batch are found
+        records.create(BOB, "account", {"name": "batch co 03"})
+
+
+def test_create_many_gives_each_row_its_record_or_its_refusal(records: Records) -> None:
+    made = records.create_many(ANN, "account", [
+        {"name": "Many Co A", "grade": "A"},
+        {"name": "Many Co B", "grade": "nope"},
+        {"name": "Many Co C", "owner_id": 2},
+        {"name": "Many Co A."},
+    ])  # fmt: skip
+    assert isinstance(made[0], dict) and made[0]["grade"] == "A" and made[0]["version"] == 1
+    assert isinstance(made[1], ValidationFailed) and "grade" in made[1].fields
+    assert isinstance(made[2], ValidationFailed) and "owner_id" in made[2].fields  # not hers
+    with pytest.raises(ValidationFailed, match="leave what you may manage"):
+        records.create(ANN, "account", {"name": "Many Co C", "owner_id": 2})  # as alone
+    assert isinstance(made[3], DuplicateFound)  # repeats the first row: found as alone
+    assert count(records, "account", name="Many Co A.") == 0
+    given = records.create_many(SYSTEM, "account", [{"name": "Many Co D", "owner_id": 2}])
+    assert isinstance(given[0], dict) and (given[0]["owner_id"], given[0]["team_id"]) == (2, 1)
+
+
 # --- permissions -------------------------------------------------------------------------------
 
 
