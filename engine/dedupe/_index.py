@@ -524,15 +524,16 @@ class DuplicateIndex:
         if not rules:
             return [{} for _ in records]
         keyed = [{rule.name: rule.keys(record) for rule in rules} for record in records]
+        spaces = [(rule, rule.key_space) for rule in rules]
         if self.dialect == "postgresql":
-            self._lock(conn, [(r.key_space, k) for keys in keyed for r in rules if r.locks
+            self._lock(conn, [(space, k) for keys in keyed for r, space in spaces if r.locks
                               for k in keys[r.name]])  # fmt: skip
         by_space: dict[str, set[str]] = defaultdict(set)
         entities: set[str] = set()
-        for rule in rules:
+        for rule, space in spaces:
             entities |= {target.entity for target in rule.targets}
             for keys in keyed:
-                by_space[rule.key_space] |= set(keys[rule.name])
+                by_space[space].update(keys[rule.name])
         stored: set[tuple[str, str]] = set()
         t = self.table
         for space, wanted in sorted(by_space.items()):
@@ -551,7 +552,7 @@ class DuplicateIndex:
         found: list[Keys | None] = []
         taken: set[tuple[str, str]] = set()
         for keys in keyed:
-            mine = {(r.key_space, k) for r in rules for k in keys[r.name]}
+            mine = {(space, k) for r, space in spaces for k in keys[r.name]}
             fuzzy = any(r.fuzzy is not None and keys[r.name] for r in rules)
             if fuzzy or mine & stored or mine & taken:
                 found.append(None)

@@ -29,6 +29,7 @@ from ..errors import EngineError, ValidationFailed
 from ..events import RecordEvent
 from ..permissions import Grant
 from ..tables import SEQUENCE_TABLE, USER_TABLE
+from ._validate import unique_groups
 from ._write import autonumber_counter, autonumber_text
 
 if TYPE_CHECKING:
@@ -97,6 +98,9 @@ class BatchCreator:
                 alone.append(index)
             else:
                 pending.append(_Pending(index, values))
+        clashes = self._clashes(conn, ent, pending)
+        alone += [p.index for p in pending if p.index in clashes]
+        pending = [p for p in pending if p.index not in clashes]
         screened = records.dedupe.screen(conn, ent.name, [p.values for p in pending])
         kept = []
         for item, keys in zip(pending, screened, strict=True):
@@ -121,6 +125,39 @@ class BatchCreator:
             except EngineError as exc:
                 results[index] = exc
         return [r if r is not None else EngineError("not created") for r in results]
+
+    def _clashes(self, conn: sa.Connection, ent: Entity, pending: Sequence[_Pending]) -> set[int]:
+        """The records whose value of a unique field is stored already, or repeats an
+        earlier record of the batch: one query per unique field. They take the one-record
+        path (which names the field), and the rest of the batch its write."""
+        table = self.tables.table(ent.name)
+        found: set[int] = set()
+        for names in unique_groups(ent):
+            if len(names) != 1:
+                continue  # a unique combination is left to the constraint
+            name = names[0]
+            values = {p.values.get(name) for p in pending} - {None, ""}
+            if not values:
+                continue
+            stored: set[Any] = set()
+            ordered = sorted(values, key=str)
+            column = table.c[name]
+            for begin in range(0, len(ordered), 1000):
+                chunk = ordered[begin : begin + 1000]
+                among = (
+                    column == sa.any_(sa.literal(chunk, postgresql.ARRAY(column.type)))
+                    if self.dialect == "postgresql"  # one parameter: a short statement
+                    else column.in_(chunk)
+                )
+                stored |= set(conn.scalars(sa.select(column).where(among)))
+            for item in pending:
+                value = item.values.get(name)
+                if value is None or value == "":
+                    continue
+                if value in stored:
+                    found.add(item.index)
+                stored.add(value)
+        return found
 
     def _teams(
         self, conn: sa.Connection, ent: Entity, actor: Actor, rows: Sequence[Mapping[str, Any]]
@@ -251,12 +288,13 @@ class BatchCreator:
                 {"table": table.name, "count": len(rows)},
             )
         )
-        stored = []
-        for record_id, row in zip(sorted(ids), rows, strict=True):
-            full = {c.name: _server_default(c) for c in table.c}
-            full.update(row, id=record_id)
-            stored.append(full)
-        self._copy(conn, table, [c.name for c in table.c], stored)
+        given: dict[str, None] = {"id": None}  # the columns some row has a value for
+        for row in rows:
+            given.update(dict.fromkeys(n for n, v in row.items() if v is not None))
+        blank = {c.name: _server_default(c) for c in table.c}
+        stored = [{**blank, **row, "id": record_id}
+                  for record_id, row in zip(sorted(ids), rows, strict=True)]  # fmt: skip
+        self._copy(conn, table, list(given), stored)
         return stored
 
     def _insert(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
