@@ -46,6 +46,11 @@ MAX_TRIGRAMS = 64
 SCAN_LIMIT = 20_000
 #: Keys one statement of :meth:`DuplicateIndex.screen` looks up at most.
 SCREEN_CHUNK = 2000
+_SCREEN_PG = sa.text(
+    "SELECT w.key FROM unnest(CAST(:keys AS text[])) AS w(key) CROSS JOIN LATERAL"
+    f" (SELECT 1 FROM {DUPLICATE_KEY_TABLE} AS k WHERE k.key_space = :space"
+    " AND k.key = w.key AND k.entity = ANY(CAST(:entities AS text[])) LIMIT 1) AS hit"
+)
 SEVERITY = {"block": 0, "claim": 1, "warn": 2}
 
 Keys = dict[str, tuple[str, ...]]  # rule name → keys
@@ -540,15 +545,21 @@ class DuplicateIndex:
             ordered = sorted(wanted)
             for begin in range(0, len(ordered), SCREEN_CHUNK):  # an index probe per key
                 chunk = ordered[begin : begin + SCREEN_CHUNK]
-                among = (
-                    t.c.key == sa.any_(sa.literal(chunk, postgresql.ARRAY(sa.Text())))
-                    if self.dialect == "postgresql"  # one parameter: a short statement
-                    else t.c.key.in_(chunk)
-                )
-                query = sa.select(t.c.key).where(
-                    t.c.key_space == space, among, t.c.entity.in_(sorted(entities))
-                )
-                stored |= {(space, key) for key in conn.scalars(query)}
+                if self.dialect == "postgresql":
+                    # An index probe per key, whatever the table's statistics say (a
+                    # table an import is filling has stale ones: the planner would read
+                    # the whole key space once per batch). One parameter per list.
+                    params = {"keys": chunk, "space": space, "entities": sorted(entities)}
+                    hits = conn.scalars(_SCREEN_PG, params)
+                else:
+                    hits = conn.scalars(
+                        sa.select(t.c.key).where(
+                            t.c.key_space == space,
+                            t.c.key.in_(chunk),
+                            t.c.entity.in_(sorted(entities)),
+                        )
+                    )
+                stored |= {(space, key) for key in hits}
         found: list[Keys | None] = []
         taken: set[tuple[str, str]] = set()
         for keys in keyed:

@@ -555,6 +555,24 @@ def test_a_background_run_reports_progress(records: Records, imports: Imports) -
         imports.status(BOB, run_id)  # another user's run is not theirs to see
 
 
+def test_a_worker_turn_stops_after_its_time_and_the_next_goes_on(
+    records: Records, imports: Imports
+) -> None:
+    """A job runs an import for a while (``execute(seconds=…)``), then leaves it queued
+    with its checkpoint for the next job: no row twice, none left out."""
+    rows = [["Account name", "External ID"]] + [[f"Turn Co {n}", f"TN-{n}"] for n in range(7)]
+    run_id = imports.create(ANN, "account", csv_bytes(rows), "turns.csv",
+                            ImportOptions(batch_size=3))  # fmt: skip
+    assert imports.execute(run_id, seconds=0) is False  # one batch, then its time is up
+    paused = imports.status(ANN, run_id)
+    assert paused["status"] == "queued" and paused["progress"] == {"done": 3, "total": 7}
+    assert imports.execute(run_id, seconds=0) is False
+    assert imports.execute(run_id) is True
+    done = imports.status(ANN, run_id)
+    assert done["status"] == "done" and done["report"]["counts"]["created"] == 7
+    assert [count(records, "account", external_id=f"TN-{n}") for n in range(7)] == [1] * 7
+
+
 # --- export --------------------------------------------------------------------------------------
 
 
