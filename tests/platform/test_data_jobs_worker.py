@@ -6,9 +6,7 @@ ready. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import io
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from worker_process import spawn_worker, stop_worker
 
 from engine.tables import OUTBOX_TABLE
 
@@ -62,27 +61,10 @@ def app(app_factory: Callable[..., Flask], redis: Any, redis_url: str) -> Flask:
 
 @pytest.fixture
 def worker(app: Flask, redis_url: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    runtime = app.extensions["heddle"]
-    environ = {
-        **os.environ,
-        "HEDDLE_DATABASE_URL": str(runtime.engine.url.render_as_string(hide_password=False)),
-        "HEDDLE_PACKAGES": str(app.config["PACKAGES"]),
-        "HEDDLE_INSTANCE_PATH": str(tmp_path / "instance"),
-        "HEDDLE_REDIS_URL": redis_url,
-        "HEDDLE_JOB_LEASE_SECONDS": "30",
-    }
-    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "heddle", "worker"], env=environ, stdout=log, stderr=log
-    )
-    log.close()
+    process = spawn_worker(app, redis_url, tmp_path / "worker.log",
+                           HEDDLE_JOB_LEASE_SECONDS="30")  # fmt: skip
     yield process
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_worker(process)
 
 
 def _token(client: FlaskClient, user: str) -> dict[str, str]:
