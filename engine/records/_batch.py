@@ -99,12 +99,12 @@ class BatchCreator:
             else:
                 pending.append(_Pending(index, values))
         clashes = self._clashes(conn, ent, pending)
-        alone += [p.index for p in pending if p.index in clashes]
-        pending = [p for p in pending if p.index not in clashes]
+        # every checked record's keys are locked here, before the counter's row lock the
+        # write takes: a record written alone afterwards holds its locks already
         screened = records.dedupe.screen(conn, ent.name, [p.values for p in pending])
         kept = []
         for item, keys in zip(pending, screened, strict=True):
-            if keys is None:
+            if keys is None or item.index in clashes:
                 alone.append(item.index)
             else:
                 item.keys = keys

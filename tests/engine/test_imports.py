@@ -442,6 +442,13 @@ def test_rows_written_together_keep_every_guarantee(records: Records, imports: I
             ["BATCH KEPT holdings", "BT-90", "0571-7801"],  # the key table has its name
             *good[3:],
             ["Batch Co 01 Inc.", "BT-91", "0571-7802"]]  # fmt: skip  # repeats row 2's name
+    before = count(records, "account")
+    for dry, whole in ((True, False), (False, True)):  # a dry run; all or nothing
+        tried = imports.run(ANN, "account", csv_bytes(rows), "batch.csv",
+                            ImportOptions(batch_size=50, dry_run=dry, all_or_nothing=whole))  # fmt: skip
+        assert tried["report"]["committed"] is False and count(records, "account") == before
+        assert tried["report"]["counts"] == {**tried["report"]["counts"], "created": 8,
+                                             "error": 3}  # fmt: skip
     run = imports.run(ANN, "account", csv_bytes(rows), "batch.csv", ImportOptions(batch_size=50))
     found = rows_of(run)
     assert run["report"]["counts"]["created"] == 8, run["report"]
@@ -487,6 +494,35 @@ def test_create_many_gives_each_row_its_record_or_its_refusal(records: Records) 
     assert count(records, "account", name="Many Co A.") == 0
     given = records.create_many(SYSTEM, "account", [{"name": "Many Co D", "owner_id": 2}])
     assert isinstance(given[0], dict) and (given[0]["owner_id"], given[0]["team_id"]) == (2, 1)
+
+
+def test_batches_written_at_once_by_two_writers(records: Records) -> None:
+    """Two imports at the same moment (PostgreSQL: two connections for real): their
+    autonumbers never collide, and of two batches holding the same name under a rule
+    that locks its keys, one writes it and the other is refused as its duplicate."""
+    if records.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    import threading
+
+    start = threading.Barrier(2)
+    made: list[list[Any]] = [[], []]
+
+    def write(slot: int) -> None:
+        rows = [{"name": f"Race Co {slot}-{n}"} for n in range(40)] + [{"name": "Race Holdings"}]
+        with records.transaction() as conn:
+            start.wait()
+            made[slot] = records.create_many(ANN, "account", rows, conn=conn)
+
+    threads = [threading.Thread(target=write, args=(slot,)) for slot in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    codes = [r["code"] for results in made for r in results if isinstance(r, dict)]
+    assert len(codes) == 81 and len(set(codes)) == 81
+    last = [results[-1] for results in made]
+    assert sorted(type(r).__name__ for r in last) == ["DuplicateFound", "dict"]
+    assert count(records, "account", name="Race Holdings") == 1
 
 
 # --- permissions -------------------------------------------------------------------------------
