@@ -144,9 +144,10 @@ class BatchCreator:
             column = table.c[name]
             for begin in range(0, len(ordered), 1000):
                 chunk = ordered[begin : begin + 1000]
+                plain = isinstance(column.type, sa.String | sa.Integer)
                 among = (
                     column == sa.any_(sa.literal(chunk, postgresql.ARRAY(column.type)))
-                    if self.dialect == "postgresql"  # one parameter: a short statement
+                    if self.dialect == "postgresql" and plain  # one parameter: a short statement
                     else column.in_(chunk)
                 )
                 stored |= set(conn.scalars(sa.select(column).where(among)))

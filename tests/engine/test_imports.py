@@ -494,6 +494,15 @@ def test_create_many_gives_each_row_its_record_or_its_refusal(records: Records) 
     assert count(records, "account", name="Many Co A.") == 0
     given = records.create_many(SYSTEM, "account", [{"name": "Many Co D", "owner_id": 2}])
     assert isinstance(given[0], dict) and (given[0]["owner_id"], given[0]["team_id"]) == (2, 1)
+    # the database refuses the batch's write (a user who does not exist, which the checks
+    # leave to the foreign key): undone, then each row alone — the good one is written
+    refused = records.create_many(SYSTEM, "account", [
+        {"name": "Many Co E", "external_id": "MANY-E"}, {"name": "Many Co F", "owner_id": 999},
+    ])  # fmt: skip
+    assert isinstance(refused[0], dict) and refused[0]["external_id"] == "MANY-E"
+    assert isinstance(refused[1], ValidationFailed)
+    assert refused[1].fields == {"owner_id": ["No user with id 999."]}
+    assert count(records, "account", external_id="MANY-E") == 1
 
 
 def test_batches_written_at_once_by_two_writers(records: Records) -> None:
