@@ -223,6 +223,7 @@ class Runner:
         self.queued: list[tuple[int, Group, dict[str, Any], list[tuple[str, str]]]] = []
         self.queued_keys: set[tuple[str, str]] = set()  # (rule, key) of queued rows
         self.queued_values: set[Any] = set()  # their import keys (upsert)
+        self.found: dict[Any, list[int]] = {}  # the batch's key values → their records
 
     # --- the whole run ---------------------------------------------------------------------
 
@@ -276,6 +277,7 @@ class Runner:
         offset: int = 0,
     ) -> None:
         self._prefetch(conn, groups)
+        self._find_existing(conn, groups)
         self.outcomes = []
         for group in groups:
             self.outcomes.append(self.group(conn, group))
@@ -418,12 +420,11 @@ class Runner:
         value = data.pop(key, None) if key == "id" else data.get(key)
         if value is None:
             return None, _problem(number, column, f"The key {key} is empty.")
-        grant = self.records.permissions.grant(self.actor, self.entity, "read")
-        sight = self.records.permissions.where(self.actor, self.entity, grant, self.table)
-        query = sa.select(self.table.c.id).where(self.table.c[key] == value).limit(2)
-        if sight is not None:
-            query = query.where(sight)
-        ids = list(conn.scalars(query))
+        if _hashable(value) and value in self.found:
+            ids = self.found[value][:2]
+        else:
+            query = self._sighted(sa.select(self.table.c.id).where(self.table.c[key] == value))
+            ids = list(conn.scalars(query.limit(2)))
         if len(ids) > 1:
             return None, _problem(number, column, f"Several records have {key} '{value}'.")
         if ids:
@@ -431,6 +432,43 @@ class Runner:
         if self.options.mode == "update":
             return None, _problem(number, column, f"No {self.entity.name} with {key} '{value}'.")
         return None, None
+
+    def _sighted(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """``query`` limited to the records the importing user may read."""
+        grant = self.records.permissions.grant(self.actor, self.entity, "read")
+        sight = self.records.permissions.where(self.actor, self.entity, grant, self.table)
+        return query if sight is None else query.where(sight)
+
+    def _find_existing(self, conn: sa.Connection, groups: Sequence[Group]) -> None:
+        """The records the keys of a batch name (update, upsert), in one query: each key
+        value looked up maps to its ids (none: absent). A record the run creates later
+        is forgotten from the map (:meth:`_remember`)."""
+        self.found = {}
+        key = self.options.key
+        if self.options.mode == "insert" or key is None:
+            return
+        column = self.plan.columns[key]
+        values = set()
+        for group in groups:
+            cell = group.rows[0][1][column.index]
+            if empty(cell):
+                continue
+            try:
+                value = self._convert(conn, self.entity, key, cell)
+            except CellError:
+                continue  # the row's conversion reports it
+            if value is not None and _hashable(value):
+                values.add(value)
+        ordered = sorted(values, key=str)
+        for begin in range(0, len(ordered), 1000):
+            chunk = ordered[begin : begin + 1000]
+            self.found.update({value: [] for value in chunk})
+            query = sa.select(self.table.c[key], self.table.c.id).where(
+                self.table.c[key].in_(chunk)
+            )
+            for value, record_id in conn.execute(self._sighted(query).order_by(self.table.c.id)):
+                if value in self.found:
+                    self.found[value].append(record_id)
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -561,6 +599,9 @@ class Runner:
     ) -> None:
         for rule_key in keys:
             self.seen.setdefault(rule_key, (number, record["id"]))
+        key = self.options.key
+        if key is not None and _hashable(record.get(key)):
+            self.found.pop(record.get(key), None)  # it exists now: ask the database
         if self.batching:
             return  # no column names a record of the entity itself: none is looked up
         for ref in self.self_refs:  # later rows may name this record as their parent
@@ -595,6 +636,14 @@ class Runner:
             row = rows[index] if index < len(rows) else group.number
             return row, self.plan.columns.get(f"{owner}.{child_field}")
         return group.number, self.plan.columns.get(name)
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _problem(row: int, column: Column, message: str) -> dict[str, Any]:

@@ -478,6 +478,21 @@ def test_rows_written_together_keep_every_guarantee(records: Records, imports: I
         records.create(BOB, "account", {"name": "batch co 03"})
 
 
+def test_an_upsert_finds_a_batch_s_records_at_once_and_those_it_made(
+    records: Records, imports: Imports
+) -> None:
+    rows = [["Account name", "External ID", "Grade"], ["Upsert One", "UB-1", "A"],
+            ["Upsert Two", "UB-2", "A"], ["Upsert One", "UB-1", "B"]]  # fmt: skip
+    options = ImportOptions(mode="upsert", key="external_id", batch_size=10)
+    first = imports.run(ANN, "account", csv_bytes(rows), "ub.csv", options)
+    assert [r["status"] for r in first["report"]["rows"]] == ["created", "created", "updated"]
+    assert one(records, "account", external_id="UB-1")["grade"] == "B"
+    again = imports.run(ANN, "account", csv_bytes(rows[:3]), "ub.csv", options)
+    assert again["report"]["counts"] == {**again["report"]["counts"], "unchanged": 1,
+                                         "updated": 1}  # fmt: skip
+    assert count(records, "account", external_id="UB-1") == 1
+
+
 def test_create_many_gives_each_row_its_record_or_its_refusal(records: Records) -> None:
     made = records.create_many(ANN, "account", [
         {"name": "Many Co A", "grade": "A"},
