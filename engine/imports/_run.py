@@ -2,11 +2,15 @@
 validation, audit, workflows' rules and duplicate rules apply as they do to the API.
 
 Rows are taken in *groups*: a record and its child rows (a quote and its lines share the
-quote's key, or the lines follow their quote with the quote's cells left empty). Each
-group is written in a SAVEPOINT, so a bad one is undone alone. Groups are committed in
-batches, each batch with the run's checkpoint in the same transaction: a run resumed
-after a crash starts after the last batch committed and writes no row twice. A dry run,
-and an all-or-nothing run that meets an error, roll everything back.
+quote's key, or the lines follow their quote with the quote's cells left empty). New
+records without child rows wait in a queue and are created together
+(:meth:`Records.create_many`: a few statements for the lot); the others — updates,
+merges, records with child rows — are written one by one, each in a SAVEPOINT, so a bad
+one is undone alone. A row that must see a queued record (it repeats one under a
+duplicate rule, or names one by the import's key) has the queue written first. Groups
+are committed in batches, each batch with the run's checkpoint in the same transaction: a
+run resumed after a crash starts after the last batch committed and writes no row twice.
+A dry run, and an all-or-nothing run that meets an error, roll everything back.
 """
 
 from __future__ import annotations
