@@ -1,6 +1,7 @@
 """Benchmark: importing accounts through ``engine.imports`` (reading the CSV, mapping by
 label, converting cells, the in-file duplicate rules, the record service's validation,
-defaults, autonumbers, audit and permissions, one SAVEPOINT per row, batches with their
+defaults, autonumbers, audit, permissions and the duplicate rules against the key table,
+new records written a batch at a time by ``Records.create_many``, batches with their
 checkpoint) against a plain bulk insert of the same rows in the same run — ``COPY`` on
 PostgreSQL, ``executemany`` on SQLite — as rows per second and their ratio (the issue's
 goal: 0.25 or more).

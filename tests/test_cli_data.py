@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -85,3 +89,33 @@ def teams_and_users(cli: CliRunner, tmp_path: Path) -> None:
     assert "1 created" in done.output, done.output
     listed = cli.invoke(main, ["user", "list"]).output
     assert "han.mei" in listed and "华东-上海" in listed
+
+
+def test_import_in_the_background_by_a_worker(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis: Any, redis_url: str
+) -> None:
+    """``--background``: the run is a job of a real ``heddle worker``; the command shows
+    its progress until it ends, then its report."""
+    file = tmp_path / "客户.csv"
+    file.write_bytes(ACCOUNTS.encode("gb18030"))
+    args = ["import", "account", str(file), "--as", "li.lei", "--background"]
+    alone = cli.invoke(main, args)
+    assert alone.exit_code == 2 and "--background needs HEDDLE_REDIS_URL" in alone.output
+    monkeypatch.setenv("HEDDLE_REDIS_URL", redis_url)
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115
+    worker = subprocess.Popen([sys.executable, "-m", "heddle", "worker"], env=dict(os.environ),
+                              stdout=log, stderr=log)  # fmt: skip
+    log.close()
+    try:
+        done = cli.invoke(main, args)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(10)
+        except subprocess.TimeoutExpired:  # RQ's warm shutdown may hang on its pub/sub
+            worker.kill()
+            worker.wait()
+    assert done.exit_code == 1, done.output + (tmp_path / "worker.log").read_text()
+    assert "queued for heddle worker" in done.output
+    assert "row 3, 客户等级: error: Unknown choice '特级'" in done.output
+    assert "2 created, 1 error (committed)" in done.output

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from engine import EventBus
 
-from . import approval_notices, hooks  # noqa: F401  (they register jobs, ticks and hooks)
+from . import approval_notices, data_jobs, hooks  # noqa: F401  (they register jobs, ticks, hooks)
 from .actions import ACTIONS, ActionRunner, Run, run_actions
 from .approvals import APPROVAL_HOOKS, ApprovalEvent, Approvals, run_due, subscribe
 from .automations import attach as _attach_automations

@@ -44,6 +44,13 @@ MIN_TRIGRAM_KEY = 3
 MAX_TRIGRAMS = 64
 #: Without a trigram index, a fuzzy rule reads at most this many keys of its key space.
 SCAN_LIMIT = 20_000
+#: Keys one statement of :meth:`DuplicateIndex.screen` looks up at most.
+SCREEN_CHUNK = 2000
+_SCREEN_PG = sa.text(
+    "SELECT w.key FROM unnest(CAST(:keys AS text[])) AS w(key) CROSS JOIN LATERAL"
+    f" (SELECT 1 FROM {DUPLICATE_KEY_TABLE} AS k WHERE k.key_space = :space"
+    " AND k.key = w.key AND k.entity = ANY(CAST(:entities AS text[])) LIMIT 1) AS hit"
+)
 SEVERITY = {"block": 0, "claim": 1, "warn": 2}
 
 Keys = dict[str, tuple[str, ...]]  # rule name → keys
@@ -502,6 +509,79 @@ class DuplicateIndex:
                 found["k_keys"].append(key)
                 found["k_rules"].append(rule.name)
         return found
+
+    # --- many new records at once (imports) -------------------------------------------------
+
+    def screen(
+        self, conn: sa.Connection, entity: str, records: Sequence[Mapping[str, Any]]
+    ) -> list[Keys | None]:
+        """For new records written together: each one's keys (what :meth:`check` would
+        return) when no rule can find a duplicate of it — no stored key equals one of its
+        keys, no earlier record of ``records`` shares one — else None: that record must
+        take :meth:`check` on its own (which names the candidates, or lets a warning
+        through). A fuzzy rule sends every record with keys to :meth:`check`.
+
+        On PostgreSQL the keys of the rules that lock are locked first, all in one
+        statement and one order (as :meth:`check` does one record's): what a concurrent
+        writer of the same key commits is seen, and what this one writes is waited for.
+        A statement per key space (and per 2,000 keys), whatever the number of records."""
+        rules = self.of(entity)
+        if not rules:
+            return [{} for _ in records]
+        keyed = [{rule.name: rule.keys(record) for rule in rules} for record in records]
+        spaces = [(rule, rule.key_space) for rule in rules]
+        if self.dialect == "postgresql":
+            self._lock(conn, [(space, k) for keys in keyed for r, space in spaces if r.locks
+                              for k in keys[r.name]])  # fmt: skip
+        by_space: dict[str, set[str]] = defaultdict(set)
+        entities: set[str] = set()
+        for rule, space in spaces:
+            entities |= {target.entity for target in rule.targets}
+            for keys in keyed:
+                by_space[space].update(keys[rule.name])
+        stored: set[tuple[str, str]] = set()
+        t = self.table
+        for space, wanted in sorted(by_space.items()):
+            ordered = sorted(wanted)
+            for begin in range(0, len(ordered), SCREEN_CHUNK):  # an index probe per key
+                chunk = ordered[begin : begin + SCREEN_CHUNK]
+                if self.dialect == "postgresql":
+                    # An index probe per key, whatever the table's statistics say (a
+                    # table an import is filling has stale ones: the planner would read
+                    # the whole key space once per batch). One parameter per list.
+                    params = {"keys": chunk, "space": space, "entities": sorted(entities)}
+                    hits = conn.scalars(_SCREEN_PG, params)
+                else:
+                    hits = conn.scalars(
+                        sa.select(t.c.key).where(
+                            t.c.key_space == space,
+                            t.c.key.in_(chunk),
+                            t.c.entity.in_(sorted(entities)),
+                        )
+                    )
+                stored |= {(space, key) for key in hits}
+        found: list[Keys | None] = []
+        taken: set[tuple[str, str]] = set()
+        for keys in keyed:
+            mine = {(space, k) for r, space in spaces for k in keys[r.name]}
+            fuzzy = any(r.fuzzy is not None and keys[r.name] for r in rules)
+            if fuzzy or mine & stored or mine & taken:
+                found.append(None)
+            else:
+                found.append(keys)
+            taken |= mine
+        return found
+
+    def key_rows(self, entity: str, keyed: Sequence[tuple[int, Keys]]) -> list[dict[str, Any]]:
+        """The rows of the key table for new records, (id, keys) each (what
+        :meth:`screen` gave): their writer inserts them all at once."""
+        return [
+            {"key_space": rule.key_space, "key": key, "entity": entity, "record_id": record_id,
+             "rule": rule.name}
+            for record_id, keys in keyed
+            for rule in self.of(entity)
+            for key in keys.get(rule.name, ())
+        ]  # fmt: skip
 
     def remove(self, conn: sa.Connection, entity: str, record_id: int) -> None:
         """Forget a record's keys (it is deleted, or merged into another)."""

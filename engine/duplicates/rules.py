@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Generic, Literal, Protocol, TypeVar, cast
 
 from rapidfuzz.distance import Indel
@@ -53,6 +54,13 @@ def _apply(chain: Sequence[Normalizer], value: object) -> str:
     for fn in chain:
         text = fn(text)
     return text.replace(SEPARATOR, " ").strip()
+
+
+@lru_cache(maxsize=16_384)
+def _apply_once(chain: tuple[Normalizer, ...], value: str | int) -> str:
+    """:func:`_apply` remembered: an import computes a row's keys for its in-file check
+    and again for the key table's (normalizing a company name is the costly part)."""
+    return _apply(chain, value)
 
 
 def match_key(value: object, normalizers: Sequence[str] = ()) -> str:
@@ -151,7 +159,12 @@ class MatchRule:
     def field_keys(self, record: Mapping[str, object]) -> tuple[str, ...]:
         """Each field's key in the rule's order; ``""`` where the record has no value (a
         missing field counts as empty)."""
-        return tuple(_apply(self._chain, record.get(name)) for name in self.fields)
+        return tuple(
+            _apply_once(self._chain, value)
+            if isinstance(value := record.get(name), str | int)
+            else _apply(self._chain, value)
+            for name in self.fields
+        )
 
     def keys(self, record: Mapping[str, object]) -> tuple[str, ...]:
         """The keys to store and look up for ``record``: two records are duplicates under

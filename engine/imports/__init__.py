@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -172,9 +173,19 @@ class Imports:
             self._execute(run_id, progress=progress, after_batch=after_batch)
         return run_id
 
-    def execute(self, run_id: int) -> None:
-        """Run (or go on with) a stored run: what a background worker calls."""
-        self._execute(run_id)
+    def execute(self, run_id: int, *, seconds: float | None = None) -> bool:
+        """Run (or go on with) a stored run, import or export: what a background worker
+        calls. ``seconds``: an import that writes batch by batch stops after the first
+        batch that ends later than that (its status back to ``queued``, its checkpoint
+        kept) and False is returned: the worker queues it again, so no job outlives its
+        lease. True when the run is over (done or failed). :class:`Conflict` when another
+        process runs it now."""
+        with self.records.engine.connect() as conn:
+            kind = self.store.run(conn, run_id)["kind"]
+        if kind == "export":
+            self._export(run_id)
+            return True
+        return self._execute(run_id, seconds=seconds)
 
     def _stale(self, run: Mapping[str, Any]) -> bool:
         age: dt.timedelta = dt.datetime.now(dt.UTC) - run["updated_at"]
@@ -218,7 +229,16 @@ class Imports:
         *,
         progress: Progress | None = None,
         after_batch: Callable[[int], None] | None = None,
-    ) -> None:
+        seconds: float | None = None,
+    ) -> bool:
+        deadline = None if seconds is None else time.monotonic() + seconds
+
+        def batch_done(done: int) -> None:
+            if after_batch is not None:
+                after_batch(done)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise _Pause()
+
         with self.records.engine.begin() as conn:
             run = self.store.run(conn, run_id, content=True)
             if not self._claim(conn, run_id):
@@ -226,7 +246,9 @@ class Imports:
         try:
             actor = self._actor(run)
             options = ImportOptions.from_json(run["options"])
-            sheet = self.read(run["content"] or b"", run["filename"], options)
+            # its size was checked when it was stored (a worker may not share the limit)
+            sheet = read_sheet(run["content"] or b"", run["filename"], format=options.format,
+                               encoding=options.encoding)  # fmt: skip
             plan, _ = prepare(self.records, actor, run["entity"], sheet, options)
             report = Report.from_dict(run["report"])
             report.total = len(plan.groups)
@@ -240,21 +262,26 @@ class Imports:
                 self.store.update_run(conn, run_id, done=report.done, report=report.to_dict())
 
             Runner(plan).run(report, start=int(run["done"]), checkpoint=checkpoint,
-                             progress=seen, after_batch=after_batch)  # fmt: skip
+                             progress=seen, after_batch=batch_done)  # fmt: skip
+        except _Pause:  # its time is up: the batches so far are committed
+            with self.records.engine.begin() as conn:
+                self.store.update_run(conn, run_id, status="queued")
+            return False
         except EngineError as exc:
             with self.records.engine.begin() as conn:
                 self.store.update_run(conn, run_id, status="failed", error=exc.message)
-            return
+            return True
         except Exception as exc:
             log.exception("import run %s failed", run_id)
             with self.records.engine.begin() as conn:
                 self.store.update_run(conn, run_id, status="failed", error=str(exc)[:2000])
-            return
+            return True
         finally:
             _PROGRESS.pop(self._key(run_id), None)
         with self.records.engine.begin() as conn:
             self.store.update_run(conn, run_id, status="done", done=report.done,
                                   report=report.to_dict())  # fmt: skip
+        return True
 
     def _actor(self, run: Mapping[str, Any]) -> Actor:
         with self.records.engine.connect() as conn:
@@ -323,21 +350,35 @@ class Imports:
         def work() -> None:
             with _LIVE_LOCK:
                 _LIVE[self._key(run_id)] = threading.current_thread()
-            try:
-                with self.records.engine.begin() as conn:
-                    self.store.update_run(conn, run_id, status="running")
-                content = job.write(format)
-            except Exception as exc:
-                log.exception("export run %s failed", run_id)
-                with self.records.engine.begin() as conn:
-                    self.store.update_run(conn, run_id, status="failed", error=str(exc)[:2000])
-                return
-            with self.records.engine.begin() as conn:
-                self.store.update_run(conn, run_id, status="done", content=content,
-                                      filename=f"{entity}.{format}", done=job.count())  # fmt: skip
+            self._export(run_id)
 
         self.executor(run_id, work)
         return run_id
+
+    def _export(self, run_id: int) -> None:
+        """Write a stored export run's file, as its user (with the permissions they have
+        now) asked for it, and keep it with the run."""
+        try:
+            with self.records.engine.begin() as conn:
+                run = self.store.run(conn, run_id)
+                if run["status"] == "done":
+                    return  # a job run twice: the file is there
+                actor = self.store.actor_of(conn, run)
+                self.store.update_run(conn, run_id, status="running")
+            options = run["options"]
+            format = str(options.get("format", "csv"))
+            job = Export(self.records, actor, run["entity"], options.get("params", {}))
+            content = job.write(format)
+        except Exception as exc:
+            log.exception("export run %s failed", run_id)
+            message = exc.message if isinstance(exc, EngineError) else str(exc)[:2000]
+            with self.records.engine.begin() as conn:
+                self.store.update_run(conn, run_id, status="failed", error=message)
+            return
+        with self.records.engine.begin() as conn:
+            self.store.update_run(conn, run_id, status="done", content=content,
+                                  filename=f"{run['entity']}.{format}",
+                                  done=job.count())  # fmt: skip
 
     def download(self, actor: Actor, run_id: int) -> tuple[bytes, str, str]:
         """A finished export's file, its name and media type."""
@@ -350,6 +391,10 @@ class Imports:
             run = self.store.run(conn, run_id, content=True)
         format = str(run["options"].get("format", "csv"))
         return bytes(run["content"] or b""), run["filename"], MEDIA_TYPES[format]
+
+
+class _Pause(Exception):
+    """An import's time in this job is up (:meth:`Imports.execute`)."""
 
 
 def _json_cell(value: Any) -> Any:

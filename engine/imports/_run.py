@@ -2,11 +2,15 @@
 validation, audit, workflows' rules and duplicate rules apply as they do to the API.
 
 Rows are taken in *groups*: a record and its child rows (a quote and its lines share the
-quote's key, or the lines follow their quote with the quote's cells left empty). Each
-group is written in a SAVEPOINT, so a bad one is undone alone. Groups are committed in
-batches, each batch with the run's checkpoint in the same transaction: a run resumed
-after a crash starts after the last batch committed and writes no row twice. A dry run,
-and an all-or-nothing run that meets an error, roll everything back.
+quote's key, or the lines follow their quote with the quote's cells left empty). New
+records without child rows wait in a queue and are created together
+(:meth:`Records.create_many`: a few statements for the lot); the others — updates,
+merges, records with child rows — are written one by one, each in a SAVEPOINT, so a bad
+one is undone alone. A row that must see a queued record (it repeats one under a
+duplicate rule, or names one by the import's key) has the queue written first. Groups
+are committed in batches, each batch with the run's checkpoint in the same transaction: a
+run resumed after a crash starts after the last batch committed and writes no row twice.
+A dry run, and an all-or-nothing run that meets an error, roll everything back.
 """
 
 from __future__ import annotations
@@ -215,6 +219,15 @@ class Runner:
         self.table = self.records.tables.table(plan.entity.name)
         self.self_refs = [f for f in plan.entity.fields_of_type("reference")
                           if f.to == plan.entity.name]  # fmt: skip
+        # New records wait here to be created together (Records.create_many), unless a
+        # later row may name one of them: as a parent (a reference to the entity itself).
+        self.batching = not any(ref.name in plan.columns for ref in self.self_refs)
+        self.outcomes: list[Outcome | None] = []  # the batch's, in the file's order
+        # (outcome slot, group, data, keys)
+        self.queued: list[tuple[int, Group, dict[str, Any], list[tuple[str, str]]]] = []
+        self.queued_keys: set[tuple[str, str]] = set()  # (rule, key) of queued rows
+        self.queued_values: set[Any] = set()  # their import keys (upsert)
+        self.found: dict[Any, list[int]] = {}  # the batch's key values → their records
 
     # --- the whole run ---------------------------------------------------------------------
 
@@ -268,11 +281,20 @@ class Runner:
         offset: int = 0,
     ) -> None:
         self._prefetch(conn, groups)
-        for index, group in enumerate(groups, start=1):
-            report.add(self.group(conn, group))
+        self._find_existing(conn, groups)
+        self.outcomes = []
+        for group in groups:
+            self.outcomes.append(self.group(conn, group))
+            if len(self.queued) >= self.options.batch_size:
+                self._flush(conn)
+        self._flush(conn)
+        for index, outcome in enumerate(self.outcomes, start=1):
+            assert outcome is not None
+            report.add(outcome)
             done = offset + index
             if progress is not None and (done % 50 == 0 or done == total):
                 progress(done, total)
+        self.outcomes = []
 
     def _prefetch(self, conn: sa.Connection, groups: Sequence[Group]) -> None:
         """Look up the references of a batch in a few queries, not one per row."""
@@ -301,7 +323,9 @@ class Runner:
 
     # --- one group -------------------------------------------------------------------------
 
-    def group(self, conn: sa.Connection, group: Group) -> Outcome:
+    def group(self, conn: sa.Connection, group: Group) -> Outcome | None:
+        """What became of ``group``; None when its record waits in the queue of records
+        created together (:meth:`_flush` fills its outcome in)."""
         number = group.number
         data, problems = self._values(conn, group.rows[0], "")
         lines: dict[str, list[dict[str, Any]]] = {}
@@ -317,22 +341,31 @@ class Runner:
                 lines[owner] = rows
         if problems:
             return Outcome(number, "error", errors=problems)
+        keys = self._keys(data)
+        if self._waits_for_queue(data, keys):
+            self._flush(conn)  # it may repeat, or be found as, a record still to be made
         existing, problem = self._existing(conn, data, number)
         if problem is not None:
             return Outcome(number, "error", errors=[problem])
         data.update(lines)
-        for name in [n for n in data if n == "id" or self._is_autonumber(n)]:
+        popped = [n for n in data if n == "id" or self._is_autonumber(n)]
+        for name in popped:
             data.pop(name)  # keys to find a record by, never written
+        if any(name in rule.fields for rule in self.rules for name in popped):
+            keys = self._keys(data)
         try:
             if existing is not None:
                 try:
                     return self._update(conn, group, existing, data)
                 except DuplicateFound as exc:  # the change would make it a duplicate
                     return self._duplicate(conn, group, data, exc, can_merge=False)
-            repeat = self._repeats(data, number)
+            repeat = self._repeats(keys, number)
             if repeat is not None:
                 return self._repeat(conn, group, data, *repeat)
-            return self._create(conn, group, data)
+            if self.batching and not lines:
+                self._queue(group, data, keys)
+                return None
+            return self._create(conn, group, data, keys)
         except EngineError as exc:
             return Outcome(number, "error", errors=self._errors(exc, group))
 
@@ -391,12 +424,11 @@ class Runner:
         value = data.pop(key, None) if key == "id" else data.get(key)
         if value is None:
             return None, _problem(number, column, f"The key {key} is empty.")
-        grant = self.records.permissions.grant(self.actor, self.entity, "read")
-        sight = self.records.permissions.where(self.actor, self.entity, grant, self.table)
-        query = sa.select(self.table.c.id).where(self.table.c[key] == value).limit(2)
-        if sight is not None:
-            query = query.where(sight)
-        ids = list(conn.scalars(query))
+        if _hashable(value) and value in self.found:
+            ids = self.found[value][:2]
+        else:
+            query = self._sighted(sa.select(self.table.c.id).where(self.table.c[key] == value))
+            ids = list(conn.scalars(query.limit(2)))
         if len(ids) > 1:
             return None, _problem(number, column, f"Several records have {key} '{value}'.")
         if ids:
@@ -405,16 +437,95 @@ class Runner:
             return None, _problem(number, column, f"No {self.entity.name} with {key} '{value}'.")
         return None, None
 
+    def _sighted(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """``query`` limited to the records the importing user may read."""
+        grant = self.records.permissions.grant(self.actor, self.entity, "read")
+        sight = self.records.permissions.where(self.actor, self.entity, grant, self.table)
+        return query if sight is None else query.where(sight)
+
+    def _find_existing(self, conn: sa.Connection, groups: Sequence[Group]) -> None:
+        """The records the keys of a batch name (update, upsert), in one query: each key
+        value looked up maps to its ids (none: absent). A record the run creates later
+        is forgotten from the map (:meth:`_remember`)."""
+        self.found = {}
+        key = self.options.key
+        if self.options.mode == "insert" or key is None:
+            return
+        column = self.plan.columns[key]
+        values = set()
+        for group in groups:
+            cell = group.rows[0][1][column.index]
+            if empty(cell):
+                continue
+            try:
+                value = self._convert(conn, self.entity, key, cell)
+            except CellError:
+                continue  # the row's conversion reports it
+            if value is not None and _hashable(value):
+                values.add(value)
+        ordered = sorted(values, key=str)
+        for begin in range(0, len(ordered), 1000):
+            chunk = ordered[begin : begin + 1000]
+            self.found.update({value: [] for value in chunk})
+            query = sa.select(self.table.c[key], self.table.c.id).where(
+                self.table.c[key].in_(chunk)
+            )
+            for value, record_id in conn.execute(self._sighted(query).order_by(self.table.c.id)):
+                if value in self.found:
+                    self.found[value].append(record_id)
+
     # --- writes ----------------------------------------------------------------------------
 
-    def _create(self, conn: sa.Connection, group: Group, data: dict[str, Any]) -> Outcome:
+    def _create(
+        self, conn: sa.Connection, group: Group, data: dict[str, Any], keys: list[tuple[str, str]]
+    ) -> Outcome:
         try:
             with conn.begin_nested():
                 record = self.records.create(self.actor, self.entity.name, data, conn=conn)
         except DuplicateFound as exc:
             return self._duplicate(conn, group, data, exc)
-        self._remember(data, group.number, record)
+        self._remember(keys, group.number, record)
         return Outcome(group.number, "created", record["id"])
+
+    def _keys(self, data: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """The row's keys under the duplicate rules: (rule, key) each."""
+        return [(rule.name, key) for rule in self.rules for key in rule.keys(data)]
+
+    def _waits_for_queue(self, data: Mapping[str, Any], keys: list[tuple[str, str]]) -> bool:
+        """Whether a row must see the queued records made first: it repeats one under a
+        duplicate rule, or names one by the import's key."""
+        if not self.queued:
+            return False
+        key = self.options.key
+        if key is not None and key in data and data[key] in self.queued_values:
+            return True
+        return not self.queued_keys.isdisjoint(keys)
+
+    def _queue(self, group: Group, data: dict[str, Any], keys: list[tuple[str, str]]) -> None:
+        self.queued.append((len(self.outcomes), group, data, keys))
+        self.queued_keys.update(keys)
+        key = self.options.key
+        if key is not None and data.get(key) is not None:
+            self.queued_values.add(data[key])
+
+    def _flush(self, conn: sa.Connection) -> None:
+        """Create the queued records together; each one's outcome goes to its slot."""
+        if not self.queued:
+            return
+        queued, self.queued = self.queued, []
+        self.queued_keys, self.queued_values = set(), set()
+        made = self.records.create_many(self.actor, self.entity.name,
+                                        [item[2] for item in queued], conn=conn)  # fmt: skip
+        for (slot, group, data, keys), result in zip(queued, made, strict=True):
+            outcome: Outcome
+            if isinstance(result, DuplicateFound):
+                outcome = self._duplicate(conn, group, data, result)
+            elif isinstance(result, EngineError):
+                outcome = Outcome(group.number, "error", errors=self._errors(result, group))
+            else:
+                self._remember(keys, group.number, result)
+                outcome = Outcome(group.number, "created", result["id"])
+            self.outcomes[slot] = outcome
 
     def _update(
         self, conn: sa.Connection, group: Group, record_id: int, data: dict[str, Any]
@@ -430,14 +541,15 @@ class Runner:
         status = "unchanged" if record["version"] == version else "updated"
         return Outcome(group.number, status, record_id)
 
-    def _repeats(self, data: Mapping[str, Any], number: int) -> tuple[str, int, int | None] | None:
-        """The first duplicate rule under which the row repeats an earlier row of the file:
-        (rule, that row's number, the record it made)."""
-        for rule in self.rules:
-            for key in rule.keys(data):
-                earlier = self.seen.get((rule.name, key))
-                if earlier is not None and earlier[0] != number:
-                    return rule.name, earlier[0], earlier[1]
+    def _repeats(
+        self, keys: list[tuple[str, str]], number: int
+    ) -> tuple[str, int, int | None] | None:
+        """The first duplicate rule under which the row (its ``keys``) repeats an earlier
+        row of the file: (rule, that row's number, the record it made)."""
+        for rule, key in keys:
+            earlier = self.seen.get((rule, key))
+            if earlier is not None and earlier[0] != number:
+                return rule, earlier[0], earlier[1]
         return None
 
     def _repeat(
@@ -486,10 +598,16 @@ class Runner:
             return Outcome(group.number, "skipped", duplicate=duplicate, errors=errors)
         return Outcome(group.number, "error", duplicate=duplicate, errors=errors)
 
-    def _remember(self, data: Mapping[str, Any], number: int, record: Mapping[str, Any]) -> None:
-        for rule in self.rules:
-            for key in rule.keys(data):
-                self.seen.setdefault((rule.name, key), (number, record["id"]))
+    def _remember(
+        self, keys: list[tuple[str, str]], number: int, record: Mapping[str, Any]
+    ) -> None:
+        for rule_key in keys:
+            self.seen.setdefault(rule_key, (number, record["id"]))
+        key = self.options.key
+        if key is not None and _hashable(record.get(key)):
+            self.found.pop(record.get(key), None)  # it exists now: ask the database
+        if self.batching:
+            return  # no column names a record of the entity itself: none is looked up
         for ref in self.self_refs:  # later rows may name this record as their parent
             for name in key_fields(self.entity):
                 self.lookups.remember(Target.of(ref), record.get(name), record["id"])
@@ -522,6 +640,14 @@ class Runner:
             row = rows[index] if index < len(rows) else group.number
             return row, self.plan.columns.get(f"{owner}.{child_field}")
         return group.number, self.plan.columns.get(name)
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _problem(row: int, column: Column, message: str) -> dict[str, Any]:

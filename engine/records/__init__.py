@@ -34,6 +34,7 @@ from ..events import EventBus
 from ..permissions import Permissions
 from ..tables import Tables, build_tables
 from ._access import Access
+from ._batch import BatchCreator, Created
 from ._common import REQUIRED
 from ._merge import Merger
 from ._validate import Validator
@@ -73,6 +74,7 @@ class Records:
         self.dedupe = DuplicateIndex(self.tables, self.dialect, self.computer)
         self.writer = Writer(self)
         self.merger = Merger(self)
+        self.batch = BatchCreator(self)
 
     @contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
@@ -136,6 +138,25 @@ class Records:
             return self.access.visible(actor, ent, record)
 
         return self._run(conn, work)
+
+    def create_many(
+        self,
+        actor: Actor,
+        entity: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        conn: sa.Connection | None = None,
+        trusted: bool = False,
+    ) -> list[Created]:
+        """Create many records of one entity at once — what :meth:`create` would do for
+        each, in a few statements for all (imports). For each row: the record as
+        :meth:`create` returns it, or the :class:`EngineError` that refused it (a refused
+        row leaves the others alone). A row with child rows, or one a duplicate rule finds
+        something for, is created the one-record way (see :mod:`._batch`)."""
+        ent = self.entity(entity)
+        return self._run(
+            conn, lambda c: self.batch.create_many(c, actor, ent, rows, trusted=trusted)
+        )
 
     def get(
         self, actor: Actor, entity: str, record_id: int, *, conn: sa.Connection | None = None
@@ -357,4 +378,4 @@ class Records:
         return self._read_only(conn, work)
 
 
-__all__ = ["Records", "autonumber_counter", "autonumber_text", "jsonable"]
+__all__ = ["Created", "Records", "autonumber_counter", "autonumber_text", "jsonable"]

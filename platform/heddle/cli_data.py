@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -30,7 +31,9 @@ from engine.imports import (
 )
 from engine.migrations import applied_hash
 from metamodel import Model
+from workflows import JobQueue
 from workflows import attach as attach_workflows
+from workflows.data_jobs import enqueue
 
 from ._people_import import PEOPLE, import_people
 from .accounts import Accounts
@@ -41,6 +44,8 @@ OpenDatabase = Callable[[], AbstractContextManager[sa.Engine]]
 #: The main group's helpers (``heddle.cli`` hands them over in :func:`attach`): the
 #: definitions as every command loads them, and the database with its error handling.
 _HELPERS: dict[str, Any] = {}
+#: How often ``heddle import --background`` looks at its run.
+POLL_SECONDS = 0.5
 
 
 @contextmanager
@@ -151,6 +156,12 @@ def _duplicates(values: tuple[str, ...]) -> dict[str, str]:
     help="skip, merge or refuse rows a duplicate rule finds (repeatable).",
 )
 @click.option(
+    "--background",
+    is_flag=True,
+    help="Run it as a job of heddle worker (HEDDLE_REDIS_URL) and show its progress "
+    "until it ends; Ctrl-C stops watching, not the import.",
+)
+@click.option(
     "--resume",
     "resume_id",
     type=int,
@@ -162,7 +173,7 @@ def import_command(
     key: str | None, mapping: str | None,
     template: str | None, dry_run: bool, all_or_nothing: bool, as_user: str | None,
     errors_file: Path | None, encoding: str | None, date_order: str,
-    on_duplicate: tuple[str, ...], resume_id: int | None,
+    on_duplicate: tuple[str, ...], background: bool, resume_id: int | None,
 ) -> None:  # fmt: skip
     """Import FILE (CSV, XLSX or JSON) into ENTITY (an entity, or user or team).
 
@@ -190,7 +201,10 @@ def import_command(
             elif given is not None:
                 values["mapping"] = given
             options = ImportOptions.from_json(values)
-            run = _run(imports, actor, accounts, entity, file, options, resume_id)
+            if background and entity not in PEOPLE:
+                run = _background(imports, actor, entity, file, options, resume_id)
+            else:
+                run = _run(imports, actor, accounts, entity, file, options, resume_id)
         except EngineError as exc:
             _refused(exc)
         if errors_file is not None and run["report"].get("counts", {}).get("error"):
@@ -224,6 +238,42 @@ def _run(
 
         imports.resume(run_id, progress=progress)
     return imports.status(actor, run_id)
+
+
+def _background(
+    imports: Imports, actor: Actor, entity: str, file: Path, options: ImportOptions,
+    resume_id: int | None,
+) -> dict[str, Any]:  # fmt: skip
+    """Start the run as a job (workflows.data_jobs) and watch it: a progress bar of the
+    batches its worker has committed."""
+    redis_url = setting("REDIS_URL")
+    if not redis_url:
+        raise click.UsageError(
+            "--background needs HEDDLE_REDIS_URL and a running heddle worker; without them, "
+            "leave it out (the import runs here, with the same progress bar)"
+        )
+    records = imports.records
+    queue = JobQueue(records.engine, lambda: records, redis_url=redis_url,
+                     lease_seconds=float(setting("JOB_LEASE_SECONDS") or 300))  # fmt: skip
+    if resume_id is None:
+        run_id = imports.create(actor, entity, file.read_bytes(), file.name, options)
+    else:
+        run_id = resume_id
+    enqueue(queue, run_id)
+    click.echo(f"import run {run_id} queued for heddle worker", err=True)
+    status = imports.status(actor, run_id)
+    with click.progressbar(length=status["progress"]["total"], label=f"importing {file.name}",
+                           file=sys.stderr, show_pos=True) as bar:  # fmt: skip
+        shown = 0
+        while True:
+            status = imports.status(actor, run_id)
+            done = int(status["progress"]["done"])
+            bar.update(done - shown)
+            shown = done
+            if status["status"] in ("done", "failed", "interrupted"):
+                break
+            time.sleep(POLL_SECONDS)
+    return status
 
 
 def _restore(folder: Path) -> None:

@@ -27,10 +27,12 @@ from flask.typing import ResponseReturnValue
 from engine import BadRequest, NotFound
 from engine.imports import FileTooLarge, ImportOptions, Imports, size_text
 from engine.imports._export import MEDIA_TYPES, Export
+from workflows.data_jobs import job_executor
 
 from ._people_import import PEOPLE, import_people
 from .api import _body, actor, authenticate, check_ids
 from .extensions import csrf, runtime
+from .jobs import jobs
 
 data_api = Blueprint("data_api", __name__, url_prefix="/api/v1")
 csrf.exempt(data_api)
@@ -63,6 +65,11 @@ def _max_bytes() -> int:
 
 
 def _imports() -> Imports:
+    """The import service; with Redis, background runs are jobs for ``heddle worker``
+    (:mod:`workflows.data_jobs`), else threads of this process."""
+    queue = jobs()
+    if queue.redis_url:
+        return Imports(runtime().records, max_bytes=_max_bytes(), executor=job_executor(queue))
     return Imports(runtime().records, max_bytes=_max_bytes())
 
 

@@ -429,6 +429,126 @@ def test_duplicates_the_database_finds_skip_merge_or_refuse(
     assert "cannot be merged" in bobs["report"]["rows"][0]["errors"][0]["message"]
 
 
+def test_rows_written_together_keep_every_guarantee(records: Records, imports: Imports) -> None:
+    """New records are created a batch at a time (Records.create_many): a row a
+    constraint refuses, a row the key table finds, a row repeating another of the same
+    batch, each ends as it would alone, and the good rows of the batch are all written,
+    with their audit rows, their duplicate keys and autonumbers of their own."""
+    taken = records.create(ANN, "account", {"name": "Batch Kept Holdings", "external_id": "BT-0"})
+    header = ["Account name", "External ID", "Phone"]
+    good = [[f"Batch Co {n:02d}", f"BT-{n}", f"0571-77{n:02d}"] for n in range(1, 9)]
+    rows = [header, *good[:3],
+            ["Another Batch Co", "BT-0", "0571-7800"],  # external ID taken: unique constraint
+            ["BATCH KEPT holdings", "BT-90", "0571-7801"],  # the key table has its name
+            *good[3:],
+            ["Batch Co 01 Inc.", "BT-91", "0571-7802"]]  # fmt: skip  # repeats row 2's name
+    before = count(records, "account")
+    for dry, whole in ((True, False), (False, True)):  # a dry run; all or nothing
+        tried = imports.run(ANN, "account", csv_bytes(rows), "batch.csv",
+                            ImportOptions(batch_size=50, dry_run=dry, all_or_nothing=whole))  # fmt: skip
+        assert tried["report"]["committed"] is False and count(records, "account") == before
+        assert tried["report"]["counts"] == {**tried["report"]["counts"], "created": 8,
+                                             "error": 3}  # fmt: skip
+    run = imports.run(ANN, "account", csv_bytes(rows), "batch.csv", ImportOptions(batch_size=50))
+    found = rows_of(run)
+    assert run["report"]["counts"]["created"] == 8, run["report"]
+    assert found[5] == {**found[5], "status": "error"}
+    assert found[5]["errors"][0]["field"] == "external_id"
+    assert found[5]["errors"][0]["message"] == "Already exists."
+    assert found[6]["status"] == "error" and found[6]["duplicate"]["rule"] == "same_name"
+    assert found[6]["duplicate"]["candidates"][0]["id"] == taken["id"]
+    assert found[12]["status"] == "error" and found[12]["duplicate"]["row"] == 2
+    made = [found[n]["id"] for n in (2, 3, 4, 7, 8, 9, 10, 11)]
+    table = records.tables.table("account")
+    with records.engine.connect() as conn:
+        stored = conn.execute(sa.select(table).where(table.c.id.in_(made))).mappings().all()
+        audited = conn.scalars(sa.text(
+            "SELECT record_id FROM heddle_audit WHERE entity = 'account' AND action = 'create'"
+        )).all()  # fmt: skip
+        keys = conn.execute(sa.text(
+            "SELECT record_id, rule FROM heddle_duplicate_key WHERE entity = 'account'"
+        )).all()  # fmt: skip
+    assert sorted(r["external_id"] for r in stored) == sorted(f"BT-{n}" for n in range(1, 9))
+    assert all(r["owner_id"] == ANN.user_id and r["team_id"] == 1 for r in stored)
+    codes = [r["code"] for r in stored]
+    assert len(set(codes)) == 8 and all(c.startswith("AC-") for c in codes)
+    assert sorted(audited.count(i) for i in made) == [1] * 8
+    assert {(i, rule) for i in made for rule in ("same_name", "same_phone")} <= set(keys)
+    with pytest.raises(DuplicateFound):  # the keys written with the batch are found
+        records.create(BOB, "account", {"name": "batch co 03"})
+
+
+def test_an_upsert_finds_a_batch_s_records_at_once_and_those_it_made(
+    records: Records, imports: Imports
+) -> None:
+    rows = [["Account name", "External ID", "Grade"], ["Upsert One", "UB-1", "A"],
+            ["Upsert Two", "UB-2", "A"], ["Upsert One", "UB-1", "B"]]  # fmt: skip
+    options = ImportOptions(mode="upsert", key="external_id", batch_size=10)
+    first = imports.run(ANN, "account", csv_bytes(rows), "ub.csv", options)
+    assert [r["status"] for r in first["report"]["rows"]] == ["created", "created", "updated"]
+    assert one(records, "account", external_id="UB-1")["grade"] == "B"
+    again = imports.run(ANN, "account", csv_bytes(rows[:3]), "ub.csv", options)
+    assert again["report"]["counts"] == {**again["report"]["counts"], "unchanged": 1,
+                                         "updated": 1}  # fmt: skip
+    assert count(records, "account", external_id="UB-1") == 1
+
+
+def test_create_many_gives_each_row_its_record_or_its_refusal(records: Records) -> None:
+    made = records.create_many(ANN, "account", [
+        {"name": "Many Co A", "grade": "A"},
+        {"name": "Many Co B", "grade": "nope"},
+        {"name": "Many Co C", "owner_id": 2},
+        {"name": "Many Co A."},
+    ])  # fmt: skip
+    assert isinstance(made[0], dict) and made[0]["grade"] == "A" and made[0]["version"] == 1
+    assert isinstance(made[1], ValidationFailed) and "grade" in made[1].fields
+    assert isinstance(made[2], ValidationFailed) and "owner_id" in made[2].fields  # not hers
+    with pytest.raises(ValidationFailed, match="leave what you may manage"):
+        records.create(ANN, "account", {"name": "Many Co C", "owner_id": 2})  # as alone
+    assert isinstance(made[3], DuplicateFound)  # repeats the first row: found as alone
+    assert count(records, "account", name="Many Co A.") == 0
+    given = records.create_many(SYSTEM, "account", [{"name": "Many Co D", "owner_id": 2}])
+    assert isinstance(given[0], dict) and (given[0]["owner_id"], given[0]["team_id"]) == (2, 1)
+    # the database refuses the batch's write (a user who does not exist, which the checks
+    # leave to the foreign key): undone, then each row alone — the good one is written
+    refused = records.create_many(SYSTEM, "account", [
+        {"name": "Many Co E", "external_id": "MANY-E"}, {"name": "Many Co F", "owner_id": 999},
+    ])  # fmt: skip
+    assert isinstance(refused[0], dict) and refused[0]["external_id"] == "MANY-E"
+    assert isinstance(refused[1], ValidationFailed)
+    assert refused[1].fields == {"owner_id": ["No user with id 999."]}
+    assert count(records, "account", external_id="MANY-E") == 1
+
+
+def test_batches_written_at_once_by_two_writers(records: Records) -> None:
+    """Two imports at the same moment (PostgreSQL: two connections for real): their
+    autonumbers never collide, and of two batches holding the same name under a rule
+    that locks its keys, one writes it and the other is refused as its duplicate."""
+    if records.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    import threading
+
+    start = threading.Barrier(2)
+    made: list[list[Any]] = [[], []]
+
+    def write(slot: int) -> None:
+        rows = [{"name": f"Race Co {slot}-{n}"} for n in range(40)] + [{"name": "Race Holdings"}]
+        with records.transaction() as conn:
+            start.wait()
+            made[slot] = records.create_many(ANN, "account", rows, conn=conn)
+
+    threads = [threading.Thread(target=write, args=(slot,)) for slot in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    codes = [r["code"] for results in made for r in results if isinstance(r, dict)]
+    assert len(codes) == 81 and len(set(codes)) == 81
+    last = [results[-1] for results in made]
+    assert sorted(type(r).__name__ for r in last) == ["DuplicateFound", "dict"]
+    assert count(records, "account", name="Race Holdings") == 1
+
+
 # --- permissions -------------------------------------------------------------------------------
 
 
@@ -493,6 +613,24 @@ def test_a_background_run_reports_progress(records: Records, imports: Imports) -
     assert status["progress"] == {"done": 5, "total": 5}
     with pytest.raises(Exception, match="no import run"):
         imports.status(BOB, run_id)  # another user's run is not theirs to see
+
+
+def test_a_worker_turn_stops_after_its_time_and_the_next_goes_on(
+    records: Records, imports: Imports
+) -> None:
+    """A job runs an import for a while (``execute(seconds=…)``), then leaves it queued
+    with its checkpoint for the next job: no row twice, none left out."""
+    rows = [["Account name", "External ID"]] + [[f"Turn Co {n}", f"TN-{n}"] for n in range(7)]
+    run_id = imports.create(ANN, "account", csv_bytes(rows), "turns.csv",
+                            ImportOptions(batch_size=3))  # fmt: skip
+    assert imports.execute(run_id, seconds=0) is False  # one batch, then its time is up
+    paused = imports.status(ANN, run_id)
+    assert paused["status"] == "queued" and paused["progress"] == {"done": 3, "total": 7}
+    assert imports.execute(run_id, seconds=0) is False
+    assert imports.execute(run_id) is True
+    done = imports.status(ANN, run_id)
+    assert done["status"] == "done" and done["report"]["counts"]["created"] == 7
+    assert [count(records, "account", external_id=f"TN-{n}") for n in range(7)] == [1] * 7
 
 
 # --- export --------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from jobs_package import PACKAGE, PEOPLE
+from worker_process import spawn_worker, stop_worker
 
 from engine.tables import NOTIFICATION_TABLE, OUTBOX_TABLE
 
@@ -47,37 +47,19 @@ def start_worker(
     app: Flask, redis_url: str, tmp_path: Path
 ) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
-    runtime = app.extensions["heddle"]
 
     def start(**env: str) -> subprocess.Popen[bytes]:
-        environ = {
-            **os.environ,
-            "HEDDLE_DATABASE_URL": str(runtime.engine.url.render_as_string(hide_password=False)),
-            "HEDDLE_PACKAGES": str(app.config["PACKAGES"]),
-            "HEDDLE_INSTANCE_PATH": str(tmp_path / "instance"),
-            "HEDDLE_REDIS_URL": redis_url,
-            "HEDDLE_PLUGINS": "heddle_test_jobs",
-            "HEDDLE_JOB_LEASE_SECONDS": str(LEASE),
-            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-            **env,
-        }
-        log = open(tmp_path / f"worker{len(started)}.log", "wb")  # noqa: SIM115
-        process = subprocess.Popen(
-            [sys.executable, "-m", "heddle", "worker"], env=environ, stdout=log, stderr=log
-        )
-        log.close()
+        process = spawn_worker(
+            app, redis_url, tmp_path / f"worker{len(started)}.log",
+            HEDDLE_PLUGINS="heddle_test_jobs", HEDDLE_JOB_LEASE_SECONDS=str(LEASE),
+            PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]), **env,
+        )  # fmt: skip
         started.append(process)
         return process
 
     yield start
     for process in started:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_worker(process)
 
 
 def _wait(condition: Callable[[], Any], what: str, seconds: float = 30) -> Any:
