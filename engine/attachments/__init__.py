@@ -171,7 +171,8 @@ class Attachments:
         Refused: over the size limit (:class:`TooLarge`, 413), a field that is not a
         writable ``file`` field or whose ``accept`` list does not take the file (422)."""
         ent = self.records.entity(entity)
-        target = self._field(actor, ent, field) if field is not None else None
+        action = "update" if record_id is not None else "create"
+        target = self._field(actor, ent, field, action) if field is not None else None
         limit = self.max_bytes
         if target is not None and target.max_size:
             limit = min(limit, int(target.max_size))
@@ -209,9 +210,10 @@ class Attachments:
             assert new_id is not None
             return {"id": new_id[0], **values}
 
-    def _field(self, actor: Actor, ent: Entity, name: str) -> Field:
+    def _field(self, actor: Actor, ent: Entity, name: str, action: str) -> Field:
+        """The file field ``name`` the actor may write (on ``action``: create, update)."""
         found = ent.fields.get(name)
-        grant = self.records.permissions.grant(actor, ent, "update")
+        grant = self.records.permissions.grant(actor, ent, action)
         if found is None or found.type != "file" or name in grant.hidden:
             raise ValidationFailed(
                 f"{ent.name} has no file field '{name}'", {"field": ["Not a file field."]}
