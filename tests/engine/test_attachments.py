@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -12,7 +13,16 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from engine import EventBus, Forbidden, NotFound, Records, ValidationFailed, build_tables
+from engine import (
+    Conflict,
+    EventBus,
+    Forbidden,
+    NotFound,
+    Records,
+    ValidationFailed,
+    build_tables,
+    migrate,
+)
 from engine.attachments import (
     ATTACHMENT_TABLE,
     Attachments,
@@ -24,6 +34,7 @@ from engine.attachments import (
     sniff,
 )
 from engine.context import Actor
+from engine.imports import export_all, import_all
 from engine.tables import USER_TABLE
 from metamodel import load_packages
 
@@ -216,3 +227,42 @@ def test_sniff(data: bytes, name: str, expected: str) -> None:
 def test_ascii_fallback_name() -> None:
     assert ascii_filename('合同"x".pdf') == "___x_.pdf"
     assert ascii_filename("") == "file"
+
+
+def test_export_all_and_import_all_carry_the_files(
+    setup: tuple[Records, Attachments], tmp_path: Path
+) -> None:
+    records, files = setup
+    staged = files.add(ANN, "contract", None, "扫描件.pdf", PDF, field="scan")
+    contract = records.create(ANN, "contract", {"title": "T", "owner_id": 1, "scan": staged["id"]})
+    note = files.add(ANN, "contract", contract["id"], "メモ.txt", "見積もり".encode())
+    gone = records.create(ANN, "contract", {"title": "Gone", "owner_id": 1})
+    files.add(ANN, "contract", gone["id"], "old.png", PNG)
+    records.delete(ANN, "contract", gone["id"], version=1)  # archived, still backed up
+    before = files.list(ANN, "contract", contract["id"])
+
+    folder = tmp_path / "backup"
+    written = export_all(records.engine, records.tables, folder, files.store)
+    assert written[ATTACHMENT_TABLE] == 3
+    assert sorted(p.name for p in (folder / "attachments").iterdir()) == sorted(
+        hashlib.sha256(b).hexdigest() for b in (PDF, "見積もり".encode(), PNG)
+    )
+
+    # a new deployment: the same definitions, an empty database and an empty store
+    records.tables.metadata.drop_all(records.engine)
+    migrate(records.engine, records.model)
+    restored_store = FileStore(tmp_path / "restored")
+    with pytest.raises(Conflict, match="attachments"):  # the files need somewhere to go
+        import_all(records.engine, records.tables, folder)
+    import_all(records.engine, records.tables, folder, restored_store)
+    again = Attachments(records, restored_store, max_bytes=4096)
+    assert again.list(ANN, "contract", contract["id"]) == before
+    row, path = again.get(ANN, "contract", contract["id"], note["id"])
+    assert path.read_bytes() == "見積もり".encode() and row["filename"] == "メモ.txt"
+    assert records.get(ANN, "contract", contract["id"])["scan"] == staged["id"]
+
+    tampered = tmp_path / "tampered"
+    shutil.copytree(folder, tampered)
+    (tampered / "attachments" / hashlib.sha256(PNG).hexdigest()).write_bytes(b"evil")
+    with pytest.raises(Conflict, match="altered"):  # checked before anything is written
+        import_all(records.engine, records.tables, tampered, restored_store)
