@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ATTACHMENT_TABLE",
+    "COLUMNS",
     "Attachments",
     "FileStore",
     "TooLarge",
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 #: The columns of an attachment as the service returns it.
-SHOWN = (
+COLUMNS = (
     "id",
     "entity",
     "record_id",
@@ -93,7 +94,7 @@ class Attachments:
             t, u = self.table, self.users
             query = (
                 sa.select(
-                    *(t.c[name] for name in SHOWN),
+                    *(t.c[name] for name in COLUMNS),
                     u.c.name.label("uploader"),
                     u.c.username.label("uploader_username"),
                 )
@@ -136,7 +137,7 @@ class Attachments:
         t = self.table
         row = (
             conn.execute(
-                sa.select(*(t.c[name] for name in SHOWN)).where(
+                sa.select(*(t.c[name] for name in COLUMNS)).where(
                     t.c.id == attachment_id,
                     t.c.entity == ent.name,
                     t.c.record_id == record_id

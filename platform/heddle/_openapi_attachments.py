@@ -8,6 +8,7 @@ from typing import Any
 
 from apispec import APISpec
 
+from engine.attachments import COLUMNS
 from metamodel import Entity
 
 from ._openapi_paths import error_responses, response
@@ -18,18 +19,7 @@ ID: JSONSchema = {"type": "integer", "minimum": 0, "maximum": INT64_MAX}
 
 ATTACHMENT: JSONSchema = {
     "type": "object",
-    "required": [
-        "id",
-        "entity",
-        "record_id",
-        "field",
-        "filename",
-        "content_type",
-        "size",
-        "sha256",
-        "uploaded_by",
-        "uploaded_at",
-    ],
+    "required": list(COLUMNS),
     "properties": {
         "id": {"type": "integer"},
         "entity": {"type": "string"},

@@ -12,18 +12,12 @@ from typing import Any
 
 import pytest
 from browser_support import chromium, screenshot_folder, served, watch_console
-from screens_package import PACKAGE, PASSWORD, make_app
+from files_package import FILES, PDF
+from screens_package import PASSWORD, make_app
 from sqlalchemy.engine import Engine
 
 pytestmark = pytest.mark.browser
 
-FILES = PACKAGE.replace(
-    "  notes: {type: text, label: {en: Notes, zh: 备注, ja: 備考}}\n",
-    "  notes: {type: text, label: {en: Notes, zh: 备注, ja: 備考}}\n"
-    "  scan: {type: file, label: {en: Contract scan, zh: 合同扫描件, ja: 契約書スキャン},"
-    " accept: [application/pdf]}\n",
-).replace("fields: [notes]}", "fields: [notes, scan]}")
-PDF = b"%PDF-1.4\n% a signed contract\n%%EOF\n"
 LIMIT = 4096
 
 

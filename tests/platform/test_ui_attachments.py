@@ -11,18 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from files_package import FILES, PDF
 from flask import Flask
 from flask.testing import FlaskClient
-from screens_package import PACKAGE, csrf_of, log_in, make_app
+from screens_package import csrf_of, log_in, make_app
 from sqlalchemy.engine import Engine
 
-FILES = PACKAGE.replace(
-    "  notes: {type: text, label: {en: Notes, zh: 备注, ja: 備考}}\n",
-    "  notes: {type: text, label: {en: Notes, zh: 备注, ja: 備考}}\n"
-    "  scan: {type: file, label: {en: Contract scan, zh: 合同扫描件, ja: 契約書スキャン},"
-    " accept: [application/pdf]}\n",
-).replace("fields: [notes]}", "fields: [notes, scan]}")
-PDF = b"%PDF-1.4\n% scan\n%%EOF\n"
 HTML = {"Accept": "text/html"}
 
 
