@@ -172,29 +172,32 @@ class Attachments:
         Refused: over the size limit (:class:`TooLarge`, 413), a field that is not a
         writable ``file`` field or whose ``accept`` list does not take the file (422)."""
         ent = self.records.entity(entity)
-        action = "update" if record_id is not None else "create"
-        target = self._field(actor, ent, field, action) if field is not None else None
-        limit = self.max_bytes
-        if target is not None and target.max_size:
-            limit = min(limit, int(target.max_size))
-        if len(data) > limit:
-            raise TooLarge(
-                f"the file is {size_text(len(data))}: at most {size_text(limit)} may be attached",
-                {"file": [f"Larger than {size_text(limit)}."]},
-            )
-        name = clean_filename(filename)
-        content_type = sniff(data, name)
-        if target is not None and not accepts(target.accept or (), content_type, name):
-            wanted = ", ".join(target.accept or ())
-            raise ValidationFailed(
-                f"{target.name} takes {wanted}; this file is {content_type}",
-                {"file": [f"Not an accepted type ({wanted})."]},
-            )
         with self.records.engine.begin() as conn:
+            # who may, first: a record out of sight is a 404 whatever the file is
             if record_id is None:
                 self.records.access.grant(actor, ent, "create")
             else:
+                self._readable(conn, actor, ent, record_id)
                 self.records.access.writable(conn, actor, ent, record_id, "update")
+            action = "update" if record_id is not None else "create"
+            target = self._field(actor, ent, field, action) if field is not None else None
+            limit = self.max_bytes
+            if target is not None and target.max_size:
+                limit = min(limit, int(target.max_size))
+            if len(data) > limit:
+                raise TooLarge(
+                    f"the file is {size_text(len(data))}: at most {size_text(limit)} may be "
+                    "attached",
+                    {"file": [f"Larger than {size_text(limit)}."]},
+                )
+            name = clean_filename(filename)
+            content_type = sniff(data, name)
+            if target is not None and not accepts(target.accept or (), content_type, name):
+                wanted = ", ".join(target.accept or ())
+                raise ValidationFailed(
+                    f"{target.name} takes {wanted}; this file is {content_type}",
+                    {"file": [f"Not an accepted type ({wanted})."]},
+                )
             digest = self.store.put(data)
             values = {
                 "entity": ent.name,

@@ -119,6 +119,8 @@ def test_permissions_and_wrong_record(setup: tuple[Records, Attachments]) -> Non
         files.get(ANN, "contract", other["id"], kept["id"])
     with pytest.raises(NotFound):
         files.list(ANN, "contract", 999)
+    with pytest.raises(NotFound):  # no such record, however large the file
+        files.add(ANN, "contract", 999, "x.pdf", PDF * 1000)
     files.remove(ANN, "contract", mine["id"], kept["id"])
     assert files.list(ANN, "contract", mine["id"]) == []
     with pytest.raises(NotFound):
