@@ -334,6 +334,18 @@ def archive_with_record(event: RecordEvent) -> None:
     )
 
 
+def move_to_survivor(event: RecordEvent) -> None:
+    """A merge's loser's files (its fields' too) become the survivor's before the loser
+    is deleted, so the survivor may keep the loser's file field values."""
+    t = _rows_of(event)
+    loser = (event.previous or {}).get("id")
+    event.conn.execute(
+        sa.update(t)
+        .where(t.c.entity == event.entity, t.c.record_id == loser, t.c.archived_at.is_(None))
+        .values(record_id=event.record_id)
+    )
+
+
 def attach(events: EventBus) -> None:
     """Subscribe the attachments' rules to a record service's events (once per bus)."""
     events.subscribe("before_create", check_fields)
@@ -341,3 +353,4 @@ def attach(events: EventBus) -> None:
     events.subscribe("after_create", bind_staged)
     events.subscribe("after_update", bind_staged)
     events.subscribe("after_delete", archive_with_record)
+    events.subscribe("before_merge", move_to_survivor)

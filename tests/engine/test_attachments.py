@@ -268,3 +268,19 @@ def test_export_all_and_import_all_carry_the_files(
     (tampered / "attachments" / hashlib.sha256(PNG).hexdigest()).write_bytes(b"evil")
     with pytest.raises(Conflict, match="altered"):  # checked before anything is written
         import_all(records.engine, records.tables, tampered, restored_store)
+
+
+def test_a_merge_hands_the_losers_files_to_the_survivor(
+    setup: tuple[Records, Attachments],
+) -> None:
+    records, files = setup
+    survivor = records.create(ANN, "contract", {"title": "Kept", "owner_id": 1})
+    staged = files.add(ANN, "contract", None, "scan.pdf", PDF, field="scan")
+    loser = records.create(ANN, "contract", {"title": "Twin", "owner_id": 1, "scan": staged["id"]})
+    note = files.add(ANN, "contract", loser["id"], "note.txt", b"call back")
+    removed = files.add(ANN, "contract", loser["id"], "old.txt", b"old")
+    files.remove(ANN, "contract", loser["id"], removed["id"])
+    merged = records.merge(ANN, "contract", survivor["id"], loser["id"], version=1, loser_version=1)
+    assert merged["scan"] == staged["id"]  # the survivor had none: it takes the loser's
+    kept = files.list(ANN, "contract", survivor["id"])
+    assert {row["id"] for row in kept} == {staged["id"], note["id"]}  # not the removed one
