@@ -65,6 +65,10 @@ COLUMNS = (
 )
 
 
+#: How long a file uploaded for a record not created yet waits to be used.
+STAGED_FOR = dt.timedelta(days=1)
+
+
 class TooLarge(EngineError):
     """An upload over the size limit (the platform's, or its field's ``max_size``)."""
 
@@ -176,6 +180,7 @@ class Attachments:
             # who may, first: a record out of sight is a 404 whatever the file is
             if record_id is None:
                 self.records.access.grant(actor, ent, "create")
+                self._forget_staged(conn, actor)
             else:
                 self._readable(conn, actor, ent, record_id)
                 self.records.access.writable(conn, actor, ent, record_id, "update")
@@ -213,6 +218,18 @@ class Attachments:
             new_id = conn.execute(sa.insert(self.table).values(values)).inserted_primary_key
             assert new_id is not None
             return {"id": new_id[0], **values}
+
+    def _forget_staged(self, conn: sa.Connection, actor: Actor) -> None:
+        """Archive the actor's staged files left unused for :data:`STAGED_FOR` (a form
+        abandoned after its upload), so staged rows do not pile up."""
+        t = self.table
+        conn.execute(
+            sa.update(t)
+            .where(t.c.record_id.is_(None), t.c.uploaded_by == actor.user_id)
+            .where(t.c.uploaded_at < dt.datetime.now(dt.UTC) - STAGED_FOR)
+            .where(t.c.archived_at.is_(None))
+            .values(archived_at=dt.datetime.now(dt.UTC))
+        )
 
     def _field(self, actor: Actor, ent: Entity, name: str, action: str) -> Field:
         """The file field ``name`` the actor may write (on ``action``: create, update)."""

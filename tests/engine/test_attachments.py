@@ -284,3 +284,17 @@ def test_a_merge_hands_the_losers_files_to_the_survivor(
     assert merged["scan"] == staged["id"]  # the survivor had none: it takes the loser's
     kept = files.list(ANN, "contract", survivor["id"])
     assert {row["id"] for row in kept} == {staged["id"], note["id"]}  # not the removed one
+
+
+def test_staged_files_left_unused_are_archived(setup: tuple[Records, Attachments]) -> None:
+    records, files = setup
+    old = files.add(ANN, "contract", None, "abandoned.pdf", PDF, field="scan")
+    table = records.tables.metadata.tables[ATTACHMENT_TABLE]
+    with records.engine.begin() as conn:  # as if uploaded two days ago
+        earlier = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+        conn.execute(table.update().where(table.c.id == old["id"]).values(uploaded_at=earlier))
+    fresh = files.add(ANN, "contract", None, "today.pdf", PDF, field="scan")
+    with pytest.raises(ValidationFailed):  # archived when ann staged the next one
+        records.create(ANN, "contract", {"title": "T", "owner_id": 1, "scan": old["id"]})
+    made = records.create(ANN, "contract", {"title": "T", "owner_id": 1, "scan": fresh["id"]})
+    assert made["scan"] == fresh["id"]
