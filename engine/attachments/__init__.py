@@ -44,6 +44,7 @@ __all__ = [
     "TooLarge",
     "ascii_filename",
     "attach",
+    "attachment_ids",
     "attachment_table",
     "clean_filename",
     "served_type",
@@ -128,6 +129,26 @@ class Attachments:
         if not path.is_file():
             raise NotFound(f"the file of attachment {attachment_id} is missing from the file store")
         return row, path
+
+    def named(
+        self, actor: Actor, entity: str, record_id: int | None, ids: Iterable[int]
+    ) -> dict[int, dict[str, Any]]:
+        """The name and size of each of ``ids`` that a form or page of the record may
+        show: files of the record, or staged by the actor (a form's ids are the user's
+        input, so nobody learns the names of files elsewhere). The caller has read the
+        record."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        t = self.table
+        mine = t.c.record_id.is_(None) & (t.c.uploaded_by == actor.user_id)
+        if record_id is not None:
+            mine = mine | (t.c.record_id == record_id)
+        query = sa.select(t.c.id, t.c.filename, t.c.size, t.c.record_id).where(
+            t.c.id.in_(wanted), t.c.entity == entity, mine
+        )
+        with self.records.reader.connect() as conn:
+            return {row.id: dict(row._mapping) for row in conn.execute(query)}
 
     def _readable(self, conn: sa.Connection, actor: Actor, ent: Entity, record_id: int) -> None:
         """NotFound for a record that is not there or out of the actor's sight."""
@@ -259,7 +280,7 @@ class Attachments:
                         self.records.tables.table(ent.name).c.id == record_id
                     )
                 ).scalar()
-                if attachment_id in _ids(record):
+                if attachment_id in attachment_ids(record):
                     raise Conflict(
                         f"the field {row['field']} holds this file: clear or replace it first"
                     )
@@ -270,13 +291,13 @@ class Attachments:
             )
 
 
-def _ids(value: Any) -> list[int]:
+def attachment_ids(value: Any) -> list[int]:
     """The attachment ids a file field's value holds."""
     if value is None:
         return []
     if isinstance(value, list | tuple):
         return [v for v in value if isinstance(v, int)]
-    return [value] if isinstance(value, int) else []
+    return [value] if isinstance(value, int) and not isinstance(value, bool) else []
 
 
 # --- record events: file fields, deletes --------------------------------------------------
@@ -301,7 +322,7 @@ def check_fields(event: RecordEvent) -> None:
     errors: dict[str, list[str]] = {}
     t = _rows_of(event)
     for found in _file_fields(event):
-        wanted = _ids(event.values.get(found.name))
+        wanted = attachment_ids(event.values.get(found.name))
         if not wanted:
             continue
         mine = t.c.record_id.is_(None) & (t.c.uploaded_by == event.actor.user_id)
@@ -331,7 +352,7 @@ def bind_staged(event: RecordEvent) -> None:
     """Staged files named by the record's file fields now belong to it."""
     t = _rows_of(event)
     for found in _file_fields(event):
-        wanted = _ids(event.values.get(found.name))
+        wanted = attachment_ids(event.values.get(found.name))
         if wanted and event.record_id is not None:
             event.conn.execute(
                 sa.update(t)

@@ -14,12 +14,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import flask_babel
-import sqlalchemy as sa
 from flask import flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from engine import Actor, Conflict, EngineError, NotFound, ValidationFailed
-from engine.attachments import ATTACHMENT_TABLE, TooLarge
+from engine.attachments import TooLarge, attachment_ids
 from metamodel import Entity, Field
 
 from . import i18n
@@ -61,7 +60,7 @@ def record_files(act: Actor, ent: Entity, record_id: int) -> dict[str, Any]:
     """The record page's attachments panel: its files, and what the user may do."""
     rows = runtime().attachments.list(act, ent.name, record_id)
     fmt = i18n.BabelFormatter()
-    labels = {f.name: i18n_label(f) for f in ent.fields_of_type("file")}
+    labels = {f.name: _label(f) for f in ent.fields_of_type("file")}
     can_change = may_update(act, ent, record_id)
     return {
         "files": [
@@ -90,47 +89,35 @@ def record_files(act: Actor, ent: Entity, record_id: int) -> dict[str, Any]:
     }
 
 
-def i18n_label(field: Field) -> str:
+def _label(field: Field) -> str:
     return field.label.get(i18n.current_locale()) if field.label else field.name
 
 
-def file_titles(ent: Entity, record_id: int | None, values: Mapping[str, Any]) -> dict[str, Any]:
+def file_titles(
+    act: Actor, ent: Entity, record_id: int | None, values: Mapping[str, Any]
+) -> dict[str, Any]:
     """What the file widgets show of the files a record's fields hold: name, link, size
     (one query for every file field)."""
-    wanted: dict[int, str] = {}
-    for f in ent.fields_of_type("file"):
-        for one in _ids(values.get(f.name)):
-            wanted[one] = f.name
-    if not wanted:
-        return {}
-    table = runtime().tables.metadata.tables[ATTACHMENT_TABLE]
-    with runtime().records.reader.connect() as conn:
-        rows = conn.execute(
-            sa.select(table.c.id, table.c.filename, table.c.size, table.c.record_id).where(
-                table.c.id.in_(list(wanted)), table.c.entity == ent.name
-            )
-        ).all()
-    by_id = {row.id: row for row in rows}
+    wanted = {one: f.name for f in ent.fields_of_type("file")
+              for one in attachment_ids(values.get(f.name))}  # fmt: skip
+    found = runtime().attachments.named(act, ent.name, record_id, wanted)
     titles: dict[str, list[dict[str, Any]]] = {}
     for attachment_id, name in wanted.items():
-        row = by_id.get(attachment_id)
+        row = found.get(attachment_id)
         if row is None:
             continue
-        url = (
-            _url(ent.name, record_id, attachment_id)
-            if row.record_id == record_id and record_id
-            else ""
-        )
+        bound = row["record_id"] == record_id
         titles.setdefault(name, []).append(
-            {"id": attachment_id, "name": row.filename, "url": url, "size": size_text(row.size)}
+            {
+                "id": attachment_id,
+                "name": row["filename"],
+                "url": _url(ent.name, record_id, attachment_id)
+                if record_id is not None and bound
+                else "",
+                "size": size_text(int(row["size"])),
+            }
         )
     return titles
-
-
-def _ids(value: Any) -> list[int]:
-    if isinstance(value, list | tuple):
-        return [v for v in value if isinstance(v, int)]
-    return [value] if isinstance(value, int) and not isinstance(value, bool) else []
 
 
 def form_files(fields: Iterable[Field], form: Mapping[str, Any]) -> dict[str, Any]:

@@ -153,7 +153,7 @@ def _form_page(
         f.name: _choices(act, f, values.get(f.name)) for f in fields if f.type == "reference"
     }
     shown_errors = dict(errors_ or {})
-    titles = {**(titles or {}), **file_titles(ent, record_id, values)}
+    titles = {**(titles or {}), **file_titles(act, ent, record_id, values)}
     tabs = P.form_tabs(
         ent,
         here,

@@ -352,7 +352,7 @@ def record(entity: str, record_id: int) -> ResponseReturnValue:
     grant = heddle.records.permissions.grant(act, ent, "read")
     currency = heddle.model.package.currency
     titles = reference_titles(act, ent, record_id, ref_names(ent, grant.hidden))
-    titles.update(file_titles(ent, record_id, row))
+    titles.update(file_titles(act, ent, record_id, row))
     tabs = P.form_tabs(
         ent,
         here,

@@ -127,3 +127,16 @@ def test_the_file_widget_on_create_and_edit(ann: FlaskClient) -> None:
     assert cleared.status_code == 302
     page = text_of(ann.get(record))
     assert page.count(">合同.pdf<") == 1  # the field is empty; the file stays attached
+
+
+def test_a_form_never_names_someone_elses_file(app: Flask, ann: FlaskClient) -> None:
+    runtime = app.extensions["heddle"]
+    with runtime.engine.connect() as conn:
+        bob = runtime.accounts.by_username(conn, "bob").actor()
+    theirs = runtime.records.create(bob, "account", {"name": "Bob's"})
+    secret = runtime.attachments.add(
+        bob, "account", theirs["id"], "secret-bob.pdf", PDF, field="scan"
+    )
+    status, page = _new_account(ann, name="", scan=str(secret["id"]))  # a forged id
+    assert status == 422
+    assert "secret-bob.pdf" not in text_of(page)
