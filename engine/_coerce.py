@@ -225,10 +225,6 @@ def ids(field: Field) -> fields.Field[Any]:
     return _Integer(strict=True, allow_none=True, limit=MAX_ID)
 
 
-def file(field: Field) -> fields.Field[Any]:
-    return fields.List(_String(), allow_none=True) if field.multiple else _String(allow_none=True)
-
-
 def owner() -> fields.Field[Any]:
     """``owner_id`` and ``team_id``: ids a client may set on ownable records."""
     return _Integer(strict=True, allow_none=True, limit=MAX_ID)

@@ -29,9 +29,11 @@ ACTIONS = (
     "after_update",
     "before_delete",
     "after_delete",
-    # a merge is the loser's delete and the survivor's update (each with its events), then
-    # this: ``record_id`` and ``values`` are the survivor, ``previous`` the loser's row, so
+    # a merge is the loser's delete and the survivor's update (each with its events),
+    # between these two: ``record_id`` is the survivor, ``previous`` the loser's row, so
     # what keeps rows of its own about records (comments, files…) can move the loser's
+    # before its delete (``values`` is the survivor's row before, then after the merge)
+    "before_merge",
     "after_merge",
 )
 

@@ -221,8 +221,8 @@ def _builtins() -> list[StorageType]:
         StorageType("url", _text, inputs.url, "text"),
         StorageType(
             "file",
-            lambda f, m: JSON if f.multiple else sa.String(1024),
-            inputs.file,
+            _ids,  # attachment ids (engine.attachments)
+            inputs.ids,
             "file",
         ),
         StorageType("autonumber", lambda f, m: sa.String(64), None, "text"),

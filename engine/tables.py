@@ -23,6 +23,7 @@ from metamodel import Entity, Field, Model
 from . import _job_tables
 from ._job_tables import job_tables
 from .approval_tables import approval_tables
+from .attachments import _table as _attachment_table
 from .fieldtypes import STORAGE_TYPES
 from .sqltypes import ID, JSON, UTCDateTime
 
@@ -51,6 +52,7 @@ MARK_TABLE = _job_tables.MARK_TABLE
 NOTIFICATION_TABLE = _job_tables.NOTIFICATION_TABLE
 DUPLICATE_KEY_TABLE = "heddle_duplicate_key"
 DUPLICATE_RULE_TABLE = "heddle_duplicate_rule"
+ATTACHMENT_TABLE = _attachment_table.ATTACHMENT_TABLE
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,7 @@ def system_tables(metadata: sa.MetaData) -> None:
     )
     approval_tables(metadata, USER_TABLE)
     job_tables(metadata)  # the outbox, automation marks and notifications
+    _attachment_table.attachment_table(metadata, USER_TABLE)  # files of records: engine.attachments
     # The keys of every record under every duplicate rule (engine.dedupe): finding a
     # duplicate is one probe of ix_heddle_duplicate_key_lookup, whatever the table's size.
     sa.Table(

@@ -304,9 +304,12 @@ def _builtins() -> list[FieldType]:
         FieldType("url", STRING, _TEXT, defaults=text),
         FieldType(
             "file",
-            STRING,
+            INTEGER,
             frozenset({"accept", "max_size", "multiple", "required"}),
             category="file",
+            constant_default=False,
+            value_type_of=_ids_type,
+            description="Uploaded files: the ids of attachments (docs/api.md#attachments).",
         ),
         FieldType(
             "autonumber",

@@ -24,9 +24,9 @@ from metamodel.model import SortKey, parse_sort
 
 #: Field types a screen never edits: the platform computes them.
 COMPUTED_TYPES = frozenset({"autonumber", "formula", "rollup"})
-#: Field types this increment's forms show but do not edit: uploads, inline child rows
-#: and user/team pickers (which need a users API to choose from) come with later screens.
-SHOWN_ONLY = COMPUTED_TYPES | {"file", "children", "user", "team"}
+#: Field types this increment's forms show but do not edit: inline child rows and
+#: user/team pickers (which need a users API to choose from) come with later screens.
+SHOWN_ONLY = COMPUTED_TYPES | {"children", "user", "team"}
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,8 @@ class Slot:
     max_length: int | None = None
     children: ChildTable | None = None
     shown_as: str = ""  # the type whose display widget shows it (a formula's ``returns``)
+    multiple: bool = False  # several values (a file field's files)
+    accept: str = ""  # a file field's accepted types, as HTML's accept attribute takes them
 
     @property
     def input_id(self) -> str:
@@ -346,6 +348,8 @@ def slot(
         max_length=field.max_length,
         children=children,
         shown_as=field.returns if field.type == "formula" and field.returns else "",
+        multiple=bool(field.multiple),
+        accept=",".join(field.accept),
     )
 
 

@@ -155,6 +155,11 @@ def _transition_title(
     return label, (named.get(left, left), named.get(entered, entered))
 
 
+def _title(titles: Mapping[tuple[str, Any], str], name: str, value: Any) -> str | None:
+    """A reference's title; None for a list of values (a multiple file field's ids)."""
+    return None if isinstance(value, list) else titles.get((name, value))
+
+
 def _changes(
     entity: Entity,
     changed: Mapping[str, Any],
@@ -173,16 +178,16 @@ def _changes(
             found.append(
                 Change(
                     column_label(entity, name, locale),
-                    system_slot(name, locale, before, titles.get((name, before))),
-                    system_slot(name, locale, after, titles.get((name, after))),
+                    system_slot(name, locale, before, _title(titles, name, before)),
+                    system_slot(name, locale, after, _title(titles, name, after)),
                 )
             )
             continue
         found.append(
             Change(
                 column_label(entity, name, locale),
-                slot(field, locale, before, title=titles.get((name, before)), currency=currency),
-                slot(field, locale, after, title=titles.get((name, after)), currency=currency),
+                slot(field, locale, before, title=_title(titles, name, before), currency=currency),
+                slot(field, locale, after, title=_title(titles, name, after), currency=currency),
             )
         )
     return tuple(found)

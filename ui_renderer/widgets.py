@@ -56,7 +56,7 @@ for _widget in (
     Widget("email", "text_input", "email"),
     Widget("phone", "text_input", "phone"),
     Widget("url", "text_input", "url"),
-    Widget("file", "readonly", "plain"),
+    Widget("file", "file_input", "file_links"),
     Widget("autonumber", "readonly", "plain"),
     Widget("formula", "readonly", "computed"),
     Widget("rollup", "readonly", "number"),

@@ -7,13 +7,20 @@ and read back into an empty deployment migrated to the same definitions, to the 
 rows. Rows go in dependency order; references between rows of the same or of later tables
 are written in a second pass, so cycles (a parent account, a user's manager) need no
 ordering. On PostgreSQL the id sequences are moved past the restored ids.
+
+Attachments go with their rows: given the :class:`~engine.attachments.FileStore`, the
+export copies the bytes of every attachment (removed ones too: a restore of the record
+brings them back) to ``attachments/<sha256>``, and the restore checks each file against
+its digest before anything is written, then puts it back in the store.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
+import shutil
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -21,12 +28,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..attachments import ATTACHMENT_TABLE, FileStore
 from ..dedupe import RuleSet, rebuild
 from ..errors import Conflict
 from ..migrations import applied_hash
 from ..tables import DUPLICATE_KEY_TABLE, DUPLICATE_RULE_TABLE, HISTORY_TABLE, Tables
 
 MANIFEST = "manifest.json"
+FILES = "attachments"  # the folder of an export that holds the attachments' bytes
 FORMAT = 1
 CHUNK = 1000
 
@@ -86,10 +95,14 @@ def _saved(tables: Tables) -> list[sa.Table]:
     return [t for t in _order(tables) if t.name not in DERIVED]
 
 
-def export_all(engine: sa.Engine, tables: Tables, folder: Path) -> dict[str, int]:
-    """Write every table of ``tables`` to ``folder``; the rows written, by table."""
+def export_all(
+    engine: sa.Engine, tables: Tables, folder: Path, files: FileStore | None = None
+) -> dict[str, int]:
+    """Write every table of ``tables`` to ``folder``, and the attachments' bytes from
+    ``files``; the rows written, by table."""
     folder.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
+    copied = 0
     with engine.connect() as conn:
         for table in _saved(tables):
             key = table.primary_key.columns.values()
@@ -100,10 +113,55 @@ def export_all(engine: sa.Engine, tables: Tables, folder: Path) -> dict[str, int
                                          ensure_ascii=False) + "\n")  # fmt: skip
                     count += 1
             counts[table.name] = count
+        if files is not None:  # after the rows: every row written finds its file
+            copied = _export_files(conn, tables, files, folder / FILES)
     manifest = {"format": FORMAT, "model_hash": tables.model.hash,
-                "exported_at": dt.datetime.now(dt.UTC).isoformat(), "tables": counts}  # fmt: skip
+                "exported_at": dt.datetime.now(dt.UTC).isoformat(), "tables": counts,
+                "attachment_files": copied}  # fmt: skip
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     return counts
+
+
+def _digests(conn: sa.Connection, tables: Tables) -> list[str]:
+    table = tables.metadata.tables[ATTACHMENT_TABLE]
+    return list(conn.scalars(sa.select(table.c.sha256).distinct().order_by(table.c.sha256)))
+
+
+def _export_files(conn: sa.Connection, tables: Tables, files: FileStore, target: Path) -> int:
+    """Copy the bytes of every attachment into ``target``; refused when one is missing
+    from the store (a backup without it would not restore)."""
+    digests = _digests(conn, tables)
+    missing = [d for d in digests if not files.has(d)]
+    if missing:
+        raise Conflict(
+            f"{len(missing)} attachment file(s) are missing from {files.root} (first: "
+            f"{missing[0]}): copy the attachments folder back, or export without files"
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    for digest in digests:
+        shutil.copyfile(files.path(digest), target / digest)
+    return len(digests)
+
+
+def _restore_files(folder: Path, files: FileStore | None) -> list[Path]:
+    """The attachment files of an export, each checked against its name (its SHA-256);
+    refused before anything is written when one is missing or altered, or when the export
+    has files and no store is given."""
+    rows = folder / f"{ATTACHMENT_TABLE}.jsonl"
+    wanted = sorted({str(row["sha256"]) for row in _rows(rows)}) if rows.is_file() else []
+    if not wanted:
+        return []
+    if files is None:
+        raise Conflict("the export holds attachments: give the attachments folder to restore")
+    found = []
+    for digest in wanted:
+        path = folder / FILES / digest
+        if not path.is_file():
+            raise Conflict(f"the export lacks the file of attachment {digest} in {FILES}/")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            raise Conflict(f"{FILES}/{digest} in the export is not the file it names: altered")
+        found.append(path)
+    return found
 
 
 def _rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -123,10 +181,13 @@ def _later(table: sa.Table, placed: set[str]) -> list[str]:
     ]  # fmt: skip
 
 
-def import_all(engine: sa.Engine, tables: Tables, folder: Path) -> dict[str, int]:
+def import_all(
+    engine: sa.Engine, tables: Tables, folder: Path, files: FileStore | None = None
+) -> dict[str, int]:
     """Restore ``folder`` (written by :func:`export_all`) into an empty database migrated
-    to the same definitions; the rows restored, by table. Refused (nothing written) when
-    the database holds records or users, or was migrated to other definitions."""
+    to the same definitions, and its attachments' bytes into ``files``; the rows restored,
+    by table. Refused (nothing written) when the database holds records or users, was
+    migrated to other definitions, or an attachment's file is missing or altered."""
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
         raise Conflict(f"{folder} is not an export: it has no {MANIFEST}")
@@ -138,6 +199,7 @@ def import_all(engine: sa.Engine, tables: Tables, folder: Path) -> dict[str, int
         )
     counts: dict[str, int] = {}
     order = _saved(tables)
+    blobs = _restore_files(folder, files)
     with engine.begin() as conn:
         for table in order:
             if table.name == HISTORY_TABLE:
@@ -183,6 +245,9 @@ def import_all(engine: sa.Engine, tables: Tables, folder: Path) -> dict[str, int
                 .values({c: sa.bindparam(c) for c in later})
             )
             conn.execute(update, links)
+        if files is not None:  # in the transaction: a failure leaves no rows behind
+            for blob in blobs:
+                files.put(blob.read_bytes())
         for rule in RuleSet(tables.model):  # the duplicate keys of the rows restored
             rebuild(conn, tables, rule)
         if engine.dialect.name == "postgresql":

@@ -220,6 +220,6 @@ def convert(cell: Any, field: Field, conversion: Conversion) -> Any:
         return date(cell, conversion.date_order).isoformat()
     if value_type == "datetime":
         return datetime(cell, conversion.date_order)
-    if kind == "file" and field.multiple:
-        return [p for p in LIST_SEPARATORS.split(text(cell)) if p]
+    if kind == "file" and field.multiple:  # attachment ids
+        return [integer(p) for p in LIST_SEPARATORS.split(text(cell)) if p]
     return text(cell)

@@ -83,6 +83,12 @@ class Merger:
                 )
         data = self.survivorship(ent, survivor, loser, fields, grant)
         self.move_references(conn, actor, ent, survivor_id, loser_id, data)
+        self.records.events.emit(
+            RecordEvent(
+                "before_merge", ent.name, actor, conn, self.records, survivor_id,
+                dict(survivor), loser,
+            )
+        )  # fmt: skip
         self.archive(conn, ent, loser)
         writer.delete(conn, actor, ent, loser_id, None, depth=0)
         self.records.audit.move(conn, ent.name, loser_id, survivor_id)

@@ -27,12 +27,14 @@ from engine import (
     Forbidden,
     NotFound,
     StaleVersion,
+    ValidationFailed,
 )
 from engine.query import parse_params
 from metamodel import Entity, Field
 from ui_renderer import pages as P
 
 from . import i18n
+from ._screen_files import file_titles, form_files, take_uploads
 from ._screens import (
     CHOICES,
     REF_TYPES,
@@ -151,12 +153,13 @@ def _form_page(
         f.name: _choices(act, f, values.get(f.name)) for f in fields if f.type == "reference"
     }
     shown_errors = dict(errors_ or {})
+    titles = {**(titles or {}), **file_titles(act, ent, record_id, values)}
     tabs = P.form_tabs(
         ent,
         here,
         P.FormInput(
             record=values,
-            titles=titles or {},
+            titles=titles,
             typed=typed or {},
             errors=shown_errors,
             hidden=hidden,
@@ -241,6 +244,7 @@ def new(entity: str) -> ResponseReturnValue:
     fields = _editable(ent, grant.hidden, grant.readonly)
     source = request.form if request.method == "POST" else request.args
     data, shown, typed = _form_values(fields, source)
+    data.update(form_files(fields, source))
     form_of: dict[str, Any] = {
         "action": url_for("ui.new", entity=ent.name),
         "cancel": url_for("ui.list_records", entity=ent.name),
@@ -254,7 +258,11 @@ def new(entity: str) -> ResponseReturnValue:
             if f.name not in shown and f.default is not None and not isinstance(f.default, dict):
                 shown[f.name] = f.default
         return _form_page(ent, title, shown, typed=typed, **form_of)
+    upload_errors = take_uploads(act, ent, None, fields, data)
+    shown.update({f.name: data[f.name] for f in fields if f.type == "file"})
     try:
+        if upload_errors:
+            raise ValidationFailed("a file was refused", upload_errors)
         created = heddle.records.create(
             act,
             ent.name,
@@ -300,9 +308,15 @@ def edit(entity: str, record_id: int) -> ResponseReturnValue:
     }
     if request.method == "GET":
         return _form_page(ent, title, row, version=row["version"], **form_of)
-    data, shown, typed = _form_values(_editable(ent, hidden, grant.readonly), request.form)
+    fields = _editable(ent, hidden, grant.readonly)
+    data, shown, typed = _form_values(fields, request.form)
+    data.update(form_files(fields, request.form))
+    upload_errors = take_uploads(act, ent, record_id, fields, data)
+    shown.update({f.name: data[f.name] for f in fields if f.type == "file"})
     version = request.form.get("version", "")
     try:
+        if upload_errors:
+            raise ValidationFailed("a file was refused", upload_errors)
         if not (version.isascii() and version.isdigit()) or not 0 < int(version) < 2**31:
             raise BadRequest(_("The form is missing the record's version: reload it."))
         heddle.records.update(

@@ -28,6 +28,7 @@ from . import (
     admin_api,
     api,
     approval_api,
+    attachment_api,
     errors,
     jobs,
     logs,
@@ -141,6 +142,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     approval_api.init_app(app)
     jobs.init_app(app)  # the outbox flushed after requests; notifications, automations
     merge_api.init_app(app)
+    attachment_api.init_app(app)
     openapi.init_app(app)
     errors.init_app(app)
     security.init_app(app)

@@ -20,6 +20,8 @@ import click
 import sqlalchemy as sa
 
 from engine import SYSTEM, Actor, EngineError, EventBus, Records, build_tables
+from engine.attachments import FileStore
+from engine.attachments import attach as attach_attachments
 from engine.imports import (
     DUPLICATE_CHOICES,
     EXPORT_FORMATS,
@@ -37,7 +39,7 @@ from workflows.data_jobs import enqueue
 
 from ._people_import import PEOPLE, import_people
 from .accounts import Accounts
-from .settings import setting
+from .settings import attachments_path, setting
 
 LoadModel = Callable[[tuple[Path, ...]], Model]
 OpenDatabase = Callable[[], AbstractContextManager[sa.Engine]]
@@ -60,6 +62,7 @@ def _imports(as_user: str | None) -> Iterator[tuple[Imports, Actor, Accounts]]:
             )
         events = EventBus()
         attach_workflows(events)  # the workflows' rules hold for imports too
+        attach_attachments(events)  # and a file field names uploaded files
         records = Records(engine, model, tables=tables, events=events)
         accounts = Accounts(tables)
         actor = SYSTEM
@@ -279,7 +282,8 @@ def _background(
 def _restore(folder: Path) -> None:
     with _imports(None) as (imports, _, _):
         try:
-            counts = import_all(imports.records.engine, imports.records.tables, folder)
+            files = FileStore(attachments_path())
+            counts = import_all(imports.records.engine, imports.records.tables, folder, files)
         except EngineError as exc:
             _refused(exc)
     click.echo(f"restored {sum(counts.values())} rows of {len(counts)} tables from {folder}")
@@ -324,8 +328,8 @@ def _print_report(run: dict[str, Any]) -> bool:
     "everything",
     type=click.Path(file_okay=False, path_type=Path),
     metavar="DIR",
-    help="Every table (records, users, teams, definitions, history) "
-    "to DIR, for heddle import --all.",
+    help="Every table (records, users, teams, definitions, history) and the "
+    "attachments' files to DIR, for heddle import --all.",
 )
 @click.option(
     "--format", "format_", type=click.Choice(EXPORT_FORMATS), default="csv", show_default=True
@@ -357,7 +361,15 @@ def export_command(
     with --all DIR, every table of the deployment."""
     if everything is not None:
         with _imports(None) as (imports, _, _):
-            counts = export_all(imports.records.engine, imports.records.tables, everything)
+            try:
+                counts = export_all(
+                    imports.records.engine,
+                    imports.records.tables,
+                    everything,
+                    FileStore(attachments_path()),
+                )
+            except EngineError as exc:
+                _refused(exc)
         click.echo(f"wrote {sum(counts.values())} rows of {len(counts)} tables to {everything}")
         return
     if entity is None:

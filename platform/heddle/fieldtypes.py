@@ -166,16 +166,6 @@ def _string_out(field: Field) -> JSONSchema:
     return {"type": "string"}
 
 
-def _file_out(field: Field) -> JSONSchema:
-    one: JSONSchema = {"type": "string"}
-    return {"type": "array", "items": one} if field.multiple else one
-
-
-def _file_in(field: Field) -> JSONSchema:
-    one: JSONSchema = {"type": "string", "maxLength": 1024}
-    return {"type": "array", "items": one} if field.multiple else one
-
-
 def _email_in(field: Field) -> JSONSchema:
     return {**_text_in(field), "format": "email"}
 
@@ -212,7 +202,7 @@ for _type in (
     JSONType("email", _string_out, _email_in),
     JSONType("phone", _string_out, _phone_in),
     JSONType("url", _string_out, _url_in),
-    JSONType("file", _file_out, _file_in),
+    JSONType("file", _ids, _id_in),  # attachment ids
     JSONType("autonumber", _string_out, None),
     JSONType("formula", _out_of_value_type, None),
     JSONType("rollup", _out_of_value_type, None),

@@ -63,6 +63,7 @@ from engine.permissions import Permissions
 from metamodel import Entity, Model
 
 from ._openapi_approvals import approval_paths
+from ._openapi_attachments import attachment_paths
 from ._openapi_data import data_paths
 from ._openapi_duplicates import DUPLICATE_DETAILS, merge_paths, with_confirmation
 from ._openapi_jobs import job_paths
@@ -304,6 +305,7 @@ def _entity(spec: APISpec, entity: Entity, names: dict[str, str], seen: EntityVi
     spec.tag(entity_tag(entity))
     entity_paths(spec, entity, base, seen.actions, seen.hidden)
     merge_paths(spec, entity, base, seen.actions, seen.update_readonly)
+    attachment_paths(spec, entity, seen.actions)
 
 
 # --- caching ------------------------------------------------------------------------------

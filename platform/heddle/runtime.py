@@ -32,12 +32,15 @@ from flask import g
 from sqlalchemy.engine import Engine
 
 from engine import EventBus, Records, Tables, build_tables, connect
+from engine.attachments import Attachments, FileStore
+from engine.attachments import attach as attach_attachments
 from engine.tables import HISTORY_TABLE, SEQUENCE_TABLE
 from metamodel import Model, load_packages, model_from_json
 from workflows import attach as attach_workflows
 
 from .accounts import AUTH_COUNTER, Accounts, TokenCache
 from .plugins import load_plugins
+from .settings import resolve_attachments_path
 
 log = logging.getLogger("heddle.runtime")
 
@@ -63,6 +66,7 @@ class Runtime:
         # state's Accounts is forgotten by all of them.
         self.events = EventBus()
         attach_workflows(self.events)  # the workflows' rules hold for every process
+        attach_attachments(self.events)  # file fields name uploaded files
         self.tokens = TokenCache(float(config.get("TOKEN_CACHE_SECONDS", 5)))
         self._key = f"heddle_state_{id(self)}"  # in flask.g; one per app, should there be two
         self._swap = threading.Lock()
@@ -108,6 +112,22 @@ class Runtime:
     @property
     def accounts(self) -> Accounts:
         return self.state.accounts
+
+    @cached_property
+    def files(self) -> FileStore:
+        """Where attachments' bytes are kept (``ATTACHMENTS_PATH``)."""
+        return FileStore(
+            resolve_attachments_path(
+                str(self.config.get("ATTACHMENTS_PATH") or ""),
+                str(self.config.get("INSTANCE_PATH") or "instance"),
+            )
+        )
+
+    @property
+    def attachments(self) -> Attachments:
+        """The attachments of the pinned state's records."""
+        limit = int(self.config.get("ATTACHMENT_MAX_BYTES") or 10 * 1024 * 1024)
+        return Attachments(self.records, self.files, max_bytes=limit)
 
     def pin(self) -> State:
         """Check for a newer Model, then fix the state the current request uses to its end

@@ -52,6 +52,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOG_FORMAT", "text", "Log lines as plain text or as JSON objects (json)."),
     Setting("LOG_LEVEL", "INFO", "The least important log level written: DEBUG, INFO, WARNING."),
     Setting("MAX_CONTENT_LENGTH", "1048576", "The largest request body accepted, in bytes."),
+    Setting(
+        "ATTACHMENTS_PATH",
+        "",
+        "Folder the attachments' files are kept in (by SHA-256; back it up with the "
+        "database); empty: <INSTANCE_PATH>/attachments. Every web and worker process "
+        "must see the same folder.",
+    ),
+    Setting(
+        "ATTACHMENT_MAX_BYTES",
+        "10485760",
+        "The largest file that may be attached, in bytes (a file field's max_size may "
+        "lower it); uploads may be this large whatever MAX_CONTENT_LENGTH says.",
+    ),
     Setting("TOKEN_DAYS", "90", "How many days a new API token is valid."),
     Setting(
         "IMPORT_MAX_BYTES",
@@ -158,6 +171,23 @@ def resolve_database_url(url: str, instance_path: str) -> str:
 def database_url(environ: Mapping[str, str] | None = None) -> str:
     """The configured database URL (see :func:`resolve_database_url`)."""
     return resolve_database_url(setting("DATABASE_URL", environ), setting("INSTANCE_PATH", environ))
+
+
+def resolve_attachments_path(path: str, instance_path: str) -> Path:
+    """The attachments' folder: ``path`` as configured, else ``attachments`` in the
+    instance folder.
+
+    >>> resolve_attachments_path("", "instance").as_posix()
+    'instance/attachments'
+    """
+    return Path(path.strip()) if path.strip() else Path(instance_path) / "attachments"
+
+
+def attachments_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The configured attachments' folder (see :func:`resolve_attachments_path`)."""
+    return resolve_attachments_path(
+        setting("ATTACHMENTS_PATH", environ), setting("INSTANCE_PATH", environ)
+    )
 
 
 def package_paths(environ: Mapping[str, str] | None = None) -> list[Path]:

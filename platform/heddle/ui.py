@@ -50,6 +50,7 @@ from . import (
     i18n,
 )
 from ._screen_approvals import record_approval
+from ._screen_files import file_titles, record_files
 from ._screen_workflow import record_workflow
 from ._screens import (
     MAX_ID,
@@ -351,6 +352,7 @@ def record(entity: str, record_id: int) -> ResponseReturnValue:
     grant = heddle.records.permissions.grant(act, ent, "read")
     currency = heddle.model.package.currency
     titles = reference_titles(act, ent, record_id, ref_names(ent, grant.hidden))
+    titles.update(file_titles(act, ent, record_id, row))
     tabs = P.form_tabs(
         ent,
         here,
@@ -383,6 +385,7 @@ def record(entity: str, record_id: int) -> ResponseReturnValue:
             "can_edit": may_update(act, ent, record_id),
             **record_workflow(act, ent, record_id, here),
             **record_approval(act, ent, record_id, here),
+            "attachments": record_files(act, ent, record_id),
         },
     )
     return page("record.html", title, ent.name, screen=screen)

@@ -237,8 +237,8 @@ VALUES: dict[str, Any] = {
     "mail": "ann@example.com",
     "tel": "+86 10 1234 5678",
     "link": "https://example.com",
-    "doc": "files/contract.pdf",
-    "docs": ["a.pdf", "b.pdf"],
+    "doc": 7,  # attachment ids
+    "docs": [7, 8],
     "number": "T-0001",
     "assignee": 1,
     "crew": 1,

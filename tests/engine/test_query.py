@@ -117,7 +117,7 @@ def _at(text: str) -> dt.datetime:
 
 
 ACCOUNTS: list[dict[str, Any]] = [
-    dict(id=1, name="Acme Corp", notes="Key customer 重要客户", grade="a", region=1, revenue=Decimal("1000.50"), employees=10, active=True, founded=dt.date(2024, 5, 15), last_contact=_at("2024-05-15T10:00:00"), tags=["vip", "partner"], watchers=[1, 2], manager=1, sales_team=1, logo="acme.png", owner_id=1),
+    dict(id=1, name="Acme Corp", notes="Key customer 重要客户", grade="a", region=1, revenue=Decimal("1000.50"), employees=10, active=True, founded=dt.date(2024, 5, 15), last_contact=_at("2024-05-15T10:00:00"), tags=["vip", "partner"], watchers=[1, 2], manager=1, sales_team=1, logo=1, owner_id=1),
     dict(id=2, name="Beta 株式会社", notes="日本の顧客", grade="b", region=2, revenue=Decimal("250.00"), employees=200, active=False, founded=dt.date(2024, 5, 14), last_contact=_at("2024-05-14T23:59:59"), tags=["partner"], watchers=[2], manager=2, sales_team=None, logo=None, owner_id=2),
     dict(id=3, name="gamma 50%_off", notes=None, grade="c", region=None, revenue=None, employees=None, active=None, founded=None, last_contact=None, tags=None, watchers=None, manager=None, sales_team=None, logo=None, owner_id=1),
     dict(id=4, name="客户 Delta", notes="", grade=None, region=1, revenue=Decimal("0"), employees=0, active=True, founded=dt.date(2024, 4, 30), last_contact=_at("2024-05-13T00:00:00"), tags=[], watchers=[], manager=None, sales_team=1, logo=None, owner_id=2),
