@@ -36,6 +36,7 @@ from ..tables import Tables, build_tables
 from ._access import Access
 from ._common import REQUIRED
 from ._merge import Merger
+from ._preview import FieldState, Preview, preview
 from ._validate import Validator
 from ._write import Writer, autonumber_counter, autonumber_text
 
@@ -136,6 +137,20 @@ class Records:
             return self.access.visible(actor, ent, record)
 
         return self._run(conn, work)
+
+    def preview(
+        self,
+        actor: Actor,
+        entity: str,
+        data: Mapping[str, Any],
+        *,
+        base: Mapping[str, Any] | None = None,
+    ) -> Preview:
+        """A form's live state for ``data`` as typed, over ``base`` (the stored record):
+        which fields ``visible_when``, ``required_when`` and ``readonly_when`` show, require
+        and lock, and the formulas and child-row rollups it comes to. Writes nothing."""
+        self.access.grant(actor, self.entity(entity), "read")
+        return preview(self, actor, entity, data, base=base)
 
     def get(
         self, actor: Actor, entity: str, record_id: int, *, conn: sa.Connection | None = None
@@ -357,4 +372,4 @@ class Records:
         return self._read_only(conn, work)
 
 
-__all__ = ["Records", "autonumber_counter", "autonumber_text", "jsonable"]
+__all__ = ["FieldState", "Preview", "Records", "autonumber_counter", "autonumber_text", "jsonable"]
