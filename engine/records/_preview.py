@@ -105,12 +105,19 @@ def preview(
     record.update(_coerce(records, ent, data))
     child_values: dict[str, list[dict[str, Any]]] = {}
     with records.reader.connect() as conn:
+        if base is None:  # a new record: its defaults, as a save gives it
+            records.validator.defaults(conn, ent, record, actor)
         for f in ent.fields_of_type("children"):
             sent = data.get(f.name)
             if not isinstance(sent, list):
                 continue
             child = records.model.entity(f.children or "")
-            rows = [_coerce(records, child, r) for r in sent if isinstance(r, Mapping)]
+            rows = []
+            for sent_row in (r for r in sent if isinstance(r, Mapping)):
+                row = _coerce(records, child, sent_row)
+                if "id" not in sent_row:  # a new row: its defaults, as a save gives it
+                    records.validator.defaults(conn, child, row, actor)
+                rows.append(row)
             records.computer.formulas(conn, child, rows, context)
             child_values[f.name] = rows
             for rollup in ent.fields_of_type("rollup"):
