@@ -117,10 +117,10 @@ class ScreensBench(H.Bench):
         self.auth["admin"] = f"Bearer {token}"
 
     def targets(self, cookie: str) -> dict[str, tuple[str, dict[str, str]]]:
-        """name: (path, page.lua's environment)."""
+        """name: (path, the Lua script's environment)."""
         html = {"BENCH_COOKIE": cookie, "BENCH_ACCEPT": "text/html"}
         api = {"BENCH_AUTH": self.auth["admin"]}
-        ids = {"BENCH_IDS": str(self.args.related)}
+        ids = {"BENCH_ROWS": str(self.args.related)}
         order = "grade=A&sort=-annual_revenue"
         found = {
             "html_list": (f"/app/account?view=all&{order}", html),
@@ -140,7 +140,7 @@ class ScreensBench(H.Bench):
         related lists with their rows."""
         base = f"http://127.0.0.1:{server.port}"
         for name, (path, env) in targets.items():
-            url = base + path + ("1" if "BENCH_IDS" in env else "")
+            url = base + path + ("1" if "BENCH_ROWS" in env else "")
             headers = {"Accept": env.get("BENCH_ACCEPT", "application/json")}
             if env.get("BENCH_AUTH"):
                 headers["Authorization"] = env["BENCH_AUTH"]
@@ -176,13 +176,7 @@ class ScreensBench(H.Bench):
                 for name in names if round_ % 2 == 0 else names[::-1]:
                     run = self.measure_one(monitor, server, targets[name], self.args.duration)
                     runs.setdefault(name, []).append(run)
-                    print(
-                        f"  {name:16} round {round_ + 1}: {run.rps:7.0f} req/s, p50 "
-                        f"{run.p50:6.1f} ms, worker {run.worker_ms:.2f} ms/req, PG "
-                        f"{run.pg_ms:.2f} ms/req, load {run.load:.2f}"
-                        + (f", {run.errors} ERRORS" if run.errors else ""),
-                        flush=True,
-                    )
+                    H.say(f"{name:16}", round_, run)
         monitor_engine.dispose()
         return runs
 
@@ -191,21 +185,10 @@ class ScreensBench(H.Bench):
         duration: float,
     ) -> H.Run:  # fmt: skip
         path, env = target
-        app_name = f"bench-{server.name}"
-        workers, backends = server.ticks(), H._backend_ticks(monitor, app_name)
-        out = H._wrk(
-            f"http://127.0.0.1:{server.port}{path}", "page", env, duration,
-            self.args.connections,
-        )  # fmt: skip
-        workers_after, backends_after = server.ticks(), H._backend_ticks(monitor, app_name)
-        requests = max(out["requests"], 1)
-        return H.Run(
-            requests=int(out["requests"]), rps=out["rps"], p50=out["p50"], p99=out["p99"],
-            errors=int(out["errors"]),
-            worker_ms=(sum(workers_after.values()) - sum(workers.values())) * H.TICK_MS / requests,
-            pg_ms=H._delta(backends, backends_after) * H.TICK_MS / requests,
-            load=H._loadavg(),
-        )  # fmt: skip
+        # get.lua appends a random id in [1, BENCH_ROWS]; list.lua asks the path as it is
+        script = "get" if "BENCH_ROWS" in env else "list"
+        url = f"http://127.0.0.1:{server.port}{path}"
+        return self.measure_url(monitor, server, url, script, env, duration)
 
 
 def report(runs: dict[str, list[H.Run]], rounds: int) -> dict[str, Any]:

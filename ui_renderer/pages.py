@@ -525,11 +525,7 @@ def child_table(
     """Child rows (a quote's lines) for display: the children field's ``columns``, else
     every field but the link to the parent; references show the titles the rows carry
     (``product__title``)."""
-    names = [
-        n
-        for n in (columns or child.fields)
-        if n in child.fields and n != child.parent_field and n not in hidden
-    ]
+    names = child_columns(child, columns, hidden)
     header = tuple(slot(child.fields[n], locale) for n in names)
     body = tuple(tuple(cell(child, n, row, locale, currency) for n in names) for row in rows)
     return ChildTable(header, body)
@@ -540,30 +536,40 @@ def _plain_decimal(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def child_editor(
-    name: str,
-    child: Entity,
-    rows: Sequence[Mapping[str, Any]],
-    locale: str,
-    currency: str,
-    *,
-    columns: Sequence[str] = (),
-    hidden: frozenset[str] = frozenset(),
-    readonly: frozenset[str] = frozenset(),
-    typed: Sequence[Mapping[str, str]] = (),
-    errors: Sequence[Mapping[str, Sequence[str]]] = (),
-    choices: Mapping[str, Sequence[tuple[Any, str]]] = {},
-) -> ChildEditor:
-    """Child rows for inline editing on the parent's form: a slot per column of each row
-    (``rows`` carry values and ``<reference>__title``; ``typed`` what was sent back,
-    ``errors`` each row's engine errors by column) and a blank row to copy new ones from.
-    ``choices`` are the first records a reference column offers; a row's own pick is
-    added to its select."""
-    names = [
+def child_columns(
+    child: Entity, columns: Sequence[str], hidden: frozenset[str] = frozenset()
+) -> list[str]:
+    """The columns a children field shows: its ``columns``, else every field of the
+    child but the link to the parent; hidden ones left out."""
+    return [
         n
         for n in (columns or child.fields)
         if n in child.fields and n != child.parent_field and n not in hidden
     ]
+
+
+@dataclass(frozen=True)
+class RowsInput:
+    """What a child-row editor shows besides the rows: the columns, those the user may
+    not change, what was typed and the engine's errors per row, and the first records a
+    reference column offers."""
+
+    columns: Sequence[str] = ()
+    readonly: frozenset[str] = frozenset()
+    typed: Sequence[Mapping[str, str]] = ()
+    errors: Sequence[Mapping[str, Sequence[str]]] = ()
+    choices: Mapping[str, Sequence[tuple[Any, str]]] = field(default_factory=dict)
+
+
+def child_editor(
+    name: str, child: Entity, rows: Sequence[Mapping[str, Any]], locale: str, currency: str,
+    given: RowsInput,
+) -> ChildEditor:  # fmt: skip
+    """Child rows for inline editing on the parent's form: a slot per column of each row
+    (``rows`` carry values and ``<reference>__title``) and a blank row to copy new ones
+    from; a row's own pick is added to its reference select's choices."""
+    names = child_columns(child, given.columns)
+    readonly, typed, errors, choices = given.readonly, given.typed, given.errors, given.choices
     header = tuple(slot(child.fields[n], locale) for n in names)
 
     def row(index: str, values: Mapping[str, Any], sent: Mapping[str, str],

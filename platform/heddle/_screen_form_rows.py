@@ -44,11 +44,7 @@ def row_columns(act: Actor, ent: Entity, field: Field) -> tuple[list[str], froze
     child = _child(field)
     perms = runtime().records.permissions
     hidden = perms.grant(act, child, "read").hidden
-    names = [
-        n
-        for n in (field.columns or child.fields)
-        if n in child.fields and n != child.parent_field and n not in hidden
-    ]
+    names = P.child_columns(child, field.columns, hidden)
     update = perms.grant(act, child, "update")
     create = perms.grant(act, child, "create")
     fixed = frozenset(
@@ -214,18 +210,14 @@ def editors(
         else:
             rows, typed = stored_rows(act, ent, field, record_id), []
         wrong = row_errors(errors, field.name)
-        found[field.name] = P.child_editor(
-            field.name,
-            child,
-            rows,
-            here,
-            currency,
+        given = P.RowsInput(
             columns=names,
             readonly=fixed,
             typed=typed,
             errors=[wrong.get(i, {}) for i in range(len(rows))],
             choices=_base_choices(act, child, [n for n in names if n not in fixed]),
         )
+        found[field.name] = P.child_editor(field.name, child, rows, here, currency, given)
     return found
 
 

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from crm_support import PASSWORD, crm_app
+from crm_support import actor_of, crm_app, logged_in
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.engine import Engine
-
-from engine import Actor
 
 HTML = {"Accept": "text/html"}
 
@@ -36,23 +33,7 @@ def app(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[Flask]:
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
-    made = app.test_client()
-    page = made.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
-    assert token is not None
-    answer = made.post(
-        "/login", data={"username": "root", "password": PASSWORD, "csrf_token": token.group(1)}
-    )
-    assert answer.status_code == 302
-    return made
-
-
-def root(app: Flask) -> Actor:
-    runtime = app.extensions["heddle"]
-    with runtime.engine.connect() as conn:
-        user = runtime.accounts.by_username(conn, "root")
-    assert user is not None
-    return user.actor()
+    return logged_in(app, "root")
 
 
 def counted(app: Flask, client: FlaskClient, url: str) -> list[str]:
@@ -90,7 +71,7 @@ def assert_same(before: list[str], after: list[str]) -> None:
 
 def make(app: Flask, entity: str, count: int, **values: Any) -> list[int]:
     records = app.extensions["heddle"].records
-    actor = root(app)
+    actor = actor_of(app, "root")
     return [
         records.create(actor, entity, {k: v(i) if callable(v) else v for k, v in values.items()})[
             "id"
@@ -133,7 +114,7 @@ def test_a_record_page_with_related_lists_and_child_rows(app: Flask, client: Fla
     ]
 
     def grow(count: int) -> None:
-        user = root(app).user_id
+        user = actor_of(app, "root").user_id
         make(app, "quote", count, account=account, opportunity=deal)
         make(app, "activity", count, subject=lambda i: f"Call {i}", opportunity=deal,
              account=account)  # fmt: skip
@@ -141,9 +122,11 @@ def test_a_record_page_with_related_lists_and_child_rows(app: Flask, client: Fla
              assignee=user)  # fmt: skip
         make(app, "contact", count, name=lambda i: f"Contact {i}", account=account, wechat="w")
         records = app.extensions["heddle"].records
-        row = records.get(root(app), "quote", quote)
+        row = records.get(actor_of(app, "root"), "quote", quote)
         lines = [{"product": product, "quantity": str(i), "unit_price": "10"} for i in range(1, 9)]
-        records.update(root(app), "quote", quote, {"lines": lines}, version=row["version"])
+        records.update(
+            actor_of(app, "root"), "quote", quote, {"lines": lines}, version=row["version"]
+        )
 
     empty = [counted(app, client, u) for u in urls]
     grow(1)

@@ -9,35 +9,21 @@ Screenshots go to ``$HEDDLE_SCREENSHOTS`` (default: the test's ``tmp_path``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import chromium, screenshot_folder, served, watch_console
-from flask import Flask
-from test_screens_flow import crm_app, log_in
+import test_screens_flow as flow
+from browser_support import screenshot_folder, watch_console
+from test_screens_flow import log_in
 
 pytestmark = pytest.mark.browser
 
+# the flow's fixtures, one of each for this module: the app (a small demo company on
+# SQLite), its server and the browser
+app, server, browser = flow.app, flow.server, flow.browser
+
 MANAGER = "wang.fang"
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
-    return crm_app(tmp_path_factory.mktemp("crm-forms"))
-
-
-@pytest.fixture(scope="module")
-def server(app: Flask) -> Iterator[str]:
-    with served(app) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 def first_choice(page: Any, select: str) -> str:
@@ -58,11 +44,18 @@ def total_text(page: Any) -> str:
     return text
 
 
-def test_a_quote_with_two_lines_edited_inline(server: str, browser: Any, tmp_path: Path) -> None:
-    shots = screenshot_folder(tmp_path)
+def opened(browser: Any, server: str, path: str) -> tuple[Any, Any, list[str]]:
+    """A new context logged in as the manager, on ``path``: (context, page, the page's
+    console errors)."""
     context, page = log_in(browser, server, MANAGER, viewport={"width": 1366, "height": 900})
     problems = watch_console(page)
-    page.goto(f"{server}/app/quote/new")
+    page.goto(f"{server}{path}")
+    return context, page, problems
+
+
+def test_a_quote_with_two_lines_edited_inline(server: str, browser: Any, tmp_path: Path) -> None:
+    shots = screenshot_folder(tmp_path)
+    context, page, problems = opened(browser, server, "/app/quote/new")
     first_choice(page, "#f-account")
     page.fill("#f-title", "Tea for the new office")
     page.click("button:has-text('Add a row')")
@@ -113,9 +106,7 @@ def test_a_field_appears_when_its_visible_when_holds(
     server: str, browser: Any, tmp_path: Path
 ) -> None:
     shots = screenshot_folder(tmp_path)
-    context, page = log_in(browser, server, MANAGER, viewport={"width": 1366, "height": 900})
-    problems = watch_console(page)
-    page.goto(f"{server}/app/sales_target/new")
+    context, page, problems = opened(browser, server, "/app/sales_target/new")
     assert page.is_visible("#f-user-field")  # the scope is "user" by default
     assert page.is_hidden("#f-team-field")
     page.select_option("#f-scope", "team")

@@ -13,12 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crm_support import PASSWORD, crm_app
+from crm_support import actor_of, crm_app, csrf_token, logged_in
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.engine import Engine
-
-from engine import Actor
 
 HTML = {"Accept": "text/html"}
 TODAY = dt.date.today().isoformat()
@@ -35,31 +33,13 @@ def app(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[Flask]:
     made.extensions["heddle"].engine.dispose()
 
 
-def token_of(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found is not None
-    return found.group(1)
-
-
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
-    made = app.test_client()
-    page = made.get("/login").get_data(as_text=True)
-    form = {"username": "root", "password": PASSWORD, "csrf_token": token_of(page)}
-    assert made.post("/login", data=form).status_code == 302
-    return made
-
-
-def root(app: Flask) -> Actor:
-    runtime = app.extensions["heddle"]
-    with runtime.engine.connect() as conn:
-        user = runtime.accounts.by_username(conn, "root")
-    assert user is not None
-    return user.actor()
+    return logged_in(app, "root")
 
 
 def create(app: Flask, entity: str, **values: Any) -> int:
-    made: int = app.extensions["heddle"].records.create(root(app), entity, values)["id"]
+    made: int = app.extensions["heddle"].records.create(actor_of(app, "root"), entity, values)["id"]
     return made
 
 
@@ -67,7 +47,7 @@ def form_token(client: FlaskClient, url: str) -> tuple[str, str]:
     page = client.get(url, headers=HTML)
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    return html, token_of(html)
+    return html, csrf_token(html)
 
 
 def test_a_quote_and_its_lines_are_saved_in_one_request(app: Flask, client: FlaskClient) -> None:
@@ -98,7 +78,7 @@ def test_a_quote_and_its_lines_are_saved_in_one_request(app: Flask, client: Flas
     assert saved.status_code == 302, saved.get_data(as_text=True)
     quote = int(saved.headers["Location"].rsplit("/", 1)[1])
     records = app.extensions["heddle"].records
-    row = records.get(root(app), "quote", quote)
+    row = records.get(actor_of(app, "root"), "quote", quote)
     lines = sorted(row["lines"], key=lambda r: r["id"])
     assert [(r["product"], r["quantity"], r["unit_price"]) for r in lines] == [
         (tea, Decimal(2), Decimal(100)),
@@ -117,7 +97,7 @@ def test_a_quote_and_its_lines_are_saved_in_one_request(app: Flask, client: Flas
     }  # fmt: skip
     answer = client.post(f"/app/quote/{quote}/edit", data=changed, headers=HTML)
     assert answer.status_code == 302, answer.get_data(as_text=True)
-    row = records.get(root(app), "quote", quote)
+    row = records.get(actor_of(app, "root"), "quote", quote)
     assert [(r["id"], r["quantity"]) for r in row["lines"]] == [(lines[0]["id"], Decimal(3))]
     assert row["subtotal"] == Decimal("270.00")
 
@@ -167,7 +147,7 @@ def test_the_server_drops_what_visible_when_hides(app: Flask, client: FlaskClien
     saved = client.post("/app/sales_target/new", data=form, headers=HTML)
     assert saved.status_code == 302, saved.get_data(as_text=True)
     target = int(saved.headers["Location"].rsplit("/", 1)[1])
-    row = app.extensions["heddle"].records.get(root(app), "sales_target", target)
+    row = app.extensions["heddle"].records.get(actor_of(app, "root"), "sales_target", target)
     assert (row["user"], row["team"]) == (ann, None)
 
 
