@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from marshmallow import ValidationError as InputError
 
 from metamodel import Entity, Expression, Field
@@ -78,6 +79,24 @@ def _holds(expr: Expression | None, view: Mapping[str, Any], context: Context) -
         return False
 
 
+def _out_of_sight(
+    records: Records,
+    conn: sa.Connection,
+    actor: Actor,
+    ent: Entity,
+    record: dict[str, Any],
+    sent: set[str],
+) -> None:
+    """Leave out the references sent to records the actor may not read (or that do not
+    exist): nothing computed from them is shown, as a save refuses them."""
+    names = {f.name for f in ent.fields_of_type("reference", "user", "team")} & sent
+    wrong: dict[str, list[str]] = {}
+    if names:
+        records.validator.check_references(conn, actor, ent, record, wrong, names)
+    for name in wrong:
+        record.pop(name, None)
+
+
 def _aggregate(kind: str, values: list[Any]) -> Any:
     present = [v for v in values if v is not None]
     if kind == "count":
@@ -102,9 +121,11 @@ def preview(
     ent = records.entity(entity)
     context = actor.context()
     record: dict[str, Any] = dict(base or {})
-    record.update(_coerce(records, ent, data))
+    typed = _coerce(records, ent, data)
+    record.update(typed)
     child_values: dict[str, list[dict[str, Any]]] = {}
     with records.reader.connect() as conn:
+        _out_of_sight(records, conn, actor, ent, record, set(typed))
         if base is None:  # a new record: its defaults, as a save gives it
             records.validator.defaults(conn, ent, record, actor)
         for f in ent.fields_of_type("children"):
@@ -115,6 +136,7 @@ def preview(
             rows = []
             for sent_row in (r for r in sent if isinstance(r, Mapping)):
                 row = _coerce(records, child, sent_row)
+                _out_of_sight(records, conn, actor, child, row, set(row))
                 if "id" not in sent_row:  # a new row: its defaults, as a save gives it
                     records.validator.defaults(conn, child, row, actor)
                 rows.append(row)

@@ -158,3 +158,19 @@ def test_user_and_team_pickers_search(client: FlaskClient) -> None:
     assert ">ann</option>" in users and ">root</option>" not in users
     odd = client.get("/app/_people/options?kind=user&_q=%25_").get_data(as_text=True)
     assert '<option value="">' in odd and "ann" not in odd  # % and _ are text
+
+
+def test_the_preview_shows_nothing_of_records_out_of_sight(app: Flask) -> None:
+    """A formula reading through a reference (the relation's title: both accounts'
+    names) is worked out only from records the user may read, as a save refuses others."""
+    secret = create(app, "account", name="Secret Holdings")  # root's, in HQ
+    ann = logged_in(app, "ann")  # a sales manager of East Sales: she cannot read it
+    mine = app.extensions["heddle"].records.create(
+        actor_of(app, "ann"), "account", {"name": "East Trading"}
+    )["id"]
+    _html, token = form_token(ann, "/app/account_relation/new")
+    form = {"csrf_token": token, "from_account": str(mine), "to_account": str(secret)}
+    state = ann.post("/app/account_relation/preview", data=form).json
+    assert state is not None
+    title = next(v for v in state["values"].values() if "East Trading" in v)
+    assert "Secret Holdings" not in title
