@@ -67,6 +67,10 @@ def _editable(ent: Entity, hidden: frozenset[str], readonly: frozenset[str]) -> 
     return [ent.fields[s.name] for s in placed if not s.readonly]
 
 
+#: The child rows a form posted per children field: (rows for the engine, what was typed).
+Posted = dict[str, tuple[list[dict[str, Any]], list[dict[str, str]]]]
+
+
 def _form_values(
     act: Actor, ent: Entity, fields: list[Field], form: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str], Posted]:
@@ -102,18 +106,14 @@ def _form_values(
     return data, shown, typed, posted
 
 
-Posted = dict[str, tuple[list[dict[str, Any]], list[dict[str, str]]]]
-
-
 def _enforced(
     act: Actor, ent: Entity, data: dict[str, Any], base: Mapping[str, Any] | None
 ) -> dict[str, dict[str, bool]]:
     """Drop from ``data`` the fields that ``visible_when`` hides or ``readonly_when``
     locks for the record as typed (the browser may not have run the form's script, or
     someone posted by hand); returns the fields' states."""
-    plain = {k: v for k, v in data.items() if not isinstance(v, list) or k not in ent.fields
-             or ent.fields[k].type != "children"}  # fmt: skip
-    states = R.conditions(act, ent, plain, base)
+    children = {f.name for f in ent.fields_of_type("children")}
+    states = R.conditions(act, ent, {k: v for k, v in data.items() if k not in children}, base)
     for name, state in states.items():
         if name in data and (not state["visible"] or state["readonly"]):
             del data[name]
@@ -190,10 +190,9 @@ def _form_page(
     inline = R.editors(
         act, ent, here, currency, record_id=record_id, posted=posted or {}, errors=shown_errors
     )
-    shown_errors = {k: v for k, v in shown_errors.items() if "[" not in k}
-    shown_for_table = {
-        k: v for k, v in values.items() if k not in inline
-    }  # the rows of an edited table are its editor's
+    shown_errors = {k: v for k, v in shown_errors.items() if "[" not in k}  # rows': beside them
+    # a table the user edits is drawn by its editor: its rows are not read again to show
+    not_edited = {k: v for k, v in values.items() if k not in inline}
     tabs = P.form_tabs(
         ent,
         here,
@@ -207,7 +206,7 @@ def _form_page(
             choices=choices,
             children={
                 k: v
-                for k, v in child_tables(act, ent, shown_for_table, here, currency).items()
+                for k, v in child_tables(act, ent, not_edited, here, currency).items()
                 if k not in inline
             },
             currency=currency,
