@@ -267,6 +267,16 @@ def _loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
+def say(label: str, round_: int, run: Run) -> None:
+    """One run's line of the progress report."""
+    print(
+        f"  {label} round {round_ + 1}: {run.rps:7.0f} req/s, p50 {run.p50:6.1f} ms, worker "
+        f"{run.worker_ms:.2f} ms/req, PG {run.pg_ms:.2f} ms/req, load {run.load:.2f}"
+        + (f", {run.errors} ERRORS" if run.errors else ""),
+        flush=True,
+    )
+
+
 def _wrk(
     url: str, script: str, env: dict[str, str], duration: float, connections: int
 ) -> dict[str, float]:
@@ -548,12 +558,18 @@ class Bench:
     def measure(
         self, monitor: sa.Connection, server: Server, endpoint: str, caller: str, duration: float
     ) -> Run:
+        url, env = server.url(endpoint, caller), self.lua_env(server, endpoint, caller)
+        return self.measure_url(monitor, server, url, endpoint, env, duration)
+
+    def measure_url(
+        self, monitor: sa.Connection, server: Server, url: str, script: str,
+        env: dict[str, str], duration: float,
+    ) -> Run:  # fmt: skip
+        """One ``wrk`` run of ``script`` (``bench/http/<script>.lua``) against ``url``,
+        with the CPU its workers and PostgreSQL backends spent per request."""
         app_name = f"bench-{server.name}"
         workers, backends = server.ticks(), _backend_ticks(monitor, app_name)
-        out = _wrk(
-            server.url(endpoint, caller), endpoint, self.lua_env(server, endpoint, caller),
-            duration, self.args.connections,
-        )  # fmt: skip
+        out = _wrk(url, script, env, duration, self.args.connections)
         workers_after, backends_after = server.ticks(), _backend_ticks(monitor, app_name)
         requests = max(out["requests"], 1)
         return Run(
@@ -578,13 +594,7 @@ class Bench:
                     for caller, server in pairs if round_ % 2 == 0 else pairs[::-1]:
                         run = self.measure(monitor, server, endpoint, caller, self.args.duration)
                         result.runs.setdefault((endpoint, caller, server.name), []).append(run)
-                        print(
-                            f"  {endpoint:6} {caller:5} {server.name:17} round {round_ + 1}: "
-                            f"{run.rps:7.0f} req/s, p50 {run.p50:6.1f} ms, worker {run.worker_ms:.2f} "
-                            f"ms/req, PG {run.pg_ms:.2f} ms/req, load {run.load:.2f}"
-                            + (f", {run.errors} ERRORS" if run.errors else ""),
-                            flush=True,
-                        )
+                        say(f"{endpoint:6} {caller:5} {server.name:17}", round_, run)
         monitor_engine.dispose()
         return result
 

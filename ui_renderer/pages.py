@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 
 from metamodel import Entity, Field, Label
@@ -24,9 +25,8 @@ from metamodel.model import SortKey, parse_sort
 
 #: Field types a screen never edits: the platform computes them.
 COMPUTED_TYPES = frozenset({"autonumber", "formula", "rollup"})
-#: Field types this increment's forms show but do not edit: inline child rows and
-#: user/team pickers (which need a users API to choose from) come with later screens.
-SHOWN_ONLY = COMPUTED_TYPES | {"children", "user", "team"}
+#: Field types a form shows but does not edit: what the engine computes.
+SHOWN_ONLY = COMPUTED_TYPES
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,28 @@ class ChildTable:
 
     columns: tuple[Slot, ...]  # headers: label and type only
     rows: tuple[tuple[Slot, ...], ...]
+
+
+@dataclass(frozen=True)
+class ChildRow:
+    """One child row on a form: its id (None for a new one), its form position
+    (``__i__`` in the blank row new ones are copied from) and a slot per column."""
+
+    id: int | None
+    index: str
+    cells: tuple[Slot, ...]
+    errors: tuple[str, ...] = ()  # the row's errors that belong to no column
+
+
+@dataclass(frozen=True)
+class ChildEditor:
+    """Child rows edited inline on the parent's form (a quote's lines): each cell posts
+    as ``<field>-<index>-<column>``."""
+
+    name: str
+    columns: tuple[Slot, ...]  # headers: label and type only
+    rows: tuple[ChildRow, ...]
+    blank: ChildRow
 
 
 @dataclass(frozen=True)
@@ -77,6 +99,9 @@ class Slot:
     shown_as: str = ""  # the type whose display widget shows it (a formula's ``returns``)
     multiple: bool = False  # several values (a file field's files)
     accept: str = ""  # a file field's accepted types, as HTML's accept attribute takes them
+    editor: ChildEditor | None = None  # child rows edited inline (a form's children field)
+    shown: bool = True  # False while the field's visible_when is false
+    locked: bool = False  # True while the field's readonly_when is true
 
     @property
     def input_id(self) -> str:
@@ -390,6 +415,9 @@ class FormInput:
     choices: Mapping[str, Sequence[tuple[Any, str]]] = field(default_factory=dict)
     children: Mapping[str, ChildTable] = field(default_factory=dict)
     currency: str = "USD"
+    #: per field with conditions: {"visible": …, "required": …, "readonly": …} as typed
+    conditions: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
+    editors: Mapping[str, ChildEditor] = field(default_factory=dict)
 
 
 def _sections_of(entity: Entity) -> list[tuple[str, Label | None, list[Mapping[str, Any]]]]:
@@ -443,22 +471,31 @@ def form_tabs(
                 if f is None or name in given.hidden:
                     continue
                 value = given.record.get(name)
-                if editing and f.computed and value is None:
-                    continue
-                slots.append(
-                    slot(
-                        f,
-                        locale,
-                        value,
-                        title=given.titles.get(name),
-                        typed=given.typed.get(name),
-                        errors=given.errors.get(name, ()),
-                        readonly=name in given.readonly,
-                        choices=given.choices.get(name, ()),
-                        currency=given.currency,
-                        children=given.children.get(name),
-                    )
+                if editing and f.type == "autonumber" and value is None:
+                    continue  # a formula or rollup stays: the form shows it change live
+                state = given.conditions.get(name, {})
+                built_slot = slot(
+                    f,
+                    locale,
+                    value,
+                    title=given.titles.get(name),
+                    typed=given.typed.get(name),
+                    errors=given.errors.get(name, ()),
+                    readonly=name in given.readonly,
+                    choices=given.choices.get(name, ()),
+                    currency=given.currency,
+                    children=given.children.get(name),
                 )
+                if state:
+                    built_slot = replace(
+                        built_slot,
+                        shown=state.get("visible", True),
+                        required=state.get("required", built_slot.required),
+                        locked=state.get("readonly", False),
+                    )
+                if editing and name in given.editors and not built_slot.readonly:
+                    built_slot = replace(built_slot, editor=given.editors[name])
+                slots.append(built_slot)
             if not slots:
                 continue
             default = OTHER_LABEL if section["name"] == "other" else None
@@ -492,14 +529,99 @@ def child_table(
     """Child rows (a quote's lines) for display: the children field's ``columns``, else
     every field but the link to the parent; references show the titles the rows carry
     (``product__title``)."""
-    names = [
+    names = child_columns(child, columns, hidden)
+    header = tuple(slot(child.fields[n], locale) for n in names)
+    body = tuple(tuple(cell(child, n, row, locale, currency) for n in names) for row in rows)
+    return ChildTable(header, body)
+
+
+def _plain_decimal(value: Decimal) -> str:
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def child_columns(
+    child: Entity, columns: Sequence[str], hidden: frozenset[str] = frozenset()
+) -> list[str]:
+    """The columns a children field shows: its ``columns``, else every field of the
+    child but the link to the parent; hidden ones left out."""
+    return [
         n
         for n in (columns or child.fields)
         if n in child.fields and n != child.parent_field and n not in hidden
     ]
+
+
+@dataclass(frozen=True)
+class RowsInput:
+    """What a child-row editor shows besides the rows: the columns, those the user may
+    not change, what was typed and the engine's errors per row, and the first records a
+    reference column offers."""
+
+    columns: Sequence[str] = ()
+    readonly: frozenset[str] = frozenset()
+    typed: Sequence[Mapping[str, str]] = ()
+    errors: Sequence[Mapping[str, Sequence[str]]] = ()
+    choices: Mapping[str, Sequence[tuple[Any, str]]] = field(default_factory=dict)
+
+
+def child_editor(
+    name: str, child: Entity, rows: Sequence[Mapping[str, Any]], locale: str, currency: str,
+    given: RowsInput,
+) -> ChildEditor:  # fmt: skip
+    """Child rows for inline editing on the parent's form: a slot per column of each row
+    (``rows`` carry values and ``<reference>__title``) and a blank row to copy new ones
+    from; a row's own pick is added to its reference select's choices."""
+    names = child_columns(child, given.columns)
+    readonly, typed, errors, choices = given.readonly, given.typed, given.errors, given.choices
     header = tuple(slot(child.fields[n], locale) for n in names)
-    body = tuple(tuple(cell(child, n, row, locale, currency) for n in names) for row in rows)
-    return ChildTable(header, body)
+
+    def row(index: str, values: Mapping[str, Any], sent: Mapping[str, str],
+            wrong: Mapping[str, Sequence[str]]) -> ChildRow:  # fmt: skip
+        cells = []
+        for n in names:
+            f = child.fields[n]
+            offered = list(choices.get(n, ()))
+            picked, title = values.get(n), values.get(f"{n}__title")
+            if picked not in (None, "") and all(str(k) != str(picked) for k, _t in offered):
+                offered.append((picked, str(title or f"#{picked}")))
+            value = values.get(n)
+            shown = sent.get(n)
+            if shown is None and f.type == "decimal" and isinstance(value, Decimal):
+                shown = _plain_decimal(value)  # 2, not 2.000000
+            cell = slot(
+                f,
+                locale,
+                value,
+                title=title,
+                typed=shown,
+                errors=wrong.get(n, ()),
+                readonly=n in readonly,
+                choices=offered,
+                currency=currency,
+            )
+            cells.append(replace(cell, name=f"{name}-{index}-{n}"))
+        rest = [m for k, v in wrong.items() if k not in names for m in v]
+        raw_id = values.get("id")
+        return ChildRow(
+            raw_id if isinstance(raw_id, int) else None, index, tuple(cells), tuple(rest)
+        )
+
+    built = tuple(
+        row(
+            str(i),
+            values,
+            typed[i] if i < len(typed) else {},
+            errors[i] if i < len(errors) else {},
+        )
+        for i, values in enumerate(rows)
+    )
+    defaults = {
+        n: child.fields[n].default
+        for n in names
+        if child.fields[n].default is not None and not isinstance(child.fields[n].default, dict)
+    }
+    return ChildEditor(name, header, built, row("__i__", defaults, {}, {}))
 
 
 # --- lists -----------------------------------------------------------------------------------

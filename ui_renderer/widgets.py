@@ -52,7 +52,7 @@ for _widget in (
     Widget("choice", "select", "badge"),
     Widget("multichoice", "checkboxes", "badges"),
     Widget("reference", "reference_select", "reference"),
-    Widget("children", "child_rows", "child_rows"),
+    Widget("children", "child_rows_input", "child_rows"),
     Widget("email", "text_input", "email"),
     Widget("phone", "text_input", "phone"),
     Widget("url", "text_input", "url"),

@@ -37,6 +37,7 @@ from ._access import Access
 from ._batch import BatchCreator, Created
 from ._common import REQUIRED
 from ._merge import Merger
+from ._preview import FieldState, Preview, preview
 from ._validate import Validator
 from ._write import Writer, autonumber_counter, autonumber_text
 
@@ -157,6 +158,20 @@ class Records:
         return self._run(
             conn, lambda c: self.batch.create_many(c, actor, ent, rows, trusted=trusted)
         )
+
+    def preview(
+        self,
+        actor: Actor,
+        entity: str,
+        data: Mapping[str, Any],
+        *,
+        base: Mapping[str, Any] | None = None,
+    ) -> Preview:
+        """A form's live state for ``data`` as typed, over ``base`` (the stored record):
+        which fields ``visible_when``, ``required_when`` and ``readonly_when`` show, require
+        and lock, and the formulas and child-row rollups it comes to. Writes nothing."""
+        self.access.grant(actor, self.entity(entity), "read")
+        return preview(self, actor, entity, data, base=base)
 
     def get(
         self, actor: Actor, entity: str, record_id: int, *, conn: sa.Connection | None = None
@@ -378,4 +393,12 @@ class Records:
         return self._read_only(conn, work)
 
 
-__all__ = ["Created", "Records", "autonumber_counter", "autonumber_text", "jsonable"]
+__all__ = [
+    "Created",
+    "FieldState",
+    "Preview",
+    "Records",
+    "autonumber_counter",
+    "autonumber_text",
+    "jsonable",
+]

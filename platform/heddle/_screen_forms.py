@@ -33,6 +33,7 @@ from engine.query import parse_params
 from metamodel import Entity, Field
 from ui_renderer import pages as P
 
+from . import _screen_form_rows as R
 from . import i18n
 from ._screen_files import file_titles, form_files, take_uploads
 from ._screens import (
@@ -68,15 +69,27 @@ def _editable(ent: Entity, hidden: frozenset[str], readonly: frozenset[str]) -> 
     return [ent.fields[s.name] for s in placed if not s.readonly]
 
 
+#: The child rows a form posted per children field: (rows for the engine, what was typed).
+Posted = dict[str, tuple[list[dict[str, Any]], list[dict[str, str]]]]
+
+
 def _form_values(
-    fields: list[Field], form: Mapping[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
-    """(data for the engine, values to show again, what was typed) from a posted form."""
+    act: Actor, ent: Entity, fields: list[Field], form: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str], Posted]:
+    """(data for the engine, values to show again, what was typed, the child rows posted
+    with what was typed in them) from a posted form."""
     data: dict[str, Any] = {}
     shown: dict[str, Any] = {}
     typed: dict[str, str] = {}
+    posted: Posted = {}
     getlist = getattr(form, "getlist", None)
     for f in fields:
+        if f.type == "children":
+            rows = R.posted_rows(act, ent, f, form)
+            if rows is not None:  # no table on the form: the rows stay as they are
+                data[f.name] = rows[0]
+                posted[f.name] = rows
+            continue
         if f.type == "boolean":
             value: Any = form.get(f.name) in ("true", "on", "1")
             typed[f.name] = "true" if value else ""
@@ -92,13 +105,32 @@ def _form_values(
                 value = raw + ":00"
         data[f.name] = value
         shown[f.name] = value
-    return data, shown, typed
+    return data, shown, typed, posted
+
+
+def _enforced(
+    act: Actor, ent: Entity, data: dict[str, Any], base: Mapping[str, Any] | None
+) -> dict[str, dict[str, bool]]:
+    """Drop from ``data`` the fields that ``visible_when`` hides or ``readonly_when``
+    locks for the record as typed (the browser may not have run the form's script, or
+    someone posted by hand); returns the fields' states."""
+    children = {f.name for f in ent.fields_of_type("children")}
+    states = R.conditions(act, ent, {k: v for k, v in data.items() if k not in children}, base)
+    for name, state in states.items():
+        if name in data and (not state["visible"] or state["readonly"]):
+            del data[name]
+    return states
 
 
 def _choices(act: Actor, field: Field, current: Any) -> list[tuple[Any, str]]:
-    """What a reference select offers: the first records the user may read, and the
-    current one."""
+    """What a reference, user or team select offers: the first records the user may
+    read (the first active users, the first teams), and the current one."""
     heddle = runtime()
+    if field.type in ("user", "team"):
+        people = R.people_choices(field.type)
+        if isinstance(current, int) and all(k != current for k, _t in people):
+            people += R.people_choices(field.type, ids=(current,))
+        return people
     if field.type != "reference" or not field.to:
         return []
     other = heddle.model.entity(field.to)
@@ -145,15 +177,25 @@ def _form_page(
     titles: Mapping[str, Any] | None = None,
     status: int = 200,
     duplicates: list[dict[str, Any]] | None = None,
+    posted: Posted | None = None,
+    states: Mapping[str, Mapping[str, bool]] | None = None,
 ) -> Response:
     act, here = actor(), locale()
     currency = runtime().model.package.currency
     fields = _editable(ent, hidden, readonly)
     choices = {
-        f.name: _choices(act, f, values.get(f.name)) for f in fields if f.type == "reference"
+        f.name: _choices(act, f, values.get(f.name))
+        for f in fields
+        if f.type in ("reference", "user", "team") and not f.multiple
     }
     shown_errors = dict(errors_ or {})
     titles = {**(titles or {}), **file_titles(act, ent, record_id, values)}
+    inline = R.editors(
+        act, ent, here, currency, record_id=record_id, posted=posted or {}, errors=shown_errors
+    )
+    shown_errors = {k: v for k, v in shown_errors.items() if "[" not in k}  # rows': beside them
+    # a table the user edits is drawn by its editor: its rows are not read again to show
+    not_edited = {k: v for k, v in values.items() if k not in inline}
     tabs = P.form_tabs(
         ent,
         here,
@@ -165,8 +207,14 @@ def _form_page(
             hidden=hidden,
             readonly=readonly,
             choices=choices,
-            children=child_tables(act, ent, values, here, currency),
+            children={
+                k: v
+                for k, v in child_tables(act, ent, not_edited, here, currency).items()
+                if k not in inline
+            },
             currency=currency,
+            conditions=states or {},
+            editors=inline,
         ),
         editing=True,
     )
@@ -192,9 +240,24 @@ def _form_page(
             "version": version,
             "id": record_id,
             "duplicates": _duplicates(duplicates or []),
+            "preview": _preview_url(ent, record_id, inline),
         },
     )
     return page("form.html", title, ent.name, status, screen=screen)
+
+
+def _preview_url(ent: Entity, record_id: int | None, inline: Mapping[str, Any]) -> str:
+    """Where the form asks its live state, if it has any: conditions, formulas, rollups
+    or child rows."""
+    live = inline or any(
+        f.visible_when or f.required_when or f.readonly_when or f.type in ("formula", "rollup")
+        for f in ent.fields.values()
+    )
+    if not live:
+        return ""
+    if record_id is None:
+        return url_for("ui.preview_new", entity=ent.name)
+    return url_for("ui.preview_edit", entity=ent.name, record_id=record_id)
 
 
 def _duplicates(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -243,7 +306,7 @@ def new(entity: str) -> ResponseReturnValue:
     title = _("New %(what)s", what=P.text(ent.label, here, ent.name))
     fields = _editable(ent, grant.hidden, grant.readonly)
     source = request.form if request.method == "POST" else request.args
-    data, shown, typed = _form_values(fields, source)
+    data, shown, typed, posted = _form_values(act, ent, fields, source)
     data.update(form_files(fields, source))
     form_of: dict[str, Any] = {
         "action": url_for("ui.new", entity=ent.name),
@@ -257,9 +320,11 @@ def new(entity: str) -> ResponseReturnValue:
         for f in fields:  # the definitions' constant defaults, for the user to see
             if f.name not in shown and f.default is not None and not isinstance(f.default, dict):
                 shown[f.name] = f.default
-        return _form_page(ent, title, shown, typed=typed, **form_of)
+        states = R.conditions(act, ent, {**shown, **typed}, None)
+        return _form_page(ent, title, shown, typed=typed, states=states, **form_of)
     upload_errors = take_uploads(act, ent, None, fields, data)
     shown.update({f.name: data[f.name] for f in fields if f.type == "file"})
+    states = _enforced(act, ent, data, None)
     try:
         if upload_errors:
             raise ValidationFailed("a file was refused", upload_errors)
@@ -280,6 +345,8 @@ def new(entity: str) -> ResponseReturnValue:
             error=message,
             status=status,
             duplicates=exc.details.get("rules") if isinstance(exc, DuplicateFound) else None,
+            posted=posted,
+            states=states,
             **form_of,
         )
     flash(_("%(what)s created.", what=P.record_title(ent, created, here)), "success")
@@ -306,13 +373,18 @@ def edit(entity: str, record_id: int) -> ResponseReturnValue:
         "record_id": record_id,
         "titles": titles,
     }
+    stored = {
+        k: v for k, v in row.items() if k not in {f.name for f in ent.fields_of_type("children")}
+    }
     if request.method == "GET":
-        return _form_page(ent, title, row, version=row["version"], **form_of)
+        states = R.conditions(act, ent, {}, stored)
+        return _form_page(ent, title, row, version=row["version"], states=states, **form_of)
     fields = _editable(ent, hidden, grant.readonly)
-    data, shown, typed = _form_values(fields, request.form)
+    data, shown, typed, posted = _form_values(act, ent, fields, request.form)
     data.update(form_files(fields, request.form))
     upload_errors = take_uploads(act, ent, record_id, fields, data)
     shown.update({f.name: data[f.name] for f in fields if f.type == "file"})
+    states = _enforced(act, ent, data, stored)
     version = request.form.get("version", "")
     try:
         if upload_errors:
@@ -331,6 +403,8 @@ def edit(entity: str, record_id: int) -> ResponseReturnValue:
             stale=True,
             version=row["version"],  # saving again is a deliberate "keep mine"
             status=409,
+            posted=posted,
+            states=states,
             **form_of,
         )
     except EngineError as exc:
@@ -345,6 +419,8 @@ def edit(entity: str, record_id: int) -> ResponseReturnValue:
             version=version,
             status=status,
             duplicates=exc.details.get("rules") if isinstance(exc, DuplicateFound) else None,
+            posted=posted,
+            states=states,
             **form_of,
         )
     flash(_("Saved."), "success")

@@ -3,12 +3,16 @@ shared by the tests that drive the CRM's workflows, approvals and automations.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import crm_definitions
 from flask import Flask
+from flask.testing import FlaskClient
 from heddle.app import create_app
+
+from engine import Actor
 
 PASSWORD = "correct horse battery"
 # username, roles, team, manager
@@ -37,3 +41,31 @@ def crm_app(url: str, folder: Path, users: Sequence[User]) -> Flask:
                 conn, username, PASSWORD, roles, team=team, manager=manager
             )
     return app
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token of a page's form."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None, "the page has no CSRF token"
+    return found.group(1)
+
+
+def logged_in(app: Flask, username: str) -> FlaskClient:
+    """A test client logged in as ``username`` through the login form (a session)."""
+    client = app.test_client()
+    form = {
+        "username": username,
+        "password": PASSWORD,
+        "csrf_token": csrf_token(client.get("/login").get_data(as_text=True)),
+    }
+    assert client.post("/login", data=form).status_code == 302
+    return client
+
+
+def actor_of(app: Flask, username: str) -> Actor:
+    """The engine's actor for one of the app's users."""
+    runtime = app.extensions["heddle"]
+    with runtime.engine.connect() as conn:
+        user = runtime.accounts.by_username(conn, username)
+    assert user is not None, f"no user {username}"
+    return user.actor()

@@ -140,6 +140,10 @@ def test_every_kind_of_page_passes_axe(
     check("quote record with its approval")
     page.goto(f"{base}/approvals?tab={'pending' if username == 'root' else 'mine'}")
     check("approvals")
+    page.goto(f"{base}/app/quote/new")  # child rows edited inline: a line added
+    page.click("[data-h-add-row]")
+    page.wait_for_selector("[data-h-rows] tr")
+    check("quote form with a line")
     page.goto(f"{base}/app/account/new")
     check("account form")
     # the server's refusal: the browser's own check of required fields set aside
