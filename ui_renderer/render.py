@@ -117,6 +117,9 @@ class Screens:
         auto_reload: bool = False,
     ) -> None:
         self._loaders: list[jinja2.BaseLoader] = [jinja2.PackageLoader("ui_renderer", "templates")]
+        # macros found, by template and name: a list page draws hundreds of widgets, and
+        # each lookup would otherwise ask the loader again (unless templates reload)
+        self._macros: dict[tuple[str, str], Any] = {}
         self.env = jinja2.Environment(
             loader=jinja2.ChoiceLoader(self._loaders),
             autoescape=True,
@@ -141,12 +144,18 @@ class Screens:
     def add_templates(self, loader: jinja2.BaseLoader) -> None:
         """Let a plugin's widgets and views find their templates (searched first)."""
         self._loaders.insert(0, loader)
+        self._macros.clear()
 
     def _macro(self, template: str, name: str) -> Any:
+        macro = self._macros.get((template, name))
+        if macro is not None:
+            return macro
         module = self.env.get_template(template).module
         macro = getattr(module, name, None)
         if macro is None:
             raise LookupError(f"template {template!r} has no macro {name!r}")
+        if not self.env.auto_reload:
+            self._macros[(template, name)] = macro
         return macro
 
     def widget(self, slot: Slot, mode: str = "display") -> Markup:
