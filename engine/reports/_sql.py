@@ -18,8 +18,9 @@ The statement, for ``group_by: [stage]``, ``measures: [deals: count, total: sum 
 The records are read once: "others", the totals and subtotals are **folded** from the
 groups (:attr:`Aggregate.fold`: counts and sums add up, minimums take the least, an
 average divides its groups' summed sums by their summed counts, kept as helper columns).
-A report with a measure that does not fold (a distinct count, a median) computes them
-from the records instead: the totals as a second aggregate, "others" over the records of
+A report with a measure that does not fold (a distinct count, a median; in a union, an
+average too: the combined groups keep no sums and counts) computes them from the records
+instead: the totals as a second aggregate, "others" over the records of
 no row shown (``NOT EXISTS (… IS NOT DISTINCT FROM …)``).
 
 Field paths resolve through :class:`engine.paths.Resolver` (one join per reference
@@ -278,11 +279,10 @@ class Builder:
     def folds(self, measures: Sequence[ReportMeasure]) -> bool:
         """Whether every aggregate of ``measures`` adds up from its groups' (then "others",
         totals, subtotals and a pivot's totals are computed from the grouped rows)."""
-        return not self.parts and all(
-            AGGREGATES[str(m.aggregate)].fold is not None
-            for m in measures
-            if m.aggregate is not None
-        )
+        folding = [AGGREGATES[str(m.aggregate)].fold for m in measures if m.aggregate is not None]
+        if self.parts and "avg" in folding:  # a union's groups keep no sums and counts
+            return False
+        return all(fold is not None for fold in folding)
 
     def helpers(self, measure: ReportMeasure, label: str) -> list[Column]:
         """The columns a group adds for its measure to fold: an average's sum and count."""
@@ -318,7 +318,8 @@ class Builder:
                 result = sa.func.coalesce(result, aggregate.empty)
             if measure.value_type == "integer" and not self.sqlite:
                 result = sa.cast(result, sa.BigInteger)  # PostgreSQL sums bigints as numerics
-        return self._typed(measure, result)
+        owner = next((part for part, kept, _ in self.parts if measure in kept), self)
+        return owner._typed(measure, result)  # a union part's measure reads its own entity
 
     def folded(
         self,
