@@ -9,7 +9,11 @@ and compiling the statement, and shaping the rows. Two variants: without totals,
 with totals (the hand-written side then adds the same totals with ``UNION ALL``). Then a
 dashboard of six widgets (``run_dashboard``: a grouped report, a path through a reference,
 value ranges, a top 5 with "others", a pivot with row and column totals, a number card)
-against the six hand-written queries that give the same numbers, in the same run.
+against the six hand-written queries that give the same numbers, in the same run. The
+reports with totals and the dashboard are compared twice: with SQL written the plain way
+(the totals a second ``UNION ALL`` pass, "others" with ``NOT IN``, the pivot grouped four
+times) and with SQL that reads the table once as the engine does (the totals, "others" and
+the pivot's totals added up from the grouped rows of a CTE).
 
     .venv/bin/python bench/bench_reports.py [--url postgresql+psycopg://postgres@127.0.0.1/postgres]
                                             [--rows 1000000] [--repeat 30]
@@ -145,6 +149,35 @@ DASHBOARD_HAND = [
     "SELECT count(*), coalesce(sum(revenue), 0) FROM account",
 ]
 
+# The same six answers, each read in one pass as the engine now does: the totals,
+# "others" and the pivot's totals added up from the grouped rows (the best SQL a person
+# would write), so that the ratio does not flatter the engine for reading the table once.
+DASHBOARD_FOLDED = [
+    """WITH g AS (SELECT grade, count(*) AS n, coalesce(sum(revenue), 0) AS s
+                FROM account GROUP BY grade)
+       SELECT grade, n, s FROM g UNION ALL SELECT NULL, sum(n), sum(s) FROM g""",
+    """WITH g AS (SELECT r.name, count(*) AS n, sum(a.revenue) AS s, count(a.revenue) AS c
+                FROM account a LEFT JOIN region r ON r.id = a.region GROUP BY r.name)
+       SELECT name, n, s / nullif(c, 0) FROM g
+       UNION ALL SELECT NULL, sum(n), sum(s) / nullif(sum(c), 0) FROM g""",
+    """WITH g AS (SELECT CASE WHEN employees IS NULL THEN NULL WHEN employees <= 99 THEN 'small'
+                            WHEN employees <= 999 THEN 'medium' ELSE 'large' END AS size,
+                       count(*) AS n FROM account GROUP BY 1)
+       SELECT size, n FROM g UNION ALL SELECT NULL, sum(n) FROM g""",
+    """WITH g AS (SELECT a.region, r.name, coalesce(sum(a.revenue), 0) AS revenue,
+                       row_number() OVER (ORDER BY coalesce(sum(a.revenue), 0) DESC) AS rn
+                FROM account a LEFT JOIN region r ON r.id = a.region GROUP BY a.region, r.name)
+       SELECT region, name, revenue FROM g WHERE rn <= 5
+       UNION ALL SELECT NULL, NULL, coalesce(sum(revenue), 0) FROM g WHERE rn > 5""",
+    """WITH g AS (SELECT a.region, r.name, a.grade, count(*) AS n FROM account a
+                LEFT JOIN region r ON r.id = a.region GROUP BY a.region, r.name, a.grade)
+       SELECT region, name, grade, n FROM g
+       UNION ALL SELECT region, name, NULL, sum(n) FROM g GROUP BY region, name
+       UNION ALL SELECT NULL, NULL, grade, sum(n) FROM g GROUP BY grade
+       UNION ALL SELECT NULL, NULL, NULL, sum(n) FROM g""",
+    "SELECT count(*), coalesce(sum(revenue), 0) FROM account",
+]
+
 REPORT: dict[str, Any] = {
     "entity": "account",
     "params": [{"name": "min_revenue", "type": "money", "default": 0}],
@@ -174,6 +207,19 @@ SELECT NULL, NULL, count(*), coalesce(sum(a.revenue), 0), avg(a.revenue),
 FROM account a WHERE a.revenue >= :min_revenue
 """
 )
+HAND_TOTALS_FOLDED = """
+WITH g AS (
+  SELECT a.grade, r.name, count(*) AS accounts, coalesce(sum(a.revenue), 0) AS revenue,
+         sum(a.revenue) AS revenue_s, count(a.revenue) AS revenue_n,
+         count(CASE WHEN a.employees >= 1000 THEN 1 END) AS large
+  FROM account a LEFT JOIN region r ON r.id = a.region
+  WHERE a.revenue >= :min_revenue
+  GROUP BY a.grade, r.name)
+SELECT grade, name, accounts, revenue, revenue_s / revenue_n AS average, large FROM g
+UNION ALL
+SELECT NULL, NULL, sum(accounts), sum(revenue), sum(revenue_s) / sum(revenue_n), sum(large)
+FROM g
+"""
 
 ADMIN = Actor(user_id=1, roles=frozenset({"admin"}), today=dt.date(2024, 5, 15))
 
@@ -255,6 +301,7 @@ def main() -> None:
         for label, totals, hand_sql in (
             ("grouped, filtered", False, HAND),
             ("… with totals", True, HAND_TOTALS),
+            ("… vs one-pass SQL", True, HAND_TOTALS_FOLDED),
         ):
             report = report_from_value(model, {**REPORT, "totals": totals})
 
@@ -278,20 +325,31 @@ def main() -> None:
             assert not [w for w in found["widgets"] if "error" in w], found
             return found
 
-        def six_queries() -> Any:
+        def six_queries(texts: list[str]) -> Any:
             answers = []
-            for text in DASHBOARD_HAND:
+            for text in texts:
                 with engine.connect() as conn:
                     answers.append(conn.execute(sa.text(text)).all())
             return answers
 
         overall = dashboard()["widgets"][-1]["data"]["totals"]["accounts"]
-        assert overall == six_queries()[-1][0][0] == args.rows
-        mine, hand = side_by_side(dashboard, six_queries, args.repeat)
-        print(
-            f"{'dashboard, 6 widgets':20} engine {mine:8.1f} ms   hand-written {hand:8.1f} ms   "
-            f"ratio {mine / hand:.3f}"
-        )
+        for label, texts in (
+            ("dashboard, 6 widgets", DASHBOARD_HAND),
+            ("… vs one-pass SQL", DASHBOARD_FOLDED),
+        ):
+            answers = six_queries(texts)
+            assert overall == answers[-1][0][0] == args.rows
+            top = dashboard()["widgets"][3]["data"]["rows"]
+            assert sorted(r["revenue"] for r in top) == sorted(row[-1] for row in answers[3])
+
+            def theirs(texts: list[str] = texts) -> Any:
+                return six_queries(texts)
+
+            mine, hand = side_by_side(dashboard, theirs, args.repeat)
+            print(
+                f"{label:20} engine {mine:8.1f} ms   hand-written {hand:8.1f} ms   "
+                f"ratio {mine / hand:.3f}"
+            )
     finally:
         engine.dispose()
         with server.connect() as conn:

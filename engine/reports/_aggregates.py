@@ -12,6 +12,11 @@ database computes it. A plugin registers both under the same name::
 the measure has a filter, and for a measure without a field ``1`` when the filter holds
 (``None`` without a filter) — and returns the aggregate expression. ``empty`` is the value
 an empty time or value bucket shows (zero for counts and sums; ``None``: nothing).
+``fold`` says how the aggregates of groups add up to the aggregate of their union
+(``sum`` of counts and sums, ``min`` of minimums, ``avg`` from each group's sum and count;
+``None``: they do not, as distinct counts and medians): a report whose measures all fold
+computes its "others", totals, subtotals and pivot totals from its groups, reading the
+records once.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class Aggregate:
     name: str
     sql: Callable[[Column], Column]  # gets None for a count without field or filter
     empty: Any = None
+    fold: str | None = None  # sum, min, max or avg; None: groups do not add up
 
 
 AGGREGATES: Registry[Aggregate] = Registry("report aggregate")
@@ -68,12 +74,12 @@ def _median(column: Column) -> Column:
 
 
 for _aggregate in (
-    Aggregate("count", _count, 0),
+    Aggregate("count", _count, 0, "sum"),
     Aggregate("count_distinct", lambda column: sa.func.count(column.distinct()), 0),
-    Aggregate("sum", lambda column: sa.func.coalesce(sa.func.sum(column), 0), 0),
-    Aggregate("avg", lambda column: sa.func.avg(column)),
-    Aggregate("min", lambda column: sa.func.min(column)),
-    Aggregate("max", lambda column: sa.func.max(column)),
+    Aggregate("sum", lambda column: sa.func.coalesce(sa.func.sum(column), 0), 0, "sum"),
+    Aggregate("avg", lambda column: sa.func.avg(column), fold="avg"),
+    Aggregate("min", lambda column: sa.func.min(column), fold="min"),
+    Aggregate("max", lambda column: sa.func.max(column), fold="max"),
     Aggregate("median", _median),
 ):
     AGGREGATES.register(_aggregate)

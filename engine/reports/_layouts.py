@@ -1,9 +1,11 @@
 """The statements of a pivot and of a funnel: one SQL statement each, like every report.
 
-A **pivot** (``pivot: stage``) is four groupings of the same records in one
-``UNION ALL``: the cells (the row dimensions and the pivot's), the row totals (the row
-dimensions), the column totals (the pivot's) and the grand total. Python then only puts
-each cell in its row and column (:func:`engine.reports.Reports._pivot`).
+A **pivot** (``pivot: stage``) is four levels in one ``UNION ALL``: the cells (grouped
+by the row dimensions and the pivot's), the row totals (the row dimensions), the column
+totals (the pivot's) and the grand total. The cells group the records once, in a CTE, and
+the three totals fold from its rows (see :mod:`._sql`); with a measure that does not fold
+each level groups the records itself. Python then only puts each cell in its row and
+column (:func:`engine.reports._results.shape_pivot`).
 
 A **funnel** (``funnel: {field: stage, steps: [...]}``) counts the records that reached
 each step: a record at step *k* has passed every step before it. The statement groups the
@@ -61,6 +63,21 @@ def build_pivot(builder: Builder, measures: Sequence[ReportMeasure], scope: Colu
     pivot = next(i for i, d in enumerate(report.dimensions) if d.name == report.pivot)
     rows = [i for i in range(len(dims)) if i != pivot]
     everything = range(len(dims))
+    if builder.folds(measures):
+        # one grouping of the records, the cells; the totals are folded from it
+        cells = builder.grouped(ROWS, dims, everything, shape, conditions, ranked=False)
+        labels = [c.name for c in cells.selected_columns][2:]  # after _level and _rn
+        helpers = [h for m, label in shape.measures for h in builder.helpers(m, label)]
+        g = cells.add_columns(*helpers).cte("g")
+        cell_rows: list[Column] = [sa.literal(ROWS).label("_level"), sa.null().label("_rn")]
+        parts = [
+            sa.select(*cell_rows, *(g.c[name] for name in labels)),
+            builder.folded(ROW_TOTAL, g, rows, shape, labels),
+            builder.folded(COLUMN_TOTAL, g, [pivot], shape, labels, by_dimensions=True),
+            builder.folded(TOTALS, g, [], shape, labels, ranked=False),
+        ]
+        union = sa.union_all(*parts).subquery("u")
+        return Built(sa.select(union).order_by(union.c._level, union.c._rn), shape)
     parts = [
         builder.grouped(ROWS, dims, everything, shape, conditions, ranked=False),
         builder.grouped(ROW_TOTAL, dims, rows, shape, conditions),

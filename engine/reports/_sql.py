@@ -1,20 +1,27 @@
 """One SQL statement for a report: its rows, the "others" row and the totals.
 
 The statement, for ``group_by: [stage]``, ``measures: [deals: count, total: sum amount]``,
-``sort: -total``, ``limit: 5``, ``others: true``::
+``having: deals > 2``, ``sort: -total``, ``limit: 5``, ``others: true``::
 
     WITH g AS (SELECT stage AS d0, count(*) AS m0, sum(amount) AS m1
                FROM opportunity [JOIN …] WHERE <filter> AND <scope> GROUP BY stage),
-         r AS (SELECT g.*, row_number() OVER (ORDER BY m1 DESC, …) AS _rn FROM g
-               WHERE <having>)
-    SELECT 0 AS _level, r._rn, r.d0, r.m0, r.m1 FROM r WHERE r._rn <= 5
-    UNION ALL                                      -- others: the records of no row shown
-    SELECT 1, NULL, NULL, count(*), sum(amount) FROM opportunity …
-      WHERE <filter> AND <scope> AND NOT EXISTS (SELECT 1 FROM r WHERE r._rn <= 5
-                                                 AND r.d0 IS NOT DISTINCT FROM stage)
-    UNION ALL                                      -- totals
-    SELECT 2, NULL, NULL, count(*), sum(amount) FROM opportunity … WHERE <filter> AND <scope>
+         r AS (SELECT g.*, CASE WHEN <having> THEN 1 ELSE 0 END AS _keep,
+                      row_number() OVER (ORDER BY <having first>, m1 DESC, …) AS _rn FROM g)
+    SELECT 0 AS _level, r._rn, r.d0, r.m0, r.m1 FROM r WHERE r._rn <= 5 AND r._keep = 1
+    UNION ALL                                      -- others: every group not shown
+    SELECT 1, NULL, NULL, sum(CASE WHEN NOT (r._rn <= 5 AND r._keep = 1) THEN m0 END), …
+      FROM r
+    UNION ALL                                      -- totals: every group
+    SELECT 2, NULL, NULL, sum(g.m0), sum(g.m1) FROM g
     ORDER BY _level, _rn
+
+The records are read once: "others", the totals and subtotals are **folded** from the
+groups (:attr:`Aggregate.fold`: counts and sums add up, minimums take the least, an
+average divides its groups' summed sums by their summed counts, kept as helper columns).
+A report with a measure that does not fold (a distinct count, a median; in a union, an
+average too: the combined groups keep no sums and counts) computes them from the records
+instead: the totals as a second aggregate, "others" over the records of
+no row shown (``NOT EXISTS (… IS NOT DISTINCT FROM …)``).
 
 Field paths resolve through :class:`engine.paths.Resolver` (one join per reference
 prefix), expressions through :func:`engine.sqlexpr.to_sql`, measures through
@@ -224,8 +231,9 @@ class Builder:
             return None
         return self.resolver.column((*dim.path, title))
 
-    def measure(self, measure: ReportMeasure) -> Column:
-        assert measure.aggregate is not None
+    def _measured(self, measure: ReportMeasure) -> Column | None:
+        """What ``measure`` aggregates for each record: its field or value, ``CASE``'d by
+        its filter (and by the period, in a comparison); None for a plain count."""
         value: Column | None = None
         if measure.path is not None:
             value = self.resolver.column(measure.path)
@@ -240,7 +248,16 @@ class Builder:
             self._previous = False
         if holds:
             value = sa.case((sa.and_(*holds), value if value is not None else sa.literal(1)))
-        result = AGGREGATES[measure.aggregate].sql(value)
+        return value
+
+    def measure(self, measure: ReportMeasure) -> Column:
+        assert measure.aggregate is not None
+        result = AGGREGATES[measure.aggregate].sql(self._measured(measure))
+        return self._typed(measure, result)
+
+    def _typed(self, measure: ReportMeasure, result: Column) -> Column:
+        """``result`` (``measure``'s aggregate) as the measure's type; a decimal with the
+        places it shows."""
         if measure.value_type != "decimal":
             return sa.type_coerce(result, SQL_TYPES.get(measure.value_type, sa.String()))
         scale = 6
@@ -256,6 +273,106 @@ class Builder:
             scale = max(scale, 6)
         self.scales[measure.name] = scale
         return sa.type_coerce(result, sa.Numeric(decimal_return_scale=scale))
+
+    # --- folding: the aggregates of groups added up to their union's --------------------------
+
+    def folds(self, measures: Sequence[ReportMeasure]) -> bool:
+        """Whether every aggregate of ``measures`` adds up from its groups' (then "others",
+        totals, subtotals and a pivot's totals are computed from the grouped rows)."""
+        folding = [AGGREGATES[str(m.aggregate)].fold for m in measures if m.aggregate is not None]
+        if self.parts and "avg" in folding:  # a union's groups keep no sums and counts
+            return False
+        return all(fold is not None for fold in folding)
+
+    def helpers(self, measure: ReportMeasure, label: str) -> list[Column]:
+        """The columns a group adds for its measure to fold: an average's sum and count."""
+        if measure.aggregate is None or AGGREGATES[measure.aggregate].fold != "avg":
+            return []
+        value = self._measured(measure)
+        return [sa.func.sum(value).label(f"{label}_s"), sa.func.count(value).label(f"{label}_n")]
+
+    def fold(
+        self,
+        measure: ReportMeasure,
+        label: str,
+        grouped: sa.FromClause,
+        keep: Column | None = None,
+    ) -> Column:
+        """``measure`` over the groups of ``grouped`` (those ``keep`` holds for), from each
+        group's ``label`` column (and an average's sum and count)."""
+        assert measure.aggregate is not None
+        aggregate = AGGREGATES[measure.aggregate]
+
+        def kept(column: Column) -> Column:
+            return column if keep is None else sa.case((keep, column))
+
+        if aggregate.fold == "avg":
+            total = sa.func.sum(kept(grouped.c[f"{label}_s"]))
+            count = sa.func.sum(kept(grouped.c[f"{label}_n"]))
+            numerator = sa.cast(total, sa.Float if self.sqlite else sa.Numeric)
+            result: Column = numerator / sa.func.nullif(count, 0)
+        else:
+            function = getattr(sa.func, str(aggregate.fold))
+            result = function(kept(grouped.c[label]))
+            if aggregate.empty is not None:
+                result = sa.func.coalesce(result, aggregate.empty)
+            if measure.value_type == "integer" and not self.sqlite:
+                result = sa.cast(result, sa.BigInteger)  # PostgreSQL sums bigints as numerics
+        owner = next((part for part, kept, _ in self.parts if measure in kept), self)
+        return owner._typed(measure, result)  # a union part's measure reads its own entity
+
+    def folded(
+        self,
+        level: int,
+        grouped: sa.FromClause,
+        used: Sequence[int],
+        shape: Shape,
+        labels: Sequence[str],
+        *,
+        keep: Column | None = None,
+        ranked: bool = True,
+        by_dimensions: bool = False,
+    ) -> sa.Select[Any]:
+        """One level of a layout computed from the rows of ``grouped`` (a statement's
+        groups) rather than from the records: their measures folded by the dimensions
+        ``used`` (the others empty), numbered in the report's order when ``ranked``."""
+        measures = [(m, label) for m, label in shape.measures]
+        values = {
+            m.name: self.fold(m, label, grouped, keep) for m, label in measures if label[0] == "m"
+        }
+        expressions = [m for m, _ in measures if m.expression is not None]
+        by_name: dict[str, Column] = dict(values)
+        computed = self._expressions(expressions, values)
+        by_name.update({m.name: c for m, c in zip(expressions, computed, strict=True)})
+        labels_of = {m.name: label for m, label in measures}
+        by_measure = {m.name: m for m, _ in measures}
+        for measure, _ in measures:
+            if measure.share_of is not None:
+                part = values[measure.share_of]
+                if keep is not None:  # "others": a part of every group's
+                    of = by_measure[measure.share_of]
+                    whole = self.fold(of, labels_of[of.name], grouped)
+                else:  # a subtotal: of every group's; the totals: of themselves
+                    whole = sa.func.sum(part).over() if used else part
+                by_name[measure.name] = _ratio(part, whole, self.sqlite)
+        named: dict[str, Column] = {}
+        group: list[Column] = []
+        for i, (dimension, label, _) in enumerate(shape.dimensions):
+            title = shape.titles.get(dimension.name)
+            if i in used:
+                by_name[dimension.name] = grouped.c[label]
+                group.append(grouped.c[label])
+                named[label] = grouped.c[label]
+                if title is not None:
+                    group.append(grouped.c[title])
+                    named[title] = grouped.c[title]
+            else:
+                named[label] = sa.null()
+                if title is not None:
+                    named[title] = sa.null()
+        columns = self._level(level, shape, by_name, named, labels, ranked, by_dimensions)
+        statement = sa.select(*columns).select_from(grouped)
+        return statement.group_by(*group) if group else statement
 
     def source(self) -> sa.FromClause:
         clause = self.resolver.from_clause()
@@ -330,15 +447,7 @@ class Builder:
                 named[f"d{i}"] = sa.null()
                 if dim.title is not None:
                     named[f"t{i}"] = sa.null()
-        for measure, label in shape.measures:
-            named[label] = by_name.get(measure.name, sa.null())
-        rank = (
-            sa.func.row_number().over(order_by=self._order(shape, by_name, by_dimensions))
-            if ranked
-            else sa.null()
-        )
-        columns = [sa.literal(level).label("_level"), rank.label("_rn")]
-        columns += [named[label].label(label) for label in labels or named]
+        columns = self._level(level, shape, by_name, named, labels, ranked, by_dimensions)
         statement = sa.select(*columns).select_from(source).where(*conditions)
         return statement.group_by(*group) if group else statement
 
@@ -397,6 +506,10 @@ class Builder:
             selected.append(_ratio(part, whole, self.sqlite).label(f"s{i}"))
             self.scales[measure.name] = 6
         shape.scales = self.scales
+        fold = self.folds(aggregates)
+        if fold:  # an average adds its sum and count, to fold
+            for measure, label in shape.measures:
+                selected += self.helpers(measure, label)
         source = self.source()
         g_select = sa.select(*selected).select_from(source).where(*conditions).group_by(*grouped)
         g = self._union(g_select, shape, dims, owners).cte("g") if self.parts else g_select.cte("g")
@@ -412,21 +525,33 @@ class Builder:
         by_name.update({m.name: c for m, c in zip(expressions, computed, strict=True)})
         order = self._order(shape, by_name)
         ranked_columns = [*g.c, *(c.label(f"e{i}") for i, c in enumerate(computed))]
-        ranked = sa.select(*ranked_columns, sa.func.row_number().over(order_by=order).label("_rn"))
+        having: Column | None = None
         if report.having is not None:
-            ranked = ranked.where(
-                sa.func.coalesce(
-                    to_sql(
-                        report.having, lambda p: by_name[".".join(p)], self.dialect, self.context
-                    ),
-                    False,
-                )
+            having = sa.func.coalesce(
+                to_sql(report.having, lambda p: by_name[".".join(p)], self.dialect, self.context),
+                False,
             )
+        # "others" folded from the groups: every group is ranked, those having keeps first;
+        # the rows are the first ``limit`` kept, "others" the rest added up — one pass.
+        others_fold = fold and report.others and limit is not None and bool(report.dimensions)
+        keep: Column | None = None
+        if others_fold and having is not None:
+            kept_first: Column = sa.case((having, 1), else_=0)
+            order = [kept_first.desc(), *order]
+            keep = kept_first.label("_keep")
+            ranked_columns.append(keep)
+        ranked = sa.select(*ranked_columns, sa.func.row_number().over(order_by=order).label("_rn"))
+        if having is not None and not others_fold:
+            ranked = ranked.where(having)
         r = ranked.cte("r")
-        labels = [c.name for c in ranked_columns]
+        labels = [c.name for c in ranked_columns if "_" not in c.name]  # not the helpers
         rows = sa.select(sa.literal(ROWS).label("_level"), r.c._rn, *(r.c[n] for n in labels))
+        shown: list[Column] = []
         if limit is not None:
-            rows = rows.where(r.c._rn <= limit)
+            shown.append(r.c._rn <= limit)
+        if keep is not None:
+            shown.append(r.c._keep == 1)
+        rows = rows.where(*shown)
         parts: list[sa.Select[Any]] = [rows]
 
         def level(kind: int, extra: Sequence[Column]) -> sa.Select[Any]:
@@ -458,8 +583,12 @@ class Builder:
                     columns.append(sa.null().label(name))
             return sa.select(*columns).select_from(source).where(*conditions, *extra)
 
-        if report.others and limit is not None and report.dimensions:
-            shown = (
+        if others_fold:
+            parts.append(
+                self.folded(OTHERS, r, [], shape, labels, keep=~sa.and_(*shown), ranked=False)
+            )
+        elif report.others and limit is not None and report.dimensions:
+            exists = (
                 sa.select(sa.literal(1))
                 .select_from(r)
                 .where(
@@ -470,16 +599,22 @@ class Builder:
                     ),
                 )
             )
-            parts.append(level(OTHERS, [~sa.exists(shown)]))
+            parts.append(level(OTHERS, [~sa.exists(exists)]))
         if report.subtotals:
             for depth in range(1, len(dims)):
                 parts.append(
-                    self.grouped(
+                    self.folded(SUBTOTAL + depth, g, range(depth), shape, labels)
+                    if fold
+                    else self.grouped(
                         SUBTOTAL + depth, dims, range(depth), shape, conditions, labels=labels
                     )
                 )
         if report.totals:
-            parts.append(level(TOTALS, []))
+            parts.append(
+                self.folded(TOTALS, g, [], shape, labels, ranked=False)
+                if fold
+                else level(TOTALS, [])
+            )
         if len(parts) == 1:
             return Built(rows.order_by(r.c._rn), shape)
         union = sa.union_all(*parts).subquery("u")
@@ -558,6 +693,29 @@ class Builder:
             kind = self.measure(measure).type if measure.name not in owners else None
             out.append(sa.type_coerce(combined, kind or u.c[label].type).label(label))
         return sa.select(*out).group_by(*keys)
+
+    def _level(
+        self,
+        level: int,
+        shape: Shape,
+        by_name: dict[str, Column],
+        named: dict[str, Column],
+        labels: Sequence[str] | None,
+        ranked: bool,
+        by_dimensions: bool,
+    ) -> list[Column]:
+        """The columns of one level of a layout: ``_level``, ``_rn`` (the rank in the
+        report's order when ``ranked``), then ``labels`` (default: all) — the dimensions
+        ``named`` holds and the measures of ``by_name``."""
+        for measure, label in shape.measures:
+            named[label] = by_name.get(measure.name, sa.null())
+        rank = (
+            sa.func.row_number().over(order_by=self._order(shape, by_name, by_dimensions))
+            if ranked
+            else sa.null()
+        )
+        columns = [sa.literal(level).label("_level"), rank.label("_rn")]
+        return columns + [named[label].label(label) for label in labels or named]
 
     def _expressions(
         self, measures: Sequence[ReportMeasure], values: dict[str, Column]

@@ -270,15 +270,17 @@ def test_a_pivot_has_a_cell_per_value_and_row_and_column_totals(reports: Reports
     )
     by_region = _sql(
         reports,
-        """SELECT a.region, count(*) AS deals, coalesce(sum(d.amount), 0) AS total
+        """SELECT a.region, count(*) AS deals, coalesce(sum(d.amount), 0) AS total,
+                  avg(d.amount) AS average
            FROM deal d LEFT JOIN account a ON a.id = d.account GROUP BY a.region
            ORDER BY total DESC""",
     )
     by_stage = _sql(
         reports,
-        "SELECT stage, count(*) AS deals, coalesce(sum(amount), 0) AS total FROM deal "
-        "GROUP BY stage",
+        "SELECT stage, count(*) AS deals, coalesce(sum(amount), 0) AS total, "
+        "avg(amount) AS average FROM deal GROUP BY stage",
     )
+    grand = _sql(reports, "SELECT avg(amount) AS average FROM deal")[0]
     assert result.pivot is not None
     values = [v["value"] for v in result.pivot["values"]]
     assert values == [s for s in STAGES if s in {r["stage"] for r in by_stage}]
@@ -289,6 +291,7 @@ def test_a_pivot_has_a_cell_per_value_and_row_and_column_totals(reports: Reports
     for mine, theirs in zip(result.rows, by_region, strict=True):
         assert mine["deals"] == theirs["deals"]
         assert _num(mine["total"]) == _num(theirs["total"])
+        assert _num(mine["average"], "0.0001") == _num(theirs["average"], "0.0001")
     rows = {r["account.region"]: r for r in result.rows}
     for cell in cells:
         row = rows[cell["region"]]
@@ -307,8 +310,14 @@ def test_a_pivot_has_a_cell_per_value_and_row_and_column_totals(reports: Reports
                 assert row[f"deals__{j}"] == 0 and row[f"average__{j}"] is None
     assert result.totals is not None
     for theirs in by_stage:
-        assert result.totals[f"deals__{key[theirs['stage']]}"] == theirs["deals"]
+        j = key[theirs["stage"]]
+        assert result.totals[f"deals__{j}"] == theirs["deals"]
+        assert _num(result.totals[f"total__{j}"]) == _num(theirs["total"])
+        assert _num(result.totals[f"average__{j}"], "0.0001") == _num(
+            theirs["average"], "0.0001"
+        )
     assert result.totals["deals"] == 240
+    assert _num(result.totals["average"], "0.0001") == _num(grand["average"], "0.0001")
     names = [c["name"] for c in result.columns]
     assert names[0] == "account.region" and "stage" not in names
     assert names[1:5] == ["deals__0", "total__0", "average__0", "per_deal__0"]

@@ -469,3 +469,50 @@ def test_comparison_with_the_previous_period(
     names = [c["name"] for c in result.columns]
     assert names == ["stage", "deals", "won", "deals_previous", "won_previous", "growth"]
     assert result.columns[3]["label"] == "Deals (previous period)"
+
+
+@pytest.mark.parametrize("distinct", [False, True], ids=["folded", "not_foldable"])
+def test_others_and_totals_with_having_against_sql(reports: Reports, distinct: bool) -> None:
+    """ "Others" holds the groups past the limit and those ``having`` leaves out; with
+    measures that add up from their groups (count, sum, avg, min, max) it and the totals
+    are folded from the grouped rows, else computed from the records: the same numbers."""
+    measures: list[dict[str, Any]] = [
+        {"name": "deals", "aggregate": "count"},
+        {"name": "total", "aggregate": "sum", "field": "amount"},
+        {"name": "average", "aggregate": "avg", "field": "amount"},
+        {"name": "smallest", "aggregate": "min", "field": "amount"},
+        {"name": "latest", "aggregate": "max", "field": "closed"},
+        {"name": "per_deal", "expression": "total / deals"},
+        {"name": "part", "share_of": "total"},
+    ]
+    if distinct:
+        measures.append({"name": "accounts", "aggregate": "count_distinct", "field": "account"})
+    keys = {"entity": "deal", "group_by": ["stage"], "having": "stage != 'won'"}
+    keys.update({"sort": "-total", "limit": 2, "others": True, "measures": measures})
+    result = reports.run(ADMIN, report_from_value(reports.model, keys), adhoc=True)
+    groups = _sql(
+        reports,
+        "SELECT stage, coalesce(sum(amount), 0) AS total FROM deal GROUP BY stage "
+        "ORDER BY total DESC",
+    )
+    shown = [g["stage"] for g in groups if g["stage"] != "won"][:2]
+    assert [r["stage"] for r in result.rows[:-1]] == shown
+    whole = """SELECT count(*) AS deals, coalesce(sum(amount), 0) AS total, avg(amount) AS average,
+                      min(amount) AS smallest, max(closed) AS latest,
+                      count(DISTINCT account) AS accounts FROM deal"""
+    others = _sql(reports, whole + " WHERE stage NOT IN (:a, :b)", a=shown[0], b=shown[1])[0]
+    totals = _sql(reports, whole)[0]
+    for mine, theirs in ((result.rows[-1], others), (result.totals, totals)):
+        assert mine is not None
+        assert mine["deals"] == theirs["deals"]
+        assert _num(mine["total"]) == _num(theirs["total"])
+        assert abs(mine["average"] - Decimal(str(theirs["average"]))) < Decimal("0.0001")
+        assert _num(mine["smallest"]) == _num(theirs["smallest"])
+        assert mine["latest"] == dt.date.fromisoformat(str(theirs["latest"]))
+        per_deal = Decimal(str(theirs["total"])) / theirs["deals"]
+        assert abs(mine["per_deal"] - per_deal) < Decimal("0.0001")
+        part = Decimal(str(theirs["total"])) / Decimal(str(totals["total"]))
+        assert abs(mine["part"] - part) < Decimal("0.00001")
+        if distinct:
+            assert mine["accounts"] == theirs["accounts"]
+    assert result.rows[-1]["_others"] is True

@@ -246,7 +246,14 @@ def test_the_numbers_make_sense(client: FlaskClient, admin: dict[str, str]) -> N
     assert _d(distribution["totals"]["lifetime_value"]) > 0
     sources = _report(client, admin, "lead_source_roi")
     assert sources["totals"]["converted"] > 0 and _d(sources["totals"]["won_amount"]) > 0
-    assert any(r["campaign"] for r in sources["rows"])
+    by_source = {r["source"]: r for r in sources["rows"]}
+    for channel in ("website", "referral", "cold_call", "partner"):  # each quarter's spend
+        row = by_source[channel]
+        assert _d(row["cost"]) > 0 and row["leads"] > 0, row
+        assert _d(row["cost_per_lead"]) == (_d(row["cost"]) / row["leads"]).quantize(
+            Decimal("1e-6")
+        )
+        assert row["roi"] is not None
     cases = _report(client, admin, "case_analysis")
     satisfaction = [float(r["satisfaction"]) for r in cases["rows"] if r["satisfaction"]]
     assert satisfaction and all(1 <= s <= 5 for s in satisfaction)

@@ -12,6 +12,7 @@ from typing import Any
 
 import crm_definitions
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from heddle.app import create_app
@@ -534,6 +535,98 @@ def test_targets_customers_campaigns_and_cycle_time(
     assert _d(cycle["proposal"]["median_days"]) == Decimal(3)
     assert _d(cycle["won"]["days_to_win"]) == Decimal(5)
     assert cycle["won"]["stints"] == 0
+
+
+LEAD_SOURCES = """
+SELECT coalesce(l.source, c.source) AS source, coalesce(l.leads, 0) AS leads,
+       coalesce(l.converted, 0) AS converted, coalesce(l.won, 0) AS won,
+       coalesce(c.cost, 0) AS cost
+FROM (SELECT lead.source, count(*) AS leads, count(CASE WHEN lead.converted THEN 1 END)
+             AS converted, coalesce(sum(CASE WHEN o.stage = 'won' THEN o.amount END), 0) AS won
+      FROM lead LEFT JOIN opportunity o ON o.id = lead.converted_opportunity
+      WHERE lead.created_at >= :start AND lead.created_at < :after {mine}
+      GROUP BY lead.source) AS l
+FULL OUTER JOIN (SELECT source, coalesce(sum(actual_cost), 0) AS cost FROM campaign
+                 WHERE start_date >= :start AND start_date <= :end GROUP BY source) AS c
+  ON coalesce(l.source, '') = coalesce(c.source, '')  -- no source meets no source
+"""
+
+
+def test_lead_source_roi_against_sql(
+    client: FlaskClient, token: Callable[[str], dict[str, str]]
+) -> None:
+    """Leads, conversions and won amount by source beside what the campaigns buying each
+    source cost: each side grouped on its own, so three leads of one source and two
+    campaigns of it are neither 6 leads nor twice the cost."""
+    ids = _ids(client)
+    start, end = TODAY - dt.timedelta(days=60), TODAY
+    old = TODAY - dt.timedelta(days=700)
+    for name, kind, source, day, cost in (
+        ("Fair", "trade_show", "trade_show", TODAY, "1000.00"),
+        ("Fair 2", "trade_show", "trade_show", TODAY, "250.00"),
+        ("Ads", "online_ad", "advertisement", TODAY, "500.00"),  # no lead came
+        ("Rewards", "other", "referral", TODAY, "300.00"),
+        ("Old fair", "trade_show", "trade_show", old, "9999.00"),  # before the period
+        ("Planned", "seminar", "campaign", TODAY, None),  # nothing spent yet
+    ):
+        _add(client, "campaign", name=name, type=kind, source=source, status="completed",
+             start_date=day.isoformat(), actual_cost=cost)  # fmt: skip
+    runtime = client.application.extensions["heddle"]
+    with runtime.engine.connect() as conn:
+        deal = dict(conn.exec_driver_sql("SELECT name, id FROM opportunity").all())
+    ann, bob = ids["ann"], ids["bob"]
+    for n, (source, owner, won_by) in enumerate(
+        [
+            ("trade_show", ann, "d5"),  # won 5000
+            ("trade_show", ann, "d6"),  # lost
+            ("trade_show", ann, None),
+            ("referral", bob, "d7"),  # won 6000
+            ("website", ann, None),  # no cost
+            (None, ann, None),
+        ]
+    ):
+        _add(client, "lead", name=f"L{n}", phone=f"1380000000{n}", source=source,
+             owner_id=owner, converted=won_by is not None,
+             converted_opportunity=deal[won_by] if won_by else None)  # fmt: skip
+    period = f"{start.isoformat()}..{end.isoformat()}"
+    bounds = {"start": start, "end": end, "after": end + dt.timedelta(days=1)}
+    with runtime.engine.connect() as conn:
+        expected = [
+            dict(r) for r in conn.execute(sa.text(LEAD_SOURCES.format(mine="")), bounds).mappings()
+        ]
+        ann_leads = (
+            conn.execute(sa.text(LEAD_SOURCES.format(mine=f"AND lead.owner_id = {ann}")), bounds)
+            .mappings()
+            .all()
+        )
+    body = _run(client, token("root"), f"/api/v1/reports/lead_source_roi?period={period}")
+    rows = {r["source"]: r for r in body["rows"]}
+    assert set(rows) == {r["source"] for r in expected}
+    assert {"trade_show", "advertisement", "referral", "website", None} <= set(rows)
+    for theirs in expected:
+        mine = rows[theirs["source"]]
+        cost, won = _d(theirs["cost"]), _d(theirs["won"])
+        assert (mine["leads"], mine["converted"]) == (theirs["leads"], theirs["converted"])
+        assert (_d(mine["won_amount"]), _d(mine["cost"])) == (won, cost)
+        leads = theirs["leads"]
+        per_lead = (cost / leads).quantize(Decimal("1e-6")) if leads else None
+        assert (None if mine["cost_per_lead"] is None else _d(mine["cost_per_lead"])) == per_lead
+        roi = ((won - cost) / cost).quantize(Decimal("1e-6")) if cost else None
+        assert (None if mine["roi"] is None else _d(mine["roi"])) == roi
+    assert (rows["trade_show"]["leads"], _d(rows["trade_show"]["cost"])) == (3, Decimal("1250.00"))
+    assert _d(rows["referral"]["roi"]) == Decimal(19)  # (6000 - 300) / 300
+    assert body["totals"]["leads"] == 6 and _d(body["totals"]["cost"]) == Decimal("2050.00")
+    assert [c["name"] for c in body["columns"]] == [
+        "source", "leads", "converted", "won_amount", "cost", "conversion_rate",
+        "cost_per_lead", "roi",
+    ]  # fmt: skip
+    # a rep counts their own leads against every campaign's cost
+    theirs = _run(client, token("ann"), f"/api/v1/reports/lead_source_roi?period={period}")
+    assert theirs["totals"]["leads"] == sum(r["leads"] for r in ann_leads) == 5
+    assert _d(theirs["totals"]["cost"]) == Decimal("2050.00")
+    report = runtime.model.reports["lead_source_roi"]
+    for measure in (*report.measures, *report.parts[0].measures):  # labelled in zh and ja
+        assert {"en", "zh", "ja"} <= set(measure.label.texts), measure.name
 
 
 def test_xlsx_downloads_keep_numbers_and_dates(

@@ -91,6 +91,7 @@ def load_demo(
     total = account_count(scale)
     count = max(4, round(total / ACCOUNTS_PER_SCALE * CAMPAIGNS_PER_SCALE))
     found = company.campaigns(sink, placeholder, count, rng)
+    company.channel_costs(sink, placeholder, total / ACCOUNTS_PER_SCALE, rng)
     pools = company.pools(sink, placeholder, tables, placeholder.start, admin)
     world = World(now, people, catalogue, found, pools, seed)
     world.ordinals = {culture: first for culture in ("zh", "ja", "en")}

@@ -1,6 +1,6 @@
 """What the demo company has besides its customers: the product catalogue, the marketing
-campaigns, the public pools, sales targets set from how each rep actually sells, daily
-reports, announcements and knowledge-base articles."""
+campaigns and each channel's running spend, the public pools, sales targets set from how
+each rep actually sells, daily reports, announcements and knowledge-base articles."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from engine import Tables
 
 from ._rows import RowSink
-from ._world import DAY, Campaign, Product, World, money
+from ._world import CAMPAIGN_SOURCE, DAY, Campaign, Product, World, money
 
 # name, code, category, unit, list price, cost
 CATALOGUE = (
@@ -117,6 +117,7 @@ def campaigns(sink: RowSink, world: World, count: int, rng: random.Random) -> li
             {
                 "name": f"{name} · {label} #{n + 1}",
                 "type": kind,
+                "source": CAMPAIGN_SOURCE[kind],
                 "status": status,
                 "start_date": start,
                 "end_date": end,
@@ -133,8 +134,54 @@ def campaigns(sink: RowSink, world: World, count: int, rng: random.Random) -> li
             at=min(created, world.now - DAY),
             actor=marketing.id,
         )
-        found.append(Campaign(row["id"], kind, start, end))
+        found.append(Campaign(row["id"], kind, CAMPAIGN_SOURCE[kind], start, end))
     return sorted(found, key=lambda c: c.start)
+
+
+# The spend of the lead sources no campaign buys, per quarter at scale 1 (yuan, low-high):
+# the website's upkeep and search ads, referral rewards, the outsourced call team,
+# partners' commissions. Each is a campaign record of type "other" with its source, so
+# lead_source_roi has a cost for every source.
+CHANNELS = (
+    ("website", "官网与搜索推广 Website & SEO", 20_000, 60_000),
+    ("referral", "老客户转介绍奖励 Referral rewards", 10_000, 40_000),
+    ("cold_call", "电话外呼外包 Outsourced calling", 30_000, 80_000),
+    ("partner", "渠道伙伴佣金 Partner commissions", 40_000, 120_000),
+)
+
+
+def channel_costs(sink: RowSink, world: World, factor: float, rng: random.Random) -> None:
+    """Each channel's spend, one record a quarter over the 18 months (the current
+    quarter's cost so far), ``factor`` times scale 1's."""
+    marketing = world.role("marketing")
+    first = world.start.date()
+    quarter = dt.date(first.year, 3 * ((first.month - 1) // 3) + 1, 1)
+    while quarter <= world.today:
+        following = dt.date(quarter.year + quarter.month // 10, (quarter.month + 2) % 12 + 1, 1)
+        start, end = max(quarter, first), following - DAY
+        ran = (min(end, world.today) - start).days + 1
+        share = Decimal(ran) / Decimal((end - start).days + 1)
+        for source, name, low, high in CHANNELS:
+            budget = money(rng.uniform(low, high) * factor, 100)
+            sink.add(
+                "campaign",
+                {
+                    "name": f"{name} {quarter.year} Q{(quarter.month - 1) // 3 + 1}",
+                    "type": "other",
+                    "source": source,
+                    "status": "completed" if end < world.today else "in_progress",
+                    "start_date": start,
+                    "end_date": end,
+                    "budget": budget,
+                    "actual_cost": (budget * share).quantize(Decimal("0.01")),
+                    "expected_revenue": None,
+                    "description": None,
+                    "owner_id": marketing.id,
+                },
+                at=min(world.at(start, rng), world.now - DAY),
+                actor=marketing.id,
+            )
+        quarter = following
 
 
 POOLS = {

@@ -20,7 +20,7 @@ from ._orders import Orders
 from ._people import Member
 from ._rows import Change, RowSink
 from ._work import RepWork
-from ._world import CAMPAIGN_SOURCE, CENT, DAY, World, money
+from ._world import CENT, DAY, World, money
 
 STAGES = ("initial", "needs_analysis", "proposal", "negotiation")
 PROBABILITY = {
@@ -292,7 +292,7 @@ class AccountStory(Orders, RepWork):
         if source in ("campaign", "trade_show", "advertisement", "social_media"):
             found = self.world.campaign_near(created.date(), rng)
             if found is not None:
-                campaign, source = found.id, CAMPAIGN_SOURCE[found.type]
+                campaign, source = found.id, found.source
         title, _ = rng.choice(names.TITLES[culture])
         return {
             "name": name,

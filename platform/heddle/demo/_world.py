@@ -36,6 +36,7 @@ class Product:
 class Campaign:
     id: int
     type: str
+    source: str  # the lead source its leads come in as
     start: dt.date
     end: dt.date
 
