@@ -44,6 +44,7 @@ from . import (
     _screen_boards,  # noqa: F401  (kanban and calendar)
     _screen_forms,  # noqa: F401  (its views register on the blueprint)
     _screen_lists,
+    _screen_notifications,  # noqa: F401  (the notification inbox)
     _screen_reports,
     _screen_settings,
     errors,
