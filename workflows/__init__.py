@@ -24,6 +24,7 @@ and writes through its record service; imports :mod:`metamodel` and :mod:`engine
 from __future__ import annotations
 
 from engine import EventBus
+from engine.comments import move_on_merge
 
 from . import approval_notices, hooks  # noqa: F401  (they register jobs, ticks and hooks)
 from .actions import ACTIONS, ActionRunner, Run, run_actions
@@ -48,6 +49,7 @@ def attach(bus: EventBus) -> None:
     """The workflow rules and the event automations on ``bus`` (once)."""
     if _attach_rules(bus):
         _attach_automations(bus)
+        bus.subscribe("after_merge", move_on_merge)  # a merge's comments follow the survivor
 
 
 __all__ = [

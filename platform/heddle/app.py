@@ -28,6 +28,7 @@ from . import (
     admin_api,
     api,
     approval_api,
+    comments_api,
     errors,
     jobs,
     logs,
@@ -137,6 +138,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     admin_api.init_app(app)
     ui.init_app(app)
     workflow_api.init_app(app)
+    comments_api.init_app(app)
     init_data_api(app)
     approval_api.init_app(app)
     jobs.init_app(app)  # the outbox flushed after requests; notifications, automations

@@ -1,0 +1,60 @@
+"""Comments on records in the REST API (:class:`engine.comments.Comments`).
+
+- ``GET /api/v1/records/<entity>/<id>/comments`` (``?limit=``, 1–200, default 50) →
+  ``{"data": [comment, …]}``, newest first;
+- ``POST /api/v1/records/<entity>/<id>/comments`` ``{"body": "…"}`` → ``201``
+  ``{"data": comment}``; an empty or too long body is a 422 with ``fields.body``.
+
+Whoever may read the record may read and add its comments; a record out of sight is a
+404, as for ``GET /records/<entity>/<id>``. Same authentication and errors as
+:mod:`heddle.api` (a browser session's POST needs ``X-CSRFToken``).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from engine import BadRequest
+from engine.comments import Comments
+
+from . import api
+from .extensions import csrf, runtime
+
+comments_api = Blueprint("comments_api", __name__, url_prefix="/api/v1")
+csrf.exempt(comments_api)
+comments_api.before_request(api.authenticate)
+comments_api.url_value_preprocessor(api.check_ids)
+
+MAX_LIMIT = 200
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(comments_api)
+
+
+@comments_api.get("/records/<entity>/<int:record_id>/comments")
+def comments(entity: str, record_id: int) -> ResponseReturnValue:
+    """The record's comments, newest first."""
+    text = request.args.get("limit", "50")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise BadRequest(
+            f"limit must be a whole number from 1 to {MAX_LIMIT}",
+            {"limit": [f"A number from 1 to {MAX_LIMIT}."]},
+        )
+    found = Comments(runtime().records).list(api.actor(), entity, record_id, limit=int(text))
+    return jsonify(data=found)
+
+
+@comments_api.post("/records/<entity>/<int:record_id>/comments")
+def add_comment(entity: str, record_id: int) -> ResponseReturnValue:
+    """Add a comment to the record."""
+    data = api._body()
+    unknown = sorted(set(data) - {"body"})
+    if unknown:
+        raise BadRequest(
+            f"unknown field '{unknown[0]}': a comment has only a body",
+            {name: ["Unknown field."] for name in unknown},
+        )
+    made = Comments(runtime().records).add(api.actor(), entity, record_id, data.get("body"))
+    return jsonify(data=made), 201
