@@ -382,7 +382,7 @@ def record(entity: str, record_id: int) -> ResponseReturnValue:
             "related": _related(act, ent, record_id, here, currency),
             "system": system,
             "can_edit": may_update(act, ent, record_id),
-            **record_workflow(act, ent, record_id, here),
+            **record_workflow(act, ent, record_id, here, row=row),
             **record_approval(act, ent, record_id, here),
         },
     )
