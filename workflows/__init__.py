@@ -40,7 +40,7 @@ from .errors import (
     TransitionRefused,
 )
 from .machine import StateMachines, describe
-from .notifications import Inbox
+from .notifications import Inbox, mention
 from .outbox import JOBS, TICKS, Job, JobQueue, JobRun, Mailer, Tick
 from .rules import attach as _attach_rules
 
@@ -77,6 +77,7 @@ __all__ = [
     "attach",
     "describe",
     "hooks",
+    "mention",
     "mermaid",
     "run_actions",
     "run_due",

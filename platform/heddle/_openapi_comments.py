@@ -21,6 +21,11 @@ COMMENT_SCHEMA = {
         "created_at": {"type": "string", "format": "date-time"},
         "entity": {"type": "string"},
         "record_id": {"type": "integer"},
+        "mentioned": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "The users @named in it who were notified (when added).",
+        },
     },
 }
 
@@ -63,7 +68,8 @@ def comment_paths(spec: APISpec, entities: list[Entity]) -> None:
             "post": {
                 "operationId": f"comment_{name}",
                 "summary": f"Comment on a {label}",
-                "description": "Whoever may read the record may comment on it.",
+                "description": "Whoever may read the record may comment on it; each "
+                "@username in it who may read the record is notified.",
                 "tags": [name],
                 "requestBody": {
                     "required": True,

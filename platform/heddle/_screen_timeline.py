@@ -4,10 +4,11 @@ forms that add to them — "Comment" and "Log activity" (for a rep on the road: 
 subject and notes, nothing else to fill in).
 
 Comments are :class:`engine.comments.Comments`'s: whoever may read the record may read and
-add them. An activity is created through the record service like any record, so the
-user needs ``create`` on the activity's entity; the form's link to this record is filled
-in, and so are the activity's other references that this record already names (logged on
-an opportunity, an activity gets the opportunity's account too).
+add them; each ``@username`` in one who may read the record is notified
+(:func:`workflows.mention`). An activity is created through the record service like any
+record, so the user needs ``create`` on the activity's entity; the form's link to this
+record is filled in, and so are the activity's other references that this record already
+names (logged on an opportunity, an activity gets the opportunity's account too).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from engine.query import parse_params
 from metamodel import Entity, Field
 from ui_renderer import pages as P
 from ui_renderer import timeline as T
+from workflows import mention
 
 from . import i18n
 from ._screens import actor, readable, ui
@@ -153,8 +155,13 @@ def post_comment(entity: str, record_id: int) -> ResponseReturnValue:
     """Add a comment to the record and come back to its timeline."""
     act = actor()
     ent = readable(entity, act)
+    records = runtime().records
     try:
-        Comments(runtime().records).add(act, ent.name, record_id, request.form.get("body", ""))
+        with records.transaction() as conn:
+            made = Comments(records).add(
+                act, ent.name, record_id, request.form.get("body", ""), conn=conn
+            )
+            mention(conn, records, act, ent.name, record_id, made["body"])
     except EngineError as exc:
         if exc.status == 404:
             raise

@@ -3,7 +3,8 @@
 - ``GET /api/v1/records/<entity>/<id>/comments`` (``?limit=``, 1–200, default 50) →
   ``{"data": [comment, …]}``, newest first;
 - ``POST /api/v1/records/<entity>/<id>/comments`` ``{"body": "…"}`` → ``201``
-  ``{"data": comment}``; an empty or too long body is a 422 with ``fields.body``.
+  ``{"data": comment}``; an empty or too long body is a 422 with ``fields.body``. Each
+  ``@username`` who may read the record is notified (``mentioned`` lists them).
 
 Whoever may read the record may read and add its comments; a record out of sight is a
 404, as for ``GET /records/<entity>/<id>``. Same authentication and errors as
@@ -17,6 +18,7 @@ from flask.typing import ResponseReturnValue
 
 from engine import BadRequest
 from engine.comments import Comments
+from workflows import mention
 
 from . import api
 from .extensions import csrf, runtime
@@ -56,5 +58,8 @@ def add_comment(entity: str, record_id: int) -> ResponseReturnValue:
             f"unknown field '{unknown[0]}': a comment has only a body",
             {name: ["Unknown field."] for name in unknown},
         )
-    made = Comments(runtime().records).add(api.actor(), entity, record_id, data.get("body"))
+    records = runtime().records
+    with records.transaction() as conn:
+        made = Comments(records).add(api.actor(), entity, record_id, data.get("body"), conn=conn)
+        made["mentioned"] = mention(conn, records, api.actor(), entity, record_id, made["body"])
     return jsonify(data=made), 201

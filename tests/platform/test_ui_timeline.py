@@ -254,3 +254,28 @@ def test_the_record_page_costs_the_same_statements_with_more_on_its_timeline(
     add(24)
     more = statements()
     assert len(more) == len(few), set(more) ^ set(few)
+
+
+def test_a_mention_tells_who_may_read_the_record(app: Flask) -> None:
+    _account, deal = _deal(app)
+    api = app.test_client()
+    url = f"/api/v1/records/opportunity/{deal}/comments"
+    text = "@vic @bob @ann @nobody, see ann@example.com: price ok?"
+    made = api.post(url, headers=_token(app, "ann"), json={"body": text})
+    assert made.status_code == 201
+    # vic reads every deal; bob may not see ann's, ann wrote it, nobody does not exist,
+    # and an email address is not a mention
+    assert made.json["data"]["mentioned"] == ["vic"]
+    vic = _client(app, "vic")
+    inbox = vic.get("/notifications").get_data(as_text=True)
+    assert "Ann mentioned you on Opportunity “Tea for 40 shops”" in inbox
+    assert f'href="/app/opportunity/{deal}"' in inbox and 'data-count="1"' in inbox
+    assert "mentioned you" not in _client(app, "bob").get("/notifications").get_data(as_text=True)
+
+    page = vic.get(f"/app/opportunity/{deal}").get_data(as_text=True)  # the screen's form too
+    vic.post(
+        f"/app/opportunity/{deal}/comments",
+        data={"body": "@ann looks fine", "csrf_token": csrf_of(page)},
+    )
+    ann = _client(app, "ann")
+    assert "Vic mentioned you on Opportunity" in ann.get("/notifications").get_data(as_text=True)
