@@ -41,8 +41,6 @@ def comment_paths(spec: APISpec, entities: list[Entity]) -> None:
     """``/records/<entity>/{id}/comments`` of each entity the caller may read."""
     spec.components.schema("Comment", COMMENT_SCHEMA)
     for entity in entities:
-        if entity.child:
-            continue
         name, label = entity.name, entity.label.get("en")
         operations = {
             "get": {

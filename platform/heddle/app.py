@@ -28,7 +28,7 @@ from . import (
     admin_api,
     api,
     approval_api,
-    comments_api,
+    comments_api,  # noqa: F401  (its routes join heddle.api's blueprint)
     errors,
     jobs,
     logs,
@@ -138,7 +138,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     admin_api.init_app(app)
     ui.init_app(app)
     workflow_api.init_app(app)
-    comments_api.init_app(app)
     init_data_api(app)
     approval_api.init_app(app)
     jobs.init_app(app)  # the outbox flushed after requests; notifications, automations

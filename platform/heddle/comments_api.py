@@ -7,13 +7,14 @@
   ``@username`` who may read the record is notified (``mentioned`` lists them).
 
 Whoever may read the record may read and add its comments; a record out of sight is a
-404, as for ``GET /records/<entity>/<id>``. Same authentication and errors as
-:mod:`heddle.api` (a browser session's POST needs ``X-CSRFToken``).
+404, as for ``GET /records/<entity>/<id>``. They are routes of
+:mod:`heddle.api`'s blueprint: the same authentication and errors (a browser session's
+POST needs ``X-CSRFToken``); :mod:`heddle.app` imports this module before registering it.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, jsonify, request
+from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
 from engine import BadRequest
@@ -21,21 +22,12 @@ from engine.comments import Comments
 from workflows import mention
 
 from . import api
-from .extensions import csrf, runtime
-
-comments_api = Blueprint("comments_api", __name__, url_prefix="/api/v1")
-csrf.exempt(comments_api)
-comments_api.before_request(api.authenticate)
-comments_api.url_value_preprocessor(api.check_ids)
+from .extensions import runtime
 
 MAX_LIMIT = 200
 
 
-def init_app(app: Flask) -> None:
-    app.register_blueprint(comments_api)
-
-
-@comments_api.get("/records/<entity>/<int:record_id>/comments")
+@api.api.get("/records/<entity>/<int:record_id>/comments")
 def comments(entity: str, record_id: int) -> ResponseReturnValue:
     """The record's comments, newest first."""
     text = request.args.get("limit", "50")
@@ -48,7 +40,7 @@ def comments(entity: str, record_id: int) -> ResponseReturnValue:
     return jsonify(data=found)
 
 
-@comments_api.post("/records/<entity>/<int:record_id>/comments")
+@api.api.post("/records/<entity>/<int:record_id>/comments")
 def add_comment(entity: str, record_id: int) -> ResponseReturnValue:
     """Add a comment to the record."""
     data = api._body()

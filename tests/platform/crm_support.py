@@ -3,7 +3,7 @@ shared by the tests that drive the CRM's workflows, approvals and automations.""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import crm_definitions
@@ -37,3 +37,10 @@ def crm_app(url: str, folder: Path, users: Sequence[User]) -> Flask:
                 conn, username, PASSWORD, roles, team=team, manager=manager
             )
     return app
+
+
+def crm_fixture(url: str, folder: Path, users: Sequence[User]) -> Iterator[Flask]:
+    """A fixture's body around :func:`crm_app`: the app, its engine disposed after."""
+    app = crm_app(url, folder, users)
+    yield app
+    app.extensions["heddle"].engine.dispose()

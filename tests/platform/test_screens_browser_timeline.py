@@ -19,42 +19,36 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import chromium, screenshot_folder, served, watch_console
+import test_screens_flow as flow
+from browser_support import screenshot_folder, watch_console
+from crm_support import crm_app
 from flask import Flask
-from heddle.app import create_app
+from heddle.demo import DEMO_PASSWORD
 
-from engine import migrate
 from engine.tables import NOTIFICATION_TABLE
 
 pytestmark = pytest.mark.browser
 
-PASSWORD = "a long enough password"
 PAYLOAD = "<script>alert(1)</script>"
+# the flow test's fixtures: its server serves this module's app, its browser is Chromium
+server, browser, log_in = flow.server, flow.browser, flow.log_in
 PHONE = {"width": 390, "height": 844}
 WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
-    """The CRM on SQLite; ann (a rep) owns an account and a deal, and has three
-    notifications about the deal."""
+    """The CRM on SQLite; ann (a rep, with the demo company's password, so the flow
+    test's ``log_in`` serves) owns an account and a deal, and has three notifications
+    about the deal."""
     folder = tmp_path_factory.mktemp("timeline")
-    app = create_app(
-        {
-            "DATABASE_URL": f"sqlite:///{folder / 'heddle.db'}",
-            "INSTANCE_PATH": str(folder),
-            "SECRET_KEY": "test",
-            "LOGIN_LIMIT": "1000 per minute",
-            "TESTING": True,
-        }
+    app = crm_app(
+        f"sqlite:///{folder / 'heddle.db'}", folder, [("ann", ["sales_rep"], "East", None)]
     )
     runtime = app.extensions["heddle"]
-    migrate(runtime.engine, runtime.model, actor="test")
     with runtime.engine.begin() as conn:
-        runtime.accounts.create_user(
-            conn, "ann", PASSWORD, ["sales_rep"], team="East", locale="en", name="Ann Lee"
-        )
         ann = runtime.accounts.by_username(conn, "ann")
+        runtime.accounts.update_user(conn, ann.id, password=DEMO_PASSWORD, name="Ann Lee")
     actor = ann.actor()
     account = runtime.records.create(actor, "account", {"name": "Lotus Tea House"})
     deal = runtime.records.create(
@@ -78,30 +72,6 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     yield app
 
 
-@pytest.fixture(scope="module")
-def server(app: Flask) -> Iterator[str]:
-    with served(app) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
-
-
-def log_in(browser: Any, server: str, **context: Any) -> tuple[Any, Any]:
-    made = browser.new_context(**context)
-    made.set_default_timeout(10_000)
-    page = made.new_page()
-    page.goto(f"{server}/login")
-    page.fill("#username", "ann")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{server}/")
-    return made, page
-
-
 def bell_count(page: Any) -> str:
     badge = page.locator("#h-bell .h-bell-count")
     return str(badge.get_attribute("data-count")) if badge.count() else "0"
@@ -113,7 +83,7 @@ def test_the_bell_the_inbox_the_path_comments_and_activities(
     expect = pytest.importorskip("playwright.sync_api").expect
     shots = screenshot_folder(tmp_path)
     ids = app.config["TEST_IDS"]
-    context, page = log_in(browser, server, viewport={"width": 1280, "height": 900})
+    context, page = log_in(browser, server, "ann", viewport={"width": 1280, "height": 900})
     problems = watch_console(page)
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -180,7 +150,7 @@ def test_on_a_phone_a_rep_logs_a_call_and_the_inbox_passes_axe(
     axe_api = pytest.importorskip("axe_playwright_python.sync_playwright")
     shots = screenshot_folder(tmp_path)
     ids = app.config["TEST_IDS"]
-    context, page = log_in(browser, server, viewport=PHONE, is_mobile=True, has_touch=True)
+    context, page = log_in(browser, server, "ann", viewport=PHONE, is_mobile=True, has_touch=True)
     problems = watch_console(page)
     page.goto(f"{server}/app/account/{ids['account']}")
     assert page.locator("nav.h-path").count() == 0  # an account has no workflow

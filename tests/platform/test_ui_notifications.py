@@ -13,50 +13,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
+from crm_support import crm_fixture
 from flask import Flask
 from flask.testing import FlaskClient
-from heddle.app import create_app
-from screens_package import csrf_of
+from screens_package import csrf_of, log_in
 from sqlalchemy.engine import Engine
+from statement_support import statements
 
-from engine import migrate
 from engine.tables import NOTIFICATION_TABLE
 
-PASSWORD = "a long enough password"
 ACCOUNTS = itertools.count()
+PEOPLE = [("ann", ["sales_rep"], "East", None), ("bob", ["sales_rep"], "East", None)]
 
 
 @pytest.fixture
 def app(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[Flask]:
-    app = create_app(
-        {
-            "DATABASE_URL": db_url,
-            "INSTANCE_PATH": str(tmp_path),
-            "SECRET_KEY": "test",
-            "LOGIN_LIMIT": "1000 per minute",
-            "MODEL_CHECK_SECONDS": 3600,
-            "TESTING": True,
-        }
-    )
-    runtime = app.extensions["heddle"]
-    migrate(runtime.engine, runtime.model, actor="test")
-    with runtime.engine.begin() as conn:
-        for username in ("ann", "bob"):
-            runtime.accounts.create_user(
-                conn, username, PASSWORD, ["sales_rep"], team="East", locale="en"
-            )
-    yield app
-    runtime.engine.dispose()
+    yield from crm_fixture(db_url, tmp_path, PEOPLE)
 
 
 def _client(app: Flask, username: str) -> FlaskClient:
     client = app.test_client()
-    token = csrf_of(client.get("/login").get_data(as_text=True))
-    done = client.post(
-        "/login", data={"username": username, "password": PASSWORD, "csrf_token": token}
-    )
-    assert done.status_code == 302
+    log_in(client, username)
     return client
 
 
@@ -168,21 +145,10 @@ def test_the_inbox_pages_back_and_a_bad_before_is_ignored(app: Flask) -> None:
 def test_the_page_costs_the_same_statements_for_3_and_for_60(app: Flask) -> None:
     ann = _client(app, "ann")
 
-    def statements() -> int:
-        seen: list[str] = []
-
-        def record(*args: object) -> None:
-            seen.append(str(args[2]))
-
-        engine = app.extensions["heddle"].engine
-        sa.event.listen(engine, "before_cursor_execute", record)
-        try:
-            assert ann.get("/notifications").status_code == 200
-        finally:
-            sa.event.remove(engine, "before_cursor_execute", record)
-        return len(seen)
+    def page() -> None:
+        assert ann.get("/notifications").status_code == 200
 
     _notify(app, "ann", 3)
-    few = statements()
+    few = statements(app, page)
     _notify(app, "ann", 57)
-    assert statements() == few
+    assert statements(app, page) == few
