@@ -47,6 +47,7 @@ SAVED_REPORT_TABLE = "heddle_saved_report"
 IMPORT_RUN_TABLE = "heddle_import_run"
 IMPORT_TEMPLATE_TABLE = "heddle_import_template"
 SAVED_VIEW_TABLE = "heddle_saved_view"
+COMMENT_TABLE = "heddle_comment"
 OUTBOX_TABLE = _job_tables.OUTBOX_TABLE
 MARK_TABLE = _job_tables.MARK_TABLE
 NOTIFICATION_TABLE = _job_tables.NOTIFICATION_TABLE
@@ -167,6 +168,17 @@ def system_tables(metadata: sa.MetaData) -> None:
         sa.Column("params", JSON, nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.UniqueConstraint("entity", "owner_id", "name"),
+    )
+    sa.Table(  # comments on records (engine.comments): the record's discussion
+        COMMENT_TABLE,
+        metadata,
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("entity", sa.String(63), nullable=False),
+        sa.Column("record_id", ID, nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("author_id", ID, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL")),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Index("ix_heddle_comment_record", "entity", "record_id", "id"),
     )
     sa.Table(  # every workflow transition fired: the workflows layer writes and reads it
         TRANSITION_TABLE,

@@ -1,4 +1,5 @@
-"""View kinds: the screens an entity declares (form, list views, kanban, calendar).
+"""View kinds: the screens an entity declares (form, list views, kanban, calendar,
+timeline).
 
 Each :class:`ViewKind` is an entity option (``form:``, ``list_views:``…) with the JSON
 Schema of what it holds and a check of what it names (fields, paths, expressions). The
@@ -166,6 +167,16 @@ _CALENDAR = _obj(
     ("start",),
 )
 
+_TIMELINE = _obj(
+    {
+        "at": _ref("identifier"),
+        "title": _ref("identifier"),
+        "body": _ref("identifier"),
+        "kind": _ref("identifier"),
+    },
+    ("at", "title"),
+)
+
 
 def _sections(form: Mapping[str, Any]) -> list[tuple[Path, Mapping[str, Any]]]:
     found: list[tuple[Path, Mapping[str, Any]]] = [
@@ -262,10 +273,38 @@ def _check_calendar(ctx: ViewContext, calendar: Mapping[str, Any]) -> None:
                 )
 
 
+def _check_timeline(ctx: ViewContext, timeline: Mapping[str, Any]) -> None:
+    """An entity whose records appear on the timeline of the records they reference (an
+    activity on its account's, contact's and opportunity's): ``at`` is a date or
+    datetime, ``kind`` a choice (its badge)."""
+    for key in ("at", "title", "body", "kind"):
+        if key in timeline and ctx.known_field(("timeline", key), timeline[key]):
+            kind = ctx.value_type(timeline[key])
+            if key == "at" and kind not in TEMPORAL:
+                ctx.error(
+                    ("timeline", "at"),
+                    f"a timeline's at must be a date or datetime; '{timeline['at']}' is "
+                    f"{article(kind)}",
+                )
+    spec = ctx.field_spec(timeline["kind"]) if "kind" in timeline else None
+    if spec is not None and spec.get("type") != "choice":
+        ctx.error(
+            ("timeline", "kind"),
+            f"a timeline's kind is a choice field (its badge); '{timeline['kind']}' is "
+            f"{article(spec.get('type', ''))}",
+        )
+
+
 for _kind in (
     ViewKind("form", _FORM, _check_form, "The record page: sections, tabs, related lists."),
     ViewKind("list_views", _LIST_VIEWS, _check_list_views, "Named lists: columns, filter, sort."),
     ViewKind("kanban", _KANBAN, _check_kanban, "Cards in columns by a choice field."),
     ViewKind("calendar", _CALENDAR, _check_calendar, "Records on a calendar by a date field."),
+    ViewKind(
+        "timeline",
+        _TIMELINE,
+        _check_timeline,
+        "Records shown on the timeline of the records they reference (activities).",
+    ),
 ):
     VIEW_KINDS.register(_kind)

@@ -229,6 +229,7 @@ class Chrome:
     messages: tuple[tuple[str, str], ...] = ()  # (category, text) flashed by the last step
     next_url: str = "/"
     approvals: int | None = None  # what waits for the user; None: no approvals in the Model
+    notifications: int = 0  # the user's unread notifications (the bell's badge)
 
 
 @dataclass(frozen=True)

@@ -43,11 +43,14 @@ class Event:
 
     at: dt.datetime
     who: str
-    kind: str  # "create", "update", "delete", "restore" or "transition"
+    kind: str  # "create", "update", "delete", "restore", "transition", "comment", "activity"
     title: str
     changes: tuple[Change, ...] = ()
-    comment: str = ""
+    comment: str = ""  # a transition's comment, a comment's text, an activity's notes
     states: tuple[str, str] = ("", "")  # a transition's states, left and entered
+    #: an activity's own record (entity, id), its kind as a choice badge (label, colour)
+    link: tuple[str, int] | None = None
+    badge: tuple[str, str | None] | None = None
 
     @property
     def icon(self) -> str:
@@ -57,6 +60,8 @@ class Event:
             "delete": "trash",
             "restore": "restore",
             "transition": "arrow-big-right-lines",
+            "comment": "message",
+            "activity": "phone-call",
         }.get(self.kind, "point")
 
 
@@ -191,3 +196,65 @@ def _changes(
             )
         )
     return tuple(found)
+
+
+def comment_events(comments: Sequence[Mapping[str, Any]]) -> list[Event]:
+    """Comments (as :meth:`engine.comments.Comments.list` returns them) as entries."""
+    return [
+        Event(c["created_at"], str(c.get("author") or ""), "comment", "", comment=str(c["body"]))
+        for c in comments
+    ]
+
+
+def activity_events(
+    entity: Entity,
+    spec: Mapping[str, Any],
+    rows: Sequence[Mapping[str, Any]],
+    people: Mapping[int, str],
+    locale: str,
+) -> list[Event]:
+    """Records of ``entity`` (an activity, a visit…) as entries, by its ``timeline`` view:
+    ``at`` (when), ``title``, ``body`` and ``kind`` (a choice shown as its badge). Rows
+    without a time are left out."""
+    kind_field = entity.fields.get(spec.get("kind") or "")
+    found = []
+    for row in rows:
+        at = row.get(spec["at"])
+        if not isinstance(at, dt.datetime | dt.date):
+            continue
+        if not isinstance(at, dt.datetime):
+            at = dt.datetime.combine(at, dt.time(), dt.UTC)
+        badge = None
+        if kind_field is not None and row.get(kind_field.name) not in (None, ""):
+            value = row[kind_field.name]
+            option = next((o for o in kind_field.options if o.value == value), None)
+            badge = (
+                (text(option.label, locale, str(value)), option.color)
+                if option
+                else (str(value), None)
+            )
+        who = row.get("owner_id__title") or people.get(row.get("created_by") or 0, "")
+        found.append(
+            Event(
+                at,
+                str(who or ""),
+                "activity",
+                str(row.get(spec["title"]) or f"{text(entity.label, locale)} #{row['id']}"),
+                comment=str(row.get(spec.get("body") or "") or ""),
+                link=(entity.name, int(row["id"])),
+                badge=badge,
+            )
+        )
+    return found
+
+
+def merge(*groups: Sequence[Event]) -> tuple[Event, ...]:
+    """Entries of several sources in one timeline, newest first (stable: on a tie the
+    first group's entry comes first)."""
+
+    def moment(event: Event) -> dt.datetime:
+        at = event.at
+        return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+
+    everything = [event for group in groups for event in group]
+    return tuple(sorted(everything, key=moment, reverse=True))

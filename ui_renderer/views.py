@@ -2,7 +2,8 @@
 
 Keyed by the names of :data:`metamodel.VIEW_KINDS`: ``form`` (the record page and the
 create/edit form: sections, tabs, related lists), ``list_views`` (a list's table),
-``kanban`` (cards in columns) and ``calendar`` (a month or week of days). A plugin's view
+``kanban`` (cards in columns), ``calendar`` (a month or week of days) and ``timeline``
+(one entry of a record's timeline: an activity about it). A plugin's view
 kind registers its renderer the same way::
 
     from ui_renderer import VIEW_RENDERERS, ViewRenderer
@@ -38,3 +39,4 @@ VIEW_RENDERERS.register(ViewRenderer("form", "form_view"))
 VIEW_RENDERERS.register(ViewRenderer("list_views", "list_view"))
 VIEW_RENDERERS.register(ViewRenderer("kanban", "kanban_view", "kanban_board.html"))
 VIEW_RENDERERS.register(ViewRenderer("calendar", "calendar_view", "calendar_grid.html"))
+VIEW_RENDERERS.register(ViewRenderer("timeline", "timeline_entry", "timeline_parts.html"))

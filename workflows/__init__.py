@@ -24,6 +24,7 @@ and writes through its record service; imports :mod:`metamodel` and :mod:`engine
 from __future__ import annotations
 
 from engine import EventBus
+from engine.comments import move_on_merge
 
 from . import approval_notices, data_jobs, hooks  # noqa: F401  (they register jobs, ticks, hooks)
 from .actions import ACTIONS, ActionRunner, Run, run_actions
@@ -39,7 +40,7 @@ from .errors import (
     TransitionRefused,
 )
 from .machine import StateMachines, describe
-from .notifications import Inbox
+from .notifications import Inbox, mention
 from .outbox import JOBS, TICKS, Job, JobQueue, JobRun, Mailer, Tick
 from .rules import attach as _attach_rules
 
@@ -48,6 +49,7 @@ def attach(bus: EventBus) -> None:
     """The workflow rules and the event automations on ``bus`` (once)."""
     if _attach_rules(bus):
         _attach_automations(bus)
+        bus.subscribe("after_merge", move_on_merge)  # a merge's comments follow the survivor
 
 
 __all__ = [
@@ -75,6 +77,7 @@ __all__ = [
     "attach",
     "describe",
     "hooks",
+    "mention",
     "mermaid",
     "run_actions",
     "run_due",

@@ -15,6 +15,7 @@ SMTP (:class:`~workflows.outbox.Mailer`).
 from __future__ import annotations
 
 import datetime as dt
+import re
 import smtplib
 from collections.abc import Mapping
 from email.message import EmailMessage
@@ -24,7 +25,7 @@ from typing import Any
 import jinja2
 import sqlalchemy as sa
 
-from engine import NotFound, Tables
+from engine import Actor, NotFound, Records, Tables
 from engine.tables import NOTIFICATION_TABLE, USER_TABLE
 from metamodel import Action, Entity, Label
 
@@ -39,6 +40,14 @@ DEFAULT_MESSAGE = {
     "ja": "{entity}「{title}」をご確認ください",
 }
 SUBJECT = {"en": "[Heddle] {message}", "zh": "【Heddle】{message}", "ja": "【Heddle】{message}"}
+#: what the person @mentioned in a comment is told
+MENTIONED = {
+    "en": "{who} mentioned you on {entity} “{title}”",
+    "zh": "{who}在{entity}“{title}”中提到了您",
+    "ja": "{who}さんが{entity}「{title}」であなたに言及しました",
+}
+#: ``@username`` (letters, digits, ``_``, ``.`` and ``-``), not inside an email address
+MENTION = re.compile(r"(?<![\w.@])@([\w][\w.\-]*)")
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -120,6 +129,62 @@ def notify(run: Run, action: Action) -> None:
         ).scalar_one()
         if user["email"] and action.options.get("email", True) is not False:
             add(run.conn, run.records.tables, "email", {"notification": created})
+
+
+# @mentions in comments -------------------------------------------------------------------
+
+
+def mention(
+    conn: sa.Connection, records: Records, author: Actor, entity: str, record_id: int, text: str
+) -> list[str]:
+    """Tell each active user ``@named`` in a comment ``text`` on the record — only those
+    who may read the record, and never the author — in the application and by email, as
+    :func:`notify` does. Returns the usernames told."""
+    names = {name.rstrip(".-") for name in MENTION.findall(text)}
+    if not names:
+        return []
+    ent = records.entity(entity)
+    users = records.tables.metadata.tables[USER_TABLE]
+    table = records.tables.metadata.tables[NOTIFICATION_TABLE]
+    found = conn.execute(
+        sa.select(users).where(users.c.username.in_(sorted(names)), users.c.active.is_(True))
+    ).mappings()
+    view = records.get(author, ent.name, record_id, conn=conn)
+    title = title_of(ent, view, record_id)
+    who = author.label or "?"
+    if author.user_id is not None:
+        row = conn.execute(
+            sa.select(users.c.name, users.c.username).where(users.c.id == author.user_id)
+        ).first()
+        who = (row.name or row.username) if row is not None else who
+    told = []
+    for user in list(found):
+        if user["id"] == author.user_id:
+            continue
+        reader = Actor(user_id=user["id"], team_id=user["team_id"],
+                       roles=frozenset(user["roles"] or ()), label=user["username"])  # fmt: skip
+        grant = records.permissions.grant(reader, ent, "read")
+        if not grant.allowed or not records.permissions.covers(conn, reader, ent, grant, record_id):
+            continue  # a mention does not show a record to someone who may not read it
+        locale = _locale(user["locale"])
+        message = MENTIONED[locale].format(who=who, entity=ent.label.get(locale), title=title)
+        created = conn.execute(
+            table.insert()
+            .values(
+                user_id=user["id"],
+                subject=message,
+                body=title,
+                entity=ent.name,
+                record_id=record_id,
+                source="comment",
+                created_at=dt.datetime.now(dt.UTC),
+            )
+            .returning(table.c.id)
+        ).scalar_one()
+        if user["email"]:
+            add(conn, records.tables, "email", {"notification": created})
+        told.append(str(user["username"]))
+    return told
 
 
 ACTIONS.register(ActionRunner("notify", notify))

@@ -28,9 +28,11 @@ from engine.query import Filter, ListQuery
 from metamodel import Entity, Field, Transition
 from ui_renderer import pages as P
 from ui_renderer import timeline as T
+from ui_renderer import workflow_path as W
 from workflows import StateMachines
 
 from . import i18n
+from ._screen_timeline import record_timeline
 from ._screens import REF_TYPES, actor, locale, page, readable, ui
 from .extensions import runtime
 from .i18n import gettext as _
@@ -43,9 +45,13 @@ def _machines() -> StateMachines:
     return StateMachines(runtime().records)
 
 
-def record_workflow(act: Actor, ent: Entity, record_id: int, here: str) -> dict[str, Any]:
+def record_workflow(
+    act: Actor, ent: Entity, record_id: int, here: str, row: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """What the record page adds for workflows: ``moves`` (the transitions the user may
-    fire) and ``events`` (the timeline, newest first)."""
+    fire), ``events`` (the timeline, newest first: history, comments and activities, see
+    :mod:`heddle._screen_timeline`), the forms that add to it, and with the record's
+    ``row`` its ``paths`` (a stepper of states per workflow) and their ``diagrams``."""
     heddle = runtime()
     machines = _machines()
     workflows = heddle.model.workflows_of(ent.name)
@@ -66,7 +72,41 @@ def record_workflow(act: Actor, ent: Entity, record_id: int, here: str) -> dict[
         titles=titles,
         workflows=workflows,
     )
-    return {"moves": moves, "events": events}
+    more = record_timeline(act, ent, record_id, here, people)
+    return {
+        "moves": moves,
+        "events": T.merge(events, more.pop("extra")),
+        **more,
+        **record_paths(act, ent, row, fired, here),
+    }
+
+
+def record_paths(
+    act: Actor,
+    ent: Entity,
+    row: Mapping[str, Any] | None,
+    fired: Iterable[Mapping[str, Any]],
+    here: str,
+) -> dict[str, Any]:
+    """The path bar and the diagram of each workflow whose state field the user sees."""
+    if row is None:
+        return {"paths": (), "diagrams": ()}
+    hidden = runtime().records.permissions.grant(act, ent, "read").hidden
+    history = list(fired)
+    paths, diagrams = [], []
+    for workflow in runtime().model.workflows_of(ent.name):
+        if workflow.field in hidden:
+            continue
+        current = row.get(workflow.field)
+        visited = {
+            state
+            for entry in history
+            if entry["workflow"] == workflow.name
+            for state in (entry["from_state"], entry["to_state"])
+        }
+        paths.append(W.path(workflow, current, visited, here))
+        diagrams.append(W.diagram(workflow, here, current))
+    return {"paths": tuple(paths), "diagrams": tuple(diagrams)}
 
 
 def _typed(ent: Entity, entry: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from ui_renderer import pages as P
 
 from . import i18n
 from ._approval_counts import has_approvals, pending_count
+from ._notice_counts import unread_count
 from .accounts import User
 from .extensions import runtime
 from .i18n import gettext as _
@@ -128,6 +129,21 @@ class FlaskLinks:
             "ui.decide", entity=entity, record_id=record_id, approval_id=approval_id, action=action
         )
 
+    def notifications(self, params: Mapping[str, Any] | None = None) -> str:
+        return self._with(url_for("ui.notifications"), params)
+
+    def notification_read(self, notification_id: Any) -> str:
+        return url_for("ui.read_notification", notification_id=notification_id)
+
+    def notifications_read_all(self) -> str:
+        return url_for("ui.read_all_notifications")
+
+    def comments(self, entity: str, record_id: Any) -> str:
+        return url_for("ui.post_comment", entity=entity, record_id=record_id)
+
+    def log_activity(self, entity: str, record_id: Any, other: str) -> str:
+        return url_for("ui.log_activity", entity=entity, record_id=record_id, other=other)
+
     def asset(self, name: str) -> str:
         return url_for("ui.static", filename=assets.static_path(name))
 
@@ -187,6 +203,7 @@ def chrome(active: str = "") -> P.Chrome:
     return P.Chrome(
         user=g.user.name or g.user.username,
         approvals=approval_badge(act),
+        notifications=unread_count(act),
         locale=here,
         locales=locales(),
         nav=nav,

@@ -29,6 +29,7 @@ from . import (
     api,
     approval_api,
     attachment_api,
+    comments_api,  # noqa: F401  (its routes join heddle.api's blueprint)
     errors,
     jobs,
     logs,

@@ -64,6 +64,7 @@ from metamodel import Entity, Model
 
 from ._openapi_approvals import approval_paths
 from ._openapi_attachments import attachment_paths
+from ._openapi_comments import comment_paths
 from ._openapi_data import data_paths
 from ._openapi_duplicates import DUPLICATE_DETAILS, merge_paths, with_confirmation
 from ._openapi_jobs import job_paths
@@ -244,6 +245,7 @@ def build_document(model: Model, view: View) -> dict[str, Any]:
         workflow_paths(spec, model.entity(name), base, model.workflows_of(name), seen.actions,
                        seen.hidden)  # fmt: skip
     readable = {name for name, _ in view.entities}
+    comment_paths(spec, [model.entity(n) for n in sorted(readable)])
     approval_paths(spec, [model.entity(n) for n in sorted(readable)
                           if any(w.approvals for w in model.workflows_of(n))])  # fmt: skip
     runnable = [r for r in model.reports.values() if r.entity in readable]

@@ -44,6 +44,7 @@ from . import (
     _screen_boards,  # noqa: F401  (kanban and calendar)
     _screen_forms,  # noqa: F401  (its views register on the blueprint)
     _screen_lists,
+    _screen_notifications,  # noqa: F401  (the notification inbox)
     _screen_reports,
     _screen_settings,
     errors,
@@ -383,7 +384,7 @@ def record(entity: str, record_id: int) -> ResponseReturnValue:
             "related": _related(act, ent, record_id, here, currency),
             "system": system,
             "can_edit": may_update(act, ent, record_id),
-            **record_workflow(act, ent, record_id, here),
+            **record_workflow(act, ent, record_id, here, row=row),
             **record_approval(act, ent, record_id, here),
             "attachments": record_files(act, ent, record_id),
         },

@@ -23,6 +23,7 @@ from engine import (
     ValidationFailed,
     migrate,
 )
+from engine.comments import Comments
 from engine.migrations import restore
 from engine.tables import (
     ARCHIVE_TABLE,
@@ -33,6 +34,7 @@ from engine.tables import (
     USER_TABLE,
 )
 from metamodel import Model, load_packages
+from workflows import attach
 
 SHOP = """\
 kind: package
@@ -216,6 +218,22 @@ def test_references_and_child_rows_move_to_the_survivor(records: Records) -> Non
     assert (merged["deals"], str(merged["deal_total"])) == (2, "150.00")
     history = records.history(ADMIN, "deal", moved["id"])
     assert history[-1]["changes"] == {"customer": [loser["id"], survivor["id"]]}
+
+
+def test_the_losers_comments_move_to_the_survivor(records: Records) -> None:
+    attach(records.events)  # the workflows layer moves comments after a merge (once a bus)
+    comments = Comments(records)
+    survivor, loser = two(records)
+    comments.add(ADMIN, "customer", survivor["id"], "first")
+    comments.add(ANN, "customer", loser["id"], "  second\n")
+    with pytest.raises(ValidationFailed) as refused:
+        comments.add(ANN, "customer", loser["id"], " ")
+    assert list(refused.value.fields) == ["body"]
+    merge(records, survivor, loser)
+    found = comments.list(BOB, "customer", survivor["id"])
+    assert [(c["body"], c["author"]) for c in found] == [("second", "Ann"), ("first", "Root")]
+    with pytest.raises(NotFound):
+        comments.list(ADMIN, "customer", loser["id"])
 
 
 def test_a_reference_between_the_two_is_cleared(records: Records) -> None:

@@ -4,7 +4,7 @@ shared by the tests that drive the CRM's workflows, approvals and automations.""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import crm_definitions
@@ -69,3 +69,10 @@ def actor_of(app: Flask, username: str) -> Actor:
         user = runtime.accounts.by_username(conn, username)
     assert user is not None, f"no user {username}"
     return user.actor()
+
+
+def crm_fixture(url: str, folder: Path, users: Sequence[User]) -> Iterator[Flask]:
+    """A fixture's body around :func:`crm_app`: the app, its engine disposed after."""
+    app = crm_app(url, folder, users)
+    yield app
+    app.extensions["heddle"].engine.dispose()

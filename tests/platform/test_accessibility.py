@@ -1,7 +1,8 @@
 """Accessibility of the CRM's screens, checked by axe-core in Debian's Chromium.
 
-Every kind of page a sales rep meets — log-in, home, lists, a record, the create and edit
-forms, a form sent back with errors, the settings — is opened in English, Chinese and Japanese and run
+Every kind of page a sales rep meets — log-in, home, lists, a record (with its path,
+comments and activities), the create and edit forms, a form sent back with errors, the
+notifications, the settings — is opened in English, Chinese and Japanese and run
 through axe-core's WCAG 2.0/2.1 A and AA rules (axe-core ships inside the
 ``axe-playwright-python`` wheel: nothing is fetched at run time). A page passes with no
 violation at all, whatever its impact.
@@ -9,6 +10,7 @@ violation at all, whatever its impact.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import threading
@@ -22,6 +24,8 @@ from heddle.app import create_app
 from werkzeug.serving import make_server
 
 from engine import migrate
+from engine.comments import Comments
+from engine.tables import NOTIFICATION_TABLE
 from workflows import StateMachines
 
 CHROMIUM = os.environ.get("HEDDLE_CHROMIUM", "/usr/bin/chromium")
@@ -67,6 +71,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     ids["contact"] = runtime.records.create(actor, "contact", contact)["id"]
     deal = {"name": "ERP 升级", "account": account["id"], "amount": "120000.00"}
     ids["opportunity"] = runtime.records.create(actor, "opportunity", deal)["id"]
+    # a comment and an activity on the deal's timeline, a notification in li's inbox
+    Comments(runtime.records).add(actor, "opportunity", ids["opportunity"], "@root 请看报价")
+    activity = {"subject": "拜访客户", "account": account["id"], "opportunity": ids["opportunity"]}
+    runtime.records.create(actor, "activity", activity)
+    with runtime.engine.begin() as conn:
+        conn.execute(
+            runtime.tables.metadata.tables[NOTIFICATION_TABLE].insert(),
+            [{"user_id": actor.user_id, "subject": "合同“Tea”等待您审批", "entity": "account",
+              "record_id": account["id"], "created_at": dt.datetime.now(dt.UTC)}],
+        )  # fmt: skip
     # a quote waiting for a sales manager's approval: the record's approval panel
     with runtime.engine.begin() as conn:
         runtime.accounts.create_user(conn, "mia", PASSWORD, ["sales_manager"], team="East")
@@ -133,6 +147,8 @@ def test_every_kind_of_page_passes_axe(
         page.goto(f"{base}/app/{entity}")
         check(f"{entity} list")
         page.goto(f"{base}/app/{entity}/{record_id}")
+        if page.locator("#workflow-diagram").count():
+            page.click("#workflow-diagram summary")  # the workflow diagram unfolded too
         check(f"{entity} record")
         page.goto(f"{base}/app/{entity}/{record_id}/edit")
         check(f"{entity} edit form")
@@ -144,6 +160,8 @@ def test_every_kind_of_page_passes_axe(
     page.click("[data-h-add-row]")
     page.wait_for_selector("[data-h-rows] tr")
     check("quote form with a line")
+    page.goto(f"{base}/notifications")
+    check("notifications")
     page.goto(f"{base}/app/account/new")
     check("account form")
     # the server's refusal: the browser's own check of required fields set aside

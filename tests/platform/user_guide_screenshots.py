@@ -94,6 +94,43 @@ def phone_page(browser: Any, url: str, out: Path) -> None:
     context.close()
 
 
+def timeline_pages(browser: Any, url: str, out: Path) -> None:
+    """The manager's notifications (the contract the rep submitted), then a deal's path,
+    diagram and timeline after a comment and a logged visit; a call logged on a phone."""
+    context, page = log_in(browser, url, MANAGER, viewport=DESKTOP)
+    page.goto(f"{url}/notifications")
+    page.screenshot(path=out / "guide-notifications.png")
+    context.close()
+
+    context, page = log_in(browser, url, REP, viewport=DESKTOP)
+    page.goto(f"{url}/app/opportunity?sort=-amount")
+    page.locator("tbody a.fw-medium").first.click()
+    page.wait_for_load_state()
+    page.fill("#comment-body", "@wang.fang they want 5 % off for 40 shops: ok?")
+    page.click("button:has-text('Post comment')")
+    page.wait_for_load_state()
+    page.click("label[for=log-activity-visit]")
+    page.fill("#log-activity-subject", "Tasting at their Hangzhou shop")
+    page.fill("#log-activity-notes", "Liked the oolong; samples for the other shops next week.")
+    page.click("#log-activity button:has-text('Log it')")
+    page.wait_for_load_state()
+    page.click("#workflow-diagram summary")
+    page.locator("main .page-header").scroll_into_view_if_needed()
+    page.screenshot(path=out / "guide-record-path.png")
+    page.locator("#timeline").screenshot(path=out / "guide-timeline.png")
+    context.close()
+
+    context, page = log_in(browser, url, REP, viewport=PHONE, is_mobile=True, has_touch=True)
+    page.goto(f"{url}/app/account?view=mine")
+    page.locator("tbody a.fw-medium").first.click()
+    page.wait_for_load_state()
+    page.click("a[href='#log-activity']")
+    page.fill("#log-activity-subject", "Called about the autumn order")
+    page.locator("#log-activity").scroll_into_view_if_needed()
+    page.screenshot(path=out / "guide-phone-log.png")
+    context.close()
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
@@ -102,6 +139,7 @@ def main(out: Path) -> None:
             rep_pages(browser, url, out)
             manager_pages(browser, url, out)
             phone_page(browser, url, out)
+            timeline_pages(browser, url, out)  # after the contract the manager is told of
     for shot in sorted(out.glob("guide-*.png")):
         print(f"{shot}  {shot.stat().st_size // 1024} KB")
 
