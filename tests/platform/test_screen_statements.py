@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from crm_support import actor_of, crm_app, logged_in
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.engine import Engine
+from statement_support import statements
 
 HTML = {"Accept": "text/html"}
 
@@ -39,19 +39,9 @@ def client(app: Flask) -> FlaskClient:
 def counted(app: Flask, client: FlaskClient, url: str) -> list[str]:
     """The statements the second GET of ``url`` runs (the first fills the caches)."""
     assert client.get(url, headers=HTML).status_code == 200
-    seen: list[str] = []
-
-    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if not statement.lstrip().upper().startswith(("BEGIN", "SAVEPOINT", "RELEASE")):
-            seen.append(" ".join(statement.split()[:6]))
-
-    engine = app.extensions["heddle"].engine
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        answer = client.get(url, headers=HTML)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
-    assert answer.status_code == 200, url
+    answers: list[Any] = []
+    seen = statements(app, lambda: answers.append(client.get(url, headers=HTML)))
+    assert answers[0].status_code == 200, url
     return seen
 
 
