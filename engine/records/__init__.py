@@ -32,6 +32,7 @@ from ..dedupe import DuplicateIndex
 from ..errors import BadRequest, NotFound
 from ..events import EventBus
 from ..permissions import Permissions
+from ..pipeline import write_transaction
 from ..tables import Tables, build_tables
 from ._access import Access
 from ._common import REQUIRED
@@ -135,7 +136,10 @@ class Records:
             self.access.gives_to_own_teams(c, actor, ent, grant, record)
             return self.access.visible(actor, ent, record)
 
-        return self._run(conn, work)
+        if conn is not None:
+            return work(conn)
+        with write_transaction(self.engine) as new:  # its BEGIN travels with the first batch
+            return work(new)
 
     def get(
         self, actor: Actor, entity: str, record_id: int, *, conn: sa.Connection | None = None
