@@ -36,6 +36,10 @@ from sqlalchemy.engine import Engine
 
 #: The key, in a connection's ``info``, that says its transaction's BEGIN is still to send.
 DEFERRED_BEGIN = "heddle.deferred_begin"
+#: The transaction's start. READ COMMITTED, as psycopg begins them for the engine: a
+#: statement sees what was committed before it began, which the duplicate check's lock,
+#: then lookup, relies on (docs/duplicates.md).
+BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
 #: Compiled statements by statement and dialect (statements handed to a batch are built
 #: once by their owners; at most this many are kept).
 MAX_COMPILED = 256
@@ -77,7 +81,7 @@ def _send_deferred_begin(
     ``BEGIN``."""
     if conn.info.get(DEFERRED_BEGIN):
         del conn.info[DEFERRED_BEGIN]
-        cursor.execute("BEGIN")
+        cursor.execute(BEGIN)
 
 
 class Pending:
@@ -140,7 +144,7 @@ class Batch:
         try:
             with raw.pipeline():
                 if begin:
-                    raw.cursor().execute("BEGIN")
+                    raw.cursor().execute(BEGIN)
                 for sql, values in compiled:
                     cursor = raw.cursor()
                     if events:
