@@ -27,7 +27,7 @@ statements one by one and :func:`write_transaction` is ``engine.begin()``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -89,12 +89,17 @@ class Pending:
 
     def __init__(self) -> None:
         self._rows: list[tuple[Any, ...]] | None = None
+        self._columns: list[str] = []
 
     @property
     def rows(self) -> list[tuple[Any, ...]]:
         if self._rows is None:
             raise RuntimeError("the batch has not run yet")
         return self._rows
+
+    def mappings(self) -> list[dict[str, Any]]:
+        """The rows as ``{column: value}``."""
+        return [dict(zip(self._columns, row, strict=True)) for row in self.rows]
 
     def scalar_one(self) -> Any:
         (row,) = self.rows
@@ -128,6 +133,7 @@ class Batch:
             for statement, params, pending in queued:
                 result = self.conn.execute(statement, dict(params))
                 pending._rows = [tuple(r) for r in result] if result.returns_rows else []
+                pending._columns = list(result.keys()) if result.returns_rows else []
             return
         self._pipelined(queued)
 
@@ -157,8 +163,19 @@ class Batch:
                 sql, None, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
             ) from exc
         for cursor, (_, _, pending) in zip(cursors, queued, strict=True):
-            pending._rows = list(cursor.fetchall()) if cursor.description is not None else []
+            if cursor.description is not None:
+                pending._rows = list(cursor.fetchall())
+                pending._columns = [column.name for column in cursor.description]
+            else:
+                pending._rows = []
             cursor.close()
+
+
+#: A check of the caller's that travels with a write's first batch (a create's): it adds
+#: its statements to the batch and returns what judges their results once the batch ran;
+#: raising refuses the write, and its transaction is rolled back. The platform checks a
+#: bearer token it trusted from its cache this way.
+Guard = Callable[[Batch], Callable[[], None]]
 
 
 def _compile(

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -31,6 +31,9 @@ from ..search import _sqlite as fts
 from ..search import search_columns
 from ..tables import DUPLICATE_KEY_TABLE, USER_TABLE, Tables
 from ._rules import CompiledRule, RuleSet, Target, lock_id
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # keyword arguments typed (PEP 692)
 
 #: Candidates reported per rule (the best first); more are counted, not listed.
 MAX_CANDIDATES = 10
@@ -81,9 +84,7 @@ class Refusal:
 
 
 #: The advisory locks of a check's keys (PostgreSQL), taken in one order.
-LOCK = sa.text(
-    "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:ids AS bigint[])) AS k"
-)
+LOCK = sa.text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:ids AS bigint[])) AS k")
 #: The stored keys equal to the new ones (PostgreSQL): one statement whatever the number
 #: of rules and keys, an index probe per key — its text never changes, so psycopg
 #: prepares it once per connection.
@@ -93,6 +94,15 @@ LOOKUP = sa.text(
     f' JOIN "{DUPLICATE_KEY_TABLE}" AS k ON k.key_space = w.key_space AND k.key = w.key'
     f" WHERE k.entity = ANY(CAST(:entities AS text[])) LIMIT {MAX_HITS}"
 )
+
+
+class CheckOptions(TypedDict, total=False):
+    """What a check may be told besides the record (:meth:`DuplicateIndex.start`)."""
+
+    before: Mapping[str, Any] | None
+    changed: Collection[str] | None
+    confirmed: Collection[str]
+    made_from: tuple[str, int] | None
 
 
 class PendingCheck:
@@ -193,11 +203,7 @@ class DuplicateIndex:
         ent: Entity,
         record: Mapping[str, Any],
         record_id: int | None,
-        *,
-        before: Mapping[str, Any] | None = None,
-        changed: Collection[str] | None = None,
-        confirmed: Collection[str] = (),
-        made_from: tuple[str, int] | None = None,
+        **options: Unpack[CheckOptions],
     ) -> Keys:
         """Refuse ``record`` (new, or ``record_id`` changed from ``before``) when a rule
         finds duplicates of it; otherwise return the keys :meth:`write` must store — by
@@ -209,10 +215,7 @@ class DuplicateIndex:
         The locks and lookups go to the database together (:meth:`start`).
         """
         batch = Batch(conn)
-        pending = self.start(
-            batch, actor, ent, record, record_id, before=before, changed=changed,
-            confirmed=confirmed, made_from=made_from,
-        )  # fmt: skip
+        pending = self.start(batch, actor, ent, record, record_id, **options)
         batch.run()
         return pending.finish(conn)
 

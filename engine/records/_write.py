@@ -16,7 +16,7 @@ from metamodel import Entity, Field
 from ..context import SYSTEM, Actor
 from ..errors import NotFound, Restricted, StaleVersion, ValidationFailed
 from ..events import RecordEvent
-from ..pipeline import Batch
+from ..pipeline import Batch, Guard
 from ..tables import SEQUENCE_TABLE
 from ._common import Errors, add
 
@@ -119,11 +119,13 @@ class Writer:
         alone: bool = False,
         confirmed: frozenset[str] = frozenset(),
         made_from: tuple[str, int] | None = None,
+        guard: Guard | None = None,
     ) -> dict[str, Any]:
         """Create a record; ``alone``: the only write of a transaction the record service
         opened for it (see :meth:`Validator.guarded_write`). ``confirmed``: the duplicate
         rules whose warnings the writer accepts; ``made_from``: the record this one is made
-        from, which is not its duplicate (:meth:`DuplicateIndex.check`)."""
+        from, which is not its duplicate (:meth:`DuplicateIndex.check`); ``guard``: the
+        caller's check sent with the first statements (:data:`engine.pipeline.Guard`)."""
         values, children, errors = self.validator.input(ent, data, partial=False, trusted=trusted)
         if parent is not None:
             values[parent[0]] = parent[1]
@@ -158,7 +160,10 @@ class Writer:
         for field in ent.fields_of_type("autonumber"):
             counter, text = autonumber_counter(ent, field, now)
             numbers.append((field.name, text, batch.add(self._next_number, {"counter": counter})))
+        judge = guard(batch) if guard is not None else None
         batch.run()
+        if judge is not None:
+            judge()  # before anything found is told
         keys = check.finish(conn)
         row = {name: value for name, value in values.items() if self.column(ent, name)}
         for name, text, number in numbers:
