@@ -52,6 +52,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -323,6 +324,13 @@ def _request(url: str, auth: str, body: dict[str, Any] | None = None) -> tuple[i
         return error.code, json.loads(error.read() or b"{}")
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def _wait(url: str, auth: str, seconds: float = 60) -> None:
     deadline = time.time() + seconds
     while time.time() < deadline:
@@ -464,7 +472,9 @@ class Bench:
     def make_servers(self) -> None:
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
         url = self.url.render_as_string(hide_password=False)
-        for port, name in enumerate(["hand", *self.args.configs], start=18201):
+        for name in ["hand", *self.args.configs]:
+            # a free port of the OS's choosing: another run on the machine keeps its own
+            port = _free_port()
             app_url = f"{url}?application_name=bench-{name}"
             if name == "hand":
                 env = {
@@ -512,6 +522,10 @@ class Bench:
                 server.start()
             for server in servers:
                 _wait(server.url("get", "admin") + "1", self.auth["admin"] if server.heddle else "")
+                # what answered is this server, not someone else's on a port it failed to bind
+                assert server.process is not None and server.process.poll() is None, (
+                    f"{server.name} exited: see {server.stdout}"
+                )
             yield
         finally:
             for server in servers:

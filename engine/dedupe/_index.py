@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -26,10 +26,14 @@ from .._compute import Computer
 from ..context import SYSTEM, Actor
 from ..duplicates import find_duplicates
 from ..errors import BadRequest, DuplicateFound
+from ..pipeline import Batch, Pending
 from ..search import _sqlite as fts
 from ..search import search_columns
 from ..tables import DUPLICATE_KEY_TABLE, USER_TABLE, Tables
 from ._rules import CompiledRule, RuleSet, Target, lock_id
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # keyword arguments typed (PEP 692)
 
 #: Candidates reported per rule (the best first); more are counted, not listed.
 MAX_CANDIDATES = 10
@@ -86,6 +90,78 @@ class Refusal:
         }
 
 
+#: The advisory locks of a check's keys (PostgreSQL), taken in one order.
+LOCK = sa.text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:ids AS bigint[])) AS k")
+#: The stored keys equal to the new ones (PostgreSQL): one statement whatever the number
+#: of rules and keys, an index probe per key — its text never changes, so psycopg
+#: prepares it once per connection.
+LOOKUP = sa.text(
+    f"SELECT k.key_space, k.key, k.entity, k.record_id, k.rule"
+    f" FROM unnest(CAST(:spaces AS text[]), CAST(:keys AS text[])) AS w(key_space, key)"
+    f' JOIN "{DUPLICATE_KEY_TABLE}" AS k ON k.key_space = w.key_space AND k.key = w.key'
+    f" WHERE k.entity = ANY(CAST(:entities AS text[])) LIMIT {MAX_HITS}"
+)
+
+
+class CheckOptions(TypedDict, total=False):
+    """What a check may be told besides the record (:meth:`DuplicateIndex.start`)."""
+
+    before: Mapping[str, Any] | None
+    changed: Collection[str] | None
+    confirmed: Collection[str]
+    made_from: tuple[str, int] | None
+
+
+class PendingCheck:
+    """A duplicate check whose lookups were sent (:meth:`DuplicateIndex.start`); its
+    :meth:`finish` judges what they found."""
+
+    def __init__(
+        self,
+        index: DuplicateIndex,
+        actor: Actor,
+        ent: Entity,
+        record: Mapping[str, Any],
+        keys: Keys,
+        checked: Sequence[CompiledRule],
+        fresh: Mapping[str, set[str]],
+        skip: set[tuple[str, int]],
+        confirmed: frozenset[str],
+    ) -> None:
+        self.index = index
+        self.actor = actor
+        self.ent = ent
+        self.record = record
+        self.keys = keys
+        self.checked = checked
+        self.fresh = fresh
+        self.skip = skip
+        self.confirmed = confirmed
+        self.found: list[Pending] = []
+
+    def finish(self, conn: sa.Connection) -> Keys:
+        """The keys :meth:`DuplicateIndex.write` must store; :class:`DuplicateFound` when a
+        rule finds duplicates the writer did not confirm."""
+        if not self.checked:
+            return self.keys
+        index = self.index
+        hits = [Hit(*row) for pending in self.found for row in pending.rows]
+        if len(hits) >= MAX_HITS and len({r.key_space for r in self.checked}) > 1:
+            hits = index._exact_again(conn, self.checked, self.fresh)
+        for rule in self.checked:
+            if rule.fuzzy is not None:
+                hits += index._similar(conn, rule, self.fresh[rule.name])
+        hits = [h for h in hits if (h.entity, h.record_id) not in self.skip]
+        if not hits:
+            return self.keys
+        refusals = index._refusals(
+            conn, self.actor, self.ent, self.record, self.checked, hits, self.confirmed
+        )
+        if refusals:
+            raise _refused(self.ent, refusals)
+        return self.keys
+
+
 class DuplicateIndex:
     """The duplicate rules of one record service, and the key table that serves them."""
 
@@ -134,11 +210,7 @@ class DuplicateIndex:
         ent: Entity,
         record: Mapping[str, Any],
         record_id: int | None,
-        *,
-        before: Mapping[str, Any] | None = None,
-        changed: Collection[str] | None = None,
-        confirmed: Collection[str] = (),
-        made_from: tuple[str, int] | None = None,
+        **options: Unpack[CheckOptions],
     ) -> Keys:
         """Refuse ``record`` (new, or ``record_id`` changed from ``before``) when a rule
         finds duplicates of it; otherwise return the keys :meth:`write` must store — by
@@ -147,12 +219,34 @@ class DuplicateIndex:
         Only keys the record did not have already are looked up: editing another field of
         a record that was saved despite a warning does not warn again. ``made_from``: the
         record this one is made from (a lead converted into an account) is no duplicate.
+        The locks and lookups go to the database together (:meth:`start`).
         """
+        batch = Batch(conn)
+        pending = self.start(batch, actor, ent, record, record_id, **options)
+        batch.run()
+        return pending.finish(conn)
+
+    def start(
+        self,
+        batch: Batch,
+        actor: Actor,
+        ent: Entity,
+        record: Mapping[str, Any],
+        record_id: int | None,
+        *,
+        before: Mapping[str, Any] | None = None,
+        changed: Collection[str] | None = None,
+        confirmed: Collection[str] = (),
+        made_from: tuple[str, int] | None = None,
+    ) -> PendingCheck:
+        """:meth:`check` in two halves around ``batch``: the locks and lookups are added
+        to it (so that a create sends them with its other first statements, in one round
+        trip), and :meth:`PendingCheck.finish`, once the batch ran, refuses or returns the
+        keys. The advisory locks come first in the batch: the lookups after them see
+        every key committed by a writer they waited for."""
         rules = self.of(ent.name)
         if changed is not None:
             rules = tuple(r for r in rules if not set(r.fields).isdisjoint(changed))
-        if not rules:
-            return {}
         keys: Keys = {}
         fresh: dict[str, set[str]] = {}
         for rule in rules:
@@ -163,64 +257,62 @@ class DuplicateIndex:
             added = set(new) - set(old)
             if added:
                 fresh[rule.name] = added
-        if not fresh:
-            return keys
         checked = [rule for rule in rules if rule.name in fresh]
-        if self.dialect == "postgresql":
-            self._lock(conn, [(r.key_space, k) for r in checked if r.locks for k in fresh[r.name]])
         skip = {(ent.name, record_id)} if record_id is not None else set()
         if made_from is not None:
             skip.add(made_from)
-        hits = self._exact(conn, checked, fresh)
-        for rule in checked:
-            if rule.fuzzy is not None:
-                hits += self._similar(conn, rule, fresh[rule.name])
-        hits = [h for h in hits if (h.entity, h.record_id) not in skip]
-        if not hits:
-            return keys
-        refusals = self._refusals(conn, actor, ent, record, checked, hits, frozenset(confirmed))
-        if refusals:
-            raise _refused(ent, refusals)
-        return keys
-
-    def _lock(self, conn: sa.Connection, keys: Sequence[tuple[str, str]]) -> None:
-        """Take each key's advisory lock, in one order, until the transaction ends: a
-        second writer of the same key waits here for the first to commit, then finds its
-        key (each statement of READ COMMITTED sees what was committed before it began)."""
-        ids = sorted({lock_id(space, key) for space, key in keys})
-        if not ids:
-            return
-        conn.execute(
-            sa.text(
-                "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:ids AS bigint[])) AS k"
-            ),
-            {"ids": ids},
+        pending = PendingCheck(
+            self, actor, ent, record, keys, checked, fresh, skip, frozenset(confirmed)
         )
+        if not checked:
+            return pending
+        if self.dialect == "postgresql":
+            locks = [(r.key_space, k) for r in checked if r.locks for k in fresh[r.name]]
+            ids = sorted({lock_id(space, key) for space, key in locks})
+            if ids:
+                batch.add(LOCK, {"ids": ids})
+            spaces, wanted, entities = self._wanted(checked, fresh)
+            pending.found.append(
+                batch.add(LOOKUP, {"spaces": spaces, "keys": wanted, "entities": entities})
+            )
+        else:
+            pending.found.append(batch.add(self._lookup_query(*self._by_space(checked, fresh))))
+        return pending
 
-    def _exact(
-        self, conn: sa.Connection, rules: Sequence[CompiledRule], fresh: Mapping[str, set[str]]
-    ) -> list[Hit]:
-        """The stored keys equal to the new ones: one statement, an index probe per key."""
+    @staticmethod
+    def _by_space(
+        rules: Sequence[CompiledRule], fresh: Mapping[str, set[str]]
+    ) -> tuple[dict[str, set[str]], set[str]]:
         by_space: dict[str, set[str]] = defaultdict(set)
         entities: set[str] = set()
         for rule in rules:
             by_space[rule.key_space] |= fresh[rule.name]
             entities |= {target.entity for target in rule.targets}
-        hits = self._lookup(conn, by_space, entities)
-        if len(hits) < MAX_HITS or len(by_space) == 1:
-            return hits
-        # a key shared by very many records filled the page: each key space on its own,
-        # so that one cannot hide another's
+        return by_space, entities
+
+    def _wanted(
+        self, rules: Sequence[CompiledRule], fresh: Mapping[str, set[str]]
+    ) -> tuple[list[str], list[str], list[str]]:
+        """The lookup's parameters: key spaces and keys side by side, and the entities."""
+        by_space, entities = self._by_space(rules, fresh)
+        pairs = sorted((space, key) for space, found in by_space.items() for key in found)
+        return [p[0] for p in pairs], [p[1] for p in pairs], sorted(entities)
+
+    def _exact_again(
+        self, conn: sa.Connection, rules: Sequence[CompiledRule], fresh: Mapping[str, set[str]]
+    ) -> list[Hit]:
+        """A key shared by very many records filled the page of one lookup: each key space
+        on its own, so that one cannot hide another's."""
+        by_space, entities = self._by_space(rules, fresh)
         found: list[Hit] = []
         for space, keys in by_space.items():
-            found += self._lookup(conn, {space: keys}, entities)
+            rows = conn.execute(self._lookup_query({space: keys}, entities))
+            found += [Hit(*row) for row in rows]
         return found
 
-    def _lookup(
-        self, conn: sa.Connection, by_space: Mapping[str, set[str]], entities: set[str]
-    ) -> list[Hit]:
+    def _lookup_query(self, by_space: Mapping[str, set[str]], entities: set[str]) -> sa.Select[Any]:
         t = self.table
-        query = (
+        return (
             sa.select(t.c.key_space, t.c.key, t.c.entity, t.c.record_id, t.c.rule)
             .where(
                 sa.or_(
@@ -233,7 +325,6 @@ class DuplicateIndex:
             )
             .limit(MAX_HITS)
         )
-        return [Hit(*row) for row in conn.execute(query)]
 
     def _similar(self, conn: sa.Connection, rule: CompiledRule, keys: Iterable[str]) -> list[Hit]:
         """Stored keys like ``keys`` under a fuzzy rule, from the trigram index; keys

@@ -32,6 +32,7 @@ from ..dedupe import DuplicateIndex
 from ..errors import BadRequest, NotFound
 from ..events import EventBus
 from ..permissions import Permissions
+from ..pipeline import Guard, write_transaction
 from ..tables import Tables, build_tables
 from ._access import Access
 from ._batch import BatchCreator, Created
@@ -114,6 +115,7 @@ class Records:
         trusted: bool = False,
         confirm_duplicates: Iterable[str] | None = None,
         made_from: tuple[str, int] | None = None,
+        guard: Guard | None = None,
     ) -> dict[str, Any]:
         """Create a record from client ``data``; returns it as :meth:`get` would.
 
@@ -122,6 +124,8 @@ class Records:
         :class:`DuplicateFound`; ``confirm_duplicates`` names the rules whose warnings the
         writer accepts (docs/duplicates.md). ``made_from``: ``(entity, id)`` of the record
         this one is made from (a lead converted into an account), which is not its duplicate.
+        ``guard``: a check of the caller's that goes to the database with the create's
+        first statements and may refuse it (:data:`engine.pipeline.Guard`).
         """
         ent = self.entity(entity)
         grant = self.access.grant(actor, ent, "create")
@@ -132,13 +136,16 @@ class Records:
         def work(c: sa.Connection) -> dict[str, Any]:
             record = self.writer.create(
                 c, actor, ent, data, trusted, alone=conn is None, confirmed=confirmed,
-                made_from=made_from,
+                made_from=made_from, guard=guard,
             )  # fmt: skip
             self.access.stays_in_scope(c, actor, ent, grant, record)
             self.access.gives_to_own_teams(c, actor, ent, grant, record)
             return self.access.visible(actor, ent, record)
 
-        return self._run(conn, work)
+        if conn is not None:
+            return work(conn)
+        with write_transaction(self.engine) as new:  # its BEGIN travels with the first batch
+            return work(new)
 
     def create_many(
         self,

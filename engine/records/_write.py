@@ -16,6 +16,7 @@ from metamodel import Entity, Field
 from ..context import SYSTEM, Actor
 from ..errors import NotFound, Restricted, StaleVersion, ValidationFailed
 from ..events import RecordEvent
+from ..pipeline import Batch, Guard
 from ..tables import SEQUENCE_TABLE
 from ._common import Errors, add
 
@@ -118,11 +119,13 @@ class Writer:
         alone: bool = False,
         confirmed: frozenset[str] = frozenset(),
         made_from: tuple[str, int] | None = None,
+        guard: Guard | None = None,
     ) -> dict[str, Any]:
         """Create a record; ``alone``: the only write of a transaction the record service
         opened for it (see :meth:`Validator.guarded_write`). ``confirmed``: the duplicate
         rules whose warnings the writer accepts; ``made_from``: the record this one is made
-        from, which is not its duplicate (:meth:`DuplicateIndex.check`)."""
+        from, which is not its duplicate (:meth:`DuplicateIndex.check`); ``guard``: the
+        caller's check sent with the first statements (:data:`engine.pipeline.Guard`)."""
         values, children, errors = self.validator.input(ent, data, partial=False, trusted=trusted)
         if parent is not None:
             values[parent[0]] = parent[1]
@@ -145,13 +148,26 @@ class Writer:
         )
         if errors:
             raise ValidationFailed(f"the {ent.name} is not valid", errors)
-        keys = self.dedupe.check(
-            conn, actor, ent, values, None, confirmed=confirmed, made_from=made_from
+        # The duplicate check's locks and lookups and the autonumbers' counters go to the
+        # database together, with the transaction's BEGIN (one round trip on PostgreSQL);
+        # a refused create rolls the counters back with everything else.
+        batch = Batch(conn)
+        check = self.dedupe.start(
+            batch, actor, ent, values, None, confirmed=confirmed, made_from=made_from
         )
         now = dt.datetime.now(dt.UTC)
-        row = {name: value for name, value in values.items() if self.column(ent, name)}
+        numbers = []
         for field in ent.fields_of_type("autonumber"):
-            row[field.name] = self.autonumber(conn, ent, field, now)
+            counter, text = autonumber_counter(ent, field, now)
+            numbers.append((field.name, text, batch.add(self._next_number, {"counter": counter})))
+        judge = guard(batch) if guard is not None else None
+        batch.run()
+        if judge is not None:
+            judge()  # before anything found is told
+        keys = check.finish(conn)
+        row = {name: value for name, value in values.items() if self.column(ent, name)}
+        for name, text, number in numbers:
+            row[name] = autonumber_text(text, number.scalar_one())
         row.update(
             created_at=now,
             updated_at=now,

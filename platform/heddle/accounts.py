@@ -13,14 +13,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import hashlib
 import re
 import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -31,6 +33,7 @@ from marshmallow.validate import Email
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine import Actor, Tables
+from engine.pipeline import Batch
 from engine.tables import SEQUENCE_TABLE, TEAM_TABLE, TOKEN_TABLE, USER_TABLE, system_tables
 
 TOKEN_PREFIX = "hdl_"
@@ -203,6 +206,13 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def _usable(row: Any, now: dt.datetime) -> bool:
+    """Whether a token's row (:attr:`Accounts._token_query`) lets its user in at ``now``."""
+    if row is None or row.revoked_at is not None or not row.active:
+        return False
+    return row.expires_at is None or row.expires_at > now
+
+
 def _user(row: Any) -> User:
     return User(
         id=row.id,
@@ -212,7 +222,7 @@ def _user(row: Any) -> User:
         roles=frozenset(row.roles or ()),
         locale=row.locale,
         active=bool(row.active),
-        stamp=password_stamp(row._mapping.get("password_hash")),
+        stamp=password_stamp(getattr(row, "password_hash", None)),
     )
 
 
@@ -243,6 +253,10 @@ class TokenCache:
             self._entries.move_to_end(digest)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
+
+    def discard(self, digest: str) -> None:
+        with self._lock:
+            self._entries.pop(digest, None)
 
     def clear(self) -> None:
         with self._lock:
@@ -613,22 +627,13 @@ class Accounts:
         cached = None if fresh else self.cache.get(digest)
         if cached is not None:
             return cached
-        t, u = self.tokens, self.users
-        row = conn.execute(
-            sa.select(
-                t.c.id.label("token_id"), t.c.expires_at, t.c.revoked_at, t.c.last_used_at,
-                u.c.id, u.c.username, u.c.name, u.c.team_id, u.c.roles, u.c.locale, u.c.active,
-            )
-            .join(u, u.c.id == t.c.user_id)
-            .where(t.c.token_hash == digest)
-        ).first()  # fmt: skip
+        row = conn.execute(self._token_query, {"digest": digest}).first()
         now = dt.datetime.now(dt.UTC)
-        if row is None or row.revoked_at is not None or not row.active:
-            return None
-        if row.expires_at is not None and row.expires_at <= now:
+        if row is None or not _usable(row, now):
             return None
         if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=5):
             # once per token every few minutes; commit: the connection may be a reader's
+            t = self.tokens
             conn.execute(t.update().where(t.c.id == row.token_id).values(last_used_at=now))
             conn.commit()
         user = _user(row)
@@ -636,6 +641,38 @@ class Accounts:
         if lifetime is None or lifetime > self.cache.seconds:
             self.cache.put(digest, user)
         return user
+
+    @functools.cached_property
+    def _token_query(self) -> sa.Select[Any]:
+        """A token's row with its user's, by the token's digest (bound as ``digest``)."""
+        t, u = self.tokens, self.users
+        return (
+            sa.select(
+                t.c.id.label("token_id"), t.c.expires_at, t.c.revoked_at, t.c.last_used_at,
+                u.c.id, u.c.username, u.c.name, u.c.team_id, u.c.roles, u.c.locale, u.c.active,
+            )
+            .join(u, u.c.id == t.c.user_id)
+            .where(t.c.token_hash == sa.bindparam("digest", type_=t.c.token_hash.type))
+        )  # fmt: skip
+
+    def check_in(self, batch: Batch, token: str, user: User) -> Callable[[], bool]:
+        """A token the cache trusts checked again inside a write's transaction, its
+        statement sent with the write's first ones (:class:`engine.pipeline.Batch`: no
+        round trip of its own). What it returns says, once the batch ran, whether the
+        token is still valid and its user still the one cached (active, same roles and
+        team); if not, the token leaves the cache."""
+        digest = _digest(token)
+        found = batch.add(self._token_query, {"digest": digest})
+
+        def still_valid() -> bool:
+            rows = found.mappings()
+            row = SimpleNamespace(**rows[0]) if rows else None
+            if _usable(row, dt.datetime.now(dt.UTC)) and _user(row) == user:
+                return True
+            self.cache.discard(digest)
+            return False
+
+        return still_valid
 
     def tokens_of(self, conn: sa.Connection, username: str | None = None) -> list[TokenInfo]:
         """The tokens issued (to ``username``, or to anyone), oldest first."""

@@ -1,20 +1,29 @@
-"""How many statements a request costs (issue 14): a create lets the constraints check,
-looks its duplicate keys up once and reads nothing back; a read and a list page are one
-statement each.
+"""How many statements and round trips a request costs (issue 14): a create lets the
+constraints check, looks its duplicate keys up once, reads nothing back and waits on
+PostgreSQL at most 4 times; a read and a list page are one statement each.
 
-Counted with SQLAlchemy's cursor events on the app's own engine, on both databases, for
-the CRM's account (an autonumber, owner and team, rollups) as the admin and as a rep.
+Statements are counted with SQLAlchemy's cursor events on the app's own engine, on both
+databases; round trips with libpq's trace of every connection the app checks out, on
+PostgreSQL. For the CRM's account (an autonumber, owner and team, rollups, duplicate
+rules, audit) as the admin and as a rep.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import re
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 from heddle.app import create_app
+from psycopg.pq import Trace
 from sqlalchemy.engine import Engine
 
 from engine import migrate
@@ -66,15 +75,16 @@ def test_a_create_writes_and_reads_nothing_back(app: Flask, user: str) -> None:
     assert created.status_code == 201, created.json
     lookup = "SELECT heddle_duplicate_key…"  # the key column is quoted on SQLite
     writes = [
-        lookup if s.startswith("SELECT heddle_duplicate_key") else s
+        lookup if s.startswith(("SELECT heddle_duplicate_key", "SELECT k.key_space,")) else s
         for s in seen
         # the token, and the runtime's check for a newer Model (once a second: a slow
         # machine can take longer than that between two requests)
         if not s.startswith(("SELECT heddle_token", "SELECT (SELECT heddle_sequence"))
     ]
     # the duplicate check (the claim rule's advisory lock on PostgreSQL, then one lookup
-    # for every rule), the autonumber, the record (RETURNING), its audit row and its
-    # duplicate keys — one statement on PostgreSQL (data-modifying CTEs): no read-back
+    # for every rule), the autonumber — sent together on PostgreSQL —, the record
+    # (RETURNING), its audit row and its duplicate keys — one statement on PostgreSQL
+    # (data-modifying CTEs): no read-back
     if app.extensions["heddle"].engine.dialect.name == "postgresql":
         assert writes == [
             "SELECT count(pg_advisory_xact_lock(k)) FROM",
@@ -98,3 +108,136 @@ def test_a_create_writes_and_reads_nothing_back(app: Flask, user: str) -> None:
     listed = client.get("/api/v1/records/account?grade=A&sort=-annual_revenue", headers=headers)
     assert listed.status_code == 200
     assert len(seen) == 1, seen  # one page holds it all: no count query
+
+
+@contextmanager
+def _round_trips(app: Flask) -> Iterator[list[str]]:
+    """The messages that make the app wait for PostgreSQL while the block runs, one per
+    round trip: each ``Sync`` (the end of one statement, or of a pipeline of several),
+    each simple ``Query`` (psycopg's ``COMMIT``), and each ``Flush`` that asks for results
+    in the middle of a pipeline — from libpq's trace of every connection checked out."""
+    engine = app.extensions["heddle"].engine
+    traces: dict[int, Any] = {}
+    waits: list[str] = []
+
+    def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        trace = traces[id(dbapi_connection)] = tempfile.TemporaryFile("w+")  # noqa: SIM115
+        dbapi_connection.pgconn.trace(os.dup(trace.fileno()))  # libpq closes its copy
+        dbapi_connection.pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS)
+
+    def checkin(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.pgconn.untrace()
+        trace = traces.pop(id(dbapi_connection))
+        trace.seek(0)
+        sent = [m for m in re.findall(r"^F\t\d+\t(\w+)(.*)$", trace.read(), re.M)]
+        trace.close()
+        for number, (message, rest) in enumerate(sent):
+            after_sync = number > 0 and sent[number - 1][0] == "Sync"
+            if message in ("Sync", "Query") or (message == "Flush" and not after_sync):
+                waits.append(f"{message}{rest}")
+            elif message == "Parse":  # a statement: its text, for the assertions' messages
+                waits.append("  " + re.sub(r'^\s*"[^"]*" "|" \d+( \d+)*$', "", rest)[:60])
+
+    sa.event.listen(engine.pool, "checkout", checkout)
+    sa.event.listen(engine.pool, "checkin", checkin)
+    try:
+        yield waits
+    finally:
+        sa.event.remove(engine.pool, "checkout", checkout)
+        sa.event.remove(engine.pool, "checkin", checkin)
+
+
+@pytest.mark.parametrize("user", ["root", "ann"])
+def test_a_create_waits_on_postgresql_at_most_four_times(app: Flask, user: str) -> None:
+    """Issue 14's bound, with duplicate rules, audit and permissions on: the token's check
+    (on a write, always asked of the database), then BEGIN with the duplicate rules' lock
+    and lookup and the autonumber, then the record with its audit row and keys, then
+    COMMIT."""
+    if app.extensions["heddle"].engine.dialect.name != "postgresql":
+        pytest.skip("round trips are PostgreSQL's")
+    client = app.test_client()
+    token = client.post("/api/v1/auth/token", json={"username": user, "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {token.json['token']}"}
+    client.post("/api/v1/records/account", headers=headers, json={"name": "warm"})
+    body = {"name": "Acme Trading", "phone": "+86 21 5555 0101", "grade": "A"}
+    app.extensions["heddle"].accounts.cache.clear()  # the token not trusted from a cache
+    with _round_trips(app) as waits:
+        created = client.post("/api/v1/records/account", headers=headers, json=body)
+    assert created.status_code == 201, created.json
+    trips = _trips(waits)
+    shown = "\n".join(" | ".join(trip) for trip in trips)
+    assert len(trips) == 4, shown
+    assert trips[0][0].startswith("SELECT heddle_token"), shown
+    first_write = next(trip for trip in trips if trip[0].startswith("BEGIN"))
+    assert [s[:11] for s in first_write[:-1]] == [
+        "BEGIN ISOLA",
+        "SELECT coun",  # the claim rule's advisory lock
+        "SELECT k.ke",  # the lookup of the name's and the phone's keys
+        "INSERT INTO",  # the autonumber's counter
+    ], shown
+    assert trips[-1] == ['Query\t "COMMIT"'], shown
+    assert created.json["data"]["code"].startswith("AC-")
+    # the same name again: refused as a duplicate (the claim rule), nothing written
+    again = client.post("/api/v1/records/account", headers=headers, json=body)
+    assert again.status_code == 409 and again.json["error"]["code"] == "duplicate", again.json
+
+
+@contextmanager
+def _no_trace() -> Iterator[list[str]]:
+    yield []
+
+
+def _trips(waits: list[str]) -> list[list[str]]:
+    """The statements parsed before each wait, the wait last."""
+    trips: list[list[str]] = [[]]
+    for wait in waits:
+        trips[-1].append(wait.strip())
+        if not wait.startswith(" "):
+            trips.append([])
+    return trips[:-1]
+
+
+@pytest.mark.parametrize("user", ["root", "ann"])
+def test_a_token_the_cache_trusts_is_checked_with_the_first_statements(
+    app: Flask, user: str
+) -> None:
+    """A create by a token checked a moment ago: the token's row is read again in the
+    create's transaction, sent with the duplicate check and the autonumber — 3 round
+    trips —, and a token revoked meanwhile (by another process: this one's cache still
+    trusts it) refuses the create, which writes nothing (on SQLite too: the same check,
+    run as its own statement)."""
+    postgresql = app.extensions["heddle"].engine.dialect.name == "postgresql"
+    runtime = app.extensions["heddle"]
+    runtime.accounts.cache.seconds = 600
+    client = app.test_client()
+    token = client.post("/api/v1/auth/token", json={"username": user, "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {token.json['token']}"}
+    client.post("/api/v1/records/account", headers=headers, json={"name": "warm"})
+    with _round_trips(app) if postgresql else _no_trace() as waits:
+        created = client.post(
+            "/api/v1/records/account", headers=headers, json={"name": "Acme", "phone": "+86 1"}
+        )
+    assert created.status_code == 201, created.json
+    if postgresql:
+        trips = _trips(waits)
+        shown = "\n".join(" | ".join(trip) for trip in trips)
+        assert len(trips) == 3, shown
+        assert [s[:18] for s in trips[0][:-1]] == [
+            "BEGIN ISOLATION LE",
+            "SELECT count(pg_ad",
+            "SELECT k.key_space",
+            "INSERT INTO heddle",
+            "SELECT heddle_toke",  # the token, again
+        ], shown
+    accounts = runtime.tables.table("account")
+    with runtime.engine.begin() as conn:  # another process revokes the token
+        conn.execute(runtime.accounts.tokens.update().values(revoked_at=dt.datetime.now(dt.UTC)))
+        before = conn.scalar(sa.select(sa.func.count()).select_from(accounts))
+    refused = client.post("/api/v1/records/account", headers=headers, json={"name": "Beta"})
+    assert refused.status_code == 401, refused.json
+    assert refused.json["error"]["code"] == "unauthorized"
+    with runtime.engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(accounts)) == before
+    # refused before the write's first statements (a field error): still a 401
+    invalid = client.post("/api/v1/records/account", headers=headers, json={"grade": "Z"})
+    assert invalid.status_code == 401, invalid.json

@@ -1,0 +1,193 @@
+"""Fewer round trips to PostgreSQL: statements sent together, and a BEGIN that travels
+with them.
+
+A write pays for every wait on the database, and a create used to wait seven times
+(issue 14). Two tools cut that down:
+
+- :func:`write_transaction` opens a transaction whose ``BEGIN`` is not sent on its own:
+  it goes out with the first :class:`Batch` of the transaction, or — when some other
+  statement comes first — just before that statement. (psycopg, outside autocommit,
+  sends ``BEGIN`` and waits for its answer before the first statement; the connection
+  here is in autocommit mode, and ``BEGIN`` / ``COMMIT`` are sent as statements.)
+- :class:`Batch` sends several statements whose results are only needed after all of
+  them ran in one round trip (psycopg's pipeline mode), in order: each statement still
+  sees what the ones before it did and committed (READ COMMITTED takes a new snapshot per
+  statement), so an advisory lock and the lookup it guards can travel together.
+
+SQLite has no round trips (the database is in the process): there a batch runs its
+statements one by one and :func:`write_transaction` is ``engine.begin()``.
+
+>>> with write_transaction(engine) as conn:
+...     batch = Batch(conn)
+...     locked = batch.add(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": 7})
+...     found = batch.add(sa.select(table.c.id).where(table.c.code == "AC-1"))
+...     batch.run()  # BEGIN, the lock and the lookup: one round trip
+...     found.rows
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+#: The key, in a connection's ``info``, that says its transaction's BEGIN is still to send.
+DEFERRED_BEGIN = "heddle.deferred_begin"
+#: The transaction's start. READ COMMITTED, as psycopg begins them for the engine: a
+#: statement sees what was committed before it began, which the duplicate check's lock,
+#: then lookup, relies on (docs/duplicates.md).
+BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
+#: Compiled statements by statement and dialect (statements handed to a batch are built
+#: once by their owners; at most this many are kept).
+MAX_COMPILED = 256
+_compiled: dict[tuple[int, str], tuple[sa.Executable, str, dict[str, Any]]] = {}
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
+    """A connection in a transaction, committed at the end (rolled back on an exception),
+    whose ``BEGIN`` on PostgreSQL waits for the first statement and travels with it when
+    that is a :class:`Batch`."""
+    if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
+        with engine.begin() as conn:
+            yield conn
+        return
+    if not sa.event.contains(engine, "before_cursor_execute", _send_deferred_begin):
+        sa.event.listen(engine, "before_cursor_execute", _send_deferred_begin)
+    with engine.connect() as conn:
+        # psycopg sends nothing for the transaction in autocommit mode; its commit() and
+        # rollback() still end one the server has open (they look at the server's state)
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.info[DEFERRED_BEGIN] = True
+        try:
+            with conn.begin():  # commits (or rolls back) only what the server has open
+                yield conn
+        finally:
+            conn.info.pop(DEFERRED_BEGIN, None)
+
+
+def _send_deferred_begin(
+    conn: sa.Connection,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
+    """Before the first statement of a :func:`write_transaction` that no batch sent: its
+    ``BEGIN``."""
+    if conn.info.get(DEFERRED_BEGIN):
+        del conn.info[DEFERRED_BEGIN]
+        cursor.execute(BEGIN)
+
+
+class Pending:
+    """The result of one statement of a :class:`Batch`, there once the batch ran."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[Any, ...]] | None = None
+        self._columns: list[str] = []
+
+    @property
+    def rows(self) -> list[tuple[Any, ...]]:
+        if self._rows is None:
+            raise RuntimeError("the batch has not run yet")
+        return self._rows
+
+    def mappings(self) -> list[dict[str, Any]]:
+        """The rows as ``{column: value}``."""
+        return [dict(zip(self._columns, row, strict=True)) for row in self.rows]
+
+    def scalar_one(self) -> Any:
+        (row,) = self.rows
+        return row[0]
+
+
+class Batch:
+    """Statements of one transaction sent together; on PostgreSQL (psycopg) one round
+    trip for all of them, with the transaction's deferred ``BEGIN`` in front.
+
+    Values are handed to the driver as they are (no SQLAlchemy type processing): give
+    plain values — text, numbers, lists — and cast in the SQL where a type is needed.
+    SQLAlchemy's cursor events see each statement, as for any other.
+    """
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+        self._queued: list[tuple[sa.Executable, Mapping[str, Any], Pending]] = []
+
+    def add(self, statement: sa.Executable, params: Mapping[str, Any] | None = None) -> Pending:
+        pending = Pending()
+        self._queued.append((statement, params or {}, pending))
+        return pending
+
+    def run(self) -> None:
+        queued, self._queued = self._queued, []
+        if not queued:
+            return
+        dialect = self.conn.dialect
+        if dialect.name != "postgresql" or dialect.driver != "psycopg":
+            for statement, params, pending in queued:
+                result = self.conn.execute(statement, dict(params))
+                pending._rows = [tuple(r) for r in result] if result.returns_rows else []
+                pending._columns = list(result.keys()) if result.returns_rows else []
+            return
+        self._pipelined(queued)
+
+    def _pipelined(
+        self, queued: Sequence[tuple[sa.Executable, Mapping[str, Any], Pending]]
+    ) -> None:
+        conn = self.conn
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        compiled = [_compile(statement, conn.dialect, params) for statement, params, _ in queued]
+        begin = bool(conn.info.pop(DEFERRED_BEGIN, False))
+        cursors = []
+        events = conn._has_events or conn.engine._has_events
+        try:
+            with raw.pipeline():
+                if begin:
+                    raw.cursor().execute(BEGIN)
+                for sql, values in compiled:
+                    cursor = raw.cursor()
+                    if events:
+                        conn.dispatch.before_cursor_execute(conn, cursor, sql, values, None, False)
+                    cursor.execute(sql, values)
+                    cursors.append(cursor)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            sql = "; ".join(sql for sql, _ in compiled)
+            raise sa.exc.DBAPIError.instance(
+                sql, None, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+            ) from exc
+        for cursor, (_, _, pending) in zip(cursors, queued, strict=True):
+            if cursor.description is not None:
+                pending._rows = list(cursor.fetchall())
+                pending._columns = [column.name for column in cursor.description]
+            else:
+                pending._rows = []
+            cursor.close()
+
+
+#: A check of the caller's that travels with a write's first batch (a create's): it adds
+#: its statements to the batch and returns what judges their results once the batch ran;
+#: raising refuses the write, and its transaction is rolled back. The platform checks a
+#: bearer token it trusted from its cache this way.
+Guard = Callable[[Batch], Callable[[], None]]
+
+
+def _compile(
+    statement: sa.Executable, dialect: sa.Dialect, params: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The driver's SQL of ``statement`` and its parameters, the compiled form kept."""
+    key = (id(statement), dialect.name)
+    found = _compiled.get(key)
+    if found is None or found[0] is not statement:
+        assert isinstance(statement, sa.ClauseElement)
+        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        if len(_compiled) >= MAX_COMPILED:
+            _compiled.clear()
+        found = _compiled[key] = (statement, str(compiled), dict(compiled.params))
+    return found[1], {**found[2], **params}
