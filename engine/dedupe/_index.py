@@ -622,8 +622,10 @@ class DuplicateIndex:
         keyed = [{rule.name: rule.keys(record) for rule in rules} for record in records]
         spaces = [(rule, rule.key_space) for rule in rules]
         if self.dialect == "postgresql":
-            self._lock(conn, [(space, k) for keys in keyed for r, space in spaces if r.locks
-                              for k in keys[r.name]])  # fmt: skip
+            ids = sorted({lock_id(space, k) for keys in keyed for r, space in spaces
+                          if r.locks for k in keys[r.name]})  # fmt: skip
+            if ids:
+                conn.execute(LOCK, {"ids": ids})
         by_space: dict[str, set[str]] = defaultdict(set)
         entities: set[str] = set()
         for rule, space in spaces:
