@@ -247,6 +247,10 @@ class Entity:
     indexes: tuple[Index, ...] = ()
     default_sort: tuple[SortKey, ...] = ()
     form: Frozen = None
+    #: the form's sections' ``visible_when``, compiled, by section name
+    section_conditions: Mapping[str, Expression] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     list_views: Frozen = ()
     kanban: Frozen = None
     calendar: Frozen = None

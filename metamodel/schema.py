@@ -493,8 +493,7 @@ def _kind_schemas() -> dict[str, Schema]:
                                         "when": _ref("expression"),
                                         "parallel": {
                                             "type": "boolean",
-                                            "description": "Runs together with the step "
-                                            "before it.",
+                                            "description": "Runs together with the step before it.",
                                         },
                                     },
                                     ("name", "approver"),

@@ -178,7 +178,8 @@ _TIMELINE = _obj(
 )
 
 
-def _sections(form: Mapping[str, Any]) -> list[tuple[Path, Mapping[str, Any]]]:
+def form_sections(form: Mapping[str, Any]) -> list[tuple[Path, Mapping[str, Any]]]:
+    """Every section of a form with its path: the form's own, then each tab's."""
     found: list[tuple[Path, Mapping[str, Any]]] = [
         (("form", "sections", i), s) for i, s in enumerate(form.get("sections", ()))
     ]
@@ -189,7 +190,7 @@ def _sections(form: Mapping[str, Any]) -> list[tuple[Path, Mapping[str, Any]]]:
 
 def _check_form(ctx: ViewContext, form: Mapping[str, Any]) -> None:
     placed: dict[str, Path] = {}
-    for where, section in _sections(form):
+    for where, section in form_sections(form):
         for i, name in enumerate(section["fields"]):
             if not ctx.known_field((*where, "fields", i), name):
                 continue
@@ -199,7 +200,6 @@ def _check_form(ctx: ViewContext, form: Mapping[str, Any]) -> None:
                     f"field '{name}' is already on the form at {ctx.origin(placed[name])}",
                 )
             placed[name] = (*where, "fields", i)
-        ctx.expression((*where, "visible_when"), section.get("visible_when"))
     ctx.unique_names(("form", "related"), form.get("related", ()), "related list")
     for i, related in enumerate(form.get("related", ())):
         _check_related(ctx, ("form", "related", i), related)

@@ -119,6 +119,7 @@ class Section:
     columns: int
     slots: tuple[Slot, ...]
     collapsed: bool = False
+    shown: bool = True  # False while its visible_when is false (a form shows it live)
 
 
 @dataclass(frozen=True)
@@ -419,6 +420,8 @@ class FormInput:
     #: per field with conditions: {"visible": …, "required": …, "readonly": …} as typed
     conditions: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
     editors: Mapping[str, ChildEditor] = field(default_factory=dict)
+    #: per form section with a ``visible_when``: whether it is shown now
+    sections: Mapping[str, bool] = field(default_factory=dict)
 
 
 def _sections_of(entity: Entity) -> list[tuple[str, Label | None, list[Mapping[str, Any]]]]:
@@ -466,6 +469,9 @@ def form_tabs(
     for tab_name, tab_label, sections in _sections_of(entity):
         built: list[Section] = []
         for section in sections:
+            shown = given.sections.get(section["name"], True)
+            if not shown and not editing:
+                continue  # the record page leaves it out; a form hides it, to show live
             slots = []
             for name in section["fields"]:
                 f = entity.fields.get(name)
@@ -508,6 +514,7 @@ def form_tabs(
                     int(section.get("columns", 1)),
                     tuple(slots),
                     bool(section.get("collapsed")) and not editing,
+                    shown,
                 )
             )
         if built:

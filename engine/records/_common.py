@@ -6,6 +6,7 @@ from typing import Any
 
 Errors = dict[str, list[str]]
 REQUIRED = "Missing data for required field."
+LOCKED = "This field cannot be changed now."  # its readonly_when holds
 RECORD = "_record"  # where errors about the whole record go
 
 

@@ -47,6 +47,8 @@ class Preview:
     fields: Mapping[str, FieldState] = field(default_factory=dict)
     values: Mapping[str, Any] = field(default_factory=dict)
     children: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    #: per form section with a ``visible_when``: whether it is shown
+    sections: Mapping[str, bool] = field(default_factory=dict)
 
 
 def _coerce(records: Records, ent: Entity, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -156,7 +158,11 @@ def preview(
         name: [{f.name: r.get(f.name) for f in _computed(records, name, ent)} for r in rows]
         for name, rows in child_values.items()
     }
-    return Preview(_states(ent, view, context), values, computed)
+    sections = {
+        name: _holds(condition, view, context) is not False
+        for name, condition in ent.section_conditions.items()
+    }
+    return Preview(_states(ent, view, context), values, computed, sections)
 
 
 def _states(ent: Entity, view: Mapping[str, Any], context: Context) -> dict[str, FieldState]:

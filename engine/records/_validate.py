@@ -3,7 +3,7 @@ uniqueness (also under a race) and the entity's validations."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -19,7 +19,7 @@ from ..fieldtypes import python_value, stored
 from ..inputs import OWNERSHIP, input_loader
 from ..permissions import Permissions
 from ..tables import TEAM_TABLE, USER_TABLE, Tables
-from ._common import RECORD, REQUIRED, Errors, add, empty
+from ._common import LOCKED, RECORD, REQUIRED, Errors, add, empty
 
 T = TypeVar("T")
 
@@ -152,6 +152,33 @@ class Validator:
         self.check_references(conn, who, ent, record, errors, changed, constrained=not refused)
         if refused:
             self.check_unique(conn, ent, record, record_id, errors, changed)
+
+    def locked(
+        self,
+        conn: sa.Connection,
+        actor: Actor,
+        ent: Entity,
+        before: Mapping[str, Any],
+        sent: Collection[str],
+        changed: Collection[str],
+        errors: Errors,
+    ) -> None:
+        """Refuse a change to a field whose ``readonly_when`` holds for the stored record
+        (the forms lock it as the user types; this is the same rule for every writer). The
+        Model's own writes — transitions' and automations' ``set`` — are trusted and not
+        checked here."""
+        fields = [
+            f for f in ent.fields.values()
+            if f.readonly_when is not None and f.name in sent and f.name in changed
+        ]  # fmt: skip
+        if not fields:
+            return
+        context = actor.context()
+        view = self.computer.view(conn, ent, dict(before), context)
+        for field in fields:
+            assert field.readonly_when is not None
+            if field.readonly_when.evaluate(view, context):
+                add(errors, field.name, LOCKED)
 
     def check_references(
         self,

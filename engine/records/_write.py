@@ -289,6 +289,8 @@ class Writer:
             name for name in record if name in before and record[name] != before[name]
         } | set(children)
         counts = {name: len(rows) for name, rows in children.items()}
+        if not trusted:
+            self.validator.locked(conn, actor, ent, before, values, changed, errors)
         self.validator.check(
             conn,
             actor,

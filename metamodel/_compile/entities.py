@@ -12,9 +12,10 @@ from typing import Any
 from .._errors import article, did_you_mean
 from .._merge import Document
 from .._yaml import Location
+from ..expressions import Expression
 from ..fieldtypes import FIELD_TYPES
 from ..model import DuplicateRule, Entity, Field, Index, Label, Validation, freeze, parse_sort
-from ..views import VIEW_KINDS
+from ..views import VIEW_KINDS, form_sections
 from ._context import Checker, cycles, unless_problems
 from .fields import check_field_name, check_formula_cycles, compile_field
 
@@ -131,6 +132,7 @@ def compile_entity(checker: Checker, doc: Document, prefix: str) -> Entity | Non
         indexes=tuple(indexes),
         default_sort=sort,
         form=freeze(value.get("form")),
+        section_conditions=MappingProxyType(_section_conditions(checker, doc, value.get("form"))),
         list_views=freeze(value.get("list_views", [])),
         kanban=freeze(value.get("kanban")),
         calendar=freeze(value.get("calendar")),
@@ -138,6 +140,19 @@ def compile_entity(checker: Checker, doc: Document, prefix: str) -> Entity | Non
             {kind: freeze(value[kind]) for kind in VIEW_KINDS if value.get(kind)}
         ),
     )
+
+
+def _section_conditions(checker: Checker, doc: Document, form: Any) -> dict[str, Expression]:
+    """The form's sections' ``visible_when``, compiled (reported with file:line if wrong)."""
+    found: dict[str, Expression] = {}
+    if not isinstance(form, Mapping):
+        return found
+    for where, section in form_sections(form):
+        condition = checker.expression(doc, (*where, "visible_when"), section.get("visible_when"),
+                                       doc.name)  # fmt: skip
+        if condition is not None:
+            found[str(section["name"])] = condition
+    return found
 
 
 def _search_fields(checker: Checker, doc: Document, fields: Mapping[str, Field]) -> list[str]:

@@ -385,9 +385,7 @@ def _trigger_options(
     for option, (kind, event) in _TRIGGER_OPTIONS.items():
         if option not in trigger or kind not in trigger:
             if option in trigger and any(k in trigger for k in TRIGGER_TYPES):
-                checker.error(
-                    doc, ("trigger", option), f"'{option}' goes with a '{kind}' trigger"
-                )
+                checker.error(doc, ("trigger", option), f"'{option}' goes with a '{kind}' trigger")
             continue
         if event is not None and trigger[kind] != event:
             checker.error(
@@ -426,9 +424,7 @@ def _indexed(checker: Checker, entity: str, name: str) -> bool:
     return any(name in index.get("fields", ()) for index in indexes)
 
 
-def _recipient(
-    checker: Checker, doc: Document, at: Location, entity: str, action: Action
-) -> None:
+def _recipient(checker: Checker, doc: Document, at: Location, entity: str, action: Action) -> None:
     """A notify action's ``to``: owner, manager, role:<name>,
     user:<username> or a user field of the entity."""
     if action.type != "notify":

@@ -237,6 +237,17 @@ def conditions(
     }
 
 
+def sections_shown(
+    act: Actor, ent: Entity, data: Mapping[str, Any], base: Mapping[str, Any] | None
+) -> dict[str, bool]:
+    """Whether each form section with a ``visible_when`` is shown, for the record as typed
+    over ``base`` (on the record page: ``data`` empty, ``base`` the stored record)."""
+    if not ent.section_conditions:
+        return {}
+    plain = {k: v for k, v in data.items() if k in ent.fields and ent.fields[k].type != "children"}
+    return dict(runtime().records.preview(act, ent.name, plain, base=base).sections)
+
+
 def _display(field: Field, value: Any, currency: str) -> str:
     return str(screens().widget(P.slot(field, locale(), value, currency=currency)))
 
@@ -269,6 +280,7 @@ def _answer(ent: Entity, base: Mapping[str, Any] | None) -> ResponseReturnValue:
         },
         values={n: _display(ent.fields[n], v, currency) for n, v in shown.values.items()},
         children=children,
+        sections=shown.sections,
     )
 
 

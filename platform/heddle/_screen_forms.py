@@ -214,6 +214,7 @@ def _form_page(
             },
             currency=currency,
             conditions=states or {},
+            sections=R.sections_shown(act, ent, values, None),
             editors=inline,
         ),
         editing=True,

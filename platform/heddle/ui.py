@@ -52,6 +52,7 @@ from . import (
 )
 from ._screen_approvals import record_approval
 from ._screen_files import file_titles, record_files
+from ._screen_form_rows import sections_shown
 from ._screen_workflow import record_workflow
 from ._screens import (
     MAX_ID,
@@ -363,6 +364,7 @@ def record(entity: str, record_id: int) -> ResponseReturnValue:
             hidden=grant.hidden,
             children=child_tables(act, ent, row, here, currency),
             currency=currency,
+            sections=sections_shown(act, ent, {}, row),
         ),
         active=request.args.get("tab", ""),
     )

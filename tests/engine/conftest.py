@@ -57,6 +57,7 @@ fields:
   received: {type: rollup, of: payment, via: contract, aggregate: sum, field: amount, filter: "status == 'confirmed'"}
   outstanding: {type: formula, returns: money, expression: "amount - received"}
   grade_of_account: {type: formula, returns: string, expression: "account.grade"}
+  signed_by: {type: string, readonly_when: "amount >= 1000"}
 validations:
   - name: ends_after_start
     rule: "is_empty(end_date) or end_date >= start_date"

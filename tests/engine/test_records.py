@@ -355,6 +355,31 @@ def test_trusted_callers_may_set_read_only_fields(records: Records, ann: Actor) 
     assert changed["owner_id"] == 2
 
 
+def test_a_field_is_locked_while_its_readonly_when_holds(records: Records, ann: Actor) -> None:
+    account = make_account(records, ann)
+    deal = make_contract(records, ann, account["id"], amount="500", signed_by="Li")
+
+    def change(values: dict[str, Any]) -> dict[str, Any]:
+        current = records.get(ann, "contract", deal["id"])
+        return records.update(ann, "contract", deal["id"], values, version=current["version"])
+
+    change({"signed_by": "Wang"})
+    locked = change({"amount": "2000"})
+    # 2,000 locks signed_by: a change is refused beside the field, the same value is not
+    assert errors_of(lambda: change({"signed_by": "Zhao"})) == {
+        "signed_by": ["This field cannot be changed now."]
+    }
+    same = change({"signed_by": "Wang"})
+    assert same["signed_by"] == "Wang" and same["version"] == locked["version"]
+    # unlocking and changing in one save: the stored record decides, so it is refused
+    assert "signed_by" in errors_of(lambda: change({"amount": "900", "signed_by": "Zhao"}))
+    # the Model's own writes (a transition's set) are trusted
+    moved = records.update(
+        SYSTEM, "contract", deal["id"], {"signed_by": "Zhao"}, version=None, trusted=True
+    )
+    assert moved["signed_by"] == "Zhao"
+
+
 def test_concurrent_autonumbers_are_unique(records: Records, ann: Actor) -> None:
     account = make_account(records, ann)
     numbers: list[str] = []

@@ -18,6 +18,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.engine import Engine
 
+from engine import SYSTEM
+
 HTML = {"Accept": "text/html"}
 TODAY = dt.date.today().isoformat()
 
@@ -174,3 +176,24 @@ def test_the_preview_shows_nothing_of_records_out_of_sight(app: Flask) -> None:
     assert state is not None
     title = next(v for v in state["values"].values() if "East Trading" in v)
     assert "Secret Holdings" not in title
+
+
+def test_a_sections_visible_when_hides_it_until_it_holds(app: Flask, client: FlaskClient) -> None:
+    """The lead's "Conversion" section (``visible_when: converted``): left out of the record
+    page and hidden on the form until the lead is converted; the form's live state says."""
+    lead = create(app, "lead", name="Zhao Lei", company="Lotus", mobile="13800000000")
+    page = client.get(f"/app/lead/{lead}", headers=HTML).get_data(as_text=True)
+    assert 'data-h-section="conversion"' not in page and 'data-h-section="basic"' in page
+    html, token = form_token(client, f"/app/lead/{lead}/edit")
+    assert re.search(r'data-h-section="conversion"[^>]*\shidden', html)
+    state = client.post(f"/app/lead/{lead}/preview", data={"csrf_token": token}).json
+    assert state is not None and state["sections"] == {"conversion": False}
+
+    records = app.extensions["heddle"].records
+    records.update(SYSTEM, "lead", lead, {"converted": True}, version=None, trusted=True)
+    page = client.get(f"/app/lead/{lead}", headers=HTML).get_data(as_text=True)
+    assert 'data-h-section="conversion"' in page
+    html, token = form_token(client, f"/app/lead/{lead}/edit")
+    assert not re.search(r'data-h-section="conversion"[^>]*\shidden', html)
+    state = client.post(f"/app/lead/{lead}/preview", data={"csrf_token": token}).json
+    assert state is not None and state["sections"] == {"conversion": True}

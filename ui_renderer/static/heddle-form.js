@@ -38,6 +38,10 @@ function apply(state) {
       else control.removeAttribute("aria-required");
     }
   }
+  for (const [name, visible] of Object.entries(state.sections || {})) {
+    const section = form.querySelector(`[data-h-section="${CSS.escape(name)}"]`);
+    if (section) section.hidden = !visible;
+  }
   for (const [name, html] of Object.entries(state.values || {})) {
     for (const shown of form.querySelectorAll(`[data-h-value="${CSS.escape(name)}"]`)) {
       shown.innerHTML = html;
