@@ -51,6 +51,9 @@ class Event:
     #: an activity's own record (entity, id), its kind as a choice badge (label, colour)
     link: tuple[str, int] | None = None
     badge: tuple[str, str | None] | None = None
+    #: an approval's event: submitted, approved, rejected, recalled, cancelled, completed,
+    #: reminder or escalated (``title`` is the approval's or its step's label)
+    decision: str = ""
 
     @property
     def icon(self) -> str:
@@ -62,6 +65,7 @@ class Event:
             "transition": "arrow-big-right-lines",
             "comment": "message",
             "activity": "phone-call",
+            "approval": "clipboard-check",
         }.get(self.kind, "point")
 
 
@@ -245,6 +249,37 @@ def activity_events(
                 badge=badge,
             )
         )
+    return found
+
+
+#: the approval events a timeline shows (a step's requests and skips are the panel's)
+APPROVAL_EVENTS = frozenset(
+    {"submitted", "approved", "rejected", "recalled", "cancelled", "completed", "reminder",
+     "escalated"}
+)  # fmt: skip
+
+
+def approval_events(
+    rows: Sequence[Mapping[str, Any]],
+    labels: Mapping[tuple[str, str, str | None], str],
+    people: Mapping[int, str],
+) -> list[Event]:
+    """Approval events (rows of the approval event table with their approval's
+    ``workflow`` and ``approval``) as entries; ``labels`` names each (workflow, approval,
+    step) — the step None for the approval itself. A decision's comment goes with it."""
+    found = []
+    for row in rows:
+        if row["kind"] not in APPROVAL_EVENTS:
+            continue
+        key = (row["workflow"], row["approval"], row["step"])
+        title = labels.get(key) or labels.get((row["workflow"], row["approval"], None), "")
+        who = people.get(row["actor_id"] or 0, "")
+        if row["on_behalf_of"]:
+            who = f"{who} ({people.get(row['on_behalf_of'], '')})" if who else who
+        found.append(
+            Event(row["at"], who, "approval", title, comment=str(row["comment"] or ""),
+                  decision=str(row["kind"]))
+        )  # fmt: skip
     return found
 
 

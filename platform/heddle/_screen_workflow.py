@@ -14,7 +14,7 @@ and after, hidden fields left out) with its transition history (who, from, to, c
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,9 +23,10 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from engine import Actor, BadRequest, EngineError, StaleVersion
+from engine.approval_tables import APPROVAL_EVENT_TABLE, APPROVAL_TABLE
 from engine.fieldtypes import python_value
 from engine.query import Filter, ListQuery
-from metamodel import Entity, Field, Transition
+from metamodel import Entity, Field, Transition, Workflow
 from ui_renderer import pages as P
 from ui_renderer import timeline as T
 from ui_renderer import workflow_path as W
@@ -73,12 +74,56 @@ def record_workflow(
         workflows=workflows,
     )
     more = record_timeline(act, ent, record_id, here, people)
+    decided = _approval_entries(ent, record_id, workflows, here)
     return {
         "moves": moves,
-        "events": T.merge(events, more.pop("extra")),
+        "events": T.merge(events, more.pop("extra"), decided),
         **more,
         **record_paths(act, ent, row, fired, here),
     }
+
+
+def _approval_entries(
+    ent: Entity, record_id: int, workflows: Sequence[Workflow], here: str
+) -> list[T.Event]:
+    """The record's approval history for its timeline (one query, the newest
+    :data:`TIMELINE_LENGTH` events): who submitted, approved, rejected, recalled, and the
+    reminders and escalations. Whoever reads the record reads its approvals' history
+    (as ``GET /records/<entity>/<id>/approvals`` gives it)."""
+    if not any(w.approvals for w in workflows):
+        return []
+    tables = runtime().records.tables.metadata.tables
+    a, e = tables[APPROVAL_TABLE], tables[APPROVAL_EVENT_TABLE]
+    query = (
+        sa.select(
+            e.c.kind,
+            e.c.step,
+            e.c.actor_id,
+            e.c.on_behalf_of,
+            e.c.comment,
+            e.c.at,
+            a.c.workflow,
+            a.c.approval,
+        )
+        .join(a, a.c.id == e.c.approval_id)
+        .where(
+            a.c.entity == ent.name,
+            a.c.record_id == record_id,
+            e.c.kind.in_(sorted(T.APPROVAL_EVENTS)),
+        )
+        .order_by(e.c.id.desc())
+        .limit(TIMELINE_LENGTH)
+    )
+    with runtime().records.reader.connect() as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+    labels: dict[tuple[str, str, str | None], str] = {}
+    for w in workflows:
+        for approval in w.approvals:
+            labels[(w.name, approval.name, None)] = P.text(approval.label, here, approval.name)
+            for step in approval.steps:
+                labels[(w.name, approval.name, step.name)] = P.text(step.label, here, step.name)
+    people = _people(who for row in rows for who in (row["actor_id"], row["on_behalf_of"]) if who)
+    return T.approval_events(rows, labels, people)
 
 
 def record_paths(

@@ -200,6 +200,11 @@ def test_a_rejection_needs_its_comment(app: Flask) -> None:
     # submitted again: the panel shows the new approval and counts the earlier one
     page = _submit(_client(app, "ann"), quote)
     assert "1 earlier approval of this record." in page and "15% at most" not in _panel(page)
+    # the record's timeline keeps the whole story, the earlier approval's too
+    timeline = page[page.index('id="timeline"') :]
+    assert timeline.count("submitted it for approval: ") == 2
+    assert "rejected: " in timeline and "15% at most" in timeline
+    assert timeline.index("rejected: ") < timeline.rindex("submitted it for approval: ")
 
 
 def test_a_stranger_may_not_decide_and_the_submitter_recalls(app: Flask) -> None:
