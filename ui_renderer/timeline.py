@@ -157,8 +157,17 @@ def _transition_title(
     workflow = next((w for w in states.values() if w.name == fired["workflow"]), None)
     if workflow is None:
         return str(fired["transition"]), (str(fired["from_state"]), str(fired["to_state"]))
-    found = next((t for t in workflow.transitions if t.name == fired["transition"]), None)
-    label = text(found.label, locale, found.name) if found else str(fired["transition"])
+    name = str(fired["transition"])
+    found = next((t for t in workflow.transitions if t.name == name), None)
+    # an approval's outcome moves the record as "<approval>:<outcome>": named by the
+    # approval, the states it moved between tell the outcome
+    approval = next((a for a in workflow.approvals if a.name == name.split(":")[0]), None)
+    if found is not None:
+        label = text(found.label, locale, found.name)
+    elif approval is not None and ":" in name:
+        label = text(approval.label, locale, approval.name)
+    else:
+        label = name
     named = {s.name: text(s.label, locale, s.name) for s in workflow.states}
     left, entered = str(fired["from_state"]), str(fired["to_state"])
     return label, (named.get(left, left), named.get(entered, entered))
