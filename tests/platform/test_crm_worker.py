@@ -15,21 +15,18 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
-import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import crm_definitions
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from crm_support import crm_app
 from flask import Flask
+from smtp_support import Mailbox, smtp_server
+from worker_process import spawn_worker, stop_worker
 
 from engine.approval_tables import APPROVAL_STEP_TABLE, APPROVAL_TASK_TABLE
 from engine.tables import NOTIFICATION_TABLE, OUTBOX_TABLE
@@ -44,27 +41,10 @@ USERS = [
 ]
 
 
-class _Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope)
-        return "250 OK"
-
-
 @pytest.fixture
-def smtp() -> Iterator[tuple[_Mailbox, int]]:
-    mailbox = _Mailbox()
-    with socket.socket() as probe:  # a free port
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield mailbox, port
-    finally:
-        controller.stop()
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    with smtp_server() as found:
+        yield found
 
 
 @pytest.fixture
@@ -87,33 +67,15 @@ def app(db_url: str, redis: Any, redis_url: str, tmp_path: Path) -> Iterator[Fla
 
 @pytest.fixture
 def worker(
-    app: Flask, redis_url: str, smtp: tuple[_Mailbox, int], tmp_path: Path
+    app: Flask, redis_url: str, smtp: tuple[Mailbox, int], tmp_path: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``heddle worker`` on the app's database, Redis and the test's SMTP server."""
-    runtime = app.extensions["heddle"]
-    environ = {
-        **os.environ,
-        "HEDDLE_DATABASE_URL": runtime.engine.url.render_as_string(hide_password=False),
-        "HEDDLE_PACKAGES": str(crm_definitions.PATH),
-        "HEDDLE_INSTANCE_PATH": str(tmp_path / "instance"),
-        "HEDDLE_REDIS_URL": redis_url,
-        "HEDDLE_SMTP_HOST": "127.0.0.1",
-        "HEDDLE_SMTP_PORT": str(smtp[1]),
-        "HEDDLE_SMTP_FROM": "crm@example.com",
-    }
-    log_path = tmp_path / "worker.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "heddle", "worker"], env=environ, stdout=log, stderr=log
-        )
+    log = tmp_path / "worker.log"
+    process = spawn_worker(app, redis_url, log, HEDDLE_SMTP_HOST="127.0.0.1",
+                           HEDDLE_SMTP_PORT=str(smtp[1]), HEDDLE_SMTP_FROM="crm@example.com")  # fmt: skip
     yield process
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    print(log_path.read_text(encoding="utf-8", errors="replace")[-4000:])  # shown on failure
+    stop_worker(process)
+    print(log.read_text(encoding="utf-8", errors="replace")[-4000:])  # shown on failure
 
 
 def _wait(condition: Callable[[], Any], what: str, seconds: float = 60) -> Any:
@@ -157,7 +119,7 @@ def _ok(status: int, body: Any, expected: int = 200) -> dict[str, Any]:
 
 
 def test_an_unanswered_contract_approval_is_escalated_by_the_worker(
-    app: Flask, call: Call, worker: subprocess.Popen[bytes], smtp: tuple[_Mailbox, int]
+    app: Flask, call: Call, worker: subprocess.Popen[bytes], smtp: tuple[Mailbox, int]
 ) -> None:
     from workflows import JobQueue
     from workflows.worker import scheduler, tick
@@ -272,7 +234,7 @@ def test_an_unanswered_contract_approval_is_escalated_by_the_worker(
 
 
 def test_a_delegate_hears_of_and_decides_the_approvals_of_an_absent_manager(
-    app: Flask, call: Call, worker: subprocess.Popen[bytes], smtp: tuple[_Mailbox, int]
+    app: Flask, call: Call, worker: subprocess.Popen[bytes], smtp: tuple[Mailbox, int]
 ) -> None:
     mailbox, _port = smtp
     ids = {name: _id(app, name) for name, *_ in USERS}

@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import http.server
 import json
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,9 +19,9 @@ import heddle_test_jobs  # noqa: F401  (registers the bump job)
 import pytest
 import sqlalchemy as sa
 import time_machine
-from aiosmtpd.controller import Controller
 from flask import Flask
 from jobs_package import PACKAGE, PEOPLE
+from smtp_support import Mailbox, smtp_server
 
 from engine import Actor
 from engine.tables import MARK_TABLE, NOTIFICATION_TABLE, OUTBOX_TABLE
@@ -357,31 +356,14 @@ def test_the_notifications_api(app: Flask, call: Call, error_of: Any) -> None:
     assert status == 200 and body == {"data": {"marked": 2}, "unread": 0}
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope)
-        return "250 OK"
-
-
 @pytest.fixture
-def smtp() -> Iterator[tuple[_Inbox, int]]:
-    inbox = _Inbox()
-    with socket.socket() as probe:  # a free port
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    with smtp_server() as found:
+        yield found
 
 
 def test_a_notification_is_emailed_in_the_recipients_language(
-    app: Flask, call: Call, smtp: tuple[_Inbox, int]
+    app: Flask, call: Call, smtp: tuple[Mailbox, int]
 ) -> None:
     inbox, port = smtp
     queue = _queue(app)

@@ -106,7 +106,7 @@ def test_the_kanban_filters_as_the_list_does_and_answers_htmx_with_the_board(sit
     narrowed = text_of(client.get("/app/opportunity/kanban?amount__gte=500"))
     assert 'name="amount__gte" value="500"' in narrowed  # the list's from–to control
     assert "Big deal" in narrowed and "Small deal" not in narrowed
-    assert "Amount: <span class=\"h-number\">CN¥1,000.00" in narrowed  # the sum follows the filter
+    assert 'Amount: <span class="h-number">CN¥1,000.00' in narrowed  # the sum follows the filter
     partial = client.get(
         "/app/opportunity/kanban?q=big", headers={"HX-Request": "true", "HX-Target": "kanban-board"}
     )
