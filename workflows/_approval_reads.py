@@ -3,7 +3,7 @@ for whom."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,6 +46,44 @@ class ApprovalReads(ApprovalRows):
                 .order_by(a.c.id.desc())
             ).mappings()
             return [self._describe(conn, dict(r)) for r in rows]
+
+    def record_events(
+        self,
+        actor: Actor,
+        entity: str,
+        record_id: int,
+        kinds: Collection[str],
+        *,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """The newest ``limit`` events of ``kinds`` of every approval of a record the actor
+        can see, newest first, each with its approval's ``workflow`` and ``approval``: one
+        query, for the record's timeline."""
+        ent = self.records.entity(entity)
+        a, e = self.approvals, self.events
+        with self.records.reader.connect() as conn:
+            self.records.access.readable(conn, actor, ent, record_id)
+            rows = conn.execute(
+                sa.select(
+                    e.c.kind,
+                    e.c.step,
+                    e.c.actor_id,
+                    e.c.on_behalf_of,
+                    e.c.comment,
+                    e.c.at,
+                    a.c.workflow,
+                    a.c.approval,
+                )
+                .join(a, a.c.id == e.c.approval_id)
+                .where(
+                    a.c.entity == ent.name,
+                    a.c.record_id == record_id,
+                    e.c.kind.in_(sorted(kinds)),
+                )
+                .order_by(e.c.id.desc())
+                .limit(limit)
+            ).mappings()
+            return [dict(r) for r in rows]
 
     def listing(
         self, actor: Actor, status: str = "pending", *, limit: int = 50, before: int | None = None

@@ -683,9 +683,10 @@ def _table_rows(conn: sa.Connection, table: str) -> float:
         cached = known.get(table)
     if cached is not None and now - cached[0] < ESTIMATE_SECONDS:
         return cached[1]
-    found = conn.execute(
-        sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:name)"), {"name": table}
-    ).scalar()
+    pg_class = sa.table("pg_class", sa.column("oid"), sa.column("reltuples"))
+    found = conn.scalar(
+        sa.select(pg_class.c.reltuples).where(pg_class.c.oid == sa.func.to_regclass(table))
+    )
     rows = float(found) if found is not None else -1.0
     with _estimates_lock:
         known[table] = (now, rows)

@@ -23,14 +23,13 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from engine import Actor, BadRequest, EngineError, StaleVersion
-from engine.approval_tables import APPROVAL_EVENT_TABLE, APPROVAL_TABLE
 from engine.fieldtypes import python_value
 from engine.query import Filter, ListQuery
 from metamodel import Entity, Field, Transition, Workflow
 from ui_renderer import pages as P
 from ui_renderer import timeline as T
 from ui_renderer import workflow_path as W
-from workflows import StateMachines
+from workflows import Approvals, StateMachines
 
 from . import i18n
 from ._screen_timeline import record_timeline
@@ -74,7 +73,7 @@ def record_workflow(
         workflows=workflows,
     )
     more = record_timeline(act, ent, record_id, here, people)
-    decided = _approval_entries(ent, record_id, workflows, here)
+    decided = _approval_entries(act, ent, record_id, workflows, here)
     return {
         "moves": moves,
         "events": T.merge(events, more.pop("extra"), decided),
@@ -84,7 +83,7 @@ def record_workflow(
 
 
 def _approval_entries(
-    ent: Entity, record_id: int, workflows: Sequence[Workflow], here: str
+    act: Actor, ent: Entity, record_id: int, workflows: Sequence[Workflow], here: str
 ) -> list[T.Event]:
     """The record's approval history for its timeline (one query, the newest
     :data:`TIMELINE_LENGTH` events): who submitted, approved, rejected, recalled, and the
@@ -92,30 +91,9 @@ def _approval_entries(
     (as ``GET /records/<entity>/<id>/approvals`` gives it)."""
     if not any(w.approvals for w in workflows):
         return []
-    tables = runtime().records.tables.metadata.tables
-    a, e = tables[APPROVAL_TABLE], tables[APPROVAL_EVENT_TABLE]
-    query = (
-        sa.select(
-            e.c.kind,
-            e.c.step,
-            e.c.actor_id,
-            e.c.on_behalf_of,
-            e.c.comment,
-            e.c.at,
-            a.c.workflow,
-            a.c.approval,
-        )
-        .join(a, a.c.id == e.c.approval_id)
-        .where(
-            a.c.entity == ent.name,
-            a.c.record_id == record_id,
-            e.c.kind.in_(sorted(T.APPROVAL_EVENTS)),
-        )
-        .order_by(e.c.id.desc())
-        .limit(TIMELINE_LENGTH)
+    rows = Approvals(runtime().records).record_events(
+        act, ent.name, record_id, T.APPROVAL_EVENTS, limit=TIMELINE_LENGTH
     )
-    with runtime().records.reader.connect() as conn:
-        rows = [dict(r) for r in conn.execute(query).mappings()]
     labels: dict[tuple[str, str, str | None], str] = {}
     for w in workflows:
         for approval in w.approvals:

@@ -12,7 +12,7 @@ from flask import Flask
 #: the runtime's once-a-second look for a newer Model: not the page's own
 MODEL_CHECK = "SELECT (SELECT heddle_sequence"
 #: a list's count asks PostgreSQL a table's size once a minute (engine.query): not the page's
-TABLE_SIZE = "SELECT reltuples FROM pg_class"
+TABLE_SIZE = "SELECT pg_class.reltuples FROM pg_class"
 
 
 def statements(app: Flask, request: Callable[[], Any]) -> list[str]:
