@@ -85,6 +85,15 @@ class Restricted(Conflict):
     code = "restricted"
 
 
+class PoolRefused(Conflict):
+    """A claim, assignment or return that a public pool's rules refuse. ``details`` holds
+    ``reason`` — ``not_pooled``, ``pooled``, ``inactive``, ``cooldown`` (with
+    ``available_at``), ``daily_limit`` (``claimed_today``, ``daily_claim_limit``), ``cap``
+    (``owned``, ``max_owned``) or ``no_pool`` — and the ``pool`` (``{"id", "name"}``)."""
+
+    code = "pool_refused"
+
+
 class MigrationRefused(EngineError):
     """A migration that would lose or break data, or needs ``--allow-destructive``."""
 

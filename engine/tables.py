@@ -48,6 +48,7 @@ IMPORT_RUN_TABLE = "heddle_import_run"
 IMPORT_TEMPLATE_TABLE = "heddle_import_template"
 SAVED_VIEW_TABLE = "heddle_saved_view"
 COMMENT_TABLE = "heddle_comment"
+POOL_LOG_TABLE = "heddle_pool_log"
 OUTBOX_TABLE = _job_tables.OUTBOX_TABLE
 MARK_TABLE = _job_tables.MARK_TABLE
 NOTIFICATION_TABLE = _job_tables.NOTIFICATION_TABLE
@@ -179,6 +180,23 @@ def system_tables(metadata: sa.MetaData) -> None:
         sa.Column("author_id", ID, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL")),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Index("ix_heddle_comment_record", "entity", "record_id", "id"),
+    )
+    sa.Table(  # records claimed from, assigned from and returned to public pools (engine.pools)
+        POOL_LOG_TABLE,
+        metadata,
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("entity", sa.String(63), nullable=False),
+        sa.Column("record_id", ID, nullable=False),
+        sa.Column("pool_id", ID, nullable=False),
+        sa.Column("action", sa.String(16), nullable=False),  # claim, assign, return
+        # the new owner (claim, assign) or the owner the record left (return)
+        sa.Column("user_id", ID, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL")),
+        sa.Column("actor_id", ID, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL")),
+        sa.Column("note", sa.Text()),
+        sa.Column("at", UTCDateTime(), nullable=False),
+        # a user's claims of a day: the daily limit's count
+        sa.Index("ix_heddle_pool_log_user", "user_id", "action", "at"),
+        sa.Index("ix_heddle_pool_log_record", "entity", "record_id", "id"),
     )
     sa.Table(  # every workflow transition fired: the workflows layer writes and reads it
         TRANSITION_TABLE,

@@ -18,6 +18,7 @@ from .expressions import Expression, ExpressionError, parse
 from .fieldtypes import FIELD_TYPES, FieldContext, FieldType
 from .loader import load_packages, model_from_json, report_from_value
 from .model import (
+    POOL_SETTINGS,
     Action,
     Approval,
     ApprovalStep,
@@ -35,6 +36,7 @@ from .model import (
     Model,
     Package,
     Permission,
+    PublicPool,
     Report,
     ReportMeasure,
     ReportParam,
@@ -54,6 +56,7 @@ __all__ = [
     "FIELD_TYPES",
     "KINDS",
     "MEASURES",
+    "POOL_SETTINGS",
     "TRIGGER_TYPES",
     "VIEW_KINDS",
     "Action",
@@ -82,6 +85,7 @@ __all__ = [
     "Package",
     "Permission",
     "Problem",
+    "PublicPool",
     "Registry",
     "RegistryError",
     "Report",

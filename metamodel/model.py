@@ -14,6 +14,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -194,6 +195,47 @@ class DuplicateRule:
     pool: str | None = None
 
 
+#: What a pool record may say about claiming (the ``settings`` of a ``public_pool``), and
+#: the field type each needs — ``True`` for a field of several values (users, teams).
+POOL_SETTINGS: Mapping[str, tuple[str, bool]] = MappingProxyType(
+    {
+        "active": ("boolean", False),
+        "members": ("user", True),
+        "member_teams": ("team", True),
+        "admins": ("user", True),
+        "daily_claim_limit": ("integer", False),
+        "reclaim_cooldown_days": ("integer", False),
+        "max_owned": ("integer", False),
+        "count_won": ("boolean", False),
+        "hidden_fields": ("multichoice", False),
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PublicPool:
+    """An ownable entity's public pool (公海, docs/pools.md): records without an owner,
+    waiting in a pool — a record of the ``pools`` entity — to be claimed.
+
+    ``field`` is the reference saying which pool holds a record; ``pooled_at``,
+    ``previous_owner`` and ``claimed_at`` the fields a return and a claim stamp (None:
+    not kept). ``won`` tells a won record (the owned-records cap leaves them out unless
+    the pool counts them). ``carry`` holds ``(entity, reference field)`` pairs whose
+    records follow the owner when a record is claimed or assigned (an account's
+    contacts). ``settings`` maps each of :data:`POOL_SETTINGS` the pools declare to the
+    pools' field holding it.
+    """
+
+    field: str
+    pools: str
+    pooled_at: str | None = None
+    previous_owner: str | None = None
+    claimed_at: str | None = None
+    won: Expression | None = None
+    carry: tuple[tuple[str, str], ...] = ()
+    settings: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+
+
 @dataclass(frozen=True, slots=True)
 class Index:
     name: str
@@ -244,6 +286,7 @@ class Entity:
     audit: bool = True
     validations: tuple[Validation, ...] = ()
     duplicate_rules: tuple[DuplicateRule, ...] = ()
+    public_pool: PublicPool | None = None
     indexes: tuple[Index, ...] = ()
     default_sort: tuple[SortKey, ...] = ()
     form: Frozen = None

@@ -137,6 +137,16 @@ for _action in (
         "POST the change to a URL, signed and retried.",
     ),
     ActionType(
+        "return_to_pool",
+        {
+            "properties": {
+                "note": {"type": "string", "description": "Why, kept in the pool's log."},
+            },
+        },
+        "Return the record to the public pool its owner belongs to (the entity's "
+        "public_pool): the owner is cleared and kept as the previous owner.",
+    ),
+    ActionType(
         "enqueue",
         {
             "properties": {"job": {"type": "string", "minLength": 1}, "args": {}},

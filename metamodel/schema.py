@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any
 
 from .fieldtypes import COMMON_OPTIONS, FIELD_TYPES, FORMULA_RETURNS
+from .model import POOL_SETTINGS
 from .processes import ACTION_TYPES, MEASURES, TRIGGER_TYPES
 from .views import VIEW_KINDS
 
@@ -169,6 +170,29 @@ _DEFS: Schema = {
             },
         },
         ("name", "fields"),
+    ),
+    "public_pool": _obj(
+        {
+            "field": {
+                **_ref("identifier"),
+                "description": "The reference field saying which pool holds a record.",
+            },
+            "pooled_at": _ref("identifier"),
+            "previous_owner": _ref("identifier"),
+            "claimed_at": _ref("identifier"),
+            "won": {**_ref("expression"), "description": "Which records are won."},
+            "carry": _array(
+                {"type": "string", "pattern": "^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)?$"},
+                uniqueItems=True,
+                description="Entities (or entity.reference) whose records follow the owner "
+                "when a record is claimed or assigned.",
+            ),
+            "settings": _obj(
+                {name: _ref("identifier") for name in POOL_SETTINGS},
+                description="The pools' fields that hold each setting.",
+            ),
+        },
+        ("field",),
     ),
     "index": _obj(
         {
@@ -415,6 +439,7 @@ def _kind_schemas() -> dict[str, Schema]:
                 },
                 "validations": _array(_ref("validation")),
                 "duplicate_rules": _array(_ref("duplicate_rule")),
+                "public_pool": _ref("public_pool"),
                 "indexes": _array(_ref("index")),
                 "default_sort": _ref("sort"),
                 **{kind.name: kind.schema for kind in VIEW_KINDS.values()},

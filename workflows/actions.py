@@ -127,5 +127,15 @@ def _create(run: Run, action: Action) -> None:
         run.set({action.link: created["id"]})
 
 
+def _return_to_pool(run: Run, action: Action) -> None:
+    """Hand the record back to its owner's pool, with the other changes of the run."""
+    if run.view.get("owner_id") is None:
+        return  # nobody owns it: nothing to return
+    record = {**run.view, "id": run.record_id}
+    note = action.options.get("note") or run.source or None
+    run.set(run.records.pool_return(run.actor, run.entity.name, record, conn=run.conn, note=note))
+
+
 ACTIONS.register(ActionRunner("set", _set))
+ACTIONS.register(ActionRunner("return_to_pool", _return_to_pool))
 ACTIONS.register(ActionRunner("create", _create))

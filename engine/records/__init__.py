@@ -33,11 +33,13 @@ from ..errors import BadRequest, NotFound
 from ..events import EventBus
 from ..permissions import Permissions
 from ..pipeline import Guard, write_transaction
+from ..pools import PoolDirectory
 from ..tables import Tables, build_tables
 from ._access import Access
 from ._batch import BatchCreator, Created
 from ._common import REQUIRED
 from ._merge import Merger
+from ._pool import PoolDesk
 from ._preview import FieldState, Preview, preview
 from ._validate import Validator
 from ._write import Writer, autonumber_counter, autonumber_text
@@ -68,8 +70,9 @@ class Records:
         self.audit = Audit(self.tables)
         self.computer = Computer(self.tables, self.dialect)
         self.permissions = Permissions(self.tables)
+        self.pools = PoolDirectory(self.tables)
         self.reader: Engine = reader(engine)
-        self.access = Access(self.tables, self.permissions)
+        self.access = Access(self.tables, self.permissions, self.pools)
         self.validator = Validator(
             self.tables, self.dialect, self.computer, self.permissions, self.reader.connect
         )
@@ -77,6 +80,10 @@ class Records:
         self.writer = Writer(self)
         self.merger = Merger(self)
         self.batch = BatchCreator(self)
+        self.pool_desk = PoolDesk(self, self.pools)
+        for pools in {e.public_pool.pools for e in self.model if e.public_pool is not None}:
+            for action in ("after_create", "after_update", "after_delete"):
+                self.events.subscribe(action, self.pools.forget, pools)
 
     @contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
@@ -188,10 +195,13 @@ class Records:
         ent = self.entity(entity)
         grant = self.access.grant(actor, ent, "read")
         # the scope joins the read itself: one statement, and absent reads as out of sight
-        sight = self.permissions.where(actor, ent, grant, self.tables.table(ent.name))
+        table = self.tables.table(ent.name)
+        sight = self.permissions.where(actor, ent, grant, table)
 
         def work(c: sa.Connection) -> dict[str, Any]:
-            record = self.writer.read(c, actor, ent, record_id, children=True, where=sight)
+            where = self.pools.widen(c, actor, ent, sight, table)  # and the actor's pools
+            record = self.writer.read(c, actor, ent, record_id, children=True, where=where)
+            self.pools.mask(c, actor, ent, [record])
             return self.access.visible(actor, ent, record)
 
         return self._read_only(conn, work)
@@ -304,6 +314,68 @@ class Records:
                 return work(conn)
         return self._run(None, work)
 
+    def claim(
+        self, actor: Actor, entity: str, record_id: int, *, conn: sa.Connection | None = None
+    ) -> dict[str, Any]:
+        """Take a record waiting in a public pool the actor belongs to, within the pool's
+        daily limit, cap and cooldown (:class:`PoolRefused` says which stops it); the
+        records it carries (an account's contacts) follow. Returns the record."""
+        ent = self.entity(entity)
+        return self._run(conn, lambda c: self.pool_desk.claim(c, actor, ent, record_id))
+
+    def assign_from_pool(
+        self,
+        actor: Actor,
+        entity: str,
+        record_id: int,
+        owner_id: Any,
+        *,
+        conn: sa.Connection | None = None,
+    ) -> dict[str, Any]:
+        """A pool admin gives a pooled record to a member of the pool (the cap holds)."""
+        ent = self.entity(entity)
+        return self._run(conn, lambda c: self.pool_desk.assign(c, actor, ent, record_id, owner_id))
+
+    def return_to_pool(
+        self,
+        actor: Actor,
+        entity: str,
+        record_id: int,
+        *,
+        pool: Any = None,
+        note: str | None = None,
+        conn: sa.Connection | None = None,
+    ) -> dict[str, Any]:
+        """Hand a record the actor may update back to ``pool`` (an id; None: the first
+        active pool its owner belongs to, then the actor's)."""
+        ent = self.entity(entity)
+        return self._run(
+            conn, lambda c: self.pool_desk.give_back(c, actor, ent, record_id, pool, note)
+        )
+
+    def pool_return(
+        self,
+        actor: Actor,
+        entity: str,
+        record: Mapping[str, Any],
+        *,
+        conn: sa.Connection,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        """The field values that return ``record`` (its ``id`` and ``owner_id`` at least)
+        to the first active pool its owner belongs to, the return written to the pool's
+        log in ``conn``: for an automation that writes them with its other changes."""
+        ent = self.entity(entity)
+        return self.pool_desk.returned(conn, actor, ent, dict(record), note=note)
+
+    def pool_standing(
+        self, actor: Actor, entity: str, *, conn: sa.Connection | None = None
+    ) -> list[dict[str, Any]]:
+        """The pools of ``entity`` the actor belongs to or administers, with today's
+        claims, the claims left, the records owned and the cap."""
+        ent = self.entity(entity)
+        return self._read_only(conn, lambda c: self.pool_desk.standing(c, actor, ent))
+
     def parse(self, actor: Actor, entity: str, params: Mapping[str, Any]) -> queries.ListQuery:
         """A list query from the API's parameters (:func:`engine.query.parse_params`), whose
         error messages never suggest a field hidden from ``actor``."""
@@ -320,15 +392,18 @@ class Records:
         ent = self.entity(entity)
         grant = self.access.grant(actor, ent, "read")
         query = self.access.within_sight(actor, ent, grant, query)
-        scope = self.permissions.where(actor, ent, grant, self.tables.table(ent.name))
+        table = self.tables.table(ent.name)
+        own_scope = self.permissions.where(actor, ent, grant, table)
 
         def work(c: sa.Connection) -> Any:
             sight = self.permissions.sight(actor)
+            scope = self.pools.widen(c, actor, ent, own_scope, table)  # and the actor's pools
             page = queries.run(c, self.tables, ent.name, query, actor, scope=scope, sight=sight)
             if query.fields is None:
                 self.computer.formulas(c, ent, page.rows, actor.context())
             else:
                 self._chosen_formulas(c, actor, ent, query.fields, page.rows)
+            self.pools.mask(c, actor, ent, page.rows)
             page.rows = [self.access.visible(actor, ent, row) for row in page.rows]
             return page
 
@@ -368,17 +443,28 @@ class Records:
         def work(c: sa.Connection) -> list[dict[str, Any]]:
             entries = self.audit.history(c, ent.name, record_id)
             exists = self.access.exists(c, ent, record_id)
-            if (exists and not self.permissions.covers(c, actor, ent, grant, record_id)) or (
-                not exists and (grant.scope != "all" or not entries)
-            ):
+            if not exists and (grant.scope != "all" or not entries):
                 raise NotFound(f"no {ent.name} with id {record_id}")
+            hidden = grant.hidden
+            if exists:
+                self.access.readable(c, actor, ent, record_id)  # in scope, or in their pool
+                hidden = hidden | self._pool_hidden(c, actor, ent, record_id)
             for entry in entries:
-                entry["changes"] = {
-                    k: v for k, v in entry["changes"].items() if k not in grant.hidden
-                }
+                entry["changes"] = {k: v for k, v in entry["changes"].items() if k not in hidden}
             return entries
 
         return self._read_only(conn, work)
+
+    def _pool_hidden(
+        self, conn: sa.Connection, actor: Actor, ent: Entity, record_id: int
+    ) -> frozenset[str]:
+        """The fields the pool a record waits in hides from ``actor`` (none if not pooled)."""
+        if ent.public_pool is None or actor.is_admin:
+            return frozenset()
+        table = self.tables.table(ent.name)
+        field = table.c[ent.public_pool.field]
+        pool_id = conn.scalar(sa.select(field).where(table.c.id == record_id))
+        return self.pools.hidden(conn, actor, ent, pool_id)
 
     def as_of(
         self,
@@ -395,7 +481,11 @@ class Records:
         def work(c: sa.Connection) -> dict[str, Any] | None:
             self.history(actor, entity, record_id, conn=c)  # the same sight rules
             state = self.audit.as_of(c, ent, record_id, at)
-            return None if state is None else self.access.visible(actor, ent, state)
+            if state is None:
+                return None
+            for name in self._pool_hidden(c, actor, ent, record_id):
+                state.pop(name, None)
+            return self.access.visible(actor, ent, state)
 
         return self._read_only(conn, work)
 

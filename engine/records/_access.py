@@ -19,6 +19,7 @@ from metamodel import Entity
 from ..context import Actor
 from ..errors import BadRequest, Forbidden, NotFound, ValidationFailed
 from ..permissions import Grant, Permissions
+from ..pools import PoolDirectory
 from ..tables import Tables
 from ._common import RECORD, Errors, add
 
@@ -26,10 +27,11 @@ from ._common import RECORD, Errors, add
 class Access:
     """Permission checks of one Model's record service."""
 
-    def __init__(self, tables: Tables, permissions: Permissions) -> None:
+    def __init__(self, tables: Tables, permissions: Permissions, pools: PoolDirectory) -> None:
         self.tables = tables
         self.model = tables.model
         self.permissions = permissions
+        self.pools = pools
 
     def grant(self, actor: Actor, ent: Entity, action: str) -> Grant:
         grant = self.permissions.grant(actor, ent, action)
@@ -46,8 +48,16 @@ class Access:
     def readable(self, conn: sa.Connection, actor: Actor, ent: Entity, record_id: int) -> None:
         """NotFound for a record that does not exist or that the actor may not see."""
         grant = self.grant(actor, ent, "read")
-        if not self.permissions.covers(conn, actor, ent, grant, record_id):
-            raise NotFound(f"no {ent.name} with id {record_id}")
+        if self.permissions.covers(conn, actor, ent, grant, record_id):
+            return
+        if ent.public_pool is not None and not actor.is_admin:  # waiting in a pool of theirs?
+            table = self.tables.table(ent.name)
+            pool_id = conn.scalar(
+                sa.select(table.c[ent.public_pool.field]).where(table.c.id == record_id)
+            )
+            if self.pools.in_sight(conn, actor, ent, pool_id):
+                return
+        raise NotFound(f"no {ent.name} with id {record_id}")
 
     def writable(
         self, conn: sa.Connection, actor: Actor, ent: Entity, record_id: int, action: str

@@ -14,7 +14,18 @@ from .._merge import Document
 from .._yaml import Location
 from ..expressions import Expression
 from ..fieldtypes import FIELD_TYPES
-from ..model import DuplicateRule, Entity, Field, Index, Label, Validation, freeze, parse_sort
+from ..model import (
+    POOL_SETTINGS,
+    DuplicateRule,
+    Entity,
+    Field,
+    Index,
+    Label,
+    PublicPool,
+    Validation,
+    freeze,
+    parse_sort,
+)
 from ..views import VIEW_KINDS, form_sections
 from ._context import Checker, cycles, unless_problems
 from .fields import check_field_name, check_formula_cycles, compile_field
@@ -92,6 +103,7 @@ def compile_entity(checker: Checker, doc: Document, prefix: str) -> Entity | Non
     search = _search_fields(checker, doc, fields)
     validations = _validations(checker, doc)
     rules = _duplicate_rules(checker, doc)
+    pool = _public_pool(checker, doc)
     indexes = _indexes(checker, doc)
     sort = parse_sort(value.get("default_sort"))
     for sort_key in sort:
@@ -129,6 +141,7 @@ def compile_entity(checker: Checker, doc: Document, prefix: str) -> Entity | Non
         audit=bool(value.get("audit", True)),
         validations=tuple(validations),
         duplicate_rules=tuple(rules),
+        public_pool=pool,
         indexes=tuple(indexes),
         default_sort=sort,
         form=freeze(value.get("form")),
@@ -236,6 +249,119 @@ def _duplicate_rules(checker: Checker, doc: Document) -> list[DuplicateRule]:
             )
         )
     return found
+
+
+def _public_pool(checker: Checker, doc: Document) -> PublicPool | None:
+    """The entity's ``public_pool``, each name it gives checked against its fields and the
+    pools' (docs/pools.md)."""
+    spec = doc.value.get("public_pool")
+    if not isinstance(spec, Mapping):
+        return None
+    name, at = doc.name, ("public_pool",)
+    problems = len(checker.problems)
+    if not doc.value.get("ownable"):
+        checker.error(doc, at, "a public pool holds records without an owner: the entity "
+                      "must be ownable", "add 'ownable: true'", at_key=True)  # fmt: skip
+    pools = ""
+    if checker.known_field(doc, (*at, "field"), name, spec["field"], allow_system=False):
+        field_spec = checker.field_spec(name, spec["field"]) or {}
+        if field_spec.get("type") != "reference":
+            checker.error(doc, (*at, "field"), f"'{spec['field']}' is not a reference field: "
+                          "field names the reference to the pool that holds a record")  # fmt: skip
+        else:
+            pools = str(field_spec.get("to"))
+    for key, kind in (("pooled_at", "datetime"), ("claimed_at", "datetime"),
+                      ("previous_owner", "user")):  # fmt: skip
+        _pool_field(checker, doc, (*at, key), name, spec.get(key), kind, False)
+    won = checker.expression(doc, (*at, "won"), spec.get("won"), name)
+    carry = [_carried(checker, doc, (*at, "carry", i), item)
+             for i, item in enumerate(spec.get("carry", ()))]  # fmt: skip
+    settings = dict(spec.get("settings") or {})
+    for key, field_name in settings.items():
+        kind, multiple = POOL_SETTINGS[key]
+        where = (*at, "settings", key)
+        if (
+            pools
+            and _pool_field(checker, doc, where, pools, field_name, kind, multiple)
+            and key == "hidden_fields"
+        ):
+            _hidden_choices(checker, doc, where, pools, field_name)
+    if len(checker.problems) > problems:
+        return None
+    return PublicPool(
+        field=spec["field"],
+        pools=pools,
+        pooled_at=spec.get("pooled_at"),
+        previous_owner=spec.get("previous_owner"),
+        claimed_at=spec.get("claimed_at"),
+        won=won,
+        carry=tuple(c for c in carry if c is not None),
+        settings=MappingProxyType(settings),
+    )
+
+
+def _pool_field(
+    checker: Checker,
+    doc: Document,
+    path: Location,
+    entity: str,
+    name: Any,
+    kind: str,
+    multiple: bool,
+) -> bool:
+    """``name`` is a field of ``entity`` of type ``kind`` (several values if ``multiple``)."""
+    if name is None or not checker.known_field(doc, path, entity, name, allow_system=False):
+        return False
+    spec = checker.field_spec(entity, name) or {}
+    if spec.get("type") == kind and bool(spec.get("multiple")) == multiple:
+        return True
+    given = str(spec.get("type")) + (", multiple" if spec.get("multiple") else "")
+    wanted = kind + (", multiple: true" if multiple else "")
+    checker.error(doc, path, f"'{name}' of '{entity}' is of type {given}: this needs type "
+                  f"{wanted}")  # fmt: skip
+    return False
+
+
+def _hidden_choices(
+    checker: Checker, doc: Document, path: Location, pools: str, field_name: str
+) -> None:
+    """The options of the pools' hidden-fields choice must name fields of the entity."""
+    options = (checker.field_spec(pools, field_name) or {}).get("options", ())
+    fields = checker.entity_docs.get(doc.name, {}).get("fields", {})
+    for option in options:
+        value = option.get("value") if isinstance(option, Mapping) else option
+        if value not in fields:
+            checker.error(doc, path, f"the option '{value}' of {pools}.{field_name} names no "
+                          f"field of '{doc.name}': each option is a field to hide while a "
+                          "record is pooled", did_you_mean(str(value), fields))  # fmt: skip
+
+
+def _carried(checker: Checker, doc: Document, path: Location, item: str) -> tuple[str, str] | None:
+    """``contact`` or ``contact.account``: an ownable entity and its reference to this one."""
+    entity, _, via = item.partition(".")
+    if not checker.known_entity(doc, path, entity):
+        return None
+    fields = checker.entity_docs[entity].get("fields", {})
+    links = [n for n, f in fields.items()
+             if f.get("type") == "reference" and f.get("to") == doc.name]  # fmt: skip
+    if not checker.entity_docs[entity].get("ownable"):
+        checker.error(doc, path, f"'{entity}' has no owner to carry: carry names ownable "
+                      "entities")  # fmt: skip
+        return None
+    if via:
+        if via not in links:
+            checker.error(doc, path, f"'{via}' of '{entity}' is no reference to '{doc.name}'",
+                          did_you_mean(via, links) or f"its references to {doc.name}: "
+                          + (", ".join(links) or "none"))  # fmt: skip
+            return None
+        return entity, via
+    if len(links) != 1:
+        checker.error(doc, path, f"'{entity}' has {len(links) or 'no'} reference"
+                      f"{'' if len(links) == 1 else 's'} to '{doc.name}'"
+                      + (f" ({', '.join(links)})" if links else ""),
+                      "say which: entity.reference" if links else "")  # fmt: skip
+        return None
+    return entity, links[0]
 
 
 def _key_kind(spec: Mapping[str, Any]) -> tuple[tuple[str, ...], int]:

@@ -258,6 +258,15 @@ def compile_actions(
             if link is not None:
                 _reference(checker, doc, (*at, "link"), entity, link, created)
             actions.append(Action(kind, options, values, created, None, link))
+        elif kind == "return_to_pool":
+            if not checker.entity_docs.get(entity, {}).get("public_pool"):
+                checker.error(
+                    doc,
+                    (*at, "type"),
+                    f"entity '{entity}' has no public pool to return records to",
+                    "declare its public_pool (docs/pools.md)",
+                )
+            actions.append(Action(kind, options, (), entity))
         else:
             actions.append(Action(kind, options))
     return tuple(actions)

@@ -268,12 +268,14 @@ def _duplicates(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for rule in rules:
         found = []
         for candidate in rule.get("candidates", ()):
-            holder = ""
+            holder, url = "", ""
             if candidate.get("pool"):
                 holder = _("in the pool %(name)s", name=candidate["pool"]["name"])
+                # its page has the Claim button, for the pool's members
+                url = url_for("ui.record", entity=candidate["entity"], record_id=candidate["id"])
             elif candidate.get("owner"):
                 holder = _("owned by %(name)s", name=candidate["owner"]["name"])
-            found.append({"title": candidate["title"], "holder": holder})
+            found.append({"title": candidate["title"], "holder": holder, "url": url})
         shown.append(
             {"rule": rule["rule"], "label": rule.get("label", rule["rule"]),
              "confirmable": bool(rule.get("confirmable")), "candidates": found}

@@ -35,6 +35,7 @@ from . import (
     logs,
     merge_api,
     openapi,
+    pool_api,
     report_api,
     security,
     ui,
@@ -143,6 +144,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     approval_api.init_app(app)
     jobs.init_app(app)  # the outbox flushed after requests; notifications, automations
     merge_api.init_app(app)
+    pool_api.init_app(app)
     attachment_api.init_app(app)
     openapi.init_app(app)
     errors.init_app(app)

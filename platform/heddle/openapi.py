@@ -80,6 +80,7 @@ from ._openapi_paths import (
     response,
     workflow_paths,
 )
+from ._openapi_pools import pool_paths
 from ._openapi_reports import report_download_paths, saved_report_paths
 from ._openapi_schemas import (
     ACTIONS,
@@ -307,6 +308,7 @@ def _entity(spec: APISpec, entity: Entity, names: dict[str, str], seen: EntityVi
     spec.tag(entity_tag(entity))
     entity_paths(spec, entity, base, seen.actions, seen.hidden)
     merge_paths(spec, entity, base, seen.actions, seen.update_readonly)
+    pool_paths(spec, entity, base, seen.actions)
     attachment_paths(spec, entity, seen.actions)
 
 

@@ -53,6 +53,7 @@ from . import (
 from ._screen_approvals import record_approval
 from ._screen_files import file_titles, record_files
 from ._screen_form_rows import sections_shown
+from ._screen_pools import pool_hidden, record_pool
 from ._screen_workflow import record_workflow
 from ._screens import (
     MAX_ID,
@@ -352,8 +353,9 @@ def record(entity: str, record_id: int) -> ResponseReturnValue:
     ent = readable(entity, act)
     row = heddle.records.get(act, ent.name, record_id)
     grant = heddle.records.permissions.grant(act, ent, "read")
+    hidden = grant.hidden | pool_hidden(act, ent, row)  # and what its pool hides
     currency = heddle.model.package.currency
-    titles = reference_titles(act, ent, record_id, ref_names(ent, grant.hidden))
+    titles = reference_titles(act, ent, record_id, ref_names(ent, hidden))
     titles.update(file_titles(act, ent, record_id, row))
     tabs = P.form_tabs(
         ent,
@@ -361,7 +363,7 @@ def record(entity: str, record_id: int) -> ResponseReturnValue:
         P.FormInput(
             record=row,
             titles=titles,
-            hidden=grant.hidden,
+            hidden=hidden,
             children=child_tables(act, ent, row, here, currency),
             currency=currency,
             sections=sections_shown(act, ent, {}, row),
@@ -389,6 +391,7 @@ def record(entity: str, record_id: int) -> ResponseReturnValue:
             **record_workflow(act, ent, record_id, here, row=row),
             **record_approval(act, ent, record_id, here),
             "attachments": record_files(act, ent, record_id),
+            "pool": record_pool(act, ent, row, here),
         },
     )
     return page("record.html", title, ent.name, screen=screen)

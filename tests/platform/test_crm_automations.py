@@ -77,6 +77,11 @@ def test_the_crms_automations(app: Flask, call: Call) -> None:
             trusted=True,
         )
     pool_return = records.model.automations["pool_return"]
+    # the East team's pool, which idle accounts of its reps return to
+    status, body = call("root", "POST", "/records/pool", {"name": "East pool",
+                        "member_teams": [idle["team_id"]], "daily_claim_limit": 5})  # fmt: skip
+    assert status == 201, body
+    east_pool = body["data"]["id"]
 
     # day 27: the owner is warned; day 29: the preview says who returns tomorrow, and why
     with time_machine.travel(_at(start + dt.timedelta(days=27)), tick=False):
@@ -96,7 +101,14 @@ def test_the_crms_automations(app: Flask, call: Call) -> None:
     status, body = call("root", "GET", f"/records/account/{idle['id']}")
     ann_id = idle["owner_id"]
     assert body["data"]["owner_id"] is None and body["data"]["previous_owner"] == ann_id
-    assert body["data"]["pooled_at"] is not None
+    assert body["data"]["pooled_at"] is not None and body["data"]["pool"] == east_pool
+    # ann is a member of that pool: she sees the account there, but claims it back only
+    # after the pool's cooldown (30 days by default)
+    status, body = call("ann", "GET", f"/records/account/{idle['id']}")
+    assert status == 200 and body["data"]["name"] == "Idle Ltd"
+    with time_machine.travel(_at(start + dt.timedelta(days=31)), tick=False):
+        status, body = call("ann", "POST", f"/records/account/{idle['id']}/claim")
+    assert status == 409 and body["error"]["details"]["reason"] == "cooldown", body
     assert _notes(app, "ann")[1:] == [
         "This account returned to the public pool (no follow-up for 30 days)"
     ]

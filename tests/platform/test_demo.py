@@ -6,6 +6,7 @@ One small company (100 accounts) is loaded per database for the whole module."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -304,7 +305,18 @@ def test_a_rep_sees_only_their_records(app: Flask, client: FlaskClient, headers:
     assert {r["owner_id"] for r in win["rows"]} == {rep_id}
     listed = client.get("/api/v1/records/account?limit=200", headers=headers(rep.username))
     assert listed.status_code == 200
-    assert listed.json["data"] and {a["owner_id"] for a in listed.json["data"]} == {rep_id}
+    # their own accounts, and those waiting in their team's public pool — without the
+    # phone, which the demo's pools hide
+    owned = [a for a in listed.json["data"] if a["owner_id"] is not None]
+    pooled = [a for a in listed.json["data"] if a["owner_id"] is None]
+    assert owned and {a["owner_id"] for a in owned} == {rep_id}
+    assert pooled and all(a["pool"] is not None and a["phone"] is None for a in pooled)
+    pools = {a["pool"] for a in pooled}
+    team = _scalar(app, "SELECT team_id FROM heddle_user WHERE id = :u", u=rep_id)
+    for pool_id, users, teams in _rows(app, "SELECT id, members, member_teams FROM pool"):
+        if pool_id in pools:
+            users, teams = (json.loads(v) if isinstance(v, str) else v for v in (users, teams))
+            assert rep_id in users or team in teams
 
 
 # --- stored as the engine would have stored it --------------------------------------------------
