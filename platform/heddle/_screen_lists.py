@@ -25,7 +25,7 @@ from flask import flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
-from engine import Actor, BadRequest, EngineError, Forbidden, NotFound
+from engine import Actor, BadRequest, EngineError, Forbidden, NotFound, PoolRefused
 from engine.query import parse_params
 from engine.tables import SAVED_VIEW_TABLE
 from metamodel import Entity
@@ -34,6 +34,7 @@ from workflows import StateMachines
 
 from . import i18n
 from ._screen_form_rows import people_choices
+from ._screen_pools import refusal as pool_refusal
 from ._screens import (
     FlaskLinks,
     actor,
@@ -153,8 +154,18 @@ def bulk_actions(act: Actor, ent: Entity, here: str) -> dict[str, Any]:
         "transition": steps if update.allowed else [],
         "delete": grants.grant(act, ent, "delete").allowed,
         "export": grants.grant(act, ent, "export").allowed,
+        "claim": _in_a_pool(act, ent),
     }
     return found
+
+
+def _in_a_pool(act: Actor, ent: Entity) -> bool:
+    """Whether the user belongs to a pool of the entity (and so may claim from it)."""
+    if ent.public_pool is None or act.user_id is None:
+        return False
+    records = runtime().records
+    with records.reader.connect() as conn:
+        return bool(records.pools.readable(conn, act, ent))
 
 
 def people() -> list[P.Option]:
@@ -208,6 +219,9 @@ def ngettext_done(count: int) -> str:
 def _apply(act: Actor, ent: Entity, record_id: int, action: str) -> None:
     """One record's part of a bulk action, on the version the user may read now."""
     records = runtime().records
+    if action == "claim":
+        records.claim(act, ent.name, record_id)
+        return
     version = records.get(act, ent.name, record_id)["version"]  # NotFound when out of sight
     if action == "assign":
         owner = request.form.get("owner", "")
@@ -225,6 +239,8 @@ def _apply(act: Actor, ent: Entity, record_id: int, action: str) -> None:
 def _reason(ent: Entity, exc: EngineError, here: str) -> str:
     if isinstance(exc, NotFound | Forbidden):
         return _("You may not change this record.")
+    if isinstance(exc, PoolRefused):
+        return pool_refusal(exc)
     if exc.fields:
         name, messages = next(iter(exc.fields.items()))
         return f"{P.column_label(ent, name, here)}: {i18n.gettext(messages[0])}"

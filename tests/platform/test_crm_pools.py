@@ -190,3 +190,29 @@ def test_the_record_page_panel(app: Flask, call: Call) -> None:
     refused = bob.post(f"/app/account/{acme['id']}/claim", data={"csrf_token": csrf_token(page)})
     page = bob.get(refused.headers["Location"]).get_data(as_text=True)
     assert "起可再次领取" in page
+
+
+def test_claiming_ticked_rows_of_the_pool_list(app: Flask, call: Call) -> None:
+    _east_pool(call, app)  # one claim a day
+    first = _account(call, "ann", "First Ltd", "021-5555 0101")
+    second = _account(call, "ann", "Second Ltd", "021-5555 0102")
+    for account in (first, second):
+        assert call("ann", "POST", f"/records/account/{account['id']}/return")[0] == 200
+    bob = logged_in(app, "bob")
+    page = bob.get("/app/account?view=in_pool").get_data(as_text=True)
+    assert 'value="claim"' in page
+    done = bob.post(
+        "/app/account/bulk",
+        data={"csrf_token": csrf_token(page), "action": "claim",
+              "ids": [str(first["id"]), str(second["id"])]},
+    )  # fmt: skip
+    assert done.status_code == 302
+    page = bob.get(done.headers["Location"]).get_data(as_text=True)
+    assert "1 record changed." in page
+    assert "1 refused: You have claimed 1 from East pool today, its daily limit." in page
+    owners = {call("bob", "GET", f"/records/account/{a['id']}")[1]["data"]["owner_id"]
+              for a in (first, second)}  # fmt: skip
+    assert owners == {_user(app, "bob").id, None}
+    # carl belongs to no pool: his list offers no claim
+    carl = logged_in(app, "carl")
+    assert 'value="claim"' not in carl.get("/app/account").get_data(as_text=True)

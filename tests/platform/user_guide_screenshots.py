@@ -131,6 +131,19 @@ def timeline_pages(browser: Any, url: str, out: Path) -> None:
     context.close()
 
 
+def pool_page(browser: Any, url: str, out: Path) -> None:
+    """A pooled account of the rep's pool: the Public pool card, then claimed."""
+    context, page = log_in(browser, url, REP, viewport=DESKTOP)
+    page.goto(f"{url}/app/account?view=in_pool")
+    page.locator("tbody a").first.click()
+    page.wait_for_selector("#pool")
+    page.screenshot(path=out / "guide-pool.png")
+    page.locator("#pool button[type=submit]").first.click()
+    page.wait_for_selector(".alert")
+    page.screenshot(path=out / "guide-pool-claimed.png")
+    context.close()
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
@@ -140,6 +153,7 @@ def main(out: Path) -> None:
             manager_pages(browser, url, out)
             phone_page(browser, url, out)
             timeline_pages(browser, url, out)  # after the contract the manager is told of
+            pool_page(browser, url, out)
     for shot in sorted(out.glob("guide-*.png")):
         print(f"{shot}  {shot.stat().st_size // 1024} KB")
 
