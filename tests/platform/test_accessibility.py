@@ -23,7 +23,7 @@ from flask import Flask
 from heddle.app import create_app
 from werkzeug.serving import make_server
 
-from engine import migrate
+from engine import SYSTEM, migrate
 from engine.comments import Comments
 from engine.tables import NOTIFICATION_TABLE
 from workflows import StateMachines
@@ -89,6 +89,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
         actor, "quote", quote["id"], "submit", version=quote["version"], comment="大客户"
     )
     ids["quote"] = quote["id"]
+    # an account waiting in the East team's public pool: its card, Claim and Assign
+    team = li.team_id
+    runtime.records.create(SYSTEM, "pool", {"name": "华东公海", "member_teams": [team],
+                                            "hidden_fields": ["phone"]})  # fmt: skip
+    pooled = runtime.records.create(actor, "account", {"name": "苏州闲置贸易有限公司"})
+    runtime.records.return_to_pool(actor, "account", pooled["id"], note="暂无预算")
+    ids["pooled"] = pooled["id"]
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_port}", ids
@@ -152,6 +159,12 @@ def test_every_kind_of_page_passes_axe(
         check(f"{entity} record")
         page.goto(f"{base}/app/{entity}/{record_id}/edit")
         check(f"{entity} edit form")
+    page.goto(f"{base}/app/account/{ids['pooled']}")  # its public pool card
+    check("pooled account")
+    page.goto(f"{base}/app/account/{ids['account']}")
+    if page.locator("#pool summary").count():  # the folded return form, unfolded
+        page.click("#pool summary")
+        check("account with its return form")
     page.goto(f"{base}/app/quote/{ids['quote']}")  # with its approval panel
     check("quote record with its approval")
     page.goto(f"{base}/approvals?tab={'pending' if username == 'root' else 'mine'}")
