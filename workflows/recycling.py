@@ -285,12 +285,22 @@ def _due(
     found = []
     for row in conn.execute(query).mappings():
         moment = row["since"]
-        day = moment if is_date else moment.astimezone().date()
-        on = max(day + dt.timedelta(days=rule.days), at.astimezone().date())
+        on = _returns_on(moment, rule.days, at)
         shown = row.get("title")
         name = str(shown) if shown not in (None, "") else f"{ent.name} #{row['id']}"
         found.append(Due(row["id"], name, row["owner_id"], rule, moment, on))
     return found
+
+
+def _returns_on(since: dt.date | dt.datetime, days: int, at: dt.datetime) -> dt.date:
+    """The day of the first daily run, at ``at``'s time of day, that returns a record
+    whose days count from ``since``."""
+    if isinstance(since, dt.datetime):
+        wait = since + dt.timedelta(days=days) - at
+        later = max(0, -(-wait // dt.timedelta(days=1)))  # whole days, rounded up
+    else:
+        later = max(0, (since + dt.timedelta(days=days) - at.astimezone().date()).days)
+    return (at + dt.timedelta(days=later)).astimezone().date()
 
 
 def _bound(moment: dt.datetime, is_date: bool) -> Any:
