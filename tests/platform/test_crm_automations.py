@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import time_machine
+from click.testing import CliRunner
 from crm_support import crm_app
 from flask import Flask
+from heddle.cli import main
 from sqlalchemy.engine import Engine
 
 from engine import SYSTEM
@@ -165,3 +167,42 @@ def test_the_crms_automations(app: Flask, call: Call) -> None:
     assert [
         m.title for m in autos.preview(records, birthday, at=_at(next_birthday, 7)).records
     ] == ["Li Lei"]
+
+
+def test_heddle_pool_previews_and_runs_the_rules(
+    app: Flask, call: Call, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = app.extensions["heddle"]
+    for name, value in {
+        "HEDDLE_DATABASE_URL": runtime.engine.url.render_as_string(hide_password=False),
+        "HEDDLE_PACKAGES": str(app.config["PACKAGES"]),
+        "HEDDLE_REDIS_URL": "",
+    }.items():
+        monkeypatch.setenv(name, value)
+    status, body = call("ann", "POST", "/records/account", {"name": "Idle Ltd", "grade": "C"})
+    idle = body["data"]
+    call("ann", "POST", "/records/account", {"name": "Key Ltd", "grade": "A"})
+    status, body = call("root", "POST", "/records/pool", {"name": "East pool",
+                        "member_teams": [idle["team_id"]],
+                        "rules": [{"condition": "no_follow_up", "grade": "C", "days": 20},
+                                  {"condition": "no_follow_up", "grade": "A", "days": 90}]})  # fmt: skip
+    assert status == 201, body
+    day = dt.date.today() + dt.timedelta(days=21)
+    runner = CliRunner()
+
+    result = runner.invoke(main, ["pool", "preview", "--at", f"{day}T06:00"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"1 account returns to the pool East pool at {day} 06:00, and why:"
+    assert lines[1].startswith(f"  {idle['id']}\tIdle Ltd\tNo follow-up for 20 days (rule ")
+    assert "grade = C): since " in lines[1] and lines[1].endswith(", 20 days")
+    assert "no records return" in runner.invoke(main, ["pool", "preview"]).output  # tomorrow
+    wrong = runner.invoke(main, ["pool", "preview", "--at", "someday"])
+    assert wrong.exit_code == 2 and "is not a date or date-time" in wrong.output
+
+    first = runner.invoke(main, ["pool", "run", "--at", f"{day}T06:00"])
+    again = runner.invoke(main, ["pool", "run", "--at", f"{day}T07:00"])
+    assert first.output == "account: 1 returned, 0 owners warned, 0 failed\n", first.output
+    assert again.output == "account: 0 returned, 0 owners warned, 0 failed\n", again.output
+    status, body = call("root", "GET", f"/records/account/{idle['id']}")
+    assert body["data"]["owner_id"] is None and body["data"]["pool"] is not None
