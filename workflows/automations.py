@@ -20,8 +20,8 @@ exists is skipped: a second run of the same slot changes nothing.
 :func:`preview` is the dry run: the records a run at a given moment would act on, and
 why. :func:`enqueue_due` is what the scheduler's every-minute tick calls.
 
->>> preview(records, model.automations["pool_return"], at=tomorrow).summary
-'37 accounts: pool_return would act on them at 2026-06-02 07:00'
+>>> preview(records, model.automations["idle_nudge"], at=tomorrow).summary
+'37 accounts: idle_nudge would act on them at 2026-06-02 07:00'
 """
 
 from __future__ import annotations

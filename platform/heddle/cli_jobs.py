@@ -6,8 +6,8 @@
     heddle scheduler                 # RQ's cron scheduler: automations and reminders
     heddle jobs                      # the failed jobs; --status all for every one
     heddle jobs retry 12 13 | --all  # failed jobs get a fresh set of attempts
-    heddle automation preview pool_return --at 2026-06-02
-    heddle automation run pool_return
+    heddle automation preview idle_nudge --at 2026-06-02
+    heddle automation run idle_nudge
     heddle automation tick           # embedded mode: from cron, every minute
     heddle pool preview --at 2026-06-02T06:00   # who returns to a public pool, and why
 """
