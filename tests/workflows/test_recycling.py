@@ -101,8 +101,12 @@ def _at(days: int, hour: int = 6) -> dt.datetime:
 
 @pytest.fixture
 def records(db_engine: Engine, tmp_path: Path) -> Records:
+    return _records(db_engine, tmp_path, PACKAGE)
+
+
+def _records(db_engine: Engine, tmp_path: Path, package: str) -> Records:
     path = tmp_path / "recycled.yaml"
-    path.write_text(textwrap.dedent(PACKAGE), encoding="utf-8")
+    path.write_text(textwrap.dedent(package), encoding="utf-8")
     model: Model = load_packages([path])
     tables = build_tables(model)
     tables.metadata.create_all(db_engine)
@@ -281,3 +285,25 @@ def test_the_preview_says_who_returns_and_why(records: Records) -> None:
     assert list(recycling.preview(records, at=_at(1)).lines(records)) == [
         f"no records return to a public pool at {_at(1):%Y-%m-%d %H:%M}"
     ]
+
+
+def test_a_date_since_counts_whole_days(db_engine: Engine, tmp_path: Path) -> None:
+    package = PACKAGE.replace(
+        'not_won: {since: "coalesce(claimed_at, created_at)"', 'not_won: {since: "signed_on"'
+    ).replace("  last_activity_at: {type: datetime}\n", "  last_activity_at: {type: datetime}\n"
+              "  signed_on: {type: date}\n")  # fmt: skip
+    records = _records(db_engine, tmp_path, package)
+    spec = records.model.entity("account").public_pool
+    assert spec is not None and spec.recycle is not None
+    assert spec.recycle.kinds["not_won"].since.type == "date"
+    _pool(records, [{"condition": "not_won", "days": 10, "warn_days": 2}])
+    signed = _account(records, "Signed", signed_on=str(START))
+    _account(records, "Unsigned")  # no date: never due
+    assert recycling.run(records, at=_at(7))["account"].to_json()["warned"] == 0
+    assert recycling.run(records, at=_at(8))["account"].warned == 1
+    assert _notes(records, ANN) == [
+        "Account “Signed” returns to the public pool East pool on 2030-03-11: not_won (10 days)"
+    ]
+    assert recycling.run(records, at=_at(9, 23))["account"].returned == 0
+    outcome = recycling.run(records, at=_at(10, 0))
+    assert outcome["account"].returned == 1 and _owner(records, signed) is None
