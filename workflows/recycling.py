@@ -238,9 +238,12 @@ def _due(
     warn: bool = False,
     after: int = 0,
     limit: int = BATCH,
+    lock: bool = False,
 ) -> list[Due]:
     """The records ``rule`` returns at ``at`` (``warn``: those it returns within its
-    warning days, not yet due), ``limit`` from id ``after`` on."""
+    warning days, not yet due), ``limit`` from id ``after`` on; ``lock``: their rows
+    locked until the transaction ends (PostgreSQL), so a follow-up saved meanwhile waits
+    and a record it changed is judged again."""
     spec, recycle = _spec(ent)
     kind = recycle.kinds[rule.kind]
     context = Context(today=at.astimezone().date())
@@ -275,13 +278,15 @@ def _due(
             table.c.id,
             table.c.owner_id,
             since.label("since"),
-            *([table.c[title].label("title")] if title else []),
+            *([resolver.column((title,)).label("title")] if title else []),
         )
         .select_from(resolver.from_clause())
         .where(*conditions)
         .order_by(table.c.id)
         .limit(limit)
     )
+    if lock and records.dialect == "postgresql":
+        query = query.with_for_update(of=table)
     found = []
     for row in conn.execute(query).mappings():
         moment = row["since"]
@@ -343,7 +348,7 @@ def _returns(
     after = 0
     while True:
         with records.transaction() as conn:
-            due = _due(records, conn, ent, rule, at, after=after, limit=batch)
+            due = _due(records, conn, ent, rule, at, after=after, limit=batch, lock=True)
             if not due:
                 return
             after = due[-1].id

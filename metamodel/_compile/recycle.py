@@ -19,6 +19,10 @@ RULE_FIELDS = (("kind", "choice", True), ("days", "integer", True),
                ("warn_days", "integer", False), ("active", "boolean", False))  # fmt: skip
 
 
+#: field types a rule cannot match a record on: several values, or none stored
+UNMATCHED = frozenset({"multichoice", "children", "formula", "rollup", "file"})
+
+
 def exempt(checker: Checker, doc: Document, spec: Mapping[str, Any]) -> Expression | None:
     return checker.expression(doc, ("public_pool", "exempt"), spec.get("exempt"), doc.name)
 
@@ -82,12 +86,16 @@ def _rule_field(
 
 
 def _match(checker: Checker, doc: Document, path: Location, rules: str, name: Any) -> None:
-    """A field of the rule and of the record, of the same type."""
+    """A stored field of the record with one value, and a field of the rule of its type."""
     if not checker.known_field(doc, path, doc.name, name, allow_system=False):
+        return
+    mine = checker.field_type(doc.name, name)
+    if mine in UNMATCHED:
+        checker.error(doc, path, f"'{name}' of '{doc.name}' is of type {mine}: a rule "
+                      "matches records on one stored value (a choice, a number…)")  # fmt: skip
         return
     if not rules or not checker.known_field(doc, path, rules, name, allow_system=False):
         return
-    mine = checker.field_type(doc.name, name)
     theirs = checker.field_type(rules, name)
     if mine != theirs:
         checker.error(doc, path, f"'{name}' is of type {theirs} in '{rules}' but {mine} in "

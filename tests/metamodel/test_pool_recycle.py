@@ -46,6 +46,7 @@ fields:
   status: {type: string}
   touched_at: {type: datetime}
   signed_on: {type: date}
+  tags: {type: multichoice, options: [a, b]}
   pool: {type: reference, to: pool, on_delete: set_null}
 """
 
@@ -113,6 +114,8 @@ def test_a_recycle_block_compiles(tmp_path: Path) -> None:
         ("match: [grade]", "match: [name]", "unknown field 'name' of entity 'pool_rule'"),
         ("match: [grade]", "match: [region]", "'region' is of type string in 'pool_rule' but "
          "integer in 'account'"),
+        ("match: [grade]", "match: [tags]", "'tags' of 'account' is of type multichoice: a "
+         "rule matches records on one stored value"),
         ("      not_won: {since: signed_on, unless: \"status == 'won'\"}\n", "",
          "no kind for the option not_won of pool_rule.condition"),
         ("idle:", "idel:", "'idel' is no option of pool_rule.condition (did you mean 'idle'?)"),
