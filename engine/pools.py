@@ -54,6 +54,7 @@ class Pool:
     reclaim_cooldown_days: int | None = None
     max_owned: int | None = None
     count_won: bool = False
+    exempt_won: bool = False
     hidden_fields: frozenset[str] = frozenset()
 
     def administers(self, actor: Actor) -> bool:
@@ -228,6 +229,7 @@ class PoolDirectory:
             reclaim_cooldown_days=_count(setting("reclaim_cooldown_days")),
             max_owned=_count(setting("max_owned")),
             count_won=setting("count_won") is True,
+            exempt_won=setting("exempt_won") is True,
             hidden_fields=frozenset(h for h in hidden or () if isinstance(h, str)),
         )
 

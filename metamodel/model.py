@@ -207,9 +207,39 @@ POOL_SETTINGS: Mapping[str, tuple[str, bool]] = MappingProxyType(
         "reclaim_cooldown_days": ("integer", False),
         "max_owned": ("integer", False),
         "count_won": ("boolean", False),
+        "exempt_won": ("boolean", False),
         "hidden_fields": ("multichoice", False),
     }
 )
+
+
+@dataclass(frozen=True, slots=True)
+class RecycleKind:
+    """One kind of recycle rule: the moment its days count from (``since``, a date or
+    datetime of the record) and when it does not apply (``unless``)."""
+
+    since: Expression
+    unless: Expression | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recycle:
+    """How a public pool's rules return owned records to it (``public_pool.recycle``).
+
+    The pools hold their rules in the children field ``rules``; a rule's ``kind`` field
+    (a choice) picks one of ``kinds``, ``days`` says after how many days a record returns,
+    ``warn_days`` how many days before the owner is warned, ``active`` whether the rule
+    holds. Each of ``match`` is a field of both the rule and the record: a rule that sets
+    it applies only to records with the same value.
+    """
+
+    rules: str
+    kind: str
+    days: str
+    kinds: Mapping[str, RecycleKind]
+    warn_days: str | None = None
+    active: str | None = None
+    match: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +253,8 @@ class PublicPool:
     the pool counts them). ``carry`` holds ``(entity, reference field)`` pairs whose
     records follow the owner when a record is claimed or assigned (an account's
     contacts). ``settings`` maps each of :data:`POOL_SETTINGS` the pools declare to the
-    pools' field holding it.
+    pools' field holding it. ``exempt`` tells records never recycled, ``recycle`` how the
+    pools' rules return owned records to them (None: nothing returns by itself).
     """
 
     field: str
@@ -234,6 +265,8 @@ class PublicPool:
     won: Expression | None = None
     carry: tuple[tuple[str, str], ...] = ()
     settings: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    exempt: Expression | None = None
+    recycle: Recycle | None = None
 
 
 @dataclass(frozen=True, slots=True)

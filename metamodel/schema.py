@@ -191,6 +191,53 @@ _DEFS: Schema = {
                 {name: _ref("identifier") for name in POOL_SETTINGS},
                 description="The pools' fields that hold each setting.",
             ),
+            "exempt": {
+                **_ref("expression"),
+                "description": "Which owned records are never recycled (locked ones).",
+            },
+            "recycle": _obj(
+                {
+                    "rules": {
+                        **_ref("identifier"),
+                        "description": "The pools' children field holding their recycle rules.",
+                    },
+                    "kind": {
+                        **_ref("identifier"),
+                        "description": "The rule's choice field naming its kind.",
+                    },
+                    "days": {
+                        **_ref("identifier"),
+                        "description": "The rule's integer field: after how many days.",
+                    },
+                    "warn_days": {
+                        **_ref("identifier"),
+                        "description": "The rule's integer field: warn the owner this many "
+                        "days before.",
+                    },
+                    "active": {
+                        **_ref("identifier"),
+                        "description": "The rule's boolean field: whether it holds.",
+                    },
+                    "match": _array(
+                        _ref("identifier"),
+                        uniqueItems=True,
+                        description="Fields of both the rule and the record: a rule that "
+                        "sets one applies only to records with the same value.",
+                    ),
+                    "kinds": {
+                        "type": "object",
+                        "description": "Each option of the kind field: since (when the days "
+                        "count from) and unless (when the rule does not apply).",
+                        "minProperties": 1,
+                        "additionalProperties": _obj(
+                            {"since": _ref("expression"), "unless": _ref("expression")},
+                            ("since",),
+                        ),
+                    },
+                },
+                ("rules", "kind", "days", "kinds"),
+                description="How the pools' rules return owned records to them.",
+            ),
         },
         ("field",),
     ),

@@ -8,7 +8,8 @@ and writes through its record service; imports :mod:`metamodel` and :mod:`engine
   transitions, locked states) and the event automations on an event bus;
 - :class:`JobQueue` relays the transactional outbox to RQ (or runs it in-process);
   :data:`JOBS` is the registry of job types; :mod:`workflows.automations` runs and
-  previews scheduled automations and reminders; :class:`Inbox` reads notifications;
+  previews scheduled automations and reminders; :mod:`workflows.recycling` applies the
+  public pools' recycle rules every day; :class:`Inbox` reads notifications;
 - :data:`ACTIONS` is the runtime half of :data:`metamodel.ACTION_TYPES`: the code of each
   action type, a registry plugins extend;
 - :class:`Approvals` runs the approvals transitions start: decide, recall, list what
@@ -26,7 +27,7 @@ from __future__ import annotations
 from engine import EventBus
 from engine.comments import move_on_merge
 
-from . import approval_notices, data_jobs, hooks  # noqa: F401  (they register jobs, ticks, hooks)
+from . import approval_notices, data_jobs, hooks, recycling  # noqa: F401  (jobs, ticks, hooks)
 from .actions import ACTIONS, ActionRunner, Run, run_actions
 from .approvals import APPROVAL_HOOKS, ApprovalEvent, Approvals, run_due, subscribe
 from .automations import attach as _attach_automations

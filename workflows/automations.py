@@ -20,8 +20,8 @@ exists is skipped: a second run of the same slot changes nothing.
 :func:`preview` is the dry run: the records a run at a given moment would act on, and
 why. :func:`enqueue_due` is what the scheduler's every-minute tick calls.
 
->>> preview(records, model.automations["pool_return"], at=tomorrow).summary
-'37 accounts: pool_return would act on them at 2026-06-02 07:00'
+>>> preview(records, model.automations["idle_nudge"], at=tomorrow).summary
+'37 accounts: idle_nudge would act on them at 2026-06-02 07:00'
 """
 
 from __future__ import annotations
@@ -555,7 +555,7 @@ def run(
                 key = _key(automation, view["id"], at, day, reminder_cron)
                 try:
                     with conn.begin_nested():
-                        if not _mark(conn, marks, key, automation, view["id"], at):
+                        if not mark(conn, marks, key, automation.name, view["id"], at):
                             outcome.skipped += 1
                             continue
                         if not _holds(automation, view, context):
@@ -574,16 +574,18 @@ class _NotNow(Exception):
     """The record no longer meets the condition: roll its mark back."""
 
 
-def _mark(
+def mark(
     conn: sa.Connection,
     marks: sa.Table,
     key: str,
-    automation: Automation,
+    name: str,
     record_id: int,
     at: dt.datetime,
 ) -> bool:
+    """Insert ``key`` into ``heddle_automation_mark`` for ``name`` (an automation, or
+    another scheduled run); False when it is there already: done before."""
     insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(marks)
-    row = {"key": key, "automation": automation.name, "record_id": record_id, "at": at}
+    row = {"key": key, "automation": name, "record_id": record_id, "at": at}
     inserted = insert.values(row).on_conflict_do_nothing().returning(marks.c.key)
     return conn.execute(inserted).first() is not None  # (rowcount is -1 with psycopg)
 

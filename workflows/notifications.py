@@ -108,27 +108,51 @@ def message_for(action: Action, locale: str, entity: Entity, title: str) -> str:
 
 def notify(run: Run, action: Action) -> None:
     """Tell each recipient in the application, and by email (an outbox job)."""
-    table = run.records.tables.metadata.tables[NOTIFICATION_TABLE]
     title = title_of(run.entity, run.view, run.record_id)
     transition = run.view.get("transition")
     source = run.source or (transition["name"] if isinstance(transition, Mapping) else "")
+    email = action.options.get("email", True) is not False
     for user in recipients(run, str(action.options.get("to", "owner"))):
-        locale = _locale(user["locale"])
-        created = run.conn.execute(
-            table.insert()
-            .values(
-                user_id=user["id"],
-                subject=message_for(action, locale, run.entity, title),
-                body=title,
-                entity=run.entity.name,
-                record_id=run.record_id,
-                source=source[:63] or None,
-                created_at=dt.datetime.now(dt.UTC),
-            )
-            .returning(table.c.id)
-        ).scalar_one()
-        if user["email"] and action.options.get("email", True) is not False:
-            add(run.conn, run.records.tables, "email", {"notification": created})
+        subject = message_for(action, _locale(user["locale"]), run.entity, title)
+        tell(run.conn, run.records.tables, user, subject, title,
+             (run.entity.name, run.record_id), source, email=email)  # fmt: skip
+
+
+def tell(
+    conn: sa.Connection,
+    tables: Tables,
+    user: Mapping[str, Any],
+    subject: str,
+    body: str,
+    record: tuple[str, int],
+    source: str,
+    *,
+    email: bool = True,
+) -> int:
+    """Write one notification for ``user`` (a row of the users' table: ``id``, ``email``)
+    about ``record`` (entity, id), and the ``email`` job if they have an address; its id."""
+    table = tables.metadata.tables[NOTIFICATION_TABLE]
+    created: int = conn.execute(
+        table.insert()
+        .values(
+            user_id=user["id"],
+            subject=subject,
+            body=body,
+            entity=record[0],
+            record_id=record[1],
+            source=source[:63] or None,
+            created_at=dt.datetime.now(dt.UTC),
+        )
+        .returning(table.c.id)
+    ).scalar_one()
+    if user["email"] and email:
+        add(conn, tables, "email", {"notification": created})
+    return created
+
+
+def locale_of(user: Mapping[str, Any]) -> str:
+    """The user's language among those messages come in (en, zh, ja)."""
+    return _locale(user.get("locale"))
 
 
 # @mentions in comments -------------------------------------------------------------------

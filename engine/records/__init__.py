@@ -33,7 +33,7 @@ from ..errors import BadRequest, NotFound
 from ..events import EventBus
 from ..permissions import Permissions
 from ..pipeline import Guard, write_transaction
-from ..pools import PoolDirectory
+from ..pools import Pool, PoolDirectory
 from ..tables import Tables, build_tables
 from ._access import Access
 from ._batch import BatchCreator, Created
@@ -361,12 +361,14 @@ class Records:
         *,
         conn: sa.Connection,
         note: str | None = None,
+        pool: Pool | None = None,
     ) -> dict[str, Any]:
         """The field values that return ``record`` (its ``id`` and ``owner_id`` at least)
-        to the first active pool its owner belongs to, the return written to the pool's
-        log in ``conn``: for an automation that writes them with its other changes."""
+        to ``pool`` (None: the first active pool its owner belongs to), the return written
+        to the pool's log in ``conn``: for an automation that writes them with its other
+        changes, or a pool's recycle rule."""
         ent = self.entity(entity)
-        return self.pool_desk.returned(conn, actor, ent, dict(record), note=note)
+        return self.pool_desk.returned(conn, actor, ent, dict(record), pool, note)
 
     def pool_standing(
         self, actor: Actor, entity: str, *, conn: sa.Connection | None = None

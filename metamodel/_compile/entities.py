@@ -27,6 +27,7 @@ from ..model import (
     parse_sort,
 )
 from ..views import VIEW_KINDS, form_sections
+from . import recycle
 from ._context import Checker, cycles, unless_problems
 from .fields import check_field_name, check_formula_cycles, compile_field
 
@@ -286,6 +287,12 @@ def _public_pool(checker: Checker, doc: Document) -> PublicPool | None:
             and key == "hidden_fields"
         ):
             _hidden_choices(checker, doc, where, pools, field_name)
+    if "exempt_won" in settings and won is None and "won" not in spec:
+        checker.error(doc, (*at, "settings", "exempt_won"), "exempt_won keeps won records "
+                      "from returning, but nothing says which records are won",
+                      "add 'won: <expression>' to public_pool", at_key=True)  # fmt: skip
+    exempt = recycle.exempt(checker, doc, spec)
+    rules = recycle.recycle(checker, doc, spec, pools)
     if len(checker.problems) > problems:
         return None
     return PublicPool(
@@ -297,6 +304,8 @@ def _public_pool(checker: Checker, doc: Document) -> PublicPool | None:
         won=won,
         carry=tuple(c for c in carry if c is not None),
         settings=MappingProxyType(settings),
+        exempt=exempt,
+        recycle=rules,
     )
 
 

@@ -44,7 +44,7 @@ PREVIEW: JSONSchema = {
                 "summary": {
                     "type": "string",
                     "examples": [
-                        "37 account records: pool_return would act on them at 2026-06-02 06:00"
+                        "37 account records: idle_nudge would act on them at 2026-06-02 06:00"
                     ],
                 },
                 "records": {

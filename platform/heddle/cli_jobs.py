@@ -1,14 +1,15 @@
 """The commands of jobs and automations: ``heddle worker``, ``heddle scheduler``,
-``heddle jobs`` and ``heddle automation``. Attached to the main group by
+``heddle jobs``, ``heddle automation`` and ``heddle pool``. Attached to the main group by
 :func:`register`.
 
     heddle worker                    # an RQ worker (needs HEDDLE_REDIS_URL)
     heddle scheduler                 # RQ's cron scheduler: automations and reminders
     heddle jobs                      # the failed jobs; --status all for every one
     heddle jobs retry 12 13 | --all  # failed jobs get a fresh set of attempts
-    heddle automation preview pool_return --at 2026-06-02
-    heddle automation run pool_return
+    heddle automation preview idle_nudge --at 2026-06-02
+    heddle automation run idle_nudge
     heddle automation tick           # embedded mode: from cron, every minute
+    heddle pool preview --at 2026-06-02T06:00   # who returns to a public pool, and why
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import sqlalchemy as sa
 
 from engine import EngineError
 from metamodel import DefinitionError, did_you_mean
-from workflows import JobQueue
+from workflows import JobQueue, recycling
 from workflows import automations as autos
 from workflows.outbox import run_ticks
 
@@ -281,7 +282,50 @@ def automation_tick(at: str | None) -> None:
     click.echo(f"{due} job{'s' if due != 1 else ''} due")
 
 
+# public pools' recycling -------------------------------------------------------------------
+
+
+@click.group()
+def pool() -> None:
+    """Public pools' recycle rules: preview (dry run) and run."""
+
+
+@pool.command("preview")
+@click.option("--at", "at", help="The run's moment (default: the next run): 2026-06-02[T06:00].")
+@click.option("--limit", default=1000, show_default=True, help="List at most this many records.")
+def pool_preview(at: str | None, limit: int) -> None:
+    """Dry run: the records the next recycle run returns to each pool, and why (the rule,
+    since when, how many days). Changes nothing."""
+    moment = _moment(at)
+    with _queue() as queue:
+        records = queue.records()
+        if not recycling.recycled(records):
+            raise click.UsageError("no public pool has recycle rules (public_pool.recycle)")
+        if moment is None:
+            moment = recycling.next_run(str(queue.options["pool_recycle_cron"]))
+        found = recycling.preview(records, at=moment, limit=limit)
+        for line in found.lines(records):
+            click.echo(line)
+
+
+@pool.command("run")
+@click.option("--at", "at", help="Run as if at this moment (default: now).")
+def pool_run(at: str | None) -> None:
+    """Apply the recycle rules now; a second run the same day changes nothing."""
+    moment = _moment(at)
+    with _queue() as queue:
+        outcomes = recycling.run(queue.records(), at=moment)
+        queue.flush()
+    for entity, outcome in outcomes.items():
+        click.echo(
+            f"{entity}: {outcome.returned} returned, {outcome.warned} owners warned, "
+            f"{outcome.failed} failed"
+        )
+    if any(o.failed for o in outcomes.values()):
+        sys.exit(1)
+
+
 def register(main: click.Group) -> None:
     """Attach the commands to the ``heddle`` group."""
-    for command in (worker, scheduler, jobs, automation):
+    for command in (worker, scheduler, jobs, automation, pool):
         main.add_command(command)

@@ -63,6 +63,7 @@ def job_queue(heddle: Runtime, config: Mapping[str, Any]) -> JobQueue:
         mailer=mailer,
         options={
             "reminder_cron": str(config.get("REMINDER_CRON") or "0 7 * * *"),
+            "pool_recycle_cron": str(config.get("POOL_RECYCLE_CRON") or "0 6 * * *"),
             "base_url": str(config.get("BASE_URL") or ""),
         },
     )

@@ -108,6 +108,12 @@ SETTINGS: tuple[Setting, ...] = (
         "every day at 07:00).",
     ),
     Setting(
+        "POOL_RECYCLE_CRON",
+        "0 6 * * *",
+        "When the public pools' recycle rules return neglected records and warn their "
+        "owners, as a cron line in the server's local time (default: every day at 06:00).",
+    ),
+    Setting(
         "JOB_RETRY_SECONDS",
         "10",
         "The delay before a failed job's first retry, in seconds; each next one waits four "
