@@ -52,8 +52,11 @@ class Event:
     link: tuple[str, int] | None = None
     badge: tuple[str, str | None] | None = None
     #: an approval's event: submitted, approved, rejected, recalled, cancelled, completed,
-    #: reminder or escalated (``title`` is the approval's or its step's label)
+    #: reminder or escalated (``title`` is the approval's or its step's label); a public
+    #: pool's: claim, assign or return (``title`` is the pool's name)
     decision: str = ""
+    #: whom a pool's assignment gave the record to
+    subject: str = ""
 
     @property
     def icon(self) -> str:
@@ -66,6 +69,7 @@ class Event:
             "comment": "message",
             "activity": "phone-call",
             "approval": "clipboard-check",
+            "pool": "inbox",
         }.get(self.kind, "point")
 
 
@@ -290,6 +294,23 @@ def approval_events(
                   decision=str(row["kind"]))
         )  # fmt: skip
     return found
+
+
+def pool_events(rows: Sequence[Mapping[str, Any]], people: Mapping[int, str]) -> list[Event]:
+    """A record's claims, assignments and returns (as
+    :meth:`engine.Records.pool_log` gives them) as entries; a return's note goes with it."""
+    return [
+        Event(
+            row["at"],
+            people.get(row["actor_id"] or 0, ""),
+            "pool",
+            str(row["pool"]["name"]),
+            comment=str(row["note"] or ""),
+            decision=str(row["action"]),
+            subject=people.get(row["user_id"] or 0, ""),
+        )
+        for row in rows
+    ]
 
 
 def merge(*groups: Sequence[Event]) -> tuple[Event, ...]:

@@ -370,6 +370,26 @@ class Records:
         ent = self.entity(entity)
         return self.pool_desk.returned(conn, actor, ent, dict(record), pool, note)
 
+    def pool_log(
+        self,
+        actor: Actor,
+        entity: str,
+        record_id: int,
+        *,
+        limit: int = 50,
+        conn: sa.Connection | None = None,
+    ) -> list[dict[str, Any]]:
+        """The record's claims, assignments and returns (newest first), for whoever may
+        read the record: ``action``, ``pool`` ({"id", "name"}), ``user_id`` (the new
+        owner, or the owner it left), ``actor_id``, ``note``, ``at``."""
+        ent = self.entity(entity)
+
+        def work(c: sa.Connection) -> list[dict[str, Any]]:
+            self.access.readable(c, actor, ent, record_id)
+            return self.pool_desk.log_of(c, ent, record_id, limit)
+
+        return self._read_only(conn, work)
+
     def pool_standing(
         self, actor: Actor, entity: str, *, conn: sa.Connection | None = None
     ) -> list[dict[str, Any]]:

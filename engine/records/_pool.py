@@ -195,6 +195,36 @@ class PoolDesk:
             )
         return found
 
+    def log_of(
+        self, conn: sa.Connection, ent: Entity, record_id: int, limit: int
+    ) -> list[dict[str, Any]]:
+        """The record's claims, assignments and returns, newest first, each with its
+        pool's name (the pool's id when it is gone)."""
+        spec = _spec(ent)
+        log = self.log
+        rows = conn.execute(
+            sa.select(log)
+            .where(log.c.entity == ent.name, log.c.record_id == record_id)
+            .order_by(log.c.id.desc())
+            .limit(limit)
+        ).mappings()
+        found = [dict(row) for row in rows]
+        if not found:
+            return found
+        pools = self.tables.table(spec.pools)
+        title = self.model.entity(spec.pools).title_field
+        names: dict[int, str] = {}
+        if title:
+            ids = sorted({row["pool_id"] for row in found})
+            query = sa.select(pools.c.id, pools.c[title]).where(pools.c.id.in_(ids))
+            names = {i: str(name) for i, name in conn.execute(query) if name is not None}
+        for row in found:
+            row["pool"] = {
+                "id": row["pool_id"],
+                "name": names.get(row["pool_id"], f"#{row['pool_id']}"),
+            }
+        return found
+
     # the checks ---------------------------------------------------------------------------
 
     def _pool_of(

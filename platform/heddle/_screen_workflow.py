@@ -74,9 +74,10 @@ def record_workflow(
     )
     more = record_timeline(act, ent, record_id, here, people)
     decided = _approval_entries(act, ent, record_id, workflows, here)
+    pooled = _pool_entries(act, ent, record_id)
     return {
         "moves": moves,
-        "events": T.merge(events, more.pop("extra"), decided),
+        "events": T.merge(events, more.pop("extra"), decided, pooled),
         **more,
         **record_paths(act, ent, row, fired, here),
     }
@@ -102,6 +103,16 @@ def _approval_entries(
                 labels[(w.name, approval.name, step.name)] = P.text(step.label, here, step.name)
     people = _people(who for row in rows for who in (row["actor_id"], row["on_behalf_of"]) if who)
     return T.approval_events(rows, labels, people)
+
+
+def _pool_entries(act: Actor, ent: Entity, record_id: int) -> list[T.Event]:
+    """The record's claims, assignments and returns to a public pool, with their reasons
+    (one query, and one for the people named)."""
+    if ent.public_pool is None:
+        return []
+    rows = runtime().records.pool_log(act, ent.name, record_id, limit=TIMELINE_LENGTH)
+    people = _people(who for row in rows for who in (row["actor_id"], row["user_id"]) if who)
+    return T.pool_events(rows, people)
 
 
 def record_paths(

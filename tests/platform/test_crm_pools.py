@@ -172,6 +172,8 @@ def test_the_record_page_panel(app: Flask, call: Call) -> None:
     assert returned.status_code == 302
     page = bob.get(f"/app/account/{acme['id']}").get_data(as_text=True)
     assert "Waiting in East pool" in page and "Hidden while in the pool: Phone" in page
+    # the timeline says who returned it, where, and why
+    assert "returned it to the pool East pool" in page and "Not now" in page
     assert "021-5555 0100" not in page and "Claims left today" in page
     assert re.search(r'action="/app/account/\d+/claim"', page)
     assert "pool-assignee" not in page  # bob is no admin of it
@@ -183,6 +185,7 @@ def test_the_record_page_panel(app: Flask, call: Call) -> None:
     assert done.status_code == 302
     page = bob.get(done.headers["Location"]).get_data(as_text=True)
     assert "is yours now" in page and "021-5555 0100" in page
+    assert "claimed it from the pool East pool" in page
     # returned again, it is bob's cooldown — said in Chinese
     bob.post("/language", data={"locale": "zh", "csrf_token": csrf_token(page)})
     bob.post(f"/app/account/{acme['id']}/return", data={"csrf_token": csrf_token(page)})
