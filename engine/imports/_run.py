@@ -27,7 +27,7 @@ from ..context import Actor
 from ..duplicates import MatchRule
 from ..errors import DuplicateFound, EngineError, Forbidden, ValidationFailed
 from ..permissions import Grant
-from ._convert import CellError, Conversion, convert, empty, text
+from ._convert import LIST_SEPARATORS, CellError, Conversion, convert, empty, text
 from ._files import Sheet
 from ._lookup import Lookups, Target, key_fields
 from ._mapping import Column, build
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 #: rows with a problem (and the counts).
 REPORT_EVERY_ROW = 1000
 Progress = Callable[[int, int], None]
+#: Choice cells remembered per run, with what they are read as (see Runner._convert).
+CHOICES_KEPT = 10_000
 
 
 @dataclass
@@ -228,6 +230,7 @@ class Runner:
         self.queued_keys: set[tuple[str, str]] = set()  # (rule, key) of queued rows
         self.queued_values: set[Any] = set()  # their import keys (upsert)
         self.found: dict[Any, list[int]] = {}  # the batch's key values → their records
+        self.choices: dict[tuple[str, str, str], str | CellError] = {}  # cell → choice value
 
     # --- the whole run ---------------------------------------------------------------------
 
@@ -406,12 +409,24 @@ class Runner:
         found: Field = ent.fields[name]
         if found.type in ("reference", "user", "team"):
             if found.multiple:
-                from ._convert import LIST_SEPARATORS
-
                 parts = [p for p in LIST_SEPARATORS.split(text(cell)) if p]
                 return [self.lookups.resolve(conn, Target.of(found), p) for p in parts]
             return self.lookups.resolve(conn, Target.of(found), cell)
-        return convert(cell, found, self.conversion)
+        if found.type != "choice" or not isinstance(cell, str):
+            return convert(cell, found, self.conversion)
+        # A choice column holds a few texts over and over: each is read once per run.
+        memo = (ent.name, name, cell)
+        known = self.choices.get(memo)
+        if known is None:
+            try:
+                known = convert(cell, found, self.conversion)
+            except CellError as exc:
+                known = exc
+            if len(self.choices) < CHOICES_KEPT:
+                self.choices[memo] = known
+        if isinstance(known, CellError):
+            raise CellError(str(known))
+        return known
 
     def _existing(
         self, conn: sa.Connection, data: dict[str, Any], number: int

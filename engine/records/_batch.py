@@ -217,12 +217,13 @@ class BatchCreator:
         self, conn: sa.Connection, actor: Actor, ent: Entity, items: Sequence[_Pending]
     ) -> list[dict[str, Any]]:
         records = self.records
-        writer = records.writer
+        table = self.tables.table(ent.name)
+        columns = table.c
         now = dt.datetime.now(dt.UTC)
         stamps = {"created_at": now, "updated_at": now, "created_by": actor.user_id,
                   "updated_by": actor.user_id, "version": 1}  # fmt: skip
         rows = [
-            {**{n: v for n, v in item.values.items() if writer.column(ent, n)}, **stamps}
+            {**{n: v for n, v in item.values.items() if n in columns}, **stamps}
             for item in items
         ]
         for auto in ent.fields_of_type("autonumber"):
@@ -231,7 +232,6 @@ class BatchCreator:
                        .scalar_one())  # fmt: skip
             for offset, row in enumerate(rows):
                 row[auto.name] = autonumber_text(text, last - len(rows) + 1 + offset)
-        table = self.tables.table(ent.name)
         if self.dialect == "postgresql":
             stored = self._copy_records(conn, table, rows)
         else:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from marshmallow import ValidationError as InputError
 
-from metamodel import Entity
+from metamodel import Entity, Field
 
 from .._compute import Computer
 from ..context import Actor
@@ -41,6 +41,8 @@ class Validator:
         self.computer = computer
         self.permissions = permissions
         self.fresh = fresh  # a connection of its own, for checks after a refused write
+        self._defaults: dict[str, list[Field]] = {}
+        self._required: dict[str, list[Field]] = {}
 
     def input(
         self, ent: Entity, data: Mapping[str, Any], *, partial: bool, trusted: bool
@@ -77,9 +79,7 @@ class Validator:
         self, conn: sa.Connection, ent: Entity, values: dict[str, Any], actor: Actor
     ) -> None:
         context = actor.context()
-        missing = [
-            f for f in ent.fields.values() if f.name not in values and stored(f) and not f.computed
-        ]
+        missing = [f for f in self._defaultable(ent) if f.name not in values]
         # A default may read through a reference (unit_price: =product.list_price): the
         # view loads the records it names.
         view: dict[str, Any] = values
@@ -97,6 +97,24 @@ class Validator:
                 values["team_id"] = (
                     actor.team_id if owner == actor.user_id else self.team_of(conn, owner)
                 )
+
+    def _defaultable(self, ent: Entity) -> list[Field]:
+        """The fields a default may fill: stored, not computed (found once per entity)."""
+        found = self._defaults.get(ent.name)
+        if found is None:
+            found = self._defaults[ent.name] = [
+                f for f in ent.fields.values() if stored(f) and not f.computed
+            ]
+        return found
+
+    def _requirable(self, ent: Entity) -> list[Field]:
+        """The fields ``required`` or ``required_when`` (found once per entity)."""
+        found = self._required.get(ent.name)
+        if found is None:
+            found = self._required[ent.name] = [
+                f for f in ent.fields.values() if f.required or f.required_when is not None
+            ]
+        return found
 
     def team_of(self, conn: sa.Connection, user_id: Any) -> int | None:
         """A user's team: a record given to someone belongs to their team, not the giver's
@@ -124,7 +142,7 @@ class Validator:
         (the platform's own writes) may link to records the actor does not see."""
         view = self.computer.view(conn, ent, record, actor.context())
         context = actor.context()
-        for field in ent.fields.values():
+        for field in self._requirable(ent):
             needed = field.required or (
                 field.required_when is not None
                 and bool(field.required_when.evaluate(view, context))
@@ -201,18 +219,20 @@ class Validator:
         sight need a query."""
         targets: list[tuple[str, str, Any, Any]] = []
         for field in ent.fields_of_type("reference", "user", "team"):
-            if changed is None or field.name in changed:
-                if field.type == "reference":
-                    table = self.tables.table(field.to or "")
-                    sight = None
-                    if actor is not None and field.settings.get("link") != "any":
-                        target = self.model.entity(field.to or "")
-                        grant = self.permissions.grant(actor, target, "read")
-                        sight = self.permissions.where(actor, target, grant, table)
-                    targets.append((field.name, table.name, record.get(field.name), sight))
-                else:
-                    system = USER_TABLE if field.type == "user" else TEAM_TABLE
-                    targets.append((field.name, system, record.get(field.name), None))
+            value = record.get(field.name)
+            if (changed is not None and field.name not in changed) or empty(value):
+                continue  # (most records name few: the sight is worked out for those only)
+            if field.type == "reference":
+                table = self.tables.table(field.to or "")
+                sight = None
+                if actor is not None and field.settings.get("link") != "any":
+                    target = self.model.entity(field.to or "")
+                    grant = self.permissions.grant(actor, target, "read")
+                    sight = self.permissions.where(actor, target, grant, table)
+                targets.append((field.name, table.name, value, sight))
+            else:
+                system = USER_TABLE if field.type == "user" else TEAM_TABLE
+                targets.append((field.name, system, value, None))
         if ent.ownable:
             for name, owner_table in (("owner_id", USER_TABLE), ("team_id", TEAM_TABLE)):
                 if changed is None or name in changed:
