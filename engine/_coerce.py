@@ -58,6 +58,40 @@ class _DateTime(fields.AwareDateTime):
         return moment
 
 
+#: What a shortcut of :func:`quick_loader` returns for a value it leaves to the field.
+SLOW: Any = object()
+
+
+def quick_loader(field: fields.Field[Any]) -> Callable[[Any], Any] | None:
+    """A shortcut for ``field.deserialize`` on what most input holds, or None when the
+    field has none: for the text fields, a string without NUL characters that passes
+    every validator is itself — the result ``deserialize`` gives, without the call's
+    machinery (a quarter of an import's input time). Anything else, a refused string
+    included, gives :data:`SLOW`: ``deserialize`` takes it, and makes the error."""
+    if (
+        type(field) not in (_String, _Email, _URL)
+        or not field.allow_none
+        or field.pre_load
+        or field.post_load
+    ):
+        return None
+    checks = tuple(field.validators)
+
+    def load(value: Any) -> Any:
+        if value is None:
+            return None
+        if type(value) is not str or "\x00" in value:
+            return SLOW
+        for check in checks:
+            try:
+                check(value)
+            except ValidationError:
+                return SLOW
+        return value
+
+    return load
+
+
 def _length(field: Field) -> list[validate.Validator]:
     checks: list[validate.Validator] = []
     if field.max_length or field.min_length:

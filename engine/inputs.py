@@ -11,7 +11,7 @@ quarter of an import's time (docs/performance.md, "Import").
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -21,6 +21,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, missing
 from metamodel import Model
 
 from . import _coerce
+from ._coerce import SLOW
 from .fieldtypes import storage, writable
 
 #: Columns a client may set besides the entity's own fields.
@@ -54,7 +55,8 @@ def input_loader(model: Model, entity_name: str, dialect: str) -> InputLoader:
 class _Plan:
     """What loading a record with a given set of keys runs."""
 
-    given: tuple[tuple[str, fields.Field[Any]], ...]  # the fields it has, in schema order
+    # the fields it has, in schema order, each with its shortcut (_coerce.quick_loader)
+    given: tuple[tuple[str, fields.Field[Any], Callable[[Any], Any] | None], ...]
     absent: tuple[tuple[str, fields.Field[Any]], ...]  # missing ones that say something
     unknown: tuple[str, ...]  # its keys no field takes
 
@@ -64,8 +66,9 @@ class InputLoader:
 
     What :meth:`marshmallow.Schema.load` does for a plain schema (one made by
     :func:`input_schema`), in the same order: each field the record has deserializes its
-    value; a field it lacks is skipped unless it is required or has a ``load_default``
-    (and ``partial`` skips those too); each key no field takes is refused as unknown. The
+    value (text its field's checks pass takes a shortcut, ``_coerce.quick_loader``); a
+    field it lacks is skipped unless it is required or has a ``load_default`` (and
+    ``partial`` skips those too); each key no field takes is refused as unknown. The
     errors are the schema's (``{field: messages}``, raised as
     :class:`marshmallow.ValidationError` with ``valid_data``), so are the values.
 
@@ -80,6 +83,7 @@ class InputLoader:
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self._fields = tuple(schema.load_fields.items())
+        self._quick = {name: _coerce.quick_loader(field) for name, field in self._fields}
         self._unknown_message = schema.error_messages["unknown"]
         self._plans: dict[tuple[tuple[str, ...], bool], _Plan] = {}
 
@@ -91,7 +95,10 @@ class InputLoader:
         plan = self._plan(tuple(data), partial)
         values: dict[str, Any] = {}
         errors: dict[str, Any] = {}
-        for name, field in plan.given:
+        for name, field, quick in plan.given:
+            if quick is not None and (value := quick(data[name])) is not SLOW:
+                values[name] = value
+                continue
             try:
                 values[name] = field.deserialize(data[name], name, data, partial=partial)
             except ValidationError as exc:
@@ -119,7 +126,7 @@ class InputLoader:
         given = set(keys)
         names = {name for name, _ in self._fields}
         plan = _Plan(
-            tuple((n, f) for n, f in self._fields if n in given),
+            tuple((n, f, self._quick[n]) for n, f in self._fields if n in given),
             ()
             if partial
             else tuple(

@@ -17,6 +17,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -223,8 +224,7 @@ class BatchCreator:
         stamps = {"created_at": now, "updated_at": now, "created_by": actor.user_id,
                   "updated_by": actor.user_id, "version": 1}  # fmt: skip
         rows = [
-            {**{n: v for n, v in item.values.items() if n in columns}, **stamps}
-            for item in items
+            {**{n: v for n, v in item.values.items() if n in columns}, **stamps} for item in items
         ]
         for auto in ent.fields_of_type("autonumber"):
             counter, text = autonumber_counter(ent, auto, now)
@@ -320,14 +320,20 @@ class BatchCreator:
         preparer = dialect.identifier_preparer
         columns = ", ".join(preparer.quote(n) for n in names)
         statement = f"COPY {preparer.format_table(table)} ({columns}) FROM STDIN"
+        processed = [(i, process) for i, process in enumerate(processors) if process is not None]
+        pick = itemgetter(*names)  # the rows' values in one call (most rows have them all)
+        single = len(names) == 1
         raw: Any = conn.connection.dbapi_connection
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
-                copy.write_row([
-                    value if (value := row.get(name)) is None or process is None
-                    else process(value)
-                    for name, process in zip(names, processors, strict=True)
-                ])  # fmt: skip
+                try:
+                    values = [pick(row)] if single else list(pick(row))
+                except KeyError:
+                    values = [row.get(name) for name in names]
+                for i, process in processed:
+                    if (value := values[i]) is not None:
+                        values[i] = process(value)
+                copy.write_row(values)
 
 
 def _server_default(column: sa.Column[Any]) -> Any:

@@ -43,6 +43,7 @@ class Validator:
         self.fresh = fresh  # a connection of its own, for checks after a refused write
         self._defaults: dict[str, list[Field]] = {}
         self._required: dict[str, list[Field]] = {}
+        self._kinds: dict[tuple[str, bool], dict[str, str]] = {}
 
     def input(
         self, ent: Entity, data: Mapping[str, Any], *, partial: bool, trusted: bool
@@ -53,19 +54,20 @@ class Validator:
         errors: Errors = {}
         children: dict[str, list[Any]] = {}
         plain: dict[str, Any] = {}
+        kinds = self._input_kinds(ent, trusted)
         for name, value in data.items():
-            field = ent.fields.get(name) if isinstance(name, str) else None
-            if field is not None and field.type == "children":
+            kind = kinds.get(name) if isinstance(name, str) else None
+            if kind is None:
+                plain[name] = value
+            elif kind == "children":
                 if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
                     add(errors, name, "Must be a list of objects.")
                 else:
                     children[name] = list(value)
-            elif field is not None and (field.computed or field.readonly) and not trusted:
+            elif kind == "readonly":
                 add(errors, name, "Read-only field.")
-            elif name in ("id", "version", *ent.system_fields) and name not in OWNERSHIP:
-                add(errors, name, "Set by the system.")
             else:
-                plain[name] = value
+                add(errors, name, "Set by the system.")
         try:
             values = input_loader(self.model, ent.name, self.dialect).load(plain, partial=partial)
         except InputError as exc:
@@ -97,6 +99,25 @@ class Validator:
                 values["team_id"] = (
                     actor.team_id if owner == actor.user_id else self.team_of(conn, owner)
                 )
+
+    def _input_kinds(self, ent: Entity, trusted: bool) -> dict[str, str]:
+        """The names of a record's input that are not plain values, each with what it is:
+        ``children`` (a list of child rows), ``readonly`` (refused unless ``trusted``),
+        ``system`` (set by the system); found once per entity."""
+        found = self._kinds.get((ent.name, trusted))
+        if found is None:
+            found = {
+                name: "system"
+                for name in ("id", "version", *ent.system_fields)
+                if name not in OWNERSHIP
+            }
+            for name, field in ent.fields.items():
+                if field.type == "children":
+                    found[name] = "children"
+                elif (field.computed or field.readonly) and not trusted:
+                    found[name] = "readonly"
+            self._kinds[(ent.name, trusted)] = found
+        return found
 
     def _defaultable(self, ent: Entity) -> list[Field]:
         """The fields a default may fill: stored, not computed (found once per entity)."""
