@@ -120,11 +120,16 @@ class Validator:
         return found
 
     def _defaultable(self, ent: Entity) -> list[Field]:
-        """The fields a default may fill: stored, not computed (found once per entity)."""
+        """The fields a default fills: stored, not computed, with a default value or
+        expression (found once per entity)."""
         found = self._defaults.get(ent.name)
         if found is None:
             found = self._defaults[ent.name] = [
-                f for f in ent.fields.values() if stored(f) and not f.computed
+                f
+                for f in ent.fields.values()
+                if stored(f)
+                and not f.computed
+                and (f.default_expression is not None or f.default is not None)
             ]
         return found
 
