@@ -34,8 +34,15 @@ _SPACES = re.compile(r"\s+")
 _SPACE_BY_CJK = re.compile(f"(?<=[{CJK}]) | (?=[{CJK}])")
 
 
+#: Whether :func:`tidy` has anything to do (most names, Chinese ones above all, have no
+#: space at all): ``\s`` and ``str.strip`` agree on what whitespace is.
+_UNTIDY = re.compile("[\\s\u200b-\u200d\u2060\ufeff]")
+
+
 def tidy(value: str) -> str:
     """Collapse whitespace to one space, drop it next to CJK text, trim the ends."""
+    if _UNTIDY.search(value) is None:
+        return value
     value = _SPACES.sub(" ", _INVISIBLE.sub("", value)).strip()
     return _SPACE_BY_CJK.sub("", value)
 

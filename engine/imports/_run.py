@@ -233,6 +233,8 @@ class Runner:
         self.queued_values: set[Any] = set()  # their import keys (upsert)
         self.found: dict[Any, list[int]] = {}  # the batch's key values → their records
         self.readers: dict[str, list[tuple[Column, str, Reader]]] = {}  # see _readers
+        # keys a row may find its record by, but never writes: its id, its autonumbers
+        self.never_written = {"id", *(f.name for f in plan.entity.fields_of_type("autonumber"))}
 
     # --- the whole run ---------------------------------------------------------------------
 
@@ -353,7 +355,7 @@ class Runner:
         if problem is not None:
             return Outcome(number, "error", errors=[problem])
         data.update(lines)
-        popped = [n for n in data if n == "id" or self._is_autonumber(n)]
+        popped = [n for n in data if n in self.never_written]
         for name in popped:
             data.pop(name)  # keys to find a record by, never written
         if any(name in rule.fields for rule in self.rules for name in popped):
@@ -373,10 +375,6 @@ class Runner:
             return self._create(conn, group, data, keys)
         except EngineError as exc:
             return Outcome(number, "error", errors=self._errors(exc, group))
-
-    def _is_autonumber(self, name: str) -> bool:
-        found = self.entity.fields.get(name)
-        return found is not None and found.type == "autonumber"
 
     def _values(
         self, conn: sa.Connection, row: tuple[int, list[Any]], owner: str
