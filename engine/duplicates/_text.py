@@ -161,10 +161,19 @@ def phone(value: str) -> str:
     return found
 
 
-def _phone_once(value: str) -> str:
+def _phone_parts(value: str) -> tuple[str, bool]:
+    """A number's digits as written (less an extension), and whether it is written as an
+    international one."""
     text = _EXTENSION.sub("", unicodedata.normalize("NFKC", value)).strip()
     digits = _NOT_DIGITS.sub("", text)
-    international = bool(_PLUS.match(text))  # "+81 …", "(+81) …", "Tel: +81 …"
+    return digits, bool(_PLUS.match(text))  # "+81 …", "(+81) …", "Tel: +81 …"
+
+
+def _phone_once(value: str) -> str:
+    if value.isascii() and value.isdigit():  # digits alone (the second pass): as they are
+        digits, international = value, False
+    else:
+        digits, international = _phone_parts(value)
     while digits.startswith("00"):  # the exit code, "0086 …" (or "+0086 …")
         digits, international = digits[2:], True
     if not international and len(digits) == 13 and _CN_MOBILE.fullmatch(digits[2:]):

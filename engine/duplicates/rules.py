@@ -56,6 +56,10 @@ def _apply(chain: Sequence[Normalizer], value: object) -> str:
     return text.replace(SEPARATOR, " ").strip()
 
 
+#: The values whose keys are remembered (a tuple: ``str | int`` would be made per call).
+_REMEMBERED = (str, int)
+
+
 @cache
 def _remembered(chain: tuple[Normalizer, ...]) -> Callable[[str | int], str]:
     """:func:`_apply` for one chain, remembered per value: an import computes a row's keys
@@ -165,7 +169,7 @@ class MatchRule:
         missing field counts as empty)."""
         key = self._key
         return tuple(
-            key(value) if isinstance(value := record.get(name), str | int)
+            key(value) if isinstance(value := record.get(name), _REMEMBERED)
             else _apply(self._chain, value)
             for name in self.fields
         )  # fmt: skip
@@ -181,7 +185,7 @@ class MatchRule:
         """
         if len(self.fields) == 1:  # most rules: one field, one key at most
             value = record.get(self.fields[0])
-            one = self._key(value) if isinstance(value, str | int) else _apply(self._chain, value)
+            one = self._key(value) if isinstance(value, _REMEMBERED) else _apply(self._chain, value)
             return (one,) if one else ()
         parts = self.field_keys(record)
         if self._joined:
