@@ -113,6 +113,8 @@ def punctuation(value: str) -> str:
     >>> punctuation("Coca-Cola, Inc.")
     'Coca Cola Inc'
     """
+    if value.isalnum():
+        return value  # letters and digits alone: no punctuation, symbol or space to drop
     value = value.translate(_punctuation_table())
     if _ASTRAL.search(value):
         value = "".join(" " if _is_punctuation(ch) else ch for ch in value)

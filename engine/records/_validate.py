@@ -166,8 +166,8 @@ class Validator:
     ) -> None:
         """Check a whole candidate record; problems are added to ``errors``. ``trusted``
         (the platform's own writes) may link to records the actor does not see."""
-        view = self.computer.view(conn, ent, record, actor.context())
         context = actor.context()
+        view = self.computer.view(conn, ent, record, context)
         for field in self._requirable(ent):
             needed = field.required or (
                 field.required_when is not None
