@@ -17,6 +17,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -289,13 +290,16 @@ class BatchCreator:
                 {"table": table.name, "count": len(rows)},
             )
         )
-        given: dict[str, None] = {"id": None}  # the columns some row has a value for
-        for row in rows:
-            given.update(dict.fromkeys(n for n, v in row.items() if v is not None))
+        # the columns some row has a value for (most have one in the first row)
+        given = ["id"] + [
+            name
+            for name in dict.fromkeys(chain.from_iterable(rows))
+            if name != "id" and any(row.get(name) is not None for row in rows)
+        ]
         blank = {c.name: _server_default(c) for c in table.c}
         stored = [{**blank, **row, "id": record_id}
                   for record_id, row in zip(sorted(ids), rows, strict=True)]  # fmt: skip
-        self._copy(conn, table, list(given), stored)
+        self._copy(conn, table, given, stored)
         return stored
 
     def _insert(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
