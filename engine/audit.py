@@ -30,9 +30,12 @@ def jsonable(value: Any) -> Any:
     """A raw value as JSON: decimals as text (exact), dates and times in ISO form."""
     if isinstance(value, Decimal):
         return format(value, "f")
-    if isinstance(value, dt.datetime | dt.date):
+    if isinstance(value, _MOMENTS):
         return value.isoformat()
     return value
+
+
+_MOMENTS = (dt.datetime, dt.date)  # a tuple: ``dt.datetime | dt.date`` is made per call
 
 
 class Audit:

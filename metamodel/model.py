@@ -344,7 +344,13 @@ class Entity:
         return _OWNED_FIELDS if self.ownable else _UNOWNED_FIELDS
 
     def fields_of_type(self, *types: str) -> tuple[Field, ...]:
-        return tuple(f for f in self.fields.values() if f.type in types)
+        """The fields of these types in declaration order, remembered per set of types
+        (writes ask for the same few on every record; an entity never changes)."""
+        known: dict[tuple[str, ...], tuple[Field, ...]] = self.__dict__.setdefault("_of_type", {})
+        found = known.get(types)
+        if found is None:
+            found = known[types] = tuple(f for f in self.fields.values() if f.type in types)
+        return found
 
 
 @dataclass(frozen=True, slots=True)

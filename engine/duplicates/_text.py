@@ -34,8 +34,15 @@ _SPACES = re.compile(r"\s+")
 _SPACE_BY_CJK = re.compile(f"(?<=[{CJK}]) | (?=[{CJK}])")
 
 
+#: Whether :func:`tidy` has anything to do (most names, Chinese ones above all, have no
+#: space at all): ``\s`` and ``str.strip`` agree on what whitespace is.
+_UNTIDY = re.compile("[\\s\u200b-\u200d\u2060\ufeff]")
+
+
 def tidy(value: str) -> str:
     """Collapse whitespace to one space, drop it next to CJK text, trim the ends."""
+    if _UNTIDY.search(value) is None:
+        return value
     value = _SPACES.sub(" ", _INVISIBLE.sub("", value)).strip()
     return _SPACE_BY_CJK.sub("", value)
 
@@ -106,6 +113,8 @@ def punctuation(value: str) -> str:
     >>> punctuation("Coca-Cola, Inc.")
     'Coca Cola Inc'
     """
+    if value.isalnum():
+        return value  # letters and digits alone: no punctuation, symbol or space to drop
     value = value.translate(_punctuation_table())
     if _ASTRAL.search(value):
         value = "".join(" " if _is_punctuation(ch) else ch for ch in value)
@@ -154,10 +163,19 @@ def phone(value: str) -> str:
     return found
 
 
-def _phone_once(value: str) -> str:
+def _phone_parts(value: str) -> tuple[str, bool]:
+    """A number's digits as written (less an extension), and whether it is written as an
+    international one."""
     text = _EXTENSION.sub("", unicodedata.normalize("NFKC", value)).strip()
     digits = _NOT_DIGITS.sub("", text)
-    international = bool(_PLUS.match(text))  # "+81 …", "(+81) …", "Tel: +81 …"
+    return digits, bool(_PLUS.match(text))  # "+81 …", "(+81) …", "Tel: +81 …"
+
+
+def _phone_once(value: str) -> str:
+    if value.isascii() and value.isdigit():  # digits alone (the second pass): as they are
+        digits, international = value, False
+    else:
+        digits, international = _phone_parts(value)
     while digits.startswith("00"):  # the exit code, "0086 …" (or "+0086 …")
         digits, international = digits[2:], True
     if not international and len(digits) == 13 and _CN_MOBILE.fullmatch(digits[2:]):

@@ -12,9 +12,9 @@ records it finds back to :meth:`MatchRule.score` or :func:`find_duplicates`.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache, partial
 from typing import Generic, Literal, Protocol, TypeVar, cast
 
 from rapidfuzz.distance import Indel
@@ -56,11 +56,17 @@ def _apply(chain: Sequence[Normalizer], value: object) -> str:
     return text.replace(SEPARATOR, " ").strip()
 
 
-@lru_cache(maxsize=16_384)
-def _apply_once(chain: tuple[Normalizer, ...], value: str | int) -> str:
-    """:func:`_apply` remembered: an import computes a row's keys for its in-file check
-    and again for the key table's (normalizing a company name is the costly part)."""
-    return _apply(chain, value)
+#: The values whose keys are remembered (a tuple: ``str | int`` would be made per call).
+_REMEMBERED = (str, int)
+
+
+@cache
+def _remembered(chain: tuple[Normalizer, ...]) -> Callable[[str | int], str]:
+    """:func:`_apply` for one chain, remembered per value: an import computes a row's keys
+    for its in-file check and again for the key table's (normalizing a company name is
+    the costly part). One cache per chain, so a lookup hashes the value alone; ``typed``
+    keeps ``True`` apart from ``1``."""
+    return lru_cache(maxsize=16_384, typed=True)(partial(_apply, chain))
 
 
 def match_key(value: object, normalizers: Sequence[str] = ()) -> str:
@@ -111,6 +117,7 @@ class MatchRule:
     match: Match = "all"
     fuzzy: float | None = None
     _chain: tuple[Normalizer, ...] = field(init=False, repr=False, compare=False)
+    _key: Callable[[str | int], str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.fields:
@@ -126,6 +133,7 @@ class MatchRule:
             )
         chain = tuple(get_normalizer(name) for name in self.normalize)
         object.__setattr__(self, "_chain", chain)
+        object.__setattr__(self, "_key", _remembered(chain))
 
     @classmethod
     def from_definition(cls, rule: RuleDefinition, *, fuzzy: float | None = None) -> MatchRule:
@@ -159,12 +167,12 @@ class MatchRule:
     def field_keys(self, record: Mapping[str, object]) -> tuple[str, ...]:
         """Each field's key in the rule's order; ``""`` where the record has no value (a
         missing field counts as empty)."""
+        key = self._key
         return tuple(
-            _apply_once(self._chain, value)
-            if isinstance(value := record.get(name), str | int)
+            key(value) if isinstance(value := record.get(name), _REMEMBERED)
             else _apply(self._chain, value)
             for name in self.fields
-        )
+        )  # fmt: skip
 
     def keys(self, record: Mapping[str, object]) -> tuple[str, ...]:
         """The keys to store and look up for ``record``: two records are duplicates under
@@ -175,6 +183,10 @@ class MatchRule:
         ``match: any`` a lead whose mobile is another lead's phone shares a number with it,
         whichever field holds it.
         """
+        if len(self.fields) == 1:  # most rules: one field, one key at most
+            value = record.get(self.fields[0])
+            one = self._key(value) if isinstance(value, _REMEMBERED) else _apply(self._chain, value)
+            return (one,) if one else ()
         parts = self.field_keys(record)
         if self._joined:
             return (SEPARATOR.join(parts),) if all(parts) else ()

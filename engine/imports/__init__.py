@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from ..context import Actor
 from ..errors import BadRequest, Conflict, EngineError, NotFound
 from ._backup import export_all, import_all
+from ._collector import fewer_full_collections
 from ._errorfile import rejected, to_csv, to_xlsx
 from ._export import EXPORT_FORMATS, MEDIA_TYPES, Export
 from ._files import BadFile, FileTooLarge, Sheet, read_sheet, size_text
@@ -122,24 +123,32 @@ class Imports:
         after_batch: Callable[[int], None] | None = None,
     ) -> dict[str, Any]:
         """Import now, in this thread; the run (with its report) as :meth:`status` gives it."""
-        run_id = self.create(actor, entity, content, filename, options)
-        self._execute(run_id, progress=progress, after_batch=after_batch)
+        with fewer_full_collections():
+            run_id, sheet = self._create(actor, entity, content, filename, options)
+            self._execute(run_id, progress=progress, after_batch=after_batch, sheet=sheet)
         return self.status(actor, run_id)
 
     def create(
         self, actor: Actor, entity: str, content: bytes, filename: str, options: ImportOptions
     ) -> int:
         """Check the file and the mapping (refusing a bad one at once) and store a run."""
-        sheet = self.read(content, filename, options)
-        plan, report = prepare(self.records, actor, entity, sheet, options)
-        with self.records.engine.begin() as conn:
-            run_id = self.store.create_run(
-                conn, kind="import", entity=plan.entity.name, actor=actor,
-                options=options.to_json(), filename=filename, content=content,
-                total=len(plan.groups),
-            )  # fmt: skip
-            self.store.update_run(conn, run_id, report=report.to_dict())
-        return run_id
+        return self._create(actor, entity, content, filename, options)[0]
+
+    def _create(
+        self, actor: Actor, entity: str, content: bytes, filename: str, options: ImportOptions
+    ) -> tuple[int, Sheet]:
+        """The stored run's id, and the sheet read from ``content``."""
+        with fewer_full_collections():
+            sheet = self.read(content, filename, options)
+            plan, report = prepare(self.records, actor, entity, sheet, options)
+            with self.records.engine.begin() as conn:
+                run_id = self.store.create_run(
+                    conn, kind="import", entity=plan.entity.name, actor=actor,
+                    options=options.to_json(), filename=filename, content=content,
+                    total=len(plan.groups),
+                )  # fmt: skip
+                self.store.update_run(conn, run_id, report=report.to_dict())
+        return run_id, sheet
 
     def start(
         self, actor: Actor, entity: str, content: bytes, filename: str, options: ImportOptions
@@ -230,6 +239,20 @@ class Imports:
         progress: Progress | None = None,
         after_batch: Callable[[int], None] | None = None,
         seconds: float | None = None,
+        sheet: Sheet | None = None,
+    ) -> bool:
+        """Run a stored import from its checkpoint; ``sheet``: its file as read already
+        (:meth:`run` has just read it to check it), else read from the stored content."""
+        with fewer_full_collections():
+            return self._execute_run(run_id, progress, after_batch, seconds, sheet)
+
+    def _execute_run(
+        self,
+        run_id: int,
+        progress: Progress | None,
+        after_batch: Callable[[int], None] | None,
+        seconds: float | None,
+        sheet: Sheet | None,
     ) -> bool:
         deadline = None if seconds is None else time.monotonic() + seconds
 
@@ -247,8 +270,9 @@ class Imports:
             actor = self._actor(run)
             options = ImportOptions.from_json(run["options"])
             # its size was checked when it was stored (a worker may not share the limit)
-            sheet = read_sheet(run["content"] or b"", run["filename"], format=options.format,
-                               encoding=options.encoding)  # fmt: skip
+            if sheet is None:
+                sheet = read_sheet(run["content"] or b"", run["filename"],
+                                   format=options.format, encoding=options.encoding)  # fmt: skip
             plan, _ = prepare(self.records, actor, run["entity"], sheet, options)
             report = Report.from_dict(run["report"])
             report.total = len(plan.groups)

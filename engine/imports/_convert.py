@@ -30,6 +30,8 @@ LIST_SEPARATORS = re.compile(r"\s*[,;，；、|\n]\s*")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 _YMD = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?")
 _SHORT = re.compile(r"(\d{1,2})\s*[-/.]\s*(\d{1,2})\s*[-/.]\s*(\d{4})")
+_HEADER_MARKS = re.compile(r"[\s_*:：()（）\[\]【】]+")
+_NUMBER_MARKS = re.compile(r"[\s,'_¥$€£元円%]|RMB|CNY|JPY|USD")
 _TIME = re.compile(r"(\d{1,2})\s*[:時时]\s*(\d{1,2})(?:\s*[:分]\s*(\d{1,2}(?:\.\d+)?))?\s*秒?")
 
 
@@ -51,7 +53,7 @@ def fold(text: str) -> str:
     """A text as matching compares it: NFKC (full-width to half-width), case-folded,
     without spaces and the marks people add to headers (``*Name``, ``Name:``)."""
     folded = unicodedata.normalize("NFKC", text).casefold()
-    return re.sub(r"[\s_*:：()（）\[\]【】]+", "", folded)
+    return _HEADER_MARKS.sub("", folded)
 
 
 def text(cell: Any) -> str:
@@ -79,7 +81,7 @@ def number(cell: Any) -> Decimal:
         return Decimal(repr(cell))
     raw = unicodedata.normalize("NFKC", str(cell)).strip()
     negative = raw.startswith("(") and raw.endswith(")")
-    cleaned = re.sub(r"[\s,'_¥$€£元円%]|RMB|CNY|JPY|USD", "", raw.strip("()"))
+    cleaned = _NUMBER_MARKS.sub("", raw.strip("()"))
     if not _NUMBER.fullmatch(cleaned):
         raise CellError(f"Not a number: '{raw}'.")
     try:

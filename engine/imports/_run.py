@@ -27,7 +27,7 @@ from ..context import Actor
 from ..duplicates import MatchRule
 from ..errors import DuplicateFound, EngineError, Forbidden, ValidationFailed
 from ..permissions import Grant
-from ._convert import CellError, Conversion, convert, empty, text
+from ._convert import LIST_SEPARATORS, CellError, Conversion, convert, empty, text
 from ._files import Sheet
 from ._lookup import Lookups, Target, key_fields
 from ._mapping import Column, build
@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 #: rows with a problem (and the counts).
 REPORT_EVERY_ROW = 1000
 Progress = Callable[[int, int], None]
+#: Choice cells remembered per field and run, with what they are read as (Runner._reader).
+CHOICES_KEPT = 10_000
+#: What reads one cell of a column into its field's value (raising CellError).
+Reader = Callable[[sa.Connection, Any], Any]
 
 
 @dataclass
@@ -228,6 +232,9 @@ class Runner:
         self.queued_keys: set[tuple[str, str]] = set()  # (rule, key) of queued rows
         self.queued_values: set[Any] = set()  # their import keys (upsert)
         self.found: dict[Any, list[int]] = {}  # the batch's key values → their records
+        self.readers: dict[str, list[tuple[Column, str, Reader]]] = {}  # see _readers
+        # keys a row may find its record by, but never writes: its id, its autonumbers
+        self.never_written = {"id", *(f.name for f in plan.entity.fields_of_type("autonumber"))}
 
     # --- the whole run ---------------------------------------------------------------------
 
@@ -348,7 +355,7 @@ class Runner:
         if problem is not None:
             return Outcome(number, "error", errors=[problem])
         data.update(lines)
-        popped = [n for n in data if n == "id" or self._is_autonumber(n)]
+        popped = [n for n in data if n in self.never_written]
         for name in popped:
             data.pop(name)  # keys to find a record by, never written
         if any(name in rule.fields for rule in self.rules for name in popped):
@@ -369,49 +376,78 @@ class Runner:
         except EngineError as exc:
             return Outcome(number, "error", errors=self._errors(exc, group))
 
-    def _is_autonumber(self, name: str) -> bool:
-        found = self.entity.fields.get(name)
-        return found is not None and found.type == "autonumber"
-
     def _values(
         self, conn: sa.Connection, row: tuple[int, list[Any]], owner: str
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The converted non-empty cells of a row for the entity (``owner`` ""), or for one
         child row of children field ``owner``, and the problems found."""
         number, cells = row
-        ent = self._entity_of(owner)
         values: dict[str, Any] = {}
         problems: list[dict[str, Any]] = []
-        columns = self.plan.parent_columns if not owner else self.plan.child_columns[owner]
-        for column in columns:
+        for column, name, read in self._readers(owner):
             cell = cells[column.index]
-            if empty(cell):
-                continue
-            name = (column.field or "").rpartition(".")[2]
+            if cell is None or (isinstance(cell, str) and not cell.strip()):
+                continue  # empty
             try:
-                values[name] = self._convert(conn, ent, name, cell)
+                values[name] = read(conn, cell)
             except CellError as exc:
                 problems.append(_problem(number, column, str(exc)))
         return values, problems
 
+    def _readers(self, owner: str) -> list[tuple[Column, str, Reader]]:
+        """The columns of the entity (``owner`` "") or of a children field, each with the
+        field it fills and what reads its cells: worked out once per run."""
+        found = self.readers.get(owner)
+        if found is None:
+            ent = self._entity_of(owner)
+            columns = self.plan.child_columns[owner] if owner else self.plan.parent_columns
+            found = self.readers[owner] = []
+            for column in columns:
+                name = (column.field or "").rpartition(".")[2]
+                found.append((column, name, self._reader(ent, name)))
+        return found
+
     def _convert(self, conn: sa.Connection, ent: Entity, name: str, cell: Any) -> Any:
+        return self._reader(ent, name)(conn, cell)
+
+    def _reader(self, ent: Entity, name: str) -> Reader:
+        """What reads a cell of field ``name`` of ``ent`` (raising :class:`CellError`)."""
         if name == "id":
-            try:
-                return int(text(cell).lstrip("#"))
-            except ValueError:
-                raise CellError(f"Not an id: '{text(cell)}'.") from None
+            return _read_id
         if name in ("owner_id", "team_id"):
-            return self.lookups.resolve(conn, Target("user" if name == "owner_id" else "team"),
-                                        cell)  # fmt: skip
+            target = Target("user" if name == "owner_id" else "team")
+            return lambda conn, cell: self.lookups.resolve(conn, target, cell)
         found: Field = ent.fields[name]
         if found.type in ("reference", "user", "team"):
+            target = Target.of(found)
             if found.multiple:
-                from ._convert import LIST_SEPARATORS
+                return lambda conn, cell: [
+                    self.lookups.resolve(conn, target, p)
+                    for p in LIST_SEPARATORS.split(text(cell)) if p
+                ]  # fmt: skip
+            return lambda conn, cell: self.lookups.resolve(conn, target, cell)
+        conversion = self.conversion
+        if found.type != "choice":
+            return lambda conn, cell: convert(cell, found, conversion)
+        memo: dict[str, str | CellError] = {}
 
-                parts = [p for p in LIST_SEPARATORS.split(text(cell)) if p]
-                return [self.lookups.resolve(conn, Target.of(found), p) for p in parts]
-            return self.lookups.resolve(conn, Target.of(found), cell)
-        return convert(cell, found, self.conversion)
+        def choice(conn: sa.Connection, cell: Any) -> Any:
+            # A choice column holds a few texts over and over: each is read once per run.
+            if not isinstance(cell, str):
+                return convert(cell, found, conversion)
+            known = memo.get(cell)
+            if known is None:
+                try:
+                    known = convert(cell, found, conversion)
+                except CellError as exc:
+                    known = exc
+                if len(memo) < CHOICES_KEPT:
+                    memo[cell] = known
+            if isinstance(known, CellError):
+                raise CellError(str(known))
+            return known
+
+        return choice
 
     def _existing(
         self, conn: sa.Connection, data: dict[str, Any], number: int
@@ -640,6 +676,13 @@ class Runner:
             row = rows[index] if index < len(rows) else group.number
             return row, self.plan.columns.get(f"{owner}.{child_field}")
         return group.number, self.plan.columns.get(name)
+
+
+def _read_id(conn: sa.Connection, cell: Any) -> int:
+    try:
+        return int(text(cell).lstrip("#"))
+    except ValueError:
+        raise CellError(f"Not an id: '{text(cell)}'.") from None
 
 
 def _hashable(value: Any) -> bool:

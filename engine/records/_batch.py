@@ -17,6 +17,8 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -217,13 +219,13 @@ class BatchCreator:
         self, conn: sa.Connection, actor: Actor, ent: Entity, items: Sequence[_Pending]
     ) -> list[dict[str, Any]]:
         records = self.records
-        writer = records.writer
+        table = self.tables.table(ent.name)
+        columns = table.c
         now = dt.datetime.now(dt.UTC)
         stamps = {"created_at": now, "updated_at": now, "created_by": actor.user_id,
                   "updated_by": actor.user_id, "version": 1}  # fmt: skip
         rows = [
-            {**{n: v for n, v in item.values.items() if writer.column(ent, n)}, **stamps}
-            for item in items
+            {**{n: v for n, v in item.values.items() if n in columns}, **stamps} for item in items
         ]
         for auto in ent.fields_of_type("autonumber"):
             counter, text = autonumber_counter(ent, auto, now)
@@ -231,7 +233,6 @@ class BatchCreator:
                        .scalar_one())  # fmt: skip
             for offset, row in enumerate(rows):
                 row[auto.name] = autonumber_text(text, last - len(rows) + 1 + offset)
-        table = self.tables.table(ent.name)
         if self.dialect == "postgresql":
             stored = self._copy_records(conn, table, rows)
         else:
@@ -289,13 +290,16 @@ class BatchCreator:
                 {"table": table.name, "count": len(rows)},
             )
         )
-        given: dict[str, None] = {"id": None}  # the columns some row has a value for
-        for row in rows:
-            given.update(dict.fromkeys(n for n, v in row.items() if v is not None))
+        # the columns some row has a value for (most have one in the first row)
+        given = ["id"] + [
+            name
+            for name in dict.fromkeys(chain.from_iterable(rows))
+            if name != "id" and any(row.get(name) is not None for row in rows)
+        ]
         blank = {c.name: _server_default(c) for c in table.c}
         stored = [{**blank, **row, "id": record_id}
                   for record_id, row in zip(sorted(ids), rows, strict=True)]  # fmt: skip
-        self._copy(conn, table, list(given), stored)
+        self._copy(conn, table, given, stored)
         return stored
 
     def _insert(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
@@ -320,14 +324,20 @@ class BatchCreator:
         preparer = dialect.identifier_preparer
         columns = ", ".join(preparer.quote(n) for n in names)
         statement = f"COPY {preparer.format_table(table)} ({columns}) FROM STDIN"
+        processed = [(i, process) for i, process in enumerate(processors) if process is not None]
+        pick = itemgetter(*names)  # the rows' values in one call (most rows have them all)
+        single = len(names) == 1
         raw: Any = conn.connection.dbapi_connection
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
-                copy.write_row([
-                    value if (value := row.get(name)) is None or process is None
-                    else process(value)
-                    for name, process in zip(names, processors, strict=True)
-                ])  # fmt: skip
+                try:
+                    values = [pick(row)] if single else list(pick(row))
+                except KeyError:
+                    values = [row.get(name) for name in names]
+                for i, process in processed:
+                    if (value := values[i]) is not None:
+                        values[i] = process(value)
+                copy.write_row(values)
 
 
 def _server_default(column: sa.Column[Any]) -> Any:

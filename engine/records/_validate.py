@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from marshmallow import ValidationError as InputError
 
-from metamodel import Entity
+from metamodel import Entity, Field
 
 from .._compute import Computer
 from ..context import Actor
@@ -41,6 +41,9 @@ class Validator:
         self.computer = computer
         self.permissions = permissions
         self.fresh = fresh  # a connection of its own, for checks after a refused write
+        self._defaults: dict[str, list[Field]] = {}
+        self._required: dict[str, list[Field]] = {}
+        self._kinds: dict[tuple[str, bool], dict[str, str]] = {}
 
     def input(
         self, ent: Entity, data: Mapping[str, Any], *, partial: bool, trusted: bool
@@ -51,19 +54,20 @@ class Validator:
         errors: Errors = {}
         children: dict[str, list[Any]] = {}
         plain: dict[str, Any] = {}
+        kinds = self._input_kinds(ent, trusted)
         for name, value in data.items():
-            field = ent.fields.get(name) if isinstance(name, str) else None
-            if field is not None and field.type == "children":
+            kind = kinds.get(name) if isinstance(name, str) else None
+            if kind is None:
+                plain[name] = value
+            elif kind == "children":
                 if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
                     add(errors, name, "Must be a list of objects.")
                 else:
                     children[name] = list(value)
-            elif field is not None and (field.computed or field.readonly) and not trusted:
+            elif kind == "readonly":
                 add(errors, name, "Read-only field.")
-            elif name in ("id", "version", *ent.system_fields) and name not in OWNERSHIP:
-                add(errors, name, "Set by the system.")
             else:
-                plain[name] = value
+                add(errors, name, "Set by the system.")
         try:
             values = input_loader(self.model, ent.name, self.dialect).load(plain, partial=partial)
         except InputError as exc:
@@ -77,9 +81,7 @@ class Validator:
         self, conn: sa.Connection, ent: Entity, values: dict[str, Any], actor: Actor
     ) -> None:
         context = actor.context()
-        missing = [
-            f for f in ent.fields.values() if f.name not in values and stored(f) and not f.computed
-        ]
+        missing = [f for f in self._defaultable(ent) if f.name not in values]
         # A default may read through a reference (unit_price: =product.list_price): the
         # view loads the records it names.
         view: dict[str, Any] = values
@@ -97,6 +99,48 @@ class Validator:
                 values["team_id"] = (
                     actor.team_id if owner == actor.user_id else self.team_of(conn, owner)
                 )
+
+    def _input_kinds(self, ent: Entity, trusted: bool) -> dict[str, str]:
+        """The names of a record's input that are not plain values, each with what it is:
+        ``children`` (a list of child rows), ``readonly`` (refused unless ``trusted``),
+        ``system`` (set by the system); found once per entity."""
+        found = self._kinds.get((ent.name, trusted))
+        if found is None:
+            found = {
+                name: "system"
+                for name in ("id", "version", *ent.system_fields)
+                if name not in OWNERSHIP
+            }
+            for name, field in ent.fields.items():
+                if field.type == "children":
+                    found[name] = "children"
+                elif (field.computed or field.readonly) and not trusted:
+                    found[name] = "readonly"
+            self._kinds[(ent.name, trusted)] = found
+        return found
+
+    def _defaultable(self, ent: Entity) -> list[Field]:
+        """The fields a default fills: stored, not computed, with a default value or
+        expression (found once per entity)."""
+        found = self._defaults.get(ent.name)
+        if found is None:
+            found = self._defaults[ent.name] = [
+                f
+                for f in ent.fields.values()
+                if stored(f)
+                and not f.computed
+                and (f.default_expression is not None or f.default is not None)
+            ]
+        return found
+
+    def _requirable(self, ent: Entity) -> list[Field]:
+        """The fields ``required`` or ``required_when`` (found once per entity)."""
+        found = self._required.get(ent.name)
+        if found is None:
+            found = self._required[ent.name] = [
+                f for f in ent.fields.values() if f.required or f.required_when is not None
+            ]
+        return found
 
     def team_of(self, conn: sa.Connection, user_id: Any) -> int | None:
         """A user's team: a record given to someone belongs to their team, not the giver's
@@ -122,9 +166,9 @@ class Validator:
     ) -> None:
         """Check a whole candidate record; problems are added to ``errors``. ``trusted``
         (the platform's own writes) may link to records the actor does not see."""
-        view = self.computer.view(conn, ent, record, actor.context())
         context = actor.context()
-        for field in ent.fields.values():
+        view = self.computer.view(conn, ent, record, context)
+        for field in self._requirable(ent):
             needed = field.required or (
                 field.required_when is not None
                 and bool(field.required_when.evaluate(view, context))
@@ -201,18 +245,20 @@ class Validator:
         sight need a query."""
         targets: list[tuple[str, str, Any, Any]] = []
         for field in ent.fields_of_type("reference", "user", "team"):
-            if changed is None or field.name in changed:
-                if field.type == "reference":
-                    table = self.tables.table(field.to or "")
-                    sight = None
-                    if actor is not None and field.settings.get("link") != "any":
-                        target = self.model.entity(field.to or "")
-                        grant = self.permissions.grant(actor, target, "read")
-                        sight = self.permissions.where(actor, target, grant, table)
-                    targets.append((field.name, table.name, record.get(field.name), sight))
-                else:
-                    system = USER_TABLE if field.type == "user" else TEAM_TABLE
-                    targets.append((field.name, system, record.get(field.name), None))
+            value = record.get(field.name)
+            if (changed is not None and field.name not in changed) or empty(value):
+                continue  # (most records name few: the sight is worked out for those only)
+            if field.type == "reference":
+                table = self.tables.table(field.to or "")
+                sight = None
+                if actor is not None and field.settings.get("link") != "any":
+                    target = self.model.entity(field.to or "")
+                    grant = self.permissions.grant(actor, target, "read")
+                    sight = self.permissions.where(actor, target, grant, table)
+                targets.append((field.name, table.name, value, sight))
+            else:
+                system = USER_TABLE if field.type == "user" else TEAM_TABLE
+                targets.append((field.name, system, value, None))
         if ent.ownable:
             for name, owner_table in (("owner_id", USER_TABLE), ("team_id", TEAM_TABLE)):
                 if changed is None or name in changed:

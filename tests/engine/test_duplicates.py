@@ -308,6 +308,29 @@ def test_phone(value: str, expected: str) -> None:
     assert get_normalizer("phone")(value) == expected
 
 
+@given(st.text(alphabet="0123456789", max_size=24))
+def test_digits_alone_are_read_as_they_are(digits: str) -> None:
+    """What the phone normalizer's second pass takes without reading it again."""
+    assert _text._phone_parts(digits) == (digits, False)
+
+
+@given(
+    st.text(alphabet=" \t\n\u3000\u00a0\u200b\ufeffaZ字节ｿ.,-", max_size=16) | st.text(max_size=16)
+)
+def test_tidy_leaves_text_without_whitespace_as_it_is(value: str) -> None:
+    spaced = _text._SPACES.sub(" ", _text._INVISIBLE.sub("", value)).strip()
+    assert _text.tidy(value) == _text._SPACE_BY_CJK.sub("", spaced)
+
+
+@given(st.text(alphabet="aZ0９字节ｿー𠀀.,'・~®-（） \u3000", max_size=12) | st.text(max_size=12))
+def test_punctuation_leaves_letters_and_digits_alone_as_they_are(value: str) -> None:
+    """The shortcut for a name of letters and digits gives what the full pass gives."""
+    full = value.translate(_text._punctuation_table())
+    if _text._ASTRAL.search(full):
+        full = "".join(" " if _text._is_punctuation(ch) else ch for ch in full)
+    assert _text.punctuation(value) == _text.tidy(full)
+
+
 def test_different_phones_stay_apart() -> None:
     phones = ["13800138000", "13800138001", "010-8888-6666", "021-8888-6666", "03-8888-6666",
               "+1 010 8888 6666", "+44 20 7946 0958", "+44 20 7946 0959"]  # fmt: skip

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
 import io
 import json
 import secrets
@@ -42,6 +43,7 @@ from engine.imports import (
     import_all,
     read_sheet,
 )
+from engine.imports._collector import FULL_AFTER, fewer_full_collections
 from engine.migrations import migrate
 from engine.tables import TEAM_TABLE, USER_TABLE, build_tables
 from metamodel import Model, load_packages
@@ -744,3 +746,22 @@ def test_export_all_restores_an_empty_deployment_to_the_same_data(
             with server.connect() as conn:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             server.dispose()
+
+
+def test_full_collections_wait_while_an_import_runs(records: Records, imports: Imports) -> None:
+    before = gc.get_threshold()
+    during: list[tuple[int, int, int]] = []
+    rows = [["Account name", "External ID"], *([f"GC {n}", f"GC-{n}"] for n in range(5))]
+    run = imports.run(ANN, "account", csv_bytes(rows), "gc.csv", ImportOptions(batch_size=2),
+                      after_batch=lambda done: during.append(gc.get_threshold()))  # fmt: skip
+    assert run["report"]["counts"]["created"] == 5
+    assert len(during) == 3 and all(oldest >= FULL_AFTER for _, _, oldest in during)
+    assert gc.get_threshold() == before  # put back once the run is over
+    with pytest.raises(BadFile):
+        imports.run(ANN, "account", b"", "empty.csv", ImportOptions())
+    assert gc.get_threshold() == before  # and after a refusal
+    with fewer_full_collections():  # two runs at once: the first one out leaves them
+        with pytest.raises(ZeroDivisionError), fewer_full_collections():
+            print(1 / 0)
+        assert gc.get_threshold()[2] >= FULL_AFTER
+    assert gc.get_threshold() == before
