@@ -15,7 +15,8 @@ format that restarts every year or month draws from a new counter each period.
   longer wait for each other's ``COMMIT`` on one hot row, which held creates to a few
   hundred a second (issue 14). The price is PostgreSQL's: a number taken by a write that
   is then refused or rolled back is not given again — numbers are unique and increasing,
-  with gaps.
+  with gaps. The database user creates the sequences (``CREATE`` on its schema, which
+  the admin screens' migrations need too).
 
 >>> counters = Counters(tables, "postgresql")
 >>> number = counters.take(batch, "account.code:AC-{seq:06}")  # sent with the batch
@@ -51,7 +52,7 @@ def sequence_name(counter: str) -> str:
     counter's name may be longer than an identifier and hold any character.
 
     >>> sequence_name("account.code:AC-{seq:06}")
-    'heddle_seq_…'
+    'heddle_seq_f4694e667f7bad89137a3d4e'
     """
     return "heddle_seq_" + hashlib.sha256(counter.encode()).hexdigest()[:24]
 
