@@ -163,12 +163,20 @@ class Batch:
                 sql, None, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
             ) from exc
         for cursor, (_, _, pending) in zip(cursors, queued, strict=True):
-            if cursor.description is not None:
+            # the names straight from the result: psycopg's ``description`` builds a
+            # Column object, with its type's details, per column on every access
+            result = cursor.pgresult
+            fields = result.nfields if result is not None else 0
+            if fields:
                 pending._rows = list(cursor.fetchall())
-                pending._columns = [column.name for column in cursor.description]
+                pending._columns = [_name(result.fname(i)) for i in range(fields)]
             else:
                 pending._rows = []
             cursor.close()
+
+
+def _name(raw: bytes | None) -> str:
+    return raw.decode() if raw is not None else ""
 
 
 #: A check of the caller's that travels with a write's first batch (a create's): it adds

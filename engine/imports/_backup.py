@@ -6,7 +6,8 @@ audit history, counters — is written as one JSON Lines file per table with a m
 and read back into an empty deployment migrated to the same definitions, to the same
 rows. Rows go in dependency order; references between rows of the same or of later tables
 are written in a second pass, so cycles (a parent account, a user's manager) need no
-ordering. On PostgreSQL the id sequences are moved past the restored ids.
+ordering. On PostgreSQL the id sequences, and the autonumbers' (:mod:`engine.counters`), are
+moved past the restored ids and numbers.
 
 Attachments go with their rows: given the :class:`~engine.attachments.FileStore`, the
 export copies the bytes of every attachment (removed ones too: a restore of the record
@@ -29,10 +30,17 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..attachments import ATTACHMENT_TABLE, FileStore
+from ..counters import Counters
 from ..dedupe import RuleSet, rebuild
 from ..errors import Conflict
 from ..migrations import applied_hash
-from ..tables import DUPLICATE_KEY_TABLE, DUPLICATE_RULE_TABLE, HISTORY_TABLE, Tables
+from ..tables import (
+    DUPLICATE_KEY_TABLE,
+    DUPLICATE_RULE_TABLE,
+    HISTORY_TABLE,
+    SEQUENCE_TABLE,
+    Tables,
+)
 
 MANIFEST = "manifest.json"
 FILES = "attachments"  # the folder of an export that holds the attachments' bytes
@@ -104,11 +112,16 @@ def export_all(
     counts: dict[str, int] = {}
     copied = 0
     with engine.connect() as conn:
+        # on PostgreSQL an autonumber's counter is a sequence: its rows get their values
+        given = Counters(tables, engine.dialect.name).values(conn)
         for table in _saved(tables):
             key = table.primary_key.columns.values()
             count = 0
             with (folder / f"{table.name}.jsonl").open("w", encoding="utf-8") as out:
-                for row in conn.execute(sa.select(table).order_by(*key)).mappings():
+                for found in conn.execute(sa.select(table).order_by(*key)).mappings():
+                    row = dict(found)
+                    if table.name == SEQUENCE_TABLE:
+                        row["value"] = given.get(row["name"], row["value"])
                     out.write(json.dumps({k: _plain(v) for k, v in row.items()},
                                          ensure_ascii=False) + "\n")  # fmt: skip
                     count += 1
@@ -250,6 +263,9 @@ def import_all(
                 files.put(blob.read_bytes())
         for rule in RuleSet(tables.model):  # the duplicate keys of the rows restored
             rebuild(conn, tables, rule)
+        counters = Counters(tables, engine.dialect.name)
+        restored = conn.execute(sa.select(counters.table.c.name, counters.table.c.value))
+        counters.restored(conn, [(str(name), int(value)) for name, value in restored])
         if engine.dialect.name == "postgresql":
             for table in order:
                 column = table.c.get("id")

@@ -27,6 +27,7 @@ from .. import query as queries
 from .._compute import Computer
 from ..audit import Audit, jsonable
 from ..context import Actor
+from ..counters import Counters
 from ..database import reader
 from ..dedupe import DuplicateIndex
 from ..errors import BadRequest, NotFound
@@ -77,6 +78,7 @@ class Records:
             self.tables, self.dialect, self.computer, self.permissions, self.reader.connect
         )
         self.dedupe = DuplicateIndex(self.tables, self.dialect, self.computer)
+        self.counters = Counters(self.tables, self.dialect)
         self.writer = Writer(self)
         self.merger = Merger(self)
         self.batch = BatchCreator(self)

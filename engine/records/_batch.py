@@ -1,6 +1,6 @@
 """Creating many records at once (imports): the checks of :meth:`Writer.create` for each
 record in Python, then one statement per step for all of them — the autonumbers a batch
-needs reserved by one counter update, the rows by one multi-row ``INSERT … RETURNING``,
+needs reserved at once (:meth:`Counters.reserve`), the rows by one multi-row ``INSERT … RETURNING``,
 their audit rows and duplicate keys by one INSERT each.
 
 A record the batch cannot take as it is takes the one-record path instead, after the
@@ -16,13 +16,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
 from metamodel import Entity
 
@@ -30,7 +29,7 @@ from ..context import Actor
 from ..errors import EngineError, ValidationFailed
 from ..events import RecordEvent
 from ..permissions import Grant
-from ..tables import SEQUENCE_TABLE, USER_TABLE
+from ..tables import USER_TABLE
 from ._validate import unique_groups
 from ._write import autonumber_counter, autonumber_text
 
@@ -57,19 +56,6 @@ class BatchCreator:
         self.records = records
         self.tables = records.tables
         self.dialect = records.dialect
-
-    @cached_property
-    def _reserve(self) -> sa.Executable:
-        """Take ``n`` numbers of a counter at once: its new value is the last of them."""
-        table = self.tables.metadata.tables[SEQUENCE_TABLE]
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        count = sa.bindparam("count", type_=table.c.value.type)
-        return (
-            dialect_insert(table)
-            .values(name=sa.bindparam("counter", type_=table.c.name.type), value=count)
-            .on_conflict_do_update(index_elements=["name"], set_={"value": table.c.value + count})
-            .returning(table.c.value)
-        )
 
     def create_many(
         self,
@@ -101,8 +87,8 @@ class BatchCreator:
             else:
                 pending.append(_Pending(index, values))
         clashes = self._clashes(conn, ent, pending)
-        # every checked record's keys are locked here, before the counter's row lock the
-        # write takes: a record written alone afterwards holds its locks already
+        # every checked record's keys are locked here, before the write (on SQLite, the
+        # counter's row lock): a record written alone afterwards holds its locks already
         screened = records.dedupe.screen(conn, ent.name, [p.values for p in pending])
         kept = []
         for item, keys in zip(pending, screened, strict=True):
@@ -229,10 +215,9 @@ class BatchCreator:
         ]
         for auto in ent.fields_of_type("autonumber"):
             counter, text = autonumber_counter(ent, auto, now)
-            last = int(conn.execute(self._reserve, {"counter": counter, "count": len(rows)})
-                       .scalar_one())  # fmt: skip
-            for offset, row in enumerate(rows):
-                row[auto.name] = autonumber_text(text, last - len(rows) + 1 + offset)
+            numbers = records.counters.reserve(conn, counter, len(rows))
+            for row, number in zip(rows, numbers, strict=True):
+                row[auto.name] = autonumber_text(text, number)
         if self.dialect == "postgresql":
             stored = self._copy_records(conn, table, rows)
         else:

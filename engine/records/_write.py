@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from metamodel import Entity, Field
 
@@ -17,7 +15,6 @@ from ..context import SYSTEM, Actor
 from ..errors import NotFound, Restricted, StaleVersion, ValidationFailed
 from ..events import RecordEvent
 from ..pipeline import Batch, Guard
-from ..tables import SEQUENCE_TABLE
 from ._common import Errors, add
 
 if TYPE_CHECKING:
@@ -39,19 +36,8 @@ class Writer:
         self.audit = records.audit
         self.events = records.events
         self.dedupe = records.dedupe
+        self.counters = records.counters
         self._inserts: dict[tuple[str, tuple[str, ...]], tuple[sa.Executable, bool, bool]] = {}
-
-    @cached_property
-    def _next_number(self) -> sa.Executable:
-        """The counter's upsert, built once (statements are costly to build per call)."""
-        table = self.tables.metadata.tables[SEQUENCE_TABLE]
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        return (
-            dialect_insert(table)
-            .values(name=sa.bindparam("counter", type_=table.c.name.type), value=1)
-            .on_conflict_do_update(index_elements=["name"], set_={"value": table.c.value + 1})
-            .returning(table.c.value)
-        )
 
     def row(
         self,
@@ -150,7 +136,8 @@ class Writer:
             raise ValidationFailed(f"the {ent.name} is not valid", errors)
         # The duplicate check's locks and lookups and the autonumbers' counters go to the
         # database together, with the transaction's BEGIN (one round trip on PostgreSQL);
-        # a refused create rolls the counters back with everything else.
+        # a refused create rolls the counters back on SQLite, and leaves a gap in the
+        # sequence on PostgreSQL (engine.counters).
         batch = Batch(conn)
         check = self.dedupe.start(
             batch, actor, ent, values, None, confirmed=confirmed, made_from=made_from
@@ -159,7 +146,7 @@ class Writer:
         numbers = []
         for field in ent.fields_of_type("autonumber"):
             counter, text = autonumber_counter(ent, field, now)
-            numbers.append((field.name, text, batch.add(self._next_number, {"counter": counter})))
+            numbers.append((field.name, text, self.counters.take(batch, counter)))
         judge = guard(batch) if guard is not None else None
         batch.run()
         if judge is not None:
@@ -491,20 +478,9 @@ class Writer:
     def column(self, ent: Entity, name: str) -> bool:
         return name in self.tables.table(ent.name).c
 
-    def autonumber(self, conn: sa.Connection, ent: Entity, field: Field, now: dt.datetime) -> str:
-        """The next number of an autonumber format such as ``CT-{YYYY}-{seq:05}``.
-
-        The counter is one row per format and period (the rendered date part), incremented
-        with an atomic upsert: concurrent creates get distinct numbers, and the transaction
-        holds the row until it commits.
-        """
-        key, text = autonumber_counter(ent, field, now)
-        number = conn.execute(self._next_number, {"counter": key}).scalar_one()
-        return autonumber_text(text, number)
-
 
 def autonumber_counter(ent: Entity, field: Field, now: dt.datetime) -> tuple[str, str]:
-    """The counter (in ``heddle_sequence``) an autonumber created at ``now`` draws from,
+    """The counter (:mod:`engine.counters`) an autonumber created at ``now`` draws from,
     and its format with the date part filled in: one counter per format and period.
 
     >>> autonumber_counter(contract, contract.fields["number"], now)

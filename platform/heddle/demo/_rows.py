@@ -9,7 +9,7 @@ move, a conversion), and :class:`RowSink` does what the engine's writer does:
   the story knows what ``now()`` or ``current_user()`` was at the time);
 - an ownable record's team is its owner's team; ``created_at/by``, ``updated_at/by`` and
   ``version`` follow the record's history;
-- autonumbers are drawn from the same counters (``heddle_sequence``), stamped with the
+- autonumbers are drawn from the same counters (:mod:`engine.counters`), stamped with the
   creation date;
 - every create and change writes its ``heddle_audit`` row with the same diff the engine
   computes, and a workflow transition its ``heddle_transition`` row;
@@ -28,14 +28,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from engine import Tables
 from engine._compute import Computer
 from engine.audit import Audit
+from engine.counters import Counters
 from engine.fieldtypes import python_value, stored
 from engine.records import autonumber_counter, autonumber_text
-from engine.tables import SEQUENCE_TABLE, TRANSITION_TABLE
+from engine.tables import TRANSITION_TABLE
 from metamodel import Entity, Field
 
 
@@ -63,7 +63,8 @@ class RowSink:
         self.pending: dict[str, list[dict[str, Any]]] = {}
         self.audits: list[dict[str, Any]] = []
         self.transitions: list[dict[str, Any]] = []
-        self.counters: dict[str, int] = {}
+        self.counters: dict[str, int] = {}  # the last number given, by counter
+        self.numbers = Counters(tables, self.dialect)
         self.counted: dict[str, int] = {}
         self.order = _insert_order(tables)
         self._columns = {ent.name: self._insert_columns(ent) for ent in self.model}
@@ -181,10 +182,8 @@ class RowSink:
         """As the record service numbers, from counters kept here and saved with each batch."""
         key, text = autonumber_counter(ent, field, now)
         if key not in self.counters:
-            counters = self.tables.metadata.tables[SEQUENCE_TABLE]
             with self.engine.connect() as conn:
-                found = conn.scalar(sa.select(counters.c.value).where(counters.c.name == key))
-            self.counters[key] = int(found or 0)
+                self.counters[key] = self.numbers.last(conn, key)
         self.counters[key] += 1
         return autonumber_text(text, self.counters[key])
 
@@ -217,15 +216,8 @@ class RowSink:
         self.audits, self.transitions = [], []
 
     def _save_counters(self, conn: sa.Connection) -> None:
-        if not self.counters:
-            return
-        table = self.tables.metadata.tables[SEQUENCE_TABLE]
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        statement = dialect_insert(table)
-        statement = statement.on_conflict_do_update(
-            index_elements=["name"], set_={"value": statement.excluded.value}
-        )
-        conn.execute(statement, [{"name": k, "value": v} for k, v in self.counters.items()])
+        for counter, value in self.counters.items():
+            self.numbers.advance(conn, counter, value)
 
     def finish(self) -> None:
         """Flush, recompute every rollup as the engine does, and move PostgreSQL's id
