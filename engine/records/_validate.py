@@ -14,7 +14,7 @@ from metamodel import Entity, Field
 
 from .._compute import Computer
 from ..context import Actor
-from ..errors import BadRequest, ValidationFailed
+from ..errors import BadRequest, Conflict, ValidationFailed
 from ..fieldtypes import python_value, stored
 from ..inputs import OWNERSHIP, input_loader
 from ..permissions import Permissions
@@ -357,6 +357,30 @@ class Validator:
     ) -> None:
         self.check_references(conn, actor, ent, record, errors, written, constrained=False)
         self.check_unique(conn, ent, record, record_id, errors, written)
+        if not errors:
+            self._clashing_numbers(conn, ent, record, record_id)
+
+    def _clashing_numbers(
+        self, conn: sa.Connection, ent: Entity, record: Mapping[str, Any], record_id: int | None
+    ) -> None:
+        """An autonumber someone has already: records imported or restored with numbers
+        ahead of the counter, or a process still counting the old way during an upgrade.
+        Not the client's doing, and the next attempt draws the next number: a conflict."""
+        table = self.tables.table(ent.name)
+        for field in ent.fields_of_type("autonumber"):
+            value = record.get(field.name)
+            if empty(value):
+                continue
+            query = sa.select(table.c.id).where(table.c[field.name] == value)
+            if record_id is not None:
+                query = query.where(table.c.id != record_id)
+            if conn.execute(query.limit(1)).first() is not None:
+                raise Conflict(
+                    f"the number {value} ({field.name}) is taken already: the counter is "
+                    f"behind the numbers stored (on PostgreSQL the next attempt draws the "
+                    f"next number)",
+                    details={"field": field.name, "value": value},
+                )
 
 
 def unique_groups(ent: Entity) -> list[tuple[str, ...]]:

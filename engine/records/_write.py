@@ -173,7 +173,7 @@ class Writer:
             conn,
             None if trusted else actor,
             ent,
-            values,
+            {**values, **{name: row[name] for name, _text, _number in numbers}},
             None,
             None,
             lambda: dict(conn.execute(statement, params).mappings().one()),

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from engine.context import Actor
 from engine.counters import sequence_name
-from engine.errors import ValidationFailed
+from engine.errors import Conflict, ValidationFailed
 from engine.imports import export_all
 from engine.records import Records
 from engine.tables import SEQUENCE_TABLE
@@ -29,6 +29,21 @@ def test_a_refused_create_leaves_a_gap_on_postgresql_only(records: Records, ann:
     after = records.create(ann, "account", {"name": "Beta"})
     # PostgreSQL's sequence does not take back the number of a rolled-back write
     assert after["code"] == ("AC-0003" if records.dialect == "postgresql" else "AC-0002")
+
+
+def test_a_number_taken_already_is_a_conflict_not_a_crash(records: Records, ann: Actor) -> None:
+    """Numbers stored ahead of the counter (rows written past the record service, or by a
+    process still counting the old way during an upgrade): the create that draws one of
+    them is refused as a conflict naming the field, not a server error."""
+    ahead = records.create(ann, "account", {"name": "Written elsewhere"})
+    table = records.tables.table("account")
+    with records.engine.begin() as conn:
+        conn.execute(table.update().where(table.c.id == ahead["id"]).values(code="AC-0002"))
+    with pytest.raises(Conflict) as clash:
+        records.create(ann, "account", {"name": "Two"})
+    assert clash.value.status == 409 and clash.value.details["field"] == "code"
+    if records.dialect == "postgresql":  # the sequence moved on: the next attempt passes
+        assert records.create(ann, "account", {"name": "Two"})["code"] == "AC-0003"
 
 
 def test_a_counter_numbered_before_continues(records: Records, ann: Actor) -> None:
