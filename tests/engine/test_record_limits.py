@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from engine.context import SYSTEM
-from engine.errors import ValidationFailed
+from engine.errors import Conflict, ValidationFailed
 from engine.records import Records
 from engine.records._validate import Validator
 from engine.tables import build_tables
@@ -175,11 +175,13 @@ def test_a_unique_value_taken_after_the_check_is_a_field_error_on_update(
     assert (kept["code"], kept["version"]) == ("A", 1)
 
 
-def test_other_refusals_of_the_database_still_propagate(ledgers: RacedRecords) -> None:
-    # the rival takes the autonumber the write will use: no field of the client's is at fault
+def test_an_autonumber_a_rival_took_is_a_conflict(ledgers: RacedRecords) -> None:
+    # the rival takes the autonumber the write will use: no field of the client's is at
+    # fault, so no field error — a conflict naming the number's field, not a crash
     ledgers.rival = rival_inserts(ledgers, number="L-0001")
-    with pytest.raises(sa.exc.IntegrityError):
+    with pytest.raises(Conflict) as clash:
         ledgers.create(SYSTEM, "ledger", {"code": "A"})
+    assert clash.value.status == 409 and clash.value.details["field"] == "number"
 
 
 # --- decimals on SQLite's doubles and PostgreSQL's numerics ------------------------------
