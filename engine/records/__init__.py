@@ -13,6 +13,7 @@ field-level diff; and record events let the workflows layer react before and aft
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -418,6 +419,11 @@ class Records:
         query = self.access.within_sight(actor, ent, grant, query)
         table = self.tables.table(ent.name)
         own_scope = self.permissions.where(actor, ent, grant, table)
+        # the pool a row waits in decides what it hides: read it even when not asked for
+        pool_field = ent.public_pool.field if ent.public_pool and not actor.is_admin else None
+        unasked = query.fields is not None and pool_field not in query.fields
+        if pool_field is not None and unasked:
+            query = dataclasses.replace(query, fields=(*query.fields, pool_field))
 
         def work(c: sa.Connection) -> Any:
             sight = self.permissions.sight(actor)
@@ -428,6 +434,9 @@ class Records:
             else:
                 self._chosen_formulas(c, actor, ent, query.fields, page.rows)
             self.pools.mask(c, actor, ent, page.rows)
+            if pool_field is not None and unasked:
+                for row in page.rows:
+                    row.pop(pool_field, None)
             page.rows = [self.access.visible(actor, ent, row) for row in page.rows]
             return page
 

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from metamodel import Entity, PublicPool
 from metamodel.expressions import Context
 
+from .._coerce import MAX_ID
 from ..context import Actor
 from ..errors import BadRequest, Forbidden, NotFound, PoolRefused, ValidationFailed
 from ..paths import Resolver
@@ -88,7 +89,7 @@ class PoolDesk:
     ) -> dict[str, Any]:
         _spec(ent)
         self.records.access.grant(actor, ent, "read")
-        if isinstance(owner_id, bool) or not isinstance(owner_id, int) or owner_id < 1:
+        if not _is_id(owner_id):
             raise BadRequest("send the id of the user to assign to as owner_id",
                              {"owner_id": ["Not a valid id."]})  # fmt: skip
         before = self.writer.row(conn, ent, record_id, lock=True)
@@ -125,7 +126,7 @@ class PoolDesk:
     ) -> dict[str, Any]:
         """Return a record to a pool: ``pool_id``, or the owner's (then the actor's)."""
         spec = _spec(ent)
-        if pool_id is not None and (isinstance(pool_id, bool) or not isinstance(pool_id, int)):
+        if pool_id is not None and not _is_id(pool_id):
             raise BadRequest("pool is the id of a pool", {"pool": ["Not a valid id."]})
         self.records.access.writable(conn, actor, ent, record_id, "update")
         before = self.writer.row(conn, ent, record_id, lock=True)
@@ -441,6 +442,10 @@ class PoolDesk:
                 at=at,
             )
         )
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
 
 
 def _spec(ent: Entity) -> PublicPool:

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from engine import Actor, Forbidden, NotFound, PoolRefused, ValidationFailed
+from engine import Actor, BadRequest, Forbidden, NotFound, PoolRefused, ValidationFailed
 from engine.records import Records
 from engine.tables import POOL_LOG_TABLE, TEAM_TABLE, USER_TABLE, build_tables
 from metamodel import Model, load_packages
@@ -149,6 +149,11 @@ def test_members_see_the_pool_and_only_admins_its_hidden_fields(records: Records
     assert records.get(CARL, "account", wayne)["phone"] is None
     # dana is in no team and no pool: the accounts she owned went to the pools
     assert _ids(records.query(DANA, "account", everything)) == []
+    # nor does a list of chosen fields that leaves the pool out
+    chosen = records.query(ANN, "account", records.parse(ANN, "account", {"fields": "name,phone"}))
+    by_id = {row["id"]: row for row in chosen.rows}
+    assert by_id[acme]["phone"] is None and by_id[own]["phone"] == "1"
+    assert "pool" not in by_id[acme]
     # the history does not give the hidden field away either
     changes = [e["changes"] for e in records.history(ANN, "account", acme)]
     assert changes and all("phone" not in c for c in changes)
@@ -282,6 +287,11 @@ def test_a_pool_admin_assigns_to_members(records: Records) -> None:
     assert outsider.value.fields == {"owner_id": ["Not a member of this pool."]}
     with pytest.raises(ValidationFailed):
         records.assign_from_pool(MIA, "account", acme, 99)
+    for bad in (0, -1, 2**63, True, "7"):  # never a number the database cannot hold
+        with pytest.raises(BadRequest):
+            records.assign_from_pool(MIA, "account", acme, bad)
+        with pytest.raises(BadRequest):
+            records.return_to_pool(ANN, "account", acme, pool=bad)
     # the daily limit (0) is for claims; the cap holds
     assigned = records.assign_from_pool(MIA, "account", acme, BOB.user_id)
     assert assigned["owner_id"] == BOB.user_id and assigned["pool"] is None
