@@ -11,6 +11,7 @@ import gc
 import io
 import json
 import secrets
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -608,8 +609,6 @@ def test_a_background_run_reports_progress(records: Records, imports: Imports) -
         status = imports.status(ANN, run_id)
         if status["status"] in ("done", "failed"):
             break
-        import time
-
         time.sleep(0.05)
     assert status["status"] == "done", status
     assert status["progress"] == {"done": 5, "total": 5}
