@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from org_support import EAST, WEST, seed_people
 from sqlalchemy.engine import Engine
 
 from engine import Actor, BadRequest, Forbidden, NotFound, PoolRefused, ValidationFailed
 from engine.records import Records
-from engine.tables import POOL_LOG_TABLE, TEAM_TABLE, USER_TABLE, build_tables
+from engine.tables import POOL_LOG_TABLE, build_tables
 from metamodel import Model, load_packages
 
 PACKAGE = """\
@@ -349,17 +350,8 @@ def test_concurrent_claims_of_one_record_and_past_the_daily_limit(
 def _fresh(engine: Engine, model: Model) -> Records:
     tables = build_tables(model)
     tables.metadata.create_all(engine)
-    now = dt.datetime.now(dt.UTC)
-    with engine.begin() as conn:
-        conn.execute(tables.metadata.tables[TEAM_TABLE].insert(), [
-            {"name": "Sales", "parent_id": None, "created_at": now},
-            {"name": "East", "parent_id": 1, "created_at": now},
-            {"name": "West", "parent_id": None, "created_at": now},
-        ])  # fmt: skip
-        conn.execute(tables.metadata.tables[USER_TABLE].insert(), [
-            {"username": n, "name": n, "roles": ["rep"], "team_id": t, "created_at": now}
-            for n, t in (("ann", 2), ("bob", 2), ("carl", 3), ("dana", None), ("mia", 3))
-        ])  # fmt: skip
+    seed_people(engine, tables, [(n, t, "en") for n, t in (("ann", EAST), ("bob", EAST),
+                ("carl", WEST), ("dana", None), ("mia", WEST))])  # fmt: skip
     return Records(engine, model, tables=tables)
 
 

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import time_machine
+from org_support import EAST, WEST, seed_people
 from sqlalchemy.engine import Engine
 
 from engine import Actor
 from engine.records import Records
-from engine.tables import NOTIFICATION_TABLE, POOL_LOG_TABLE, TEAM_TABLE, USER_TABLE, build_tables
+from engine.tables import NOTIFICATION_TABLE, POOL_LOG_TABLE, build_tables
 from metamodel import Model, load_packages
 from workflows import JobQueue, recycling
 from workflows.outbox import TICKS
@@ -110,18 +111,7 @@ def _records(db_engine: Engine, tmp_path: Path, package: str) -> Records:
     model: Model = load_packages([path])
     tables = build_tables(model)
     tables.metadata.create_all(db_engine)
-    now = dt.datetime.now(dt.UTC)
-    with db_engine.begin() as conn:
-        conn.execute(tables.metadata.tables[TEAM_TABLE].insert(), [
-            {"name": "Sales", "parent_id": None, "created_at": now},
-            {"name": "East", "parent_id": 1, "created_at": now},
-            {"name": "West", "parent_id": None, "created_at": now},
-        ])  # fmt: skip
-        conn.execute(tables.metadata.tables[USER_TABLE].insert(), [
-            {"username": n, "name": n, "roles": ["rep"], "team_id": t, "created_at": now,
-             "locale": locale}
-            for n, t, locale in (("ann", 2, "en"), ("bob", 2, "zh"), ("carl", 3, "en"))
-        ])  # fmt: skip
+    seed_people(db_engine, tables, [("ann", EAST, "en"), ("bob", EAST, "zh"), ("carl", WEST, "en")])
     return Records(db_engine, model, tables=tables)
 
 
