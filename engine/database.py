@@ -7,10 +7,12 @@ leaves nothing behind (pysqlite's default commits before DDL, which would not).
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
@@ -18,6 +20,7 @@ from sqlalchemy.engine import Engine, make_url
 def connect(url: str, **options: Any) -> Engine:
     """A SQLAlchemy engine for ``url`` (``sqlite:///instance/heddle.db``, ``postgresql+psycopg://…``)."""
     parsed = make_url(url)
+    options.setdefault("json_serializer", dumps_json)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -29,6 +32,26 @@ def connect(url: str, **options: Any) -> Engine:
     if parsed.get_backend_name() == "postgresql" and not options.get("pool_pre_ping"):
         _ping_when_idle(engine, IDLE_PING_SECONDS)
     return engine
+
+
+#: orjson leaves a date or a dataclass to :func:`json.dumps`, which refuses them as it
+#: always did. Keys that are not exactly str — SQLAlchemy's column names are a subclass —
+#: it writes as :func:`json.dumps` does.
+_ORJSON_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
+)
+
+
+def dumps_json(value: Any) -> str:
+    """A JSON column's value as text: orjson, several times faster than the standard
+    library on an import's audit rows; :func:`json.dumps` for what orjson refuses (an
+    integer beyond 64 bits, a key that is not text, the types above), so a value is
+    written, or refused, as before. orjson writes UTF-8 rather than ``\\u`` escapes and no
+    spaces: the same JSON."""
+    try:
+        return orjson.dumps(value, option=_ORJSON_OPTIONS).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 #: A pooled connection idle for longer than this is checked before it is handed out.

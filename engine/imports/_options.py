@@ -11,7 +11,9 @@ from ._convert import DATE_ORDERS
 
 MODES = ("insert", "update", "upsert")
 DUPLICATE_CHOICES = ("skip", "merge", "refuse")
-BATCH_SIZE = 200
+#: Records written per transaction (with the run's checkpoint): fewer, larger batches cost
+#: PostgreSQL and Python less per row (docs/performance.md#import); a crash loses at most one.
+BATCH_SIZE = 2000
 
 
 @dataclass(frozen=True)

@@ -268,9 +268,9 @@ class BatchCreator:
         is null, or its server default: a rollup's 0)."""
         ids = list(
             conn.scalars(
-                sa.text(
-                    "SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
-                    "FROM generate_series(1, :count)"
+                sa.text(  # the sequence looked up once, not once per id
+                    "SELECT nextval(s.seq) FROM (SELECT CAST(pg_get_serial_sequence(:table, "
+                    "'id') AS regclass) AS seq) AS s, generate_series(1, :count)"
                 ),
                 {"table": table.name, "count": len(rows)},
             )

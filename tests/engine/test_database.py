@@ -1,8 +1,11 @@
-"""engine.connect on PostgreSQL: pooled connections are checked only after they sat idle,
-and a dead one is replaced instead of failing the request."""
+"""engine.connect: on PostgreSQL, pooled connections are checked only after they sat idle,
+and a dead one is replaced instead of failing the request; on both databases, JSON values
+are written by orjson and read back as given."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -87,3 +90,37 @@ def test_pool_pre_ping_still_works_when_asked_for(pg_url: str) -> None:
         assert _backend_pid(engine) != first
     finally:
         engine.dispose()
+
+
+def test_json_values_are_written_by_orjson_and_refused_as_before(db_url: str) -> None:
+    """A JSON column's value reads back as it was given — text in any script, an integer
+    beyond 64 bits, keys that are SQLAlchemy's column names — and one JSON cannot hold is
+    still refused."""
+    engine = database.connect(db_url)
+    table = sa.Table("json_values", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("value", sa.JSON))  # fmt: skip
+    name = table.c.value.name  # a quoted_name, a subclass of str
+    value = {name: [None, "测试客户 株式会社"], "n": 1.5, "none": None}
+    big = {"big": 2**70}  # beyond orjson: json.dumps writes it
+    try:
+        table.metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(table.insert(), [{"id": 1, "value": value}, {"id": 2, "value": big}])
+        with engine.connect() as conn:
+            assert list(conn.scalars(sa.select(table.c.value).order_by(table.c.id))) == [value, big]
+            if engine.dialect.name == "postgresql":  # the UTF-8 text itself, no \u escapes
+                text = conn.scalar(sa.text("SELECT value::text FROM json_values WHERE id = 1"))
+                assert "测试客户" in text
+        with pytest.raises((TypeError, sa.exc.StatementError), match="not JSON serializable"):
+            with engine.begin() as conn:
+                conn.execute(table.insert(), {"id": 3, "value": {"day": dt.date(2026, 1, 1)}})
+        with engine.connect() as conn:
+            assert conn.scalar(sa.select(sa.func.count()).select_from(table)) == 2
+    finally:
+        table.metadata.drop_all(engine)
+        engine.dispose()
+
+
+def test_dumps_json_writes_what_json_dumps_writes() -> None:
+    for value in ({"a": [1, None, "x"]}, {1: "one", None: "none"}, [True, 2**70, 0.1], "é"):
+        assert json.loads(database.dumps_json(value)) == json.loads(json.dumps(value))
