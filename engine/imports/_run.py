@@ -42,6 +42,8 @@ REPORT_EVERY_ROW = 1000
 Progress = Callable[[int, int], None]
 #: Choice cells remembered per field and run, with what they are read as (Runner._reader).
 CHOICES_KEPT = 10_000
+#: Advisory locks a batch of an import takes at most (see Runner._batch_size).
+LOCKS_PER_BATCH = 2000
 #: What reads one cell of a column into its field's value (raising CellError).
 Reader = Callable[[sa.Connection, Any], Any]
 
@@ -235,6 +237,26 @@ class Runner:
         self.readers: dict[str, list[tuple[Column, str, Reader]]] = {}  # see _readers
         # keys a row may find its record by, but never writes: its id, its autonumbers
         self.never_written = {"id", *(f.name for f in plan.entity.fields_of_type("autonumber"))}
+        self.batch_size = self._batch_size()
+
+    def _written_entities(self) -> list[str]:
+        """The entity and those of its children fields: what the run writes records of."""
+        children = (f.children for f in self.entity.fields_of_type("children"))
+        return list(dict.fromkeys([self.entity.name, *(c for c in children if c)]))
+
+    def _batch_size(self) -> int:
+        """The groups of a batch: the options' size, or fewer when its records would take
+        more than :data:`LOCKS_PER_BATCH` advisory locks (a lock per key of a rule that
+        locks, held until the batch commits; PostgreSQL's lock table is shared by all
+        sessions and holds some thousands)."""
+        keys = 0
+        for name in self._written_entities():
+            for rule in self.records.dedupe.of(name):
+                if rule.locks:
+                    joined = rule.match.match == "all" and len(rule.fields) > 1
+                    keys += 1 if joined else len(rule.fields)
+        size = self.options.batch_size
+        return min(size, max(1, LOCKS_PER_BATCH // keys)) if keys else size
 
     # --- the whole run ---------------------------------------------------------------------
 
@@ -254,7 +276,14 @@ class Runner:
         total = len(groups)
         if self.options.dry_run or self.options.all_or_nothing:
             with self.records.engine.connect() as conn, conn.begin() as outer:
-                self._batch(conn, groups, report, progress, total)
+                # one transaction for the whole file: its key spaces held whole, not a
+                # lock per key to its end (a dry run, undone anyway, locks nothing)
+                for name in self._written_entities():
+                    self.records.dedupe.hold(conn, name, lock=not self.options.dry_run)
+                try:
+                    self._batch(conn, groups, report, progress, total)
+                finally:
+                    self.records.dedupe.release(conn)
                 failed = report.counts["error"] > 0
                 report.done = total
                 if self.options.dry_run or failed:
@@ -265,7 +294,7 @@ class Runner:
                     if checkpoint is not None:
                         checkpoint(conn, report)
             return report
-        size = self.options.batch_size
+        size = self.batch_size
         for begin in range(start, total, size):
             batch = groups[begin : begin + size]
             with self.records.engine.begin() as conn:
@@ -292,7 +321,7 @@ class Runner:
         self.outcomes = []
         for group in groups:
             self.outcomes.append(self.group(conn, group))
-            if len(self.queued) >= self.options.batch_size:
+            if len(self.queued) >= self.batch_size:
                 self._flush(conn)
         self._flush(conn)
         for index, outcome in enumerate(self.outcomes, start=1):

@@ -45,6 +45,7 @@ from engine.imports import (
     read_sheet,
 )
 from engine.imports._collector import FULL_AFTER, fewer_full_collections
+from engine.imports._run import LOCKS_PER_BATCH, Runner, prepare
 from engine.migrations import migrate
 from engine.tables import TEAM_TABLE, USER_TABLE, build_tables
 from metamodel import Model, load_packages
@@ -550,6 +551,49 @@ def test_batches_written_at_once_by_two_writers(records: Records) -> None:
     last = [results[-1] for results in made]
     assert sorted(type(r).__name__ for r in last) == ["DuplicateFound", "dict"]
     assert count(records, "account", name="Race Holdings") == 1
+
+
+def _advisory_locks_here(records: Records) -> int:
+    """Advisory locks granted in this test's database (other workers' are elsewhere)."""
+    with records.engine.connect() as conn:
+        return int(conn.scalar(sa.text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND"
+            " database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )))  # fmt: skip
+
+
+@pytest.mark.parametrize("dry", [True, False], ids=["dry run", "all or nothing"])
+def test_a_run_of_one_transaction_locks_key_spaces_not_keys(
+    records: Records, imports: Imports, dry: bool
+) -> None:
+    """A dry run or an all-or-nothing run is one transaction for the whole file: it holds
+    the key space of the account's claim rule whole — not a lock per name to its end,
+    which ran PostgreSQL's shared lock table out at 20,000 accounts — and a dry run,
+    undone anyway, locks nothing."""
+    if records.dialect != "postgresql":
+        pytest.skip("advisory locks are PostgreSQL's")
+    tag = "dry" if dry else "whole"
+    rows = [["Account name", "Phone"],
+            *([f"Spacelock {tag} {n:03d} Trading", f"0571-66{n:04d}"] for n in range(60))]  # fmt: skip
+    held: list[int] = []
+    run = imports.run(ANN, "account", csv_bytes(rows), "held.csv",
+                      ImportOptions(batch_size=20, dry_run=dry, all_or_nothing=not dry),
+                      progress=lambda done, total: held.append(_advisory_locks_here(records)))  # fmt: skip
+    assert run["report"]["counts"]["created"] == 60
+    assert held and set(held) == {0 if dry else 1}, held
+    assert count(records, "account", name=f"Spacelock {tag} 000 Trading") == (0 if dry else 1)
+
+
+def test_a_batch_takes_at_most_its_share_of_locks(records: Records) -> None:
+    """Per-row runs lock each key of a rule that locks until their batch commits: a batch
+    holds at most LOCKS_PER_BATCH of them, whatever batch_size asks for."""
+    sheet = read_sheet(csv_bytes([["Account name"], ["Only Trading"]]), "one.csv")
+    plan, _ = prepare(records, ANN, "account", sheet, ImportOptions(batch_size=10_000))
+    keys = sum(1 for rule in records.dedupe.of("account") if rule.locks)  # one field each
+    assert keys == 1  # the claim rule on the name; the phone's is a warning
+    assert Runner(plan).batch_size == LOCKS_PER_BATCH // keys
+    plan, _ = prepare(records, ANN, "account", sheet, ImportOptions(batch_size=300))
+    assert Runner(plan).batch_size == 300
 
 
 # --- permissions -------------------------------------------------------------------------------
