@@ -19,6 +19,7 @@ import argparse
 import csv
 import datetime as dt
 import io
+import os
 import secrets
 import sys
 import tempfile
@@ -91,6 +92,30 @@ def bulk(engine: sa.Engine, records: Records, table: list[list[str]]) -> float:
     return time.perf_counter() - start
 
 
+def server_cpu(engine: sa.Engine) -> float | None:
+    """CPU seconds PostgreSQL's backends serving ``engine``'s database have used (their
+    ``/proc`` ticks: the server must run on this machine), or None on SQLite or elsewhere.
+    The engine's pool keeps its connections, so a backend lives through a measurement."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as conn:
+        pids = list(conn.scalars(sa.text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()")))  # fmt: skip
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _spent(before: float | None, after: float | None) -> str:
+    return f"{after - before:6.2f} s" if before is not None and after is not None else "     —"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1/postgres")
@@ -121,13 +146,17 @@ def main() -> None:
         records = Records(engine, model, tables=tables)
         table = rows(args.rows)
         content = as_csv(table)
-        start = time.perf_counter()
+        before = server_cpu(engine)
+        start, python = time.perf_counter(), time.process_time()
         run = Imports(records).run(SYSTEM, "account", content, "bench.csv",
                                    ImportOptions(batch_size=args.batch_size))  # fmt: skip
-        imported = time.perf_counter() - start
+        imported, python = time.perf_counter() - start, time.process_time() - python
+        import_server = _spent(before, server_cpu(engine))
         counts = run["report"]["counts"]
         assert counts["created"] == args.rows, counts
+        before = server_cpu(engine)
         copied = bulk(engine, records, table)
+        copy_server = _spent(before, server_cpu(engine))
         engine.dispose()
     finally:
         if temporary is None:
@@ -136,10 +165,14 @@ def main() -> None:
             admin.dispose()
         else:
             temporary.cleanup()
-    plain = "COPY" if server.get_backend_name() == "postgresql" else "executemany"
-    print(f"{args.rows} accounts on {server.get_backend_name()}")
-    print(f"  import:      {imported:7.2f} s  {args.rows / imported:9.0f} rows/s")
-    print(f"  {plain:<12} {copied:7.2f} s  {args.rows / copied:9.0f} rows/s")
+    kind = server.get_backend_name()
+    plain = "COPY" if kind == "postgresql" else "executemany"
+    print(f"{args.rows} accounts on {kind}, batches of {args.batch_size}; CPU: this process, "
+          "the database's backends")  # fmt: skip
+    print(f"  import:      {imported:7.2f} s  {args.rows / imported:9.0f} rows/s"
+          f"   CPU {python:6.2f} s, {import_server}")  # fmt: skip
+    print(f"  {plain:<12} {copied:7.2f} s  {args.rows / copied:9.0f} rows/s"
+          f"   CPU      —, {copy_server}")  # fmt: skip
     print(f"  ratio:       {copied / imported:7.3f}  (import rows/s ÷ {plain} rows/s)")
 
 
