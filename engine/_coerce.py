@@ -90,6 +90,9 @@ class _Decimal(fields.Decimal):
         self.scale = scale
         self.digits = precision - scale
         self.exact = exact if exact is not None and exact < precision else None
+        # the bounds, worked out once (a decimal power per value was most of the check)
+        self._too_large = Decimal(10) ** self.digits
+        self._inexact = None if self.exact is None else Decimal(10) ** (self.exact - scale)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Decimal:
         if isinstance(value, bool):
@@ -102,9 +105,10 @@ class _Decimal(fields.Decimal):
         if isinstance(exponent, int) and -exponent > self.scale:
             raise ValidationError(f"At most {self.scale} decimal places.")
         size = number.copy_abs()  # exactly: abs() would round to the context's 28 digits
-        if size >= Decimal(10) ** self.digits:
+        if size >= self._too_large:
             raise ValidationError(f"Too large: at most {self.digits} digits before the point.")
-        if self.exact is not None and size >= Decimal(10) ** (self.exact - self.scale):
+        if self._inexact is not None and size >= self._inexact:
+            assert self.exact is not None
             raise ValidationError(_inexact_message(self.exact, self.scale))
         return number
 

@@ -158,6 +158,24 @@ class Imports:
         self._launch(run_id)
         return run_id
 
+    def again(
+        self, actor: Actor, run_id: int, *, background: bool = False, **changes: Any
+    ) -> int:
+        """A new run of a stored run's file, with its options and ``changes`` (a file
+        checked by a dry run, imported for real: ``dry_run=False``), run now or in the
+        background; its id. Only the run's user, or an administrator."""
+        self.status(actor, run_id)  # the same sight: NotFound otherwise
+        with self.records.reader.connect() as conn:
+            run = self.store.run(conn, run_id, content=True)
+        if run["kind"] != "import":
+            raise NotFound(f"no import run with id {run_id}")
+        stored = {k: v for k, v in run["options"].items() if k != "system"}
+        options = ImportOptions.from_json({**stored, **changes})
+        content, filename = run["content"] or b"", run["filename"]
+        if background:
+            return self.start(actor, run["entity"], content, filename, options)
+        return int(self.run(actor, run["entity"], content, filename, options)["id"])
+
     def resume(
         self,
         run_id: int,

@@ -39,6 +39,7 @@ def allow_uploads() -> None:
         request.method == "POST"
         and request.path.startswith("/app/")
         and request.mimetype == "multipart/form-data"
+        and not request.path.endswith("/import")  # a spreadsheet's limit: _screen_imports
     ):
         request.max_content_length = max_bytes() + FORM_ROOM
 

@@ -10,7 +10,8 @@ HTML with a Content-Security-Policy that allows no inline script or style.
 URLs (DESIGN.md): ``/`` (home, or the login page), ``/login``, ``/logout``,
 ``/app/<entity>`` (list: ``?view=``, ``?q=``, ``?sort=``, ``?cursor=`` and the API's
 filters, e.g. ``?grade=A&amount__gte=1000``), ``/app/<entity>/new``, ``/app/<entity>/<id>``,
-``/app/<entity>/<id>/edit`` and ``/settings`` (:mod:`heddle._screen_settings`).
+``/app/<entity>/<id>/edit``, ``/app/<entity>/import`` (:mod:`heddle._screen_imports`) and
+``/settings`` (:mod:`heddle._screen_settings`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from . import (
     _screen_approvals,  # noqa: F401  (the approval inbox and decisions)
     _screen_boards,  # noqa: F401  (kanban and calendar)
     _screen_forms,  # noqa: F401  (its views register on the blueprint)
+    _screen_imports,
     _screen_lists,
     _screen_notifications,  # noqa: F401  (the notification inbox)
     _screen_reports,
@@ -310,6 +312,7 @@ def list_records(entity: str) -> ResponseReturnValue:
             "next_cursor": result.next_cursor,
             "has_previous": "cursor" in args,
             "can_create": heddle.records.permissions.grant(act, ent, "create").allowed,
+            "import_url": _screen_imports.import_url(act, ent),
             "bulk": _bulk(act, ent, here) if result.rows else {},
             "saved": _screen_lists.saved_views(act, ent),
             "saved_id": args.get("saved", [""])[0],

@@ -128,7 +128,10 @@ def _violations(page: Any) -> list[str]:
 
 @pytest.mark.parametrize("username", [p[0] for p in PEOPLE])
 def test_every_kind_of_page_passes_axe(
-    server: tuple[str, dict[str, int]], browser: Any, username: str
+    server: tuple[str, dict[str, int]],
+    browser: Any,
+    username: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     base, ids = server
     context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -185,6 +188,14 @@ def test_every_kind_of_page_passes_axe(
     page.wait_for_load_state("load")
     assert page.locator(".invalid-feedback, [aria-invalid=true]").count() > 0
     check("account form with errors")
+    page.goto(f"{base}/app/account/import")
+    check("import form")
+    sheet = Path(tmp_path_factory.mktemp("a11y-import")) / "accounts.csv"
+    sheet.write_text("Account name,Grade\nAxe Import Trading,A\n,Z\n", encoding="utf-8")
+    page.set_input_files("#import-file", str(sheet))
+    page.click("button[value=check]")
+    page.wait_for_selector("#import-counts")
+    check("checked import with rejected rows")
     page.goto(f"{base}/settings")
     check("settings")
     page.fill("#password-current_password", "not the password")

@@ -144,6 +144,33 @@ def pool_page(browser: Any, url: str, out: Path) -> None:
     context.close()
 
 
+IMPORT_FILE = """客户名称,客户等级,城市,电话,年营业额
+上海云帆科技有限公司,A类（重点客户）,上海,021-6123 4567,"12,500,000"
+杭州青禾贸易有限公司,重要,杭州,0571-8888 1234,"3,200,000"
+,B,北京,010-5555 0000,800000
+深圳星河电子有限公司,C类（普通客户）,深圳,0755-2666 1888,"1,050,000.50"
+"""
+
+
+def import_pages(browser: Any, url: str, out: Path, folder: Path) -> None:
+    """A spreadsheet of accounts checked, then its valid rows imported."""
+    sheet = folder / "客户名单.csv"
+    sheet.write_bytes(IMPORT_FILE.encode("gb18030"))  # as Excel saves it on Chinese Windows
+    context, page = log_in(browser, url, REP, viewport=DESKTOP)
+    page.goto(f"{url}/app/account/import")
+    page.set_input_files("#import-file", str(sheet))
+    page.screenshot(path=out / "guide-import.png")
+    page.click("button[value=check]")
+    page.wait_for_selector("#import-counts")
+    page.set_viewport_size({"width": 1280, "height": 1100})
+    page.screenshot(path=out / "guide-import-checked.png")
+    page.set_viewport_size(DESKTOP)
+    page.click("button:has-text('Import the valid rows')")
+    page.wait_for_selector("#import-counts")
+    page.screenshot(path=out / "guide-import-done.png")
+    context.close()
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
@@ -154,6 +181,7 @@ def main(out: Path) -> None:
             phone_page(browser, url, out)
             timeline_pages(browser, url, out)  # after the contract the manager is told of
             pool_page(browser, url, out)
+            import_pages(browser, url, out, Path(folder))
     for shot in sorted(out.glob("guide-*.png")):
         print(f"{shot}  {shot.stat().st_size // 1024} KB")
 

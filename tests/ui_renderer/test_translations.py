@@ -26,6 +26,7 @@ METHODS = [
     ("platform/heddle/_screen_notifications.py", "python"),
     ("platform/heddle/_screen_timeline.py", "python"),
     ("platform/heddle/_screen_pools.py", "python"),
+    ("platform/heddle/_screen_imports.py", "python"),
     ("ui_renderer/templates/**.html", "jinja2"),
 ]
 OPTIONS = {"ui_renderer/templates/**.html": {"extensions": "jinja2.ext.i18n"}}

@@ -1,0 +1,288 @@
+"""``/app/<entity>/import``: bring a spreadsheet in from the browser, checked first.
+
+The page takes a file (CSV in any common encoding, XLSX, JSON) and what to do with it —
+add new records, update records found by a key, or both — and checks it first: a dry run
+through :class:`engine.imports.Imports`, the same service as ``heddle import`` and
+``POST /api/v1/imports``, so mapping, conversion, permissions, validation and duplicate
+rules are exactly theirs. The run's page (``/app/imports/<id>``) shows how each column was
+read, the counts and every rejected row with its column and message; a checked file is
+then imported for real from there — the valid rows, or all of them or none — without
+sending it again. A file larger than ``HEDDLE_IMPORT_BACKGROUND_ROWS`` runs in the
+background (a worker's job with Redis, else a thread), and its page refreshes itself
+until it is done. Rejected rows download as CSV or XLSX, row numbers as the spreadsheet
+shows them. A user sees only their own runs; an administrator sees everyone's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import current_app, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response
+
+from engine import Actor, EngineError, NotFound
+from engine.imports import DUPLICATE_CHOICES, MEDIA_TYPES, MODES, FileTooLarge, ImportOptions
+from metamodel import Entity
+
+from . import i18n
+from ._screen_files import size_text
+from ._screens import actor, locale, page, readable, ui
+from .data_api import _imports, _max_bytes
+from .extensions import runtime
+from .i18n import gettext as _
+
+#: Room for the rest of the form around the file.
+FORM_ROOM = 64 * 1024
+#: Rejected rows listed on a run's page (the error file holds them all).
+ROWS_SHOWN = 200
+#: A running import's page reloads itself this often, in seconds.
+REFRESH_SECONDS = 2
+
+
+def import_url(act: Actor, ent: Entity) -> str | None:
+    """The import page of ``ent``, when the user may import it (a list page's button)."""
+    if ent.child or not runtime().records.permissions.grant(act, ent, "import").allowed:
+        return None
+    return url_for("ui.import_form", entity=ent.name)
+
+
+@ui.before_app_request
+def allow_import_uploads() -> None:
+    """A file to import may be as large as HEDDLE_IMPORT_MAX_BYTES, whatever the app's
+    body limit (or an attachment's) is."""
+    if request.method == "POST" and request.path.startswith("/app/") and (
+        request.path.endswith("/import")
+    ):
+        request.max_content_length = _max_bytes() + FORM_ROOM
+
+
+# --- the form ------------------------------------------------------------------------------
+
+
+def _importable(entity: str) -> tuple[Actor, Entity]:
+    """The user and the entity, if they may import it: the same 404 otherwise."""
+    act = actor()
+    ent = readable(entity, act)
+    if import_url(act, ent) is None:
+        raise NotFound(f"you may not import {entity}")
+    return act, ent
+
+
+def _key_fields(ent: Entity) -> list[dict[str, str]]:
+    """The fields an update may find its records by: the id, then unique and text fields
+    (an external id is the usual one)."""
+    here = locale()
+    found = [{"value": "id", "label": "ID"}]
+    for field in ent.fields.values():
+        if field.computed or field.type not in ("string", "autonumber", "email", "phone"):
+            continue
+        found.append({"value": field.name, "label": field.label.get(here) or field.name})
+    return found
+
+
+def _form(ent: Entity, typed: Mapping[str, str], problem: str = "", status: int = 200) -> Response:
+    here = locale()
+    modes = {
+        "insert": _("Add new records"),
+        "update": _("Update the records the key finds"),
+        "upsert": _("Update the records the key finds, add the others"),
+    }
+    duplicates = {
+        "refuse": _("Reject the row"),
+        "skip": _("Skip the row"),
+        "merge": _("Merge the row into the record it repeats"),
+    }
+    mode = typed.get("mode") or "insert"
+    duplicate = typed.get("duplicates") or "refuse"
+    return page(
+        "import_form.html",
+        _("Import %(what)s", what=ent.plural_label.get(here)),
+        active=ent.name,
+        status=status,
+        entity=ent.name,
+        entity_label=ent.label.get(here),
+        plural_label=ent.plural_label.get(here),
+        action=url_for("ui.import_file", entity=ent.name),
+        list_url=url_for("ui.list_records", entity=ent.name),
+        modes=[{"value": m, "label": modes[m], "selected": m == mode} for m in MODES],
+        keys=[{**k, "selected": typed.get("key") == k["value"]} for k in _key_fields(ent)],
+        duplicates=[
+            {"value": d, "label": duplicates[d], "selected": d == duplicate}
+            for d in DUPLICATE_CHOICES
+        ],
+        all_or_nothing=typed.get("all_or_nothing") == "true",
+        max_size=size_text(_max_bytes()),
+        problem=problem,
+    )
+
+
+@ui.get("/app/<entity>/import")
+def import_form(entity: str) -> ResponseReturnValue:
+    _, ent = _importable(entity)
+    return _form(ent, request.args)
+
+
+@ui.post("/app/<entity>/import")
+def import_file(entity: str) -> ResponseReturnValue:
+    """Check the file (a dry run), or import it at once; then its run's page."""
+    act, ent = _importable(entity)
+    form = request.form
+    upload = request.files.get("file")
+    typed = {name: form.get(name, "") for name in ("mode", "key", "duplicates", "all_or_nothing")}
+    if upload is None or not upload.filename:
+        return _form(ent, typed, _("Choose a file to import."), 400)
+    values: dict[str, Any] = {
+        "mode": typed["mode"] or "insert",
+        "dry_run": form.get("do") != "import",
+        "all_or_nothing": typed["all_or_nothing"] == "true",
+        "duplicates": {"*": typed["duplicates"] or "refuse"},
+    }
+    if values["mode"] != "insert":
+        values["key"] = typed["key"] or None
+    try:
+        options = ImportOptions.from_json(values)
+        content = upload.read(_max_bytes() + 1)
+        if len(content) > _max_bytes():
+            raise FileTooLarge(_("The file is too large: split it into smaller files."))
+        run_id = _start(act, ent.name, content, upload.filename, options)
+    except EngineError as exc:
+        return _form(ent, typed, _refusal(exc), 400 if exc.status < 500 else exc.status)
+    return redirect(url_for("ui.import_run", run_id=run_id), 303)
+
+
+def _start(act: Actor, entity: str, content: bytes, filename: str, options: ImportOptions) -> int:
+    """Run the import now, or in the background when the file is large (as the API)."""
+    imports = _imports()
+    sheet = imports.read(content, filename, options)
+    if len(sheet.rows) > int(current_app.config.get("IMPORT_BACKGROUND_ROWS", 2000)):
+        return imports.start(act, entity, content, filename, options)
+    return int(imports.run(act, entity, content, filename, options)["id"])
+
+
+def _refusal(exc: EngineError) -> str:
+    """What went wrong, in the user's language where the engine's message is known."""
+    shown = i18n.gettext(exc.message)
+    details = exc.fields or {}
+    if details:
+        name, messages = next(iter(details.items()))
+        if messages:
+            shown = f"{shown} ({name}: {i18n.gettext(str(messages[0]))})"
+    return shown
+
+
+# --- a run ---------------------------------------------------------------------------------
+
+
+@ui.get("/app/imports/<int:run_id>")
+def import_run(run_id: int) -> ResponseReturnValue:
+    act = actor()
+    run = _imports().status(act, run_id)
+    if run["kind"] != "import":
+        raise NotFound(f"no import run with id {run_id}")
+    ent = readable(run["entity"], act)
+    here = locale()
+    report = run["report"] or {}
+    options = run["options"]
+    status = run["status"]
+    busy = status in ("queued", "running")
+    rejected = [r for r in report.get("rows", []) if r.get("status") in ("error", "skipped")]
+    fields = {f.name: f.label.get(here) for f in ent.fields.values()}
+    problems = [
+        {"row": r["row"], "status": r["status"],
+         "messages": [{"column": e.get("column") or fields.get(e.get("field", ""), ""),
+                       "message": i18n.gettext(e.get("message", ""))}
+                      for e in r.get("errors", [])] or [{"column": "", "message": ""}]}
+        for r in rejected[:ROWS_SHOWN]
+    ]  # fmt: skip
+    mapping = [
+        {"header": m.get("header", ""), "field": fields.get(m.get("field") or "", m.get("field")),
+         "problem": i18n.gettext(m["problem"]) if m.get("problem") else ""}
+        for m in report.get("mapping", [])
+    ]  # fmt: skip
+    counts = report.get("counts", {})
+    shown = [n for n in ("created", "updated", "unchanged", "merged", "skipped", "error")
+             if counts.get(n) or n in ("created", "error")]  # fmt: skip
+    checked = bool(options.get("dry_run")) and status == "done"
+    return page(
+        "import_run.html",
+        _("Import of %(file)s", file=run["filename"]),
+        active=ent.name,
+        run=run,
+        entity_label=ent.plural_label.get(here),
+        list_url=url_for("ui.list_records", entity=ent.name),
+        form_url=url_for("ui.import_form", entity=ent.name),
+        status_label=_status_label(status, bool(options.get("dry_run"))),
+        busy=busy,
+        refresh=REFRESH_SECONDS if busy else None,
+        done=run["progress"]["done"],
+        total=run["progress"]["total"],
+        counts=[{"name": n, "label": _count_label(n), "value": counts.get(n, 0)} for n in shown],
+        dry_run=bool(options.get("dry_run")),
+        committed=bool(report.get("committed")),
+        mapping=mapping,
+        problems=problems,
+        more=max(0, len(rejected) - ROWS_SHOWN),
+        rejected=counts.get("error", 0) + counts.get("skipped", 0),
+        checked=checked,
+        would_write=sum(counts.get(n, 0) for n in ("created", "updated", "merged")),
+        import_url=url_for("ui.import_checked", run_id=run_id) if checked else None,
+        errors_csv=url_for("ui.import_errors", run_id=run_id, format="csv"),
+        errors_xlsx=url_for("ui.import_errors", run_id=run_id, format="xlsx"),
+        error=i18n.gettext(run["error"]) if run.get("error") else "",
+        problem=request.args.get("problem", "")[:500],
+    )
+
+
+def _status_label(status: str, dry_run: bool) -> str:
+    labels = {
+        "queued": _("Waiting to start"),
+        "running": _("Checking…") if dry_run else _("Importing…"),
+        "done": _("Checked: nothing was written") if dry_run else _("Imported"),
+        "failed": _("Failed"),
+        "interrupted": _("Interrupted"),
+    }
+    return labels.get(status, status)
+
+
+def _count_label(name: str) -> str:
+    return {
+        "created": _("New records"),
+        "updated": _("Updated"),
+        "unchanged": _("Unchanged"),
+        "merged": _("Merged"),
+        "skipped": _("Skipped"),
+        "error": _("Rejected"),
+    }[name]
+
+
+@ui.post("/app/imports/<int:run_id>/import")
+def import_checked(run_id: int) -> ResponseReturnValue:
+    """Import a file a dry run checked, for real: its valid rows, or all or none."""
+    act = actor()
+    imports = _imports()
+    run = imports.status(act, run_id)
+    whole = request.form.get("all_or_nothing") == "true"
+    background = run["progress"]["total"] > int(
+        current_app.config.get("IMPORT_BACKGROUND_ROWS", 2000)
+    )
+    try:
+        new = imports.again(act, run_id, background=background, dry_run=False,
+                            all_or_nothing=whole)  # fmt: skip
+    except EngineError as exc:
+        return redirect(url_for("ui.import_run", run_id=run_id, problem=_refusal(exc)), 303)
+    return redirect(url_for("ui.import_run", run_id=new), 303)
+
+
+@ui.get("/app/imports/<int:run_id>/errors.<format>")
+def import_errors(run_id: int, format: str) -> ResponseReturnValue:
+    """The rejected rows with their messages, to correct and import again."""
+    if format not in MEDIA_TYPES or format == "json":
+        raise NotFound(f"no error file as {format}")
+    content = _imports().error_file(actor(), run_id, format)
+    response = Response(content, content_type=MEDIA_TYPES[format])
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="import-{run_id}-rejected.{format}"'
+    )
+    return response

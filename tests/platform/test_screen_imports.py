@@ -1,0 +1,157 @@
+"""The import screen: a spreadsheet checked first, then imported from its run's page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from crm_support import crm_fixture, csrf_token, logged_in
+from flask import Flask
+from flask.testing import FlaskClient
+from openpyxl import load_workbook
+from sqlalchemy.engine import Engine
+
+USERS = [
+    ("root", ["admin"], "HQ", None),
+    ("ann", ["sales_rep"], "East", None),
+    ("bob", ["sales_rep"], "East", None),
+    ("fay", ["finance"], "HQ", None),
+]
+HEADER = ["客户名称", "客户等级", "电话"]
+ROWS = [
+    ["上海云帆科技有限公司", "A类（重点客户）", "021-6123 4567"],
+    ["杭州青禾贸易有限公司", "重要", "0571-8888 1234"],  # no such grade
+    ["", "B", "010-5555 0000"],  # no name
+    ["深圳星河电子有限公司", "C类（普通客户）", "0755-2666 1888"],
+]
+
+
+@pytest.fixture
+def app(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[Flask]:
+    yield from crm_fixture(db_url, tmp_path, USERS)
+
+
+def _csv(rows: list[list[str]]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows([HEADER, *rows])
+    return out.getvalue().encode("gb18030")  # as Excel saves it on a Chinese Windows
+
+
+def _accounts(app: Flask) -> list[str]:
+    runtime = app.extensions["heddle"]
+    table = runtime.tables.table("account")
+    with runtime.engine.connect() as conn:
+        return list(conn.scalars(sa.select(table.c.name).order_by(table.c.id)))
+
+
+def _upload(client: FlaskClient, content: bytes, do: str = "check", **form: str) -> Any:
+    page = client.get("/app/account/import").get_data(as_text=True)
+    data = {"csrf_token": csrf_token(page), "do": do, "mode": "insert", **form,
+            "file": (io.BytesIO(content), "客户.csv")}  # fmt: skip
+    return client.post("/app/account/import", data=data, content_type="multipart/form-data")
+
+
+def test_a_file_is_checked_then_its_valid_rows_imported(app: Flask) -> None:
+    ann = logged_in(app, "ann")
+    listing = ann.get("/app/account").get_data(as_text=True)
+    assert 'href="/app/account/import"' in listing  # the list's Import button
+    form = ann.get("/app/account/import")
+    assert form.status_code == 200
+    assert 'type="file"' in form.get_data(as_text=True)
+
+    checked = _upload(ann, _csv(ROWS))
+    assert checked.status_code == 303
+    run_url = checked.headers["Location"]
+    assert re.fullmatch(r"/app/imports/\d+", run_url)
+    assert _accounts(app) == []  # a check writes nothing
+    page = ann.get(run_url).get_data(as_text=True)
+    assert "Checked: nothing was written" in page
+    assert '<dd class="col-sm-9" data-count="created">2</dd>' in page
+    assert '<dd class="col-sm-9" data-count="error">2</dd>' in page
+    assert "重要" in page and "客户等级" in page  # the bad grade, at its column
+    assert "Required." in page or "required" in page.lower()  # the missing name
+    assert "Import the valid rows" in page
+
+    rejected = ann.get(f"{run_url}/errors.xlsx")
+    assert rejected.status_code == 200
+    sheet = load_workbook(io.BytesIO(rejected.data)).active
+    assert sheet is not None
+    cells = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert [r[0] for r in cells[1:]] == [3, 4]  # the spreadsheet's row numbers
+
+    done = ann.post(f"{run_url}/import",
+                    data={"csrf_token": csrf_token(page), "all_or_nothing": "false"})  # fmt: skip
+    assert done.status_code == 303 and done.headers["Location"] != run_url
+    assert _accounts(app) == ["上海云帆科技有限公司", "深圳星河电子有限公司"]
+    page = ann.get(done.headers["Location"]).get_data(as_text=True)
+    assert "Imported" in page and "Import the valid rows" not in page
+
+
+def test_all_or_nothing_writes_nothing_when_a_row_is_rejected(app: Flask) -> None:
+    ann = logged_in(app, "ann")
+    run_url = _upload(ann, _csv(ROWS)).headers["Location"]
+    page = ann.get(run_url).get_data(as_text=True)
+    done = ann.post(f"{run_url}/import",
+                    data={"csrf_token": csrf_token(page), "all_or_nothing": "true"})  # fmt: skip
+    page = ann.get(done.headers["Location"]).get_data(as_text=True)
+    assert "one rejected row stops the import" in page
+    assert _accounts(app) == []
+    now = _upload(ann, _csv([ROWS[0]]), do="import")  # a clean file imported at once
+    assert "Imported" in ann.get(now.headers["Location"]).get_data(as_text=True)
+    assert _accounts(app) == ["上海云帆科技有限公司"]
+
+
+def test_bad_uploads_come_back_with_a_message_and_change_nothing(app: Flask) -> None:
+    ann = logged_in(app, "ann")
+    page = ann.get("/app/account/import").get_data(as_text=True)
+    empty = ann.post("/app/account/import", data={"csrf_token": csrf_token(page), "do": "check"},
+                     content_type="multipart/form-data")  # fmt: skip
+    assert empty.status_code == 400 and "Choose a file to import." in empty.get_data(as_text=True)
+    broken = _upload(ann, b"\x00\x01not a sheet\xff" * 10)
+    assert broken.status_code == 400 and 'id="import-problem"' in broken.get_data(as_text=True)
+    no_key = _upload(ann, _csv(ROWS), mode="update")
+    assert no_key.status_code == 400 and "key" in no_key.get_data(as_text=True)
+    unsigned = ann.post("/app/account/import", data={"do": "check", "file": (io.BytesIO(_csv(ROWS)), "a.csv")},
+                        content_type="multipart/form-data")  # fmt: skip
+    assert unsigned.status_code == 400  # no CSRF token
+    assert _accounts(app) == []
+
+
+def test_only_importers_see_the_page_and_only_their_runs(app: Flask) -> None:
+    fay = logged_in(app, "fay")  # finance: reads accounts, may not import them
+    assert 'href="/app/account/import"' not in fay.get("/app/account").get_data(as_text=True)
+    assert fay.get("/app/account/import").status_code == 404
+    ann = logged_in(app, "ann")
+    run_url = _upload(ann, _csv(ROWS)).headers["Location"]
+    bob = logged_in(app, "bob")
+    assert bob.get(run_url).status_code == 404
+    assert bob.get(f"{run_url}/errors.csv").status_code == 404
+    page = bob.get("/app/account/import").get_data(as_text=True)
+    assert bob.post(f"{run_url}/import", data={"csrf_token": csrf_token(page)}).status_code == 404
+    root = logged_in(app, "root")
+    assert root.get(run_url).status_code == 200  # an administrator sees every run
+
+
+def test_a_large_file_runs_in_the_background_and_its_page_follows(app: Flask) -> None:
+    app.config["IMPORT_BACKGROUND_ROWS"] = 3
+    rows = [[f"背景测试{n:02d}有限公司", "B", f"021-6000 00{n:02d}"] for n in range(8)]
+    ann = logged_in(app, "ann")
+    ann.post("/language", data={"locale": "zh", "csrf_token": csrf_token(
+        ann.get("/settings").get_data(as_text=True))})  # fmt: skip
+    run_url = _upload(ann, _csv(rows), do="import").headers["Location"]
+    deadline = time.monotonic() + 30
+    while True:
+        page = ann.get(run_url).get_data(as_text=True)
+        if 'http-equiv="refresh"' not in page:
+            break
+        assert time.monotonic() < deadline, page
+        time.sleep(0.1)
+    assert "已导入" in page  # "Imported", in Chinese
+    assert len(_accounts(app)) == 8
