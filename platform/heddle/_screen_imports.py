@@ -23,6 +23,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from engine import Actor, EngineError, NotFound
+from engine.fieldtypes import writable
 from engine.imports import DUPLICATE_CHOICES, MEDIA_TYPES, MODES, FileTooLarge, ImportOptions
 from metamodel import Entity
 
@@ -201,10 +202,11 @@ def import_run(run_id: int) -> ResponseReturnValue:
          "problem": i18n.gettext(m["problem"]) if m.get("problem") else ""}
         for m in report.get("mapping", [])
     ]  # fmt: skip
+    columns = _columns(ent, report.get("mapping", []), here) if _checked(run) else []
     counts = report.get("counts", {})
     shown = [n for n in ("created", "updated", "unchanged", "merged", "skipped", "error")
              if counts.get(n) or n in ("created", "error")]  # fmt: skip
-    checked = bool(options.get("dry_run")) and status == "done"
+    checked = _checked(run)
     return page(
         "import_run.html",
         _("Import of %(file)s", file=run["filename"]),
@@ -222,6 +224,8 @@ def import_run(run_id: int) -> ResponseReturnValue:
         dry_run=bool(options.get("dry_run")),
         committed=bool(report.get("committed")),
         mapping=mapping,
+        columns=columns,
+        remap_url=url_for("ui.import_remap", run_id=run_id) if columns else None,
         problems=problems,
         more=max(0, len(rejected) - ROWS_SHOWN),
         rejected=counts.get("error", 0) + counts.get("skipped", 0),
@@ -233,6 +237,62 @@ def import_run(run_id: int) -> ResponseReturnValue:
         error=i18n.gettext(run["error"]) if run.get("error") else "",
         problem=request.args.get("problem", "")[:500],
     )
+
+
+def _checked(run: Mapping[str, Any]) -> bool:
+    """A dry run that is over: its file may be imported for real, or checked again."""
+    return bool(run["options"].get("dry_run")) and run["status"] == "done"
+
+
+def _targets(ent: Entity, here: str) -> list[tuple[str, str]]:
+    """The fields a column may fill, (field, label) each: the entity's, its owner and
+    team, and its child rows' (``lines.product``)."""
+    model = runtime().model
+    found = [("id", "ID")]
+    if ent.ownable:
+        found += [("owner_id", _("Owner")), ("team_id", _("Team"))]
+    for field in ent.fields.values():
+        if field.type == "children":
+            child = model.entity(field.children or "")
+            found += [(f"{field.name}.{f.name}", f"{field.label.get(here)} · {f.label.get(here)}")
+                      for f in child.fields.values() if writable(f)]  # fmt: skip
+        elif writable(field) or field.type == "autonumber":
+            found.append((field.name, field.label.get(here) or field.name))
+    return found
+
+
+def _columns(ent: Entity, mapping: list[dict[str, Any]], here: str) -> list[dict[str, Any]]:
+    """Each column of a checked file with the field it fills, to choose another."""
+    targets = _targets(ent, here)
+    return [
+        {"index": m.get("column", n + 1), "header": m.get("header", ""),
+         "problem": i18n.gettext(m["problem"]) if m.get("problem") else "",
+         "options": [{"value": "", "label": _("(not imported)"), "selected": not m.get("field")}]
+                    + [{"value": v, "label": label, "selected": m.get("field") == v}
+                       for v, label in targets]}
+        for n, m in enumerate(mapping)
+    ]  # fmt: skip
+
+
+@ui.post("/app/imports/<int:run_id>/check")
+def import_remap(run_id: int) -> ResponseReturnValue:
+    """Check a file again with the columns the user chose for some of its fields."""
+    act = actor()
+    imports = _imports()
+    run = imports.status(act, run_id)
+    given = dict(run["options"].get("mapping") or {})
+    for m in (run["report"] or {}).get("mapping", []):
+        chosen = request.form.get(f"column-{m.get('column')}")
+        if chosen is not None and (chosen or None) != m.get("field"):
+            given[m.get("header", "")] = chosen or None  # a change: given explicitly
+    background = run["progress"]["total"] > int(
+        current_app.config.get("IMPORT_BACKGROUND_ROWS", 2000)
+    )
+    try:
+        new = imports.again(act, run_id, background=background, dry_run=True, mapping=given)
+    except EngineError as exc:
+        return redirect(url_for("ui.import_run", run_id=run_id, problem=_refusal(exc)), 303)
+    return redirect(url_for("ui.import_run", run_id=new), 303)
 
 
 def _status_label(status: str, dry_run: bool) -> str:

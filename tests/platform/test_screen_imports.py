@@ -155,3 +155,29 @@ def test_a_large_file_runs_in_the_background_and_its_page_follows(app: Flask) ->
         time.sleep(0.1)
     assert "已导入" in page  # "Imported", in Chinese
     assert len(_accounts(app)) == 8
+
+
+def test_a_column_the_file_names_otherwise_is_mapped_on_the_page(app: Flask) -> None:
+    """A header no field's label matches is left out; the user maps it to a field on the
+    checked run's page and checks again, then imports."""
+    ann = logged_in(app, "ann")
+    content = "公司全称,电话\r\n上海云帆科技有限公司,021-6123 4567\r\n".encode()
+    run_url = _upload(ann, content).headers["Location"]
+    page = ann.get(run_url).get_data(as_text=True)
+    assert '<option value="" selected>(not imported)</option>' in page  # 公司全称: no field
+    assert '<dd class="col-sm-9" data-count="error">1</dd>' in page  # so no name
+    again = ann.post(f"{run_url}/check", data={"csrf_token": csrf_token(page),
+                                               "column-1": "name", "column-2": "phone"})  # fmt: skip
+    assert again.status_code == 303
+    page = ann.get(again.headers["Location"]).get_data(as_text=True)
+    assert '<option value="name" selected>' in page
+    assert '<dd class="col-sm-9" data-count="created">1</dd>' in page
+    assert _accounts(app) == []
+    done = ann.post(f"{again.headers['Location']}/import",
+                    data={"csrf_token": csrf_token(page), "all_or_nothing": "false"})  # fmt: skip
+    assert done.status_code == 303
+    assert _accounts(app) == ["上海云帆科技有限公司"]
+    # a field the rep may not write, chosen: refused on the run's page, nothing checked
+    refused = ann.post(f"{run_url}/check", data={"csrf_token": csrf_token(page),
+                                                 "column-1": "lifetime_value"})  # fmt: skip
+    assert refused.status_code == 303 and "problem=" in refused.headers["Location"]
