@@ -420,7 +420,7 @@ class Runner:
             try:
                 values[name] = read(conn, cell)
             except CellError as exc:
-                problems.append(_problem(number, column, str(exc)))
+                problems.append(_problem(number, column, str(exc), cell))
         return values, problems
 
     def _readers(self, owner: str) -> list[tuple[Column, str, Reader]]:
@@ -722,8 +722,13 @@ def _hashable(value: Any) -> bool:
     return True
 
 
-def _problem(row: int, column: Column, message: str) -> dict[str, Any]:
-    return {"row": row, "column": column.header, "field": column.field, "message": message}
+def _problem(row: int, column: Column, message: str, cell: Any = None) -> dict[str, Any]:
+    """A problem of a row; with the cell's text (``value``) when the cell is what is wrong
+    (an unknown choice: the screens offer to map it, docs/import-export.md)."""
+    found = {"row": row, "column": column.header, "field": column.field, "message": message}
+    if cell is not None:
+        found["value"] = text(cell)[:200]
+    return found
 
 
 def prepare(

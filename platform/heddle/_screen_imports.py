@@ -97,6 +97,18 @@ def _form(ent: Entity, typed: Mapping[str, str], problem: str = "", status: int 
     }
     mode = typed.get("mode") or "insert"
     duplicate = typed.get("duplicates") or "refuse"
+    encodings = {
+        "": _("Recognise it"),
+        "utf-8": "UTF-8",
+        "gb18030": _("GB18030 (Chinese)"),
+        "shift_jis": _("Shift_JIS (Japanese)"),
+        "big5": _("Big5 (traditional Chinese)"),
+    }
+    orders = {
+        "ymd": _("Year, month, day (2026/12/07)"),
+        "dmy": _("Day, month, year (07/12/2026)"),
+        "mdy": _("Month, day, year (12/07/2026)"),
+    }
     return page(
         "import_form.html",
         _("Import %(what)s", what=ent.plural_label.get(here)),
@@ -113,10 +125,16 @@ def _form(ent: Entity, typed: Mapping[str, str], problem: str = "", status: int 
             {"value": d, "label": duplicates[d], "selected": d == duplicate}
             for d in DUPLICATE_CHOICES
         ],
+        encodings=_options(encodings, typed.get("encoding") or ""),
+        orders=_options(orders, typed.get("date_order") or "ymd"),
         all_or_nothing=typed.get("all_or_nothing") == "true",
         max_size=size_text(_max_bytes()),
         problem=problem,
     )
+
+
+def _options(labels: Mapping[str, str], chosen: str) -> list[dict[str, Any]]:
+    return [{"value": v, "label": label, "selected": v == chosen} for v, label in labels.items()]
 
 
 @ui.get("/app/<entity>/import")
@@ -131,7 +149,8 @@ def import_file(entity: str) -> ResponseReturnValue:
     act, ent = _importable(entity)
     form = request.form
     upload = request.files.get("file")
-    typed = {name: form.get(name, "") for name in ("mode", "key", "duplicates", "all_or_nothing")}
+    names = ("mode", "key", "duplicates", "all_or_nothing", "encoding", "date_order")
+    typed = {name: form.get(name, "") for name in names}
     if upload is None or not upload.filename:
         return _form(ent, typed, _("Choose a file to import."), 400)
     values: dict[str, Any] = {
@@ -142,6 +161,9 @@ def import_file(entity: str) -> ResponseReturnValue:
     }
     if values["mode"] != "insert":
         values["key"] = typed["key"] or None
+    for name in ("encoding", "date_order"):
+        if typed[name]:
+            values[name] = typed[name]
     try:
         options = ImportOptions.from_json(values)
         content = upload.read(_max_bytes() + 1)
@@ -203,6 +225,7 @@ def import_run(run_id: int) -> ResponseReturnValue:
         for m in report.get("mapping", [])
     ]  # fmt: skip
     columns = _columns(ent, report.get("mapping", []), here) if _checked(run) else []
+    unknown = _unknown_choices(ent, rejected, here) if _checked(run) else []
     counts = report.get("counts", {})
     shown = [n for n in ("created", "updated", "unchanged", "merged", "skipped", "error")
              if counts.get(n) or n in ("created", "error")]  # fmt: skip
@@ -225,6 +248,7 @@ def import_run(run_id: int) -> ResponseReturnValue:
         committed=bool(report.get("committed")),
         mapping=mapping,
         columns=columns,
+        unknown=unknown,
         remap_url=url_for("ui.import_remap", run_id=run_id) if columns else None,
         problems=problems,
         more=max(0, len(rejected) - ROWS_SHOWN),
@@ -274,9 +298,39 @@ def _columns(ent: Entity, mapping: list[dict[str, Any]], here: str) -> list[dict
     ]  # fmt: skip
 
 
+#: Unknown texts of one choice field offered for mapping, at most.
+UNKNOWN_SHOWN = 30
+
+
+def _unknown_choices(
+    ent: Entity, rows: list[dict[str, Any]], here: str
+) -> list[dict[str, Any]]:
+    """The texts of a checked file's choice cells that name no choice, by field, each with
+    the field's choices to map it to (the import's ``value_map``)."""
+    found: dict[str, list[str]] = {}
+    for row in rows:
+        for problem in row.get("errors", []):
+            field = ent.fields.get(problem.get("field") or "")
+            value = problem.get("value")
+            if field is None or field.type != "choice" or field.multiple or not value:
+                continue
+            texts = found.setdefault(field.name, [])
+            if value not in texts and len(texts) < UNKNOWN_SHOWN:
+                texts.append(value)
+    return [
+        {"field": name, "label": ent.fields[name].label.get(here),
+         "texts": [{"index": n, "text": t} for n, t in enumerate(texts)],
+         "choices": [{"value": "", "label": _("(leave it rejected)")}]
+                    + [{"value": o.value, "label": o.label.get(here) or o.value}
+                       for o in ent.fields[name].options]}
+        for name, texts in found.items()
+    ]  # fmt: skip
+
+
 @ui.post("/app/imports/<int:run_id>/check")
 def import_remap(run_id: int) -> ResponseReturnValue:
-    """Check a file again with the columns the user chose for some of its fields."""
+    """Check a file again with the columns the user chose for some of its fields, and
+    the choices they mapped unknown texts to."""
     act = actor()
     imports = _imports()
     run = imports.status(act, run_id)
@@ -285,11 +339,20 @@ def import_remap(run_id: int) -> ResponseReturnValue:
         chosen = request.form.get(f"column-{m.get('column')}")
         if chosen is not None and (chosen or None) != m.get("field"):
             given[m.get("header", "")] = chosen or None  # a change: given explicitly
+    values = {k: dict(v) for k, v in (run["options"].get("value_map") or {}).items()}
+    form = request.form
+    for key in form:
+        if key.startswith("text-"):  # text-<field>-<n>: an unknown text; value-…: its choice
+            chosen = form.get("value-" + key[5:], "")
+            name = key[5:].rpartition("-")[0]
+            if chosen:
+                values.setdefault(name, {})[form[key]] = chosen
     background = run["progress"]["total"] > int(
         current_app.config.get("IMPORT_BACKGROUND_ROWS", 2000)
     )
     try:
-        new = imports.again(act, run_id, background=background, dry_run=True, mapping=given)
+        new = imports.again(act, run_id, background=background, dry_run=True, mapping=given,
+                            value_map=values)  # fmt: skip
     except EngineError as exc:
         return redirect(url_for("ui.import_run", run_id=run_id, problem=_refusal(exc)), 303)
     return redirect(url_for("ui.import_run", run_id=new), 303)

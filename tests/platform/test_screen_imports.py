@@ -181,3 +181,39 @@ def test_a_column_the_file_names_otherwise_is_mapped_on_the_page(app: Flask) -> 
     refused = ann.post(f"{run_url}/check", data={"csrf_token": csrf_token(page),
                                                  "column-1": "lifetime_value"})  # fmt: skip
     assert refused.status_code == 303 and "problem=" in refused.headers["Location"]
+
+
+def test_an_unknown_choice_is_mapped_on_the_page(app: Flask) -> None:
+    """A grade written in the company's own words (重要) names no choice: the checked
+    run's page offers the grades for it, and the file checked again reads it as A."""
+    ann = logged_in(app, "ann")
+    run_url = _upload(ann, _csv(ROWS[:2])).headers["Location"]
+    page = ann.get(run_url).get_data(as_text=True)
+    assert "Texts that name no choice" in page
+    assert 'name="text-grade-0" value="重要"' in page
+    again = ann.post(f"{run_url}/check", data={"csrf_token": csrf_token(page),
+                                               "text-grade-0": "重要", "value-grade-0": "A"})  # fmt: skip
+    page = ann.get(again.headers["Location"]).get_data(as_text=True)
+    assert '<dd class="col-sm-9" data-count="created">2</dd>' in page
+    assert "Texts that name no choice" not in page
+    ann.post(f"{again.headers['Location']}/import",
+             data={"csrf_token": csrf_token(page), "all_or_nothing": "true"})  # fmt: skip
+    runtime = app.extensions["heddle"]
+    table = runtime.tables.table("account")
+    with runtime.engine.connect() as conn:
+        grades = dict(conn.execute(sa.select(table.c.name, table.c.grade)).all())
+    assert grades == {"上海云帆科技有限公司": "A", "杭州青禾贸易有限公司": "A"}
+
+
+def test_the_form_offers_the_encoding_and_the_order_of_dates(app: Flask) -> None:
+    """A CSV saved in Shift_JIS with dates written day first, read as the user says."""
+    ann = logged_in(app, "ann")
+    content = "顧客名,次回フォロー日時\r\n大阪商事株式会社,03/04/2027\r\n".encode("shift_jis")
+    run_url = _upload(ann, content, do="import", encoding="shift_jis",
+                      date_order="dmy").headers["Location"]  # fmt: skip
+    assert "Imported" in ann.get(run_url).get_data(as_text=True)
+    runtime = app.extensions["heddle"]
+    table = runtime.tables.table("account")
+    with runtime.engine.connect() as conn:
+        when = conn.scalar(sa.select(table.c.next_follow_up_at))
+    assert (when.year, when.month, when.day) == (2027, 4, 3)
