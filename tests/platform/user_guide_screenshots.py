@@ -162,7 +162,7 @@ def import_pages(browser: Any, url: str, out: Path, folder: Path) -> None:
     page.screenshot(path=out / "guide-import.png")
     page.click("button[value=check]")
     page.wait_for_selector("#import-counts")
-    page.set_viewport_size({"width": 1280, "height": 1260})  # down to the columns' form
+    page.set_viewport_size({"width": 1280, "height": 1500})  # down to the columns' form
     page.screenshot(path=out / "guide-import-checked.png")
     page.set_viewport_size(DESKTOP)
     page.click("button:has-text('Import the valid rows')")
