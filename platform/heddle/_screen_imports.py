@@ -38,6 +38,8 @@ from .i18n import gettext as _
 FORM_ROOM = 64 * 1024
 #: Rejected rows listed on a run's page (the error file holds them all).
 ROWS_SHOWN = 200
+#: Runs listed on /app/imports, newest first.
+RUNS_SHOWN = 50
 #: A running import's page reloads itself this often, in seconds.
 REFRESH_SECONDS = 2
 
@@ -119,6 +121,7 @@ def _form(ent: Entity, typed: Mapping[str, str], problem: str = "", status: int 
         plural_label=ent.plural_label.get(here),
         action=url_for("ui.import_file", entity=ent.name),
         list_url=url_for("ui.list_records", entity=ent.name),
+        runs_url=url_for("ui.import_runs"),
         modes=[{"value": m, "label": modes[m], "selected": m == mode} for m in MODES],
         keys=[{**k, "selected": typed.get("key") == k["value"]} for k in _key_fields(ent)],
         duplicates=[
@@ -195,6 +198,36 @@ def _refusal(exc: EngineError) -> str:
     return shown
 
 
+# --- the runs ------------------------------------------------------------------------------
+
+
+@ui.get("/app/imports")
+def import_runs() -> ResponseReturnValue:
+    """The user's imports, newest first (an administrator's: everyone's), to come back to
+    one that runs in the background or to its rejected rows."""
+    act, here = actor(), locale()
+    imports = _imports()
+    with runtime().records.reader.connect() as conn:
+        runs = [r for r in imports.store.runs_of(conn, act, limit=RUNS_SHOWN)
+                if r["kind"] == "import"]  # fmt: skip
+    model = runtime().model
+    when = i18n.BabelFormatter()
+    shown = []
+    for run in runs:
+        ent = model.entities.get(run["entity"])
+        status = imports.status(act, run["id"])["status"]  # "interrupted" when stale
+        shown.append({
+            "url": url_for("ui.import_run", run_id=run["id"]),
+            "filename": run["filename"],
+            "entity": ent.plural_label.get(here) if ent is not None else run["entity"],
+            "when": when.datetime(run["created_at"]),
+            "status": _status_label(status, bool(run["options"].get("dry_run"))),
+            "done": run["done"],
+            "total": run["total"],
+        })  # fmt: skip
+    return page("import_runs.html", _("Your imports"), runs=shown, all=act.is_admin)
+
+
 # --- a run ---------------------------------------------------------------------------------
 
 
@@ -238,6 +271,7 @@ def import_run(run_id: int) -> ResponseReturnValue:
         entity_label=ent.plural_label.get(here),
         list_url=url_for("ui.list_records", entity=ent.name),
         form_url=url_for("ui.import_form", entity=ent.name),
+        runs_url=url_for("ui.import_runs"),
         status_label=_status_label(status, bool(options.get("dry_run"))),
         busy=busy,
         refresh=REFRESH_SECONDS if busy else None,

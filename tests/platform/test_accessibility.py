@@ -196,6 +196,8 @@ def test_every_kind_of_page_passes_axe(
     page.click("button[value=check]")
     page.wait_for_selector("#import-counts")
     check("checked import with rejected rows")
+    page.goto(f"{base}/app/imports")
+    check("your imports")
     page.goto(f"{base}/settings")
     check("settings")
     page.fill("#password-current_password", "not the password")

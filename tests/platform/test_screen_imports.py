@@ -137,6 +137,11 @@ def test_only_importers_see_the_page_and_only_their_runs(app: Flask) -> None:
     assert bob.post(f"{run_url}/import", data={"csrf_token": csrf_token(page)}).status_code == 404
     root = logged_in(app, "root")
     assert root.get(run_url).status_code == 200  # an administrator sees every run
+    # "Your imports": ann's run is listed for her and the administrator, not for bob
+    assert f'href="{run_url}"' in ann.get("/app/imports").get_data(as_text=True)
+    assert f'href="{run_url}"' in root.get("/app/imports").get_data(as_text=True)
+    assert f'href="{run_url}"' not in bob.get("/app/imports").get_data(as_text=True)
+    assert "No imports yet" in bob.get("/app/imports").get_data(as_text=True)
 
 
 def test_a_large_file_runs_in_the_background_and_its_page_follows(app: Flask) -> None:
