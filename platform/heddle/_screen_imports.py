@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import current_app, redirect, request, url_for
+from flask import current_app, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
@@ -111,6 +111,9 @@ def _form(ent: Entity, typed: Mapping[str, str], problem: str = "", status: int 
         "dmy": _("Day, month, year (07/12/2026)"),
         "mdy": _("Month, day, year (12/07/2026)"),
     }
+    with runtime().records.reader.connect() as conn:
+        templates = _imports().store.templates_of(conn, ent.name)
+    chosen = typed.get("template") or ""
     return page(
         "import_form.html",
         _("Import %(what)s", what=ent.plural_label.get(here)),
@@ -128,6 +131,7 @@ def _form(ent: Entity, typed: Mapping[str, str], problem: str = "", status: int 
             {"value": d, "label": duplicates[d], "selected": d == duplicate}
             for d in DUPLICATE_CHOICES
         ],
+        templates=_options({str(t["id"]): t["name"] for t in templates}, chosen),
         encodings=_options(encodings, typed.get("encoding") or ""),
         orders=_options(orders, typed.get("date_order") or "ymd"),
         all_or_nothing=typed.get("all_or_nothing") == "true",
@@ -152,7 +156,7 @@ def import_file(entity: str) -> ResponseReturnValue:
     act, ent = _importable(entity)
     form = request.form
     upload = request.files.get("file")
-    names = ("mode", "key", "duplicates", "all_or_nothing", "encoding", "date_order")
+    names = ("mode", "key", "duplicates", "all_or_nothing", "encoding", "date_order", "template")
     typed = {name: form.get(name, "") for name in names}
     if upload is None or not upload.filename:
         return _form(ent, typed, _("Choose a file to import."), 400)
@@ -168,6 +172,8 @@ def import_file(entity: str) -> ResponseReturnValue:
         if typed[name]:
             values[name] = typed[name]
     try:
+        if typed["template"]:  # its columns and values; what the form says wins
+            values = {**_template(typed["template"], ent.name), **values}
         options = ImportOptions.from_json(values)
         content = upload.read(_max_bytes() + 1)
         if len(content) > _max_bytes():
@@ -176,6 +182,18 @@ def import_file(entity: str) -> ResponseReturnValue:
     except EngineError as exc:
         return _form(ent, typed, _refusal(exc), 400 if exc.status < 500 else exc.status)
     return redirect(url_for("ui.import_run", run_id=run_id), 303)
+
+
+def _template(ref: str, entity: str) -> dict[str, Any]:
+    """The options a saved template gives an import: its mapping and value map."""
+    if not ref.isdigit() or len(ref) > 18:
+        raise NotFound(f"no import template {ref!r}")
+    with runtime().records.reader.connect() as conn:
+        found = _imports().store.template(conn, int(ref))
+    if found["entity"] != entity:
+        raise NotFound(f"no import template {ref!r} of {entity}")
+    kept = {k: v for k, v in found["options"].items() if k in ("value_map", "date_order")}
+    return {**kept, "mapping": found["mapping"]}
 
 
 def _start(act: Actor, entity: str, content: bytes, filename: str, options: ImportOptions) -> int:
@@ -284,6 +302,7 @@ def import_run(run_id: int) -> ResponseReturnValue:
         columns=columns,
         unknown=unknown,
         remap_url=url_for("ui.import_remap", run_id=run_id) if columns else None,
+        template_url=url_for("ui.import_template", run_id=run_id) if columns else None,
         problems=problems,
         more=max(0, len(rejected) - ROWS_SHOWN),
         rejected=counts.get("error", 0) + counts.get("skipped", 0),
@@ -390,6 +409,30 @@ def import_remap(run_id: int) -> ResponseReturnValue:
     except EngineError as exc:
         return redirect(url_for("ui.import_run", run_id=run_id, problem=_refusal(exc)), 303)
     return redirect(url_for("ui.import_run", run_id=new), 303)
+
+
+@ui.post("/app/imports/<int:run_id>/template")
+def import_template(run_id: int) -> ResponseReturnValue:
+    """Save how a checked file's columns and texts were read as a template of its entity,
+    for the next file laid out the same way."""
+    act = actor()
+    imports = _imports()
+    run = imports.status(act, run_id)
+    if not _checked(run):
+        raise NotFound(f"no checked import run with id {run_id}")
+    report = run["report"] or {}
+    mapping = {m["header"]: m.get("field") for m in report.get("mapping", []) if m.get("header")}
+    options = {k: run["options"][k] for k in ("value_map", "date_order") if run["options"].get(k)}
+    name = request.form.get("name", "").strip()
+    try:
+        with runtime().engine.begin() as conn:
+            imports.store.save_template(conn, act, name=name, entity=run["entity"],
+                                        mapping=mapping, options=options)  # fmt: skip
+    except EngineError as exc:
+        return redirect(url_for("ui.import_run", run_id=run_id, problem=_refusal(exc)), 303)
+    flash(_("Saved as the template “%(name)s”: choose it on the import page next time.",
+            name=name), "success")  # fmt: skip
+    return redirect(url_for("ui.import_run", run_id=run_id), 303)
 
 
 def _status_label(status: str, dry_run: bool) -> str:

@@ -222,3 +222,30 @@ def test_the_form_offers_the_encoding_and_the_order_of_dates(app: Flask) -> None
     with runtime.engine.connect() as conn:
         when = conn.scalar(sa.select(table.c.next_follow_up_at))
     assert (when.year, when.month, when.day) == (2027, 4, 3)
+
+
+def test_a_checked_file_s_reading_is_saved_as_a_template_for_the_next(app: Flask) -> None:
+    """The columns and texts chosen for one file, saved as a template, read the next file
+    of the same layout without choosing them again."""
+    ann = logged_in(app, "ann")
+    content = "公司全称,等级\r\n上海云帆科技有限公司,重要\r\n".encode()
+    run_url = _upload(ann, content).headers["Location"]
+    page = ann.get(run_url).get_data(as_text=True)
+    again = ann.post(f"{run_url}/check", data={
+        "csrf_token": csrf_token(page), "column-1": "name", "column-2": "grade",
+        "text-grade-0": "重要", "value-grade-0": "A"})  # fmt: skip
+    checked = again.headers["Location"]
+    page = ann.get(checked).get_data(as_text=True)
+    saved = ann.post(f"{checked}/template", data={"csrf_token": csrf_token(page),
+                                                  "name": "旧系统导出"})  # fmt: skip
+    assert saved.status_code == 303
+    assert "旧系统导出" in ann.get(checked).get_data(as_text=True)  # the flash message
+    form = ann.get("/app/account/import").get_data(as_text=True)
+    found = re.search(r'<option value="(\d+)"[^>]*>旧系统导出</option>', form)
+    assert found is not None
+    later = "公司全称,等级\r\n杭州青禾贸易有限公司,重要\r\n".encode()
+    run = _upload(ann, later, do="import", template=found.group(1)).headers["Location"]
+    assert "Imported" in ann.get(run).get_data(as_text=True)
+    assert _accounts(app) == ["杭州青禾贸易有限公司"]
+    unnamed = ann.post(f"{checked}/template", data={"csrf_token": csrf_token(page), "name": " "})
+    assert "problem=" in unnamed.headers["Location"]  # a name is needed
