@@ -1,4 +1,5 @@
-"""``/settings``: the logged-in user's own profile, language, password and API tokens.
+"""``/settings``: the logged-in user's own profile, language, password, API tokens and —
+when the Model has approvals — who decides their approvals while they are away.
 
 Each part is its own form posting to its own URL with the CSRF token (the blueprint's
 ``before_request`` checks it). A refused form comes back with its errors beside their
@@ -20,9 +21,11 @@ from flask.typing import ResponseReturnValue
 from flask_login import login_user
 from werkzeug.wrappers import Response
 
-from engine import NotFound
+from engine import NotFound, ValidationFailed
+from workflows.delegations import Delegations
 
 from . import i18n
+from ._approval_counts import has_approvals
 from ._screens import MAX_ID, locale, page, ui
 from .accounts import (
     MAX_PASSWORD,
@@ -41,7 +44,7 @@ from .ratelimit import LoginLimit
 
 #: How long a token made here may live, in days (the setting's default is offered too).
 TOKEN_DAYS = (7, 30, 90, 365)
-SECTIONS = ("profile", "language", "password", "tokens")
+SECTIONS = ("profile", "language", "password", "tokens", "away")
 
 Errors = dict[str, list[str]]
 
@@ -109,6 +112,7 @@ def _settings_page(
         {"value": c, "label": i18n.native_name(c), "selected": c == user.locale}
         for c in i18n.supported()
     ]
+    away = _away(user, typed.get("away", {})) if has_approvals() else None
     return page(
         "settings.html",
         _("Settings"),
@@ -123,7 +127,9 @@ def _settings_page(
         new_token=new_token,
         errors={s: errors.get(s, {}) for s in SECTIONS},
         min_password=MIN_PASSWORD,
+        away=away,
         actions={
+            "away": url_for("ui.set_away"),
             "profile": url_for("ui.save_profile"),
             "language": url_for("ui.save_language"),
             "password": url_for("ui.change_password"),
@@ -247,6 +253,74 @@ def _new_password_errors(new: str, again: str) -> Errors:
 
 
 # --- API tokens --------------------------------------------------------------------------------
+
+
+# --- away: a delegation of the user's approvals --------------------------------------------
+
+
+def _away(user: User, typed: Mapping[str, str]) -> dict[str, Any]:
+    """The delegations the user gave or received, running or to come, and the colleagues
+    who may decide for them."""
+    heddle = runtime()
+    with heddle.engine.connect() as conn:
+        people = heddle.accounts.list_users(conn, active=True)
+    names = {p.id: p.name or p.username for p in people}
+    shown = i18n.BabelFormatter()
+    rows = []
+    for d in Delegations(heddle.records).list(user.actor()):
+        given = d["user_id"] == user.id
+        rows.append({
+            "given": given,
+            "other": names.get(d["delegate_id"] if given else d["user_id"], "—"),
+            "starts": shown.date(d["starts_on"]),
+            "ends": shown.date(d["ends_on"]),
+            "note": d["note"],
+            "clear_url": url_for("ui.clear_away", delegation_id=d["id"]) if given else None,
+        })  # fmt: skip
+    chosen = typed.get("delegate_id", "")
+    others = sorted((p for p in people if p.id != user.id), key=lambda p: names[p.id])
+    colleagues: list[dict[str, Any]] = [
+        {"value": str(p.id), "label": f"{names[p.id]} ({p.username})"} for p in others
+    ]
+    for colleague in colleagues:
+        colleague["selected"] = colleague["value"] == chosen
+    return {"delegations": rows, "colleagues": colleagues, "typed": typed}
+
+
+@ui.post("/settings/away")
+def set_away() -> ResponseReturnValue:
+    """While the user is away (both dates included), a colleague decides their approvals."""
+    if not has_approvals():
+        raise NotFound("the Model has no approvals")
+    form = request.form
+    typed = {name: form.get(name, "").strip()
+             for name in ("delegate_id", "starts_on", "ends_on", "note")}  # fmt: skip
+    errors: Errors = {}
+    delegate = int(typed["delegate_id"]) if typed["delegate_id"].isdigit() else None
+    if delegate is None or len(typed["delegate_id"]) > 10:
+        errors["delegate_id"] = [_("Choose who decides for you.")]
+    data = {"delegate_id": delegate, "starts_on": typed["starts_on"] or None,
+            "ends_on": typed["ends_on"] or None, "note": typed["note"]}  # fmt: skip
+    if not errors:
+        try:
+            Delegations(runtime().records).set(g.user.actor(), data)
+        except ValidationFailed as exc:
+            errors = {name: [i18n.gettext(m) for m in messages]
+                      for name, messages in exc.fields.items()}  # fmt: skip
+            errors = errors or {"delegate_id": [i18n.gettext(exc.message)]}
+    if errors:
+        return _refused("away", errors, typed)
+    who = next((c["label"] for c in _away(g.user, {})["colleagues"]
+                if c["value"] == typed["delegate_id"]), "")  # fmt: skip
+    return _done(_("%(name)s decides your approvals while you are away.", name=who), "away")
+
+
+@ui.post("/settings/away/<int:delegation_id>/clear")
+def clear_away(delegation_id: int) -> ResponseReturnValue:
+    if delegation_id > MAX_ID:
+        raise NotFound(f"no delegation with id {delegation_id}")
+    Delegations(runtime().records).clear(g.user.actor(), delegation_id)
+    return _done(_("The delegation was cleared."), "away")
 
 
 @ui.post("/settings/tokens")

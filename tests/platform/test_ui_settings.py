@@ -84,6 +84,7 @@ def test_the_page_and_its_link_in_the_top_bar(site: Flask) -> None:
         assert f">{title}</h2>" in page
     assert page.count('name="csrf_token"') >= 5
     assert 'value="Pia"' in page
+    assert 'id="away"' not in page  # a Model without approvals: nothing to hand over
     zh = client_of(site, "pia")
     post(zh, "/language", locale="zh", next="/settings")
     assert "设置" in text_of(zh.get("/settings"))
