@@ -377,16 +377,26 @@ class Imports:
         return Export(self.records, actor, entity, params).write(format)
 
     def start_export(
-        self, actor: Actor, entity: str, params: Mapping[str, Any], format: str = "csv"
+        self,
+        actor: Actor,
+        entity: str,
+        params: Mapping[str, Any],
+        format: str = "csv",
+        *,
+        where: str | None = None,
     ) -> int:
-        """Export in the background; the file is kept with the run (:meth:`download`)."""
-        job = Export(self.records, actor, entity, params)  # refuses a bad query at once
+        """Export in the background; the file is kept with the run (:meth:`download`).
+        ``where``: a list view's filter (:class:`Export`)."""
+        job = Export(self.records, actor, entity, params, where=where)  # a bad query: now
         if format not in EXPORT_FORMATS:
             job.write(format)  # raises the error that names the formats
+        options: dict[str, Any] = {"format": format, "params": dict(params)}
+        if where:
+            options["where"] = where
         with self.records.engine.begin() as conn:
             run_id = self.store.create_run(
                 conn, kind="export", entity=job.entity.name, actor=actor,
-                options={"format": format, "params": dict(params)}, total=job.count(),
+                options=options, total=job.count(),
             )  # fmt: skip
 
         def work() -> None:
@@ -409,7 +419,8 @@ class Imports:
                 self.store.update_run(conn, run_id, status="running")
             options = run["options"]
             format = str(options.get("format", "csv"))
-            job = Export(self.records, actor, run["entity"], options.get("params", {}))
+            job = Export(self.records, actor, run["entity"], options.get("params", {}),
+                         where=options.get("where"))  # fmt: skip
             content = job.write(format)
         except Exception as exc:
             log.exception("export run %s failed", run_id)

@@ -51,8 +51,16 @@ class Export:
     """One export: the columns and the rows of a list query, for one user."""
 
     def __init__(
-        self, records: Records, actor: Actor, entity: str, params: Mapping[str, Any]
+        self,
+        records: Records,
+        actor: Actor,
+        entity: str,
+        params: Mapping[str, Any],
+        *,
+        where: str | None = None,
     ) -> None:
+        """``params``: the list's, as the API takes them; ``where``: the filter of a list
+        view the Model defines (an expression), for a screen's list exported as it shows."""
         self.records = records
         self.actor = actor
         self.entity = records.entity(entity)
@@ -66,6 +74,8 @@ class Export:
         self.read = records.access.grant(actor, self.entity, "read")
         wanted = {k: v for k, v in params.items() if k not in ("format", "limit", "cursor")}
         query = records.parse(actor, entity, wanted)
+        if where:
+            query = replace(query, where=queries.parse_where(records.model, entity, where))
         self.query = records.access.within_sight(actor, self.entity, self.read, query)
         self.fields = self._fields(query.fields)
 

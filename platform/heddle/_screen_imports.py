@@ -11,12 +11,20 @@ sending it again. A file larger than ``HEDDLE_IMPORT_BACKGROUND_ROWS`` runs in t
 background (a worker's job with Redis, else a thread), and its page refreshes itself
 until it is done. Rejected rows download as CSV or XLSX, row numbers as the spreadsheet
 shows them. A user sees only their own runs; an administrator sees everyone's.
+
+A list exports as it shows (``/app/<entity>/export?format=xlsx`` with the list's query
+string): its view's filter and sort, the filters and search, the view's columns the user
+may read, every page — through :class:`engine.imports.Export`, the API's export, so the
+export permission's scope applies. A list of more than ``HEDDLE_EXPORT_BACKGROUND_ROWS``
+records is written in the background; ``/app/imports`` (the user's imports and exports)
+has its file once it is ready.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import current_app, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
@@ -24,8 +32,16 @@ from werkzeug.wrappers import Response
 
 from engine import Actor, EngineError, NotFound
 from engine.fieldtypes import writable
-from engine.imports import DUPLICATE_CHOICES, MEDIA_TYPES, MODES, FileTooLarge, ImportOptions
+from engine.imports import (
+    DUPLICATE_CHOICES,
+    MEDIA_TYPES,
+    MODES,
+    Export,
+    FileTooLarge,
+    ImportOptions,
+)
 from metamodel import Entity
+from ui_renderer import pages as P
 
 from . import i18n
 from ._screen_files import size_text
@@ -216,6 +232,70 @@ def _refusal(exc: EngineError) -> str:
     return shown
 
 
+# --- exporting a list ----------------------------------------------------------------------
+
+
+def export_urls(act: Actor, ent: Entity) -> dict[str, str]:
+    """The list's export links by format, keeping its query string (none when the user
+    may not export the entity)."""
+    if ent.child or not runtime().records.permissions.grant(act, ent, "export").allowed:
+        return {}
+    args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("cursor", "format")]
+    found = {}
+    for format in ("xlsx", "csv"):
+        query = urlencode([*args, ("format", format)])
+        found[format] = f"{url_for('ui.export_list', entity=ent.name)}?{query}"
+    return found
+
+
+@ui.get("/app/<entity>/export")
+def export_list(entity: str) -> ResponseReturnValue:
+    """The list as it shows — its view's filter and sort, the filters, the search and the
+    columns the user may read — as XLSX or CSV, every page of it; a file of more than
+    HEDDLE_EXPORT_BACKGROUND_ROWS records is written in the background (its run's page
+    has the file when it is ready)."""
+    act = actor()
+    ent = readable(entity, act)
+    format = request.args.get("format", "xlsx")
+    if format not in ("xlsx", "csv") or not export_urls(act, ent):
+        raise NotFound(f"no export of {entity} as {format}")
+    args = {k: [v for v in vs if v != ""] for k, vs in request.args.lists()}
+    view = P.default_list_view(ent, (args.get("view") or [""])[0])
+    hidden = runtime().records.permissions.grant(act, ent, "read").hidden
+    columns = [c for c in view["columns"] if "." not in c and c not in hidden]
+    params: dict[str, Any] = {
+        k: v if len(v) > 1 else v[0]
+        for k, v in args.items()
+        if v and k not in ("view", "saved", "cursor", "limit", "format", "fields", "expand")
+    }
+    if "sort" not in params and view.get("sort"):
+        sort = view["sort"]
+        params["sort"] = sort if isinstance(sort, str) else ",".join(sort)
+    params["fields"] = ",".join(columns)
+    where = view.get("filter") or None
+    imports = _imports()
+    job = Export(runtime().records, act, ent.name, params, where=where)
+    limit = int(current_app.config.get("EXPORT_BACKGROUND_ROWS", 10000))
+    if job.count(up_to=limit) > limit:
+        run_id = imports.start_export(act, ent.name, params, format, where=where)
+        flash(_("The list is large: its file is being written. It will be here when ready."),
+              "info")  # fmt: skip
+        return redirect(url_for("ui.import_runs", _anchor=f"run-{run_id}"), 303)
+    response = Response(job.write(format), content_type=MEDIA_TYPES[format])
+    filename = f"{ent.name}.{format}"
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@ui.get("/app/exports/<int:run_id>/file")
+def export_file(run_id: int) -> ResponseReturnValue:
+    """A list's file written in the background, once it is ready."""
+    content, filename, media_type = _imports().download(actor(), run_id)
+    response = Response(content, content_type=media_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
 # --- the runs ------------------------------------------------------------------------------
 
 
@@ -226,24 +306,43 @@ def import_runs() -> ResponseReturnValue:
     act, here = actor(), locale()
     imports = _imports()
     with runtime().records.reader.connect() as conn:
-        runs = [r for r in imports.store.runs_of(conn, act, limit=RUNS_SHOWN)
-                if r["kind"] == "import"]  # fmt: skip
+        runs = imports.store.runs_of(conn, act, limit=RUNS_SHOWN)
     model = runtime().model
     when = i18n.BabelFormatter()
     shown = []
+    busy = False
     for run in runs:
         ent = model.entities.get(run["entity"])
         status = imports.status(act, run["id"])["status"]  # "interrupted" when stale
+        export = run["kind"] == "export"
+        busy = busy or status in ("queued", "running")
+        if export:
+            url = url_for("ui.export_file", run_id=run["id"]) if status == "done" else None
+        else:
+            url = url_for("ui.import_run", run_id=run["id"])
         shown.append({
-            "url": url_for("ui.import_run", run_id=run["id"]),
-            "filename": run["filename"],
+            "id": run["id"],
+            "kind": _("Export") if export else _("Import"),
+            "url": url,
+            "filename": run["filename"] or f"{run['entity']}.{run['options'].get('format')}",
             "entity": ent.plural_label.get(here) if ent is not None else run["entity"],
             "when": when.datetime(run["created_at"]),
-            "status": _status_label(status, bool(run["options"].get("dry_run"))),
+            "status": _export_status(status) if export else _status_label(
+                status, bool(run["options"].get("dry_run"))),
             "done": run["done"],
             "total": run["total"],
         })  # fmt: skip
-    return page("import_runs.html", _("Your imports"), runs=shown, all=act.is_admin)
+    return page("import_runs.html", _("Your imports and exports"), runs=shown,
+                all=act.is_admin, refresh=REFRESH_SECONDS if busy else None)  # fmt: skip
+
+
+def _export_status(status: str) -> str:
+    return {
+        "queued": _("Waiting to start"),
+        "running": _("Writing the file…"),
+        "done": _("Ready to download"),
+        "failed": _("Failed"),
+    }.get(status, status)
 
 
 # --- a run ---------------------------------------------------------------------------------

@@ -313,6 +313,7 @@ def list_records(entity: str) -> ResponseReturnValue:
             "has_previous": "cursor" in args,
             "can_create": heddle.records.permissions.grant(act, ent, "create").allowed,
             "import_url": _screen_imports.import_url(act, ent),
+            "export_urls": _screen_imports.export_urls(act, ent),
             "bulk": _bulk(act, ent, here) if result.rows else {},
             "saved": _screen_lists.saved_views(act, ent),
             "saved_id": args.get("saved", [""])[0],

@@ -1,4 +1,5 @@
-"""The import screen: a spreadsheet checked first, then imported from its run's page."""
+"""The import screen: a spreadsheet checked first, then imported from its run's page; and
+a list exported as it shows."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ USERS = [
     ("ann", ["sales_rep"], "East", None),
     ("bob", ["sales_rep"], "East", None),
     ("fay", ["finance"], "HQ", None),
+    ("mo", ["marketing"], "HQ", None),
 ]
 HEADER = ["客户名称", "客户等级", "电话"]
 ROWS = [
@@ -141,7 +143,7 @@ def test_only_importers_see_the_page_and_only_their_runs(app: Flask) -> None:
     assert f'href="{run_url}"' in ann.get("/app/imports").get_data(as_text=True)
     assert f'href="{run_url}"' in root.get("/app/imports").get_data(as_text=True)
     assert f'href="{run_url}"' not in bob.get("/app/imports").get_data(as_text=True)
-    assert "No imports yet" in bob.get("/app/imports").get_data(as_text=True)
+    assert "Nothing yet" in bob.get("/app/imports").get_data(as_text=True)
 
 
 def test_a_large_file_runs_in_the_background_and_its_page_follows(app: Flask) -> None:
@@ -249,3 +251,61 @@ def test_a_checked_file_s_reading_is_saved_as_a_template_for_the_next(app: Flask
     assert _accounts(app) == ["杭州青禾贸易有限公司"]
     unnamed = ann.post(f"{checked}/template", data={"csrf_token": csrf_token(page), "name": " "})
     assert "problem=" in unnamed.headers["Location"]  # a name is needed
+
+
+def _seed_accounts(app: Flask, rows: list[tuple[str, str]], owner: str = "ann") -> None:
+    runtime = app.extensions["heddle"]
+    with runtime.engine.connect() as conn:
+        user = runtime.accounts.by_username(conn, owner)
+    for name, grade in rows:
+        runtime.records.create(user.actor(), "account", {"name": name, "grade": grade})
+
+
+def test_a_list_is_exported_as_it_shows(app: Flask) -> None:
+    """The list's filters and search, its view's columns (not a hidden one), every page,
+    as XLSX or CSV — and a role without the export permission has no button."""
+    _seed_accounts(app, [("甲公司", "A"), ("乙公司", "B"), ("丙公司", "A")])
+    ann = logged_in(app, "ann")
+    listing = ann.get("/app/account?grade=A").get_data(as_text=True)
+    found = re.search(r'href="(/app/account/export\?[^"]*format=xlsx[^"]*)"', listing)
+    assert found is not None
+    xlsx = ann.get(found.group(1).replace("&amp;", "&"))
+    assert xlsx.status_code == 200
+    assert xlsx.headers["Content-Disposition"] == 'attachment; filename="account.xlsx"'
+    sheet = load_workbook(io.BytesIO(xlsx.data)).active
+    assert sheet is not None
+    cells = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert cells[0][0] == "ID" and "Account name" in cells[0]
+    names = sorted(row[cells[0].index("Account name")] for row in cells[1:])
+    assert names == ["丙公司", "甲公司"]
+    text = ann.get("/app/account/export?format=csv&q=乙").data.decode("utf-8-sig")
+    assert "乙公司" in text and "甲公司" not in text
+    # a view's own filter (key accounts: grade A) and its columns (no grade column)
+    text = ann.get("/app/account/export?format=csv&view=key_accounts").data.decode("utf-8-sig")
+    header, *lines = text.splitlines()
+    assert "Grade" not in header and "Lifetime value" in header
+    assert sorted(line.split(",")[1] for line in lines) == ["丙公司", "甲公司"]
+    assert ann.get("/app/account/export?format=pdf").status_code == 404
+    mo = logged_in(app, "mo")  # marketing reads accounts, may not export them
+    assert "/app/account/export" not in mo.get("/app/account").get_data(as_text=True)
+    assert mo.get("/app/account/export?format=csv").status_code == 404
+
+
+def test_a_large_list_is_written_in_the_background(app: Flask) -> None:
+    app.config["EXPORT_BACKGROUND_ROWS"] = 2
+    _seed_accounts(app, [(f"导出{n}公司", "C") for n in range(5)])
+    ann = logged_in(app, "ann")
+    started = ann.get("/app/account/export?format=csv")
+    assert started.status_code == 303 and "/app/imports#run-" in started.headers["Location"]
+    deadline = time.monotonic() + 30
+    while True:
+        page = ann.get("/app/imports").get_data(as_text=True)
+        link = re.search(r'href="(/app/exports/\d+/file)"', page)
+        if link:
+            break
+        assert time.monotonic() < deadline, page
+        time.sleep(0.1)
+    assert "Ready to download" in page
+    text = ann.get(link.group(1)).data.decode("utf-8-sig")
+    assert sum("导出" in line for line in text.splitlines()) == 5
+    assert logged_in(app, "bob").get(link.group(1)).status_code == 404
