@@ -337,10 +337,8 @@ class Imports:
             run = self.store.run(conn, run_id)
         if not actor.is_admin and run["user_id"] != actor.user_id:
             raise NotFound(f"no import run with id {run_id}")
-        done, total = _PROGRESS.get(self._key(run_id), (run["done"], run["total"]))
-        status = run["status"]
-        if status == "running" and not self.alive(run_id) and self._stale(run):
-            status = "interrupted"  # no checkpoint for a while, nothing runs it here: resume
+        done, total = self.progress(run)
+        status = self.status_of(run)
         return {
             "id": run["id"],
             "kind": run["kind"],
@@ -354,6 +352,19 @@ class Imports:
             "created_at": run["created_at"],
             "updated_at": run["updated_at"],
         }
+
+    def status_of(self, run: Mapping[str, Any]) -> str:
+        """A stored run's status as shown: ``interrupted`` for one marked running that
+        nothing here runs and that has written no checkpoint for a while (resume it)."""
+        status = str(run["status"])
+        if status == "running" and not self.alive(run["id"]) and self._stale(run):
+            return "interrupted"
+        return status
+
+    def progress(self, run: Mapping[str, Any]) -> tuple[int, int]:
+        """Rows done and in all: this process's live count, else the last checkpoint's."""
+        found: tuple[int, int] = _PROGRESS.get(self._key(run["id"]), (run["done"], run["total"]))
+        return found
 
     def error_file(self, actor: Actor, run_id: int, format: str = "csv") -> bytes:
         """Each rejected row with its row number and messages, as CSV or XLSX."""

@@ -301,8 +301,8 @@ def export_file(run_id: int) -> ResponseReturnValue:
 
 @ui.get("/app/imports")
 def import_runs() -> ResponseReturnValue:
-    """The user's imports, newest first (an administrator's: everyone's), to come back to
-    one that runs in the background or to its rejected rows."""
+    """The user's imports and exports, newest first (an administrator's: everyone's), to
+    come back to one that runs in the background, to its rejected rows or to its file."""
     act, here = actor(), locale()
     imports = _imports()
     with runtime().records.reader.connect() as conn:
@@ -313,7 +313,7 @@ def import_runs() -> ResponseReturnValue:
     busy = False
     for run in runs:
         ent = model.entities.get(run["entity"])
-        status = imports.status(act, run["id"])["status"]  # "interrupted" when stale
+        status = imports.status_of(run)  # "interrupted" when stale
         export = run["kind"] == "export"
         busy = busy or status in ("queued", "running")
         if export:
@@ -329,8 +329,8 @@ def import_runs() -> ResponseReturnValue:
             "when": when.datetime(run["created_at"]),
             "status": _export_status(status) if export else _status_label(
                 status, bool(run["options"].get("dry_run"))),
-            "done": run["done"],
-            "total": run["total"],
+            "done": imports.progress(run)[0],
+            "total": imports.progress(run)[1],
         })  # fmt: skip
     return page("import_runs.html", _("Your imports and exports"), runs=shown,
                 all=act.is_admin, refresh=REFRESH_SECONDS if busy else None)  # fmt: skip
