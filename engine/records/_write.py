@@ -14,7 +14,7 @@ from metamodel import Entity, Field
 from ..context import SYSTEM, Actor
 from ..errors import NotFound, Restricted, StaleVersion, ValidationFailed
 from ..events import RecordEvent
-from ..pipeline import Batch, Guard
+from ..pipeline import Batch, Guard, fetch
 from ._common import Errors, add
 
 if TYPE_CHECKING:
@@ -176,7 +176,7 @@ class Writer:
             {**values, **{name: row[name] for name, _text, _number in numbers}},
             None,
             None,
-            lambda: dict(conn.execute(statement, params).mappings().one()),
+            lambda: _one(fetch(conn, statement, params)),
             alone=alone,
         )
         record_id = stored["id"]
@@ -477,6 +477,11 @@ class Writer:
 
     def column(self, ent: Entity, name: str) -> bool:
         return name in self.tables.table(ent.name).c
+
+
+def _one(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    (row,) = rows
+    return row
 
 
 def autonumber_counter(ent: Entity, field: Field, now: dt.datetime) -> tuple[str, str]:
