@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from engine.pipeline import fetch
+from engine.pipeline import Batch, fetch, write_transaction
 from engine.sqltypes import ID, JSON, UTCDateTime
 
 metadata = sa.MetaData()
@@ -112,3 +112,21 @@ def test_a_refusal_is_sqlalchemys_error(engine: Engine) -> None:
         fetch(conn, insert, _values("C-1"))
     with engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(thing)) == 1
+
+
+def test_a_statement_twice_in_one_batch_gives_each_its_rows(engine: Engine) -> None:
+    """A cursor is kept per statement and connection (engine.pipeline._Cursors); the same
+    statement twice in one pipeline needs two."""
+    by_code = sa.select(thing.c.code, thing.c.count).where(thing.c.code == sa.bindparam("code"))
+    with engine.begin() as conn:
+        fetch(conn, insert, _values("D-1", count=1))
+        fetch(conn, insert, _values("D-2", count=2))
+    for n in range(3):  # the kept cursors run again
+        with write_transaction(engine) as conn:
+            batch = Batch(conn)
+            first = batch.add(by_code, {"code": "D-1"})
+            second = batch.add(by_code, {"code": "D-2"})
+            batch.run()
+            (third,) = fetch(conn, insert, _values(f"D-3{n}", count=3))
+        assert first.rows == [("D-1", 1)] and second.rows == [("D-2", 2)]
+        assert third["count"] == 3
