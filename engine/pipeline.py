@@ -32,6 +32,7 @@ is ``conn.execute``.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -49,6 +50,8 @@ BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
 #: once by their owners; at most this many are kept).
 MAX_COMPILED = 256
 _compiled: dict[tuple[int, str], tuple[sa.Executable, str, dict[str, Any]]] = {}
+#: The engines :func:`write_transaction` has put its listener on.
+_listened: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 @contextmanager
@@ -60,18 +63,28 @@ def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
         with engine.begin() as conn:
             yield conn
         return
-    if not sa.event.contains(engine, "before_cursor_execute", _send_deferred_begin):
-        sa.event.listen(engine, "before_cursor_execute", _send_deferred_begin)
+    if engine not in _listened:
+        if not sa.event.contains(engine, "before_cursor_execute", _send_deferred_begin):
+            sa.event.listen(engine, "before_cursor_execute", _send_deferred_begin)
+        _listened.add(engine)
     with engine.connect() as conn:
         # psycopg sends nothing for the transaction in autocommit mode; its commit() and
-        # rollback() still end one the server has open (they look at the server's state)
-        conn.execution_options(isolation_level="AUTOCOMMIT")
+        # rollback() still end one the server has open (they look at the server's state).
+        # Set on the driver's connection and set back here: SQLAlchemy's isolation level
+        # option costs two more settings each way (the level, then the reset at checkin).
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        raw.autocommit = True
         conn.info[DEFERRED_BEGIN] = True
         try:
             with conn.begin():  # commits (or rolls back) only what the server has open
                 yield conn
         finally:
             conn.info.pop(DEFERRED_BEGIN, None)
+            try:
+                raw.autocommit = False
+            except engine.dialect.loaded_dbapi.Error:  # the connection is broken
+                conn.invalidate()
 
 
 def _send_deferred_begin(

@@ -130,3 +130,19 @@ def test_a_statement_twice_in_one_batch_gives_each_its_rows(engine: Engine) -> N
             (third,) = fetch(conn, insert, _values(f"D-3{n}", count=3))
         assert first.rows == [("D-1", 1)] and second.rows == [("D-2", 2)]
         assert third["count"] == 3
+
+
+def test_a_write_transaction_gives_its_connection_back_as_it_was(engine: Engine) -> None:
+    """Committed or refused, the pooled connection is back out of autocommit mode and
+    begins its transactions itself again."""
+    with write_transaction(engine) as conn:
+        fetch(conn, insert, _values("E-1"))
+    with pytest.raises(sa.exc.IntegrityError), write_transaction(engine) as conn:
+        fetch(conn, insert, _values("E-1"))
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            assert conn.connection.driver_connection.autocommit is False  # type: ignore[union-attr]
+        conn.execute(insert, _values("E-2"))
+        conn.rollback()  # the insert was in a transaction: undone
+        codes = conn.scalars(sa.select(thing.c.code).where(thing.c.code.like("E-%")))
+        assert list(codes) == ["E-1"]
