@@ -95,9 +95,19 @@ LOCK = sa.text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:ids AS 
 #: The stored keys equal to the new ones (PostgreSQL): one statement whatever the number
 #: of rules and keys, an index probe per key — its text never changes, so psycopg
 #: prepares it once per connection.
+#:
+#: The key arrays are read through sub-selects (``unnest((SELECT CAST(:keys AS
+#: text[])))``): PostgreSQL then assumes the same number of keys whether it plans for
+#: the values sent or for any, so the plan it prepares once costs no more than one made
+#: for the values, and it keeps it. Given the arrays themselves it saw the real number —
+#: 2 keys, against 10 assumed — judged a plan made for them cheaper, and planned again
+#: at every execution (``pg_prepared_statements``: 0 generic plans, 106 custom, in 100
+#: creates): about 130 µs of PostgreSQL's CPU per lookup, 55 µs now, the plan the same
+#: index probe per key.
 LOOKUP = sa.text(
     f"SELECT k.key_space, k.key, k.entity, k.record_id, k.rule"
-    f" FROM unnest(CAST(:spaces AS text[]), CAST(:keys AS text[])) AS w(key_space, key)"
+    f" FROM unnest((SELECT CAST(:spaces AS text[])), (SELECT CAST(:keys AS text[])))"
+    f" AS w(key_space, key)"
     f' JOIN "{DUPLICATE_KEY_TABLE}" AS k ON k.key_space = w.key_space AND k.key = w.key'
     f" WHERE k.entity = ANY(CAST(:entities AS text[])) LIMIT {MAX_HITS}"
 )
