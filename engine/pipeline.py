@@ -33,7 +33,7 @@ is ``conn.execute``.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -250,6 +250,23 @@ def _kept(conn: sa.Connection, raw: Any) -> _Cursors:
     if found is None or found.raw is not raw:
         found = info[CURSORS] = _Cursors(raw)
     return found
+
+
+def array_text(values: Iterable[str | int]) -> str:
+    """A PostgreSQL array's text, for a parameter the SQL casts to the array's type
+    (``CAST(:keys AS text[])``): ``['a "b"', 'c']`` gives ``{"a \\"b\\"","c"}``.
+
+    psycopg adapts a list by looking at its elements to choose their type, then quotes
+    each through a regular expression, on every execution; a text parameter is sent as
+    it is. Each element is quoted, backslashes and double quotes escaped: any string,
+    empty or with braces, commas or spaces, comes back unchanged."""
+    return "{" + ",".join(_array_element(value) for value in values) + "}"
+
+
+def _array_element(value: str | int) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _name(raw: bytes | None) -> str:

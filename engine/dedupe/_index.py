@@ -26,7 +26,7 @@ from .._compute import Computer
 from ..context import SYSTEM, Actor
 from ..duplicates import find_duplicates
 from ..errors import BadRequest, DuplicateFound
-from ..pipeline import Batch, Pending
+from ..pipeline import Batch, Pending, array_text
 from ..search import _sqlite as fts
 from ..search import search_columns
 from ..tables import DUPLICATE_KEY_TABLE, USER_TABLE, Tables
@@ -280,10 +280,11 @@ class DuplicateIndex:
             locks = [(r.key_space, k) for r in checked if r.locks for k in fresh[r.name]]
             ids = sorted({lock_id(space, key) for space, key in locks})
             if ids:
-                batch.add(LOCK, {"ids": ids})
+                batch.add(LOCK, {"ids": array_text(ids)})
             spaces, wanted, entities = self._wanted(checked, fresh)
+            arrays = {"spaces": spaces, "keys": wanted, "entities": entities}
             pending.found.append(
-                batch.add(LOOKUP, {"spaces": spaces, "keys": wanted, "entities": entities})
+                batch.add(LOOKUP, {name: array_text(v) for name, v in arrays.items()})
             )
         else:
             pending.found.append(batch.add(self._lookup_query(*self._by_space(checked, fresh))))
@@ -601,15 +602,16 @@ class DuplicateIndex:
         written = t.insert().from_select(["key_space", "key", "entity", "record_id", "rule"], rows)
         return written.cte("keyed")
 
-    def bound(self, entity: str, keys: Keys) -> dict[str, list[str]]:
-        """The parameters of :meth:`inserting` for ``keys``."""
+    def bound(self, entity: str, keys: Keys) -> dict[str, str]:
+        """The parameters of :meth:`inserting` for ``keys`` (arrays as their text:
+        :func:`~engine.pipeline.array_text`)."""
         found: dict[str, list[str]] = {"k_spaces": [], "k_keys": [], "k_rules": []}
         for rule in self.of(entity):
             for key in keys.get(rule.name, ()):
                 found["k_spaces"].append(rule.key_space)
                 found["k_keys"].append(key)
                 found["k_rules"].append(rule.name)
-        return found
+        return {name: array_text(values) for name, values in found.items()}
 
     # --- many new records at once (imports) -------------------------------------------------
 

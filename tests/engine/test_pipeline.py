@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from engine.pipeline import Batch, fetch, write_transaction
+from engine.pipeline import Batch, array_text, fetch, write_transaction
 from engine.sqltypes import ID, JSON, UTCDateTime
 
 metadata = sa.MetaData()
@@ -146,3 +146,12 @@ def test_a_write_transaction_gives_its_connection_back_as_it_was(engine: Engine)
         conn.rollback()  # the insert was in a transaction: undone
         codes = conn.scalars(sa.select(thing.c.code).where(thing.c.code.like("E-%")))
         assert list(codes) == ["E-1"]
+
+
+def test_array_text_comes_back_as_the_list(pg_engine: Engine) -> None:
+    texts = ['a "b"', "c,d", "{e}", "back\\slash", "", " spaced ", "NULL", "顧客", "'q'"]
+    with pg_engine.connect() as conn:
+        query = sa.text("SELECT CAST(:t AS text[]), CAST(:n AS bigint[]), CAST(:e AS text[])")
+        row = conn.execute(query, {"t": array_text(texts), "n": array_text([-1, 2**62]), "e": "{}"})
+        assert row.one() == (texts, [-1, 2**62], [])
+    assert array_text([]) == "{}"
