@@ -146,6 +146,12 @@ def test_a_write_transaction_gives_its_connection_back_as_it_was(engine: Engine)
         conn.rollback()  # the insert was in a transaction: undone
         codes = conn.scalars(sa.select(thing.c.code).where(thing.c.code.like("E-%")))
         assert list(codes) == ["E-1"]
+    with write_transaction(engine) as conn:  # the cursor kept for the refused statement
+        (third,) = fetch(conn, insert, _values("E-3"))
+        batch = Batch(conn)
+        found = batch.add(sa.select(thing.c.code).where(thing.c.code.like("E-%")))
+        batch.run()
+    assert third["code"] == "E-3" and sorted(found.rows) == [("E-1",), ("E-3",)]
 
 
 def test_array_text_comes_back_as_the_list(pg_engine: Engine) -> None:
@@ -155,3 +161,22 @@ def test_array_text_comes_back_as_the_list(pg_engine: Engine) -> None:
         row = conn.execute(query, {"t": array_text(texts), "n": array_text([-1, 2**62]), "e": "{}"})
         assert row.one() == (texts, [-1, 2**62], [])
     assert array_text([]) == "{}"
+
+
+def test_the_kept_cursors_serve_again_after_a_failed_batch(pg_engine: Engine) -> None:
+    engine = pg_engine  # (SQLite divides by zero without an error)
+    metadata.create_all(engine)
+    divide = sa.text("SELECT 1 / :zero AS q")
+    count = sa.select(sa.func.count()).select_from(thing)
+    with pytest.raises(sa.exc.DBAPIError), write_transaction(engine) as conn:
+        batch = Batch(conn)
+        batch.add(count)
+        batch.add(divide, {"zero": 0})
+        batch.run()
+    for zero in (1, 1):
+        with write_transaction(engine) as conn:
+            batch = Batch(conn)
+            counted = batch.add(count)
+            divided = batch.add(divide, {"zero": zero})
+            batch.run()
+        assert counted.scalar_one() == 0 and divided.scalar_one() == 1
