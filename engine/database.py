@@ -47,7 +47,9 @@ def dumps_json(value: Any) -> str:
     library on an import's audit rows; :func:`json.dumps` for what orjson refuses (an
     integer beyond 64 bits, a key that is not text, the types above), so a value is
     written, or refused, as before. orjson writes UTF-8 rather than ``\\u`` escapes and no
-    spaces: the same JSON."""
+    spaces: the same JSON. A float NaN or infinity, which JSON has no word for, is written
+    ``null`` (json.dumps wrote ``NaN``, which PostgreSQL refused); the engine's inputs
+    refuse them before."""
     try:
         return orjson.dumps(value, option=_ORJSON_OPTIONS).decode()
     except TypeError:

@@ -26,7 +26,7 @@ from .._compute import Computer
 from ..context import SYSTEM, Actor
 from ..duplicates import find_duplicates
 from ..errors import BadRequest, DuplicateFound
-from ..pipeline import Batch, Pending
+from ..pipeline import Batch, Pending, array_text
 from ..search import _sqlite as fts
 from ..search import search_columns
 from ..tables import DUPLICATE_KEY_TABLE, USER_TABLE, Tables
@@ -92,10 +92,12 @@ class Refusal:
 
 #: The advisory locks of a check (PostgreSQL), taken in the order given: its key spaces'
 #: locks shared, then its keys' alone (:meth:`DuplicateIndex.locks`).
+#: Its arrays read through sub-selects, as :data:`LOOKUP`'s: one plan, kept.
 LOCK = sa.text(
     "SELECT count(CASE WHEN x.shared THEN pg_advisory_xact_lock_shared(x.id)"
     " ELSE pg_advisory_xact_lock(x.id) END)"
-    " FROM unnest(CAST(:ids AS bigint[]), CAST(:shared AS boolean[])) AS x(id, shared)"
+    " FROM unnest((SELECT CAST(:ids AS bigint[])), (SELECT CAST(:shared AS boolean[])))"
+    " AS x(id, shared)"
 )
 #: A connection's ``info`` entry: the transaction that holds key spaces whole, and them
 #: (:meth:`DuplicateIndex.hold`).
@@ -103,9 +105,19 @@ HELD = "heddle.dedupe.held"
 #: The stored keys equal to the new ones (PostgreSQL): one statement whatever the number
 #: of rules and keys, an index probe per key — its text never changes, so psycopg
 #: prepares it once per connection.
+#:
+#: The key arrays are read through sub-selects (``unnest((SELECT CAST(:keys AS
+#: text[])))``): PostgreSQL then assumes the same number of keys whether it plans for
+#: the values sent or for any, so the plan it prepares once costs no more than one made
+#: for the values, and it keeps it. Given the arrays themselves it saw the real number —
+#: 2 keys, against 10 assumed — judged a plan made for them cheaper, and planned again
+#: at every execution (``pg_prepared_statements``: 0 generic plans, 106 custom, in 100
+#: creates): about 130 µs of PostgreSQL's CPU per lookup, 55 µs now, the plan the same
+#: index probe per key.
 LOOKUP = sa.text(
     f"SELECT k.key_space, k.key, k.entity, k.record_id, k.rule"
-    f" FROM unnest(CAST(:spaces AS text[]), CAST(:keys AS text[])) AS w(key_space, key)"
+    f" FROM unnest((SELECT CAST(:spaces AS text[])), (SELECT CAST(:keys AS text[])))"
+    f" AS w(key_space, key)"
     f' JOIN "{DUPLICATE_KEY_TABLE}" AS k ON k.key_space = w.key_space AND k.key = w.key'
     f" WHERE k.entity = ANY(CAST(:entities AS text[])) LIMIT {MAX_HITS}"
 )
@@ -211,9 +223,7 @@ class DuplicateIndex:
 
     # --- locks (PostgreSQL) ------------------------------------------------------------
 
-    def locks(
-        self, conn: sa.Connection, keys: Iterable[tuple[str, str]]
-    ) -> dict[str, list[Any]] | None:
+    def locks(self, conn: sa.Connection, keys: Iterable[tuple[str, str]]) -> dict[str, str] | None:
         """The parameters of :data:`LOCK` for new ``keys`` of rules that lock, (key space,
         key) each; None when there is nothing to lock.
 
@@ -228,7 +238,8 @@ class DuplicateIndex:
             return None
         spaces = sorted({lock_id(space, "") for space, _ in wanted})  # no key is empty
         ids = sorted({lock_id(space, key) for space, key in wanted})
-        return {"ids": spaces + ids, "shared": [True] * len(spaces) + [False] * len(ids)}
+        shared = ["t"] * len(spaces) + ["f"] * len(ids)
+        return {"ids": array_text(spaces + ids), "shared": array_text(shared)}
 
     def hold(self, conn: sa.Connection, entity: str, *, lock: bool = True) -> None:
         """Make the key spaces ``entity``'s rules lock this transaction's whole, for a
@@ -248,7 +259,7 @@ class DuplicateIndex:
             return
         if lock:
             ids = sorted({lock_id(space, "") for space in spaces})
-            conn.execute(LOCK, {"ids": ids, "shared": [False] * len(ids)})
+            conn.execute(LOCK, {"ids": array_text(ids), "shared": array_text(["f"] * len(ids))})
         conn.info[HELD] = (conn.get_transaction(), frozenset(spaces) | self.held(conn))
 
     @staticmethod
@@ -340,8 +351,9 @@ class DuplicateIndex:
             if locks is not None:
                 batch.add(LOCK, locks)
             spaces, wanted, entities = self._wanted(checked, fresh)
+            arrays = {"spaces": spaces, "keys": wanted, "entities": entities}
             pending.found.append(
-                batch.add(LOOKUP, {"spaces": spaces, "keys": wanted, "entities": entities})
+                batch.add(LOOKUP, {name: array_text(v) for name, v in arrays.items()})
             )
         else:
             pending.found.append(batch.add(self._lookup_query(*self._by_space(checked, fresh))))
@@ -659,15 +671,16 @@ class DuplicateIndex:
         written = t.insert().from_select(["key_space", "key", "entity", "record_id", "rule"], rows)
         return written.cte("keyed")
 
-    def bound(self, entity: str, keys: Keys) -> dict[str, list[str]]:
-        """The parameters of :meth:`inserting` for ``keys``."""
+    def bound(self, entity: str, keys: Keys) -> dict[str, str]:
+        """The parameters of :meth:`inserting` for ``keys`` (arrays as their text:
+        :func:`~engine.pipeline.array_text`)."""
         found: dict[str, list[str]] = {"k_spaces": [], "k_keys": [], "k_rules": []}
         for rule in self.of(entity):
             for key in keys.get(rule.name, ()):
                 found["k_spaces"].append(rule.key_space)
                 found["k_keys"].append(key)
                 found["k_rules"].append(rule.name)
-        return found
+        return {name: array_text(values) for name, values in found.items()}
 
     # --- many new records at once (imports) -------------------------------------------------
 

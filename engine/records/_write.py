@@ -14,7 +14,7 @@ from metamodel import Entity, Field
 from ..context import SYSTEM, Actor
 from ..errors import NotFound, Restricted, StaleVersion, ValidationFailed
 from ..events import RecordEvent
-from ..pipeline import Batch, Guard
+from ..pipeline import Batch, Guard, fetch
 from ._common import Errors, add
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class Writer:
         self.dedupe = records.dedupe
         self.counters = records.counters
         self._inserts: dict[tuple[str, tuple[str, ...]], tuple[sa.Executable, bool, bool]] = {}
+        self._columns: dict[str, frozenset[str]] = {}
 
     def row(
         self,
@@ -152,7 +153,8 @@ class Writer:
         if judge is not None:
             judge()  # before anything found is told
         keys = check.finish(conn)
-        row = {name: value for name, value in values.items() if self.column(ent, name)}
+        columns = self.columns(ent)
+        row = {name: value for name, value in values.items() if name in columns}
         for name, text, number in numbers:
             row[name] = autonumber_text(text, number.scalar_one())
         row.update(
@@ -176,7 +178,7 @@ class Writer:
             {**values, **{name: row[name] for name, _text, _number in numbers}},
             None,
             None,
-            lambda: dict(conn.execute(statement, params).mappings().one()),
+            lambda: _one(fetch(conn, statement, params)),
             alone=alone,
         )
         record_id = stored["id"]
@@ -476,7 +478,19 @@ class Writer:
         return found
 
     def column(self, ent: Entity, name: str) -> bool:
-        return name in self.tables.table(ent.name).c
+        return name in self.columns(ent)
+
+    def columns(self, ent: Entity) -> frozenset[str]:
+        """The names of ``ent``'s table's columns (found once per entity)."""
+        found = self._columns.get(ent.name)
+        if found is None:
+            found = self._columns[ent.name] = frozenset(self.tables.table(ent.name).c.keys())
+        return found
+
+
+def _one(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    (row,) = rows
+    return row
 
 
 def autonumber_counter(ent: Entity, field: Field, now: dt.datetime) -> tuple[str, str]:

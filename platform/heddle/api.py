@@ -65,26 +65,28 @@ def check_ids(endpoint: str | None, values: dict[str, Any] | None) -> None:
 @api.before_request
 def authenticate() -> None:
     g.user = None
-    header = request.headers.get("Authorization", "")
+    req = request._get_current_object()  # type: ignore[attr-defined]  # (read often below)
+    header = req.headers.get("Authorization", "")
     if header:
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise Unauthorized("send the token as: Authorization: Bearer <token>")
         heddle = runtime()
-        fresh = request.method not in SAFE  # a write: is the user still active, and who?
+        accounts = heddle.accounts
+        fresh = req.method not in SAFE  # a write: is the user still active, and who?
         # a create checks a token its cache trusts inside its own transaction (no round
         # trip of its own: _token_guard); other writes ask the database first
-        deferred = fresh and request.endpoint == "api.create_record"
-        g.user = None if fresh and not deferred else heddle.accounts.cached_user(token.strip())
-        g.token_guard = None
-        if deferred and g.user is not None:
-            g.token_guard = _token_guard(token.strip(), g.user)
-        if g.user is None:
+        deferred = fresh and req.endpoint == "api.create_record"
+        user = None if fresh and not deferred else accounts.cached_user(token)
+        g.token_guard = _token_guard(token, user) if deferred and user is not None else None
+        if user is None:
             with heddle.records.reader.connect() as conn:
-                g.user = heddle.accounts.user_for_token(conn, token.strip(), fresh=fresh)
-        if g.user is None:
+                user = accounts.user_for_token(conn, token, fresh=fresh)
+        if user is None:
             raise Unauthorized("the token is unknown, expired or revoked")
-        g.token = token.strip()
+        g.user = user
+        g.token = token
     elif current_user.is_authenticated:
         g.user = current_user._get_current_object()
         if request.method not in SAFE:

@@ -18,8 +18,8 @@ from typing import Any
 
 import redis
 import sqlalchemy as sa
-from flask import Flask, Request, jsonify
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask import Flask, Request, Response, jsonify
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from flask.typing import ResponseReturnValue
 
 from engine.tables import HISTORY_TABLE
@@ -61,6 +61,12 @@ class CookieSessions(SecureCookieSessionInterface):
         if self.get_cookie_name(app) not in request.cookies:
             return self.session_class()
         return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        """Nothing to do for a session no one read, changed or sent (Flask works out the
+        cookie's settings first, then finds nothing to write)."""
+        if session or session.modified or session.accessed:
+            super().save_session(app, session, response)
 
 
 def _settings(config: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -686,18 +686,7 @@ def test_a_dry_run_holds_its_key_spaces_without_locking(pg_engine: Engine, model
 def test_the_lookup_is_an_index_probe(pg_engine: Engine, model: Model) -> None:
     """Checking a name against 100,000 stored keys reads the lookup index, never the table."""
     records = fresh(pg_engine, model)
-    space = records.dedupe.rules.get("customer", "same_name")
-    assert space is not None
-    with pg_engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                f"INSERT INTO {DUPLICATE_KEY_TABLE} (key_space, key, entity, record_id, rule)"
-                " SELECT :space, 'company ' || n, 'customer', n, 'same_name'"
-                " FROM generate_series(1, 100000) AS n"
-            ),
-            {"space": space.key_space},
-        )
-        conn.execute(sa.text(f"ANALYZE {DUPLICATE_KEY_TABLE}"))
+    _many_keys(pg_engine, records)
     statements: list[tuple[str, Any]] = []
 
     def seen(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
@@ -726,6 +715,42 @@ def test_the_lookup_is_an_index_probe(pg_engine: Engine, model: Model) -> None:
     assert not any(
         kind == "Seq Scan" and relation == DUPLICATE_KEY_TABLE for kind, _, relation in scans
     ), scans
+
+
+def _many_keys(engine: Engine, records: Records) -> None:
+    """100,000 stored keys of customers' names, the table analyzed."""
+    space = records.dedupe.rules.get("customer", "same_name")
+    assert space is not None
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"INSERT INTO {DUPLICATE_KEY_TABLE} (key_space, key, entity, record_id, rule)"
+                " SELECT :space, 'company ' || n, 'customer', n, 'same_name'"
+                " FROM generate_series(1, 100000) AS n"
+            ),
+            {"space": space.key_space},
+        )
+        conn.execute(sa.text(f"ANALYZE {DUPLICATE_KEY_TABLE}"))
+
+
+def test_the_lookup_is_planned_once(pg_engine: Engine, model: Model) -> None:
+    """PostgreSQL keeps one plan for the prepared lookup rather than planning it again at
+    every create (the key arrays are read through sub-selects: ``LOOKUP``)."""
+    records = fresh(pg_engine, model)
+    _many_keys(pg_engine, records)
+    # psycopg prepares it at its 5th execution; PostgreSQL tries 5 custom plans first
+    names = "Acme Borealis Cygnet Dorado Ember Fjord Gantry Helix Ionic Juniper Kestrel"
+    for name in [*names.split(), "Lumen", "Mosaic", "Nimbus"]:
+        records.create(ADMIN, "customer", {"name": name})
+    with pg_engine.connect() as conn:  # the pool's one connection: the creates' own
+        plans = conn.execute(
+            sa.text(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE statement LIKE :lookup"
+            ),
+            {"lookup": f"%AS w(key_space, key)%{DUPLICATE_KEY_TABLE}%"},
+        ).all()
+    assert len(plans) == 1 and plans[0].generic_plans >= 3, plans
 
 
 def _nodes(node: dict[str, Any]) -> Any:

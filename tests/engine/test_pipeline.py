@@ -1,0 +1,182 @@
+"""engine.pipeline.fetch: the rows SQLAlchemy would give, of every column type the
+engine stores, the cursor events fired and a refusal raised as SQLAlchemy raises it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from engine.pipeline import Batch, array_text, fetch, write_transaction
+from engine.sqltypes import ID, JSON, UTCDateTime
+
+metadata = sa.MetaData()
+thing = sa.Table(
+    "thing",
+    metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("code", sa.String(20), unique=True),
+    sa.Column("note", sa.Text()),
+    sa.Column("count", sa.Integer()),
+    sa.Column("amount", sa.Numeric(18, 2)),
+    sa.Column("total", sa.Numeric()),
+    sa.Column("ratio", sa.Float()),
+    sa.Column("active", sa.Boolean(create_constraint=False)),
+    sa.Column("day", sa.Date()),
+    sa.Column("at", UTCDateTime()),
+    sa.Column("tags", JSON),
+    sa.Column("ids", JSON),
+)
+insert = (
+    thing.insert()
+    .values({c.name: sa.bindparam(f"v_{c.name}", type_=c.type) for c in thing.c if c.name != "id"})
+    .returning(*thing.c)
+)
+CST = dt.timezone(dt.timedelta(hours=8))
+
+
+def _values(code: str, **changes: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "code": code,
+        "note": "x",
+        "count": 3,
+        "amount": Decimal("1000.50"),
+        "total": Decimal("12.345678"),
+        "ratio": 0.25,
+        "active": True,
+        "day": dt.date(2026, 3, 1),
+        "at": dt.datetime(2026, 3, 1, 9, 30, tzinfo=CST),  # stored and returned in UTC
+        "tags": ["vip", "new"],
+        "ids": None,
+    }
+    values.update(changes)
+    return {f"v_{name}": value for name, value in values.items()}
+
+
+@pytest.fixture
+def engine(db_engine: Engine) -> Engine:
+    metadata.create_all(db_engine)
+    return db_engine
+
+
+def test_the_rows_are_those_sqlalchemy_gives(engine: Engine) -> None:
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":  # psycopg returns times in this zone
+            conn.execute(sa.text("SET LOCAL TIME ZONE 'Asia/Shanghai'"))
+        (fetched,) = fetch(conn, insert, _values("A-1"))
+        given = dict(conn.execute(insert, _values("A-2")).mappings().one())
+        empty = fetch(conn, insert, _values("A-3", **dict.fromkeys(["note", "amount", "at"])))
+    assert fetched.keys() == given.keys() == set(thing.c.keys())
+    for name in (column.name for column in thing.c):
+        if name not in ("id", "code"):
+            assert fetched[name] == given[name], name
+            assert type(fetched[name]) is type(given[name]), name
+    assert fetched["at"] == dt.datetime(2026, 3, 1, 1, 30, tzinfo=dt.UTC)
+    assert fetched["at"].utcoffset() == dt.timedelta(0)
+    assert fetched["tags"] == ["vip", "new"] and fetched["ids"] is None
+    assert fetched["amount"] == Decimal("1000.50") and fetched["active"] is True
+    assert empty[0]["note"] is None and empty[0]["at"] is None
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(thing.c.tags, thing.c.ids).where(thing.c.code == "A-1"))
+        assert stored.one() == (["vip", "new"], None)  # JSON null, stored as SQL NULL
+
+
+def test_the_cursor_events_see_the_statement(engine: Engine) -> None:
+    seen: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append("before " + statement.split()[0])
+
+    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append("after " + statement.split()[0])
+
+    sa.event.listen(engine, "before_cursor_execute", before)
+    sa.event.listen(engine, "after_cursor_execute", after)
+    try:
+        with engine.begin() as conn:
+            fetch(conn, insert, _values("B-1"))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", before)
+        sa.event.remove(engine, "after_cursor_execute", after)
+    assert seen == ["before INSERT", "after INSERT"]
+
+
+def test_a_refusal_is_sqlalchemys_error(engine: Engine) -> None:
+    with engine.begin() as conn:
+        fetch(conn, insert, _values("C-1"))
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        fetch(conn, insert, _values("C-1"))
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(thing)) == 1
+
+
+def test_a_statement_twice_in_one_batch_gives_each_its_rows(engine: Engine) -> None:
+    """A cursor is kept per statement and connection (engine.pipeline._Cursors); the same
+    statement twice in one pipeline needs two."""
+    by_code = sa.select(thing.c.code, thing.c.count).where(thing.c.code == sa.bindparam("code"))
+    with engine.begin() as conn:
+        fetch(conn, insert, _values("D-1", count=1))
+        fetch(conn, insert, _values("D-2", count=2))
+    for n in range(3):  # the kept cursors run again
+        with write_transaction(engine) as conn:
+            batch = Batch(conn)
+            first = batch.add(by_code, {"code": "D-1"})
+            second = batch.add(by_code, {"code": "D-2"})
+            batch.run()
+            (third,) = fetch(conn, insert, _values(f"D-3{n}", count=3))
+        assert first.rows == [("D-1", 1)] and second.rows == [("D-2", 2)]
+        assert third["count"] == 3
+
+
+def test_a_write_transaction_gives_its_connection_back_as_it_was(engine: Engine) -> None:
+    """Committed or refused, the pooled connection is back out of autocommit mode and
+    begins its transactions itself again."""
+    with write_transaction(engine) as conn:
+        fetch(conn, insert, _values("E-1"))
+    with pytest.raises(sa.exc.IntegrityError), write_transaction(engine) as conn:
+        fetch(conn, insert, _values("E-1"))
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            assert conn.connection.driver_connection.autocommit is False  # type: ignore[union-attr]
+        conn.execute(insert, _values("E-2"))
+        conn.rollback()  # the insert was in a transaction: undone
+        codes = conn.scalars(sa.select(thing.c.code).where(thing.c.code.like("E-%")))
+        assert list(codes) == ["E-1"]
+    with write_transaction(engine) as conn:  # the cursor kept for the refused statement
+        (third,) = fetch(conn, insert, _values("E-3"))
+        batch = Batch(conn)
+        found = batch.add(sa.select(thing.c.code).where(thing.c.code.like("E-%")))
+        batch.run()
+    assert third["code"] == "E-3" and sorted(found.rows) == [("E-1",), ("E-3",)]
+
+
+def test_array_text_comes_back_as_the_list(pg_engine: Engine) -> None:
+    texts = ['a "b"', "c,d", "{e}", "back\\slash", "", " spaced ", "NULL", "顧客", "'q'"]
+    with pg_engine.connect() as conn:
+        query = sa.text("SELECT CAST(:t AS text[]), CAST(:n AS bigint[]), CAST(:e AS text[])")
+        row = conn.execute(query, {"t": array_text(texts), "n": array_text([-1, 2**62]), "e": "{}"})
+        assert row.one() == (texts, [-1, 2**62], [])
+    assert array_text([]) == "{}"
+
+
+def test_the_kept_cursors_serve_again_after_a_failed_batch(pg_engine: Engine) -> None:
+    engine = pg_engine  # (SQLite divides by zero without an error)
+    metadata.create_all(engine)
+    divide = sa.text("SELECT 1 / :zero AS q")
+    count = sa.select(sa.func.count()).select_from(thing)
+    with pytest.raises(sa.exc.DBAPIError), write_transaction(engine) as conn:
+        batch = Batch(conn)
+        batch.add(count)
+        batch.add(divide, {"zero": 0})
+        batch.run()
+    for zero in (1, 1):
+        with write_transaction(engine) as conn:
+            batch = Batch(conn)
+            counted = batch.add(count)
+            divided = batch.add(divide, {"zero": zero})
+            batch.run()
+        assert counted.scalar_one() == 0 and divided.scalar_one() == 1
