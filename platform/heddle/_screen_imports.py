@@ -216,9 +216,20 @@ def _start(act: Actor, entity: str, content: bytes, filename: str, options: Impo
     """Run the import now, or in the background when the file is large (as the API)."""
     imports = _imports()
     sheet = imports.read(content, filename, options)
-    if len(sheet.rows) > int(current_app.config.get("IMPORT_BACKGROUND_ROWS", 2000)):
+    if _large(len(sheet.rows)):
         return imports.start(act, entity, content, filename, options)
     return int(imports.run(act, entity, content, filename, options)["id"])
+
+
+def _large(rows: int) -> bool:
+    """Whether an import of ``rows`` runs in the background (as through the API)."""
+    return rows > int(current_app.config.get("IMPORT_BACKGROUND_ROWS", 2000))
+
+
+def _download(content: bytes, filename: str, media_type: str) -> Response:
+    response = Response(content, content_type=media_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 def _refusal(exc: EngineError) -> str:
@@ -281,19 +292,13 @@ def export_list(entity: str) -> ResponseReturnValue:
         flash(_("The list is large: its file is being written. It will be here when ready."),
               "info")  # fmt: skip
         return redirect(url_for("ui.import_runs", _anchor=f"run-{run_id}"), 303)
-    response = Response(job.write(format), content_type=MEDIA_TYPES[format])
-    filename = f"{ent.name}.{format}"
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return _download(job.write(format), f"{ent.name}.{format}", MEDIA_TYPES[format])
 
 
 @ui.get("/app/exports/<int:run_id>/file")
 def export_file(run_id: int) -> ResponseReturnValue:
     """A list's file written in the background, once it is ready."""
-    content, filename, media_type = _imports().download(actor(), run_id)
-    response = Response(content, content_type=media_type)
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return _download(*_imports().download(actor(), run_id))
 
 
 # --- the runs ------------------------------------------------------------------------------
@@ -499,9 +504,7 @@ def import_remap(run_id: int) -> ResponseReturnValue:
             name = key[5:].rpartition("-")[0]
             if chosen:
                 values.setdefault(name, {})[form[key]] = chosen
-    background = run["progress"]["total"] > int(
-        current_app.config.get("IMPORT_BACKGROUND_ROWS", 2000)
-    )
+    background = _large(run["progress"]["total"])
     try:
         new = imports.again(act, run_id, background=background, dry_run=True, mapping=given,
                             value_map=values)  # fmt: skip
@@ -563,9 +566,7 @@ def import_checked(run_id: int) -> ResponseReturnValue:
     imports = _imports()
     run = imports.status(act, run_id)
     whole = request.form.get("all_or_nothing") == "true"
-    background = run["progress"]["total"] > int(
-        current_app.config.get("IMPORT_BACKGROUND_ROWS", 2000)
-    )
+    background = _large(run["progress"]["total"])
     try:
         new = imports.again(act, run_id, background=background, dry_run=False,
                             all_or_nothing=whole)  # fmt: skip
@@ -580,8 +581,4 @@ def import_errors(run_id: int, format: str) -> ResponseReturnValue:
     if format not in MEDIA_TYPES or format == "json":
         raise NotFound(f"no error file as {format}")
     content = _imports().error_file(actor(), run_id, format)
-    response = Response(content, content_type=MEDIA_TYPES[format])
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="import-{run_id}-rejected.{format}"'
-    )
-    return response
+    return _download(content, f"import-{run_id}-rejected.{format}", MEDIA_TYPES[format])

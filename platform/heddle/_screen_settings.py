@@ -310,8 +310,10 @@ def set_away() -> ResponseReturnValue:
             errors = errors or {"delegate_id": [i18n.gettext(exc.message)]}
     if errors:
         return _refused("away", errors, typed)
-    who = next((c["label"] for c in _away(g.user, {})["colleagues"]
-                if c["value"] == typed["delegate_id"]), "")  # fmt: skip
+    heddle = runtime()
+    with heddle.engine.connect() as conn:
+        chosen = heddle.accounts.list_users(conn, user_id=delegate)[0]
+    who = f"{chosen.name or chosen.username} ({chosen.username})"
     return _done(_("%(name)s decides your approvals while you are away.", name=who), "away")
 
 
