@@ -632,7 +632,10 @@ class Accounts:
         if row is None or not _usable(row, now):
             return None
         if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=5):
-            # once per token every few minutes; commit: the connection may be a reader's
+            # once per token every few minutes, in a transaction of its own: the connection
+            # may be a reader's, and on SQLite its read transaction cannot become a write
+            # once another writer has committed ("database is locked" at once, no waiting)
+            conn.commit()
             t = self.tokens
             conn.execute(t.update().where(t.c.id == row.token_id).values(last_used_at=now))
             conn.commit()
