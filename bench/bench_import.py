@@ -20,6 +20,7 @@ import csv
 import datetime as dt
 import io
 import os
+import resource
 import secrets
 import sys
 import tempfile
@@ -92,24 +93,42 @@ def bulk(engine: sa.Engine, records: Records, table: list[list[str]]) -> float:
     return time.perf_counter() - start
 
 
+def _stat(pid: int | str) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the command's name (state first)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def server_cpu(engine: sa.Engine) -> float | None:
-    """CPU seconds PostgreSQL's backends serving ``engine``'s database have used (their
-    ``/proc`` ticks: the server must run on this machine), or None on SQLite or elsewhere.
-    The engine's pool keeps its connections, so a backend lives through a measurement."""
+    """CPU seconds PostgreSQL has used — all its processes: the backends alive now, those
+    that have ended (their time is their parent's, the postmaster's), the background ones
+    — from ``/proc`` (the server must run on this machine), or None on SQLite or elsewhere.
+    The import's processes come and go with their own backends: all of them count."""
     if engine.dialect.name != "postgresql":
         return None
     with engine.connect() as conn:
-        pids = list(conn.scalars(sa.text(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid()")))  # fmt: skip
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        backend = conn.scalar(sa.text("SELECT pg_backend_pid()"))
+    try:
+        postmaster = _stat(backend)[1]  # its parent
+        fields = _stat(postmaster)
+        ticks = sum(int(f) for f in fields[11:15])  # utime, stime, ended children's
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    child = _stat(entry.name)
+                except OSError:
+                    continue  # gone meanwhile
+                if child[1] == postmaster:
+                    ticks += int(child[11]) + int(child[12])
+    except OSError:
+        return None
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def python_cpu() -> float:
+    """CPU seconds of this process and of the ended processes it waited for (an import's)."""
+    own, ended = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)  # fmt: skip
+    return own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime
 
 
 def _spent(before: float | None, after: float | None) -> str:
@@ -122,6 +141,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE,
                         help="records per transaction (default: the import's own)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes writing the import (default: the import's own "
+                             "choice, one per core up to four)")  # fmt: skip
     args = parser.parse_args()
     server = make_url(args.url)
     temporary = None
@@ -147,10 +169,12 @@ def main() -> None:
         table = rows(args.rows)
         content = as_csv(table)
         before = server_cpu(engine)
-        start, python = time.perf_counter(), time.process_time()
+        start, python = time.perf_counter(), python_cpu()
         run = Imports(records).run(SYSTEM, "account", content, "bench.csv",
-                                   ImportOptions(batch_size=args.batch_size))  # fmt: skip
-        imported, python = time.perf_counter() - start, time.process_time() - python
+                                   ImportOptions(batch_size=args.batch_size,
+                                                 workers=args.workers))  # fmt: skip
+        imported, python = time.perf_counter() - start, python_cpu() - python
+        workers = run["report"]["workers"]
         import_server = _spent(before, server_cpu(engine))
         counts = run["report"]["counts"]
         assert counts["created"] == args.rows, counts
@@ -167,8 +191,9 @@ def main() -> None:
             temporary.cleanup()
     kind = server.get_backend_name()
     plain = "COPY" if kind == "postgresql" else "executemany"
-    print(f"{args.rows} accounts on {kind}, batches of {args.batch_size}; CPU: this process, "
-          "the database's backends")  # fmt: skip
+    print(f"{args.rows} accounts on {kind}, batches of {args.batch_size}, {workers} "
+          f"process(es) writing; CPU: Python (this process and the import's), PostgreSQL "
+          "(all its processes)")  # fmt: skip
     print(f"  import:      {imported:7.2f} s  {args.rows / imported:9.0f} rows/s"
           f"   CPU {python:6.2f} s, {import_server}")  # fmt: skip
     print(f"  {plain:<12} {copied:7.2f} s  {args.rows / copied:9.0f} rows/s"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache, lru_cache, partial
+from functools import cache
 from typing import Generic, Literal, Protocol, TypeVar, cast
 
 from rapidfuzz.distance import Indel
@@ -58,15 +58,36 @@ def _apply(chain: Sequence[Normalizer], value: object) -> str:
 
 #: The values whose keys are remembered (a tuple: ``str | int`` would be made per call).
 _REMEMBERED = (str, int)
+#: How many values' keys each chain remembers; then it forgets them all at once and starts
+#: again (:func:`remember_up_to` raises it).
+_LIMIT = [16_384]
+
+
+def remember_up_to(count: int) -> None:
+    """Let each chain remember up to ``count`` values' keys: a process writing an import,
+    which ends with it, computes its rows' keys first and then again twice per row
+    (:mod:`engine.imports._parallel`)."""
+    _LIMIT[0] = max(_LIMIT[0], count)
 
 
 @cache
 def _remembered(chain: tuple[Normalizer, ...]) -> Callable[[str | int], str]:
     """:func:`_apply` for one chain, remembered per value: an import computes a row's keys
     for its in-file check and again for the key table's (normalizing a company name is
-    the costly part). One cache per chain, so a lookup hashes the value alone; ``typed``
-    keeps ``True`` apart from ``1``."""
-    return lru_cache(maxsize=16_384, typed=True)(partial(_apply, chain))
+    the costly part). One dictionary per chain, so a lookup hashes the value alone; an
+    ``int`` is kept with its type (``True`` apart from ``1``)."""
+    known: dict[object, str] = {}
+
+    def key(value: str | int) -> str:
+        remembered = value if value.__class__ is str else (value.__class__, value)
+        found = known.get(remembered)
+        if found is None:
+            if len(known) >= _LIMIT[0]:
+                known.clear()
+            found = known[remembered] = _apply(chain, value)
+        return found
+
+    return key
 
 
 def match_key(value: object, normalizers: Sequence[str] = ()) -> str:

@@ -27,14 +27,15 @@ import sqlalchemy as sa
 
 from ..context import Actor
 from ..errors import BadRequest, Conflict, EngineError, NotFound
+from . import _parallel
 from ._backup import export_all, import_all
 from ._collector import fewer_full_collections
 from ._errorfile import rejected, to_csv, to_xlsx
 from ._export import EXPORT_FORMATS, MEDIA_TYPES, Export
 from ._files import BadFile, FileTooLarge, Sheet, read_sheet, size_text
 from ._mapping import suggest
-from ._options import DUPLICATE_CHOICES, MODES, ImportOptions
-from ._run import Progress, Report, Runner, prepare
+from ._options import DUPLICATE_CHOICES, MAX_WORKERS, MODES, ImportOptions
+from ._run import Plan, Progress, Report, Runner, prepare
 from ._store import Store
 
 if TYPE_CHECKING:
@@ -124,8 +125,8 @@ class Imports:
     ) -> dict[str, Any]:
         """Import now, in this thread; the run (with its report) as :meth:`status` gives it."""
         with fewer_full_collections():
-            run_id, sheet = self._create(actor, entity, content, filename, options)
-            self._execute(run_id, progress=progress, after_batch=after_batch, sheet=sheet)
+            run_id, plan = self._create(actor, entity, content, filename, options)
+            self._execute(run_id, progress=progress, after_batch=after_batch, plan=plan)
         return self.status(actor, run_id)
 
     def create(
@@ -136,8 +137,8 @@ class Imports:
 
     def _create(
         self, actor: Actor, entity: str, content: bytes, filename: str, options: ImportOptions
-    ) -> tuple[int, Sheet]:
-        """The stored run's id, and the sheet read from ``content``."""
+    ) -> tuple[int, Plan]:
+        """The stored run's id, and its plan (the sheet read from ``content``)."""
         with fewer_full_collections():
             sheet = self.read(content, filename, options)
             plan, report = prepare(self.records, actor, entity, sheet, options)
@@ -148,7 +149,7 @@ class Imports:
                     total=len(plan.groups),
                 )  # fmt: skip
                 self.store.update_run(conn, run_id, report=report.to_dict())
-        return run_id, sheet
+        return run_id, plan
 
     def start(
         self, actor: Actor, entity: str, content: bytes, filename: str, options: ImportOptions
@@ -158,9 +159,7 @@ class Imports:
         self._launch(run_id)
         return run_id
 
-    def again(
-        self, actor: Actor, run_id: int, *, background: bool = False, **changes: Any
-    ) -> int:
+    def again(self, actor: Actor, run_id: int, *, background: bool = False, **changes: Any) -> int:
         """A new run of a stored run's file, with its options and ``changes`` (a file
         checked by a dry run, imported for real: ``dry_run=False``), run now or in the
         background; its id. Only the run's user, or an administrator."""
@@ -257,12 +256,12 @@ class Imports:
         progress: Progress | None = None,
         after_batch: Callable[[int], None] | None = None,
         seconds: float | None = None,
-        sheet: Sheet | None = None,
+        plan: Plan | None = None,
     ) -> bool:
-        """Run a stored import from its checkpoint; ``sheet``: its file as read already
-        (:meth:`run` has just read it to check it), else read from the stored content."""
+        """Run a stored import from its checkpoint; ``plan``: its plan made already
+        (:meth:`run` has just read the file to check it), else made from the stored run."""
         with fewer_full_collections():
-            return self._execute_run(run_id, progress, after_batch, seconds, sheet)
+            return self._execute_run(run_id, progress, after_batch, seconds, plan)
 
     def _execute_run(
         self,
@@ -270,7 +269,7 @@ class Imports:
         progress: Progress | None,
         after_batch: Callable[[int], None] | None,
         seconds: float | None,
-        sheet: Sheet | None,
+        plan: Plan | None,
     ) -> bool:
         deadline = None if seconds is None else time.monotonic() + seconds
 
@@ -281,17 +280,16 @@ class Imports:
                 raise _Pause()
 
         with self.records.engine.begin() as conn:
-            run = self.store.run(conn, run_id, content=True)
+            run = self.store.run(conn, run_id, content=plan is None)
             if not self._claim(conn, run_id):
                 raise Conflict(f"import run {run_id} is running or done")
         try:
-            actor = self._actor(run)
-            options = ImportOptions.from_json(run["options"])
-            # its size was checked when it was stored (a worker may not share the limit)
-            if sheet is None:
+            if plan is None:
+                options = ImportOptions.from_json(run["options"])
+                # its size was checked when it was stored (a worker may not share the limit)
                 sheet = read_sheet(run["content"] or b"", run["filename"],
                                    format=options.format, encoding=options.encoding)  # fmt: skip
-            plan, _ = prepare(self.records, actor, run["entity"], sheet, options)
+                plan, _ = prepare(self.records, self._actor(run), run["entity"], sheet, options)
             report = Report.from_dict(run["report"])
             report.total = len(plan.groups)
 
@@ -300,11 +298,13 @@ class Imports:
                 if progress is not None:
                     progress(done, total)
 
-            def checkpoint(conn: sa.Connection, report: Report) -> None:
-                self.store.update_run(conn, run_id, done=report.done, report=report.to_dict())
+            def checkpoint(conn: sa.Connection, part: Report) -> None:
+                stored = Report.from_dict(self.store.run(conn, run_id, lock=True)["report"])
+                stored.merge(part)
+                self.store.update_run(conn, run_id, done=stored.done, report=stored.to_dict())
 
-            Runner(plan).run(report, start=int(run["done"]), checkpoint=checkpoint,
-                             progress=seen, after_batch=batch_done)  # fmt: skip
+            _parallel.run(Runner(plan), report, checkpoint=checkpoint, progress=seen,
+                          after_batch=batch_done)  # fmt: skip
         except _Pause:  # its time is up: the batches so far are committed
             with self.records.engine.begin() as conn:
                 self.store.update_run(conn, run_id, status="queued")
@@ -471,6 +471,7 @@ __all__ = [
     "DUPLICATE_CHOICES",
     "EXPORT_FORMATS",
     "MAX_BYTES",
+    "MAX_WORKERS",
     "MEDIA_TYPES",
     "MODES",
     "BadFile",

@@ -14,6 +14,8 @@ DUPLICATE_CHOICES = ("skip", "merge", "refuse")
 #: Records written per transaction (with the run's checkpoint): fewer, larger batches cost
 #: PostgreSQL and Python less per row (docs/performance.md#import); a crash loses at most one.
 BATCH_SIZE = 2000
+#: The processes an import may write with (``workers``): each takes a core and a connection.
+MAX_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class ImportOptions:
     ``mapping``: header → field (None leaves a column out) over the automatic one.
     ``duplicates``: per duplicate rule (``*`` for any), what to do with a row that repeats a
     record: ``skip`` it, ``merge`` it into the record it repeats, or ``refuse`` it (an error).
+    ``workers``: the processes that write a large file on PostgreSQL (None: one per core,
+    up to four; see docs/import-export.md#several-processes).
     """
 
     mode: str = "insert"
@@ -37,6 +41,7 @@ class ImportOptions:
     value_map: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     duplicates: Mapping[str, str] = field(default_factory=dict)
     batch_size: int = BATCH_SIZE
+    workers: int | None = None
 
     def duplicate_choice(self, rule: str) -> str:
         return self.duplicates.get(rule) or self.duplicates.get("*") or "refuse"
@@ -84,6 +89,10 @@ def _problem(name: str, value: Any) -> str | None:
     if name == "batch_size":
         ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 10_000
         return None if ok else "A whole number from 1 to 10000."
+    if name == "workers":
+        ok = value is None or (isinstance(value, int) and not isinstance(value, bool)
+                               and 1 <= value <= MAX_WORKERS)  # fmt: skip
+        return None if ok else f"A whole number from 1 to {MAX_WORKERS}, or null (one per core)."
     if name == "mapping":
         ok = value is None or (
             isinstance(value, Mapping)

@@ -15,6 +15,9 @@ A dry run, and an all-or-nothing run that meets an error, roll everything back.
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,6 +30,7 @@ from ..context import Actor
 from ..duplicates import MatchRule
 from ..errors import DuplicateFound, EngineError, Forbidden, ValidationFailed
 from ..permissions import Grant
+from ..records._validate import unique_groups
 from ._convert import LIST_SEPARATORS, CellError, Conversion, convert, empty, text
 from ._files import Sheet
 from ._lookup import Lookups, Target, key_fields
@@ -40,6 +44,10 @@ if TYPE_CHECKING:
 #: rows with a problem (and the counts).
 REPORT_EVERY_ROW = 1000
 Progress = Callable[[int, int], None]
+#: Adds a batch's report to the run's stored one, in the batch's transaction.
+Checkpoint = Callable[[sa.Connection, "Report"], None]
+#: The processes an import writes with at most, when its options leave it to the machine.
+AUTO_WORKERS = 4
 #: Choice cells remembered per field and run, with what they are read as (Runner._reader).
 CHOICES_KEPT = 10_000
 #: Advisory locks a batch of an import takes at most (see Runner._batch_size).
@@ -96,6 +104,11 @@ class Report:
     rows: list[dict[str, Any]] = field(default_factory=list)
     committed: bool = False
     done: int = 0
+    #: The groups written, as ``[start, end)`` ranges of their places in the file, sorted
+    #: and apart: one range when a single process writes them in order, more when
+    #: several do (:mod:`._parallel`). A resumed run writes the others.
+    ranges: list[list[int]] = field(default_factory=list)
+    workers: int = 1  # the processes that wrote the rows (:mod:`._parallel`)
 
     def add(self, outcome: Outcome) -> None:
         self.counts[outcome.status] += 1
@@ -104,11 +117,50 @@ class Report:
         if self.total <= REPORT_EVERY_ROW or outcome.status in ("error", "skipped", "merged"):
             self.rows.append(outcome.to_dict())
 
+    def part(self) -> Report:
+        """An empty report for one batch of this run, to :meth:`merge` when committed."""
+        return Report(self.mapping, self.total, self.dry_run, self.all_or_nothing,
+                      workers=self.workers)  # fmt: skip
+
+    def mark(self, places: Sequence[int]) -> None:
+        """The groups at ``places`` (ascending) are written."""
+        spans: list[list[int]] = []
+        for place in places:
+            if spans and spans[-1][1] == place:
+                spans[-1][1] = place + 1
+            else:
+                spans.append([place, place + 1])
+        self.ranges = _joined(self.ranges + spans)
+        self.done += len(places)
+
+    def merge(self, part: Report) -> None:
+        """Add a batch's report (its counts, rows and ranges) to this one."""
+        for status, count in part.counts.items():
+            self.counts[status] = self.counts.get(status, 0) + count
+        if part.rows:
+            self.rows = sorted(self.rows + part.rows, key=lambda r: int(r.get("row", 0)))
+        self.ranges = _joined(self.ranges + part.ranges)
+        self.done += part.done
+        self.workers = max(self.workers, part.workers)
+
+    def pending(self) -> list[int]:
+        """The places of the groups still to write, in the file's order."""
+        written = self.ranges or ([[0, self.done]] if self.done else [])
+        left: list[int] = []
+        start = 0
+        for begin, end in written:
+            left.extend(range(start, begin))
+            start = end
+        left.extend(range(start, self.total))
+        return left
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "mapping": self.mapping,
             "total": self.total,
             "done": self.done,
+            "ranges": [list(r) for r in self.ranges],
+            "workers": self.workers,
             "dry_run": self.dry_run,
             "all_or_nothing": self.all_or_nothing,
             "committed": self.committed,
@@ -123,7 +175,20 @@ class Report:
         report.counts.update(data.get("counts", {}))
         report.rows = list(data.get("rows", []))
         report.done = int(data.get("done", 0))
+        report.ranges = [[int(a), int(b)] for a, b in data.get("ranges", [])]
+        report.workers = int(data.get("workers", 1))
         return report
+
+
+def _joined(ranges: list[list[int]]) -> list[list[int]]:
+    """``[start, end)`` ranges sorted, those that touch or overlap made one."""
+    joined: list[list[int]] = []
+    for begin, end in sorted(ranges):
+        if joined and begin <= joined[-1][1]:
+            joined[-1][1] = max(joined[-1][1], end)
+        else:
+            joined.append([begin, end])
+    return joined
 
 
 class Plan:
@@ -238,6 +303,7 @@ class Runner:
         # keys a row may find its record by, but never writes: its id, its autonumbers
         self.never_written = {"id", *(f.name for f in plan.entity.fields_of_type("autonumber"))}
         self.batch_size = self._batch_size()
+        self.mark_fields = self._mark_fields()
 
     def _written_entities(self) -> list[str]:
         """The entity and those of its children fields: what the run writes records of."""
@@ -264,14 +330,14 @@ class Runner:
         self,
         report: Report,
         *,
-        start: int = 0,
-        checkpoint: Callable[[sa.Connection, Report], None] | None = None,
+        checkpoint: Checkpoint | None = None,
         progress: Progress | None = None,
         after_batch: Callable[[int], None] | None = None,
     ) -> Report:
-        """Write the groups from ``start`` on, into ``report``. ``checkpoint`` records the
-        run's progress in the batch's own transaction; ``after_batch`` is called once a
-        batch is committed (with how many groups are done)."""
+        """Write the groups ``report`` does not list as written, adding what became of them
+        to it. ``checkpoint`` adds a batch's report to the stored one in the batch's own
+        transaction; ``after_batch`` is called once a batch is committed (with how many
+        groups are done)."""
         groups = self.plan.groups
         total = len(groups)
         if self.options.dry_run or self.options.all_or_nothing:
@@ -285,7 +351,7 @@ class Runner:
                 finally:
                     self.records.dedupe.release(conn)
                 failed = report.counts["error"] > 0
-                report.done = total
+                report.mark(range(total))
                 if self.options.dry_run or failed:
                     outer.rollback()
                     report.committed = False
@@ -294,18 +360,68 @@ class Runner:
                     if checkpoint is not None:
                         checkpoint(conn, report)
             return report
-        size = self.batch_size
-        for begin in range(start, total, size):
-            batch = groups[begin : begin + size]
-            with self.records.engine.begin() as conn:
-                self._batch(conn, batch, report, progress, total, offset=begin)
-                report.done = begin + len(batch)
-                if checkpoint is not None:
-                    checkpoint(conn, report)
-            if after_batch is not None:
-                after_batch(report.done)
+        self.write(report.pending(), report, checkpoint, progress, after_batch)
         report.committed = True
         return report
+
+    def write(
+        self,
+        places: Sequence[int],
+        report: Report,
+        checkpoint: Checkpoint | None,
+        progress: Progress | None,
+        after_batch: Callable[[int], None] | None,
+    ) -> None:
+        """Write the groups at ``places`` in batches, each committed with its checkpoint."""
+        size = self.batch_size
+        for begin in range(0, len(places), size):
+            part = self.write_batch(places[begin : begin + size], report, checkpoint, progress)
+            report.merge(part)
+            if after_batch is not None:
+                after_batch(report.done)
+
+    def write_batch(
+        self,
+        places: Sequence[int],
+        report: Report,
+        checkpoint: Checkpoint | None,
+        progress: Progress | None = None,
+    ) -> Report:
+        """Write the groups at ``places`` in one transaction with its checkpoint; the
+        batch's report (for :meth:`Report.merge`)."""
+        groups = self.plan.groups
+        part = report.part()
+        with self.records.engine.begin() as conn:
+            self._batch(conn, [groups[p] for p in places], part, progress, len(groups),
+                        offset=report.done)  # fmt: skip
+            part.mark(places)
+            if checkpoint is not None:
+                checkpoint(conn, part)
+        return part
+
+    def workers(self, pending: int) -> int:
+        """The processes to write ``pending`` groups with (see :mod:`._parallel`): one
+        unless the options ask for more or leave it to the machine's cores, the database
+        is PostgreSQL, each process gets a batch at least, no row of the file may name
+        another (a reference to the entity itself), no duplicate rule is fuzzy (its
+        matches are not keys a process can share), and the import runs on the process's
+        main thread: the command line's, a job worker's. A web server's background thread
+        writes with one (its process has other requests' threads, whose locks a copy of
+        it could wait for forever)."""
+        wanted = self.options.workers
+        if wanted is None:
+            wanted = min(os.cpu_count() or 1, AUTO_WORKERS)
+        wanted = min(wanted, pending // self.batch_size)
+        if wanted <= 1 or self.records.dialect != "postgresql" or not self.batching:
+            return 1
+        if any(rule.fuzzy is not None for name in self._written_entities()
+               for rule in self.records.dedupe.of(name)):  # fmt: skip
+            return 1
+        if threading.current_thread() is not threading.main_thread():
+            return 1
+        if "fork" not in mp.get_all_start_methods():
+            return 1
+        return wanted
 
     def _batch(
         self,
@@ -404,6 +520,39 @@ class Runner:
             return self._create(conn, group, data, keys)
         except EngineError as exc:
             return Outcome(number, "error", errors=self._errors(exc, group))
+
+    def marks(self, conn: sa.Connection, group: Group) -> list[tuple[Any, ...]]:
+        """What may tie the group's record to another row of the file: its keys under the
+        duplicate rules, its import key's value (update, upsert) and its unique values.
+        Two groups that share a mark are written by one process (:mod:`._parallel`)."""
+        wanted = self.mark_fields
+        data: dict[str, Any] = {}
+        cells = group.rows[0][1]
+        for column, name, read in self._readers(""):
+            if name not in wanted or empty(cell := cells[column.index]):
+                continue
+            try:
+                data[name] = read(conn, cell)
+            except CellError:
+                continue  # the row's conversion reports it
+        found: list[tuple[Any, ...]] = [
+            ("rule", rule.key_space, key) for rule in self.rules for key in rule.keys(data)
+        ]
+        key = self.options.key
+        if self.options.mode != "insert" and key is not None and _hashable(data.get(key)):
+            found.append(("key", data[key]))
+        for fields in unique_groups(self.entity):
+            values = tuple(data.get(name) for name in fields)
+            if all(v is not None and _hashable(v) for v in values):
+                found.append(("unique", fields, values))
+        return found
+
+    def _mark_fields(self) -> set[str]:
+        fields = {name for rule in self.rules for name in rule.fields}
+        fields.update(name for group in unique_groups(self.entity) for name in group)
+        if self.options.key is not None:
+            fields.add(self.options.key)
+        return fields
 
     def _values(
         self, conn: sa.Connection, row: tuple[int, list[Any]], owner: str

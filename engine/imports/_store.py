@@ -66,9 +66,14 @@ class Store:
         return int(conn.execute(self.runs.insert().values(**values).returning(self.runs.c.id))
                    .scalar_one())  # fmt: skip
 
-    def run(self, conn: sa.Connection, run_id: int, *, content: bool = False) -> dict[str, Any]:
+    def run(
+        self, conn: sa.Connection, run_id: int, *, content: bool = False, lock: bool = False
+    ) -> dict[str, Any]:
+        """A run's row (its file's ``content`` when asked); ``lock``: locked to the end of
+        ``conn``'s transaction (the processes of a run add their batches to its report)."""
         columns = [c for c in self.runs.c if content or c.name != "content"]
-        row = conn.execute(sa.select(*columns).where(self.runs.c.id == run_id)).mappings().first()
+        query = sa.select(*columns).where(self.runs.c.id == run_id)
+        row = conn.execute(query.with_for_update() if lock else query).mappings().first()
         if row is None:
             raise NotFound(f"no import run with id {run_id}")
         return dict(row)

@@ -56,6 +56,7 @@ class BatchCreator:
         self.records = records
         self.tables = records.tables
         self.dialect = records.dialect
+        self._names: dict[str, frozenset[str]] = {}  # each table's column names
 
     def create_many(
         self,
@@ -210,8 +211,11 @@ class BatchCreator:
         now = dt.datetime.now(dt.UTC)
         stamps = {"created_at": now, "updated_at": now, "created_by": actor.user_id,
                   "updated_by": actor.user_id, "version": 1}  # fmt: skip
+        names = self._names.get(table.name)
+        if names is None:  # a set: ``name in table.c`` is a call of SQLAlchemy's
+            names = self._names[table.name] = frozenset(columns.keys())
         rows = [
-            {**{n: v for n, v in item.values.items() if n in columns}, **stamps} for item in items
+            {**{n: v for n, v in item.values.items() if n in names}, **stamps} for item in items
         ]
         for auto in ent.fields_of_type("autonumber"):
             counter, text = autonumber_counter(ent, auto, now)

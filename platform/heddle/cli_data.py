@@ -25,6 +25,7 @@ from engine.attachments import attach as attach_attachments
 from engine.imports import (
     DUPLICATE_CHOICES,
     EXPORT_FORMATS,
+    MAX_WORKERS,
     MODES,
     ImportOptions,
     Imports,
@@ -159,6 +160,11 @@ def _duplicates(values: tuple[str, ...]) -> dict[str, str]:
     help="skip, merge or refuse rows a duplicate rule finds (repeatable).",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(1, MAX_WORKERS),
+    help="Processes writing a large file on PostgreSQL (default: one per core, up to 4).",
+)
+@click.option(
     "--background",
     is_flag=True,
     help="Run it as a job of heddle worker (HEDDLE_REDIS_URL) and show its progress "
@@ -176,7 +182,8 @@ def import_command(
     key: str | None, mapping: str | None,
     template: str | None, dry_run: bool, all_or_nothing: bool, as_user: str | None,
     errors_file: Path | None, encoding: str | None, date_order: str,
-    on_duplicate: tuple[str, ...], background: bool, resume_id: int | None,
+    on_duplicate: tuple[str, ...], workers: int | None, background: bool,
+    resume_id: int | None,
 ) -> None:  # fmt: skip
     """Import FILE (CSV, XLSX or JSON) into ENTITY (an entity, or user or team).
 
@@ -191,7 +198,7 @@ def import_command(
         raise click.UsageError("give ENTITY and FILE (or --all DIR)")
     values: dict[str, Any] = {"mode": mode, "key": key, "dry_run": dry_run,
                               "all_or_nothing": all_or_nothing, "encoding": encoding,
-                              "date_order": date_order,
+                              "date_order": date_order, "workers": workers,
                               "duplicates": _duplicates(on_duplicate)}  # fmt: skip
     given = _mapping(mapping)
     with _imports(as_user) as (imports, actor, accounts):

@@ -622,7 +622,7 @@ def test_a_rep_imports_only_what_they_may_write(records: Records, imports: Impor
 
 def test_a_crashed_run_resumes_without_doubling_rows(records: Records, imports: Imports) -> None:
     rows = [["Account name", "External ID"]] + [[f"Resume Co {n}", f"RS-{n}"] for n in range(7)]
-    options = ImportOptions(batch_size=3)
+    options = ImportOptions(batch_size=3, workers=1)  # several: test_import_processes.py
 
     def crash(done: int) -> None:
         if done == 3:
@@ -667,7 +667,7 @@ def test_a_worker_turn_stops_after_its_time_and_the_next_goes_on(
     with its checkpoint for the next job: no row twice, none left out."""
     rows = [["Account name", "External ID"]] + [[f"Turn Co {n}", f"TN-{n}"] for n in range(7)]
     run_id = imports.create(ANN, "account", csv_bytes(rows), "turns.csv",
-                            ImportOptions(batch_size=3))  # fmt: skip
+                            ImportOptions(batch_size=3, workers=1))  # fmt: skip
     assert imports.execute(run_id, seconds=0) is False  # one batch, then its time is up
     paused = imports.status(ANN, run_id)
     assert paused["status"] == "queued" and paused["progress"] == {"done": 3, "total": 7}
