@@ -179,6 +179,13 @@ class Counters:
             for counter, value in counters:
                 self.advance(conn, counter, value)
 
+    def prepare(self, conn: sa.Connection, counter: str) -> None:
+        """PostgreSQL: the counter's sequence and row made now, in ``conn``'s transaction —
+        by a process about to start others that draw from it, which would otherwise each
+        register the row and wait for one another's first commit. Nothing on SQLite."""
+        if self.dialect == "postgresql" and self._ensure(conn.engine, counter):
+            conn.execute(self._register, {"counter": counter})
+
     def _ensure(self, engine: sa.Engine, counter: str) -> bool:
         """PostgreSQL: the counter's sequence, created on its first use, starting after its
         row's committed value (a counter numbered before sequences, by the demo data or a

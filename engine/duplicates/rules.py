@@ -139,6 +139,7 @@ class MatchRule:
     fuzzy: float | None = None
     _chain: tuple[Normalizer, ...] = field(init=False, repr=False, compare=False)
     _key: Callable[[str | int], str] = field(init=False, repr=False, compare=False)
+    _space: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.fields:
@@ -155,6 +156,8 @@ class MatchRule:
         chain = tuple(get_normalizer(name) for name in self.normalize)
         object.__setattr__(self, "_chain", chain)
         object.__setattr__(self, "_key", _remembered(chain))
+        kind = f"all{len(self.fields)}" if self._joined else "each"
+        object.__setattr__(self, "_space", f"{kind}:{','.join(self.normalize)}")
 
     @classmethod
     def from_definition(cls, rule: RuleDefinition, *, fuzzy: float | None = None) -> MatchRule:
@@ -177,8 +180,7 @@ class MatchRule:
         >>> MatchRule("same_phone", ("phone",), ("phone",)).key_space
         'each:phone'
         """
-        kind = f"all{len(self.fields)}" if self._joined else "each"
-        return f"{kind}:{','.join(self.normalize)}"
+        return self._space
 
     @property
     def _joined(self) -> bool:

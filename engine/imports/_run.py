@@ -303,9 +303,10 @@ class Runner:
         # keys a row may find its record by, but never writes: its id, its autonumbers
         self.never_written = {"id", *(f.name for f in plan.entity.fields_of_type("autonumber"))}
         self.batch_size = self._batch_size()
+        self.unique_groups = unique_groups(plan.entity)
         self.mark_fields = self._mark_fields()
 
-    def _written_entities(self) -> list[str]:
+    def written_entities(self) -> list[str]:
         """The entity and those of its children fields: what the run writes records of."""
         children = (f.children for f in self.entity.fields_of_type("children"))
         return list(dict.fromkeys([self.entity.name, *(c for c in children if c)]))
@@ -316,7 +317,7 @@ class Runner:
         locks, held until the batch commits; PostgreSQL's lock table is shared by all
         sessions and holds some thousands)."""
         keys = 0
-        for name in self._written_entities():
+        for name in self.written_entities():
             for rule in self.records.dedupe.of(name):
                 if rule.locks:
                     joined = rule.match.match == "all" and len(rule.fields) > 1
@@ -344,7 +345,7 @@ class Runner:
             with self.records.engine.connect() as conn, conn.begin() as outer:
                 # one transaction for the whole file: its key spaces held whole, not a
                 # lock per key to its end (a dry run, undone anyway, locks nothing)
-                for name in self._written_entities():
+                for name in self.written_entities():
                     self.records.dedupe.hold(conn, name, lock=not self.options.dry_run)
                 try:
                     self._batch(conn, groups, report, progress, total)
@@ -414,7 +415,7 @@ class Runner:
         wanted = min(wanted, pending // self.batch_size)
         if wanted <= 1 or self.records.dialect != "postgresql" or not self.batching:
             return 1
-        if any(rule.fuzzy is not None for name in self._written_entities()
+        if any(rule.fuzzy is not None for name in self.written_entities()
                for rule in self.records.dedupe.of(name)):  # fmt: skip
             return 1
         if threading.current_thread() is not threading.main_thread():
@@ -541,7 +542,7 @@ class Runner:
         key = self.options.key
         if self.options.mode != "insert" and key is not None and _hashable(data.get(key)):
             found.append(("key", data[key]))
-        for fields in unique_groups(self.entity):
+        for fields in self.unique_groups:
             values = tuple(data.get(name) for name in fields)
             if all(v is not None and _hashable(v) for v in values):
                 found.append(("unique", fields, values))
@@ -549,7 +550,7 @@ class Runner:
 
     def _mark_fields(self) -> set[str]:
         fields = {name for rule in self.rules for name in rule.fields}
-        fields.update(name for group in unique_groups(self.entity) for name in group)
+        fields.update(name for group in self.unique_groups for name in group)
         if self.options.key is not None:
             fields.add(self.options.key)
         return fields
