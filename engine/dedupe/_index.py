@@ -723,7 +723,8 @@ class DuplicateIndex:
                     # An index probe per key, whatever the table's statistics say (a
                     # table an import is filling has stale ones: the planner would read
                     # the whole key space once per batch). One parameter per list.
-                    params = {"keys": chunk, "space": space, "entities": sorted(entities)}
+                    params = {"keys": array_text(chunk), "space": space,
+                              "entities": array_text(sorted(entities))}  # fmt: skip
                     hits = conn.scalars(_SCREEN_PG, params)
                 else:
                     hits = conn.scalars(

@@ -155,17 +155,25 @@ def _sheet(rows: Iterator[Sequence[Any]], encoding: str | None) -> Sheet:
     for number, row in enumerate(rows, start=1):
         cells = list(row)
         if headers is None:
-            if not any(_filled(c) for c in cells):
+            if _blank(cells):
                 continue  # blank lines above the header
             headers = [_header(c) for c in cells]
             while headers and not headers[-1]:
                 headers.pop()
             sheet.headers = headers
             continue
-        if not any(_filled(c) for c in cells):
+        if _blank(cells):
             continue  # a blank row in the middle or at the end
         sheet.rows.append((number, cells[: len(headers)] + [None] * (len(headers) - len(cells))))
     return sheet
+
+
+def _blank(cells: list[Any]) -> bool:
+    """Whether no cell of a row holds anything but whitespace."""
+    try:  # a CSV's cells: all text, joined and stripped in one go
+        return not "".join(cells).strip()
+    except TypeError:  # a spreadsheet's: numbers, dates, None among them
+        return not any(_filled(c) for c in cells)
 
 
 def _filled(cell: Any) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -29,6 +29,7 @@ from ..context import Actor
 from ..errors import EngineError, ValidationFailed
 from ..events import RecordEvent
 from ..permissions import Grant
+from ..pipeline import array_text
 from ..tables import USER_TABLE
 from ._validate import unique_groups
 from ._write import autonumber_counter, autonumber_text
@@ -139,11 +140,15 @@ class BatchCreator:
             for begin in range(0, len(ordered), 1000):
                 chunk = ordered[begin : begin + 1000]
                 plain = isinstance(column.type, sa.String | sa.Integer)
-                among = (
-                    column == sa.any_(sa.literal(chunk, postgresql.ARRAY(column.type)))
-                    if self.dialect == "postgresql" and plain  # one parameter: a short statement
-                    else column.in_(chunk)
-                )
+                if self.dialect == "postgresql" and plain:  # one parameter: a short statement,
+                    listed = array_text(cast(list[str | int], chunk))  # sent as text
+                    text = sa.bindparam("values", listed, type_=sa.Text())
+                    # unnested in a sub-select: with ``= ANY(CAST(…))`` the generic plan read
+                    # the whole table
+                    listed_values = sa.func.unnest(sa.cast(text, postgresql.ARRAY(column.type)))
+                    among = column.in_(sa.select(listed_values))
+                else:
+                    among = column.in_(chunk)
                 stored |= set(conn.scalars(sa.select(column).where(among)))
             for item in pending:
                 value = item.values.get(name)
@@ -317,6 +322,7 @@ class BatchCreator:
         statement = f"COPY {preparer.format_table(table)} ({columns}) FROM STDIN"
         processed = [(i, process) for i, process in enumerate(processors) if process is not None]
         pick = itemgetter(*names)  # the rows' values in one call (most rows have them all)
+        last: list[tuple[Any, Any]] = [(None, None)] * len(names)  # each column's last bound
         single = len(names) == 1
         raw: Any = conn.connection.dbapi_connection
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
@@ -327,7 +333,10 @@ class BatchCreator:
                     values = [row.get(name) for name in names]
                 for i, process in processed:
                     if (value := values[i]) is not None:
-                        values[i] = process(value)
+                        # a batch's timestamps are one object: bound once
+                        if value is not last[i][0]:
+                            last[i] = (value, process(value))
+                        values[i] = last[i][1]
                 copy.write_row(values)
 
 
