@@ -80,12 +80,13 @@ class Audit:
         actor: Actor,
         version: int,
         changes: Mapping[str, Any],
+        at: dt.datetime | None = None,
     ) -> dict[str, Any]:
-        """An audit row, but for the record's id."""
+        """An audit row, but for the record's id; ``at``: when (now by default)."""
         return {
             "entity": ent.name,
             "action": action,
-            "at": dt.datetime.now(dt.UTC),
+            "at": at or dt.datetime.now(dt.UTC),
             "actor_id": actor.user_id,
             "version": version,
             "changes": dict(changes),

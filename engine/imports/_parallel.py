@@ -96,9 +96,10 @@ def _split(places: Sequence[int], parts: int) -> list[list[int]]:
     return found
 
 
-def tied_across(marks: Sequence[Sequence[tuple[int, Sequence[Hashable]]]]) -> set[int]:
+def ties(marks: Sequence[Sequence[tuple[int, Sequence[Hashable]]]]) -> tuple[set[int], set[int]]:
     """The groups that share a mark, directly or through others, with a group of another
-    process. ``marks``: per process, each of its groups' place with its marks."""
+    process; and all that share one with another group. ``marks``: per process, each of
+    its groups' place with its marks."""
     parent: dict[int, int] = {}
 
     def root(place: int) -> int:
@@ -122,7 +123,7 @@ def tied_across(marks: Sequence[Sequence[tuple[int, Sequence[Hashable]]]]) -> se
     spans: dict[int, set[int]] = {}
     for place in linked:
         spans.setdefault(root(place), set()).add(process_of[place])
-    return {place for place in linked if len(spans[root(place)]) > 1}
+    return {place for place in linked if len(spans[root(place)]) > 1}, linked
 
 
 class _Processes:
@@ -162,9 +163,9 @@ class _Processes:
                 processes.append(process)
             try:
                 marks = [self._receive(pipe) for pipe in pipes]
-                tied = tied_across(marks)
+                tied, linked = ties(marks)
                 for pipe in pipes:
-                    pipe.send(tied)
+                    pipe.send((tied, linked))
                 self._follow(pipes)
             except BaseException:
                 for process in processes:
@@ -231,8 +232,11 @@ class _Processes:
                 # hash seed); two marks of one hash only leave a group more to this one
                 pipe.send([(p, [hash(m) for m in runner.marks(conn, groups[p])])
                            for p in places])  # fmt: skip
-            tied: set[int] = pipe.recv()
+            tied, linked = pipe.recv()
             todo = [p for p in places if p not in tied]
+            # a group no other shares a mark with repeats nothing and is repeated by none:
+            # its keys need no in-file check
+            runner.unshared = {groups[p].number for p in todo if p not in linked}
             for number, begin in enumerate(range(0, len(todo), runner.batch_size), start=1):
                 if os.getppid() != self.parent or (pipe.poll() and pipe.recv() == "stop"):
                     break  # asked to stop, or the process that started it is gone

@@ -304,6 +304,9 @@ class Runner:
         self.never_written = {"id", *(f.name for f in plan.entity.fields_of_type("autonumber"))}
         self.batch_size = self._batch_size()
         self.unique_groups = unique_groups(plan.entity)
+        #: The rows (their numbers) whose marks no other row of the file has (known when
+        #: :mod:`._parallel` worked them out): their keys need no in-file check.
+        self.unshared: set[int] = set()
         self.mark_fields = self._mark_fields()
 
     def written_entities(self) -> list[str]:
@@ -494,7 +497,7 @@ class Runner:
                 lines[owner] = rows
         if problems:
             return Outcome(number, "error", errors=problems)
-        keys = self._keys(data)
+        keys = [] if number in self.unshared else self._keys(data)
         if self._waits_for_queue(data, keys):
             self._flush(conn)  # it may repeat, or be found as, a record still to be made
         existing, problem = self._existing(conn, data, number)
@@ -504,7 +507,7 @@ class Runner:
         popped = [n for n in data if n in self.never_written]
         for name in popped:
             data.pop(name)  # keys to find a record by, never written
-        if any(name in rule.fields for rule in self.rules for name in popped):
+        if keys and any(name in rule.fields for rule in self.rules for name in popped):
             keys = self._keys(data)
         try:
             if existing is not None:

@@ -239,7 +239,7 @@ class BatchCreator:
         if ent.audit:
             audit = records.audit
             entries = [
-                {**audit.entry(ent, "create", actor, 1, audit.changes(ent, None, row)),
+                {**audit.entry(ent, "create", actor, 1, audit.changes(ent, None, row), now),
                  "record_id": row["id"]}
                 for row in stored
             ]  # fmt: skip

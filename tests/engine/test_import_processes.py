@@ -24,7 +24,7 @@ from sqlalchemy.pool import NullPool
 from engine import Actor, BadRequest, Records
 from engine.database import connect
 from engine.imports import ImportOptions, Imports
-from engine.imports._parallel import tied_across
+from engine.imports._parallel import ties
 from engine.imports._run import Report, Runner
 from engine.tables import TEAM_TABLE, USER_TABLE, build_tables
 from metamodel import Model, load_packages
@@ -257,9 +257,10 @@ def test_groups_tied_across_processes_are_left_to_one() -> None:
          (7, [("rule", "name", "b")])],
     ]  # fmt: skip
     # 0-3 share a name; 4-5-6 a phone then a key; 1-7 a name: each across processes
-    assert tied_across(marks) == {0, 3, 4, 5, 6, 1, 7}
+    tied, linked = ties(marks)
+    assert tied == linked == {0, 3, 4, 5, 6, 1, 7}
     alone = [[(0, [("rule", "name", "a")]), (1, [("rule", "name", "a")])], [(2, [("key", 1)])]]
-    assert tied_across(alone) == set()  # a repeat within one process stays there
+    assert ties(alone) == (set(), {0, 1})  # a repeat within one process stays there
 
 
 def test_a_report_knows_which_groups_are_written() -> None:
