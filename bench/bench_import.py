@@ -7,7 +7,11 @@ run — ``COPY`` on PostgreSQL, ``executemany`` on SQLite — as rows per second
 ratio (the issue's goal: 0.25 or more).
 
     .venv/bin/python bench/bench_import.py [--url postgresql+psycopg://postgres@127.0.0.1/postgres]
-                                           [--rows 2000] [--batch-size N]
+                                           [--rows 2000] [--batch-size N] [--workers N]
+
+On PostgreSQL a large import is written by a process per core (``--workers`` sets how many;
+1 for one): the CPU shown for the import is this process's and its processes', and all of
+PostgreSQL's processes' (the import's connections come and go with its processes).
 
 On PostgreSQL the benchmark creates its own database (dropped afterwards); with a
 ``sqlite:///`` URL it uses a file in a temporary folder.

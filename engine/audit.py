@@ -36,6 +36,7 @@ def jsonable(value: Any) -> Any:
 
 
 _MOMENTS = (dt.datetime, dt.date)  # a tuple: ``dt.datetime | dt.date`` is made per call
+_AS_IS = frozenset({str, int, bool, float})  # JSON already: no call of jsonable for them
 
 
 class Audit:
@@ -61,7 +62,7 @@ class Audit:
         """The diff of raw values ``{field: [old, new]}`` between two states of a record."""
         if before is None and after is not None:  # a create: every value that is set
             return {
-                name: [None, jsonable(value)]
+                name: [None, value if value.__class__ in _AS_IS else jsonable(value)]
                 for name in self._columns(ent)
                 if (value := after.get(name)) is not None
             }

@@ -14,8 +14,9 @@ every record of it takes the one-record path, so a bad record never takes good o
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
@@ -26,6 +27,7 @@ from sqlalchemy.dialects import postgresql
 from metamodel import Entity
 
 from ..context import Actor
+from ..database import dumps_json
 from ..errors import EngineError, ValidationFailed
 from ..events import RecordEvent
 from ..permissions import Grant
@@ -238,11 +240,9 @@ class BatchCreator:
             stored = self._insert_records(conn, table, rows)
         if ent.audit:
             audit = records.audit
-            entries = [
-                {**audit.entry(ent, "create", actor, 1, audit.changes(ent, None, row), now),
-                 "record_id": row["id"]}
-                for row in stored
-            ]  # fmt: skip
+            entry = audit.entry(ent, "create", actor, 1, {}, now)  # the batch's, but for…
+            entries = [{**entry, "changes": audit.changes(ent, None, row), "record_id": row["id"]}
+                       for row in stored]  # fmt: skip
             self._insert(conn, audit.table, entries)
         keyed = [(row["id"], item.keys) for row, item in zip(stored, items, strict=True)]
         self._insert(conn, records.dedupe.table, records.dedupe.key_rows(ent.name, keyed))
@@ -295,6 +295,10 @@ class BatchCreator:
         blank = {c.name: _server_default(c) for c in table.c}
         stored = [{**blank, **row, "id": record_id}
                   for record_id, row in zip(sorted(ids), rows, strict=True)]  # fmt: skip
+        for name, places in _places(table, given).items():  # 0.5 is stored as 0.50
+            for row in stored:
+                if isinstance(value := row[name], Decimal):
+                    row[name] = value.quantize(places, ROUND_HALF_UP)
         self._copy(conn, table, given, stored)
         return stored
 
@@ -311,12 +315,17 @@ class BatchCreator:
         self, conn: sa.Connection, table: sa.Table, names: list[str], rows: Sequence[dict[str, Any]]
     ) -> None:
         """``COPY table (names) FROM STDIN`` on this transaction's connection, each value
-        bound as SQLAlchemy binds it (JSON, UTC timestamps)."""
+        bound as SQLAlchemy binds it (UTC timestamps); a JSON value written as its text,
+        which ``COPY`` reads as any JSON parameter (SQLAlchemy's processor would wrap it
+        for psycopg, whose dumper would call the same :func:`dumps_json`)."""
         dialect = conn.dialect
-        processors = []
+        processors: list[Callable[[Any], Any] | None] = []
         for name in names:
             column_type = table.c[name].type
-            processors.append(column_type.dialect_impl(dialect).bind_processor(dialect))
+            if isinstance(column_type.dialect_impl(dialect), sa.JSON):
+                processors.append(dumps_json)
+            else:
+                processors.append(column_type.dialect_impl(dialect).bind_processor(dialect))
         preparer = dialect.identifier_preparer
         columns = ", ".join(preparer.quote(n) for n in names)
         statement = f"COPY {preparer.format_table(table)} ({columns}) FROM STDIN"
@@ -331,13 +340,24 @@ class BatchCreator:
                     values = [pick(row)] if single else list(pick(row))
                 except KeyError:
                     values = [row.get(name) for name in names]
-                for i, process in processed:
+                for i, process in processed:  # (the key table's rows have none)
                     if (value := values[i]) is not None:
                         # a batch's timestamps are one object: bound once
                         if value is not last[i][0]:
                             last[i] = (value, process(value))
                         values[i] = last[i][1]
                 copy.write_row(values)
+
+
+def _places(table: sa.Table, names: Sequence[str]) -> dict[str, Decimal]:
+    """The decimal columns among ``names`` with a fixed scale, each with its unit (0.01):
+    what the record's values become when stored, rounded as PostgreSQL rounds."""
+    found = {}
+    for name in names:
+        column_type = table.c[name].type
+        if isinstance(column_type, sa.Numeric) and column_type.scale is not None:
+            found[name] = Decimal(1).scaleb(-column_type.scale)
+    return found
 
 
 def _server_default(column: sa.Column[Any]) -> Any:

@@ -278,3 +278,29 @@ def test_a_report_knows_which_groups_are_written() -> None:
     assert again.pending() == [1, 2, 3, 8, 9]
     legacy = Report.from_dict({"total": 5, "done": 3})  # stored before the ranges
     assert legacy.pending() == [3, 4]
+
+
+@pytest.mark.postgres
+def test_processes_write_the_audit_a_create_writes(fresh: Callable[[], Records]) -> None:
+    """Each imported record's audit row holds what one create's would: every value set,
+    as JSON (decimals as text, times in ISO form), at the batch's moment."""
+    records = fresh()
+    rows = [[*row[:3], "A"] for row in accounts(12)]
+    rows[3] = [*rows[3][:3], "C"]
+    content = csv_bytes([[*HEADER, "Annual revenue"], *[[*r, f"{n},000.5"] for n, r in
+                                                         enumerate(rows)]])  # fmt: skip
+    run = Imports(records).run(ANN, "account", content, "audit.csv",
+                               ImportOptions(batch_size=3, workers=2))  # fmt: skip
+    assert run["report"]["workers"] == 2 and run["report"]["counts"]["created"] == 12
+    table, audit = records.tables.table("account"), records.audit
+    with records.engine.connect() as conn:
+        stored = {r["id"]: dict(r) for r in conn.execute(sa.select(table)).mappings()}
+        entries = conn.execute(sa.select(audit.table)).mappings().all()
+    assert len(entries) == 12
+    account = records.model.entity("account")
+    for entry in entries:
+        row = stored[entry["record_id"]]
+        assert entry["changes"] == audit.changes(account, None, row)
+        assert entry["changes"]["annual_revenue"][1].endswith(".50")  # the column's places
+        assert (entry["action"], entry["version"], entry["actor_id"]) == ("create", 1, 1)
+        assert entry["at"] == row["created_at"]
