@@ -151,6 +151,7 @@ def _csv(content: bytes, encoding: str | None) -> Sheet:
 
 def _sheet(rows: Iterator[Sequence[Any]], encoding: str | None) -> Sheet:
     headers: list[str] | None = None
+    width = 0
     sheet = Sheet([], encoding=encoding)
     for number, row in enumerate(rows, start=1):
         cells = list(row)
@@ -161,10 +162,13 @@ def _sheet(rows: Iterator[Sequence[Any]], encoding: str | None) -> Sheet:
             while headers and not headers[-1]:
                 headers.pop()
             sheet.headers = headers
+            width = len(headers)
             continue
         if _blank(cells):
             continue  # a blank row in the middle or at the end
-        sheet.rows.append((number, cells[: len(headers)] + [None] * (len(headers) - len(cells))))
+        if len(cells) != width:  # cut or padded to the header's width
+            cells = cells[:width] + [None] * (width - len(cells))
+        sheet.rows.append((number, cells))
     return sheet
 
 
