@@ -54,8 +54,10 @@ def test_import_export_teams_and_users(cli: CliRunner, tmp_path: Path) -> None:
     sheet = load_workbook(errors).active
     assert [c.value for c in sheet[1]][:3] == ["Row", "Errors", "客户名称"]
     assert sheet["A2"].value == 3 and sheet["C2"].value == "华为技术有限公司"
-    again = cli.invoke(main, [*args])
+    again = cli.invoke(main, [*args, "--workers", "2"])  # SQLite: one process all the same
     assert "2 unchanged, 1 error (committed)" in again.output
+    too_many = cli.invoke(main, [*args, "--workers", "9"])
+    assert too_many.exit_code == 2 and "--workers" in too_many.output
 
     exported = cli.invoke(main, ["export", "account", "--as", "li.lei", "--fields",
                                  "name,external_id,grade", "--filter", "grade=A"])  # fmt: skip
