@@ -30,6 +30,7 @@ from ..errors import BadRequest, Conflict, EngineError, NotFound
 from . import _parallel
 from ._backup import export_all, import_all
 from ._collector import fewer_full_collections
+from ._convert import MESSAGES
 from ._errorfile import rejected, to_csv, to_xlsx
 from ._export import EXPORT_FORMATS, MEDIA_TYPES, Export
 from ._files import BadFile, FileTooLarge, Sheet, read_sheet, size_text
@@ -473,6 +474,7 @@ __all__ = [
     "MAX_BYTES",
     "MAX_WORKERS",
     "MEDIA_TYPES",
+    "MESSAGES",
     "MODES",
     "BadFile",
     "Executor",

@@ -35,8 +35,42 @@ _NUMBER_MARKS = re.compile(r"[\s,'_¥$€£元円%]|RMB|CNY|JPY|USD")
 _TIME = re.compile(r"(\d{1,2})\s*[:時时]\s*(\d{1,2})(?:\s*[:分]\s*(\d{1,2}(?:\.\d+)?))?\s*秒?")
 
 
+#: The templates of the messages a row is refused with (``template`` in a report's row
+#: errors, with its ``params``): msgids of the interface's catalogs, so the screens say
+#: them in the user's language (tests/ui_renderer/test_translations.py keeps them there).
+MESSAGES: list[str] = []
+
+
+def msgid(template: str) -> str:
+    """``template`` (English, with ``%(name)s`` places), listed in :data:`MESSAGES`."""
+    MESSAGES.append(template)
+    return template
+
+
+# What a cell may be refused for (see CellError).
+NOT_A_NUMBER = msgid("Not a number.")
+NOT_THIS_NUMBER = msgid("Not a number: '%(text)s'.")
+NOT_WHOLE = msgid("Not a whole number: '%(text)s'.")
+NOT_YES_OR_NO = msgid("Not yes or no: '%(text)s' (use true/false, yes/no, 是/否, はい/いいえ).")
+NOT_A_DATE = msgid("Not a date: '%(text)s'; write it like 2026-12-07.")
+DATE_ORDER = msgid(
+    "Not a date: '%(text)s' (choose the date order: dmy or mdy); write it like 2026-12-07."
+)
+NO_SUCH_DATE = msgid("No such date: '%(text)s'.")
+NOT_A_TIME = msgid("Not a time: '%(text)s'.")
+UNKNOWN_CHOICE = msgid("Unknown choice '%(text)s'; the choices: %(choices)s (or map it to one).")
+
+
 class CellError(ValueError):
-    """A cell that cannot be read as its field's value; the message is for the user."""
+    """A cell that cannot be read as its field's value; the message is for the user.
+
+    ``template`` is the message with ``%(name)s`` places for ``params``: a screen says it
+    in the user's language (the English templates are msgids of the interface's
+    catalogs, :data:`engine.imports.MESSAGES`); ``str()`` gives it in English."""
+
+    def __init__(self, template: str, **params: Any) -> None:
+        self.template, self.params = template, params
+        super().__init__(template % params if params else template)
 
 
 @dataclass(frozen=True)
@@ -74,7 +108,7 @@ def empty(cell: Any) -> bool:
 def number(cell: Any) -> Decimal:
     """``1,250.50``, ``１２５０``, ``1 250``, ``¥1,250``, ``15%`` (as 15), ``(300)``."""
     if isinstance(cell, bool):
-        raise CellError("Not a number.")
+        raise CellError(NOT_A_NUMBER)
     if isinstance(cell, int | Decimal):
         return Decimal(cell)
     if isinstance(cell, float):
@@ -83,18 +117,18 @@ def number(cell: Any) -> Decimal:
     negative = raw.startswith("(") and raw.endswith(")")
     cleaned = _NUMBER_MARKS.sub("", raw.strip("()"))
     if not _NUMBER.fullmatch(cleaned):
-        raise CellError(f"Not a number: '{raw}'.")
+        raise CellError(NOT_THIS_NUMBER, text=raw)
     try:
         value = Decimal(cleaned)
     except InvalidOperation:  # pragma: no cover - the pattern admits only numbers
-        raise CellError(f"Not a number: '{raw}'.") from None
+        raise CellError(NOT_THIS_NUMBER, text=raw) from None
     return -value if negative else value
 
 
 def integer(cell: Any) -> int:
     value = number(cell)
     if value != value.to_integral_value():
-        raise CellError(f"Not a whole number: '{text(cell)}'.")
+        raise CellError(NOT_WHOLE, text=text(cell))
     return int(value)
 
 
@@ -116,7 +150,7 @@ def boolean(cell: Any) -> bool:
         return True
     if word in FALSE_WORDS:
         return False
-    raise CellError(f"Not yes or no: '{text(cell)}' (use true/false, yes/no, 是/否, はい/いいえ).")
+    raise CellError(NOT_YES_OR_NO, text=text(cell))
 
 
 def date(cell: Any, order: str = "ymd") -> dt.date:
@@ -134,17 +168,16 @@ def date(cell: Any, order: str = "ymd") -> dt.date:
     else:
         found = _SHORT.match(raw)
         if found is None or order == "ymd":
-            hint = "" if found is None else " (choose the date order: dmy or mdy)"
-            raise CellError(f"Not a date: '{raw}'{hint}; write it like 2026-12-07.")
+            raise CellError(NOT_A_DATE if found is None else DATE_ORDER, text=raw)
         first, second, year = (int(g) for g in found.groups())
         day, month = (first, second) if order == "dmy" else (second, first)
         rest = raw[found.end() :]
     if rest.strip() and not _TIME.search(rest):
-        raise CellError(f"Not a date: '{raw}'; write it like 2026-12-07.")
+        raise CellError(NOT_A_DATE, text=raw)
     try:
         return dt.date(year, month, day)
     except ValueError:
-        raise CellError(f"No such date: '{raw}'.") from None
+        raise CellError(NO_SUCH_DATE, text=raw) from None
 
 
 def datetime(cell: Any, order: str = "ymd") -> str:
@@ -168,7 +201,7 @@ def datetime(cell: Any, order: str = "ymd") -> str:
                     day, dt.time(hour, minute, int(second), int(second % 1 * 1_000_000))
                 )
             except ValueError:
-                raise CellError(f"Not a time: '{raw}'.") from None
+                raise CellError(NOT_A_TIME, text=raw) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return moment.isoformat()
@@ -190,7 +223,7 @@ def choice(cell: Any, field: Field, conversion: Conversion) -> str:
         ):
             return option.value
     known = ", ".join(o.value for o in field.options[:12])
-    raise CellError(f"Unknown choice '{raw}'; the choices: {known} (or map it to one).")
+    raise CellError(UNKNOWN_CHOICE, text=raw, choices=known)
 
 
 def choices(cell: Any, field: Field, conversion: Conversion) -> list[str]:

@@ -20,7 +20,15 @@ from metamodel import Entity, Field
 from ..context import Actor
 from ..permissions import Permissions
 from ..tables import TEAM_TABLE, USER_TABLE, Tables
-from ._convert import CellError, fold, text
+from ._convert import CellError, fold, msgid, text
+
+# Why a cell names no record (msgids of the interface's catalogs, see CellError).
+UNKNOWN_NAME = msgid("Unknown %(what)s '%(text)s'.")
+SEVERAL_RECORDS = msgid(
+    "%(count)s %(what)s records are called '%(text)s': use its code, external id or id."
+)
+SEVERAL_USERS = msgid("%(count)s users are called '%(text)s': use the username or email.")
+SEVERAL_TEAMS = msgid("%(count)s teams are called '%(text)s': use the team's id.")
 
 #: Field names taken as an external id (a key from the system the data comes from).
 EXTERNAL_ID_NAMES = ("external_id", "external_code", "legacy_id")
@@ -69,7 +77,8 @@ class Lookups:
         self.model = tables.model
         self.permissions = permissions
         self.actor = actor
-        self._found: dict[tuple[str, str], int | str] = {}  # (target, folded text) → id | error
+        # (target, folded text) → its id, why it names none (several), or None (no record)
+        self._found: dict[tuple[str, str], int | CellError | None] = {}
 
     def prefetch(self, conn: sa.Connection, target: Target, cells: Iterable[Any]) -> None:
         """Look up every text of ``cells`` not looked up yet, in a few queries."""
@@ -85,7 +94,7 @@ class Lookups:
             found = self._by_columns(conn, USER_TABLE, ("username", "email", "name"),
                                      wanted, "user")  # fmt: skip
         for raw in wanted:
-            self._found[(target.key, fold(raw))] = found.get(fold(raw), "")
+            self._found[(target.key, fold(raw))] = found.get(fold(raw))
 
     def resolve(self, conn: sa.Connection, target: Target, cell: Any) -> int:
         raw = text(cell)
@@ -93,9 +102,11 @@ class Lookups:
         if key not in self._found:
             self.prefetch(conn, target, [cell])
         found = self._found[key]
-        if isinstance(found, str):
+        if isinstance(found, CellError):
+            raise CellError(found.template, **found.params)
+        if found is None:
             what = target.to if target.kind == "reference" else target.kind
-            raise CellError(found or f"Unknown {what} '{raw}'.")
+            raise CellError(UNKNOWN_NAME, what=what, text=raw)
         return found
 
     def remember(self, target: Target, raw: Any, record_id: int) -> None:
@@ -122,10 +133,8 @@ class Lookups:
             for raw in list(remaining):
                 ids = hits.get(fold(raw))
                 if ids:
-                    found[fold(raw)] = ids[0] if len(ids) == 1 else (
-                        f"{len(ids)} {target.name} records are called '{raw}': use its code, "
-                        "external id or id"
-                    )  # fmt: skip
+                    found[fold(raw)] = ids[0] if len(ids) == 1 else CellError(
+                        SEVERAL_RECORDS, count=len(ids), what=target.name, text=raw)  # fmt: skip
                     remaining.discard(raw)
         numbers = {raw: int(raw.lstrip("#")) for raw in remaining if raw.lstrip("#").isdigit()}
         if numbers:
@@ -177,9 +186,9 @@ class Lookups:
             for raw in list(remaining):
                 ids = hits.get(fold(raw))
                 if ids:
-                    found[fold(raw)] = ids[0] if len(ids) == 1 else (
-                        f"{len(ids)} {what}s are called '{raw}': use the username"
-                    )  # fmt: skip
+                    found[fold(raw)] = ids[0] if len(ids) == 1 else CellError(
+                        SEVERAL_USERS if what == "user" else SEVERAL_TEAMS,
+                        count=len(ids), text=raw)  # fmt: skip
                     remaining.discard(raw)
         numbers = {raw: int(raw.lstrip("#")) for raw in remaining if raw.lstrip("#").isdigit()}
         if numbers:  # an id, as JSON exports and the API give them

@@ -31,7 +31,7 @@ from ..duplicates import MatchRule
 from ..errors import DuplicateFound, EngineError, Forbidden, ValidationFailed
 from ..permissions import Grant
 from ..records._validate import unique_groups
-from ._convert import LIST_SEPARATORS, CellError, Conversion, convert, empty, text
+from ._convert import LIST_SEPARATORS, CellError, Conversion, convert, empty, msgid, text
 from ._files import Sheet
 from ._lookup import Lookups, Target, key_fields
 from ._mapping import Column, build
@@ -52,6 +52,12 @@ AUTO_WORKERS = 4
 CHOICES_KEPT = 10_000
 #: Advisory locks a batch of an import takes at most (see Runner._batch_size).
 LOCKS_PER_BATCH = 2000
+# Why a row is refused (msgids of the interface's catalogs, see CellError).
+NOT_AN_ID = msgid("Not an id: '%(text)s'.")
+EMPTY_KEY = msgid("The key %(key)s is empty.")
+SEVERAL_KEYED = msgid("Several records have %(key)s '%(text)s'.")
+NONE_KEYED = msgid("No %(what)s with %(key)s '%(text)s'.")
+REPEATS = msgid("Repeats row %(row)s (duplicate rule %(rule)s).")
 #: What reads one cell of a column into its field's value (raising CellError).
 Reader = Callable[[sa.Connection, Any], Any]
 
@@ -575,7 +581,7 @@ class Runner:
             try:
                 values[name] = read(conn, cell)
             except CellError as exc:
-                problems.append(_problem(number, column, str(exc), cell))
+                problems.append(_problem(number, column, exc, cell))
         return values, problems
 
     def _readers(self, owner: str) -> list[tuple[Column, str, Reader]]:
@@ -628,7 +634,7 @@ class Runner:
                 if len(memo) < CHOICES_KEPT:
                     memo[cell] = known
             if isinstance(known, CellError):
-                raise CellError(str(known))
+                raise CellError(known.template, **known.params)
             return known
 
         return choice
@@ -643,18 +649,19 @@ class Runner:
         column = self.plan.columns[key]
         value = data.pop(key, None) if key == "id" else data.get(key)
         if value is None:
-            return None, _problem(number, column, f"The key {key} is empty.")
+            return None, _problem(number, column, CellError(EMPTY_KEY, key=key))
         if _hashable(value) and value in self.found:
             ids = self.found[value][:2]
         else:
             query = self._sighted(sa.select(self.table.c.id).where(self.table.c[key] == value))
             ids = list(conn.scalars(query.limit(2)))
         if len(ids) > 1:
-            return None, _problem(number, column, f"Several records have {key} '{value}'.")
+            return None, _problem(number, column, CellError(SEVERAL_KEYED, key=key, text=value))
         if ids:
             return ids[0], None
         if self.options.mode == "update":
-            return None, _problem(number, column, f"No {self.entity.name} with {key} '{value}'.")
+            none = CellError(NONE_KEYED, what=self.entity.name, key=key, text=value)
+            return None, _problem(number, column, none)
         return None, None
 
     def _sighted(self, query: sa.Select[Any]) -> sa.Select[Any]:
@@ -778,16 +785,16 @@ class Runner:
     ) -> Outcome:  # fmt: skip
         choice = self.options.duplicate_choice(rule)
         duplicate = {"rule": rule, "row": row, "id": record_id}
-        message = f"Repeats row {row} (duplicate rule {rule})."
+        said = CellError(REPEATS, row=row, rule=rule)
         if choice == "merge" and record_id is not None:
             outcome = self._update(conn, group, record_id, data)
             outcome.status, outcome.duplicate = "merged", duplicate
             return outcome
         if choice in ("skip", "merge"):
             return Outcome(group.number, "skipped", record_id, duplicate=duplicate,
-                           errors=[{"row": group.number, "message": message}])  # fmt: skip
+                           errors=[{"row": group.number, **_said(said)}])  # fmt: skip
         return Outcome(group.number, "error", duplicate=duplicate,
-                       errors=[{"row": group.number, "message": message}])  # fmt: skip
+                       errors=[{"row": group.number, **_said(said)}])  # fmt: skip
 
     def _duplicate(
         self,
@@ -866,7 +873,7 @@ def _read_id(conn: sa.Connection, cell: Any) -> int:
     try:
         return int(text(cell).lstrip("#"))
     except ValueError:
-        raise CellError(f"Not an id: '{text(cell)}'.") from None
+        raise CellError(NOT_AN_ID, text=text(cell)) from None
 
 
 def _hashable(value: Any) -> bool:
@@ -877,12 +884,22 @@ def _hashable(value: Any) -> bool:
     return True
 
 
-def _problem(row: int, column: Column, message: str, cell: Any = None) -> dict[str, Any]:
-    """A problem of a row; with the cell's text (``value``) when the cell is what is wrong
-    (an unknown choice: the screens offer to map it, docs/import-export.md)."""
-    found = {"row": row, "column": column.header, "field": column.field, "message": message}
+def _problem(row: int, column: Column, said: CellError, cell: Any = None) -> dict[str, Any]:
+    """A problem of a row: its message, and its ``template`` and ``params`` for a screen to
+    say it in the user's language; with the cell's text (``value``) when the cell is what
+    is wrong (an unknown choice: the screens offer to map it, docs/import-export.md)."""
+    found = {"row": row, "column": column.header, "field": column.field, **_said(said)}
     if cell is not None:
         found["value"] = text(cell)[:200]
+    return found
+
+
+def _said(said: CellError) -> dict[str, Any]:
+    """A message as a report holds it: in English, and as its template and params."""
+    found: dict[str, Any] = {"message": str(said), "template": said.template}
+    if said.params:
+        found["params"] = {k: v if isinstance(v, int | str) else str(v)
+                           for k, v in said.params.items()}  # fmt: skip
     return found
 
 

@@ -232,6 +232,30 @@ def _download(content: bytes, filename: str, media_type: str) -> Response:
     return response
 
 
+def said(problem: Mapping[str, Any], ent: Entity, here: str) -> str:
+    """A problem of an import's row in the user's language: its template translated with
+    its params (a field, entity or duplicate rule named by its label), else its message
+    if the catalogs know it, else the engine's English."""
+    template = problem.get("template")
+    if not template:
+        return i18n.gettext(problem.get("message", ""))
+    params = dict(problem.get("params") or {})
+    model = runtime().model
+    if "what" in params:
+        what = params["what"]
+        found = model.entities.get(what)
+        params["what"] = found.label.get(here) if found is not None else i18n.gettext(what)
+    if params.get("key") in ent.fields:
+        params["key"] = ent.fields[params["key"]].label.get(here)
+    rule = next((r for r in ent.duplicate_rules if r.name == params.get("rule")), None)
+    if rule is not None:
+        params["rule"] = rule.label.get(here)
+    try:
+        return str(i18n.gettext(template)) % params
+    except (KeyError, TypeError, ValueError):  # a catalog's entry that does not fit
+        return str(problem.get("message", ""))
+
+
 def _refusal(exc: EngineError) -> str:
     """What went wrong, in the user's language where the engine's message is known."""
     shown = i18n.gettext(exc.message)
@@ -370,7 +394,7 @@ def import_run(run_id: int) -> ResponseReturnValue:
     problems = [
         {"row": r["row"], "status": r["status"],
          "messages": [{"column": e.get("column") or fields.get(e.get("field", ""), ""),
-                       "message": i18n.gettext(e.get("message", ""))}
+                       "message": said(e, ent, here)}
                       for e in r.get("errors", [])] or [{"column": "", "message": ""}]}
         for r in rejected[:ROWS_SHOWN]
     ]  # fmt: skip

@@ -212,6 +212,38 @@ def test_an_unknown_choice_is_mapped_on_the_page(app: Flask) -> None:
     assert grades == {"上海云帆科技有限公司": "A", "杭州青禾贸易有限公司": "A"}
 
 
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        ("zh", ["未知选项“重要”；可选值：A, B, C, D（或将其映射到其中之一）。",
+                "与第 2 行重复（查重规则：客户名称重复）。", "此字段为必填项。"]),
+        ("ja", ["不明な選択肢「重要」です。選択肢：A, B, C, D（またはいずれかに対応付けてください）。",
+                "2 行目と重複しています（重複ルール：顧客名の重複）。"]),
+    ],
+)  # fmt: skip
+def test_a_checked_file_s_problems_are_said_in_the_user_s_language(
+    app: Flask, language: str, said: list[str]
+) -> None:
+    """The reasons a row is refused — an unknown choice, a repeat of another row, a
+    missing name — on the checked run's page in the user's language, the rule by its
+    label; the API's report keeps the English message with its template and params."""
+    ann = logged_in(app, "ann")
+    ann.post("/language", data={"locale": language, "csrf_token": csrf_token(
+        ann.get("/settings").get_data(as_text=True))})  # fmt: skip
+    repeat = ["上海云帆科技股份有限公司", "B", "021-6000 0001"]  # row 2's name, another suffix
+    run_url = _upload(ann, _csv([*ROWS, repeat]), duplicates="skip").headers["Location"]
+    page = ann.get(run_url).get_data(as_text=True)
+    for text in said:
+        assert text.replace("“", "&#34;").replace("”", "&#34;") in page or text in page, text
+    assert "Unknown choice" not in page and "Repeats row" not in page
+    run = ann.get(f"/api/v1/imports/{run_url.rsplit('/', 1)[1]}").get_json()["data"]
+    errors = [e for row in run["report"]["rows"] for e in row.get("errors", [])]
+    unknown = next(e for e in errors if e.get("value") == "重要")
+    assert unknown["message"].startswith("Unknown choice '重要'")
+    assert unknown["template"].startswith("Unknown choice '%(text)s'")
+    assert unknown["params"]["text"] == "重要"
+
+
 def test_the_form_offers_the_encoding_and_the_order_of_dates(app: Flask) -> None:
     """A CSV saved in Shift_JIS with dates written day first, read as the user says."""
     ann = logged_in(app, "ann")

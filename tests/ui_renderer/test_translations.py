@@ -4,11 +4,14 @@ are extracted from the templates and views as ``pybabel extract`` does (the mapp
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po
+
+from engine.imports import MESSAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGS = ROOT / "ui_renderer" / "translations"
@@ -63,3 +66,17 @@ def test_every_message_is_translated(locale: str) -> None:
             missing.append(key)
     assert missing == [], f"untranslated in {locale}: {missing}"
     assert not any(m.fuzzy for m in catalog if m.id)
+
+
+@pytest.mark.parametrize("locale", ["zh", "ja"])
+def test_every_reason_an_import_refuses_a_row_is_translated(locale: str) -> None:
+    """The engine's templates (engine.imports.MESSAGES), which the import screens say in
+    the user's language, each with the same places as its English."""
+    with (CATALOGS / locale / "LC_MESSAGES" / "messages.po").open("rb") as source:
+        catalog = read_po(source, locale=locale)
+    assert len(MESSAGES) > 15
+    for template in MESSAGES:
+        entry = catalog.get(template)
+        assert entry is not None and entry.string, f"untranslated in {locale}: {template}"
+        places = sorted(re.findall(r"%\((\w+)\)s", template))
+        assert sorted(re.findall(r"%\((\w+)\)s", str(entry.string))) == places, template
