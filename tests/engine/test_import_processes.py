@@ -38,24 +38,28 @@ def crm() -> Model:
     return load_packages([crm_definitions.PATH])
 
 
-@pytest.fixture
-def fresh(request: pytest.FixtureRequest, crm: Model) -> Iterator[Callable[[], Records]]:
-    """Makes the CRM on a new PostgreSQL database, with the rep ann, each time it is called."""
+@pytest.fixture(scope="module")
+def fresh(request: pytest.FixtureRequest, crm: Model) -> Iterator[Callable[..., Records]]:
+    """The CRM on a new PostgreSQL database (``fresh(1)`` another), with the rep ann: made
+    once for the module (a dropped database costs a checkpoint); each test writes its own
+    series of accounts (:func:`accounts`)."""
     server = sa.create_engine(make_url(request.getfixturevalue("pg_url")).set(
         database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)  # fmt: skip
-    made: list[tuple[str, Records]] = []
+    made: dict[int, tuple[str, Records]] = {}
 
-    def make() -> Records:
+    def make(index: int = 0) -> Records:
+        if index in made:
+            return made[index][1]
         name = f"heddle_test_processes_{secrets.token_hex(4)}"
         with server.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
         url = make_url(request.getfixturevalue("pg_url")).set(database=name)
         records = crm_on(connect(url.render_as_string(hide_password=False)), crm)
-        made.append((name, records))
+        made[index] = (name, records)
         return records
 
     yield make
-    for name, records in made:
+    for name, records in made.values():
         records.engine.dispose()
         with server.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -82,16 +86,18 @@ def csv_bytes(rows: list[list[str]]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def accounts(count: int) -> list[list[str]]:
-    """``count`` accounts, each with its own name, key and phone."""
-    return [[f"Process Co {n}", f"PC-{n}", f"021-5550{n:04d}", "B"] for n in range(count)]
+def accounts(count: int, series: int = 1) -> list[list[str]]:
+    """``count`` accounts of a series (its own in the database), each with its own name,
+    key and phone."""
+    return [[f"Series{series} Co {n}", f"S{series}-{n}", f"02{series}-5550{n:04d}", "B"]
+            for n in range(count)]  # fmt: skip
 
 
-def tangled() -> list[list[str]]:
+def tangled(series: int) -> list[list[str]]:
     """40 rows that a split into processes cuts through: repeats of one another far apart
     in the file (a name, a phone, a key, a chain of them), and broken rows."""
-    rows = accounts(40)
-    rows[35][0] = "PROCESS  CO 5 有限公司"  # repeats row 5's name (another process's run)
+    rows = accounts(40, series)
+    rows[35][0] = f"SERIES{series}  CO 5 有限公司"  # repeats row 5's name (another process's run)
     rows[20][2] = rows[8][2]  # repeats row 8's phone
     rows[30][1] = rows[12][1]  # row 12's external id, which is unique
     rows[22][0], rows[38][2] = rows[2][0], rows[22][2]  # a chain: name to 2, phone to 22
@@ -113,9 +119,10 @@ def outcome(report: dict[str, Any]) -> list[tuple[Any, ...]]:
     return found
 
 
-def stored(records: Records) -> list[tuple[Any, ...]]:
+def stored(records: Records, series: int) -> list[tuple[Any, ...]]:
     table = records.tables.table("account")
-    query = sa.select(table.c.name, table.c.external_id, table.c.phone, table.c.grade)
+    query = sa.select(table.c.name, table.c.external_id, table.c.phone, table.c.grade).where(
+        table.c.external_id.startswith(f"S{series}-"))  # fmt: skip
     with records.engine.connect() as conn:
         return sorted(tuple(row) for row in conn.execute(query))
 
@@ -131,17 +138,18 @@ def stored(records: Records) -> list[tuple[Any, ...]]:
     ],
 )
 def test_several_processes_write_what_one_writes(
-    fresh: Callable[[], Records], options: dict[str, Any]
+    fresh: Callable[..., Records], options: dict[str, Any]
 ) -> None:
     assert threading.current_thread() is threading.main_thread()  # else it would not fork
-    content = csv_bytes(tangled())
+    series = 2 if "mode" in options else 1
+    content = csv_bytes(tangled(series))
     reports = []
-    for workers in (1, 3):
-        records = fresh()
+    for database, workers in enumerate((1, 3)):  # the same file in two databases
+        records = fresh(database)
         opts = ImportOptions.from_json({**options, "batch_size": 4, "workers": workers})
         run = Imports(records).run(ANN, "account", content, "tangled.csv", opts)
         assert run["status"] == "done", run
-        reports.append((run["report"], stored(records)))
+        reports.append((run["report"], stored(records, series)))
     (one, one_stored), (three, three_stored) = reports
     assert (one["workers"], three["workers"]) == (1, 3)
     assert three["counts"] == one["counts"] and three["done"] == one["done"] == 40
@@ -157,11 +165,11 @@ def test_several_processes_write_what_one_writes(
 
 @pytest.mark.postgres
 def test_a_process_that_dies_loses_and_doubles_nothing(
-    fresh: Callable[[], Records], monkeypatch: pytest.MonkeyPatch
+    fresh: Callable[..., Records], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     records = fresh()
     imports = Imports(records, stale_seconds=0)
-    content = csv_bytes([HEADER, *accounts(40)])
+    content = csv_bytes([HEADER, *accounts(40, 3)])
     real = Runner.write_batch
     parent = os.getpid()
 
@@ -182,16 +190,16 @@ def test_a_process_that_dies_loses_and_doubles_nothing(
     done = imports.status(ANN, run_id)
     assert done["status"] == "done" and done["report"]["counts"]["created"] == 40, done
     assert done["report"]["ranges"] == [[0, 40]]
-    assert [name for name, *_ in stored(records)] == sorted(f"Process Co {n}" for n in range(40))
+    assert [name for name, *_ in stored(records, 3)] == sorted(f"Series3 Co {n}" for n in range(40))
 
 
 @pytest.mark.postgres
 def test_a_lease_that_ends_stops_every_process(
-    fresh: Callable[[], Records], monkeypatch: pytest.MonkeyPatch
+    fresh: Callable[..., Records], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     records = fresh()
     imports = Imports(records)
-    content = csv_bytes([HEADER, *accounts(60)])
+    content = csv_bytes([HEADER, *accounts(60, 4)])
     real = Runner.write_batch
 
     def slow(self: Runner, *args: Any, **kwargs: Any) -> Report:
@@ -212,15 +220,15 @@ def test_a_lease_that_ends_stops_every_process(
     assert turns > 2
     done = imports.status(ANN, run_id)
     assert done["status"] == "done" and done["report"]["counts"]["created"] == 60
-    assert len(stored(records)) == len(set(stored(records))) == 60
+    assert len(stored(records, 4)) == len(set(stored(records, 4))) == 60
 
 
 @pytest.mark.postgres
 def test_small_files_and_sqlite_keep_one_process(
-    fresh: Callable[[], Records], tmp_path: Any, crm: Model
+    fresh: Callable[..., Records], tmp_path: Any, crm: Model
 ) -> None:
     records = fresh()
-    content = csv_bytes([HEADER, *accounts(7)])
+    content = csv_bytes([HEADER, *accounts(7, 6)])
     run = Imports(records).run(ANN, "account", content, "small.csv",
                                ImportOptions(batch_size=4, workers=4))  # fmt: skip
     assert run["report"]["workers"] == 1  # one batch for each would be fewer than two
@@ -281,11 +289,11 @@ def test_a_report_knows_which_groups_are_written() -> None:
 
 
 @pytest.mark.postgres
-def test_processes_write_the_audit_a_create_writes(fresh: Callable[[], Records]) -> None:
+def test_processes_write_the_audit_a_create_writes(fresh: Callable[..., Records]) -> None:
     """Each imported record's audit row holds what one create's would: every value set,
     as JSON (decimals as text, times in ISO form), at the batch's moment."""
     records = fresh()
-    rows = [[*row[:3], "A"] for row in accounts(12)]
+    rows = [[*row[:3], "A"] for row in accounts(12, 5)]
     rows[3] = [*rows[3][:3], "C"]
     content = csv_bytes([[*HEADER, "Annual revenue"], *[[*r, f"{n},000.5"] for n, r in
                                                          enumerate(rows)]])  # fmt: skip
@@ -294,8 +302,11 @@ def test_processes_write_the_audit_a_create_writes(fresh: Callable[[], Records])
     assert run["report"]["workers"] == 2 and run["report"]["counts"]["created"] == 12
     table, audit = records.tables.table("account"), records.audit
     with records.engine.connect() as conn:
-        stored = {r["id"]: dict(r) for r in conn.execute(sa.select(table)).mappings()}
-        entries = conn.execute(sa.select(audit.table)).mappings().all()
+        query = sa.select(table).where(table.c.external_id.startswith("S5-"))
+        stored = {r["id"]: dict(r) for r in conn.execute(query).mappings()}
+        entries = conn.execute(sa.select(audit.table).where(
+            audit.table.c.entity == "account", audit.table.c.record_id.in_(stored)
+        )).mappings().all()  # fmt: skip
     assert len(entries) == 12
     account = records.model.entity("account")
     for entry in entries:
