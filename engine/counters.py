@@ -47,6 +47,13 @@ _RESERVE = sa.text(
 )
 
 
+def draw(conn: sa.Connection, sequence: str, count: int) -> list[int]:
+    """PostgreSQL: ``count`` numbers of the sequence named ``sequence``, ascending, in one
+    statement (a concurrent writer's may fall between them)."""
+    params = {"sequence": sequence, "count": count}
+    return sorted(int(n) for n in conn.execute(_RESERVE, params).scalars())
+
+
 def sequence_name(counter: str) -> str:
     """The PostgreSQL sequence that serves ``counter``: a fixed prefix and a digest, since a
     counter's name may be longer than an identifier and hold any character.
@@ -107,8 +114,7 @@ class Counters:
         if self.dialect == "postgresql":
             if self._ensure(conn.engine, counter):
                 conn.execute(self._register, {"counter": counter})
-            params = {"sequence": sequence_name(counter), "count": count}
-            return sorted(int(n) for n in conn.execute(_RESERVE, params).scalars())
+            return draw(conn, sequence_name(counter), count)
         last = int(conn.execute(self._upsert, {"counter": counter, "count": count}).scalar_one())
         return list(range(last - count + 1, last + 1))
 

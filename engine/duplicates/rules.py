@@ -60,14 +60,15 @@ def _apply(chain: Sequence[Normalizer], value: object) -> str:
 _REMEMBERED = (str, int)
 #: How many values' keys each chain remembers; then it forgets them all at once and starts
 #: again (:func:`remember_up_to` raises it).
-_LIMIT = [16_384]
+_limit = 16_384
 
 
 def remember_up_to(count: int) -> None:
     """Let each chain remember up to ``count`` values' keys: a process writing an import,
     which ends with it, computes its rows' keys first and then again twice per row
     (:mod:`engine.imports._parallel`)."""
-    _LIMIT[0] = max(_LIMIT[0], count)
+    global _limit  # the size of the process's caches, as a maxsize is
+    _limit = max(_limit, count)
 
 
 @cache
@@ -82,7 +83,7 @@ def _remembered(chain: tuple[Normalizer, ...]) -> Callable[[str | int], str]:
         remembered = value if value.__class__ is str else (value.__class__, value)
         found = known.get(remembered)
         if found is None:
-            if len(known) >= _LIMIT[0]:
+            if len(known) >= _limit:
                 known.clear()
             found = known[remembered] = _apply(chain, value)
         return found

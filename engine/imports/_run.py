@@ -314,7 +314,8 @@ class Runner:
         #: :mod:`._parallel` worked them out): their keys need no in-file check.
         self.unshared: set[int] = set()
         self.mark_fields = self._mark_fields()
-        self.mark_readers: list[tuple[Column, str, Reader]] | None = None  # see marks
+        # the readers of the columns :meth:`marks` reads
+        self.mark_readers = [r for r in self._readers("") if r[1] in self.mark_fields]
 
     def written_entities(self) -> list[str]:
         """The entity and those of its children fields: what the run writes records of."""
@@ -536,8 +537,6 @@ class Runner:
         """What may tie the group's record to another row of the file: its keys under the
         duplicate rules, its import key's value (update, upsert) and its unique values.
         Two groups that share a mark are written by one process (:mod:`._parallel`)."""
-        if self.mark_readers is None:
-            self.mark_readers = [r for r in self._readers("") if r[1] in self.mark_fields]
         data: dict[str, Any] = {}
         cells = group.rows[0][1]
         for column, name, read in self.mark_readers:

@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql
 from metamodel import Entity
 
 from ..context import Actor
+from ..counters import draw
 from ..database import dumps_json
 from ..errors import EngineError, ValidationFailed
 from ..events import RecordEvent
@@ -41,10 +42,6 @@ if TYPE_CHECKING:
 
 #: What :meth:`Records.create_many` gives for each record: the record, or its refusal.
 Created = dict[str, Any] | EngineError
-#: ``count`` new ids of the sequence named ``sequence``.
-_NEXT_IDS = sa.text(
-    "SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, CAST(:count AS int))"
-)
 
 
 @dataclass
@@ -282,10 +279,9 @@ class BatchCreator:
         is null, or its server default: a rollup's 0)."""
         sequence = self._sequences.get(table.name)
         if sequence is None:  # looked up once: per id, the lookup cost ten times the nextval
-            sequence = conn.scalar(sa.text("SELECT pg_get_serial_sequence(:table, 'id')"),
-                                   {"table": table.name})  # fmt: skip
-            self._sequences[table.name] = sequence
-        ids = list(conn.scalars(_NEXT_IDS, {"sequence": sequence, "count": len(rows)}))
+            found = sa.select(sa.func.pg_get_serial_sequence(table.name, "id"))
+            sequence = self._sequences[table.name] = str(conn.scalar(found))
+        ids = draw(conn, sequence, len(rows))
         # the columns some row has a value for (most have one in the first row)
         given = ["id"] + [
             name
@@ -294,7 +290,7 @@ class BatchCreator:
         ]
         blank = {c.name: _server_default(c) for c in table.c}
         stored = [{**blank, **row, "id": record_id}
-                  for record_id, row in zip(sorted(ids), rows, strict=True)]  # fmt: skip
+                  for record_id, row in zip(ids, rows, strict=True)]  # fmt: skip
         for name, places in _places(table, given).items():  # 0.5 is stored as 0.50
             for row in stored:
                 if isinstance(value := row[name], Decimal):
