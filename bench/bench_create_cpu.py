@@ -32,12 +32,14 @@ import argparse
 import contextlib
 import cProfile
 import ctypes
+import json
 import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -77,35 +79,23 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=200, help="creates before the first round")
     parser.add_argument("--profile", help="write a cProfile of the measured creates here")
     parser.add_argument("--callgrind", help="Callgrind's client requests (see above)")
+    parser.add_argument(
+        "--server", choices=["heddle", "hand"], default="heddle",
+        help="hand: the hand-written server (bench/http/baseline.py) makes the same creates",
+    )  # fmt: skip
     args = parser.parse_args()
     url = sa.make_url(args.pg).set(database=args.database)
-    packages = [crm_definitions.PATH, ROOT / "bench" / "crm_team_rep.yaml"]
-    app = create_app(
-        {
-            "DATABASE_URL": url.render_as_string(hide_password=False),
-            "PACKAGES": ",".join(map(str, packages)),
-            "INSTANCE_PATH": tempfile.mkdtemp(),
-            "SECRET_KEY": "bench",
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    runtime = app.extensions["heddle"]
-    with runtime.engine.begin() as conn:
-        user = runtime.accounts.by_username(conn, args.user)
-        assert user is not None, f"no user {args.user}: a database bench_http.py kept?"
-        token, _ = runtime.accounts.issue_token(conn, user, days=1)
+    app, path, headers = (_hand if args.server == "hand" else _heddle)(url, args.user)
     client = app.test_client()
-    headers = {"Authorization": f"Bearer {token}"}
     number = 0
 
     def bodies(count: int) -> list[bytes]:
         nonlocal number
         number += count
-        return [app.json.dumps(_account_body(n)).encode() for n in range(number - count, number)]
+        return [json.dumps(_account_body(n)).encode() for n in range(number - count, number)]
 
     def post(body: bytes) -> None:
-        sent = client.post("/api/v1/records/account", data=body, headers=headers,
-                           content_type="application/json")  # fmt: skip
+        sent = client.post(path, data=body, headers=headers, content_type="application/json")
         assert sent.status_code == 201, sent.json
 
     for body in bodies(args.warm):  # connections, prepared statements, caches
@@ -117,7 +107,7 @@ def main() -> None:
     with monitor_engine.connect() as monitor:
         for round_ in range(args.rounds):
             sent = bodies(args.creates)
-            pg, cpu = _ticks(monitor), time.process_time()
+            pg, cpu, start = _ticks(monitor), time.process_time(), os.times()
             if control is not None:
                 control.cg_start()
             if profile is not None:
@@ -130,16 +120,58 @@ def main() -> None:
                 control.cg_stop()
             app_ms = (time.process_time() - cpu) * 1000 / args.creates
             pg_ms = (_ticks(monitor) - pg) * TICK_MS / args.creates
+            end = os.times()
+            kernel_ms = (end.system - start.system) * 1000 / args.creates
             figures.append((app_ms, pg_ms))
-            print(f"round {round_ + 1}: worker {app_ms:.3f} ms/create, "
-                  f"PostgreSQL {pg_ms:.3f} ms/create", flush=True)  # fmt: skip
+            print(f"round {round_ + 1}: worker {app_ms:.3f} ms/create ({kernel_ms:.3f} in the "
+                  f"kernel), PostgreSQL {pg_ms:.3f} ms/create", flush=True)  # fmt: skip
     monitor_engine.dispose()
-    runtime.engine.dispose()
     if profile is not None:
         profile.dump_stats(args.profile)
     print(f"load average {Path('/proc/loadavg').read_text().split()[:3]}")
     print(f"median: worker {statistics.median(f[0] for f in figures):.3f} ms/create, "
           f"PostgreSQL {statistics.median(f[1] for f in figures):.3f} ms/create")  # fmt: skip
+
+
+def _heddle(url: sa.URL, username: str) -> tuple[Any, str, dict[str, str]]:
+    """Heddle's app, its create URL and a token of ``username`` as the header."""
+    packages = [crm_definitions.PATH, ROOT / "bench" / "crm_team_rep.yaml"]
+    app = create_app(
+        {
+            "DATABASE_URL": url.render_as_string(hide_password=False),
+            "PACKAGES": ",".join(map(str, packages)),
+            "INSTANCE_PATH": tempfile.mkdtemp(),
+            "SECRET_KEY": "bench",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    runtime = app.extensions["heddle"]
+    with runtime.engine.begin() as conn:
+        user = runtime.accounts.by_username(conn, username)
+        assert user is not None, f"no user {username}: a database bench_http.py kept?"
+        token, _ = runtime.accounts.issue_token(conn, user, days=1)
+    return app, "/api/v1/records/account", {"Authorization": f"Bearer {token}"}
+
+
+def _hand(url: sa.URL, username: str) -> tuple[Any, str, dict[str, str]]:
+    """The hand-written server, set up as ``bench_http.py`` starts it."""
+    with sa.create_engine(url).connect() as conn:
+        ids = {
+            who: conn.execute(
+                sa.text("SELECT id, team_id FROM heddle_user WHERE username = :u"),
+                {"u": f"bench_{who}"},
+            ).one()
+            for who in ("admin", "rep")
+        }
+    os.environ.update(
+        BENCH_URL=url.render_as_string(hide_password=False),
+        BENCH_ADMIN_ID=str(ids["admin"][0]), BENCH_ADMIN_TEAM=str(ids["admin"][1]),
+        BENCH_REP_ID=str(ids["rep"][0]), BENCH_REP_TEAM=str(ids["rep"][1]),
+    )  # fmt: skip
+    sys.path.insert(0, str(ROOT / "bench" / "http"))
+    import baseline
+
+    return baseline.app, f"/{username.removeprefix('bench_')}/accounts", {}
 
 
 if __name__ == "__main__":

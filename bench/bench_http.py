@@ -36,8 +36,8 @@ request of each kind are listed in order.
     .venv/bin/python bench/bench_http.py --quick --configs lean,shipped,shipped-sync \\
         --endpoints get --callers admin                                # what a setting costs
 
-The benchmark creates its own database (dropped afterwards, ``--keep`` keeps it) on
-``--pg``'s server and sends load to 127.0.0.1 only.
+The benchmark creates its own database (dropped afterwards, ``--keep`` keeps it; one
+given with ``--database`` is never dropped) on ``--pg``'s server and sends load to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -823,7 +823,7 @@ def main() -> None:
     finally:
         for server in bench.servers:
             server.stop()
-        if args.keep:
+        if args.keep or args.database:  # a database given is the caller's to drop
             print(f"database kept: {bench.db}")
         else:
             bench.drop_database()

@@ -41,7 +41,7 @@ from .tables import SEQUENCE_TABLE, Tables
 _CREATED_MEANWHILE = {"23505", "42P07"}
 #: The next number of a counter's sequence; the name is resolved per call (a fixed text:
 #: psycopg prepares it once per connection).
-_NEXTVAL = sa.text("SELECT nextval(CAST(:sequence AS regclass))")
+_NEXTVAL = sa.text("SELECT nextval(CAST(:sequence AS regclass))").columns(sa.column("nextval"))
 _RESERVE = sa.text(
     "SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, CAST(:count AS int))"
 )
@@ -103,7 +103,7 @@ class Counters:
         if self.dialect == "postgresql":
             if self._ensure(batch.conn.engine, counter):
                 batch.add(self._register, {"counter": counter})
-            return batch.add(_NEXTVAL, {"sequence": sequence_name(counter)})
+            return batch.single(_NEXTVAL, {"sequence": sequence_name(counter)})
         return batch.add(self._upsert, {"counter": counter, "count": 1})
 
     def reserve(self, conn: sa.Connection, counter: str, count: int) -> list[int]:

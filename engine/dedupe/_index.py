@@ -98,7 +98,7 @@ LOCK = sa.text(
     " ELSE pg_advisory_xact_lock(x.id) END)"
     " FROM unnest((SELECT CAST(:ids AS bigint[])), (SELECT CAST(:shared AS boolean[])))"
     " AS x(id, shared)"
-)
+).columns(sa.column("locked"))
 #: A connection's ``info`` entry: the transaction that holds key spaces whole, and them
 #: (:meth:`DuplicateIndex.hold`).
 HELD = "heddle.dedupe.held"
@@ -349,7 +349,7 @@ class DuplicateIndex:
             locks = self.locks(batch.conn, [(r.key_space, k) for r in checked if r.locks
                                             for k in fresh[r.name]])  # fmt: skip
             if locks is not None:
-                batch.add(LOCK, locks)
+                batch.single(LOCK, locks)  # before the lookup's snapshot
             spaces, wanted, entities = self._wanted(checked, fresh)
             arrays = {"spaces": spaces, "keys": wanted, "entities": entities}
             pending.found.append(

@@ -665,7 +665,7 @@ class Accounts:
         token is still valid and its user still the one cached (active, same roles and
         team); if not, the token leaves the cache."""
         digest = _digest(token)
-        found = batch.add(self._token_query, {"digest": digest})
+        found = batch.single(self._token_query, {"digest": digest})
 
         def still_valid() -> bool:
             rows = found.mappings()

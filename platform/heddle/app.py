@@ -18,7 +18,8 @@ from typing import Any
 
 import redis
 import sqlalchemy as sa
-from flask import Flask, Request, Response, jsonify
+from flask import Flask, Request, Response, jsonify, request
+from flask.globals import request_ctx
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from flask.typing import ResponseReturnValue
 
@@ -67,6 +68,26 @@ class CookieSessions(SecureCookieSessionInterface):
         cookie's settings first, then finds nothing to write)."""
         if session or session.modified or session.accessed:
             super().save_session(app, session, response)
+
+
+def _remember_only_for_sessions(app: Flask) -> None:
+    """Flask-Login's after-request hook (its remember-me cookie) reads the session, which
+    then costs every response its cookie settings and a ``Vary: Cookie``. Heddle never
+    issues that cookie; the hook still runs, as Flask-Login means it to, for a request
+    that sent a session cookie or changed its session (a login, a logout)."""
+    hooks = app.after_request_funcs[None]
+    remember = login_manager._update_remember_cookie
+    at = hooks.index(remember)
+
+    def update_remember_cookie(response: Response) -> Response:
+        # the session as it is, not through flask.session, which marks it read
+        opened = request_ctx._session
+        changed = opened is not None and opened.modified
+        if changed or app.config["SESSION_COOKIE_NAME"] in request.cookies:
+            response = remember(response)
+        return response
+
+    hooks[at] = update_remember_cookie
 
 
 def _settings(config: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -127,6 +148,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     csrf.init_app(app)
     login_manager.init_app(app)
+    _remember_only_for_sessions(app)
     app.extensions["heddle_login_limit"] = LoginLimit(str(settings["REDIS_URL"]))
 
     @login_manager.user_loader  # type: ignore[untyped-decorator]

@@ -180,3 +180,53 @@ def test_the_kept_cursors_serve_again_after_a_failed_batch(pg_engine: Engine) ->
             divided = batch.add(divide, {"zero": zero})
             batch.run()
         assert counted.scalar_one() == 0 and divided.scalar_one() == 1
+
+
+def test_single_rows_go_as_one_statement_and_each_gets_its_own(engine: Engine) -> None:
+    """Batch.single: statements of at most one row sent as one on PostgreSQL (their
+    parameters kept apart though they share names), run before the batch's other
+    statements; a part that finds no row gets none, and a literal percent sign stays."""
+    by_code = sa.select(thing.c.code, thing.c.count).where(thing.c.code == sa.bindparam("code"))
+    percent = sa.text("SELECT :code || '%' AS marked").columns(sa.column("marked"))
+    with engine.begin() as conn:
+        fetch(conn, insert, _values("F-1", count=1))
+    sent: list[str] = []
+
+    def record(*args: Any) -> None:
+        sent.append(args[2])
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        for n in range(3):  # the joined statement and its kept cursor serve again
+            sent.clear()
+            with write_transaction(engine) as conn:
+                batch = Batch(conn)
+                later = batch.add(sa.select(sa.func.count()).select_from(thing))
+                first = batch.single(by_code, {"code": "F-1"})
+                missing = batch.single(by_code, {"code": "nothing"})
+                marked = batch.single(percent, {"code": f"F{n}"})
+                batch.run()
+            assert first.mappings() == [{"code": "F-1", "count": 1}]
+            assert missing.rows == []
+            assert marked.scalar_one() == f"F{n}%"
+            assert later.scalar_one() == 1
+            if engine.dialect.name == "postgresql":
+                statements = [s for s in sent if not s.startswith("BEGIN")]
+                assert len(statements) == 2 and statements[0].startswith("SELECT * FROM"), sent
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_single_row_statement_that_returns_two_rows_is_an_error(engine: Engine) -> None:
+    with engine.begin() as conn:
+        fetch(conn, insert, _values("G-1"))
+        fetch(conn, insert, _values("G-2"))
+    both = sa.select(thing.c.code).where(thing.c.code.like("G-%"))
+    one = sa.select(sa.literal(1).label("one"))
+    with pytest.raises(RuntimeError, match="several rows"), write_transaction(engine) as conn:
+        batch = Batch(conn)
+        batch.single(both)
+        batch.single(one)
+        batch.run()
+    with write_transaction(engine) as conn, pytest.raises(TypeError, match="its columns"):
+        Batch(conn).single(sa.text("SELECT 1"))

@@ -146,12 +146,17 @@ def test_token_requests_carry_no_session(
     response = client.get("/api/v1/records/account", headers=token("ann"))
     assert response.status_code == 200 and "Set-Cookie" not in response.headers
     assert client.get_cookie(app.config["SESSION_COOKIE_NAME"]) is None
+    # nothing read the session: the answer does not vary with a cookie (heddle.app)
+    created = client.post("/api/v1/records/account", headers=token("ann"), json={"name": "T"})
+    assert created.status_code == 201
+    assert "Vary" not in response.headers and "Vary" not in created.headers
     # a forged or stale session cookie is no session at all
     client.set_cookie(app.config["SESSION_COOKIE_NAME"], "not-signed")
     assert client.get("/api/v1/records/account").status_code == 401
     login = client.post("/api/v1/auth/session", json={"username": "ann", "password": password})
     assert login.status_code == 200 and client.get_cookie(app.config["SESSION_COOKIE_NAME"])
-    assert client.get("/api/v1/records/account").status_code == 200
+    listed = client.get("/api/v1/records/account")
+    assert listed.status_code == 200 and "Cookie" in listed.headers["Vary"]
 
 
 def _make(client: FlaskClient, h: dict[str, str]) -> dict[str, Any]:
