@@ -151,9 +151,10 @@ class Batch:
         PostgreSQL the batch's single-row statements are sent as one (each joined to the
         others): fewer statements for the worker to send and read and for the server to
         bind and run (a create's lock, autonumber and token: 3 % fewer of the worker's
-        instructions); they share a snapshot, taken before any of them runs. Give here what needs nothing the
-        others do (an advisory lock, the next number of a sequence, a row by its key), and
-        with :meth:`add` what must see their effects (the lookup a lock guards)."""
+        instructions); they share a snapshot, taken before any of them runs. Give here
+        what needs nothing the others do (an advisory lock, the next number of a sequence,
+        a row by its key), and with :meth:`add` what must see their effects (the lookup a
+        lock guards)."""
         if not len(getattr(statement, "exported_columns", ())):
             raise TypeError("a single-row statement declares its columns")
         pending = Pending()

@@ -58,6 +58,8 @@ def test_import_export_teams_and_users(cli: CliRunner, tmp_path: Path) -> None:
     assert "2 unchanged, 1 error (committed)" in again.output
     too_many = cli.invoke(main, [*args, "--workers", "9"])
     assert too_many.exit_code == 2 and "--workers" in too_many.output
+    misset = cli.invoke(main, args, env={"HEDDLE_IMPORT_WORKERS": "many"})
+    assert misset.exit_code == 2 and "HEDDLE_IMPORT_WORKERS is 'many'" in misset.output
 
     exported = cli.invoke(main, ["export", "account", "--as", "li.lei", "--fields",
                                  "name,external_id,grade", "--filter", "grade=A"])  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from heddle.settings import SETTINGS, database_url, package_paths, setting
+from heddle.settings import SETTINGS, database_url, import_workers, package_paths, setting
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
@@ -22,6 +22,35 @@ def test_defaults_and_overrides() -> None:
     assert setting("LOCALE", {"HEDDLE_LOCALE": "ja"}) == "ja"
     assert package_paths({}) == [Path("crm")]  # the installed CRM, by name
     assert package_paths({"HEDDLE_PACKAGES": "a, b,"}) == [Path("a"), Path("b")]
+
+
+def test_the_cap_on_an_import_s_processes() -> None:
+    """HEDDLE_IMPORT_WORKERS: empty leaves the engine's cap (8, an import's options may ask
+    up to it); anything but a whole number from 1 to 8 stops the start, saying so."""
+    assert [import_workers(v) for v in ("", " ", "1", " 4 ", "8")] == [8, 8, 1, 4, 8]
+    for bad in ("0", "9", "-1", "two", "1.5"):
+        with pytest.raises(ValueError, match=f"HEDDLE_IMPORT_WORKERS is '{bad}'"):
+            import_workers(bad)
+
+
+def test_the_job_worker_and_the_api_take_the_cap(tmp_path: Path) -> None:
+    """The cap reaches the imports of the API and of ``heddle worker`` (the job queue's
+    options, which workflows.data_jobs reads)."""
+    from heddle.app import create_app
+
+    package = tmp_path / "tiny.yaml"
+    package.write_text("kind: package\nname: tiny\n---\nkind: entity\nname: thing\n"
+                       "fields:\n  name: {type: string}\n", encoding="utf-8")  # fmt: skip
+    config = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cap.db'}", "PACKAGES": str(package),
+              "INSTANCE_PATH": str(tmp_path), "IMPORT_WORKERS": "2"}  # fmt: skip
+    app = create_app(config)
+    assert app.extensions["heddle_jobs"].options["import_workers"] == 2
+    with app.test_request_context():
+        from heddle.data_api import _imports
+
+        assert _imports().max_workers == 2
+    with pytest.raises(ValueError, match="HEDDLE_IMPORT_WORKERS is '12'"):
+        create_app({**config, "IMPORT_WORKERS": "12"})
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.errors import Conflict
-from engine.imports import Executor, Imports
+from engine.imports import MAX_WORKERS, Executor, Imports
 
 from .outbox import JOBS, Job, JobQueue, JobRun, add
 
@@ -29,7 +29,8 @@ def _run(run: JobRun, args: Mapping[str, Any]) -> None:
     """One turn of a run: done, or queued again for the next turn. A run another worker
     holds now raises, and the outbox tries again later (with growing delays)."""
     run_id = int(args["run"])
-    imports = Imports(run.records)
+    workers = int(run.queue.options.get("import_workers") or MAX_WORKERS)  # HEDDLE_IMPORT_WORKERS
+    imports = Imports(run.records, max_workers=workers)
     with run.records.engine.connect() as conn:
         status = imports.store.run(conn, run_id)["status"]
     if status in ("done", "failed"):

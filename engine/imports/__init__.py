@@ -72,8 +72,12 @@ class Imports:
         max_bytes: int = MAX_BYTES,
         executor: Executor = thread_executor,
         stale_seconds: float = STALE_SECONDS,
+        max_workers: int = MAX_WORKERS,
     ) -> None:
+        """``max_workers``: the most processes one import is written with, whatever its
+        options ask (docs/import-export.md#several-processes)."""
         self.records = records
+        self.max_workers = max_workers
         self.stale_seconds = stale_seconds
         self.store = Store(records.tables)
         self.max_bytes = max_bytes
@@ -304,7 +308,8 @@ class Imports:
                 stored.merge(part)
                 self.store.update_run(conn, run_id, done=stored.done, report=stored.to_dict())
 
-            _parallel.run(Runner(plan), report, checkpoint=checkpoint, progress=seen,
+            runner = Runner(plan, self.max_workers)
+            _parallel.run(runner, report, checkpoint=checkpoint, progress=seen,
                           after_batch=batch_done)  # fmt: skip
         except _Pause:  # its time is up: the batches so far are committed
             with self.records.engine.begin() as conn:

@@ -35,7 +35,7 @@ from ._convert import LIST_SEPARATORS, CellError, Conversion, convert, empty, ms
 from ._files import Sheet
 from ._lookup import Lookups, Target, key_fields
 from ._mapping import Column, build
-from ._options import ImportOptions
+from ._options import MAX_WORKERS, ImportOptions
 
 if TYPE_CHECKING:
     from ..records import Records
@@ -283,8 +283,9 @@ class Plan:
 class Runner:
     """Writes the groups of a :class:`Plan` and reports what became of each."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, max_workers: int = MAX_WORKERS) -> None:
         self.plan = plan
+        self.max_workers = max_workers
         self.records = plan.records
         self.actor = plan.actor
         self.entity = plan.entity
@@ -413,7 +414,8 @@ class Runner:
 
     def workers(self, pending: int) -> int:
         """The processes to write ``pending`` groups with (see :mod:`._parallel`): one
-        unless the options ask for more or leave it to the machine's cores, the database
+        unless the options ask for more or leave it to the machine's cores (at most
+        ``max_workers``: a deployment's cap, ``HEDDLE_IMPORT_WORKERS``), the database
         is PostgreSQL, each process gets a batch at least, no row of the file may name
         another (a reference to the entity itself), no duplicate rule is fuzzy (its
         matches are not keys a process can share), and the import runs on the process's
@@ -423,7 +425,7 @@ class Runner:
         wanted = self.options.workers
         if wanted is None:
             wanted = min(os.cpu_count() or 1, AUTO_WORKERS)
-        wanted = min(wanted, pending // self.batch_size)
+        wanted = min(wanted, self.max_workers, pending // self.batch_size)
         if wanted <= 1 or self.records.dialect != "postgresql" or not self.batching:
             return 1
         if any(rule.fuzzy is not None for name in self.written_entities()

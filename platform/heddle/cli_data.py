@@ -40,7 +40,7 @@ from workflows.data_jobs import enqueue
 
 from ._people_import import PEOPLE, import_people
 from .accounts import Accounts
-from .settings import attachments_path, setting
+from .settings import attachments_path, import_workers, setting
 
 LoadModel = Callable[[tuple[Path, ...]], Model]
 OpenDatabase = Callable[[], AbstractContextManager[sa.Engine]]
@@ -54,6 +54,10 @@ POLL_SECONDS = 0.5
 @contextmanager
 def _imports(as_user: str | None) -> Iterator[tuple[Imports, Actor, Accounts]]:
     """The import service on the configured database, and who acts (``--as``)."""
+    try:
+        workers = import_workers(setting("IMPORT_WORKERS"))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     model: Model = _HELPERS["load"](())
     tables = build_tables(model)
     with _HELPERS["database"]() as engine:
@@ -73,7 +77,8 @@ def _imports(as_user: str | None) -> Iterator[tuple[Imports, Actor, Accounts]]:
             if user is None or not user.active:
                 raise click.UsageError(f"no active user {as_user!r} (see: heddle user list)")
             actor = user.actor()
-        yield Imports(records, max_bytes=int(setting("IMPORT_MAX_BYTES"))), actor, accounts
+        imports = Imports(records, max_bytes=int(setting("IMPORT_MAX_BYTES")), max_workers=workers)
+        yield imports, actor, accounts
 
 
 def _mapping(text: str | None) -> dict[str, Any] | None:

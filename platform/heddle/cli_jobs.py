@@ -61,7 +61,11 @@ def _queue(*, redis: bool = False) -> Iterator[JobQueue]:
     except (PluginError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        yield job_queue(heddle, config)
+        queue = job_queue(heddle, config)
+    except ValueError as exc:  # a setting's value (HEDDLE_IMPORT_WORKERS)
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield queue
     except sa.exc.DBAPIError as exc:
         raise click.ClickException(f"database error: {exc.orig}") from None
     except EngineError as exc:

@@ -25,7 +25,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from engine import BadRequest, NotFound
-from engine.imports import FileTooLarge, ImportOptions, Imports, size_text
+from engine.imports import MAX_WORKERS, FileTooLarge, ImportOptions, Imports, size_text
 from engine.imports._export import MEDIA_TYPES, Export
 from workflows.data_jobs import job_executor
 
@@ -68,9 +68,13 @@ def _imports() -> Imports:
     """The import service; with Redis, background runs are jobs for ``heddle worker``
     (:mod:`workflows.data_jobs`), else threads of this process."""
     queue = jobs()
+    workers = int(queue.options.get("import_workers") or MAX_WORKERS)
     if queue.redis_url:
-        return Imports(runtime().records, max_bytes=_max_bytes(), executor=job_executor(queue))
-    return Imports(runtime().records, max_bytes=_max_bytes())
+        return Imports(
+            runtime().records, max_bytes=_max_bytes(), executor=job_executor(queue),
+            max_workers=workers,
+        )  # fmt: skip
+    return Imports(runtime().records, max_bytes=_max_bytes(), max_workers=workers)
 
 
 # --- uploads ---------------------------------------------------------------------------------

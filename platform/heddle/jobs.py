@@ -31,6 +31,7 @@ from workflows.outbox import take_written
 from . import api
 from .extensions import csrf, runtime
 from .runtime import Runtime
+from .settings import import_workers
 
 jobs_api = Blueprint("jobs_api", __name__, url_prefix="/api/v1")
 csrf.exempt(jobs_api)
@@ -65,6 +66,8 @@ def job_queue(heddle: Runtime, config: Mapping[str, Any]) -> JobQueue:
             "reminder_cron": str(config.get("REMINDER_CRON") or "0 7 * * *"),
             "pool_recycle_cron": str(config.get("POOL_RECYCLE_CRON") or "0 6 * * *"),
             "base_url": str(config.get("BASE_URL") or ""),
+            # the cap on an import's processes (workflows.data_jobs; a bad value stops here)
+            "import_workers": import_workers(str(config.get("IMPORT_WORKERS") or "")),
         },
     )
 

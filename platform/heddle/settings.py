@@ -78,6 +78,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Imports through the API with more rows than this run as background jobs.",
     ),
     Setting(
+        "IMPORT_WORKERS",
+        "",
+        "The most processes one import on PostgreSQL is written with (1 to 8); empty: one "
+        "per core, up to 4, unless an import asks for more (heddle import --workers).",
+    ),
+    Setting(
         "EXPORT_BACKGROUND_ROWS",
         "10000",
         "Exports through the API of more records than this run as background jobs.",
@@ -157,6 +163,27 @@ def setting(name: str, environ: Mapping[str, str] | None = None) -> str:
         if item.name == name:
             return env.get(item.env, item.default)
     raise KeyError(f"unknown setting {name!r}")
+
+
+def import_workers(value: str | None) -> int:
+    """``HEDDLE_IMPORT_WORKERS`` as a number: the cap on an import's processes (empty: the
+    engine's own, 8, which an import's options may ask for). A value that is not a whole
+    number from 1 to 8 stops the start with a message.
+
+    >>> import_workers(""), import_workers("2")
+    (8, 2)
+    """
+    from engine.imports import MAX_WORKERS  # (the settings load before the engine)
+
+    text = (value or "").strip()
+    if not text:
+        return MAX_WORKERS
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise ValueError(
+            f"{PREFIX}IMPORT_WORKERS is {text!r}: give a whole number from 1 to {MAX_WORKERS}"
+            ", or leave it empty (one process per core, up to 4)"
+        )
+    return int(text)
 
 
 def resolve_database_url(url: str, instance_path: str) -> str:

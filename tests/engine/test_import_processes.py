@@ -249,6 +249,21 @@ def test_small_files_and_sqlite_keep_one_process(
         lite.engine.dispose()
 
 
+@pytest.mark.postgres
+def test_a_deployment_caps_the_processes(fresh: Callable[..., Records]) -> None:
+    """``Imports(max_workers=…)`` (``HEDDLE_IMPORT_WORKERS``) caps what an import's options
+    ask for, and what the machine's cores would give."""
+    records = fresh()
+    for series, cap, asked, written in ((7, 2, 4, 2), (8, 1, None, 1)):
+        content = csv_bytes([HEADER, *accounts(20, series)])
+        run = Imports(records, max_workers=cap).run(
+            ANN, "account", content, f"capped{series}.csv",
+            ImportOptions(batch_size=4, workers=asked),
+        )  # fmt: skip
+        assert run["report"]["workers"] == written, (cap, asked)
+        assert run["report"]["counts"]["created"] == 20
+
+
 def test_workers_must_be_a_sensible_number() -> None:
     for bad in (0, 9, "2", True, 1.5):
         with pytest.raises(BadRequest, match="workers"):
