@@ -80,8 +80,10 @@ def _remember_only_for_sessions(app: Flask) -> None:
     at = hooks.index(remember)
 
     def update_remember_cookie(response: Response) -> Response:
-        # the session as it is, not through flask.session, which marks it read
-        opened = request_ctx._session
+        # the session as it is, not through flask.session, which marks it read (Flask
+        # 3.1.3 keeps it as _session; earlier releases as session)
+        state = vars(request_ctx._get_current_object())  # type: ignore[attr-defined]
+        opened = state.get("_session", state.get("session"))
         changed = opened is not None and opened.modified
         if changed or app.config["SESSION_COOKIE_NAME"] in request.cookies:
             response = remember(response)
