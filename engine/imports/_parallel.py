@@ -21,6 +21,7 @@ process stops after its current batch.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import logging
@@ -201,7 +202,9 @@ class _Processes:
                     except BaseException as exc:
                         stopped = exc
                         for other in open_pipes:
-                            other.send("stop")
+                            # a process may have ended meanwhile (its "done" unread yet)
+                            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                                other.send("stop")
         if stopped is not None and self.report.done < self.report.total:
             raise stopped  # (all written meanwhile: nothing to go on with)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import multiprocessing
 import os
 import secrets
 import threading
@@ -24,7 +25,7 @@ from sqlalchemy.pool import NullPool
 from engine import Actor, BadRequest, Records
 from engine.database import connect
 from engine.imports import ImportOptions, Imports
-from engine.imports._parallel import ties
+from engine.imports._parallel import _Processes, ties
 from engine.imports._run import Report, Runner
 from engine.tables import TEAM_TABLE, USER_TABLE, build_tables
 from metamodel import Model, load_packages
@@ -221,6 +222,32 @@ def test_a_lease_that_ends_stops_every_process(
     done = imports.status(ANN, run_id)
     assert done["status"] == "done" and done["report"]["counts"]["created"] == 60
     assert len(stored(records, 4)) == len(set(stored(records, 4))) == 60
+
+
+def test_a_stop_for_a_process_that_has_ended_is_no_error() -> None:
+    """When the run's time is up, the starting process asks each process still followed to
+    stop; one may have ended meanwhile, its "done" not read yet (its end of the pipe
+    closed): the run pauses, as for the others, rather than failing on a broken pipe."""
+
+    class Up(Exception):
+        pass
+
+    def time_is_up(done: int) -> None:
+        raise Up
+
+    report = Report([], 20, dry_run=False, all_or_nothing=False)
+    batch = report.part()
+    batch.mark([0, 1])
+    ended, ended_far = multiprocessing.Pipe()
+    going, going_far = multiprocessing.Pipe()
+    ended_far.send(batch.to_dict())
+    ended_far.send("done")
+    ended_far.close()  # that process is gone
+    going_far.send("done")  # (it would read the stop, and end)
+    processes = _Processes(None, report, [], None, None, time_is_up)  # type: ignore[arg-type]
+    with pytest.raises(Up):
+        processes._follow([ended, going])
+    assert going_far.recv() == "stop" and report.done == 2
 
 
 @pytest.mark.postgres
