@@ -226,6 +226,8 @@ class Batch:
             kept.done(sql, cursor, len(pending._rows))
         if joined is not None:
             joined.split(queued[0][2], [pending for _, _, pending in single])
+        elif single and len(single[0][2].rows) > 1:
+            raise RuntimeError("a single-row statement of a batch returned several rows")
 
 
 _PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")

@@ -223,10 +223,12 @@ def test_a_single_row_statement_that_returns_two_rows_is_an_error(engine: Engine
         fetch(conn, insert, _values("G-2"))
     both = sa.select(thing.c.code).where(thing.c.code.like("G-%"))
     one = sa.select(sa.literal(1).label("one"))
-    with pytest.raises(RuntimeError, match="several rows"), write_transaction(engine) as conn:
-        batch = Batch(conn)
-        batch.single(both)
-        batch.single(one)
-        batch.run()
+    for others in ([], [one]):  # sent as it is, or joined to another
+        with pytest.raises(RuntimeError, match="several rows"), write_transaction(engine) as c:
+            batch = Batch(c)
+            batch.single(both)
+            for other in others:
+                batch.single(other)
+            batch.run()
     with write_transaction(engine) as conn, pytest.raises(TypeError, match="its columns"):
         Batch(conn).single(sa.text("SELECT 1"))
