@@ -1,0 +1,18 @@
+"""Schemathesis against the generated OpenAPI document, on PostgreSQL (the test and its
+set-up are in ``test_schemathesis.py``; this file lets another test worker run it)."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from test_schemathesis import conforms, lab_app  # noqa: F401  (the fixture, used below)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_generated_requests_conform_to_the_document_on_postgresql(
+    lab_app: Flask,  # noqa: F811
+    db_url: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    conforms(lab_app, db_url, request)
