@@ -383,11 +383,14 @@ class Run:
 def test_generated_requests_conform_to_the_document(
     lab_app: Flask, db_url: str, request: pytest.FixtureRequest
 ) -> None:
-    conforms(lab_app, db_url, request)
+    admin, clerk = generate(lab_app, db_url, request)
+    assert not shortfalls(admin, clerk), shortfalls(admin, clerk)
 
 
-def conforms(lab_app: Flask, db_url: str, request: pytest.FixtureRequest) -> None:
-    """The generated requests' answers, as the admin and as the clerk, on ``db_url``."""
+def generate(lab_app: Flask, db_url: str, request: pytest.FixtureRequest) -> tuple[Run, Run]:
+    """Send the generated requests, as the clerk then the admin, on ``db_url``: every
+    answer is checked against the document as it comes (a 5xx or a nonconforming answer
+    fails the test there); the runs are returned for their counts."""
     dialect = make_url(db_url).get_backend_name()
     admin = Run(lab_app, dialect, "root", EXAMPLES)
     clerk = Run(lab_app, dialect, "clerk", CLERK_EXAMPLES)
@@ -402,8 +405,19 @@ def conforms(lab_app: Flask, db_url: str, request: pytest.FixtureRequest) -> Non
     summary = {"clerk": clerk.everything(id_fields), "admin": admin.everything(id_fields)}
     request.node.user_properties.extend(summary.items())
     print(summary)  # shown with -rP, or when the test fails
-    assert admin.requests.total() >= MIN_REQUESTS, admin.requests
-    assert clerk.requests.total() >= MIN_CLERK_REQUESTS, clerk.requests
+    return admin, clerk
+
+
+def shortfalls(admin: Run, clerk: Run) -> list[str]:
+    """What the runs fell short of: enough requests, and a fifth of them succeeding (the
+    seeded records' ids make updates and deletes land)."""
+    found = []
+    if admin.requests.total() < MIN_REQUESTS:
+        found.append(f"admin sent {admin.requests.total()} requests, fewer than {MIN_REQUESTS}")
+    if clerk.requests.total() < MIN_CLERK_REQUESTS:
+        found.append(f"clerk sent {clerk.requests.total()}, fewer than {MIN_CLERK_REQUESTS}")
     for run in (admin, clerk):
         succeeded = run.statuses[200] + run.statuses[201] + run.statuses[204]
-        assert succeeded >= run.requests.total() // 5, (run.username, run.statuses)
+        if succeeded < run.requests.total() // 5:
+            found.append(f"{run.username}: {succeeded} succeeded of {dict(run.statuses)}")
+    return found
