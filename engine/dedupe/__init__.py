@@ -23,11 +23,12 @@ engine.errors.DuplicateFound: Same account name: this account already exists as 
 
 from __future__ import annotations
 
-from ._index import MAX_CANDIDATES, DuplicateIndex, Keys
+from ._index import FOUND, MAX_CANDIDATES, DuplicateIndex, Keys
 from ._rebuild import Pending, pending, rebuild, sync
 from ._rules import MAX_KEY, CompiledRule, RuleSet, Target, lock_id, stored_key
 
 __all__ = [
+    "FOUND",
     "MAX_CANDIDATES",
     "MAX_KEY",
     "CompiledRule",

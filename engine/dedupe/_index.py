@@ -116,11 +116,20 @@ HELD = "heddle.dedupe.held"
 #: index probe per key.
 LOOKUP = sa.text(
     f"SELECT k.key_space, k.key, k.entity, k.record_id, k.rule"
-    f" FROM unnest((SELECT CAST(:spaces AS text[])), (SELECT CAST(:keys AS text[])))"
+    f" FROM unnest((SELECT CAST(:l_spaces AS text[])), (SELECT CAST(:l_keys AS text[])))"
     f" AS w(key_space, key)"
     f' JOIN "{DUPLICATE_KEY_TABLE}" AS k ON k.key_space = w.key_space AND k.key = w.key'
-    f" WHERE k.entity = ANY(CAST(:entities AS text[])) LIMIT {MAX_HITS}"
+    f" WHERE k.entity = ANY(CAST(:l_entities AS text[])) LIMIT {MAX_HITS}"
+).columns(
+    sa.column("key_space", sa.Text()),
+    sa.column("key", sa.Text()),
+    sa.column("entity", sa.Text()),
+    sa.column("record_id", sa.BigInteger()),
+    sa.column("rule", sa.Text()),
 )
+#: The column of a create's statement that carries what its lookup found, when the lookup
+#: travels in it (:meth:`PendingCheck.folded`): a JSON list of :class:`Hit` rows, or null.
+FOUND = "heddle_duplicates_found"
 
 
 class CheckOptions(TypedDict, total=False):
@@ -134,7 +143,12 @@ class CheckOptions(TypedDict, total=False):
 
 class PendingCheck:
     """A duplicate check whose lookups were sent (:meth:`DuplicateIndex.start`); its
-    :meth:`finish` judges what they found."""
+    :meth:`finish` judges what they found.
+
+    Or whose lookup was left to the record's own statement (``start(…, fold=True)``):
+    :attr:`folded` then holds the lookup's parameters, the statement inserts the record
+    only when the lookup finds nothing (:meth:`DuplicateIndex.guarded`), and what it
+    found is handed to :meth:`finish`."""
 
     def __init__(
         self,
@@ -158,14 +172,18 @@ class PendingCheck:
         self.skip = skip
         self.confirmed = confirmed
         self.found: list[Pending] = []
+        #: the parameters of :data:`LOOKUP` when the record's statement runs it
+        self.folded: dict[str, str] | None = None
 
-    def finish(self, conn: sa.Connection) -> Keys:
+    def finish(self, conn: sa.Connection, found: Sequence[Sequence[Any]] | None = None) -> Keys:
         """The keys :meth:`DuplicateIndex.write` must store; :class:`DuplicateFound` when a
-        rule finds duplicates the writer did not confirm."""
+        rule finds duplicates the writer did not confirm. ``found``: the rows of the
+        lookup the record's statement ran (:attr:`folded`)."""
         if not self.checked:
             return self.keys
         index = self.index
-        hits = [Hit(*row) for pending in self.found for row in pending.rows]
+        rows = found if found is not None else [r for pending in self.found for r in pending.rows]
+        hits = [Hit(*row) for row in rows]
         if len(hits) >= MAX_HITS and len({r.key_space for r in self.checked}) > 1:
             hits = index._exact_again(conn, self.checked, self.fresh)
         for rule in self.checked:
@@ -317,12 +335,19 @@ class DuplicateIndex:
         changed: Collection[str] | None = None,
         confirmed: Collection[str] = (),
         made_from: tuple[str, int] | None = None,
+        fold: bool = False,
     ) -> PendingCheck:
         """:meth:`check` in two halves around ``batch``: the locks and lookups are added
         to it (so that a create sends them with its other first statements, in one round
         trip), and :meth:`PendingCheck.finish`, once the batch ran, refuses or returns the
         keys. The advisory locks come first in the batch: the lookups after them see
-        every key committed by a writer they waited for."""
+        every key committed by a writer they waited for.
+
+        ``fold`` (PostgreSQL, a create whose statement can carry it: :meth:`guarded`): the
+        lookup is not added to the batch but left in :attr:`PendingCheck.folded`, for the
+        record's statement — which runs after the batch, so its snapshot too follows the
+        locks. Not for fuzzy rules, whose similar keys are asked for once the exact ones
+        are known."""
         rules = self.of(ent.name)
         if changed is not None:
             rules = tuple(r for r in rules if not set(r.fields).isdisjoint(changed))
@@ -351,10 +376,12 @@ class DuplicateIndex:
             if locks is not None:
                 batch.single(LOCK, locks)  # before the lookup's snapshot
             spaces, wanted, entities = self._wanted(checked, fresh)
-            arrays = {"spaces": spaces, "keys": wanted, "entities": entities}
-            pending.found.append(
-                batch.add(LOOKUP, {name: array_text(v) for name, v in arrays.items()})
-            )
+            arrays = {"l_spaces": spaces, "l_keys": wanted, "l_entities": entities}
+            params = {name: array_text(v) for name, v in arrays.items()}
+            if fold and all(rule.fuzzy is None for rule in checked):
+                pending.folded = params
+            else:
+                pending.found.append(batch.add(LOOKUP, params))
         else:
             pending.found.append(batch.add(self._lookup_query(*self._by_space(checked, fresh))))
         return pending
@@ -670,6 +697,23 @@ class DuplicateIndex:
         ).select_from(created.join(keys, sa.true()))
         written = t.insert().from_select(["key_space", "key", "entity", "record_id", "rule"], rows)
         return written.cte("keyed")
+
+    @staticmethod
+    def guarded(insert: sa.Insert, values: Mapping[str, Any]) -> tuple[sa.Insert, sa.CTE]:
+        """A create's INSERT of ``values`` (column → bound parameter) into ``insert``'s
+        table that inserts only when :data:`LOOKUP` finds no key (its parameters: those
+        of :attr:`PendingCheck.folded`), and the lookup as a CTE, whose rows the
+        statement also returns (:data:`FOUND`): one statement, no round trip of its own."""
+        found = LOOKUP.cte("found")
+        row = sa.select(*(value.label(name) for name, value in values.items()))
+        unless = row.where(~sa.exists().select_from(found))
+        return insert.from_select(list(values), unless), found
+
+    @staticmethod
+    def found(found: sa.CTE) -> sa.Label[Any]:
+        """The rows of :meth:`guarded`'s lookup as one JSON value (null when none)."""
+        listed = sa.func.json_agg(sa.func.json_build_array(*found.c))
+        return sa.select(listed).select_from(found).scalar_subquery().label(FOUND)
 
     def bound(self, entity: str, keys: Keys) -> dict[str, str]:
         """The parameters of :meth:`inserting` for ``keys`` (arrays as their text:

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from metamodel import Entity, Field
 
 from ..context import SYSTEM, Actor
+from ..dedupe import FOUND
 from ..errors import NotFound, Restricted, StaleVersion, ValidationFailed
 from ..events import RecordEvent
 from ..pipeline import Batch, Guard, fetch
@@ -37,7 +38,9 @@ class Writer:
         self.events = records.events
         self.dedupe = records.dedupe
         self.counters = records.counters
-        self._inserts: dict[tuple[str, tuple[str, ...]], tuple[sa.Executable, bool, bool]] = {}
+        # (entity, columns, folded) → (statement, audited, keyed): Writer._insert
+        self._inserts: dict[tuple[str, tuple[str, ...], bool], tuple[sa.Executable, bool, bool]]
+        self._inserts = {}
         self._columns: dict[str, frozenset[str]] = {}
 
     def row(
@@ -140,8 +143,9 @@ class Writer:
         # a refused create rolls the counters back on SQLite, and leaves a gap in the
         # sequence on PostgreSQL (engine.counters).
         batch = Batch(conn)
+        fold = self.dialect == "postgresql" and bool(self.dedupe.of(ent.name))
         check = self.dedupe.start(
-            batch, actor, ent, values, None, confirmed=confirmed, made_from=made_from
+            batch, actor, ent, values, None, confirmed=confirmed, made_from=made_from, fold=fold
         )
         now = dt.datetime.now(dt.UTC)
         numbers = []
@@ -152,7 +156,8 @@ class Writer:
         batch.run()
         if judge is not None:
             judge()  # before anything found is told
-        keys = check.finish(conn)
+        folded = check.folded
+        keys = check.keys if folded is not None else check.finish(conn)
         columns = self.columns(ent)
         row = {name: value for name, value in values.items() if name in columns}
         for name, text, number in numbers:
@@ -164,23 +169,36 @@ class Writer:
             updated_by=actor.user_id,
             version=1,
         )
-        statement, audited, keyed = self._insert(ent, tuple(row))
+        statement, audited, keyed = self._insert(ent, tuple(row), folded is not None)
         params = {f"v_{name}": value for name, value in row.items()}
         if audited:
             entry = self.audit.entry(ent, "create", actor, 1, self.audit.changes(ent, None, row))
             params.update({f"a_{name}": value for name, value in entry.items()})
         if keyed:
             params.update(self.dedupe.bound(ent.name, keys))
-        stored = self.validator.guarded_write(
-            conn,
-            None if trusted else actor,
-            ent,
-            {**values, **{name: row[name] for name, _text, _number in numbers}},
-            None,
-            None,
-            lambda: _one(fetch(conn, statement, params)),
-            alone=alone,
-        )
+        if folded is not None:
+            params.update(folded)
+        record = {**values, **{name: row[name] for name, _text, _number in numbers}}
+
+        def insert(statement: sa.Executable) -> dict[str, Any]:
+            return self.validator.guarded_write(
+                conn,
+                None if trusted else actor,
+                ent,
+                record,
+                None,
+                None,
+                lambda: _one(fetch(conn, statement, params)),
+                alone=alone,
+            )
+
+        stored = insert(statement)
+        found = stored.pop(FOUND) if folded is not None else None
+        if found is not None:
+            # the lookup found keys, so the statement wrote nothing: the rules judge what
+            # it found (a refusal ends here), then the record is written without the lookup
+            check.finish(conn, found)
+            stored = insert(self._insert(ent, tuple(row), False)[0])
         record_id = stored["id"]
         if not keyed:  # else the statement wrote the keys too
             self.dedupe.write(conn, ent.name, record_id, keys, replace=False)
@@ -201,27 +219,42 @@ class Writer:
         )
         return result
 
-    def _insert(self, ent: Entity, columns: tuple[str, ...]) -> tuple[sa.Executable, bool, bool]:
+    def _insert(
+        self, ent: Entity, columns: tuple[str, ...], folded: bool
+    ) -> tuple[sa.Executable, bool, bool]:
         """The INSERT of a record with these columns, returning it, built once per entity
         and set of columns; values are bound as ``v_<column>``. On PostgreSQL the same
         statement (data-modifying CTEs: one round trip) writes the record's audit row
         (bound as ``a_<audit column>``: :meth:`Audit.inserting`) and its duplicate keys
-        (:meth:`DuplicateIndex.inserting`). Also says whether it writes each."""
-        key = (ent.name, columns)
+        (:meth:`DuplicateIndex.inserting`). Also says whether it writes each.
+
+        ``folded``: it also runs the duplicate check's lookup (its parameters: those of
+        :attr:`PendingCheck.folded`), inserts only when the lookup finds nothing, and
+        returns one row whatever happened — the record's columns (all null when it was
+        not inserted) and :data:`~engine.dedupe.FOUND`, what the lookup found."""
+        key = (ent.name, columns, folded)
         found = self._inserts.get(key)
         if found is None:
             table = self.tables.table(ent.name)
-            insert = (
-                table.insert()
-                .values({n: sa.bindparam(f"v_{n}", type_=table.c[n].type) for n in columns})
-                .returning(*table.c)
-            )
+            values = {n: sa.bindparam(f"v_{n}", type_=table.c[n].type) for n in columns}
+            lookup = None
+            if folded:
+                insert, lookup = self.dedupe.guarded(table.insert(), values)
+            else:
+                insert = table.insert().values(values)
+            insert = insert.returning(*table.c)
             audited = ent.audit and self.dialect == "postgresql"
             keyed = bool(self.dedupe.of(ent.name)) and self.dialect == "postgresql"
             statement: sa.Executable = insert
             if audited or keyed:
                 created = insert.cte("created")
-                combined = sa.select(created)
+                if lookup is None:
+                    combined = sa.select(created)
+                else:  # one row, inserted or not
+                    one = sa.select(sa.literal_column("1").label("one")).subquery("one")
+                    combined = sa.select(*created.c, self.dedupe.found(lookup)).select_from(
+                        one.outerjoin(created, sa.true())
+                    )
                 if audited:
                     combined = combined.add_cte(self.audit.inserting(created))
                 if keyed:

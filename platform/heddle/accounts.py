@@ -22,7 +22,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -663,19 +662,53 @@ class Accounts:
         statement sent with the write's first ones (:class:`engine.pipeline.Batch`: no
         round trip of its own). What it returns says, once the batch ran, whether the
         token is still valid and its user still the one cached (active, same roles and
-        team); if not, the token leaves the cache."""
+        team); if not, the token leaves the cache.
+
+        The database compares all but the roles: the statement finds the token's row only
+        when it is unrevoked, unexpired and its user the cached one, and returns just the
+        roles (a set: compared here) — a create reads one value, not the token's row."""
         digest = _digest(token)
-        found = batch.single(self._token_query, {"digest": digest})
+        params = {
+            "digest": digest, "now": dt.datetime.now(dt.UTC), "user_id": user.id,
+            "username": user.username, "name": user.name, "team_id": user.team_id,
+            "locale": user.locale,
+        }  # fmt: skip
+        found = batch.single(self._check_in_query, params)
 
         def still_valid() -> bool:
-            rows = found.mappings()
-            row = SimpleNamespace(**rows[0]) if rows else None
-            if _usable(row, dt.datetime.now(dt.UTC)) and _user(row) == user:
+            rows = found.rows
+            if user.active and rows and frozenset(rows[0][0] or ()) == user.roles:
                 return True
             self.cache.discard(digest)
             return False
 
         return still_valid
+
+    @functools.cached_property
+    def _check_in_query(self) -> sa.Select[Any]:
+        """:meth:`check_in`'s statement: the user's roles, when the token (bound as
+        ``digest``) is usable at ``now`` and its user active and still ``user_id``,
+        ``username``, ``name``, ``team_id`` and ``locale``."""
+        t, u = self.tokens, self.users
+
+        def bound(column: sa.Column[Any], name: str) -> Any:
+            return sa.bindparam(name, type_=column.type)
+
+        return (
+            sa.select(u.c.roles)
+            .join(t, u.c.id == t.c.user_id)
+            .where(
+                t.c.token_hash == bound(t.c.token_hash, "digest"),
+                t.c.revoked_at.is_(None),
+                sa.or_(t.c.expires_at.is_(None), t.c.expires_at > bound(t.c.expires_at, "now")),
+                u.c.active.is_(sa.true()),
+                u.c.id == bound(u.c.id, "user_id"),
+                u.c.username == bound(u.c.username, "username"),
+                u.c.name == bound(u.c.name, "name"),
+                u.c.team_id.is_not_distinct_from(bound(u.c.team_id, "team_id")),
+                u.c.locale == bound(u.c.locale, "locale"),
+            )
+        )
 
     def tokens_of(self, conn: sa.Connection, username: str | None = None) -> list[TokenInfo]:
         """The tokens issued (to ``username``, or to anyone), oldest first."""

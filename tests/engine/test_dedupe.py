@@ -264,6 +264,48 @@ def test_warn_is_saved_once_confirmed(records: Records) -> None:
     assert made["mobile"] == "13800138000"
 
 
+def test_a_create_the_rules_let_through_writes_its_keys_and_audit(records: Records) -> None:
+    """On PostgreSQL a create's lookup travels in the record's own statement, which writes
+    only when the lookup finds nothing (prospects' rules are exact, so theirs does). One
+    that finds a key it may pass — a warning confirmed — is written by a second statement,
+    with its keys and its audit row; one refused writes nothing."""
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().startswith("WITH"):
+            statements.append(statement.split()[1])
+
+    first = records.create(ADMIN, "prospect", {"person": "Li", "company": "Acme"})
+    sa.event.listen(records.engine, "before_cursor_execute", seen)
+    try:
+        found = refusal(
+            lambda: records.create(ADMIN, "prospect", {"person": "Wu", "company": "ACME"})
+        )
+        assert [c["id"] for c in found.details["candidates"]] == [first["id"]]
+        assert [k[3] for k in keys(records.engine, "prospect")] == [first["id"]]
+        statements.clear()
+        made = records.create(
+            ADMIN, "prospect", {"person": "Wu", "company": "ACME"},
+            confirm_duplicates=["same_company"],
+        )  # fmt: skip
+    finally:
+        sa.event.remove(records.engine, "before_cursor_execute", seen)
+    if records.engine.dialect.name == "postgresql":
+        assert statements == ["found", "created"]  # found, so written without the lookup
+    stored = keys(records.engine, "prospect")
+    assert [k[3] for k in stored] == [first["id"], made["id"]]
+    assert stored[0][1] == stored[1][1] == "acme"
+    audit = records.tables.metadata.tables[AUDIT_TABLE]
+    with records.engine.connect() as conn:
+        actions = conn.execute(
+            sa.select(audit.c.action).where(
+                audit.c.entity == "prospect", audit.c.record_id == made["id"]
+            )
+        ).scalars()
+        assert list(actions) == ["create"]
+    assert made["company"] == "ACME" and made["id"] > first["id"]
+
+
 def test_every_refusing_rule_is_listed_the_hardest_first(records: Records) -> None:
     records.create(ADMIN, "customer", {"name": "Acme", "tax_id": "T1", "phone": "021-5555"})
     found = refusal(
