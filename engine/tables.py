@@ -328,6 +328,11 @@ def field_column(entity: Entity, field: Field, model: Model) -> sa.Column[Any] |
 
 
 def entity_table(entity: Entity, model: Model, metadata: sa.MetaData) -> sa.Table:
+    """The table of ``entity``: its system columns, a column per stored field, and its
+    indexes — one per reference, user and team column (deletes of the rows they point to
+    and joins need them) and per ``index: true`` field, unless an index the entity
+    declares (``indexes:``) starts with that column already and so serves the same
+    look-ups: a second index would only cost every write its upkeep."""
     columns: list[Any] = [
         sa.Column("id", ID, primary_key=True, autoincrement=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -349,6 +354,10 @@ def entity_table(entity: Entity, model: Model, metadata: sa.MetaData) -> sa.Tabl
         column = field_column(entity, field, model)
         if column is not None:
             columns.append(column)
+    led = {index.fields[0] for index in entity.indexes}
+    for column in columns:
+        if column.index and column.name in led:
+            column.index = None
     table = sa.Table(entity.table, metadata, *columns, info={"entity": entity.name})
     for index in entity.indexes:
         sa.Index(

@@ -898,18 +898,61 @@ def test_indexes_follow_the_definitions(db_engine: Engine, tmp_path: Path) -> No
     migrate(db_engine, old)
     indexed = package(
         tmp_path,
-        "kind: entity\nname: thing\nfields:\n  code: {type: string, index: true}\n  kind: {type: string}\n"
+        "kind: entity\nname: thing\nfields:\n  code: {type: string}\n  kind: {type: string, index: true}\n"
         "indexes:\n  - {name: code_kind, fields: [code, kind]}\n",
     )
     result = migrate(db_engine, indexed)
     assert sorted(op.description for op in result.operations) == [
-        "add index ix_thing_code on thing (code)",
         "add index ix_thing_code_kind on thing (code, kind)",
+        "add index ix_thing_kind on thing (kind)",
     ]
-    assert btree_indexes(db_engine, "thing") == {"ix_thing_code", "ix_thing_code_kind"}
+    assert btree_indexes(db_engine, "thing") == {"ix_thing_kind", "ix_thing_code_kind"}
     result = migrate(db_engine, old)
     assert {op.kind for op in result.operations} == {"drop_index"}
     assert btree_indexes(db_engine, "thing") == set()
+
+
+def test_an_index_a_declared_one_starts_with_is_not_made_twice(
+    db_engine: Engine, tmp_path: Path
+) -> None:
+    """A reference, the owner and an ``index: true`` field each get an index of their own
+    — unless an index the entity declares starts with that field: it serves the same
+    look-ups, and a second one only costs every write. A database made before loses the
+    one it no longer needs on migrate."""
+    body = (
+        "kind: entity\nname: thing\nownable: true\n"
+        "fields:\n  code: {type: string, index: true}\n  kind: {type: string}\n"
+        "  parent: {type: reference, to: thing, on_delete: set_null}\n"
+    )
+    old = package(tmp_path, body)
+    migrate(db_engine, old)
+    alone = {"ix_thing_code", "ix_thing_parent", "ix_thing_owner_id", "ix_thing_team_id"}
+    assert btree_indexes(db_engine, "thing") == alone
+    declared = package(
+        tmp_path,
+        body + "indexes:\n  - {name: code_kind, fields: [code, kind]}\n"
+        "  - {name: by_parent, fields: [parent]}\n  - {name: owner_kind, fields: [owner_id, kind]}\n"
+        "  - {name: kind_team, fields: [kind, team_id]}\n",
+    )
+    result = migrate(db_engine, declared)
+    assert sorted(op.description for op in result.operations) == [
+        "add index ix_thing_code_kind on thing (code, kind)",
+        "add index ix_thing_kind_team on thing (kind, team_id)",
+        "add index ix_thing_owner_kind on thing (owner_id, kind)",
+        "drop index ix_thing_code of thing (code)",
+        "drop index ix_thing_owner_id of thing (owner_id)",
+    ], [op.description for op in result.operations]
+    assert btree_indexes(db_engine, "thing") == {
+        "ix_thing_code_kind", "ix_thing_kind_team", "ix_thing_owner_kind",
+        "ix_thing_team_id",  # team_id is not first in kind_team
+        "ix_thing_parent",  # the one index on parent: the declared by_parent's columns
+    }  # fmt: skip
+    assert plan(db_engine, declared).empty
+    insert(db_engine, declared, "thing", [{"code": "a", "parent": None}])
+    insert(db_engine, declared, "thing", [{"code": "b", "parent": 1}])  # the reference holds
+    assert rows(db_engine, declared, "thing", "parent") == [(1, None), (2, 1)]
+    migrate(db_engine, old)  # declared indexes gone: each field has its own again
+    assert btree_indexes(db_engine, "thing") == alone
 
 
 def test_a_renamed_table_keeps_its_rows(db_engine: Engine, tmp_path: Path) -> None:
