@@ -262,3 +262,51 @@ def test_a_token_the_cache_trusts_is_checked_with_the_first_statements(
     # refused before the write's first statements (a field error): still a 401
     invalid = client.post("/api/v1/records/account", headers=headers, json={"grade": "Z"})
     assert invalid.status_code == 401, invalid.json
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["deactivated", "roles", "team", "name", "expired"],
+)
+def test_a_trusted_token_whose_user_changed_writes_nothing(app: Flask, change: str) -> None:
+    """The check a create makes of a token the cache trusts compares, in the database, the
+    token's state and every field of the cached user: any change since it was cached
+    refuses the create (401), writes nothing, and drops the stale user from the cache."""
+    runtime = app.extensions["heddle"]
+    runtime.accounts.cache.seconds = 600
+    client = app.test_client()
+    token = client.post("/api/v1/auth/token", json={"username": "ann", "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {token.json['token']}"}
+    first = client.post("/api/v1/records/account", headers=headers, json={"name": "A"})
+    assert first.status_code == 201, first.json
+    accounts, users = runtime.tables.table("account"), runtime.accounts.users
+    tokens = runtime.accounts.tokens
+    with runtime.engine.begin() as conn:  # another process changes the user or the token
+        ann = users.c.username == "ann"
+        if change == "deactivated":
+            conn.execute(users.update().where(ann).values(active=False))
+        elif change == "roles":
+            conn.execute(users.update().where(ann).values(roles=["sales_rep", "sales_manager"]))
+        elif change == "team":
+            conn.execute(users.update().where(ann).values(team_id=None))
+        elif change == "name":
+            conn.execute(users.update().where(ann).values(name="Ann Lee-Wu"))
+        else:
+            past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+            conn.execute(tokens.update().values(expires_at=past))
+        before = conn.scalar(sa.select(sa.func.count()).select_from(accounts))
+    stale = runtime.accounts.cached_user(token.json["token"])
+    assert stale is not None  # still trusted by this process's cache
+    refused = client.post("/api/v1/records/account", headers=headers, json={"name": "B"})
+    assert refused.status_code == 401, refused.json
+    with runtime.engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(accounts)) == before
+    # the stale user is gone from the cache; a token still valid is trusted again as its
+    # user now is, and a retry goes through
+    cached = runtime.accounts.cached_user(token.json["token"])
+    again = client.post("/api/v1/records/account", headers=headers, json={"name": "B"})
+    if change in ("deactivated", "expired"):
+        assert cached is None and again.status_code == 401, again.json
+    else:
+        assert cached is not None and cached != stale, cached
+        assert again.status_code == 201, again.json
