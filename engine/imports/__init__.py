@@ -31,7 +31,7 @@ from . import _parallel
 from ._backup import export_all, import_all
 from ._collector import fewer_full_collections
 from ._convert import MESSAGES
-from ._errorfile import rejected, to_csv, to_xlsx
+from ._errorfile import ERRORS, ROW, Say, rejected, to_csv, to_xlsx
 from ._export import EXPORT_FORMATS, MEDIA_TYPES, Export
 from ._files import BadFile, FileTooLarge, Sheet, read_sheet, size_text
 from ._mapping import suggest
@@ -372,8 +372,19 @@ class Imports:
         found: tuple[int, int] = _PROGRESS.get(self._key(run["id"]), (run["done"], run["total"]))
         return found
 
-    def error_file(self, actor: Actor, run_id: int, format: str = "csv") -> bytes:
-        """Each rejected row with its row number and messages, as CSV or XLSX."""
+    def error_file(
+        self,
+        actor: Actor,
+        run_id: int,
+        format: str = "csv",
+        *,
+        say: Say | None = None,
+        labels: tuple[str, str] = (ROW, ERRORS),
+    ) -> bytes:
+        """Each rejected row with its row number and messages, as CSV or XLSX. ``say``
+        words each problem (given the run's entity and the problem as the report keeps
+        it: its message, template and params), for a reader in another language; the
+        engine's English otherwise. ``labels``: the headers of the number and messages."""
         if format not in ("csv", "xlsx"):
             raise BadRequest("the error file is csv or xlsx", {"format": ["csv or xlsx."]})
         self.status(actor, run_id)  # the same sight
@@ -383,7 +394,9 @@ class Imports:
             raise NotFound(f"no import run with id {run_id}")
         options = ImportOptions.from_json(run["options"])
         sheet = self.read(run["content"] or b"", run["filename"], options)
-        table = rejected(sheet, run["report"])
+        entity = run["entity"]
+        words = None if say is None else (lambda problem: say(entity, problem))
+        table = rejected(sheet, run["report"], say=words, labels=labels)
         return to_csv(table) if format == "csv" else to_xlsx(table)
 
     # --- exports ---------------------------------------------------------------------------

@@ -6,27 +6,38 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..spreadsheet import cell_value
 from ._files import Sheet
 
 ROW, ERRORS = "Row", "Errors"
+#: How a caller words a problem of a run of an entity (:meth:`Imports.error_file`).
+Say = Callable[[str, Mapping[str, Any]], str]
 
 
-def rejected(sheet: Sheet, report: Mapping[str, Any]) -> list[list[Any]]:
-    """Header and rows of the error file: the row number, the messages, the cells."""
+def rejected(
+    sheet: Sheet,
+    report: Mapping[str, Any],
+    *,
+    say: Callable[[Mapping[str, Any]], str] | None = None,
+    labels: tuple[str, str] = (ROW, ERRORS),
+) -> list[list[Any]]:
+    """Header and rows of the error file: the row number, the messages, the cells.
+    ``say`` words each problem (else its English message); ``labels`` head the first
+    two columns."""
     messages: dict[int, list[str]] = {}
     for entry in report.get("rows", []):
         if entry.get("status") != "error":
             continue
         for error in entry.get("errors", []):
             where = f"{error['column']}: " if error.get("column") else ""
-            messages.setdefault(int(entry["row"]), []).append(where + str(error["message"]))
+            text = where + (say(error) if say is not None else str(error["message"]))
+            messages.setdefault(int(entry["row"]), []).append(text)
             if error.get("row") and error["row"] != entry["row"]:
-                messages.setdefault(int(error["row"]), []).append(where + str(error["message"]))
-    table: list[list[Any]] = [[ROW, ERRORS, *sheet.headers]]
+                messages.setdefault(int(error["row"]), []).append(text)
+    table: list[list[Any]] = [[*labels, *sheet.headers]]
     for number, cells in sheet.rows:
         if number in messages:
             table.append([number, "; ".join(messages[number]), *cells])

@@ -49,6 +49,7 @@ from ._screens import actor, locale, page, readable, ui
 from .data_api import _imports, _max_bytes
 from .extensions import runtime
 from .i18n import gettext as _
+from .import_text import error_file, said
 
 #: Room for the rest of the form around the file.
 FORM_ROOM = 64 * 1024
@@ -230,30 +231,6 @@ def _download(content: bytes, filename: str, media_type: str) -> Response:
     response = Response(content, content_type=media_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
-
-
-def said(problem: Mapping[str, Any], ent: Entity, here: str) -> str:
-    """A problem of an import's row in the user's language: its template translated with
-    its params (a field, entity or duplicate rule named by its label), else its message
-    if the catalogs know it, else the engine's English."""
-    template = problem.get("template")
-    if not template:
-        return i18n.gettext(problem.get("message", ""))
-    params = dict(problem.get("params") or {})
-    model = runtime().model
-    if "what" in params:
-        what = params["what"]
-        found = model.entities.get(what)
-        params["what"] = found.label.get(here) if found is not None else i18n.gettext(what)
-    if params.get("key") in ent.fields:
-        params["key"] = ent.fields[params["key"]].label.get(here)
-    rule = next((r for r in ent.duplicate_rules if r.name == params.get("rule")), None)
-    if rule is not None:
-        params["rule"] = rule.label.get(here)
-    try:
-        return str(i18n.gettext(template)) % params
-    except (KeyError, TypeError, ValueError):  # a catalog's entry that does not fit
-        return str(problem.get("message", ""))
 
 
 def _refusal(exc: EngineError) -> str:
@@ -604,5 +581,5 @@ def import_errors(run_id: int, format: str) -> ResponseReturnValue:
     """The rejected rows with their messages, to correct and import again."""
     if format not in MEDIA_TYPES or format == "json":
         raise NotFound(f"no error file as {format}")
-    content = _imports().error_file(actor(), run_id, format)
+    content = error_file(_imports(), actor(), run_id, format)
     return _download(content, f"import-{run_id}-rejected.{format}", MEDIA_TYPES[format])

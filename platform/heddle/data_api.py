@@ -32,6 +32,7 @@ from workflows.data_jobs import job_executor
 from ._people_import import PEOPLE, import_people
 from .api import _body, actor, authenticate, check_ids
 from .extensions import csrf, runtime
+from .import_text import error_file
 from .jobs import jobs
 
 data_api = Blueprint("data_api", __name__, url_prefix="/api/v1")
@@ -198,9 +199,11 @@ def resume_import(run_id: int) -> ResponseReturnValue:
 
 @data_api.get("/imports/<int:run_id>/errors")
 def import_errors(run_id: int) -> ResponseReturnValue:
-    """Each rejected row with its row number and messages: CSV (default) or XLSX."""
+    """Each rejected row with its row number and messages: CSV (default) or XLSX, the
+    headers and messages in the caller's language."""
     format = request.args.get("format", "csv")
-    content = _imports().error_file(actor(), run_id, format)
+    caller = actor()  # the messages in the caller's own language
+    content = error_file(_imports(), caller, run_id, format, locale=caller.locale)
     return _file(content, f"import-{run_id}-errors.{format}", MEDIA_TYPES[format])
 
 

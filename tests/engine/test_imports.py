@@ -726,6 +726,8 @@ def test_export_leaves_out_hidden_fields(
 ) -> None:
     manager = Actor(user_id=1, team_id=1, roles=frozenset({"finance"}), locale="en")
     grant = records.permissions.grant(manager, crm.entity("account"), "read")
+    product = {"name": "Export probe", "code": "P-EXP", "list_price": "10.00", "cost": "6.00"}
+    records.create(SYSTEM, "product", product)  # its own: not another test's products
     exported = imports.export(SYSTEM, "product", {}, "json")
     assert b'"cost"' in exported  # the admin sees cost
     # a role that may export products but not see their cost (made for this test)

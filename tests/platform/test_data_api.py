@@ -146,9 +146,11 @@ def test_upload_report_error_file_and_templates(client: FlaskClient, headers: Ca
     file = client.get(f"/api/v1/imports/{run['id']}/errors", headers=bob)
     assert file.status_code == 200 and file.mimetype == "text/csv"
     lines = file.data.decode("utf-8-sig").splitlines()
-    assert lines[0] == "Row,Errors,顧客名,外部ID,ランク,評価,取引開始日" and lines[1].startswith(
+    # in the caller's language (bob reads Japanese); the file's own headers as they were
+    assert lines[0] == "行,エラー,顧客名,外部ID,ランク,評価,取引開始日" and lines[1].startswith(
         "4,"
     )
+    assert "ランク: 不明な選択肢「特別」" in lines[1] and "取引開始日: 存在しない日付" in lines[1]
     xlsx = client.get(f"/api/v1/imports/{run['id']}/errors?format=xlsx", headers=bob)
     assert load_workbook(io.BytesIO(xlsx.data)).active["A2"].value == 4
 

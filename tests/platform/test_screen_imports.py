@@ -96,6 +96,41 @@ def test_a_file_is_checked_then_its_valid_rows_imported(app: Flask) -> None:
     assert "Imported" in page and "Import the valid rows" not in page
 
 
+def test_the_error_file_speaks_the_readers_language(app: Flask) -> None:
+    """The rejected rows download with their headers and messages in the user's language
+    (from the screens and from the API alike); the file's own headers and cells stay as
+    they were."""
+    ann = logged_in(app, "ann")
+    page = ann.get("/app/account").get_data(as_text=True)
+    ann.post("/language", data={"csrf_token": csrf_token(page), "locale": "zh", "next": "/"})
+    checked = _upload(ann, _csv(ROWS))
+    run_url = checked.headers["Location"]
+    page = ann.get(run_url).get_data(as_text=True)
+    assert "客户等级" in page
+    rejected = ann.get(f"{run_url}/errors.csv").data.decode("utf-8-sig")
+    table = list(csv.reader(io.StringIO(rejected)))
+    assert table[0] == ["行", "错误", *HEADER]
+    assert [row[0] for row in table[1:]] == ["3", "4"]
+    grade, name = table[1][1], table[2][1]
+    assert grade.startswith("客户等级: ") and "重要" in grade, grade
+    assert name == "客户名称: 此字段为必填项。", name
+    assert "Unknown choice" not in grade and table[1][2:] == ROWS[1]
+    # the same file from the API, for a token whose user reads Japanese
+    run_id = run_url.rsplit("/", 1)[1]
+    runtime = app.extensions["heddle"]
+    with runtime.engine.begin() as conn:
+        users = runtime.accounts.users
+        conn.execute(users.update().where(users.c.username == "ann").values(locale="ja"))
+        ann_user = runtime.accounts.by_username(conn, "ann")
+        token, _ = runtime.accounts.issue_token(conn, ann_user, days=1)
+    api = app.test_client().get(
+        f"/api/v1/imports/{run_id}/errors", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert api.status_code == 200
+    header = api.data.decode("utf-8-sig").splitlines()[0]
+    assert header.startswith("行,エラー,"), header
+
+
 def test_all_or_nothing_writes_nothing_when_a_row_is_rejected(app: Flask) -> None:
     ann = logged_in(app, "ann")
     run_url = _upload(ann, _csv(ROWS)).headers["Location"]
