@@ -52,8 +52,18 @@ def test_import_export_teams_and_users(cli: CliRunner, tmp_path: Path) -> None:
     done = cli.invoke(main, [*args, "--errors", str(errors)])
     assert "2 created, 1 error (committed)" in done.output
     sheet = load_workbook(errors).active
-    assert [c.value for c in sheet[1]][:3] == ["Row", "Errors", "客户名称"]
+    # in the language of the user it imports as (li.lei reads Chinese)
+    assert [c.value for c in sheet[1]][:3] == ["行", "错误", "客户名称"]
     assert sheet["A2"].value == 3 and sheet["C2"].value == "华为技术有限公司"
+    assert "Unknown choice" not in sheet["B2"].value and "特级" in sheet["B2"].value
+    english = tmp_path / "rejected.csv"
+    told = cli.invoke(main, [*args, "--errors", str(english), "--language", "en"])
+    assert told.exit_code == 1, told.output
+    lines = english.read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0] == "Row,Errors,客户名称,外部编号,客户等级,下次联系时间"
+    assert "客户等级: Unknown choice '特级'" in lines[1], lines[1]
+    unknown = cli.invoke(main, [*args, "--errors", str(english), "--language", "fr"])
+    assert unknown.exit_code == 2 and "--language is one of en, zh, ja" in unknown.output
     again = cli.invoke(main, [*args, "--workers", "2"])  # SQLite: one process all the same
     assert "2 unchanged, 1 error (committed)" in again.output
     too_many = cli.invoke(main, [*args, "--workers", "9"])

@@ -501,6 +501,7 @@ __all__ = [
     "ImportOptions",
     "Imports",
     "Report",
+    "Say",
     "Sheet",
     "Store",
     "export_all",

@@ -40,6 +40,7 @@ from workflows.data_jobs import enqueue
 
 from ._people_import import PEOPLE, import_people
 from .accounts import Accounts
+from .import_text import error_file_in
 from .settings import attachments_path, import_workers, setting
 
 LoadModel = Callable[[tuple[Path, ...]], Model]
@@ -149,6 +150,11 @@ def _duplicates(values: tuple[str, ...]) -> dict[str, str]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the rejected rows with their messages here (.csv or .xlsx).",
 )
+@click.option(
+    "--language",
+    metavar="LOCALE",
+    help="The error file's language (en, zh, ja; default: the --as user's, else English).",
+)
 @click.option("--encoding", help="The CSV file's encoding (default: detected).")
 @click.option(
     "--date-order",
@@ -186,7 +192,7 @@ def import_command(
     entity: str | None, file: Path | None, everything: Path | None, mode: str,
     key: str | None, mapping: str | None,
     template: str | None, dry_run: bool, all_or_nothing: bool, as_user: str | None,
-    errors_file: Path | None, encoding: str | None, date_order: str,
+    errors_file: Path | None, language: str | None, encoding: str | None, date_order: str,
     on_duplicate: tuple[str, ...], workers: int | None, background: bool,
     resume_id: int | None,
 ) -> None:  # fmt: skip
@@ -207,6 +213,10 @@ def import_command(
                               "duplicates": _duplicates(on_duplicate)}  # fmt: skip
     given = _mapping(mapping)
     with _imports(as_user) as (imports, actor, accounts):
+        locales = imports.records.model.locales
+        if language is not None and language not in locales:
+            raise click.UsageError(f"--language is one of {', '.join(locales)}")
+        language = language or (actor.locale if actor.locale in locales else "en")
         try:
             if template:
                 with imports.records.engine.connect() as conn:
@@ -224,7 +234,7 @@ def import_command(
             _refused(exc)
         if errors_file is not None and run["report"].get("counts", {}).get("error"):
             format = "xlsx" if errors_file.suffix.lower() == ".xlsx" else "csv"
-            errors_file.write_bytes(imports.error_file(actor, run["id"], format))
+            errors_file.write_bytes(error_file_in(imports, actor, run["id"], format, language))
             click.echo(f"wrote the rejected rows to {errors_file}", err=True)
     failed = _print_report(run)
     if failed:
