@@ -10,7 +10,7 @@ replaying it; the merge's own entry changes ``id`` from the loser's to the survi
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -118,13 +118,23 @@ class Audit:
         entry = self.entry(ent, action, actor, version, changes)
         conn.execute(self.table.insert().values(record_id=record_id, **entry))
 
-    def inserting(self, created: sa.CTE) -> sa.CTE:
+    def inserting(self, created: sa.CTE, numbered: Sequence[str] = ()) -> sa.CTE:
         """On PostgreSQL, the audit row of the record ``created`` (a data-modifying CTE
         inserting it and returning it) written by the same statement — one round trip —
-        its values bound as ``a_<column>``. Elsewhere :meth:`record` writes the entry."""
+        its values bound as ``a_<column>``. Elsewhere :meth:`record` writes the entry.
+
+        ``numbered``: columns whose values the statement itself gives (autonumbers drawn
+        in SQL), so they are not among the changes bound: each is added to them as
+        ``[null, value]``, as :meth:`changes` gives a create's."""
         columns = self.table.c
         names = ("entity", "action", "at", "actor_id", "version", "changes")
-        values = [sa.bindparam(f"a_{name}", type_=columns[name].type) for name in names]
+        values: list[Any] = [sa.bindparam(f"a_{name}", type_=columns[name].type) for name in names]
+        if numbered:
+            pairs: list[Any] = []
+            for name in numbered:
+                pairs += [sa.literal(name), sa.func.jsonb_build_array(sa.null(), created.c[name])]
+            added = sa.func.jsonb_build_object(*pairs)
+            values[-1] = values[-1].op("||", return_type=columns["changes"].type)(added)
         audited = self.table.insert().from_select(
             [*names, "record_id"], sa.select(*values, created.c.id)
         )

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from functools import cached_property
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -52,6 +53,49 @@ def draw(conn: sa.Connection, sequence: str, count: int) -> list[int]:
     statement (a concurrent writer's may fall between them)."""
     params = {"sequence": sequence, "count": count}
     return sorted(int(n) for n in conn.execute(_RESERVE, params).scalars())
+
+
+def current(prefix: str) -> sa.ColumnElement[str]:
+    """PostgreSQL: the number a counter's sequence gave this session last (``currval``: a
+    create's statement, sent after the ``nextval`` of :meth:`Counters.take`, stores the
+    number taken), written out in its format: the values of :func:`current_params`,
+    bound as ``<prefix><name>``."""
+
+    def bound(name: str, type_: sa.types.TypeEngine[Any]) -> sa.BindParameter[Any]:
+        return sa.bindparam(prefix + name, type_=type_)
+
+    sequence = sa.cast(bound("sequence", sa.String()), postgresql.REGCLASS)
+    digits = sa.cast(sa.func.currval(sequence), sa.Text())
+    width = sa.func.greatest(bound("width", sa.Integer()), sa.func.length(digits))
+    padded = sa.func.lpad(digits, width, bound("pad", sa.String()))
+    return sa.func.concat(bound("head", sa.String()), padded, bound("tail", sa.String()))
+
+
+def current_params(prefix: str, counter: str, text: str) -> dict[str, Any]:
+    """The values :func:`current` binds for ``counter``, whose format with its date part
+    filled in is ``text`` (``CT-2026-{seq:05}``): written as Python's ``format`` writes
+    the number (``{seq:5}`` pads with spaces, ``{seq:05}`` with zeros, ``{seq}`` not at
+    all; a longer number is never cut)."""
+    head, spec, tail = autonumber_parts(text)
+    return {
+        f"{prefix}sequence": sequence_name(counter),
+        f"{prefix}width": int(spec or 0),
+        f"{prefix}pad": "0" if spec.startswith("0") else " ",
+        f"{prefix}head": head,
+        f"{prefix}tail": tail,
+    }
+
+
+def autonumber_parts(text: str) -> tuple[str, str, str]:
+    """A filled-in format's text before its ``{seq}``, the number's format spec, and the
+    text after it.
+
+    >>> autonumber_parts("CT-2026-{seq:05}/A")
+    ('CT-2026-', '05', '/A')
+    """
+    start = text.find("{seq")
+    end = text.find("}", start)
+    return text[:start], text[start + 4 : end].lstrip(":"), text[end + 1 :]
 
 
 def sequence_name(counter: str) -> str:

@@ -16,7 +16,8 @@ A write pays for every wait on the database, and a create used to wait seven tim
 
 A third, :func:`fetch`, runs one statement that returns rows (a create's ``INSERT …
 RETURNING``) with less of the worker's CPU than SQLAlchemy's ``execute``, and the same
-rows.
+rows; :meth:`Batch.fetch` sends such a statement last in a batch, after the statements
+whose effects it needs (a create's record after its locks and numbers: one round trip).
 
 SQLite has no round trips (the database is in the process): there a batch runs its
 statements one by one, :func:`write_transaction` is ``engine.begin()`` and :func:`fetch`
@@ -112,6 +113,12 @@ class Pending:
         self._columns: list[str] = []
 
     @property
+    def ran(self) -> bool:
+        """Whether the statement ran (in a batch one of whose statements was refused, those
+        before it did, and it and those after it did not)."""
+        return self._rows is not None
+
+    @property
     def rows(self) -> list[tuple[Any, ...]]:
         if self._rows is None:
             raise RuntimeError("the batch has not run yet")
@@ -139,10 +146,21 @@ class Batch:
         self.conn = conn
         self._queued: list[tuple[sa.Executable, Mapping[str, Any], Pending]] = []
         self._single: list[tuple[sa.Executable, Mapping[str, Any], Pending]] = []
+        self._fetched: list[tuple[sa.Executable, Mapping[str, Any], Pending]] = []
 
     def add(self, statement: sa.Executable, params: Mapping[str, Any] | None = None) -> Pending:
         pending = Pending()
         self._queued.append((statement, params or {}, pending))
+        return pending
+
+    def fetch(self, statement: sa.Executable, params: Mapping[str, Any]) -> Pending:
+        """Add a statement to run last, as :func:`fetch` runs one: its parameters and the
+        values it returns go through SQLAlchemy's processing for their types (a create's
+        ``INSERT … RETURNING``, sent with the statements whose effects it needs). When it
+        is refused, the batch raises SQLAlchemy's error, and the statements before it
+        still hand out their rows."""
+        pending = Pending()
+        self._fetched.append((statement, params, pending))
         return pending
 
     def single(self, statement: sa.Executable, params: Mapping[str, Any] | None = None) -> Pending:
@@ -164,7 +182,8 @@ class Batch:
     def run(self) -> None:
         single, self._single = self._single, []
         queued, self._queued = self._queued, []
-        if not queued and not single:
+        fetched, self._fetched = self._fetched, []
+        if not queued and not single and not fetched:
             return
         dialect = self.conn.dialect
         if dialect.name != "postgresql" or dialect.driver != "psycopg":
@@ -174,18 +193,24 @@ class Batch:
                 pending._columns = list(result.keys()) if result.returns_rows else []
             if any(len(pending.rows) > 1 for _, _, pending in single):
                 raise RuntimeError("a single-row statement of a batch returned several rows")
+            for statement, params, pending in fetched:
+                rows = fetch(self.conn, statement, params)
+                pending._columns = list(rows[0]) if rows else []
+                pending._rows = [tuple(row.values()) for row in rows]
             return
-        self._pipelined(single, queued)
+        self._pipelined(single, queued, fetched)
 
     def _pipelined(
         self,
         single: Sequence[tuple[sa.Executable, Mapping[str, Any], Pending]],
         queued: Sequence[tuple[sa.Executable, Mapping[str, Any], Pending]],
+        fetched: Sequence[tuple[sa.Executable, Mapping[str, Any], Pending]],
     ) -> None:
         conn = self.conn
         raw = conn.connection.driver_connection
         assert raw is not None
         compiled = [_compile(statement, conn.dialect, params) for statement, params, _ in queued]
+        directs = [_direct(statement, conn.dialect) for statement, _, _ in fetched]
         joined = None
         if len(single) == 1:  # as it is
             compiled.insert(0, _compile(single[0][0], conn.dialect, single[0][1]))
@@ -194,40 +219,77 @@ class Batch:
             joined = _joined([statement for statement, _, _ in single], conn.dialect)
             compiled.insert(0, joined.bind([params for _, params, _ in single]))
             queued = [(joined.statement, {}, Pending()), *queued]
+        sent: list[tuple[str | bytes, Any]] = list(compiled)
+        for direct, (_, params, _) in zip(directs, fetched, strict=True):
+            sent.append((direct.query, direct.values(params)))
+        queued = [*queued, *fetched]
         begin = bool(conn.info.pop(DEFERRED_BEGIN, False))
         kept = _kept(conn, raw)
         cursors: list[Any] = []
         events = conn._has_events or conn.engine._has_events
+        failed = None
         try:
             with raw.pipeline():
                 if begin:
                     kept.cursor(BEGIN, cursors).execute(BEGIN)
-                for sql, values in compiled:
+                for sql, values in sent:
                     cursor = kept.cursor(sql, cursors)
                     if events:
-                        conn.dispatch.before_cursor_execute(conn, cursor, sql, values, None, False)
+                        told = sql.decode() if isinstance(sql, bytes) else sql
+                        conn.dispatch.before_cursor_execute(conn, cursor, told, values, None, False)
                     cursor.execute(sql, values)
                     cursors.append(cursor)
         except conn.dialect.loaded_dbapi.Error as exc:
-            sql = "; ".join(sql for sql, _ in compiled)
-            raise sa.exc.DBAPIError.instance(
-                sql, None, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
-            ) from exc
-        for cursor, (sql, _), (_, _, pending) in zip(cursors, compiled, queued, strict=True):
+            failed = exc
+        plain = len(compiled)
+        for at, (cursor, (sql, _), (_, _, pending)) in enumerate(
+            zip(cursors, sent, queued, strict=False)
+        ):
             # the names straight from the result: psycopg's ``description`` builds a
             # Column object, with its type's details, per column on every access
             result = cursor.pgresult
+            if failed is not None and (result is None or result.status not in _DONE):
+                break  # this statement, or one before it, was refused
             fields = result.nfields if result is not None else 0
-            if fields:
+            if not fields:
+                pending._rows = []
+            elif at < plain:
                 pending._rows = list(cursor.fetchall())
                 pending._columns = [_name(result.fname(i)) for i in range(fields)]
             else:
-                pending._rows = []
+                direct = directs[at - plain]
+                pending._columns, processors = direct.columns(result, conn.dialect)
+                pending._rows = _processed(cursor.fetchall(), processors)
             kept.done(sql, cursor, len(pending._rows))
-        if joined is not None:
+        if joined is not None and queued[0][2]._rows is not None:
             joined.split(queued[0][2], [pending for _, _, pending in single])
-        elif single and len(single[0][2].rows) > 1:
+        if failed is not None:
+            told = "; ".join(sql.decode() if isinstance(sql, bytes) else sql for sql, _ in sent)
+            raise sa.exc.DBAPIError.instance(
+                told, None, failed, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+            ) from failed
+        if joined is None and single and len(single[0][2].rows) > 1:
             raise RuntimeError("a single-row statement of a batch returned several rows")
+
+
+#: What a statement of a pipeline that ran gives (psycopg's ``ExecStatus``:
+#: ``COMMAND_OK``, ``TUPLES_OK``), where one that was refused or skipped gives an error.
+_DONE = frozenset({1, 2})
+
+
+def _processed(
+    rows: Sequence[tuple[Any, ...]], processors: Sequence[Callable[[Any], Any] | None] | None
+) -> list[tuple[Any, ...]]:
+    """``rows`` with each value turned into SQLAlchemy's (:meth:`_Direct.columns`)."""
+    if processors is None:
+        return list(rows)
+    return [
+        tuple(
+            value if process is None else process(value)
+            for process, value in zip(processors, row, strict=True)
+        )
+        for row in rows
+    ]
 
 
 _PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
@@ -313,21 +375,29 @@ class _Cursors:
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw
-        self.kept: dict[str, Any] = {}
+        self.kept: dict[str | bytes, Any] = {}
 
-    def cursor(self, sql: str, busy: Sequence[Any] = ()) -> Any:
+    def cursor(self, sql: str | bytes, busy: Sequence[Any] = ()) -> Any:
         """A cursor for ``sql``: the kept one, unless one of ``busy`` (the cursors of the
-        same pipeline, whose results are still to read) is it."""
+        same pipeline, whose results are still to read) is it. For ``sql`` in bytes (a
+        :class:`_Direct`'s query, with PostgreSQL's placeholders), a raw cursor."""
         cursor = self.kept.get(sql)
         if cursor is None:
             if len(self.kept) >= MAX_CURSORS:
                 self.clear()
-            cursor = self.kept[sql] = self.raw.cursor()
+            cursor = self.kept[sql] = self._new(sql)
         elif any(cursor is other for other in busy):
-            return self.raw.cursor()  # not kept: closed when read
+            return self._new(sql)  # not kept: closed when read
         return cursor
 
-    def done(self, sql: str, cursor: Any, rows: int) -> None:
+    def _new(self, sql: str | bytes) -> Any:
+        if isinstance(sql, bytes):
+            from psycopg import RawCursor
+
+            return RawCursor(self.raw)
+        return self.raw.cursor()
+
+    def done(self, sql: str | bytes, cursor: Any, rows: int) -> None:
         """``cursor``'s result (of ``rows`` rows) was read: keep it, or close it (a cursor
         not kept, or one whose result was large)."""
         kept = self.kept.get(sql) is cursor
@@ -397,14 +467,14 @@ def fetch(
     assert raw is not None
     kept = _kept(conn, raw)
     sql = direct.sql
-    cursor = kept.cursor(sql)
+    cursor = kept.cursor(direct.query)
     rows: list[Any] = []
     events = conn._has_events or conn.engine._has_events
     try:
         if events:
             conn.dispatch.before_cursor_execute(conn, cursor, sql, values, None, False)
         try:
-            cursor.execute(sql, values)
+            cursor.execute(direct.query, values)
         except dialect.loaded_dbapi.Error as exc:
             raise sa.exc.DBAPIError.instance(
                 sql, values, exc, dialect.loaded_dbapi.Error, dialect=dialect
@@ -417,7 +487,7 @@ def fetch(
         rows = cursor.fetchall()
         names, processors = direct.columns(result, dialect)
     finally:
-        kept.done(sql, cursor, len(rows))
+        kept.done(direct.query, cursor, len(rows))
     if processors is None:
         return [dict(zip(names, row, strict=True)) for row in rows]
     return [
@@ -442,20 +512,37 @@ class _Direct:
             raise ValueError("fetch() takes no expanding or literal parameters")
         self.statement = statement
         self.compiled = compiled
-        self.sql = str(compiled)
         escaped = compiled.escaped_bind_names
-        self.binds = [
-            (escaped.get(name, name), bind.key, name, bind, _processor(bind, dialect))
+        binds = {
+            escaped.get(name, name): (bind.key, name, bind, _processor(bind, dialect))
             for bind, name in compiled.bind_names.items()
-        ]
+        }
+        # PostgreSQL's own placeholders ($1, $2 …, a name used twice given one number),
+        # for psycopg's raw cursor: it sends the query as it is, where its usual cursor
+        # parses ``%(name)s`` out of the text on every call once the query is longer
+        # than 4 KB or has more than 50 parameters (a create's statement, with its audit
+        # row and keys, is longer: 0.2 ms of the worker's CPU per create)
+        order: dict[str, int] = {}
+
+        def number(placeholder: re.Match[str]) -> str:
+            if placeholder[0] == "%%":
+                return "%"
+            return f"${order.setdefault(placeholder[1], len(order) + 1)}"
+
+        #: the SQL with numbered placeholders, as SQLAlchemy's events are told it
+        self.sql = _PLACEHOLDER.sub(number, str(compiled))
+        #: the same, as psycopg is given it
+        self.query = self.sql.encode()
+        self.binds = [binds[name] for name in order]  # in the order of their numbers
         self.types = [column.type for column in statement.exported_columns]  # type: ignore[attr-defined]
         self._columns: tuple[list[str], list[Callable[[Any], Any] | None] | None] | None = None
 
-    def values(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """The driver's parameters: what SQLAlchemy's ``construct_params`` gives, then each
-        processed for its type — in one pass over the statement's parameters."""
-        values = {}
-        for sent, key, name, bind, process in self.binds:
+    def values(self, params: Mapping[str, Any]) -> list[Any]:
+        """The driver's parameters, in the order of their numbers: what SQLAlchemy's
+        ``construct_params`` gives, then each processed for its type — in one pass over
+        the statement's parameters."""
+        values = []
+        for key, name, bind, process in self.binds:
             if key in params:
                 value = params[key]
             elif name in params:
@@ -464,7 +551,7 @@ class _Direct:
                 raise sa.exc.InvalidRequestError(f"A value is required for bind parameter {key!r}")
             else:
                 value = bind.effective_value if bind.callable else bind.value
-            values[sent] = value if process is None else process(value)
+            values.append(value if process is None else process(value))
         return values
 
     def columns(

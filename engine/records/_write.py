@@ -4,7 +4,7 @@ autonumbers, rollups kept in the same transaction, audit and record events."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from metamodel import Entity, Field
 
 from ..context import SYSTEM, Actor
-from ..dedupe import FOUND
+from ..counters import autonumber_parts, current, current_params
+from ..dedupe import FOUND, Keys
 from ..errors import NotFound, Restricted, StaleVersion, ValidationFailed
 from ..events import RecordEvent
 from ..pipeline import Batch, Guard, fetch
@@ -38,8 +39,10 @@ class Writer:
         self.events = records.events
         self.dedupe = records.dedupe
         self.counters = records.counters
-        # (entity, columns, folded) → (statement, audited, keyed): Writer._insert
-        self._inserts: dict[tuple[str, tuple[str, ...], bool], tuple[sa.Executable, bool, bool]]
+        # (entity, columns, folded, numbered) → (statement, audited, keyed): Writer._insert
+        self._inserts: dict[
+            tuple[str, tuple[str, ...], bool, tuple[str, ...]], tuple[sa.Executable, bool, bool]
+        ]
         self._inserts = {}
         self._columns: dict[str, frozenset[str]] = {}
 
@@ -143,7 +146,8 @@ class Writer:
         # a refused create rolls the counters back on SQLite, and leaves a gap in the
         # sequence on PostgreSQL (engine.counters).
         batch = Batch(conn)
-        fold = self.dialect == "postgresql" and bool(self.dedupe.of(ent.name))
+        postgresql = self.dialect == "postgresql"
+        fold = postgresql and bool(self.dedupe.of(ent.name))
         check = self.dedupe.start(
             batch, actor, ent, values, None, confirmed=confirmed, made_from=made_from, fold=fold
         )
@@ -151,17 +155,10 @@ class Writer:
         numbers = []
         for field in ent.fields_of_type("autonumber"):
             counter, text = autonumber_counter(ent, field, now)
-            numbers.append((field.name, text, self.counters.take(batch, counter)))
+            numbers.append((field.name, counter, text, self.counters.take(batch, counter)))
         judge = guard(batch) if guard is not None else None
-        batch.run()
-        if judge is not None:
-            judge()  # before anything found is told
-        folded = check.folded
-        keys = check.keys if folded is not None else check.finish(conn)
         columns = self.columns(ent)
         row = {name: value for name, value in values.items() if name in columns}
-        for name, text, number in numbers:
-            row[name] = autonumber_text(text, number.scalar_one())
         row.update(
             created_at=now,
             updated_at=now,
@@ -169,36 +166,62 @@ class Writer:
             updated_by=actor.user_id,
             version=1,
         )
-        statement, audited, keyed = self._insert(ent, tuple(row), folded is not None)
-        params = {f"v_{name}": value for name, value in row.items()}
-        if audited:
-            entry = self.audit.entry(ent, "create", actor, 1, self.audit.changes(ent, None, row))
-            params.update({f"a_{name}": value for name, value in entry.items()})
-        if keyed:
-            params.update(self.dedupe.bound(ent.name, keys))
-        if folded is not None:
-            params.update(folded)
-        record = {**values, **{name: row[name] for name, _text, _number in numbers}}
+        record = dict(values)  # what the database's refusals are explained from
+        folded = check.folded
 
-        def insert(statement: sa.Executable) -> dict[str, Any]:
+        def judged() -> None:
+            """The caller's check first (before anything found is told), then the numbers
+            taken, for the record."""
+            if judge is not None:
+                judge()
+            for name, _counter, text, number in numbers:
+                if number.ran:
+                    row[name] = record[name] = autonumber_text(text, number.scalar_one())
+
+        def insert(write: Callable[[], list[dict[str, Any]]]) -> dict[str, Any]:
             return self.validator.guarded_write(
-                conn,
-                None if trusted else actor,
-                ent,
-                record,
-                None,
-                None,
-                lambda: _one(fetch(conn, statement, params)),
-                alone=alone,
-            )
+                conn, None if trusted else actor, ent, record, None, None,
+                lambda: _one(write()), alone=alone,
+            )  # fmt: skip
 
-        stored = insert(statement)
+        # On PostgreSQL the record's statement goes with them too, unless a lookup must be
+        # judged before it (a fuzzy rule's): it writes the numbers the sequences gave
+        # (``currval``), so BEGIN, the locks, the numbers, the token's check and the
+        # record — with its audit row and keys — are one round trip.
+        if postgresql and not check.found:
+            keys = check.keys
+            numbered = tuple(name for name, _counter, _text, _number in numbers)
+            statement, audited, keyed = self._insert(ent, tuple(row), folded is not None, numbered)
+            params = self._bound(ent, actor, row, audited, keyed, keys, folded)
+            for name, counter, text, _number in numbers:
+                params.update(current_params(f"n_{name}_", counter, text))
+            written = batch.fetch(statement, params)
+
+            def write() -> list[dict[str, Any]]:
+                try:
+                    batch.run()
+                except sa.exc.IntegrityError:  # the record's statement, refused: the
+                    judged()  # statements before it ran, and say what explains it
+                    raise
+                judged()
+                return written.mappings()
+
+            stored = insert(write)
+        else:
+            batch.run()
+            judged()
+            keys = check.keys if folded is not None else check.finish(conn)
+            statement, audited, keyed = self._insert(ent, tuple(row), folded is not None)
+            params = self._bound(ent, actor, row, audited, keyed, keys, folded)
+            stored = insert(lambda: fetch(conn, statement, params))
         found = stored.pop(FOUND) if folded is not None else None
         if found is not None:
             # the lookup found keys, so the statement wrote nothing: the rules judge what
             # it found (a refusal ends here), then the record is written without the lookup
             check.finish(conn, found)
-            stored = insert(self._insert(ent, tuple(row), False)[0])
+            statement, audited, keyed = self._insert(ent, tuple(row), False)
+            params = self._bound(ent, actor, row, audited, keyed, keys, None)
+            stored = insert(lambda: fetch(conn, statement, params))
         record_id = stored["id"]
         if not keyed:  # else the statement wrote the keys too
             self.dedupe.write(conn, ent.name, record_id, keys, replace=False)
@@ -219,8 +242,29 @@ class Writer:
         )
         return result
 
+    def _bound(
+        self,
+        ent: Entity,
+        actor: Actor,
+        row: Mapping[str, Any],
+        audited: bool,
+        keyed: bool,
+        keys: Keys,
+        folded: Mapping[str, str] | None,
+    ) -> dict[str, Any]:
+        """The parameters of :meth:`_insert`'s statement for ``row``."""
+        params = {f"v_{name}": value for name, value in row.items()}
+        if audited:
+            entry = self.audit.entry(ent, "create", actor, 1, self.audit.changes(ent, None, row))
+            params.update({f"a_{name}": value for name, value in entry.items()})
+        if keyed:
+            params.update(self.dedupe.bound(ent.name, keys))
+        if folded is not None:
+            params.update(folded)
+        return params
+
     def _insert(
-        self, ent: Entity, columns: tuple[str, ...], folded: bool
+        self, ent: Entity, columns: tuple[str, ...], folded: bool, numbered: tuple[str, ...] = ()
     ) -> tuple[sa.Executable, bool, bool]:
         """The INSERT of a record with these columns, returning it, built once per entity
         and set of columns; values are bound as ``v_<column>``. On PostgreSQL the same
@@ -231,12 +275,19 @@ class Writer:
         ``folded``: it also runs the duplicate check's lookup (its parameters: those of
         :attr:`PendingCheck.folded`), inserts only when the lookup finds nothing, and
         returns one row whatever happened — the record's columns (all null when it was
-        not inserted) and :data:`~engine.dedupe.FOUND`, what the lookup found."""
-        key = (ent.name, columns, folded)
+        not inserted) and :data:`~engine.dedupe.FOUND`, what the lookup found.
+
+        ``numbered`` (PostgreSQL): autonumber columns whose values are the numbers their
+        sequences gave this transaction last, written out in SQL
+        (:func:`engine.counters.current`, bound as ``n_<column>_<name>``)."""
+        key = (ent.name, columns, folded, numbered)
         found = self._inserts.get(key)
         if found is None:
             table = self.tables.table(ent.name)
-            values = {n: sa.bindparam(f"v_{n}", type_=table.c[n].type) for n in columns}
+            values: dict[str, sa.ColumnElement[Any]] = {
+                n: sa.bindparam(f"v_{n}", type_=table.c[n].type) for n in columns
+            }
+            values.update({n: current(f"n_{n}_") for n in numbered})
             lookup = None
             if folded:
                 insert, lookup = self.dedupe.guarded(table.insert(), values)
@@ -256,7 +307,7 @@ class Writer:
                         one.outerjoin(created, sa.true())
                     )
                 if audited:
-                    combined = combined.add_cte(self.audit.inserting(created))
+                    combined = combined.add_cte(self.audit.inserting(created, numbered))
                 if keyed:
                     combined = combined.add_cte(self.dedupe.inserting(ent.name, created))
                 statement = combined
@@ -548,6 +599,5 @@ def autonumber_counter(ent: Entity, field: Field, now: dt.datetime) -> tuple[str
 def autonumber_text(text: str, number: int) -> str:
     """``number`` in its place in a filled-in format: ``CT-2026-{seq:05}`` and 7 give
     ``CT-2026-00007``."""
-    start, end = text.find("{seq"), text.find("}", text.find("{seq"))
-    spec = text[start + 4 : end].lstrip(":")
-    return text[:start] + format(number, spec or "d") + text[end + 1 :]
+    head, spec, tail = autonumber_parts(text)
+    return head + format(number, spec or "d") + tail

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from engine.context import Actor
-from engine.counters import sequence_name
+from engine.counters import current, current_params, sequence_name
 from engine.errors import Conflict, ValidationFailed
 from engine.imports import export_all
-from engine.records import Records
+from engine.records import Records, autonumber_text
 from engine.tables import SEQUENCE_TABLE
 
 COUNTER = "account.code:AC-{seq:04}"
@@ -95,3 +96,41 @@ def test_an_export_saves_what_the_sequence_gave(
     lines = (tmp_path / f"{SEQUENCE_TABLE}.jsonl").read_text(encoding="utf-8").splitlines()
     saved = [json.loads(line) for line in lines]
     assert {"name": COUNTER, "value": 2} in saved
+
+
+def test_a_creates_history_holds_the_number_it_was_given(records: Records, ann: Actor) -> None:
+    """On PostgreSQL the create's statement writes the number the sequence gave, so its
+    audit row adds it to the changes bound in Python: the same entry as on SQLite."""
+    for name in ("Acme", "Beta"):
+        created = records.create(ann, "account", {"name": name})
+        (entry,) = records.history(ann, "account", created["id"])
+        assert entry["action"] == "create" and entry["version"] == 1
+        assert entry["changes"]["code"] == [None, created["code"]]
+        assert entry["changes"]["name"] == [None, name]
+    assert created["code"] == "AC-0002"
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("AC-{seq:04}", 7),
+        ("AC-{seq:04}", 123456),  # longer than the width: never cut
+        ("CT-2026-{seq:05}/A", 42),
+        ("{seq}", 9),
+        ("N{seq:3}", 5),  # no zero: padded with spaces, as Python's format pads
+        ("100%_{seq:02}'s", 3),  # SQL's special characters are only text
+    ],
+)
+def test_the_number_written_in_sql_is_the_one_python_writes(
+    pg_engine: Engine, text: str, number: int
+) -> None:
+    """engine.counters.current (a create's statement on PostgreSQL) against
+    autonumber_text (SQLite, and a create the duplicate rules let through)."""
+    counter = f"thing.code:{text}"
+    name = sequence_name(counter)
+    written = sa.select(current("n_")).scalar_subquery()
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE SEQUENCE {name} START {number}"))
+        conn.execute(sa.text(f"SELECT nextval('{name}')"))
+        got = conn.scalar(sa.select(written), current_params("n_", counter, text))
+    assert got == autonumber_text(text, number)

@@ -232,3 +232,71 @@ def test_a_single_row_statement_that_returns_two_rows_is_an_error(engine: Engine
             batch.run()
     with write_transaction(engine) as conn, pytest.raises(TypeError, match="its columns"):
         Batch(conn).single(sa.text("SELECT 1"))
+
+
+def test_a_fetched_statement_runs_last_and_gives_what_fetch_gives(engine: Engine) -> None:
+    """Batch.fetch: sent with the batch's other statements (one round trip on PostgreSQL)
+    after them, its parameters and values processed as fetch() processes them."""
+    count = sa.select(sa.func.count()).select_from(thing)
+    for n in range(2):  # and again, on the kept cursors
+        with write_transaction(engine) as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(sa.text("SET LOCAL TIME ZONE 'Asia/Shanghai'"))
+            batch = Batch(conn)
+            written = batch.fetch(insert, _values(f"H-{n}"))
+            before = batch.add(count)  # added later, run before it
+            single = batch.single(sa.select(sa.literal(7).label("seven")))
+            batch.run()
+            (alone,) = fetch(conn, insert, _values(f"H-{n}b"))
+        assert before.scalar_one() == 2 * n and single.scalar_one() == 7
+        (row,) = written.mappings()
+        assert row.keys() == alone.keys()
+        for name in row.keys() - {"id", "code"}:
+            assert row[name] == alone[name] and type(row[name]) is type(alone[name]), name
+        assert row["code"] == f"H-{n}" and row["tags"] == ["vip", "new"]
+        assert row["at"] == dt.datetime(2026, 3, 1, 1, 30, tzinfo=dt.UTC)
+
+
+def test_a_refused_fetch_leaves_the_statements_before_it_their_rows(engine: Engine) -> None:
+    """A create's INSERT refused by a constraint: SQLAlchemy's IntegrityError, and the
+    statements before it (the numbers drawn, the token's check) can still be read, to
+    explain the refusal; the refused statement itself has no rows."""
+    with engine.begin() as conn:
+        fetch(conn, insert, _values("I-1"))
+    by_code = sa.select(thing.c.code, thing.c.count).where(thing.c.code == sa.bindparam("code"))
+    with pytest.raises(sa.exc.IntegrityError), write_transaction(engine) as conn:
+        batch = Batch(conn)
+        first = batch.single(by_code, {"code": "I-1"})
+        second = batch.single(sa.select(sa.literal("x").label("x")))
+        counted = batch.add(sa.select(sa.func.count()).select_from(thing))
+        refused = batch.fetch(insert, _values("I-1"))
+        try:
+            batch.run()
+        finally:
+            assert first.ran and first.mappings() == [{"code": "I-1", "count": 3}]
+            assert second.scalar_one() == "x" and counted.scalar_one() == 1
+            assert not refused.ran
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(thing)) == 1
+    with write_transaction(engine) as conn:  # the connection and its cursors serve again
+        batch = Batch(conn)
+        again = batch.fetch(insert, _values("I-2"))
+        batch.run()
+    assert again.mappings()[0]["code"] == "I-2"
+
+
+def test_fetch_sends_a_literal_percent_and_a_name_used_twice_as_they_are(
+    engine: Engine,
+) -> None:
+    """On PostgreSQL fetch() numbers the placeholders itself ($1 …, a name used twice given
+    one number) for psycopg's raw cursor: the text around them is sent unchanged."""
+    n = sa.bindparam("n", type_=sa.Integer())
+    query = sa.select(
+        (n + n).label("twice"),
+        sa.literal_column("'100%'").label("percent"),
+        sa.bindparam("word", type_=sa.String()).label("word"),
+    )
+    with write_transaction(engine) as conn:
+        for value in (2, 3):  # and again, on the kept cursor
+            (row,) = fetch(conn, query, {"n": value, "word": "%(n)s $1"})
+            assert row == {"twice": 2 * value, "percent": "100%", "word": "%(n)s $1"}

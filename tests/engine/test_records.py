@@ -413,3 +413,42 @@ def test_a_required_children_field_left_out_is_missing(records: Records, ann: Ac
     quote = records.create(ann, "quote", {"title": "Q", "lines": [{"product": "P", "price": "1"}]})
     # on update a missing list means "unchanged"
     assert records.update(ann, "quote", quote["id"], {"title": "Q2"}, version=1)["title"] == "Q2"
+
+
+class _Refused(Exception):
+    pass
+
+
+@pytest.mark.parametrize("passes", [False, True])
+def test_a_guard_is_judged_before_the_database_refusal_is_explained(
+    records: Records, ann: Actor, passes: bool
+) -> None:
+    """The caller's check (a token the cache trusts) travels with the create's statements
+    — on PostgreSQL with the record's own, which the database may refuse: its verdict
+    comes first, so a caller it refuses learns nothing of the records stored (here, that
+    the email is taken), and nothing is written either way."""
+    records.create(ann, "account", {"name": "Acme", "email": "a@acme.example"})
+    judged: list[Any] = []
+
+    def guard(batch: Any) -> Any:
+        found = batch.single(sa.select(sa.literal(passes).label("ok")))
+
+        def judge() -> None:
+            judged.append(found.scalar_one())
+            if not found.scalar_one():
+                raise _Refused
+
+        return judge
+
+    expected = ValidationFailed if passes else _Refused
+    with pytest.raises(expected) as refused:
+        records.create(ann, "account", {"name": "Copy", "email": "a@acme.example"}, guard=guard)
+    assert judged == [passes]
+    if passes:
+        assert refused.value.fields == {"email": ["Already exists."]}
+    with records.engine.connect() as conn:
+        table = records.tables.table("account")
+        assert conn.scalar(sa.select(sa.func.count()).select_from(table)) == 1
+    if passes:  # the refused create's number stays a gap on PostgreSQL only
+        created = records.create(ann, "account", {"name": "Beta"}, guard=guard)
+        assert created["code"] == ("AC-0003" if records.dialect == "postgresql" else "AC-0002")
