@@ -24,7 +24,11 @@ def cell_value(value: Any) -> Any:
     if isinstance(value, str):
         return _ILLEGAL.sub("", value)
     if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
+        # a workbook's times have no zone: written in the deployment's, as read back
+        try:
+            return value.astimezone().replace(tzinfo=None)
+        except (OverflowError, ValueError, OSError):
+            return value.astimezone(dt.UTC).replace(tzinfo=None)
     return value
 
 

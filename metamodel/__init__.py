@@ -16,6 +16,7 @@ from __future__ import annotations
 from ._errors import DefinitionError, Origin, Problem, UnknownName, did_you_mean
 from .expressions import Expression, ExpressionError, parse
 from .fieldtypes import FIELD_TYPES, FieldContext, FieldType
+from .functions import local_midnight, local_today, local_zone
 from .loader import load_packages, model_from_json, report_from_value
 from .model import (
     POOL_SETTINGS,
@@ -107,6 +108,9 @@ __all__ = [
     "definition_schema",
     "did_you_mean",
     "load_packages",
+    "local_midnight",
+    "local_today",
+    "local_zone",
     "model_from_json",
     "parse",
     "report_from_value",

@@ -8,6 +8,8 @@ its Python body; the engine keeps the SQL form of each (``engine.sqlexpr``). The
 from __future__ import annotations
 
 import datetime as dt
+import os
+import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -31,12 +33,45 @@ class Function:
     contextual: bool = False  # the body's first argument is the evaluation Context
 
 
+def local_today() -> dt.date:
+    """Today in the deployment's time zone: the process's local time zone, which
+    ``HEDDLE_TIME_ZONE`` sets as the platform starts (else the server's ``TZ``). Where
+    the engine is not told a user's date (``Actor.today``), "today" is this day."""
+    return dt.datetime.now().astimezone().date()
+
+
+def local_midnight(day: dt.date) -> dt.datetime:
+    """The moment ``day`` starts in the deployment's time zone: where a filter on a
+    datetime field for that day begins (UTC's midnight for a day at the ends of the
+    calendar, which the local zone cannot place)."""
+    try:
+        return dt.datetime.combine(day, dt.time()).astimezone()
+    except (OverflowError, ValueError, OSError):
+        return dt.datetime.combine(day, dt.time(), dt.UTC)
+
+
+def local_zone() -> str:
+    """The IANA name of the deployment's time zone, for SQL that converts times itself
+    (PostgreSQL's ``timezone(…)``): ``TZ`` (what ``HEDDLE_TIME_ZONE`` sets), else the
+    zone ``/etc/localtime`` links to, else ``UTC``."""
+    name = os.environ.get("TZ", "").removeprefix(":")
+    if not name:
+        target = os.path.realpath("/etc/localtime")
+        name = target.split("/zoneinfo/", 1)[1] if "/zoneinfo/" in target else ""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return "UTC"
+    return name
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """What an expression may know beyond the record: who evaluates it, and when.
 
-    ``today`` and ``now`` default to the server's clock (UTC); pass the user's local date
-    so that "overdue" means overdue where the user is.
+    ``today`` defaults to the date in the deployment's time zone (:func:`local_today`),
+    ``now`` to the present moment; pass the user's own date so that "overdue" means
+    overdue where the user is.
     """
 
     user_id: int | None = None
@@ -45,7 +80,7 @@ class Context:
     now: dt.datetime | None = None
 
     def current_date(self) -> dt.date:
-        return self.today or dt.datetime.now(dt.UTC).date()
+        return self.today or local_today()
 
     def current_time(self) -> dt.datetime:
         return self.now or dt.datetime.now(dt.UTC)

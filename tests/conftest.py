@@ -13,12 +13,18 @@ Servers come from ``HEDDLE_TEST_PG_URL`` (a server URL; its database is only use
 create and drop the throw-away one) and ``HEDDLE_TEST_REDIS_URL``. A missing server skips
 the tests that need it, or fails them when ``CI`` is ``true``: CI must not go green by
 skipping everything.
+
+``off_utc`` puts the process in a time zone whose date is not UTC's (as
+``HEDDLE_TIME_ZONE`` does), for the tests of "today" and of times on the screens.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
+import time
+import zoneinfo
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -261,3 +267,24 @@ def module_db_url(
         with server.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         server.dispose()
+
+
+@pytest.fixture
+def off_utc() -> Iterator[str]:
+    """The process in a time zone whose date is not UTC's right now — UTC+14 (Kiritimati)
+    or UTC-12 —, as ``HEDDLE_TIME_ZONE`` puts it there (``TZ``); its name. A day still
+    taken in UTC fails a test in it whatever the hour. ``TZ`` is put back afterwards."""
+    now = dt.datetime.now(dt.UTC)
+    name = next(
+        zone for zone in ("Pacific/Kiritimati", "Etc/GMT+12")
+        if now.astimezone(zoneinfo.ZoneInfo(zone)).date() != now.date()
+    )  # fmt: skip
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = name
+    time.tzset()
+    yield name
+    if before is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = before
+    time.tzset()

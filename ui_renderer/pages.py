@@ -319,7 +319,7 @@ def input_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else ""
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M")
+        return value.astimezone().strftime("%Y-%m-%dT%H:%M")  # the deployment's time zone
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)

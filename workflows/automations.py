@@ -44,7 +44,7 @@ from engine.paths import Resolver
 from engine.records import jsonable
 from engine.sqlexpr import to_sql
 from engine.tables import MARK_TABLE
-from metamodel import Automation, Entity, Model
+from metamodel import Automation, Entity, Model, local_midnight
 from metamodel.expressions import Context
 
 from .actions import Run, run_actions
@@ -332,7 +332,7 @@ def cron_of(automation: Automation, reminder_cron: str = REMINDER_CRON) -> str:
 def slot_of(
     automation: Automation, at: dt.datetime, reminder_cron: str = REMINDER_CRON
 ) -> dt.datetime:
-    """The schedule's last tick at or before ``at`` (server's local time, like cron)."""
+    """The schedule's last tick at or before ``at`` (the process's local time, HEDDLE_TIME_ZONE's: like cron)."""
     local = at.astimezone().replace(tzinfo=None, microsecond=0) + dt.timedelta(seconds=1)
     tick: dt.datetime = croniter(cron_of(automation, reminder_cron), local).get_prev(dt.datetime)
     return tick
@@ -394,8 +394,9 @@ def _where(
 
 
 def _on_day(column: Any, day: dt.date) -> Any:
-    start = dt.datetime.combine(day, dt.time(), dt.UTC)
-    return sa.and_(column >= start, column < start + dt.timedelta(days=1))
+    """A datetime column within ``day`` of the deployment's time zone."""
+    start, end = local_midnight(day), local_midnight(day + dt.timedelta(days=1))
+    return sa.and_(column >= start, column < end)
 
 
 def _matched_ids(

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from engine import Actor, Records
 from engine.approval_tables import DELEGATION_TABLE
 from engine.errors import Forbidden, NotFound, ValidationFailed
+from metamodel import local_today
 
 from ._approvers import Directory
 
@@ -36,7 +37,7 @@ class Delegations:
         """The delegations the actor gave or received (an admin's ``everyone``: all),
         those still running or to come, by start date."""
         d = self.table
-        today = actor.today or dt.datetime.now(dt.UTC).date()
+        today = actor.today or local_today()
         query = sa.select(d).where(d.c.ends_on >= today).order_by(d.c.starts_on, d.c.id)
         if not (everyone and actor.is_admin):
             query = query.where(

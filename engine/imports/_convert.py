@@ -182,7 +182,8 @@ def date(cell: Any, order: str = "ymd") -> dt.date:
 
 def datetime(cell: Any, order: str = "ymd") -> str:
     """A date with an optional time (``2026/12/07 14:30``, ``2026年12月7日 14時30分``) as
-    ISO 8601; without a zone it is UTC, like the API's."""
+    ISO 8601; without a zone it is a time of the deployment's time zone (the screens'
+    and the exported workbooks' too)."""
     if isinstance(cell, dt.datetime):
         moment = cell
     else:
@@ -202,8 +203,11 @@ def datetime(cell: Any, order: str = "ymd") -> str:
                 )
             except ValueError:
                 raise CellError(NOT_A_TIME, text=raw) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
+    if moment.tzinfo is None:  # a time of the deployment's time zone
+        try:
+            moment = moment.astimezone()
+        except (OverflowError, ValueError, OSError):
+            moment = moment.replace(tzinfo=dt.UTC)
     return moment.isoformat()
 
 

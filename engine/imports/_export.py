@@ -271,8 +271,8 @@ def _csv_cell(value: Any) -> Any:
         return "true" if value else "false"
     if isinstance(value, Decimal):
         return format(value, "f")
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
+    if isinstance(value, dt.datetime):  # the deployment's time, with its offset
+        return (value.astimezone() if value.tzinfo else value).isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     return value

@@ -40,7 +40,15 @@ from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from metamodel import Entity, Expression, ExpressionError, Model, UnknownName, parse
+from metamodel import (
+    Entity,
+    Expression,
+    ExpressionError,
+    Model,
+    UnknownName,
+    local_today,
+    parse,
+)
 from metamodel.expressions import Context
 from metamodel.model import SortKey, parse_sort
 
@@ -393,7 +401,7 @@ def compile_filter(
 
     >>> compile_filter(tables, "opportunity", ("account", "grade"), "eq", "A", "postgresql")
     """
-    day = today or dt.datetime.now(dt.UTC).date()
+    day = today or local_today()
     if resolver is not None:
         return _condition(resolver, tuple(path), op, value, day)
     context = Context(today=day)
@@ -441,7 +449,7 @@ def run(
     A query built in code is checked like :func:`parse_params` checks parameters.
     """
     ent = _entity(tables.model, entity)
-    today = actor.today or dt.datetime.now(dt.UTC).date()
+    today = actor.today or local_today()
     context = Context(user_id=actor.user_id, team_id=actor.team_id, today=today)
     index = None
     if query.search and conn.dialect.name == "sqlite":

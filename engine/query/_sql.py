@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import ColumnElement
 
+from metamodel import local_midnight
+
 from ..paths import SQL_TYPES, QueryValueError, Target
 from ..search import like, like_escape
 from ._values import RelativeDate
@@ -114,7 +116,8 @@ def _bounds(kind: str, value: Any, today: dt.date) -> _Bounds:
 
 
 def _midnight(day: dt.date) -> dt.datetime:
-    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    """Where ``day`` starts on a datetime field: the deployment's day, not UTC's."""
+    return local_midnight(day)
 
 
 def _temporal(kind: str, column: Column, op: str, value: Any, today: dt.date) -> Condition:

@@ -45,8 +45,9 @@ CLAIM, ASSIGN, RETURN = "claim", "assign", "return"
 
 
 def _day_start(actor: Actor, now: dt.datetime) -> dt.datetime:
-    day = actor.today or now.date()
-    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    """The start of the actor's day (its midnight in the deployment's time zone)."""
+    day = actor.today or now.astimezone().date()
+    return dt.datetime.combine(day, dt.time()).astimezone()
 
 
 class PoolDesk:

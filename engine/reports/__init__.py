@@ -20,14 +20,13 @@ buckets (``fill``) and shapes the result.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
-from metamodel import Entity, Report, ReportMeasure, UnknownName
+from metamodel import Entity, Report, ReportMeasure, UnknownName, local_today
 
 from ..context import Actor
 from ..errors import BadRequest, Forbidden, NotFound
@@ -122,7 +121,7 @@ class Reports:
         if not grant.allowed or not self.permissions.grant(actor, entity, "read").allowed:
             raise Forbidden(f"you may not {action} {entity.plural_label.get(actor.locale)}")
         measures = self._measures_in_sight(actor, entity, found, adhoc, strict)
-        today = actor.today or dt.datetime.now(dt.UTC).date()
+        today = actor.today or local_today()
         values = _params.bind(found, params or {}, today)
         context = actor.context()
         if context.today is None:

@@ -37,7 +37,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from metamodel import Dimension, Report, ReportMeasure
+from metamodel import Dimension, Report, ReportMeasure, local_zone
 from metamodel.expressions import Context, Expression
 
 from ..paths import SQL_TYPES, Resolver, Sight, Target
@@ -81,20 +81,25 @@ class Built:
 
 
 def _bucket(column: Column, bucket: str, value_type: str, sqlite: bool) -> Column:
-    """The first day of the day, week (from Monday), month, quarter or year of a value."""
+    """The first day of the day, week (from Monday), month, quarter or year of a value;
+    of a datetime, as the day it is in the deployment's time zone."""
     if sqlite:
+        # SQLite's "localtime" is this process's zone: HEDDLE_TIME_ZONE's
+        local = ("localtime",) if value_type == "datetime" else ()
         if bucket == "day":
-            start = sa.func.date(column)
+            start = sa.func.date(column, *local)
         elif bucket == "week":
-            start = sa.func.date(column, "weekday 0", "-6 days")
+            start = sa.func.date(column, *local, "weekday 0", "-6 days")
         elif bucket == "quarter":
-            back = (sa.cast(sa.func.strftime("%m", column), sa.Integer) - 1) % 3
-            start = sa.func.date(column, "start of month", sa.func.printf("-%d months", back))
+            back = (sa.cast(sa.func.strftime("%m", column, *local), sa.Integer) - 1) % 3
+            start = sa.func.date(
+                column, *local, "start of month", sa.func.printf("-%d months", back)
+            )
         else:
-            start = sa.func.date(column, f"start of {bucket}")
+            start = sa.func.date(column, *local, f"start of {bucket}")
         return sa.type_coerce(start, sa.Date())
     plain = (
-        sa.func.timezone("UTC", column)
+        sa.func.timezone(local_zone(), column)
         if value_type == "datetime"
         else sa.cast(column, sa.DateTime())
     )

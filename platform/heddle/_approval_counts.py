@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import sqlalchemy as sa
 
 from engine import Actor
+from metamodel import local_today
 from workflows import Approvals
 
 from .extensions import runtime
@@ -25,7 +24,7 @@ def pending_count(act: Actor) -> int:
     service = Approvals(runtime().records)
     a, s, t = service.approvals, service.steps, service.tasks
     d = service.directory.delegations
-    today = act.today or dt.datetime.now(dt.UTC).date()
+    today = act.today or local_today()
     delegators = sa.select(d.c.user_id).where(
         d.c.delegate_id == act.user_id, d.c.starts_on <= today, d.c.ends_on >= today
     )

@@ -10,7 +10,6 @@ changed meanwhile (409), a rejection without its comment (422).
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -19,7 +18,7 @@ from flask import flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from engine import Actor, EngineError, NotFound, StaleVersion
-from metamodel import Approval, Entity
+from metamodel import Approval, Entity, local_today
 from ui_renderer import approvals as A
 from workflows import Approvals
 
@@ -46,7 +45,7 @@ def _stand_ins(service: Approvals, act: Actor) -> set[int]:
     """The users whose approvals ``act`` decides today: themselves and who delegated."""
     if act.user_id is None:
         return set()
-    today = act.today or dt.datetime.now(dt.UTC).date()
+    today = act.today or local_today()
     with runtime().records.reader.connect() as conn:
         return {act.user_id, *service.directory.delegators(conn, act.user_id, today)}
 

@@ -30,7 +30,7 @@ from werkzeug.wrappers import Response
 from engine import Actor, BadRequest, EngineError, Forbidden, NotFound, StaleVersion
 from engine.query import Filter, ListQuery, QueryValueError, parse_params
 from engine.reports import Reports
-from metamodel import DefinitionError, Entity, Workflow, report_from_value
+from metamodel import DefinitionError, Entity, Workflow, local_today, report_from_value
 from ui_renderer import boards as B
 from ui_renderer import pages as P
 from workflows import RecordLocked, StateMachines, TransitionRefused
@@ -375,7 +375,7 @@ def _state(workflow: Workflow, name: str, here: str) -> str:
 
 def _anchor(act: Actor) -> dt.date:
     text = request.args.get("date", "")
-    today = act.today or dt.datetime.now(dt.UTC).date()
+    today = act.today or local_today()
     if not text:
         return today
     try:
@@ -388,7 +388,7 @@ def _anchor(act: Actor) -> dt.date:
 
 def _day_of(value: Any) -> dt.date | None:
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).date()
+        return value.astimezone().date()  # the day in the deployment's time zone
     if isinstance(value, dt.date):
         return value
     if isinstance(value, str) and value:
@@ -425,7 +425,7 @@ def calendar(entity: str) -> ResponseReturnValue:
         raise BadRequest(str(exc)) from None
     result = heddle.records.query(act, ent.name, query)
     entries = _entries(ent, result.rows, start_field, end_field, color_field, here, end)
-    today = act.today or dt.datetime.now(dt.UTC).date()
+    today = act.today or local_today()
     names = get_day_names("abbreviated", locale=here)
     grid = B.calendar_grid(mode, anchor, entries, today, [names[i] for i in range(7)])
     heading = (
@@ -479,7 +479,7 @@ def _entries(
         if day is None:
             continue
         value = row.get(start_field)
-        time = value.astimezone(dt.UTC).strftime("%H:%M") if isinstance(value, dt.datetime) else ""
+        time = value.astimezone().strftime("%H:%M") if isinstance(value, dt.datetime) else ""
         option = colours.get(str(row.get(color_field))) if color_field else None
         entry = B.Entry(
             int(row["id"]),

@@ -7,6 +7,7 @@ in between) keeps what the user typed and says so.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -101,11 +102,27 @@ def _form_values(
             value = raw or None
             if value is not None and f.type in REF_TYPES:
                 value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else raw
-            elif value is not None and f.type == "datetime" and len(raw) == 16:
-                value = raw + ":00"
+            elif value is not None and f.type == "datetime":
+                value = _local_time(raw)
         data[f.name] = value
         shown[f.name] = value
     return data, shown, typed, posted
+
+
+def _local_time(raw: str) -> str:
+    """A time typed in a form (``2026-12-07T09:30``, the browser's ``datetime-local``:
+    no offset) as a time in the deployment's time zone, with its offset; anything else
+    as it came, for the record service to judge."""
+    try:
+        moment = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        return raw
+    if moment.tzinfo is None:
+        try:
+            moment = moment.astimezone()  # naive: read as the process's local time
+        except (OverflowError, ValueError):
+            return raw
+    return moment.isoformat()
 
 
 def _enforced(

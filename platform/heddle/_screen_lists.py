@@ -276,7 +276,7 @@ def _csv_value(row: Mapping[str, Any], name: str) -> Any:
     if isinstance(value, list):
         return ", ".join(map(str, value))
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat()
+        return value.astimezone().isoformat()  # in the deployment's time zone, with its offset
     return "" if value is None else value
 
 

@@ -48,7 +48,7 @@ from .extensions import csrf, login_manager
 from .jsonio import JSONProvider
 from .ratelimit import LoginLimit
 from .runtime import Runtime
-from .settings import SETTINGS, resolve_database_url
+from .settings import SETTINGS, apply_time_zone, resolve_database_url
 
 log = logging.getLogger("heddle.app")
 
@@ -119,6 +119,7 @@ def _secret(instance: Path, configured: str) -> str:
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = _settings(config)
+    apply_time_zone(str(settings["TIME_ZONE"] or ""))
     instance = Path(str(settings["INSTANCE_PATH"])).resolve()
     instance.mkdir(parents=True, exist_ok=True)
     app = Flask("heddle", instance_path=str(instance))

@@ -26,7 +26,7 @@ from .accounts import AccountError, Accounts, token_name_problem, username_probl
 from .cli_approvals import approvals
 from .cli_demo import demo as demo_command
 from .plugins import PluginError, load_plugins
-from .settings import SETTINGS, database_url, package_paths, setting
+from .settings import SETTINGS, apply_time_zone, database_url, package_paths, setting
 
 
 def _load(paths: tuple[Path, ...]) -> Model:
@@ -52,6 +52,10 @@ def _load(paths: tuple[Path, ...]) -> Model:
 @click.version_option(__version__, prog_name="heddle")
 def main() -> None:
     """Heddle: business definitions in YAML become tables, an API and screens."""
+    try:
+        apply_time_zone(setting("TIME_ZONE"))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 main.add_command(demo_command)

@@ -140,8 +140,8 @@ class BabelFormatter:
                 value = dt.date.fromisoformat(value)
             except ValueError:
                 return str(value)
-        if isinstance(value, dt.datetime):
-            value = value.date()
+        if isinstance(value, dt.datetime):  # its day in the deployment's time zone
+            value = (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone().date()
         return str(flask_babel.format_date(value, format="medium"))
 
     def datetime(self, value: Any) -> str:
@@ -152,7 +152,9 @@ class BabelFormatter:
                 return str(value)
         if isinstance(value, dt.datetime) and value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
-        return str(flask_babel.format_datetime(value, format="medium"))
+        if isinstance(value, dt.datetime):  # shown in the deployment's time zone
+            value = value.astimezone()
+        return str(flask_babel.format_datetime(value, format="medium", rebase=False))
 
 
 def _decimal(value: Any) -> Decimal | None:

@@ -7,6 +7,8 @@ Every setting is read from an environment variable with the ``HEDDLE_`` prefix.
 from __future__ import annotations
 
 import os
+import time
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,13 @@ SETTINGS: tuple[Setting, ...] = (
         "plugins that register field types, view kinds, actions or measures.",
     ),
     Setting("LOCALE", "en", "Default locale of labels and screens: en, zh or ja."),
+    Setting(
+        "TIME_ZONE",
+        "",
+        "The deployment's time zone, an IANA name (Asia/Shanghai, Asia/Tokyo): what "
+        "today() is, the times the screens show and take, and the clock of schedules. "
+        "Empty: the server's own (its TZ).",
+    ),
     Setting("INSTANCE_PATH", "instance", "Folder for the SQLite database, uploads and the secret."),
     Setting("LOG_FORMAT", "text", "Log lines as plain text or as JSON objects (json)."),
     Setting("LOG_LEVEL", "INFO", "The least important log level written: DEBUG, INFO, WARNING."),
@@ -163,6 +172,25 @@ def setting(name: str, environ: Mapping[str, str] | None = None) -> str:
         if item.name == name:
             return env.get(item.env, item.default)
     raise KeyError(f"unknown setting {name!r}")
+
+
+def apply_time_zone(name: str) -> None:
+    """Make ``name`` (``HEDDLE_TIME_ZONE``) the process's local time zone, which today(),
+    the screens' times and the schedules follow: as if the process had been started with
+    ``TZ=<name>``. Empty changes nothing. A name the time zone database does not know
+    stops the start with a message (the C library would take it for UTC, silently)."""
+    if not name:
+        return
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"HEDDLE_TIME_ZONE: unknown time zone {name!r}; give an IANA name such as "
+            "Asia/Shanghai, Asia/Tokyo or UTC"
+        ) from None
+    if os.environ.get("TZ") != name:
+        os.environ["TZ"] = name
+        time.tzset()
 
 
 def import_workers(value: str | None) -> int:

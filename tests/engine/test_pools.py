@@ -8,6 +8,7 @@ import textwrap
 import threading
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -236,6 +237,25 @@ def test_the_daily_limit(records: Records) -> None:
         conn.execute(table.update().values(at=dt.datetime.now(dt.UTC) - dt.timedelta(days=1)))
     records.return_to_pool(BOB, "account", accounts[2])
     records.claim(ANN, "account", accounts[2])
+
+
+
+def test_the_daily_limit_counts_the_deployments_day(records: Records, off_utc: str) -> None:
+    """A claim a minute before the deployment's midnight was yesterday's, one a minute
+    after is today's — whichever day it is in UTC."""
+    east = _pool(records, daily_limit=2)
+    accounts = [_pooled(records, east, f"Co {i}") for i in range(2)]
+    for account in accounts:
+        records.claim(ANN, "account", account)
+    zone = ZoneInfo(off_utc)
+    midnight = dt.datetime.combine(dt.datetime.now(zone).date(), dt.time(), zone)
+    table = records.tables.metadata.tables[POOL_LOG_TABLE]
+    with records.engine.begin() as conn:
+        ids = [r.id for r in conn.execute(sa.select(table.c.id).order_by(table.c.id))][-2:]
+        for at, log_id in zip((-1, 1), ids, strict=True):
+            moment = midnight + dt.timedelta(minutes=at)
+            conn.execute(table.update().where(table.c.id == log_id).values(at=moment))
+    assert records.pool_standing(ANN, "account")[0]["claims_left_today"] == 1
 
 
 def test_the_cooldown_of_a_previous_owner(records: Records) -> None:
