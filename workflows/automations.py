@@ -332,7 +332,8 @@ def cron_of(automation: Automation, reminder_cron: str = REMINDER_CRON) -> str:
 def slot_of(
     automation: Automation, at: dt.datetime, reminder_cron: str = REMINDER_CRON
 ) -> dt.datetime:
-    """The schedule's last tick at or before ``at`` (the process's local time, HEDDLE_TIME_ZONE's: like cron)."""
+    """The schedule's last tick at or before ``at``, read in the process's local time
+    (``HEDDLE_TIME_ZONE``'s), like cron."""
     local = at.astimezone().replace(tzinfo=None, microsecond=0) + dt.timedelta(seconds=1)
     tick: dt.datetime = croniter(cron_of(automation, reminder_cron), local).get_prev(dt.datetime)
     return tick

@@ -421,7 +421,8 @@ def _tell(
 
 
 def next_run(cron: str = CRON, now: dt.datetime | None = None) -> dt.datetime:
-    """The schedule's next tick after ``now`` (the process's local time, HEDDLE_TIME_ZONE's: like cron)."""
+    """The schedule's next tick after ``now``, read in the process's local time
+    (``HEDDLE_TIME_ZONE``'s), like cron."""
     local = (now or dt.datetime.now(dt.UTC)).astimezone()
     found: dt.datetime = croniter(cron, local.replace(tzinfo=None)).get_next(dt.datetime)
     return found.astimezone()
