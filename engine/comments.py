@@ -4,7 +4,8 @@ Who may do what follows the record: whoever may read a record may read its comme
 add one (a manager who can see a rep's deal can say something about it, a viewer too);
 a record out of the actor's sight is a :class:`NotFound`, as :meth:`Records.get` says.
 A comment is kept as written (plain text, at most :data:`MAX_LENGTH` characters); the
-screens escape it. Comments are not edited or deleted; a merge moves the loser's to the
+screens escape it. Its author may change its text (it then says when: ``edited_at``) and
+delete it; an admin may delete anyone's. A merge moves the loser's comments to the
 survivor, and they stay when their record is deleted (the audit history does too).
 
 >>> comments = Comments(records)
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from .context import Actor
-from .errors import NotFound, ValidationFailed
+from .errors import Forbidden, NotFound, ValidationFailed
 from .events import RecordEvent
 from .tables import COMMENT_TABLE, USER_TABLE
 
@@ -71,6 +72,7 @@ class Comments:
                     t.c.author_id,
                     sa.func.coalesce(u.c.name, u.c.username).label("author"),
                     t.c.created_at,
+                    t.c.edited_at,
                 )
                 .select_from(t.outerjoin(u, u.c.id == t.c.author_id))
                 .where(t.c.entity == name, t.c.record_id == record_id)
@@ -92,14 +94,7 @@ class Comments:
     ) -> dict[str, Any]:
         """Add a comment; :class:`ValidationFailed` (``body``) when it is empty or too
         long, :class:`NotFound` when the record is out of sight."""
-        if not isinstance(body, str) or not body.strip():
-            raise ValidationFailed("a comment needs some text", {"body": ["Write a comment."]})
-        text = body.strip()
-        if len(text) > MAX_LENGTH:
-            raise ValidationFailed(
-                f"a comment is at most {MAX_LENGTH} characters",
-                {"body": [f"Longer than {MAX_LENGTH} characters."]},
-            )
+        text = _text(body)
         now = dt.datetime.now(dt.UTC)
 
         def work(c: sa.Connection) -> dict[str, Any]:
@@ -112,9 +107,87 @@ class Comments:
                 "created_at": now,
             }
             new_id = c.execute(self.table.insert().values(values).returning(self.table.c.id))
-            return {"id": new_id.scalar_one(), **values}
+            return {"id": new_id.scalar_one(), **values, "edited_at": None}
 
         return self.records._run(conn, work)
+
+    def edit(
+        self,
+        actor: Actor,
+        entity: str,
+        record_id: int,
+        comment_id: int,
+        body: Any,
+        *,
+        conn: sa.Connection | None = None,
+    ) -> tuple[dict[str, Any], str]:
+        """Change the text of a comment of the record: only its author may, while the
+        record is in their sight. The comment as it is now, and its text before (whose
+        mentions were told already)."""
+        text = _text(body)
+        now = dt.datetime.now(dt.UTC)
+
+        def work(c: sa.Connection) -> tuple[dict[str, Any], str]:
+            found = self._comment(c, actor, entity, record_id, comment_id)
+            if found["author_id"] is None or found["author_id"] != actor.user_id:
+                raise Forbidden("only its author may edit a comment")
+            t = self.table
+            c.execute(t.update().where(t.c.id == comment_id).values(body=text, edited_at=now))
+            return {**found, "body": text, "edited_at": now}, str(found["body"])
+
+        return self.records._run(conn, work)
+
+    def delete(
+        self,
+        actor: Actor,
+        entity: str,
+        record_id: int,
+        comment_id: int,
+        *,
+        conn: sa.Connection | None = None,
+    ) -> None:
+        """Delete a comment of the record: its author, or an admin, while the record is in
+        their sight."""
+
+        def work(c: sa.Connection) -> None:
+            found = self._comment(c, actor, entity, record_id, comment_id)
+            mine = found["author_id"] is not None and found["author_id"] == actor.user_id
+            if not mine and not actor.is_admin:
+                raise Forbidden("only its author or an admin may delete a comment")
+            c.execute(self.table.delete().where(self.table.c.id == comment_id))
+
+        self.records._run(conn, work)
+
+    def _comment(
+        self, conn: sa.Connection, actor: Actor, entity: str, record_id: int, comment_id: int
+    ) -> dict[str, Any]:
+        """A comment of the record, which the actor may see; :class:`NotFound` otherwise
+        (a comment of another record too)."""
+        name = self._sight(conn, actor, entity, record_id)
+        t = self.table
+        row = conn.execute(
+            sa.select(t.c.id, t.c.entity, t.c.record_id, t.c.body, t.c.author_id,
+                      t.c.created_at, t.c.edited_at)
+            .where(t.c.id == comment_id, t.c.entity == name, t.c.record_id == record_id)
+            .with_for_update()
+        ).mappings().first()  # fmt: skip
+        if row is None:
+            raise NotFound(f"no comment {comment_id} on this {name}")
+        return dict(row)
+
+
+def _text(body: Any) -> str:
+    """A comment's text, checked: :class:`ValidationFailed` (``body``) when it is empty or
+    too long."""
+    if not isinstance(body, str) or not body.strip():
+        raise ValidationFailed("a comment needs some text", {"body": ["Write a comment."]})
+    text = body.strip()
+    if len(text) > MAX_LENGTH:
+        raise ValidationFailed(
+            f"a comment is at most {MAX_LENGTH} characters",
+            {"body": [f"Longer than {MAX_LENGTH} characters."]},
+        )
+    return text
 
 
 def move_on_merge(event: RecordEvent) -> None:

@@ -179,6 +179,7 @@ def system_tables(metadata: sa.MetaData) -> None:
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("author_id", ID, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL")),
         sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("edited_at", UTCDateTime()),  # the last edit of its text, if any
         sa.Index("ix_heddle_comment_record", "entity", "record_id", "id"),
     )
     sa.Table(  # records claimed from, assigned from and returned to public pools (engine.pools)

@@ -57,6 +57,12 @@ class Event:
     decision: str = ""
     #: whom a pool's assignment gave the record to
     subject: str = ""
+    #: a comment's id, when it was last edited, and whether the viewer may edit it (its
+    #: author) and delete it (its author, an admin)
+    comment_id: int | None = None
+    edited_at: dt.datetime | None = None
+    editable: bool = False
+    deletable: bool = False
 
     @property
     def icon(self) -> str:
@@ -215,12 +221,21 @@ def _changes(
     return tuple(found)
 
 
-def comment_events(comments: Sequence[Mapping[str, Any]]) -> list[Event]:
-    """Comments (as :meth:`engine.comments.Comments.list` returns them) as entries."""
-    return [
-        Event(c["created_at"], str(c.get("author") or ""), "comment", "", comment=str(c["body"]))
-        for c in comments
-    ]
+def comment_events(
+    comments: Sequence[Mapping[str, Any]], viewer: int | None = None, admin: bool = False
+) -> list[Event]:
+    """Comments (as :meth:`engine.comments.Comments.list` returns them) as entries; the
+    ``viewer``'s own may be edited and deleted by them, anyone's deleted by an ``admin``."""
+    found = []
+    for c in comments:
+        mine = viewer is not None and c.get("author_id") == viewer
+        entry = Event(
+            c["created_at"], str(c.get("author") or ""), "comment", "",
+            comment=str(c["body"]), comment_id=c.get("id"), edited_at=c.get("edited_at"),
+            editable=mine, deletable=mine or admin,
+        )  # fmt: skip
+        found.append(entry)
+    return found
 
 
 def activity_events(

@@ -159,12 +159,21 @@ def locale_of(user: Mapping[str, Any]) -> str:
 
 
 def mention(
-    conn: sa.Connection, records: Records, author: Actor, entity: str, record_id: int, text: str
+    conn: sa.Connection,
+    records: Records,
+    author: Actor,
+    entity: str,
+    record_id: int,
+    text: str,
+    *,
+    already: str = "",
 ) -> list[str]:
     """Tell each active user ``@named`` in a comment ``text`` on the record — only those
     who may read the record, and never the author — in the application and by email, as
-    :func:`notify` does. Returns the usernames told."""
+    :func:`notify` does. Returns the usernames told. ``already``: the comment's text
+    before an edit, whose mentions were told then and are not told again."""
     names = {name.rstrip(".-") for name in MENTION.findall(text)}
+    names -= {name.rstrip(".-") for name in MENTION.findall(already)}
     if not names:
         return []
     ent = records.entity(entity)

@@ -89,7 +89,7 @@ def record_timeline(
     entries) and the forms: ``log_forms`` and ``can_comment``."""
     heddle = runtime()
     comments = Comments(heddle.records).list(act, ent.name, record_id, limit=COMMENTS)
-    extra: list[T.Event] = T.comment_events(comments)
+    extra: list[T.Event] = T.comment_events(comments, act.user_id, act.is_admin)
     forms: list[LogForm] = []
     for source in sources(act, ent):
         other = source.entity
@@ -168,6 +168,35 @@ def post_comment(entity: str, record_id: int) -> ResponseReturnValue:
         flash(_("The comment was not added: %(reason)s", reason=_reason(exc)), "error")
     else:
         flash(_("Your comment is added."), "success")
+    return _back(ent, record_id)
+
+
+@ui.post("/app/<entity>/<record_id>/comments/<int:comment_id>/<any(edit, delete):action>")
+def change_comment(
+    entity: str, record_id: int, comment_id: int, action: str
+) -> ResponseReturnValue:
+    """Edit one's own comment (its new ``body``) or delete it (an admin: anyone's), and
+    come back to the record's timeline."""
+    act = actor()
+    ent = readable(entity, act)
+    records = runtime().records
+    comments = Comments(records)
+    try:
+        if action == "edit":
+            with records.transaction() as conn:
+                edited, before = comments.edit(
+                    act, ent.name, record_id, comment_id, request.form.get("body", ""), conn=conn
+                )
+                mention(conn, records, act, ent.name, record_id, edited["body"], already=before)
+        else:
+            comments.delete(act, ent.name, record_id, comment_id)
+    except EngineError as exc:
+        if exc.status == 404:
+            raise
+        flash(_("The comment was not changed: %(reason)s", reason=_reason(exc)), "error")
+    else:
+        said = _("Your comment is changed.") if action == "edit" else _("The comment is deleted.")
+        flash(said, "success")
     return _back(ent, record_id)
 
 

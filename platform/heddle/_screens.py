@@ -141,6 +141,12 @@ class FlaskLinks:
     def comments(self, entity: str, record_id: Any) -> str:
         return url_for("ui.post_comment", entity=entity, record_id=record_id)
 
+    def comment(self, entity: str, record_id: Any, comment_id: Any, action: str) -> str:
+        return url_for(
+            "ui.change_comment",
+            entity=entity, record_id=record_id, comment_id=comment_id, action=action,
+        )  # fmt: skip
+
     def log_activity(self, entity: str, record_id: Any, other: str) -> str:
         return url_for("ui.log_activity", entity=entity, record_id=record_id, other=other)
 

@@ -28,6 +28,7 @@ PEOPLE = [
     ("ann", ["sales_rep"], "East", None),
     ("bob", ["sales_rep"], "East", None),
     ("vic", ["viewer"], "East", None),
+    ("root", ["admin"], "HQ", None),
 ]
 PAYLOAD = "<script>alert(1)</script>"
 
@@ -252,3 +253,96 @@ def test_a_mention_tells_who_may_read_the_record(
     )
     ann = _client(app, "ann")
     assert "vic mentioned you on Opportunity" in ann.get("/notifications").get_data(as_text=True)
+
+
+def test_a_comment_is_edited_by_its_author_and_deleted_by_its_author_or_an_admin(
+    app: Flask, token: Callable[[str], dict[str, str]]
+) -> None:
+    api, url = _comments(app)
+    ann, bob, vic, root = (token(u) for u in ("ann", "bob", "vic", "root"))
+    mine = api.post(url, headers=ann, json={"body": "Price ok, @vic?"}).json["data"]
+    assert mine["edited_at"] is None
+    theirs = api.post(url, headers=vic, json={"body": "Looks fine"}).json["data"]
+    one = f"{url}/{mine['id']}"
+
+    # only the author edits; the record out of sight is absent, as for the record
+    refused = api.patch(one, headers=vic, json={"body": "changed by vic"})
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "forbidden"
+    assert api.patch(one, headers=root, json={"body": "x"}).status_code == 403
+    assert api.patch(one, headers=bob, json={"body": "x"}).status_code == 404
+    edited = api.patch(one, headers=ann, json={"body": " Price ok, @vic? Ask @root too "})
+    assert edited.status_code == 200, edited.json
+    data = edited.json["data"]
+    assert data["body"] == "Price ok, @vic? Ask @root too" and data["edited_at"]
+    assert data["mentioned"] == ["root"]  # vic was told when it was written
+    listed = {c["id"]: c for c in api.get(url, headers=ann).json["data"]}
+    assert listed[mine["id"]]["body"] == data["body"] and listed[mine["id"]]["edited_at"]
+    assert listed[theirs["id"]]["edited_at"] is None
+
+    # bad input changes nothing
+    empty = api.patch(one, headers=ann, json={"body": "  "})
+    assert empty.status_code == 422 and empty.json["error"]["fields"] == {
+        "body": ["Write a comment."]
+    }
+    assert api.patch(one, headers=ann, json={"body": "x", "author_id": 9}).status_code == 400
+    assert api.patch(one, headers=ann, data="body=x").status_code == 415
+    assert api.patch(f"{url}/{mine['id'] + 999}", headers=ann, json={"body": "x"}).status_code == 404
+    runtime = app.extensions["heddle"]
+    account = runtime.records.get(_actor(app, "ann"), "opportunity", int(url.split("/")[-2]))
+    other = runtime.records.create(
+        _actor(app, "ann"), "opportunity", {"name": "Cups", "account": account["account"]}
+    )
+    elsewhere = f"/api/v1/records/opportunity/{other['id']}/comments/{mine['id']}"
+    assert api.patch(elsewhere, headers=ann, json={"body": "x"}).status_code == 404
+    assert api.get(url, headers=ann).json["data"][1]["body"] == data["body"]
+
+    # the author deletes theirs, an admin anyone's; no one else
+    assert api.delete(f"{url}/{theirs['id']}", headers=ann).status_code == 403
+    assert api.delete(f"{url}/{theirs['id']}", headers=root).status_code == 204
+    assert api.delete(one, headers=ann).status_code == 204
+    assert api.delete(one, headers=ann).status_code == 404
+    assert api.get(url, headers=ann).json == {"data": []}
+
+    paths = api.get("/api/v1/openapi.json", headers=ann).json["paths"]
+    operations = paths["/records/opportunity/{id}/comments/{comment_id}"]
+    assert set(operations) >= {"patch", "delete"}
+    assert "403" in operations["patch"]["responses"] and "204" in operations["delete"]["responses"]
+
+
+def test_the_record_page_edits_and_deletes_ones_own_comments(app: Flask) -> None:
+    _account, _deal_id, ann, url, page = _deal_page(app)
+    ann.post(f"{url}/comments", data={"body": "Frist offer sent", "csrf_token": csrf_of(page)})
+    vic = _client(app, "vic")
+    page = vic.get(url).get_data(as_text=True)
+    vic.post(f"{url}/comments", data={"body": "Noted", "csrf_token": csrf_of(page)})
+    runtime = app.extensions["heddle"]
+    with runtime.engine.connect() as conn:
+        table = runtime.tables.metadata.tables["heddle_comment"]
+        ids = {row.body: row.id for row in conn.execute(sa.select(table.c.body, table.c.id))}
+    first, noted = ids["Frist offer sent"], ids["Noted"]
+
+    page = ann.get(url).get_data(as_text=True)
+    assert f'action="{url}/comments/{first}/edit"' in page  # hers: edit and delete
+    assert f'action="{url}/comments/{first}/delete"' in page
+    assert f"/comments/{noted}/" not in page  # vic's: neither
+    assert ann.post(f"{url}/comments/{first}/edit", data={"body": "x"}).status_code == 400
+    done = ann.post(
+        f"{url}/comments/{first}/edit", data={"body": "First offer sent", "csrf_token": csrf_of(page)}
+    )
+    assert done.status_code == 302 and done.headers["Location"].endswith(f"{url}#timeline")
+    page = ann.get(url).get_data(as_text=True)
+    timeline = page[page.index('id="timeline-title"') :]
+    assert "Your comment is changed." in page
+    assert "First offer sent" in timeline and "Frist" not in timeline and "edited" in timeline
+    # vic may not change hers: told why, nothing changed
+    vic_page = vic.get(url).get_data(as_text=True)
+    vic.post(f"{url}/comments/{first}/edit", data={"body": "mine now", "csrf_token": csrf_of(vic_page)})
+    assert "The comment was not changed" in vic.get(url).get_data(as_text=True)
+    ann.post(f"{url}/comments/{first}/delete", data={"csrf_token": csrf_of(page)})
+    page = ann.get(url).get_data(as_text=True)
+    assert "The comment is deleted." in page and "First offer sent" not in page
+    # an admin sees a delete button on anyone's comment
+    root = _client(app, "root")
+    shown = root.get(url).get_data(as_text=True)
+    assert f'action="{url}/comments/{noted}/delete"' in shown
+    assert f'action="{url}/comments/{noted}/edit"' not in shown
