@@ -254,11 +254,12 @@ def fresh_token(app: Flask, username: str = "root") -> str:
     return token
 
 
-def seed(app: Flask, headers: dict[str, str]) -> None:
-    """Clients, each with an invoice of two lines. The second line is free (0 × 0): its
-    amount is the Decimal 0E-8, which a JSON encoder writing str(decimal) would send as
-    "0E-8" — the record schema's decimal pattern then fails the run (the generated
-    requests alone never make such a line)."""
+def seed(app: Flask, headers: dict[str, str], commenter: dict[str, str]) -> None:
+    """Clients, each with an invoice of two lines and a comment of ``commenter``'s (the
+    comment's id the client's: its edits and deletes land too). The second line is free
+    (0 × 0): its amount is the Decimal 0E-8, which a JSON encoder writing str(decimal)
+    would send as "0E-8" — the record schema's decimal pattern then fails the run (the
+    generated requests alone never make such a line)."""
     client = app.test_client()
     for n in range(SEEDED):
         made = client.post(
@@ -276,6 +277,11 @@ def seed(app: Flask, headers: dict[str, str]) -> None:
                             {"product": "Cups", "quantity": "0", "price": "0"}]},
         )  # fmt: skip
         assert invoice.status_code == 201, invoice.json
+        said = client.post(
+            f"/api/v1/records/client/{made.json['data']['id']}/comments",
+            headers=commenter, json={"body": f"Call client {n} back"},
+        )  # fmt: skip
+        assert said.status_code == 201 and said.json["data"]["id"] == made.json["data"]["id"]
 
 
 def steered(strategy: Any, id_fields: frozenset[str]) -> Any:
@@ -287,6 +293,8 @@ def steered(strategy: Any, id_fields: frozenset[str]) -> Any:
             return case
         if "id" in (case.path_parameters or {}):
             case.path_parameters["id"] = known
+        if "comment_id" in (case.path_parameters or {}):  # the seed's comment on that record
+            case.path_parameters["comment_id"] = known
         if isinstance(case.query, dict) and "version" in case.query:
             case.query["version"] = known
         if isinstance(case.body, dict):
@@ -394,7 +402,7 @@ def generate(lab_app: Flask, db_url: str, request: pytest.FixtureRequest) -> tup
     dialect = make_url(db_url).get_backend_name()
     admin = Run(lab_app, dialect, "root", EXAMPLES)
     clerk = Run(lab_app, dialect, "clerk", CLERK_EXAMPLES)
-    seed(lab_app, admin.auth)
+    seed(lab_app, admin.auth, clerk.auth)
     model = lab_app.extensions["heddle"].model
     references = ("reference", "user", "team")
     id_fields = frozenset(
