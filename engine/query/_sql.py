@@ -111,13 +111,8 @@ def _bounds(kind: str, value: Any, today: dt.date) -> _Bounds:
     else:
         start, end = value, value + dt.timedelta(days=1)
     if kind == "datetime":
-        return _Bounds(_midnight(start), _midnight(end), False)
+        return _Bounds(local_midnight(start), local_midnight(end), False)  # the zone's days
     return _Bounds(start, end, False)
-
-
-def _midnight(day: dt.date) -> dt.datetime:
-    """Where ``day`` starts on a datetime field: the deployment's day, not UTC's."""
-    return local_midnight(day)
 
 
 def _temporal(kind: str, column: Column, op: str, value: Any, today: dt.date) -> Condition:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from metamodel import Entity, PublicPool
+from metamodel import Entity, PublicPool, local_midnight
 from metamodel.expressions import Context
 
 from .._coerce import MAX_ID
@@ -46,8 +46,7 @@ CLAIM, ASSIGN, RETURN = "claim", "assign", "return"
 
 def _day_start(actor: Actor, now: dt.datetime) -> dt.datetime:
     """The start of the actor's day (its midnight in the deployment's time zone)."""
-    day = actor.today or now.astimezone().date()
-    return dt.datetime.combine(day, dt.time()).astimezone()
+    return local_midnight(actor.today or now.astimezone().date())
 
 
 class PoolDesk:
