@@ -10,7 +10,10 @@ The workload of issue 14, every side in one run on one PostgreSQL table:
   access log: ``lean``), Heddle with ``platform/gunicorn.conf.py`` (``shipped``), other
   gunicorn configurations for comparison (``--configs``, see ``CONFIGS``), and the
   hand-written server ``bench/http/baseline.py`` (Flask 3 + SQLAlchemy 2 Core, sync
-  workers, no auth, one statement per request, no count: ``hand``);
+  workers, no auth, one statement per request, no count: ``hand``); a configuration's name
+  ending in ``+nodup`` serves a copy of the database migrated without the account's
+  duplicate rules (``bench/crm_no_duplicate_rules.yaml``), which tells what the duplicate
+  check costs a create;
 - callers: Heddle with a bearer token as ``admin`` and as ``rep``, a sales rep who reads
   the accounts of their team and their own (``--rep-scope team``, the CRM's sales_rep with
   ``bench/crm_team_rep.yaml``) or only their own (``--rep-scope own``, the CRM as shipped);
@@ -35,9 +38,11 @@ request of each kind are listed in order.
     .venv/bin/python bench/bench_http.py --rows 1000000 --duration 10 --rounds 3
     .venv/bin/python bench/bench_http.py --quick --configs lean,shipped,shipped-sync \\
         --endpoints get --callers admin                                # what a setting costs
+    .venv/bin/python bench/bench_http.py --configs lean,lean+nodup --endpoints create
 
 The benchmark creates its own database (dropped afterwards, ``--keep`` keeps it; one
-given with ``--database`` is never dropped) on ``--pg``'s server and sends load to 127.0.0.1 only.
+given with ``--database`` is never dropped; the copies of ``+nodup`` always are) on
+``--pg``'s server and sends load to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -106,6 +111,27 @@ CONFIGS: dict[str, dict[str, Any] | None] = {
     "lean-gthread1": {"bare": True, "worker_class": "gthread", "threads": 1},
     "lean-log": {"bare": True, "accesslog": "-"},
 }
+# A configuration's name may end in one of these to serve the CRM with an overlay more:
+# "lean+nodup" is the lean set-up serving the account without its duplicate rules.
+VARIANTS: dict[str, Path] = {"nodup": ROOT / "bench" / "crm_no_duplicate_rules.yaml"}
+
+
+def _app_name(server: str) -> str:
+    """PostgreSQL's ``application_name`` of a server's connections (in a URL, ``+`` would
+    be a space)."""
+    return "bench-" + server.replace("+", "-")
+
+
+def _config(name: str) -> tuple[dict[str, Any] | None, list[Path]]:
+    """The gunicorn overrides of a ``--configs`` name, and the overlays its variant adds."""
+    base, _, variant = name.partition("+")
+    return CONFIGS[base], [VARIANTS[variant]] if variant else []
+
+
+def _known_config(name: str) -> bool:
+    base, _, variant = name.partition("+")
+    return base in CONFIGS and (not variant or variant in VARIANTS)
+
 
 FILL = """
 INSERT INTO account (
@@ -174,10 +200,15 @@ class Server:
     cwd: Path
     stdout: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    database: str = ""  # the one it serves
 
     @property
     def heddle(self) -> bool:
         return self.name != "hand"
+
+    @property
+    def app_name(self) -> str:
+        return _app_name(self.name)
 
     def url(self, endpoint: str, caller: str) -> str:
         base = f"http://127.0.0.1:{self.port}"
@@ -353,6 +384,7 @@ class Bench:
         self.auth: dict[str, str] = {}
         self.ids: dict[str, tuple[int, int]] = {}  # caller: (user id, team id)
         self.servers: list[Server] = []
+        self.copies: list[str] = []  # databases of the variants (VARIANTS), dropped at the end
 
     # -- the database ---------------------------------------------------------------------
 
@@ -475,15 +507,42 @@ class Bench:
         with self.server_engine.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)'))
 
+    def variant_database(self, variant: str) -> str:
+        """A copy of the database migrated with the variant's overlay: a server serves the
+        model its database was migrated to, not the files it is given."""
+        from engine.migrations import migrate
+        from metamodel import load_packages
+
+        name = f"{self.db}_{variant}"
+        if name in self.copies:
+            return name
+        started = time.perf_counter()
+        with self.server_engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{self.db}"'))
+        self.copies.append(name)
+        engine = sa.create_engine(self.url.set(database=name))
+        migrate(engine, load_packages([*self.packages(), VARIANTS[variant]]), actor="bench")
+        engine.dispose()
+        print(f"{name}: copied and migrated in {time.perf_counter() - started:.0f} s", flush=True)
+        return name
+
+    def drop_copies(self) -> None:
+        with self.server_engine.connect() as conn:
+            for name in self.copies:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
     # -- the servers ----------------------------------------------------------------------
 
     def make_servers(self) -> None:
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
-        url = self.url.render_as_string(hide_password=False)
         for name in ["hand", *self.args.configs]:
             # a free port of the OS's choosing: another run on the machine keeps its own
             port = _free_port()
-            app_url = f"{url}?application_name=bench-{name}"
+            variant = name.partition("+")[2]
+            database = self.variant_database(variant) if variant else self.db
+            url = self.url.set(database=database).render_as_string(hide_password=False)
+            app_url = f"{url}?application_name={_app_name(name)}"
             if name == "hand":
                 env = {
                     "BENCH_URL": app_url, "BENCH_REP_WHERE": self.args.rep_scope,
@@ -493,17 +552,19 @@ class Bench:
                 command = [gunicorn, "--workers", "2", "--worker-class", "sync",
                            "--bind", f"127.0.0.1:{port}", *QUIET, "baseline:app"]  # fmt: skip
                 self.servers.append(
-                    Server(name, port, command, env, HERE, self.work / "hand.stdout")
+                    Server(
+                        name, port, command, env, HERE, self.work / "hand.stdout", database=database
+                    )
                 )
                 continue
+            overrides, overlays = _config(name)
             env = {
                 "HEDDLE_DATABASE_URL": app_url, "HEDDLE_SECRET_KEY": "bench",
-                "HEDDLE_PACKAGES": ",".join(map(str, self.packages())),
+                "HEDDLE_PACKAGES": ",".join(map(str, self.packages() + overlays)),
                 "HEDDLE_INSTANCE_PATH": str(self.work / "instance"), "HEDDLE_LOG_LEVEL": "WARNING",
                 "PYTHONPATH": str(ROOT / "platform"), "HEDDLE_BIND": f"127.0.0.1:{port}",
                 "HEDDLE_WORKERS": "2",
             }  # fmt: skip
-            overrides = CONFIGS[name]
             if overrides is None:
                 command = [gunicorn, "--workers", "2", "--worker-class", "sync",
                            "--bind", f"127.0.0.1:{port}", *QUIET, "heddle.wsgi:app"]  # fmt: skip
@@ -521,7 +582,7 @@ class Bench:
                 command = [gunicorn, "-c", str(conf), "--no-control-socket", "heddle.wsgi:app"]
             # the access log goes to a file, as a container runtime would collect stdout
             log = self.work / f"{name}.stdout"
-            self.servers.append(Server(name, port, command, env, ROOT, stdout=log))
+            self.servers.append(Server(name, port, command, env, ROOT, log, database=database))
 
     @contextmanager
     def running(self, servers: list[Server]) -> Iterator[None]:
@@ -589,10 +650,9 @@ class Bench:
     ) -> Run:  # fmt: skip
         """One ``wrk`` run of ``script`` (``bench/http/<script>.lua``) against ``url``,
         with the CPU its workers and PostgreSQL backends spent per request."""
-        app_name = f"bench-{server.name}"
-        workers, backends = server.ticks(), _backend_ticks(monitor, app_name)
+        workers, backends = server.ticks(), _backend_ticks(monitor, server.app_name)
         out = _wrk(url, script, env, duration, self.args.connections)
-        workers_after, backends_after = server.ticks(), _backend_ticks(monitor, app_name)
+        workers_after, backends_after = server.ticks(), _backend_ticks(monitor, server.app_name)
         requests = max(out["requests"], 1)
         return Run(
             requests=int(out["requests"]), rps=out["rps"], p50=out["p50"], p99=out["p99"],
@@ -629,7 +689,8 @@ class Bench:
             print(f"cannot read {PG_LOG}: statements not counted", flush=True)
             return {}
         with self.server_engine.connect() as conn:
-            conn.execute(sa.text(f"ALTER DATABASE \"{self.db}\" SET log_statement = 'all'"))
+            for name in (self.db, *self.copies):
+                conn.execute(sa.text(f"ALTER DATABASE \"{name}\" SET log_statement = 'all'"))
         counts: dict[str, Any] = {"per_request": {}, "samples": {}}
         try:
             for server in self.servers:
@@ -642,16 +703,17 @@ class Bench:
                             start = PG_LOG.stat().st_size
                             sent = self._client(server, endpoint, caller, self.args.count_requests)
                             time.sleep(0.5)
-                            statements = self._logged(start)
+                            statements = self._logged(start, server.database)
                             counts["per_request"][key] = len(statements) / sent
                             if server.name in ("hand", "lean"):
                                 counts["samples"][key] = self._sample(server, endpoint, caller)
         finally:
             with self.server_engine.connect() as conn:
-                conn.execute(sa.text(f'ALTER DATABASE "{self.db}" RESET log_statement'))
+                for name in (self.db, *self.copies):
+                    conn.execute(sa.text(f'ALTER DATABASE "{name}" RESET log_statement'))
         return counts
 
-    def _logged(self, start: int) -> list[str]:
+    def _logged(self, start: int, database: str) -> list[str]:
         with open(PG_LOG, "rb") as log:
             log.seek(start)
             text = log.read().decode("utf-8", "replace")
@@ -659,7 +721,7 @@ class Bench:
         # follow without one
         entries = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", text)
         pattern = re.compile(
-            rf"@{re.escape(self.db)} LOG:  (?:statement|execute [^:]*): (.*)", re.DOTALL
+            rf"@{re.escape(database)} LOG:  (?:statement|execute [^:]*): (.*)", re.DOTALL
         )
         found = []
         for entry in entries:
@@ -692,7 +754,7 @@ class Bench:
         start = PG_LOG.stat().st_size
         self._client(server, endpoint, caller, 1)
         time.sleep(0.5)
-        return [_short(s) for s in self._logged(start)]
+        return [_short(s) for s in self._logged(start, server.database)]
 
 
 #: numbers the accounts the harness creates itself: names and phones never repeat (the
@@ -782,7 +844,8 @@ def main() -> None:
     parser.add_argument(
         "--configs",
         default="lean,shipped",
-        help=f"Heddle's gunicorn set-ups, of: {', '.join(CONFIGS)}",
+        help=f"Heddle's gunicorn set-ups, of: {', '.join(CONFIGS)} (+nodup: the account "
+        "without its duplicate rules)",
     )
     parser.add_argument("--endpoints", default="get,list,create")
     parser.add_argument("--callers", default="admin,rep")
@@ -804,9 +867,12 @@ def main() -> None:
     args.configs = [c for c in args.configs.split(",") if c]
     args.endpoints = args.endpoints.split(",")
     args.callers = args.callers.split(",")
-    unknown = [c for c in args.configs if c not in CONFIGS]
+    unknown = [c for c in args.configs if not _known_config(c)]
     if unknown:
-        parser.error(f"unknown configuration {unknown}: choose from {', '.join(CONFIGS)}")
+        parser.error(
+            f"unknown configuration {unknown}: choose from {', '.join(CONFIGS)}, each "
+            f"optionally with +{', +'.join(VARIANTS)}"
+        )
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     bench = Bench(args)
@@ -827,6 +893,7 @@ def main() -> None:
             print(f"database kept: {bench.db}")
         else:
             bench.drop_database()
+        bench.drop_copies()
         shutil.rmtree(bench.work, ignore_errors=True)
     meta = {
         "started": started.isoformat(timespec="seconds"), "rows": args.rows,
