@@ -39,10 +39,17 @@ MEDIA_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "json": "application/json",
 }
+# The headers of the system columns a list view may show; those of the id, the owner and
+# the team are the words an import reads back (engine.imports._mapping.OWNER_WORDS).
 SYSTEM_LABELS = {
     "id": {"en": "ID", "zh": "ID", "ja": "ID"},
     "owner_id": {"en": "Owner", "zh": "负责人", "ja": "担当者"},
     "team_id": {"en": "Team", "zh": "团队", "ja": "チーム"},
+    "created_at": {"en": "Created", "zh": "创建时间", "ja": "作成日時"},
+    "updated_at": {"en": "Updated", "zh": "更新时间", "ja": "更新日時"},
+    "created_by": {"en": "Created by", "zh": "创建人", "ja": "作成者"},
+    "updated_by": {"en": "Updated by", "zh": "修改人", "ja": "更新者"},
+    "version": {"en": "Version", "zh": "版本", "ja": "バージョン"},
 }
 PAGE = 500
 
@@ -185,6 +192,8 @@ class Export:
                     table, column = metadata.tables[TEAM_TABLE], "name"
                 else:
                     target = self.records.model.entity(kind)
+                    if not self.records.permissions.grant(self.actor, target, "read").allowed:
+                        continue  # as the API's expand: no titles of what they may not read
                     table = self.records.tables.table(kind)
                     column = target.title_field or ("name" if "name" in table.c else "id")
                 query = sa.select(table.c.id, table.c[column]).where(table.c.id.in_(ids))
@@ -210,7 +219,7 @@ class Export:
         formats: list[str | None] = []
         for name in self.fields:
             found = self.entity.fields.get(name)
-            kind = found.value_type if found is not None else ""
+            kind = found.value_type if found is not None else _SYSTEM_KINDS.get(name, "")
             formats.append(
                 {"date": "yyyy-mm-dd", "datetime": "yyyy-mm-dd hh:mm:ss",
                  "decimal": "#,##0.00" if found is not None and found.scale != 0 else "#,##0"
@@ -219,8 +228,11 @@ class Export:
         return formats
 
 
+_SYSTEM_KINDS = {"created_at": "datetime", "updated_at": "datetime"}
+
+
 def _ref_kind(found: Field | None, name: str) -> str | None:
-    if name == "owner_id":
+    if name in ("owner_id", "created_by", "updated_by"):
         return "user"
     if name == "team_id":
         return "team"

@@ -109,7 +109,7 @@ def kanban(entity: str) -> ResponseReturnValue:
     sort = request.args.get("sort") or P.default_list_view(ent).get("sort")
     if sort:
         params["sort"] = sort if isinstance(sort, str) else ",".join(sort)
-    expand = expandable(ent, names)
+    expand = expandable(act, ent, names)
     if expand:
         params["expand"] = ",".join(expand)
     try:

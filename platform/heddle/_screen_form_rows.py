@@ -155,7 +155,7 @@ def _title(ent: Entity, row: Mapping[str, Any]) -> str:
 def _titled(act: Actor, child: Entity, names: list[str], rows: list[dict[str, Any]]) -> None:
     """Give posted rows the titles of the records they point at (one query per column)."""
     heddle = runtime()
-    for n in expandable(child, names):
+    for n in expandable(act, child, names):
         f = child.fields[n]
         ids = {r[n] for r in rows if isinstance(r.get(n), int)}
         if f.type != "reference" or not f.to or not ids:
@@ -178,7 +178,7 @@ def stored_rows(
         return []
     heddle = runtime()
     names, _fixed = row_columns(act, ent, field)
-    refs = [n for n in expandable(child, names) if n != child.parent_field]
+    refs = [n for n in expandable(act, child, names) if n != child.parent_field]
     params = {child.parent_field: str(record_id), "limit": str(MAX_ROWS), "sort": "id"}
     if refs:
         params["expand"] = ",".join(refs)

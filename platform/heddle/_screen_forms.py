@@ -383,7 +383,7 @@ def edit(entity: str, record_id: int) -> ResponseReturnValue:
         raise Forbidden(f"you may not change this {ent.name}")
     grant = heddle.records.permissions.grant(act, ent, "update")
     hidden = heddle.records.permissions.grant(act, ent, "read").hidden | grant.hidden
-    titles = reference_titles(act, ent, record_id, ref_names(ent, hidden))
+    titles = reference_titles(act, ent, record_id, ref_names(act, ent, hidden))
     title = _("Edit %(what)s", what=P.record_title(ent, row, here))
     form_of: dict[str, Any] = {
         "action": url_for("ui.edit", entity=ent.name, record_id=record_id),

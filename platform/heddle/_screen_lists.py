@@ -254,7 +254,7 @@ def _export(act: Actor, ent: Entity, ids: Sequence[int], here: str) -> Response:
     hidden = heddle.records.permissions.grant(act, ent, "read").hidden
     names = [c for c in P.default_list_view(ent)["columns"] if c.split(".")[0] not in hidden]
     params: dict[str, Any] = {"id__in": ",".join(map(str, ids)), "limit": str(MAX_BULK)}
-    expand = expandable(ent, names)
+    expand = expandable(act, ent, names)
     if expand:
         params["expand"] = ",".join(expand)
     rows = heddle.records.query(act, ent.name, parse_params(heddle.model, ent.name, params)).rows

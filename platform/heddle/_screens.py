@@ -302,13 +302,24 @@ def readable(name: str, act: Actor) -> Entity:
     return ent
 
 
-def expandable(ent: Entity, names: Iterable[str]) -> list[str]:
-    found = []
-    for name in names:
-        kind = P.column_type(ent, name)
-        if kind in REF_TYPES and "." not in name:
-            found.append(name)
-    return found
+def expandable(act: Actor, ent: Entity, names: Iterable[str]) -> list[str]:
+    """The columns among ``names`` whose titles a list asks for (``expand``): references
+    the user may follow. A reference to an entity they may not read is not expanded — the
+    API would refuse the whole query — and shows as its number."""
+    return [
+        name
+        for name in names
+        if P.column_type(ent, name) in REF_TYPES and "." not in name and _may_follow(act, ent, name)
+    ]
+
+
+def _may_follow(act: Actor, ent: Entity, name: str) -> bool:
+    """Whether the user may read what the reference field ``name`` points at (users and
+    teams, which are no entities, always)."""
+    field = ent.fields.get(name)
+    heddle = runtime()
+    target = heddle.model.entities.get(field.to) if field is not None and field.to else None
+    return target is None or heddle.records.permissions.grant(act, target, "read").allowed
 
 
 def reference_titles(act: Actor, ent: Entity, record_id: int, names: list[str]) -> dict[str, Any]:
@@ -338,10 +349,11 @@ def may_update(act: Actor, ent: Entity, record_id: int) -> bool:
         return bool(records.permissions.covers(conn, act, ent, grant, record_id))
 
 
-def ref_names(ent: Entity, hidden: frozenset[str]) -> list[str]:
+def ref_names(act: Actor, ent: Entity, hidden: frozenset[str]) -> list[str]:
+    """The record page's references whose titles it shows (see :func:`expandable`)."""
     names = [f.name for f in ent.fields.values() if f.type in REF_TYPES and not f.multiple]
     names += [n for n in ("owner_id", "created_by", "updated_by") if n in ent.system_fields]
-    return [n for n in names if n not in hidden]
+    return [n for n in names if n not in hidden and _may_follow(act, ent, n)]
 
 
 def child_tables(
@@ -355,7 +367,7 @@ def child_tables(
         child = heddle.model.entity(f.children or "")
         hidden = heddle.records.permissions.grant(act, child, "read").hidden
         rows = record.get(f.name) or []
-        refs = expandable(child, [n for n in (f.columns or child.fields) if n not in hidden])
+        refs = expandable(act, child, [n for n in (f.columns or child.fields) if n not in hidden])
         refs = [n for n in refs if n != child.parent_field]
         if rows and refs and child.parent_field and record.get("id"):
             params = {

@@ -259,7 +259,7 @@ def list_records(entity: str) -> ResponseReturnValue:
         sort = view["sort"]
         params["sort"] = [sort if isinstance(sort, str) else ",".join(sort)]
     params.setdefault("limit", [str(view.get("page_size", 50))])
-    expand = expandable(ent, names)
+    expand = expandable(act, ent, names)
     if expand:
         params["expand"] = [",".join(expand)]
     query = parse_params(heddle.model, ent.name, _flat(params))
@@ -359,7 +359,7 @@ def record(entity: str, record_id: int) -> ResponseReturnValue:
     grant = heddle.records.permissions.grant(act, ent, "read")
     hidden = grant.hidden | pool_hidden(act, ent, row)  # and what its pool hides
     currency = heddle.model.package.currency
-    titles = reference_titles(act, ent, record_id, ref_names(ent, hidden))
+    titles = reference_titles(act, ent, record_id, ref_names(act, ent, hidden))
     titles.update(file_titles(act, ent, record_id, row))
     tabs = P.form_tabs(
         ent,
@@ -418,7 +418,7 @@ def _related(act: Actor, ent: Entity, record_id: int, here: str, currency: str) 
         sort = spec.get("sort")
         if sort:
             params["sort"] = sort if isinstance(sort, str) else ",".join(sort)
-        expand = expandable(other, names)
+        expand = expandable(act, other, names)
         if expand:
             params["expand"] = ",".join(expand)
         result = heddle.records.query(

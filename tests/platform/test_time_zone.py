@@ -126,12 +126,14 @@ def test_an_unknown_zone_stops_the_start(tmp_path: Path, monkeypatch: pytest.Mon
 def test_days_of_times_are_the_deployments_days(
     app: Flask, zone: str, token: Callable[[str], dict[str, str]]
 ) -> None:
-    """A visit at half past midnight, the deployment's today: UTC puts it on another
-    day, the filters, the reports' day buckets and the exported files do not; a workbook
-    read back gives the same moment."""
+    """A visit on the deployment's today at a time UTC puts on another day (half past
+    midnight east of UTC, half past eleven at night west of it): the filters, the
+    reports' day buckets and the exported files keep it on today; a workbook read back
+    gives the same moment."""
     local = ZoneInfo(zone)
     today = dt.datetime.now(local).date()
-    moment = dt.datetime.combine(today, dt.time(0, 30), local)
+    east = dt.datetime.now(local).utcoffset() > dt.timedelta(0)  # type: ignore[operator]
+    moment = dt.datetime.combine(today, dt.time(0, 30) if east else dt.time(23, 30), local)
     assert moment.astimezone(dt.UTC).date() != today
     client, headers = app.test_client(), token("root")
     made = client.post(

@@ -1,0 +1,137 @@
+"""The CRM's screens and exports for roles that may not read every entity their records
+point at: a service agent's activities name deals, an account names its public pool,
+which a marketer and the finance team may not read. The page shows such a reference as
+its number, never its title — as the API, which refuses to expand it — and never fails.
+Found by walking every link of the demo as each role."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from crm_support import actor_of, crm_app, logged_in
+from flask import Flask
+from sqlalchemy.engine import Engine
+
+HTML = {"Accept": "text/html"}
+USERS = [
+    ("root", ["admin"], "HQ", None),
+    ("sam", ["service_agent"], "Customer Service", None),
+    ("mia", ["marketing"], "Marketing", None),
+    ("fay", ["finance"], "Finance", None),
+]
+
+
+@pytest.fixture
+def app(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[Flask]:
+    made = crm_app(db_url, tmp_path, USERS)
+    yield made
+    made.extensions["heddle"].engine.dispose()
+
+
+@pytest.fixture
+def made(app: Flask) -> dict[str, Any]:
+    """An account in a public pool, a deal of it and an activity of the deal."""
+    records, root = app.extensions["heddle"].records, actor_of(app, "root")
+    pool = records.create(root, "pool", {"name": "Dormant East Accounts"})
+    account = records.create(
+        root, "account", {"name": "Kunlun Optics", "type": "customer", "pool": pool["id"]},
+        trusted=True,
+    )  # fmt: skip
+    deal = records.create(
+        root, "opportunity",
+        {"name": "Lens line retrofit", "account": account["id"], "stage": "initial",
+         "amount": "120000.00", "expected_close_date": dt.date.today().isoformat()},
+    )  # fmt: skip
+    activity = records.create(
+        root, "activity",
+        {"kind": "call", "subject": "Asked about the retrofit", "account": account["id"],
+         "opportunity": deal["id"], "occurred_at": dt.datetime.now(dt.UTC).isoformat()},
+    )  # fmt: skip
+    return {"pool": pool, "account": account, "deal": deal, "activity": activity}
+
+
+def test_a_list_shows_a_reference_the_user_may_not_follow_as_its_number(
+    app: Flask, made: dict[str, Any]
+) -> None:
+    client = logged_in(app, "sam")  # reads activities, not deals
+    for url in ("/app/activity", "/app/activity?view=follow_ups_due", "/app/task?view=mine"):
+        page = client.get(url, headers=HTML)
+        assert page.status_code == 200, (url, page.get_data(as_text=True)[:500])
+    html = client.get("/app/activity", headers=HTML).get_data(as_text=True)
+    assert "Asked about the retrofit" in html
+    assert "Kunlun Optics" in html  # the account, which they may read, by its name
+    assert f"#{made['deal']['id']}" in html
+    assert "Lens line retrofit" not in html
+    page = client.get(f"/app/activity/{made['activity']['id']}", headers=HTML)
+    assert page.status_code == 200
+    assert "Lens line retrofit" not in page.get_data(as_text=True)
+    # the API refuses to expand it, as before
+    assert client.get("/api/v1/records/activity?expand=opportunity").status_code == 400
+
+
+@pytest.mark.parametrize("username", ["mia", "fay"])
+def test_a_record_page_leaves_out_the_title_of_an_entity_the_user_may_not_read(
+    app: Flask, made: dict[str, Any], username: str
+) -> None:
+    """The page asked for the titles of all its references at once, the pool's among them,
+    and answered 400. The pool's own panel still says which pool holds the account (who
+    sees a pooled record sees that: docs/pools.md); its field shows the number."""
+    client = logged_in(app, username)  # reads accounts, not pools
+    page = client.get(f"/app/account/{made['account']['id']}", headers=HTML)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200, html[:500]
+    assert "Kunlun Optics" in html
+    pool_id = made["pool"]["id"]
+    assert f'href="/app/pool/{pool_id}">#{pool_id}</a>' in html
+    admin = logged_in(app, "root").get(f"/app/account/{made['account']['id']}", headers=HTML)
+    assert f'href="/app/pool/{pool_id}">Dormant East Accounts</a>' in admin.get_data(as_text=True)
+
+
+def _csv(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+
+
+def test_an_export_names_only_what_the_user_may_read(app: Flask, made: dict[str, Any]) -> None:
+    pool_id = made["pool"]["id"]
+    fay = logged_in(app, "fay")
+    sent = fay.get("/api/v1/records/account/export?format=csv&fields=name,pool")
+    assert sent.status_code == 200, sent.get_data(as_text=True)
+    rows = _csv(sent.data)
+    assert rows[0] == ["ID", "Account name", "Public pool"]
+    assert rows[1] == [str(made["account"]["id"]), "Kunlun Optics", str(pool_id)]
+    root = logged_in(app, "root")
+    rows = _csv(root.get("/api/v1/records/account/export?format=csv&fields=name,pool").data)
+    assert rows[1][2] == "Dormant East Accounts"
+
+
+def test_an_export_of_a_list_with_system_columns(app: Flask, made: dict[str, Any]) -> None:
+    """The expense claims' list shows when each was created: its export did not know the
+    column and answered 400 to everyone."""
+    records, fay = app.extensions["heddle"].records, logged_in(app, "fay")
+    claim = records.create(
+        actor_of(app, "root"), "expense_claim",
+        {"purpose": "Trade show travel", "lines": [
+            {"category": "travel", "amount": "880.00", "date": dt.date.today().isoformat(),
+             "description": "Train"}]},
+    )  # fmt: skip
+    for format in ("csv", "xlsx"):
+        sent = fay.get(f"/app/expense_claim/export?format={format}", headers=HTML)
+        assert sent.status_code == 200, (format, sent.get_data(as_text=True)[:300])
+    rows = _csv(fay.get("/app/expense_claim/export?format=csv", headers=HTML).data)
+    assert rows[0][-1] == "Created"
+    (row,) = rows[1:]
+    assert row[0] == str(claim["id"]) and row[2] == "Trade show travel"
+    created = dt.datetime.fromisoformat(row[-1])
+    assert abs(created - claim["created_at"]) < dt.timedelta(seconds=1)
+    sent = fay.get(
+        "/api/v1/records/expense_claim/export?format=json&fields=purpose,created_by,version"
+    )
+    assert sent.status_code == 200, sent.get_data(as_text=True)
+    assert sent.json == [{"id": claim["id"], "purpose": "Trade show travel",
+                          "created_by": claim["created_by"], "version": 1}]  # fmt: skip
