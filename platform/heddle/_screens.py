@@ -73,6 +73,13 @@ class FlaskLinks:
     def record(self, entity: str, record_id: Any, params: Mapping[str, Any] | None = None) -> str:
         return self._with(url_for("ui.record", entity=entity, record_id=record_id), params)
 
+    def opens(self, entity: str) -> bool:
+        user: User | None = g.get("user")
+        ent = runtime().model.entities.get(entity)
+        if user is None or ent is None:  # users and teams are no entities
+            return True
+        return runtime().records.permissions.grant(user.actor(), ent, "read").allowed
+
     def edit(self, entity: str, record_id: Any) -> str:
         return url_for("ui.edit", entity=entity, record_id=record_id)
 

@@ -44,6 +44,9 @@ class Links:
     def record(self, entity: str, record_id: Any, params: Mapping[str, Any] | None = None) -> str:
         return f"/app/{entity}/{record_id}"
 
+    def opens(self, entity: str) -> bool:
+        return True
+
     def edit(self, entity: str, record_id: Any) -> str:
         return f"/app/{entity}/{record_id}/edit"
 
