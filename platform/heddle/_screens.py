@@ -75,10 +75,7 @@ class FlaskLinks:
 
     def opens(self, entity: str) -> bool:
         user: User | None = g.get("user")
-        ent = runtime().model.entities.get(entity)
-        if user is None or ent is None:  # users and teams are no entities
-            return True
-        return runtime().records.permissions.grant(user.actor(), ent, "read").allowed
+        return user is None or may_read(user.actor(), entity)
 
     def edit(self, entity: str, record_id: Any) -> str:
         return url_for("ui.edit", entity=entity, record_id=record_id)
@@ -321,12 +318,17 @@ def expandable(act: Actor, ent: Entity, names: Iterable[str]) -> list[str]:
 
 
 def _may_follow(act: Actor, ent: Entity, name: str) -> bool:
-    """Whether the user may read what the reference field ``name`` points at (users and
-    teams, which are no entities, always)."""
+    """Whether the user may read what the reference field ``name`` points at."""
     field = ent.fields.get(name)
+    return may_read(act, field.to if field is not None else None)
+
+
+def may_read(act: Actor, entity: str | None) -> bool:
+    """Whether the user may read records of ``entity`` (users and teams, which are no
+    entities, everyone may)."""
     heddle = runtime()
-    target = heddle.model.entities.get(field.to) if field is not None and field.to else None
-    return target is None or heddle.records.permissions.grant(act, target, "read").allowed
+    ent = heddle.model.entities.get(entity) if entity else None
+    return ent is None or heddle.records.permissions.grant(act, ent, "read").allowed
 
 
 def reference_titles(act: Actor, ent: Entity, record_id: int, names: list[str]) -> dict[str, Any]:
