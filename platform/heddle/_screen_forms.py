@@ -50,6 +50,7 @@ from ._screens import (
     reference_titles,
     screens,
     ui,
+    unreachable,
 )
 from .extensions import runtime
 from .i18n import gettext as _
@@ -324,7 +325,8 @@ def new(entity: str) -> ResponseReturnValue:
     if not grant.allowed:
         raise Forbidden(f"you may not create {ent.name} records")
     title = _("New %(what)s", what=P.text(ent.label, here, ent.name))
-    fields = _editable(ent, grant.hidden, grant.readonly)
+    readonly = grant.readonly | unreachable(act, ent)
+    fields = _editable(ent, grant.hidden, readonly)
     source = request.form if request.method == "POST" else request.args
     data, shown, typed, posted = _form_values(act, ent, fields, source)
     data.update(form_files(fields, source))
@@ -332,7 +334,7 @@ def new(entity: str) -> ResponseReturnValue:
         "action": url_for("ui.new", entity=ent.name),
         "cancel": url_for("ui.list_records", entity=ent.name),
         "hidden": grant.hidden,
-        "readonly": grant.readonly,
+        "readonly": readonly,
     }
     if request.method == "GET":
         typed = {k: v for k, v in typed.items() if v}
@@ -383,13 +385,14 @@ def edit(entity: str, record_id: int) -> ResponseReturnValue:
         raise Forbidden(f"you may not change this {ent.name}")
     grant = heddle.records.permissions.grant(act, ent, "update")
     hidden = heddle.records.permissions.grant(act, ent, "read").hidden | grant.hidden
+    readonly = grant.readonly | unreachable(act, ent)
     titles = reference_titles(act, ent, record_id, ref_names(act, ent, hidden))
     title = _("Edit %(what)s", what=P.record_title(ent, row, here))
     form_of: dict[str, Any] = {
         "action": url_for("ui.edit", entity=ent.name, record_id=record_id),
         "cancel": url_for("ui.record", entity=ent.name, record_id=record_id),
         "hidden": hidden,
-        "readonly": grant.readonly,
+        "readonly": readonly,
         "record_id": record_id,
         "titles": titles,
     }
@@ -399,7 +402,7 @@ def edit(entity: str, record_id: int) -> ResponseReturnValue:
     if request.method == "GET":
         states = R.conditions(act, ent, {}, stored)
         return _form_page(ent, title, row, version=row["version"], states=states, **form_of)
-    fields = _editable(ent, hidden, grant.readonly)
+    fields = _editable(ent, hidden, readonly)
     data, shown, typed, posted = _form_values(act, ent, fields, request.form)
     data.update(form_files(fields, request.form))
     upload_errors = take_uploads(act, ent, record_id, fields, data)

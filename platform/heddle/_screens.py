@@ -323,6 +323,13 @@ def _may_follow(act: Actor, ent: Entity, name: str) -> bool:
     return may_read(act, field.to if field is not None else None)
 
 
+def unreachable(act: Actor, ent: Entity) -> frozenset[str]:
+    """The reference fields whose target entity the user may not read: a form shows them
+    as text, since the user could pick no record for them (nor would the engine take one
+    they may not read)."""
+    return frozenset(f.name for f in ent.fields_of_type("reference") if not may_read(act, f.to))
+
+
 def may_read(act: Actor, entity: str | None) -> bool:
     """Whether the user may read records of ``entity`` (users and teams, which are no
     entities, everyone may)."""

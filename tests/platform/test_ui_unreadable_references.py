@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,39 @@ def test_an_export_of_a_list_with_system_columns(app: Flask, made: dict[str, Any
     assert sent.status_code == 200, sent.get_data(as_text=True)
     assert sent.json == [{"id": claim["id"], "purpose": "Trade show travel",
                           "created_by": claim["created_by"], "version": 1}]  # fmt: skip
+
+
+def test_a_form_shows_a_reference_the_user_may_not_follow_as_text(
+    app: Flask, made: dict[str, Any]
+) -> None:
+    """A service agent could pick no deal for an activity (the picker's search is a 404
+    to them), so the form shows the field as text and sends nothing for it."""
+    client = logged_in(app, "sam")
+    form = client.get("/app/activity/new", headers=HTML).get_data(as_text=True)
+    assert 'name="account"' in form  # an account they may read: picked as usual
+    assert 'name="opportunity"' not in form and "/app/opportunity/options" not in form
+    records = app.extensions["heddle"].records
+    activity = records.create(  # theirs, naming the deal (the admin's doing)
+        actor_of(app, "root"), "activity",
+        {"kind": "call", "subject": "Follow-up", "account": made["account"]["id"],
+         "opportunity": made["deal"]["id"], "occurred_at": dt.datetime.now(dt.UTC).isoformat(),
+         "owner_id": actor_of(app, "sam").user_id},
+        trusted=True,
+    )["id"]  # fmt: skip
+    page = client.get(f"/app/activity/{activity}/edit", headers=HTML)
+    edit = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'name="opportunity"' not in edit
+    assert f"#{made['deal']['id']}" in edit
+    token = re.search(r'name="csrf_token" value="([^"]+)"', edit)
+    version = re.search(r'name="version" value="(\d+)"', edit)
+    assert token is not None and version is not None
+    saved = client.post(
+        f"/app/activity/{activity}/edit",
+        data={"csrf_token": token.group(1), "version": version.group(1), "kind": "call",
+              "subject": "Asked again", "account": str(made["account"]["id"]),
+              "occurred_at": "2026-03-02T09:30"},
+    )  # fmt: skip
+    assert saved.status_code == 302, saved.get_data(as_text=True)[:500]
+    stored = records.get(actor_of(app, "root"), "activity", activity)
+    assert stored["subject"] == "Asked again"
+    assert stored["opportunity"] == made["deal"]["id"]  # kept
